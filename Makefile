@@ -1,0 +1,161 @@
+# keel: one static binary for x86_64 and aarch64. `make help` lists targets.
+
+VERSION	:= 0.1.0
+ARCH	?= x86_64
+SAN	?= 0
+V	?= 0
+
+ifeq ($(V),0)
+Q	:= @
+say	= @printf '  %-7s %s\n' $(1) $(2);
+else
+Q	:=
+say	=
+endif
+
+# The sanitizer build uses the host's gcc and glibc (musl has no ASan), with
+# the same pinned libraries built for glibc.
+ifeq ($(SAN),1)
+DEPS_TARGET := glibc
+B	:= build/san
+else ifeq ($(ARCH),x86_64)
+DEPS_TARGET := x86_64
+B	:= build
+else ifeq ($(ARCH),aarch64)
+DEPS_TARGET := aarch64
+B	:= build/aarch64
+else
+$(error ARCH must be x86_64 or aarch64, not '$(ARCH)')
+endif
+
+DEPS	:= $(shell core/deps.sh --print $(DEPS_TARGET))
+
+ifeq ($(SAN),1)
+CC	:= gcc
+AR	:= ar
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+LDSTATIC :=
+RUN	:=
+else ifeq ($(ARCH),x86_64)
+CC	:= musl-gcc
+AR	:= ar
+LDSTATIC := -static
+RUN	:=
+else
+CC	:= $(DEPS)/bin/aarch64-musl-gcc
+AR	:= aarch64-linux-gnu-ar
+LDSTATIC := -static
+RUN	:= qemu-aarch64-static
+endif
+
+WARN	:= -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Werror
+CFLAGS	:= -std=gnu11 -O2 -g $(WARN) -ffunction-sections -fdata-sections \
+	   -D_GNU_SOURCE -I. -I$(B)/gen -isystem $(DEPS)/include $(SANFLAGS)
+LDFLAGS	:= $(LDSTATIC) -Wl,--gc-sections $(SANFLAGS)
+LIBS	:= -L$(DEPS)/lib -lmicrohttpd -lnfs -lhiredis -lsqlite3 -lyaml \
+	   -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm
+
+CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
+WEB_SRC	:= $(wildcard web/*.c)
+CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
+KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(WEB_SRC:%.c=$(B)/%.o)
+
+UNIT_SRC := $(shell find tests/unit -name '*.c' ! -name runner.c | sort)
+UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
+
+.PHONY: all deps test test-unit test-integration test-san fuzz demo docs \
+	check-docs clean help FORCE
+.DEFAULT_GOAL := all
+
+all: $(B)/keel
+
+help:
+	@echo 'make                  build build/keel (static, musl; runs deps first if needed)'
+	@echo 'make ARCH=aarch64     build build/aarch64/keel'
+	@echo 'make SAN=1            build with ASan+UBSan (glibc) into build/san'
+	@echo 'make deps             build the six pinned libraries into ~/.cache/keel-deps'
+	@echo 'make test             everything below, then one "N passed, N failed" line'
+	@echo 'make test-unit        unit tests (ARCH=aarch64: under qemu-user)'
+	@echo 'make test-san         unit tests built with ASan+UBSan'
+	@echo 'make test-integration real keel with real peers on loopback'
+	@echo 'make fuzz             run the fuzz targets for longer (FUZZ_SECONDS=300)'
+	@echo 'make demo             build and run keel with the embedded default config'
+	@echo 'make docs             regenerate docs/CONFIGURATION.md from the settings table'
+	@echo 'make clean            remove build/ (the deps cache stays)'
+	@echo 'V=1                   show full command lines'
+
+# ---- third-party libraries ---------------------------------------------------
+
+deps: $(DEPS)/.done
+
+$(DEPS)/.done:
+	$(Q)core/deps.sh $(DEPS_TARGET) >/dev/null
+
+# ---- keel ------------------------------------------------------------------------
+
+$(B)/gen/version.h: FORCE
+	@mkdir -p $(@D)
+	@{ echo '#define KEEL_VERSION "$(VERSION)"'; \
+	   echo '#define KEEL_REVISION "'"$$(git describe --always --dirty 2>/dev/null || echo unknown)"'"'; \
+	   echo '#define KEEL_ARCH "$(ARCH)"'; \
+	   echo '#define KEEL_LIBNFS_VERSION "'"$$(awk '$$1 == "libnfs" { sub(/-.*/, "", $$2); print $$2 }' $(DEPS)/PINS)"'"'; \
+	 } > $@.tmp; cmp -s $@.tmp $@ && rm -f $@.tmp || mv $@.tmp $@
+
+$(B)/gen/default_yaml.c: core/default.yaml core/embed.sh
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)core/embed.sh core_settings_default_yaml $< > $@
+
+$(B)/gen/%.o: $(B)/gen/%.c
+	$(call say,CC,$@)$(CC) $(CFLAGS) -c $< -o $@
+
+$(B)/%.o: %.c $(DEPS)/.done $(B)/gen/version.h
+	@mkdir -p $(@D)
+	$(call say,CC,$@)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
+
+$(B)/libkeelcore.a: $(CORE_OBJ)
+	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
+
+$(B)/keel: $(KEEL_OBJ) $(B)/libkeelcore.a
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $(KEEL_OBJ) $(B)/libkeelcore.a $(LIBS)
+
+# ---- tests -------------------------------------------------------------------------
+
+# Each unit test file is its own program: it may #include the .c it tests,
+# and the archive then leaves that module's object out.
+$(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/runner.o $(B)/libkeelcore.a $(B)/gen/default_yaml.o
+	@mkdir -p $(@D)
+	$(call say,CC,$@)$(CC) $(CFLAGS) -Itests/unit -MMD -MP -o $@ $< \
+		$(B)/tests/unit/runner.o $(B)/gen/default_yaml.o $(B)/libkeelcore.a $(LDFLAGS) $(LIBS)
+
+test-unit: $(UNIT_BIN)
+	$(Q)tests/unit/run.sh $(B) "$(RUN)"
+
+test-san:
+	$(Q)$(MAKE) --no-print-directory SAN=1 test-unit
+
+test-integration: $(B)/keel
+	$(Q)python3 tests/integration/run.py --keel $(B)/keel
+
+# Installs what the tests need (only what is missing), then runs every suite.
+test:
+	$(Q)tests/setup.sh
+	$(Q)tests/run.sh
+
+fuzz:
+	$(Q)tests/fuzz/run.sh $${FUZZ_SECONDS:-300}
+
+demo: $(B)/keel
+	$(Q)tests/demo.sh $(B)/keel
+
+docs: $(B)/keel
+	$(Q)$(B)/keel --config-reference > docs/CONFIGURATION.md
+	@echo 'docs/CONFIGURATION.md regenerated'
+
+clean:
+	rm -rf build
+
+FORCE:
+
+.SECONDARY:
+
+-include $(shell find $(B) -name '*.d' 2>/dev/null)

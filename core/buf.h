@@ -1,0 +1,44 @@
+/* Byte buffers with a hard cap: data lives in [start, end) of a block that
+ * grows on demand but never past max. */
+#ifndef KEEL_CORE_BUF_H
+#define KEEL_CORE_BUF_H
+
+#include <stddef.h>
+#include <sys/types.h>
+
+struct core_buf {
+	char	*data;
+	size_t	 start;		/* first unread byte */
+	size_t	 end;		/* one past the last byte */
+	size_t	 size;		/* bytes allocated */
+	size_t	 max;		/* hard cap on size */
+};
+
+void core_buf_init(struct core_buf *b, size_t max);
+void core_buf_free(struct core_buf *b);
+
+static inline size_t core_buf_len(const struct core_buf *b)
+{
+	return b->end - b->start;
+}
+
+static inline char *core_buf_head(const struct core_buf *b)
+{
+	return b->data + b->start;
+}
+
+/* Makes room for n more bytes at the end. CORE_OK, CORE_FULL past the cap,
+ * or -ENOMEM. */
+int core_buf_reserve(struct core_buf *b, size_t n);
+int core_buf_append(struct core_buf *b, const void *p, size_t n);
+void core_buf_consume(struct core_buf *b, size_t n);
+
+/* Reads what the fd has into free space, growing up to the cap. Returns the
+ * byte count, 0 at end of file, CORE_AGAIN, CORE_FULL, or -errno. */
+ssize_t core_buf_read(struct core_buf *b, int fd);
+
+/* Writes buffered bytes to the fd and consumes what was written. Returns the
+ * byte count, CORE_AGAIN, or -errno. */
+ssize_t core_buf_write(struct core_buf *b, int fd);
+
+#endif

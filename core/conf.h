@@ -1,0 +1,40 @@
+/* The config model: YAML (through libyaml) is loaded against a declarative
+ * schema of sections and settings, which also supplies defaults, bounds,
+ * the reload rules and the reference documentation. */
+#ifndef KEEL_CORE_CONF_H
+#define KEEL_CORE_CONF_H
+
+#include <stdio.h>
+
+#include "core.h"
+#include "conf-t.h"
+
+/*
+ * Loads YAML text against a schema. Always returns a conf (NULL only when
+ * out of memory); conf->nerrors > 0 means it must not be used, and
+ * conf->errors lists every problem found, each with file, line and setting.
+ */
+struct core_conf *core_conf_load(const struct core_conf_section *schema,
+				 const char *file, const char *text, size_t len);
+/* Reads a file, then as core_conf_load(). */
+struct core_conf *core_conf_load_file(const struct core_conf_section *schema,
+				      const char *path);
+void core_conf_free(struct core_conf *conf);
+
+/* For section checks: records an error at line (0: unknown) for path. */
+void core_conf_error(struct core_conf_load *ld, int line, const char *path,
+		     const char *fmt, ...) CORE_PRINTF(4, 5);
+
+/*
+ * For a reload: every setting without CORE_CONF_RELOAD that differs between
+ * the running conf and a new one gets the running value back in `new`
+ * (copied into new's arena), and fn is told its path. Returns how many.
+ * The flag of a LIST or MAP covers everything inside it.
+ */
+size_t core_conf_keep_static(struct core_conf *new, const struct core_conf *old,
+			     void (*fn)(const char *path, void *arg), void *arg);
+
+/* Writes the Markdown reference of a schema. */
+void core_conf_write_reference(FILE *f, const struct core_conf_section *schema);
+
+#endif

@@ -1,0 +1,50 @@
+/* The event loop: epoll for fds, a min-heap of timers on monotonic ms,
+ * signals through signalfd, and deferred calls run after each batch so no
+ * object is ever freed inside its own callback. One loop per thread. */
+#ifndef KEEL_CORE_LOOP_H
+#define KEEL_CORE_LOOP_H
+
+#include "loop-t.h"
+
+int core_loop_init(struct core_loop *loop, char *err, size_t errlen);
+void core_loop_free(struct core_loop *loop);
+
+/* Runs until core_loop_stop(); returns CORE_OK or -errno from epoll. */
+int core_loop_run(struct core_loop *loop);
+/* One wait (at most timeout_ms, -1 for none) and its dispatch. */
+int core_loop_run_once(struct core_loop *loop, int timeout_ms);
+void core_loop_stop(struct core_loop *loop);
+
+static inline uint64_t core_loop_now(const struct core_loop *loop)
+{
+	return loop->now;
+}
+
+void core_io_init(struct core_loop *loop, struct core_io *io, int fd,
+		  void (*cb)(struct core_io *io, unsigned revents), void *data);
+/* Watches exactly `events` (CORE_IO_READ|CORE_IO_WRITE); 0 stops. */
+int core_io_set(struct core_io *io, unsigned events);
+/* Removes the fd from the loop; does not close it. */
+void core_io_stop(struct core_io *io);
+
+void core_timer_init(struct core_loop *loop, struct core_timer *t,
+		     void (*cb)(struct core_timer *t), void *data);
+/* Arms (or re-arms) the timer to fire after_ms from the loop's now. */
+int core_timer_start(struct core_timer *t, uint64_t after_ms);
+void core_timer_stop(struct core_timer *t);
+
+static inline int core_timer_armed(const struct core_timer *t)
+{
+	return t->slot != 0;
+}
+
+/* Queues fn(d) to run after the current batch; a queued d is left as is. */
+void core_loop_defer(struct core_loop *loop, struct core_defer *d,
+		     void (*fn)(struct core_defer *d));
+
+/* Delivers signo through the loop instead of an async handler. */
+int core_loop_signal(struct core_loop *loop, int signo,
+		     void (*cb)(struct core_loop *loop, int signo, void *data),
+		     void *data);
+
+#endif
