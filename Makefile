@@ -63,7 +63,7 @@ KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(WEB_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(shell find tests/unit -name '*.c' ! -name runner.c | sort)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 
-.PHONY: all deps test test-unit test-integration test-san fuzz demo docs \
+.PHONY: all deps test test-unit test-integration test-san fuzz fuzz-build demo docs \
 	check-docs clean help FORCE
 .DEFAULT_GOAL := all
 
@@ -134,12 +134,32 @@ test-san:
 	$(Q)$(MAKE) --no-print-directory SAN=1 test-unit
 
 test-integration: $(B)/keel
-	$(Q)python3 tests/integration/run.py --keel $(B)/keel
+	$(Q)python3 tests/integration/run.py --keel $(B)/keel --result $(B)/tests/integration/result
 
 # Installs what the tests need (only what is missing), then runs every suite.
 test:
 	$(Q)tests/setup.sh
 	$(Q)tests/run.sh
+
+# Fuzz targets: clang's libFuzzer with ASan+UBSan, linked against the glibc
+# build of the pinned libraries.
+FUZZ_DEPS := $(shell core/deps.sh --print glibc)
+FUZZ_SRC  := $(wildcard tests/fuzz/*.c)
+FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
+
+fuzz-build: $(FUZZ_BIN)
+
+build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) build/fuzz/gen/default_yaml.c
+	@test -f $(FUZZ_DEPS)/.done || core/deps.sh glibc >/dev/null
+	@mkdir -p $(@D)
+	$(call say,FUZZ,$@)clang -std=gnu11 -g -O1 -D_GNU_SOURCE \
+		-fsanitize=fuzzer,address,undefined -I. -Ibuild/fuzz/gen \
+		-isystem $(FUZZ_DEPS)/include $(filter %.c,$^) \
+		-L$(FUZZ_DEPS)/lib -lyaml -lpthread -o $@
+
+build/fuzz/gen/default_yaml.c: core/default.yaml core/embed.sh
+	@mkdir -p $(@D)
+	$(Q)core/embed.sh core_settings_default_yaml $< > $@
 
 fuzz:
 	$(Q)tests/fuzz/run.sh $${FUZZ_SECONDS:-300}

@@ -37,7 +37,7 @@ static const struct core_conf_def admin_defs[] = {
 	{ .name = "max_connections", .type = CORE_CONF_INT,
 	  .offset = offsetof(struct keel_admin_conf, max_connections),
 	  .dflt = "64", .min = 1, .max = 10000,
-	  .doc = "Connections served at once per address; more are refused." },
+	  .doc = "Connections served at once per address; more wait in the listen queue." },
 	{ .name = "idle_timeout", .type = CORE_CONF_DURATION,
 	  .offset = offsetof(struct keel_admin_conf, idle_timeout),
 	  .dflt = "30s", .min = 1 * SEC, .max = 3600 * SEC,

@@ -26,6 +26,7 @@ struct web_server {
 	struct MHD_Daemon *mhd;
 	struct core_io	   io;		/* the daemon's epoll fd */
 	struct core_timer  timer;	/* its next connection timeout */
+	unsigned	   limit;	/* admin.max_connections */
 	char		   addr[64];
 };
 
@@ -122,22 +123,40 @@ static void web_schedule(struct web_server *s)
 		core_timer_stop(&s->timer);
 }
 
-static void web_on_io(struct core_io *io, unsigned revents)
+static unsigned web_connections(const struct web_server *s)
 {
-	struct web_server *s = io->data;
+	const union MHD_DaemonInfo *info;
 
-	(void)revents;
+	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_CURRENT_CONNECTIONS);
+	return info != NULL ? info->num_connections : 0;
+}
+
+/*
+ * At its connection limit libmicrohttpd takes its listen socket out of its
+ * epoll set, and puts it back only at the start of a later run. When a run
+ * frees a slot, run once more so clients waiting in the listen queue are
+ * accepted now rather than never (nothing else would wake us).
+ */
+static void web_run(struct web_server *s)
+{
+	unsigned before = web_connections(s);
+
 	if (MHD_run(s->mhd) != MHD_YES)
 		core_log_warn("web", "%s: processing failed", s->addr);
+	if (before >= s->limit && web_connections(s) < before)
+		MHD_run(s->mhd);
 	web_schedule(s);
+}
+
+static void web_on_io(struct core_io *io, unsigned revents)
+{
+	(void)revents;
+	web_run(io->data);
 }
 
 static void web_on_timer(struct core_timer *t)
 {
-	struct web_server *s = t->data;
-
-	MHD_run(s->mhd);
-	web_schedule(s);
+	web_run(t->data);
 }
 
 /* Binds a listening socket ourselves so IPv6 and errors are ours to word. */
@@ -196,6 +215,7 @@ static int web_start(struct core_loop *loop, const struct core_conf *conf,
 		int fd;
 
 		snprintf(s->addr, sizeof(s->addr), "%s", addrs[i].text);
+		s->limit = (unsigned)ac->max_connections;
 		fd = web_listen(&addrs[i], err, errlen);
 		if (fd == -1)
 			goto fail;

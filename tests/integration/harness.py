@@ -1,0 +1,224 @@
+"""The integration harness: starts the real keel and real peers (HTTP
+backends, redis-server, ...) on free loopback ports, waits for each to be
+ready by probing it (never by sleeping), and stops every process it started,
+by PID, whatever happens to the test."""
+
+import http.client
+import os
+import re
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+KEEL = os.environ.get("KEEL_BIN", os.path.join(HERE, "..", "..", "build", "keel"))
+
+
+class TestFailure(AssertionError):
+    pass
+
+
+def free_port(family=socket.AF_INET, host="127.0.0.1"):
+    """A port the kernel just handed out and released: free for a moment."""
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def have_ipv6_loopback():
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def wait_for(what, probe, timeout=10.0, interval=0.02):
+    """Calls probe() until it returns something true; returns that."""
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        try:
+            got = probe()
+            if got:
+                return got
+        except (OSError, http.client.HTTPException) as e:
+            last = e
+        time.sleep(interval)
+    raise TestFailure("timed out after %.1fs waiting for %s%s"
+                      % (timeout, what, " (last: %s)" % last if last else ""))
+
+
+class Proc:
+    def __init__(self, name, argv, log_path, popen):
+        self.name, self.argv, self.log_path, self.popen = name, argv, log_path, popen
+
+    @property
+    def pid(self):
+        return self.popen.pid
+
+    def alive(self):
+        return self.popen.poll() is None
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def wait_log(self, pattern, timeout=10.0):
+        rx = re.compile(pattern)
+        return wait_for("log line /%s/ from %s" % (pattern, self.name),
+                        lambda: rx.search(self.log()), timeout)
+
+    def signal(self, sig):
+        self.popen.send_signal(sig)
+
+    def wait(self, timeout=10.0):
+        return self.popen.wait(timeout)
+
+
+class Harness:
+    """One per test: a scratch directory and the processes started in it."""
+
+    def __init__(self, name):
+        self.dir = tempfile.mkdtemp(prefix="keel-it-%s-" % name)
+        self.procs = []
+
+    # ---- processes ----
+
+    def start(self, name, argv, ready=None, timeout=10.0, env=None):
+        log_path = os.path.join(self.dir, name + ".log")
+        log = open(log_path, "wb")
+        popen = subprocess.Popen(argv, stdout=log, stderr=subprocess.STDOUT,
+                                 stdin=subprocess.DEVNULL, cwd=self.dir,
+                                 start_new_session=True, env=env)
+        log.close()
+        p = Proc(name, argv, log_path, popen)
+        self.procs.append(p)
+        if ready is not None:
+            def probe():
+                if not p.alive():
+                    raise TestFailure("%s exited with %s before it was ready:\n%s"
+                                      % (name, p.popen.returncode, p.log()[-2000:]))
+                return ready()
+            wait_for("%s to be ready" % name, probe, timeout)
+        return p
+
+    def stop_all(self):
+        """SIGTERM every process group we started, then SIGKILL stragglers."""
+        for p in self.procs:
+            if p.alive():
+                try:
+                    os.killpg(p.pid, signal.SIGTERM)
+                except ProcessLookupError:
+                    pass
+        deadline = time.monotonic() + 5
+        for p in self.procs:
+            try:
+                p.popen.wait(max(0.1, deadline - time.monotonic()))
+            except subprocess.TimeoutExpired:
+                pass
+            try:
+                os.killpg(p.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+            try:
+                p.popen.wait(5)
+            except subprocess.TimeoutExpired:
+                pass
+        self.procs = []
+
+    def path(self, name):
+        return os.path.join(self.dir, name)
+
+    def write(self, name, text):
+        with open(self.path(name), "w") as f:
+            f.write(text)
+        return self.path(name)
+
+    # ---- keel ----
+
+    def keel(self, conf_text, name="keel", wait_port=None):
+        """Starts build/keel with conf_text; ready when /healthz answers."""
+        conf = self.write(name + ".yaml", conf_text)
+        ready = None
+        if wait_port is not None:
+            ready = lambda: http_get(wait_port, "/healthz").status == 200
+        return self.start(name, [KEEL, "-c", conf], ready=ready)
+
+    def run_keel(self, *args, timeout=30):
+        return subprocess.run([KEEL, *args], capture_output=True, text=True,
+                              timeout=timeout, cwd=self.dir)
+
+    # ---- peers ----
+
+    def http_backend(self, name="backend"):
+        port = free_port()
+        self.start(name, ["python3", os.path.join(HERE, "backend.py"),
+                          "--port", str(port), "--name", name],
+                   ready=lambda: http_get(port, "/").status == 200)
+        return port
+
+    def redis(self, name="redis"):
+        port = free_port()
+        self.start(name, ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
+                          "--save", "", "--appendonly", "no",
+                          "--dir", self.dir],
+                   ready=lambda: redis_cmd(port, "PING") == "+PONG")
+        return port
+
+
+# ---- clients ----
+
+class Reply:
+    def __init__(self, status, headers, body):
+        self.status, self.headers, self.body = status, headers, body
+
+    def json(self):
+        import json
+        return json.loads(self.body)
+
+
+def http_get(port, path, method="GET", host="127.0.0.1", headers=None, timeout=5):
+    c = http.client.HTTPConnection(host, port, timeout=timeout)
+    try:
+        c.request(method, path, headers=headers or {})
+        r = c.getresponse()
+        return Reply(r.status, {k.lower(): v for k, v in r.getheaders()},
+                     r.read().decode(errors="replace"))
+    finally:
+        c.close()
+
+
+def raw_request(port, data, host="127.0.0.1", timeout=5):
+    """Sends raw bytes, returns everything the server sent until it closed."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as s:
+        s.settimeout(timeout)
+        s.connect((host, port))
+        s.sendall(data)
+        out = b""
+        while True:
+            try:
+                chunk = s.recv(65536)
+            except ConnectionResetError:
+                break
+            if not chunk:
+                break
+            out += chunk
+        return out
+
+
+def redis_cmd(port, *args):
+    with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
+        req = "*%d\r\n" % len(args) + "".join(
+            "$%d\r\n%s\r\n" % (len(a), a) for a in args)
+        s.sendall(req.encode())
+        return s.recv(4096).decode().strip()
+
+
+def check(cond, msg="check failed"):
+    if not cond:
+        raise TestFailure(msg)

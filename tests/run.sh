@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make test`: build, unit tests, the same under ASan+UBSan, a short fuzz
+# run, integration tests against real peers; then one closing line
+# "N passed, N failed" over all of them. Exits non-zero on any failure.
+set -u
+cd "$(dirname "$0")/.."
+FUZZ_SECONDS=${FUZZ_SECONDS:-30}
+
+rm -f build/tests/unit/result build/san/tests/unit/result \
+	build/tests/integration/result build/fuzz-result
+status=0
+step() {
+	echo
+	echo "==== $1"
+	shift
+	"$@" || status=1
+}
+
+step "build" make -s all || { echo "0 passed, 1 failed"; exit 1; }
+step "unit tests" make -s test-unit
+step "unit tests, ASan+UBSan" make -s test-san
+step "fuzz (${FUZZ_SECONDS}s per target)" sh -c \
+	"tests/fuzz/run.sh $FUZZ_SECONDS && echo '1 0' > build/fuzz-result || echo '0 1' > build/fuzz-result"
+step "integration tests" python3 tests/integration/run.py --keel build/keel \
+	--result build/tests/integration/result
+
+passed=0 failed=0
+echo
+echo "==== summary"
+for suite in "unit:build/tests/unit/result" "unit-san:build/san/tests/unit/result" \
+	"fuzz:build/fuzz-result" "integration:build/tests/integration/result"; do
+	name=${suite%%:*} file=${suite#*:}
+	if [ -f "$file" ]; then
+		read -r p f <"$file"
+	else
+		p=0 f=1		# the suite did not get as far as counting
+	fi
+	printf '  %-12s %d passed, %d failed\n' "$name" "$p" "$f"
+	passed=$((passed + p))
+	failed=$((failed + f))
+done
+[ $failed -gt 0 ] && status=1
+echo "$passed passed, $failed failed"
+exit $status

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what building and testing keel needs on Debian 12, only what is
+# missing, so `make test` passes on a fresh machine. core/deps.sh installs
+# the toolchain for the libraries itself.
+set -euo pipefail
+need=(
+	gcc make musl-tools file git python3 curl	# build, harness
+	redis-server					# a real peer
+	clang libclang-rt-14-dev			# libFuzzer
+	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
+)
+missing=()
+for p in "${need[@]}"; do
+	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+	if [ "$(id -u)" != 0 ]; then
+		echo "setup: missing packages: ${missing[*]} (run as root or install them)" >&2
+		exit 1
+	fi
+	echo "setup: installing ${missing[*]}"
+	apt-get update -qq
+	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+		"${missing[@]}" >/dev/null
+fi
+# redis-server's package starts a system instance; tests start their own.
