@@ -76,7 +76,7 @@ help:
 	@echo 'make deps             build the six pinned libraries into ~/.cache/keel-deps'
 	@echo 'make test             everything below, then one "N passed, N failed" line'
 	@echo 'make test-unit        unit tests (ARCH=aarch64: under qemu-user)'
-	@echo 'make test-san         unit tests built with ASan+UBSan'
+	@echo 'make test-san         unit and integration tests, built with ASan+UBSan'
 	@echo 'make test-integration real keel with real peers on loopback'
 	@echo 'make fuzz             run the fuzz targets for longer (FUZZ_SECONDS=300)'
 	@echo 'make demo             build and run keel with the embedded default config'
@@ -131,10 +131,11 @@ test-unit: $(UNIT_BIN)
 	$(Q)tests/unit/run.sh $(B) "$(RUN)"
 
 test-san:
-	$(Q)$(MAKE) --no-print-directory SAN=1 test-unit
+	$(Q)$(MAKE) --no-print-directory SAN=1 test-unit test-integration
 
 test-integration: $(B)/keel
-	$(Q)python3 tests/integration/run.py --keel $(B)/keel --result $(B)/tests/integration/result
+	$(Q)python3 tests/integration/run.py --keel $(B)/keel --result $(B)/tests/integration/result \
+		$(if $(filter 1,$(SAN)),--san)
 
 # Installs what the tests need (only what is missing), then runs every suite.
 test:

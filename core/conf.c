@@ -651,6 +651,11 @@ static void conf_load_section(struct core_conf_load *ld,
 			conf_error(ld->conf, node_line(k), sub, "unknown setting");
 			continue;
 		}
+		if (i >= CONF_MAX_DEFS) {	/* a schema bug, caught by tests */
+			conf_error(ld->conf, node_line(k), sub,
+				   "section has more than %d settings", CONF_MAX_DEFS);
+			continue;
+		}
 		if (seen[i]) {
 			conf_error(ld->conf, node_line(k), sub, "set twice");
 			continue;
@@ -673,7 +678,7 @@ static void conf_load_section(struct core_conf_load *ld,
 		}
 	}
 
-	for (i = 0, d = sec->defs; d->name != NULL; d++, i++) {
+	for (i = 0, d = sec->defs; d->name != NULL && i < CONF_MAX_DEFS; d++, i++) {
 		if (seen[i])
 			continue;
 		path_join(sub, sizeof(sub), path, d->name);

@@ -86,7 +86,8 @@ fetch() {			# fetch PKG VERSION TARBALL SHA256
 		log "downloading $pkg $ver"
 		# apt-get may fail on a missing .dsc (libnfs's is a 404 on the
 		# mirror) after fetching the tarball; the sha256 below decides.
-		(cd "$SRC" && apt-get source -qq --download-only "$pkg=$ver" >&2) || true
+		(cd "$SRC" && apt-get source -qq -o APT::Sandbox::User=root \
+			--download-only "$pkg=$ver" >&2) || true
 	fi
 	if ! echo "$sum  $SRC/$tar" | sha256sum -c --status 2>/dev/null; then
 		log "$tar: missing or sha256 mismatch (want $sum)"

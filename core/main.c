@@ -207,6 +207,7 @@ static void main_reference(void)
 static int main_check(void)
 {
 	const struct core_conf_err *e;
+	int rc = 0;
 
 	keel.conf = main_load_conf();
 	if (keel.conf == NULL) {
@@ -219,10 +220,12 @@ static int main_check(void)
 		fprintf(stderr, "keel: configuration %s has %zu error%s\n",
 			keel.conf->file, keel.conf->nerrors,
 			keel.conf->nerrors == 1 ? "" : "s");
-		return 1;
-	}
-	printf("keel: configuration %s is ok\n", keel.conf->file);
-	return 0;
+		rc = 1;
+	} else
+		printf("keel: configuration %s is ok\n", keel.conf->file);
+	core_conf_free(keel.conf);
+	keel.conf = NULL;
+	return rc;
 }
 
 static int main_run(void)

@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 rm -f build/tests/unit/result build/san/tests/unit/result \
-	build/tests/integration/result build/fuzz-result
+	build/tests/integration/result build/san/tests/integration/result \
+	build/fuzz-result
 status=0
 step() {
 	echo
@@ -18,7 +19,7 @@ step() {
 
 step "build" make -s all || { echo "0 passed, 1 failed"; exit 1; }
 step "unit tests" make -s test-unit
-step "unit tests, ASan+UBSan" make -s test-san
+step "unit and integration tests, ASan+UBSan" make -s test-san
 step "fuzz (${FUZZ_SECONDS}s per target)" sh -c \
 	"tests/fuzz/run.sh $FUZZ_SECONDS && echo '1 0' > build/fuzz-result || echo '0 1' > build/fuzz-result"
 step "integration tests" python3 tests/integration/run.py --keel build/keel \
@@ -28,7 +29,8 @@ passed=0 failed=0
 echo
 echo "==== summary"
 for suite in "unit:build/tests/unit/result" "unit-san:build/san/tests/unit/result" \
-	"fuzz:build/fuzz-result" "integration:build/tests/integration/result"; do
+	"integ-san:build/san/tests/integration/result" "fuzz:build/fuzz-result" \
+	"integration:build/tests/integration/result"; do
 	name=${suite%%:*} file=${suite#*:}
 	if [ -f "$file" ]; then
 		read -r p f <"$file"

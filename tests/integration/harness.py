@@ -14,6 +14,7 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 KEEL = os.environ.get("KEEL_BIN", os.path.join(HERE, "..", "..", "build", "keel"))
+SANITIZED = os.environ.get("KEEL_SAN") == "1"   # KEEL is an ASan+UBSan build
 
 
 class TestFailure(AssertionError):
@@ -85,6 +86,7 @@ class Harness:
     def __init__(self, name):
         self.dir = tempfile.mkdtemp(prefix="keel-it-%s-" % name)
         self.procs = []
+        self.stopped = []
 
     # ---- processes ----
 
@@ -128,7 +130,18 @@ class Harness:
                 p.popen.wait(5)
             except subprocess.TimeoutExpired:
                 pass
+        self.stopped += self.procs
         self.procs = []
+
+    def sanitizer_reports(self):
+        """Sanitizer reports in the logs of every keel this test ran."""
+        found = []
+        for p in self.stopped + self.procs:
+            if p.argv and p.argv[0] == KEEL:
+                text = p.log()
+                if "Sanitizer" in text or "runtime error:" in text:
+                    found.append((p.name, text[-3000:]))
+        return found
 
     def path(self, name):
         return os.path.join(self.dir, name)
@@ -149,8 +162,12 @@ class Harness:
         return self.start(name, [KEEL, "-c", conf], ready=ready)
 
     def run_keel(self, *args, timeout=30):
-        return subprocess.run([KEEL, *args], capture_output=True, text=True,
-                              timeout=timeout, cwd=self.dir)
+        r = subprocess.run([KEEL, *args], capture_output=True, text=True,
+                           timeout=timeout, cwd=self.dir)
+        if "Sanitizer" in r.stderr or "runtime error:" in r.stderr:
+            raise TestFailure("sanitizer report from keel %s:\n%s"
+                              % (" ".join(args), r.stderr[-3000:]))
+        return r
 
     # ---- peers ----
 

@@ -60,11 +60,15 @@ def main():
     ap.add_argument("--keel", default=harness.KEEL)
     ap.add_argument("--result")
     ap.add_argument("--timeout", type=int, default=90)
+    ap.add_argument("--san", action="store_true", help="KEEL is an ASan+UBSan build")
     ap.add_argument("--dir", default=HERE, help="where the test_*.py files are")
     ap.add_argument("only", nargs="?")
     args = ap.parse_args()
 
     os.environ["KEEL_BIN"] = harness.KEEL = os.path.abspath(args.keel)
+    if args.san:
+        os.environ["KEEL_SAN"] = "1"
+        harness.SANITIZED = True
     signal.signal(signal.SIGALRM, on_alarm)
     signal.signal(signal.SIGTERM, on_term)
     signal.signal(signal.SIGINT, on_term)
@@ -95,6 +99,11 @@ def main():
             signal.alarm(0)
             h.stop_all()
             current = None
+        for pname, text in h.sanitizer_reports():
+            ok = False
+            print("FAIL %s: sanitizer report from %s:" % (name, pname))
+            for line in text.splitlines()[-30:]:
+                print("    " + line)
         if ok:
             passed += 1
             print("ok   %s (%.1fs)" % (name, time.monotonic() - t0))
