@@ -55,10 +55,13 @@ LDFLAGS	:= $(LDSTATIC) -Wl,--gc-sections $(SANFLAGS)
 LIBS	:= -L$(DEPS)/lib -lmicrohttpd -lnfs -lhiredis -lsqlite3 -lyaml \
 	   -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm
 
+# Everything but main goes into libkeel.a for the unit tests. keel links
+# the module objects explicitly, because a module registers itself through a
+# linker section that nothing references by name.
 CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
-WEB_SRC	:= $(wildcard web/*.c)
-CORE_OBJ := $(CORE_SRC:%.c=$(B)/%.o)
-KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(WEB_SRC:%.c=$(B)/%.o)
+MOD_SRC	:= $(wildcard proxy/*.c web/*.c)
+LIB_OBJ	:= $(CORE_SRC:%.c=$(B)/%.o) $(MOD_SRC:%.c=$(B)/%.o)
+KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(MOD_SRC:%.c=$(B)/%.o)
 
 UNIT_SRC := $(shell find tests/unit -name '*.c' ! -name runner.c | sort)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
@@ -112,20 +115,20 @@ $(B)/%.o: %.c $(DEPS)/.done $(B)/gen/version.h
 	@mkdir -p $(@D)
 	$(call say,CC,$@)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
-$(B)/libkeelcore.a: $(CORE_OBJ)
+$(B)/libkeel.a: $(LIB_OBJ)
 	$(call say,AR,$@)rm -f $@ && $(AR) rcs $@ $^
 
-$(B)/keel: $(KEEL_OBJ) $(B)/libkeelcore.a
-	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $(KEEL_OBJ) $(B)/libkeelcore.a $(LIBS)
+$(B)/keel: $(KEEL_OBJ) $(B)/libkeel.a
+	$(call say,LD,$@)$(CC) $(LDFLAGS) -o $@ $(KEEL_OBJ) $(B)/libkeel.a $(LIBS)
 
 # ---- tests -------------------------------------------------------------------------
 
 # Each unit test file is its own program: it may #include the .c it tests,
 # and the archive then leaves that module's object out.
-$(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/runner.o $(B)/libkeelcore.a $(B)/gen/default_yaml.o
+$(B)/tests/unit/%: tests/unit/%.c $(B)/tests/unit/runner.o $(B)/libkeel.a $(B)/gen/default_yaml.o
 	@mkdir -p $(@D)
 	$(call say,CC,$@)$(CC) $(CFLAGS) -Itests/unit -MMD -MP -o $@ $< \
-		$(B)/tests/unit/runner.o $(B)/gen/default_yaml.o $(B)/libkeelcore.a $(LDFLAGS) $(LIBS)
+		$(B)/tests/unit/runner.o $(B)/gen/default_yaml.o $(B)/libkeel.a $(LDFLAGS) $(LIBS)
 
 test-unit: $(UNIT_BIN)
 	$(Q)tests/unit/run.sh $(B) "$(RUN)"
