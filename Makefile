@@ -153,7 +153,7 @@ FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
 fuzz-build: $(FUZZ_BIN)
 
-build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) build/fuzz/gen/default_yaml.c
+build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(wildcard proxy/*.c) build/fuzz/gen/default_yaml.c
 	@test -f $(FUZZ_DEPS)/.done || core/deps.sh glibc >/dev/null
 	@mkdir -p $(@D)
 	$(call say,FUZZ,$@)clang -std=gnu11 -g -O1 -D_GNU_SOURCE \
