@@ -47,6 +47,9 @@ struct core_conf_section {
 	size_t		 size;		/* of the struct it describes */
 	const struct core_conf_def *defs; /* ends with a NULL name */
 	const char	*doc;
+	/* Where the loader stores the line the section started on (an int),
+	 * for checks made later from elsewhere; 0: not stored. */
+	size_t		 line_offset;
 	/* Optional checks across fields, after the section is loaded: report
 	 * problems with core_conf_error(ld, line, path, ...). */
 	void		(*check)(struct core_conf_load *ld, void *obj,

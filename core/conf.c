@@ -685,6 +685,8 @@ static void conf_load_section(struct core_conf_load *ld,
 		conf_load_default(ld, d, (char *)obj + d->offset, sub, line);
 	}
 
+	if (sec->line_offset != 0)
+		*(int *)(void *)((char *)obj + sec->line_offset) = line;
 	if (sec->check != NULL)
 		sec->check(ld, obj, path, line);
 }

@@ -31,8 +31,11 @@ int core_loop_init(struct core_loop *loop, char *err, size_t errlen)
 	return CORE_OK;
 }
 
+static void loop_run_defers(struct core_loop *loop);
+
 void core_loop_free(struct core_loop *loop)
 {
+	loop_run_defers(loop);		/* objects queued for freeing */
 	if (loop->sigfd != -1) {
 		core_io_stop(&loop->sigio);
 		close(loop->sigfd);

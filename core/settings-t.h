@@ -3,6 +3,7 @@
 #ifndef KEEL_CORE_SETTINGS_T_H
 #define KEEL_CORE_SETTINGS_T_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "conf-t.h"
@@ -19,10 +20,70 @@ struct keel_admin_conf {
 	int64_t		request_memory;	/* bytes per connection, headers included */
 };
 
+enum keel_balance {
+	KEEL_BALANCE_ROUND_ROBIN = 0,	/* smooth weighted round-robin */
+	KEEL_BALANCE_LEAST_CONN,	/* fewest active requests, by weight */
+	KEEL_BALANCE_IP_HASH,		/* client address picks the server */
+	KEEL_BALANCE_P2C,		/* best of two random picks */
+};
+
+struct keel_server_conf {
+	struct core_conf_addr address;
+	int64_t		weight;
+	int64_t		max_fails;	/* failures within fail_timeout... */
+	int64_t		fail_timeout;	/* ...take it out for fail_timeout ms */
+	bool		backup;		/* used only when no primary is up */
+	bool		down;		/* never used */
+};
+
+struct keel_upstream_conf {
+	char		*name;
+	int		balance;	/* enum keel_balance */
+	struct core_conf_list servers;	/* of struct keel_server_conf */
+	int64_t		keepalive;	/* idle connections kept per server */
+	int64_t		keepalive_timeout; /* ms an idle one is kept */
+	int		line;
+};
+
+struct keel_route_conf {
+	struct core_conf_list hosts;	/* of char *: exact or "*.example.com" */
+	char		*path;		/* prefix, starts with '/' */
+	char		*upstream;
+	char		*rewrite;	/* "keep", "strip", or a replacement prefix */
+	int64_t		connect_timeout;
+	int64_t		send_timeout;
+	int64_t		read_timeout;	/* between bytes from the upstream */
+	int64_t		idle_timeout;	/* client keep-alive between requests */
+	int64_t		max_body;	/* request body bytes */
+	int64_t		tries;		/* servers tried per request */
+	int64_t		try_timeout;	/* total time for those tries; 0: none */
+	bool		retry_5xx;	/* idempotent requests: 5xx -> next server */
+	bool		upstream_header; /* add X-Keel-Upstream to responses */
+	int		line;
+};
+
+struct keel_listener_conf {
+	struct core_conf_addr address;
+	int		line;
+};
+
+struct keel_proxy_conf {
+	int64_t		max_connections;	/* client connections at once */
+	int64_t		header_timeout;		/* to receive a whole request head */
+	int64_t		max_request_line;
+	int64_t		max_header_bytes;
+	int64_t		max_headers;
+	int64_t		buffer_size;		/* per direction, per connection */
+};
+
 struct keel_conf {
 	char		*node;		/* this box's name */
 	struct keel_log_conf log;
 	struct keel_admin_conf admin;
+	struct keel_proxy_conf proxy;
+	struct core_conf_list listeners;	/* of struct keel_listener_conf */
+	struct core_conf_list upstreams;	/* map of struct keel_upstream_conf */
+	struct core_conf_list routes;		/* of struct keel_route_conf */
 };
 
 #endif

@@ -1,6 +1,8 @@
 /* keel's settings, declared once: YAML loading, defaults, bounds, reload
  * rules and docs/CONFIGURATION.md all come from this table. */
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
 #include "core.h"
 #include "conf.h"
@@ -54,6 +56,227 @@ static const struct core_conf_section admin_section = {
 	.doc = "The admin server: `GET /healthz` for monitors and load balancers.",
 };
 
+static const struct core_conf_def proxy_defs[] = {
+	{ .name = "max_connections", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_proxy_conf, max_connections),
+	  .dflt = "10000", .min = 1, .max = 1000000,
+	  .doc = "Client connections at once; past it, accepting pauses." },
+	{ .name = "header_timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_proxy_conf, header_timeout),
+	  .dflt = "10s", .min = 100, .max = 3600 * SEC,
+	  .doc = "Time a client has to send a whole request head; then 408." },
+	{ .name = "max_request_line", .type = CORE_CONF_SIZE, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_proxy_conf, max_request_line),
+	  .dflt = "8k", .min = 256, .max = 64 * KB,
+	  .doc = "Longest request line; longer gets 414." },
+	{ .name = "max_header_bytes", .type = CORE_CONF_SIZE, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_proxy_conf, max_header_bytes),
+	  .dflt = "32k", .min = 1 * KB, .max = 256 * KB,
+	  .doc = "Largest request or response head; a larger request gets 431." },
+	{ .name = "max_headers", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_proxy_conf, max_headers),
+	  .dflt = "100", .min = 8, .max = 128,
+	  .doc = "Most header fields in a head; more gets 431." },
+	{ .name = "buffer_size", .type = CORE_CONF_SIZE, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_proxy_conf, buffer_size),
+	  .dflt = "64k", .min = 4 * KB, .max = 4 * MB,
+	  .doc = "Bytes buffered per direction per connection; a slow reader stops the writer there." },
+	{ 0 }
+};
+
+static const struct core_conf_section proxy_section = {
+	.size = sizeof(struct keel_proxy_conf), .defs = proxy_defs,
+	.doc = "Limits of the HTTP proxy that apply before a request is routed.",
+};
+
+static const struct core_conf_def listener_defs[] = {
+	{ .name = "address", .type = CORE_CONF_ADDR, .flags = CORE_CONF_REQUIRED,
+	  .offset = offsetof(struct keel_listener_conf, address),
+	  .doc = "Address the proxy accepts clients on: `*:80`, `[::]:80`, `10.0.0.5:8080`." },
+	{ 0 }
+};
+
+static const struct core_conf_section listener_section = {
+	.size = sizeof(struct keel_listener_conf), .defs = listener_defs,
+	.line_offset = offsetof(struct keel_listener_conf, line),
+	.doc = "A front-end address of the proxy.",
+};
+
+static const char *const balances[] = {
+	"round_robin", "least_conn", "ip_hash", "p2c", NULL
+};
+
+static const struct core_conf_def server_defs[] = {
+	{ .name = "address", .type = CORE_CONF_ADDR, .flags = CORE_CONF_REQUIRED,
+	  .offset = offsetof(struct keel_server_conf, address),
+	  .doc = "The app server: `10.0.0.1:8101`." },
+	{ .name = "weight", .type = CORE_CONF_INT,
+	  .offset = offsetof(struct keel_server_conf, weight),
+	  .dflt = "1", .min = 1, .max = 256,
+	  .doc = "Share of requests relative to the other servers." },
+	{ .name = "max_fails", .type = CORE_CONF_INT,
+	  .offset = offsetof(struct keel_server_conf, max_fails),
+	  .dflt = "1", .min = 0, .max = 1000,
+	  .doc = "Failures within `fail_timeout` that take the server out for `fail_timeout` (nginx semantics); 0 never does." },
+	{ .name = "fail_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_server_conf, fail_timeout),
+	  .dflt = "10s", .min = 1 * SEC, .max = 3600 * SEC,
+	  .doc = "The window for counting failures, and how long the server then stays out." },
+	{ .name = "backup", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_server_conf, backup), .dflt = "false",
+	  .doc = "Used only while every non-backup server is out." },
+	{ .name = "down", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_server_conf, down), .dflt = "false",
+	  .doc = "Never used (kept in the config for maintenance)." },
+	{ 0 }
+};
+
+static const struct core_conf_section server_section = {
+	.size = sizeof(struct keel_server_conf), .defs = server_defs,
+	.doc = "An app server of an upstream.",
+};
+
+static void upstream_check(struct core_conf_load *ld, void *obj, const char *path,
+			   int line)
+{
+	const struct keel_upstream_conf *u = obj;
+	const struct keel_server_conf *s = u->servers.v;
+	size_t i, primary = 0;
+
+	for (i = 0; i < u->servers.n; i++)
+		primary += !s[i].backup;
+	if (u->servers.n == 0)
+		core_conf_error(ld, line, path, "upstream \"%s\" has no servers", u->name);
+	else if (primary == 0)
+		core_conf_error(ld, line, path,
+				"upstream \"%s\" has only backup servers", u->name);
+}
+
+static const struct core_conf_def upstream_defs[] = {
+	{ .name = "balance", .type = CORE_CONF_ENUM,
+	  .offset = offsetof(struct keel_upstream_conf, balance),
+	  .dflt = "round_robin", .enums = balances,
+	  .doc = "How a server is picked for each request." },
+	{ .name = "servers", .type = CORE_CONF_LIST, .item = CORE_CONF_SECTION,
+	  .sub = &server_section, .min = 0, .max = 64,
+	  .offset = offsetof(struct keel_upstream_conf, servers),
+	  .doc = "The app servers." },
+	{ .name = "keepalive", .type = CORE_CONF_INT,
+	  .offset = offsetof(struct keel_upstream_conf, keepalive),
+	  .dflt = "32", .min = 0, .max = 10000,
+	  .doc = "Idle connections kept open per server for reuse; 0 closes each after its response." },
+	{ .name = "keepalive_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_upstream_conf, keepalive_timeout),
+	  .dflt = "60s", .min = 1 * SEC, .max = 3600 * SEC,
+	  .doc = "An idle pooled connection is closed after this long." },
+	{ 0 }
+};
+
+static const struct core_conf_section upstream_section = {
+	.size = sizeof(struct keel_upstream_conf), .defs = upstream_defs,
+	.line_offset = offsetof(struct keel_upstream_conf, line),
+	.check = upstream_check,
+	.doc = "A named group of app servers that routes send requests to.",
+};
+
+static int route_host_ok(const char *h)
+{
+	const char *p = h;
+
+	if (p[0] == '*') {
+		if (p[1] != '.' || p[2] == '\0')
+			return 0;
+		p += 2;
+	}
+	for (; *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '.'))
+			return 0;
+	return 1;
+}
+
+static void route_check(struct core_conf_load *ld, void *obj, const char *path,
+			int line)
+{
+	const struct keel_route_conf *r = obj;
+	char *const *hosts = r->hosts.v;
+	char sub[300];
+	size_t i;
+
+	if (r->path != NULL && r->path[0] != '/') {
+		snprintf(sub, sizeof(sub), "%s.path", path);
+		core_conf_error(ld, line, sub, "must start with '/', got '%s'", r->path);
+	}
+	if (r->rewrite != NULL && strcmp(r->rewrite, "keep") != 0 &&
+	    strcmp(r->rewrite, "strip") != 0 && r->rewrite[0] != '/') {
+		snprintf(sub, sizeof(sub), "%s.rewrite", path);
+		core_conf_error(ld, line, sub,
+				"must be keep, strip, or a path starting with '/'; got '%s'",
+				r->rewrite);
+	}
+	for (i = 0; i < r->hosts.n; i++)
+		if (!route_host_ok(hosts[i])) {
+			snprintf(sub, sizeof(sub), "%s.hosts[%zu]", path, i);
+			core_conf_error(ld, line, sub,
+					"must be a host name or *.domain, got '%s'", hosts[i]);
+		}
+}
+
+static const struct core_conf_def route_defs[] = {
+	{ .name = "hosts", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_route_conf, hosts), .min = 0, .max = 32,
+	  .doc = "Host names this route serves: exact, or `*.example.com`; none: any host." },
+	{ .name = "path", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_route_conf, path), .dflt = "/", .min = 1, .max = 1024,
+	  .doc = "Path prefix; among routes for the same host, the longest matching prefix wins." },
+	{ .name = "upstream", .type = CORE_CONF_STRING, .flags = CORE_CONF_REQUIRED,
+	  .offset = offsetof(struct keel_route_conf, upstream), .min = 1, .max = 63,
+	  .doc = "Name of the upstream that serves it." },
+	{ .name = "rewrite", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_route_conf, rewrite), .dflt = "keep", .min = 1, .max = 1024,
+	  .doc = "The prefix sent upstream: `keep` it, `strip` it to `/`, or replace it with a path." },
+	{ .name = "connect_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_route_conf, connect_timeout),
+	  .dflt = "5s", .min = 10, .max = 600 * SEC,
+	  .doc = "Time to connect to a server." },
+	{ .name = "send_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_route_conf, send_timeout),
+	  .dflt = "60s", .min = 10, .max = 3600 * SEC,
+	  .doc = "Time a server may take to accept more of the request." },
+	{ .name = "read_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_route_conf, read_timeout),
+	  .dflt = "60s", .min = 10, .max = 3600 * SEC,
+	  .doc = "Longest silence from a server while a response is due (between bytes)." },
+	{ .name = "idle_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_route_conf, idle_timeout),
+	  .dflt = "75s", .min = 0, .max = 3600 * SEC,
+	  .doc = "A client keep-alive connection idle this long after a response is closed; 0 closes at once." },
+	{ .name = "max_body", .type = CORE_CONF_SIZE,
+	  .offset = offsetof(struct keel_route_conf, max_body),
+	  .dflt = "1M", .min = 0, .max = (int64_t)1 << 40,
+	  .doc = "Largest request body; larger gets 413." },
+	{ .name = "tries", .type = CORE_CONF_INT,
+	  .offset = offsetof(struct keel_route_conf, tries), .dflt = "3", .min = 1, .max = 16,
+	  .doc = "Servers tried for one request: after a connect failure, a timeout before any response byte, or an invalid response head." },
+	{ .name = "try_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_route_conf, try_timeout), .dflt = "0", .min = 0, .max = 3600 * SEC,
+	  .doc = "Total time for those tries; 0: no limit beyond the other timeouts." },
+	{ .name = "retry_5xx", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_route_conf, retry_5xx), .dflt = "false",
+	  .doc = "Also try the next server when one answers 5xx to an idempotent request." },
+	{ .name = "upstream_header", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_route_conf, upstream_header), .dflt = "false",
+	  .doc = "Add `X-Keel-Upstream: <server address>` to responses, to see which server answered." },
+	{ 0 }
+};
+
+static const struct core_conf_section route_section = {
+	.size = sizeof(struct keel_route_conf), .defs = route_defs,
+	.line_offset = offsetof(struct keel_route_conf, line),
+	.check = route_check,
+	.doc = "Where requests go, by host and path prefix.",
+};
+
 static const struct core_conf_def keel_defs[] = {
 	{ .name = "node", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_conf, node), .dflt = "keel",
@@ -63,6 +286,20 @@ static const struct core_conf_def keel_defs[] = {
 	  .offset = offsetof(struct keel_conf, log), .sub = &log_section },
 	{ .name = "admin", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, admin), .sub = &admin_section },
+	{ .name = "proxy", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, proxy), .sub = &proxy_section },
+	{ .name = "listeners", .type = CORE_CONF_LIST, .item = CORE_CONF_SECTION,
+	  .sub = &listener_section, .min = 0, .max = 32,
+	  .offset = offsetof(struct keel_conf, listeners),
+	  .doc = "Front-end addresses of the proxy." },
+	{ .name = "upstreams", .type = CORE_CONF_MAP, .flags = CORE_CONF_RELOAD,
+	  .sub = &upstream_section, .min = 0, .max = 1000,
+	  .offset = offsetof(struct keel_conf, upstreams),
+	  .doc = "Groups of app servers, by name." },
+	{ .name = "routes", .type = CORE_CONF_LIST, .item = CORE_CONF_SECTION,
+	  .flags = CORE_CONF_RELOAD, .sub = &route_section, .min = 0, .max = 1000,
+	  .offset = offsetof(struct keel_conf, routes),
+	  .doc = "Which upstream serves which host and path." },
 	{ 0 }
 };
 
@@ -73,14 +310,50 @@ static void keel_check(struct core_conf_load *ld, void *obj, const char *path,
 	const struct keel_conf *k = obj;
 	const char *p;
 
+	const struct keel_route_conf *routes = k->routes.v;
+	const struct keel_upstream_conf *ups = k->upstreams.v;
+	const struct keel_listener_conf *ls = k->listeners.v;
+	const struct core_conf_addr *admin = k->admin.listen.v;
+	char sub[64];
+	size_t i, j;
+
 	(void)path;
 	for (p = k->node; p != NULL && *p != '\0'; p++)
 		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
 		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.')) {
 			core_conf_error(ld, line, "node",
 					"may hold only letters, digits, '-', '_' and '.'");
-			return;
+			break;
 		}
+
+	/* Every route names an upstream that exists. */
+	for (i = 0; i < k->routes.n; i++) {
+		for (j = 0; j < k->upstreams.n; j++)
+			if (routes[i].upstream && !strcmp(routes[i].upstream, ups[j].name))
+				break;
+		if (routes[i].upstream && j == k->upstreams.n) {
+			snprintf(sub, sizeof(sub), "routes[%zu].upstream", i);
+			core_conf_error(ld, routes[i].line, sub, "no upstream named \"%s\"",
+					routes[i].upstream);
+		}
+	}
+
+	/* A port serves either the proxy or the admin server. */
+	for (i = 0; i < k->listeners.n; i++) {
+		for (j = 0; j < i; j++)
+			if (!strcmp(ls[i].address.text, ls[j].address.text)) {
+				snprintf(sub, sizeof(sub), "listeners[%zu].address", i);
+				core_conf_error(ld, ls[i].line, sub, "%s is listed twice",
+						ls[i].address.text);
+			}
+		for (j = 0; j < k->admin.listen.n; j++)
+			if (!strcmp(ls[i].address.text, admin[j].text)) {
+				snprintf(sub, sizeof(sub), "listeners[%zu].address", i);
+				core_conf_error(ld, ls[i].line, sub,
+						"%s is also an admin.listen address",
+						ls[i].address.text);
+			}
+	}
 }
 
 const struct core_conf_section core_settings = {

@@ -90,6 +90,7 @@ enum proxy_chunk_state {
 struct proxy_chunked {
 	enum proxy_chunk_state state;
 	uint64_t	left;		/* data bytes left in this chunk, or the size read */
+	uint64_t	total;		/* data bytes of all chunks so far */
 	unsigned	digits;		/* of the size so far */
 	unsigned	ext_len;	/* bytes of extensions on this size line */
 	unsigned	trailer_len;	/* bytes of trailer fields so far */

@@ -643,6 +643,7 @@ ssize_t proxy_chunked_feed(struct proxy_chunked *c, const char *p, size_t len,
 			if (n > c->left)
 				n = (size_t)c->left;
 			c->left -= n;
+			c->total += n;
 			i += n;
 			if (c->left == 0)
 				c->state = PROXY_CH_DATA_CR;

@@ -39,7 +39,7 @@ static const struct core_conf_def item_defs[] = {
 	  .offset = offsetof(struct f_item, b) },
 	{ 0 }
 };
-static const struct core_conf_section item_sec = { sizeof(struct f_item), item_defs, NULL, NULL };
+static const struct core_conf_section item_sec = { .size = sizeof(struct f_item), .defs = item_defs };
 
 static const struct core_conf_def group_defs[] = {
 	{ .name = "items", .type = CORE_CONF_LIST, .item = CORE_CONF_SECTION,
@@ -50,7 +50,7 @@ static const struct core_conf_def group_defs[] = {
 	  .offset = offsetof(struct f_group, time) },
 	{ 0 }
 };
-static const struct core_conf_section group_sec = { sizeof(struct f_group), group_defs, NULL, NULL };
+static const struct core_conf_section group_sec = { .size = sizeof(struct f_group), .defs = group_defs };
 
 static const char *const names[] = { "a", "b", NULL };
 
@@ -65,7 +65,7 @@ static const struct core_conf_def root_defs[] = {
 	  .offset = offsetof(struct f_root, groups) },
 	{ 0 }
 };
-static const struct core_conf_section root_sec = { sizeof(struct f_root), root_defs, NULL, NULL };
+static const struct core_conf_section root_sec = { .size = sizeof(struct f_root), .defs = root_defs };
 
 static void ignore(const char *path, void *arg)
 {

@@ -14,7 +14,7 @@ def test_real_peers_start_and_answer(h):
     check(redis_cmd(rport, "GET", "k") == "$1\r\nv")
     bport = h.http_backend("app1")
     r = http_get(bport, "/x")
-    check(r.status == 200 and r.body.startswith("app1 GET /x"), r.body)
+    check(r.status == 200 and r.json()["server"] == "app1" and r.json()["target"] == "/x", r.body)
 
 
 def test_teardown_kills_peers_of_failing_and_hanging_tests(h):

@@ -1,0 +1,1318 @@
+/* The HTTP proxy's data plane: accepts clients, reads request heads,
+ * routes them, forwards them to a server (pooled or new), and streams
+ * bodies both ways with backpressure. One stream per client connection,
+ * one exchange per request; every step is driven by stream_step(). */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <unistd.h>
+
+#include "core/clock.h"
+#include "core/conf.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/module.h"
+#include "core/settings.h"
+#include "http.h"
+#include "proxy-t.h"
+#include "upstream.h"
+
+#define PROXY_MAX_LISTENERS	32
+#define PROXY_ACCEPT_BATCH	64
+#define PROXY_LINGER_MS		2000	/* reading after an error reply */
+#define PROXY_HEAD_EXTRA	4096	/* room for the headers keel adds */
+
+static struct {
+	struct core_loop     *loop;
+	struct proxy_runtime *rt;	/* the current runtime */
+	struct proxy_listener ls[PROXY_MAX_LISTENERS];
+	unsigned	      nls;
+	unsigned	      nconns;
+	struct proxy_stream  *streams;	/* every open client connection */
+	bool		      paused;	/* accept paused: limit or EMFILE */
+	struct core_timer     resume;
+	struct proxy_http_msg msg;	/* scratch: one head parsed at a time */
+} px;
+
+static void stream_step(struct proxy_stream *s);
+static void stream_arm(struct proxy_stream *s);
+static void up_on_io(struct core_io *io, unsigned revents);
+
+static const char *proxy_stream_state_str(enum proxy_stream_state st)
+{
+	static const char *const names[] = {
+		"head", "connect", "exchange", "tunnel", "reply", "linger", "closed",
+	};
+	return (unsigned)st < CORE_ARRAY_SIZE(names) ? names[st] : "?";
+}
+
+static const char *peer_str(const struct proxy_stream *s, char *buf, size_t len)
+{
+	const void *a = s->peer.sa.sa_family == AF_INET6 ? (const void *)&s->peer.v6.sin6_addr
+							 : (const void *)&s->peer.v4.sin_addr;
+
+	if (inet_ntop(s->peer.sa.sa_family, a, buf, (socklen_t)len) == NULL)
+		snprintf(buf, len, "?");
+	return buf;
+}
+
+/* ---- listeners and accepting -------------------------------------------------------- */
+
+static void accept_set(bool on)
+{
+	unsigned i;
+
+	px.paused = !on;
+	for (i = 0; i < px.nls; i++)
+		core_io_set(&px.ls[i].io, on ? CORE_IO_READ : 0);
+}
+
+static void accept_resume(struct core_timer *t)
+{
+	(void)t;
+	if (px.nconns < px.rt->max_connections)
+		accept_set(true);
+}
+
+static void stream_on_io(struct core_io *io, unsigned revents);
+static void stream_on_timer(struct core_timer *t);
+
+static void listener_on_io(struct core_io *io, unsigned revents)
+{
+	struct proxy_listener *ln = io->data;
+	int i;
+
+	(void)revents;
+	for (i = 0; i < PROXY_ACCEPT_BATCH; i++) {
+		struct proxy_stream *s;
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		int fd, one = 1;
+
+		if (px.nconns >= px.rt->max_connections) {
+			core_log_warn("proxy", "%s: %u connections, the limit: accepting paused",
+				      ln->name, px.nconns);
+			accept_set(false);
+			return;
+		}
+		fd = accept4(ln->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
+				return;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+				/* Out of descriptors: pause rather than spin, retry soon. */
+				core_log_error("proxy", "%s: accept: %s; pausing 100 ms",
+					       ln->name, strerror(errno));
+				accept_set(false);
+				core_timer_start(&px.resume, 100);
+				return;
+			}
+			core_log_error("proxy", "%s: accept: %s", ln->name, strerror(errno));
+			return;
+		}
+		s = calloc(1, sizeof(*s));
+		if (s == NULL) {
+			close(fd);
+			core_log_error("proxy", "%s: out of memory for a connection", ln->name);
+			return;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		s->fd = fd;
+		s->ln = ln;
+		memcpy(&s->peer, &ss, sl < sizeof(s->peer) ? sl : sizeof(s->peer));
+		s->since = core_loop_now(px.loop);
+		s->state = PROXY_ST_HEAD;
+		core_buf_init(&s->cin, px.rt->lim.max_head > px.rt->buffer_size ?
+				       px.rt->lim.max_head : px.rt->buffer_size);
+		core_buf_init(&s->cout, px.rt->buffer_size + PROXY_HEAD_EXTRA +
+					px.rt->lim.max_head);
+		core_io_init(px.loop, &s->io, fd, stream_on_io, s);
+		core_timer_init(px.loop, &s->timer, stream_on_timer, s);
+		s->next = px.streams;
+		if (px.streams != NULL)
+			px.streams->prev = s;
+		px.streams = s;
+		px.nconns++;
+		stream_arm(s);
+	}
+}
+
+static int listener_open(struct proxy_listener *ln, const struct core_conf_addr *a,
+			 char *err, size_t errlen)
+{
+	int fd, one = 1;
+
+	snprintf(ln->name, sizeof(ln->name), "%s", a->text);
+	fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1)
+		goto fail;
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
+		goto fail;
+	if (a->sa.ss_family == AF_INET6 &&
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
+		goto fail;
+	if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) == -1 ||
+	    listen(fd, 1024) == -1)
+		goto fail;
+	ln->fd = fd;
+	core_io_init(px.loop, &ln->io, fd, listener_on_io, ln);
+	return core_io_set(&ln->io, CORE_IO_READ);
+fail:
+	snprintf(err, errlen, "cannot listen on %s: %s", a->text, strerror(errno));
+	if (fd != -1)
+		close(fd);
+	return CORE_ERROR;
+}
+
+/* ---- closing ---------------------------------------------------------------------------- */
+
+static void xchg_free(struct proxy_xchg *x, bool reuse)
+{
+	if (x == NULL)
+		return;
+	if (x->uc != NULL) {
+		core_io_stop(&x->uc->io);
+		if (reuse) {
+			x->uc->served++;
+			proxy_pool_put(x->uc);
+		} else
+			proxy_upconn_close(x->uc);
+	}
+	if (x->srv != NULL)
+		x->srv->active--;
+	core_buf_free(&x->uhead);
+	core_buf_free(&x->uin);
+	proxy_runtime_unref(x->rt);
+	free(x);
+}
+
+static void stream_reap(struct core_defer *d)
+{
+	struct proxy_stream *s = CORE_CONTAINER_OF(d, struct proxy_stream, reap);
+
+	free(s);
+}
+
+/* Closes the client connection and whatever serves it; freed after the batch. */
+static void stream_close(struct proxy_stream *s)
+{
+	if (s->state == PROXY_ST_CLOSED)
+		return;
+	core_log_debug("proxy", "connection closed in state %s after %u request%s",
+		       proxy_stream_state_str(s->state), s->requests,
+		       s->requests == 1 ? "" : "s");
+	s->state = PROXY_ST_CLOSED;
+	if (s->prev != NULL)
+		s->prev->next = s->next;
+	else
+		px.streams = s->next;
+	if (s->next != NULL)
+		s->next->prev = s->prev;
+	xchg_free(s->x, false);
+	s->x = NULL;
+	core_io_stop(&s->io);
+	core_timer_stop(&s->timer);
+	close(s->fd);
+	s->fd = -1;
+	core_buf_free(&s->cin);
+	core_buf_free(&s->cout);
+	px.nconns--;
+	if (px.paused && px.nconns < px.rt->max_connections && !core_timer_armed(&px.resume))
+		accept_set(true);
+	core_loop_defer(px.loop, &s->reap, stream_reap);
+}
+
+/* ---- keel's own answers ------------------------------------------------------------------- */
+
+static const char *status_reason(unsigned status)
+{
+	switch (status) {
+	case 301: return "Moved Permanently";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default:  return "Error";
+	}
+}
+
+/*
+ * Answers the client with a small page and closes after it (with a short
+ * linger so the answer is not lost to a reset). `location` is for 301.
+ */
+static void stream_reply(struct proxy_stream *s, unsigned status, const char *location)
+{
+	char head[512], body[256];
+	int bn, hn;
+
+	xchg_free(s->x, false);
+	s->x = NULL;
+	bn = snprintf(body, sizeof(body),
+		      "<html><head><title>%u %s</title></head><body><h1>%u %s</h1>"
+		      "<hr>keel</body></html>\n",
+		      status, status_reason(status), status, status_reason(status));
+	hn = snprintf(head, sizeof(head),
+		      "HTTP/1.1 %u %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+		      "%s%s%sConnection: close\r\n\r\n",
+		      status, status_reason(status), bn,
+		      location ? "Location: " : "", location ? location : "",
+		      location ? "\r\n" : "");
+	s->cout.start = s->cout.end = 0;
+	if (core_buf_append(&s->cout, head, (size_t)hn) != CORE_OK ||
+	    core_buf_append(&s->cout, body, (size_t)bn) != CORE_OK) {
+		stream_close(s);
+		return;
+	}
+	s->state = PROXY_ST_REPLY;
+	s->since = core_loop_now(px.loop);
+}
+
+/* ---- the request head ---------------------------------------------------------------------- */
+
+static int put(struct core_buf *b, const char *p, size_t n)
+{
+	return core_buf_append(b, p, n);
+}
+
+static int puts_(struct core_buf *b, const char *s)
+{
+	return core_buf_append(b, s, strlen(s));
+}
+
+static int put_span(struct core_buf *b, const char *base, struct proxy_span sp)
+{
+	return core_buf_append(b, base + sp.off, sp.len);
+}
+
+/* Writes the path the server gets: the route's prefix kept, stripped or replaced. */
+static int put_path(struct core_buf *b, const struct proxy_route *r, const char *path,
+		    size_t plen)
+{
+	const char *rest;
+	size_t rlen;
+
+	if (plen == 0)
+		return puts_(b, "/");
+	if (r->rewrite == PROXY_REWRITE_KEEP)
+		return put(b, path, plen);
+	rest = path + r->path_len;
+	rlen = plen - r->path_len;
+	if (r->rewrite == PROXY_REWRITE_STRIP) {
+		if (rlen == 0 || rest[0] != '/')
+			if (puts_(b, "/") != CORE_OK)
+				return CORE_ERROR;
+		return put(b, rest, rlen);
+	}
+	/* Replace: "/app_a/" -> "/x/" keeps one slash between them. */
+	if (r->replace[r->replace_len - 1] == '/' && rlen > 0 && rest[0] == '/') {
+		rest++;
+		rlen--;
+	}
+	if (put(b, r->replace, r->replace_len) != CORE_OK)
+		return CORE_ERROR;
+	return put(b, rest, rlen);
+}
+
+/* The forwarding headers keel sets itself; a client's copies are dropped. */
+static int is_own_header(const char *buf, struct proxy_span name)
+{
+	return proxy_span_eq(buf, name, "x-real-ip") ||
+	       proxy_span_eq(buf, name, "x-forwarded-proto") ||
+	       proxy_span_eq(buf, name, "x-forwarded-host") ||
+	       proxy_span_eq(buf, name, "host");
+}
+
+/* Builds the head the server gets from the parsed request in px.msg. */
+static int xchg_build_head(struct proxy_stream *s, struct proxy_xchg *x, const char *buf)
+{
+	const struct proxy_http_msg *m = &px.msg;
+	struct core_buf *b = &x->uhead;
+	char ip[INET6_ADDRSTRLEN];
+	const struct proxy_http_header *up_hdr = NULL, *te_hdr = NULL;
+	const struct proxy_http_header *xff[8];
+	unsigned i, nxff = 0;
+	int rc = CORE_OK;
+
+	peer_str(s, ip, sizeof(ip));
+	rc |= put_span(b, buf, m->method);
+	rc |= puts_(b, " ");
+	rc |= put_path(b, x->route, buf + m->path.off, m->path.len);
+	rc |= puts_(b, x->client_version == 10 ? " HTTP/1.0\r\nHost: " : " HTTP/1.1\r\nHost: ");
+	if (m->host.len > 0)
+		rc |= put_span(b, buf, m->host);
+	else
+		rc |= puts_(b, x->route->up->name);
+	rc |= puts_(b, "\r\n");
+
+	for (i = 0; i < m->nhdr; i++) {
+		const struct proxy_http_header *h = &m->hdr[i];
+
+		if (proxy_span_eq(buf, h->name, "upgrade"))
+			up_hdr = h;
+		if (proxy_span_eq(buf, h->name, "transfer-encoding"))
+			te_hdr = h;
+		if (proxy_http_is_hop(m, buf, h) || is_own_header(buf, h->name))
+			continue;
+		if (proxy_span_eq(buf, h->name, "x-forwarded-for")) {
+			if (nxff == CORE_ARRAY_SIZE(xff))
+				return CORE_ERROR;
+			xff[nxff++] = h;
+			continue;
+		}
+		rc |= put_span(b, buf, h->name);
+		rc |= puts_(b, ": ");
+		rc |= put_span(b, buf, h->value);
+		rc |= puts_(b, "\r\n");
+	}
+	/* One X-Forwarded-For listing every hop so far, then this client. */
+	rc |= puts_(b, "X-Forwarded-For: ");
+	for (i = 0; i < nxff; i++) {
+		rc |= put_span(b, buf, xff[i]->value);
+		rc |= puts_(b, ", ");
+	}
+	rc |= puts_(b, ip);
+	rc |= puts_(b, "\r\nX-Real-IP: ");
+	rc |= puts_(b, ip);
+	rc |= puts_(b, "\r\nX-Forwarded-Proto: http\r\n");
+	if (m->host.len > 0) {
+		rc |= puts_(b, "X-Forwarded-Host: ");
+		rc |= put_span(b, buf, m->host);
+		rc |= puts_(b, "\r\n");
+	}
+	if (te_hdr != NULL) {
+		rc |= puts_(b, "Transfer-Encoding: ");
+		rc |= put_span(b, buf, te_hdr->value);
+		rc |= puts_(b, "\r\n");
+	}
+	if (x->upgrade && up_hdr != NULL) {
+		rc |= puts_(b, "Connection: upgrade\r\nUpgrade: ");
+		rc |= put_span(b, buf, up_hdr->value);
+		rc |= puts_(b, "\r\n");
+	} else if (x->client_version == 10 || x->route->up->keepalive == 0)
+		rc |= puts_(b, "Connection: close\r\n");
+	rc |= puts_(b, "\r\n");
+	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
+}
+
+/* ---- trying servers ---------------------------------------------------------------------- */
+
+static void xchg_reset_response(struct proxy_xchg *x)
+{
+	core_buf_free(&x->uin);
+	core_buf_init(&x->uin, x->rt->lim.max_head > x->rt->buffer_size ?
+			       x->rt->lim.max_head : x->rt->buffer_size);
+	x->resp_scan = 0;
+	x->resp_head = false;
+	x->resp_ready = 0;
+	x->resp_done = false;
+	x->up_eof = false;
+	x->up_reuse = false;
+	x->uhead_sent = 0;
+}
+
+static int up_connect(struct proxy_stream *s, struct proxy_xchg *x, const char **why)
+{
+	struct proxy_upconn *uc;
+	int fd, one = 1;
+
+	uc = calloc(1, sizeof(*uc));
+	if (uc == NULL) {
+		*why = "out of memory";
+		return CORE_ERROR;
+	}
+	fd = socket(x->srv->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		*why = strerror(errno);
+		free(uc);
+		return CORE_ERROR;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	uc->fd = fd;
+	uc->srv = x->srv;
+	core_io_init(px.loop, &uc->io, fd, up_on_io, s);
+	x->uc = uc;
+	if (connect(fd, (const struct sockaddr *)&x->srv->sa, x->srv->salen) == -1 &&
+	    errno != EINPROGRESS) {
+		*why = strerror(errno);
+		return CORE_ERROR;
+	}
+	s->state = PROXY_ST_CONNECT;
+	return CORE_OK;
+}
+
+/* Starts one try on a server not tried yet. CORE_ERROR: no server left. */
+static int xchg_try(struct proxy_stream *s, const char **why)
+{
+	struct proxy_xchg *x = s->x;
+	uint64_t now = core_loop_now(px.loop);
+	struct proxy_server *srv;
+
+	for (;;) {
+		srv = proxy_server_pick(x->route->up, x->tried,
+					(const struct sockaddr_storage *)(void *)&s->peer, now);
+		if (srv == NULL) {
+			*why = "no server available";
+			return CORE_ERROR;
+		}
+		x->tried |= 1ULL << (srv - x->route->up->servers);
+		x->tries++;
+		x->srv = srv;
+		srv->active++;
+		srv->requests++;
+		x->connect_at = now;
+		x->up_wait = now;
+		xchg_reset_response(x);
+
+		/* Only a request that can be sent twice may risk a pooled
+		 * connection the server might be closing right now. */
+		x->uc = x->idempotent ? proxy_pool_get(srv) : NULL;
+		if (x->uc != NULL) {
+			x->pooled = true;
+			core_io_init(px.loop, &x->uc->io, x->uc->fd, up_on_io, s);
+			s->state = PROXY_ST_EXCHANGE;
+			return CORE_OK;
+		}
+		x->pooled = false;
+		if (up_connect(s, x, why) == CORE_OK)
+			return CORE_OK;
+
+		/* Failed at once (refused on loopback, say): next server. */
+		proxy_server_failed(srv, *why, now);
+		proxy_upconn_close(x->uc);
+		x->uc = NULL;
+		srv->active--;
+		x->srv = NULL;
+		if (x->tries >= x->route->tries)
+			return CORE_ERROR;
+	}
+}
+
+/*
+ * The current try failed before its response reached the client. Tries
+ * the next server when the request allows it, else answers `status`.
+ * server_fault: count it against the server (a stale pooled connection
+ * is not the server's fault).
+ */
+static void xchg_fail(struct proxy_stream *s, unsigned status, const char *why,
+		      bool server_fault)
+{
+	struct proxy_xchg *x = s->x;
+	uint64_t now = core_loop_now(px.loop);
+	bool sent = x->uhead_sent > 0 || x->pooled;
+	char peer[INET6_ADDRSTRLEN];
+	const char *next_why = why;
+
+	if (server_fault)
+		proxy_server_failed(x->srv, why, now);
+	core_log_warn("proxy", "%s: upstream %s: server %s: %s (try %u of %u)",
+		      peer_str(s, peer, sizeof(peer)), x->route->up->name, x->srv->name,
+		      why, x->tries, x->route->tries);
+	proxy_upconn_close(x->uc);
+	x->uc = NULL;
+	x->srv->active--;
+	x->srv = NULL;
+
+	if (!x->resp_any && x->req_sent == 0 && (!sent || x->idempotent) &&
+	    x->tries < x->route->tries &&
+	    (x->route->try_timeout == 0 || now - x->started < x->route->try_timeout)) {
+		if (xchg_try(s, &next_why) == CORE_OK)
+			return;
+		if (x->srv == NULL && x->tries < x->route->tries) {
+			char all[512];
+
+			proxy_upstream_why_none(x->route->up, now, all, sizeof(all));
+			core_log_error("proxy", "%s: upstream %s: no server left to try: %s",
+				       peer, x->route->up->name, all);
+		}
+	}
+	if (x->resp_any) {		/* mid-response: nothing to answer with */
+		stream_close(s);
+		return;
+	}
+	stream_reply(s, status, NULL);
+}
+
+/* A parsed request head in px.msg: route it and start the exchange. */
+static void stream_handle_head(struct proxy_stream *s, int head_len)
+{
+	const struct proxy_http_msg *m = &px.msg;
+	const char *buf = core_buf_head(&s->cin);
+	const struct proxy_route *route, *redirect;
+	struct proxy_xchg *x;
+	char peer[INET6_ADDRSTRLEN];
+	const char *why = NULL;
+
+	s->requests++;
+	route = proxy_route_find(px.rt, buf + m->host.off, m->host.len,
+				 buf + m->path.off, m->path.len, &redirect);
+	if (route == NULL) {
+		if (redirect != NULL) {
+			char loc[1100];
+			const char *q = memchr(buf + m->path.off, '?', m->path.len);
+
+			snprintf(loc, sizeof(loc), "%s%.*s", redirect->path,
+				 q ? (int)(m->path.len - (uint32_t)(q - (buf + m->path.off))) : 0,
+				 q ? q : "");
+			stream_reply(s, 301, loc);
+		} else
+			stream_reply(s, 404, NULL);
+		return;
+	}
+	if ((m->flags & PROXY_HF_HAS_CL) && m->content_length > route->max_body) {
+		core_log_info("proxy", "%s: %.*s body of %lld bytes refused (route %u allows %lld)",
+			      peer_str(s, peer, sizeof(peer)), (int)m->path.len, buf + m->path.off,
+			      (long long)m->content_length, route->index,
+			      (long long)route->max_body);
+		stream_reply(s, 413, NULL);
+		return;
+	}
+
+	x = calloc(1, sizeof(*x));
+	if (x == NULL) {
+		stream_reply(s, 503, NULL);
+		return;
+	}
+	s->x = x;
+	x->rt = px.rt;
+	proxy_runtime_ref(x->rt);
+	x->route = route;
+	x->started = core_loop_now(px.loop);
+	x->method = m->method_id;
+	x->client_version = m->version;
+	x->idempotent = proxy_http_idempotent(m->method_id);
+	x->upgrade = (m->flags & PROXY_HF_UPGRADE) != 0;
+	s->idle_timeout = route->idle_timeout;
+	if (m->flags & PROXY_HF_CLOSE)
+		s->close_after = true;
+
+	if (m->flags & PROXY_HF_CHUNKED) {
+		x->req_body = PROXY_BODY_CHUNKED;
+		proxy_chunked_init(&x->req_ch);
+	} else if ((m->flags & PROXY_HF_HAS_CL) && m->content_length > 0) {
+		x->req_body = PROXY_BODY_LENGTH;
+		x->req_left = (uint64_t)m->content_length;
+	} else {
+		x->req_body = PROXY_BODY_NONE;
+		x->req_done = true;
+	}
+
+	core_buf_init(&x->uhead, x->rt->lim.max_head + PROXY_HEAD_EXTRA);
+	if (xchg_build_head(s, x, buf) != CORE_OK) {
+		stream_reply(s, 431, NULL);
+		return;
+	}
+	core_buf_consume(&s->cin, (size_t)head_len);
+	s->scan = 0;
+
+	if (xchg_try(s, &why) != CORE_OK) {
+		char all[512];
+
+		proxy_upstream_why_none(route->up, core_loop_now(px.loop), all, sizeof(all));
+		core_log_error("proxy", "%s: upstream %s: %s: %s",
+			       peer_str(s, peer, sizeof(peer)), route->up->name, why, all);
+		stream_reply(s, x->tries > 0 ? 502 : 503, NULL);
+	}
+}
+
+static void stream_read_head(struct proxy_stream *s)
+{
+	int rc;
+
+	if (core_buf_len(&s->cin) == 0)
+		return;
+	proxy_http_msg_reset(&px.msg);
+	px.msg.scan = s->scan;
+	rc = proxy_http_parse_request(core_buf_head(&s->cin), core_buf_len(&s->cin),
+				      &px.rt->lim, &px.msg);
+	s->scan = px.msg.scan;
+	if (rc == 0)
+		return;
+	if (rc < 0) {
+		char peer[INET6_ADDRSTRLEN];
+
+		core_log_info("proxy", "%s: bad request (%d): %s", peer_str(s, peer, sizeof(peer)),
+			      -rc, px.msg.why ? px.msg.why : "?");
+		stream_reply(s, (unsigned)-rc, NULL);
+		return;
+	}
+	stream_handle_head(s, rc);
+}
+
+/* ---- the response head ------------------------------------------------------------------- */
+
+/* Builds the client's head from the response in px.msg (parsed from uin). */
+static int xchg_build_resp_head(struct proxy_stream *s, struct proxy_xchg *x, const char *buf)
+{
+	const struct proxy_http_msg *m = &px.msg;
+	struct core_buf *b = &s->cout;
+	char line[64];
+	unsigned i;
+	int rc = CORE_OK;
+
+	snprintf(line, sizeof(line), "HTTP/1.1 %u ", m->status);
+	rc |= puts_(b, line);
+	rc |= put_span(b, buf, m->reason);
+	rc |= puts_(b, "\r\n");
+	for (i = 0; i < m->nhdr; i++) {
+		const struct proxy_http_header *h = &m->hdr[i];
+
+		if (proxy_http_is_hop(m, buf, h)) {
+			bool keep = (proxy_span_eq(buf, h->name, "transfer-encoding") &&
+				     (m->flags & PROXY_HF_CHUNKED)) ||
+				    (proxy_span_eq(buf, h->name, "upgrade") && m->status == 101);
+
+			if (!keep)
+				continue;
+		}
+		rc |= put_span(b, buf, h->name);
+		rc |= puts_(b, ": ");
+		rc |= put_span(b, buf, h->value);
+		rc |= puts_(b, "\r\n");
+	}
+	if (x->route->upstream_header && m->status >= 200) {
+		rc |= puts_(b, "X-Keel-Upstream: ");
+		rc |= puts_(b, x->srv->name);
+		rc |= puts_(b, "\r\n");
+	}
+	if (m->status == 101)
+		rc |= puts_(b, "Connection: upgrade\r\n");
+	else if (m->status >= 200 && s->close_after)
+		rc |= puts_(b, "Connection: close\r\n");
+	else if (m->status >= 200 && x->client_version == 10)
+		rc |= puts_(b, "Connection: keep-alive\r\n");
+	rc |= puts_(b, "\r\n");
+	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
+}
+
+/* Parses response heads in uin; returns false when the exchange ended. */
+static bool xchg_read_resp_head(struct proxy_stream *s)
+{
+	struct proxy_xchg *x = s->x;
+	const struct proxy_http_msg *m = &px.msg;
+	int rc;
+
+	while (!x->resp_head) {
+		if (core_buf_len(&x->uin) == 0 && !x->up_eof)
+			return true;
+		proxy_http_msg_reset(&px.msg);
+		px.msg.scan = x->resp_scan;
+		rc = proxy_http_parse_response(core_buf_head(&x->uin), core_buf_len(&x->uin),
+					       &x->rt->lim, &px.msg);
+		x->resp_scan = px.msg.scan;
+		if (rc == 0) {
+			if (!x->up_eof)
+				return true;
+			xchg_fail(s, 502, core_buf_len(&x->uin) == 0 && x->pooled ?
+				  "idle connection closed by the server" :
+				  "connection closed before a complete response head",
+				  !(core_buf_len(&x->uin) == 0 && x->pooled));
+			return false;
+		}
+		if (rc < 0) {
+			xchg_fail(s, 502, px.msg.why ? px.msg.why : "invalid response head", true);
+			return false;
+		}
+
+		if (m->status >= 100 && m->status < 200 && m->status != 101) {
+			/* Interim (100 Continue, 103 Early Hints): pass on, read on. */
+			if (xchg_build_resp_head(s, x, core_buf_head(&x->uin)) != CORE_OK) {
+				xchg_fail(s, 502, "response head too large", true);
+				return false;
+			}
+			core_buf_consume(&x->uin, (size_t)rc);
+			x->resp_scan = 0;
+			continue;
+		}
+		if (m->status == 101 && !x->upgrade) {
+			xchg_fail(s, 502, "101 without an upgrade request", true);
+			return false;
+		}
+		if (m->status >= 500 && x->route->retry_5xx && x->idempotent &&
+		    x->req_sent == 0 && x->tries < x->route->tries && !x->resp_any) {
+			xchg_fail(s, 502, "answered 5xx", true);
+			return false;
+		}
+		if (x->client_version == 10 && (m->flags & PROXY_HF_CHUNKED)) {
+			xchg_fail(s, 502, "chunked response to an HTTP/1.0 request", true);
+			return false;
+		}
+
+		/* Body framing (RFC 9112 6.3). */
+		if (x->method == PROXY_M_HEAD || m->status == 204 || m->status == 304 ||
+		    m->status == 101)
+			x->resp_body = PROXY_BODY_NONE;
+		else if (m->flags & PROXY_HF_CHUNKED) {
+			x->resp_body = PROXY_BODY_CHUNKED;
+			proxy_chunked_init(&x->resp_ch);
+		} else if (m->flags & PROXY_HF_HAS_CL) {
+			x->resp_body = m->content_length ? PROXY_BODY_LENGTH : PROXY_BODY_NONE;
+			x->resp_left = (uint64_t)m->content_length;
+		} else
+			x->resp_body = PROXY_BODY_EOF;
+
+		x->up_reuse = m->version == 11 && !(m->flags & PROXY_HF_CLOSE) &&
+			      x->resp_body != PROXY_BODY_EOF && m->status != 101 &&
+			      x->client_version == 11 && x->route->up->keepalive > 0;
+		if (x->resp_body == PROXY_BODY_EOF || (!x->req_done && m->status >= 200))
+			s->close_after = true;	/* the end is the close, or the
+						 * request body was cut short */
+		if (s->idle_timeout == 0)
+			s->close_after = true;
+		x->status = m->status;
+		if (xchg_build_resp_head(s, x, core_buf_head(&x->uin)) != CORE_OK) {
+			xchg_fail(s, 502, "response head too large", true);
+			return false;
+		}
+		core_buf_consume(&x->uin, (size_t)rc);
+		x->resp_head = true;
+		proxy_server_succeeded(x->srv);
+		if (m->status == 101) {
+			s->state = PROXY_ST_TUNNEL;
+			x->req_done = true;
+			x->resp_body = PROXY_BODY_NONE;
+		}
+	}
+	return true;
+}
+
+/* ---- moving bytes -------------------------------------------------------------------------- */
+
+/* How much of cin is request body not yet sent; enforces max_body. */
+static bool xchg_scan_request(struct proxy_stream *s)
+{
+	struct proxy_xchg *x = s->x;
+	size_t len = core_buf_len(&s->cin);
+	const char *why = NULL;
+
+	if (s->state == PROXY_ST_TUNNEL) {
+		x->req_ready = len;
+		return true;
+	}
+	switch (x->req_body) {
+	case PROXY_BODY_LENGTH:
+		x->req_ready = len < x->req_left ? len : (size_t)x->req_left;
+		break;
+	case PROXY_BODY_CHUNKED:
+		if (x->req_ch.state != PROXY_CH_DONE && x->req_ready < len) {
+			ssize_t k = proxy_chunked_feed(&x->req_ch, core_buf_head(&s->cin) + x->req_ready,
+						       len - x->req_ready, &why);
+
+			if (k < 0) {
+				char peer[INET6_ADDRSTRLEN];
+
+				core_log_info("proxy", "%s: bad chunked request body: %s",
+					      peer_str(s, peer, sizeof(peer)), why);
+				if (x->resp_any)
+					stream_close(s);
+				else
+					stream_reply(s, 400, NULL);
+				return false;
+			}
+			x->req_ready += (size_t)k;
+		}
+		if (x->req_ch.total > (uint64_t)x->route->max_body) {
+			if (x->resp_any)
+				stream_close(s);
+			else
+				stream_reply(s, 413, NULL);
+			return false;
+		}
+		break;
+	default:
+		x->req_ready = 0;
+	}
+	return true;
+}
+
+/* How much of uin is response body the client may get now. */
+static bool xchg_scan_response(struct proxy_stream *s)
+{
+	struct proxy_xchg *x = s->x;
+	size_t len = core_buf_len(&x->uin);
+	const char *why = NULL;
+
+	if (!x->resp_head)
+		return true;
+	switch (x->resp_body) {
+	case PROXY_BODY_LENGTH:
+		x->resp_ready = len < x->resp_left ? len : (size_t)x->resp_left;
+		break;
+	case PROXY_BODY_CHUNKED:
+		if (x->resp_ch.state != PROXY_CH_DONE && x->resp_ready < len) {
+			ssize_t k = proxy_chunked_feed(&x->resp_ch, core_buf_head(&x->uin) + x->resp_ready,
+						       len - x->resp_ready, &why);
+
+			if (k < 0) {
+				core_log_warn("proxy", "upstream %s: server %s: bad chunked body: %s",
+					      x->route->up->name, x->srv->name, why);
+				stream_close(s);
+				return false;
+			}
+			x->resp_ready += (size_t)k;
+		}
+		break;
+	case PROXY_BODY_EOF:
+		x->resp_ready = len;
+		break;
+	default:
+		x->resp_ready = s->state == PROXY_ST_TUNNEL ? len : 0;
+	}
+	return true;
+}
+
+/* Writes keel's head bytes and then `body` bytes of `from` to fd. Returns
+ * the body bytes written, or -1 with errno on a hard error. */
+static ssize_t write2(int fd, struct core_buf *head, size_t *head_off,
+		      struct core_buf *from, size_t body, size_t *hw)
+{
+	struct iovec iov[2];
+	size_t hlen = core_buf_len(head) - (head_off ? *head_off : 0);
+	int n = 0;
+	ssize_t w;
+
+	*hw = 0;
+	if (hlen > 0) {
+		iov[n].iov_base = core_buf_head(head) + (head_off ? *head_off : 0);
+		iov[n++].iov_len = hlen;
+	}
+	if (body > 0) {
+		iov[n].iov_base = core_buf_head(from);
+		iov[n++].iov_len = body;
+	}
+	if (n == 0)
+		return 0;
+	do
+		w = writev(fd, iov, n);
+	while (w == -1 && errno == EINTR);
+	if (w == -1)
+		return errno == EAGAIN ? 0 : -1;
+	if ((size_t)w <= hlen) {
+		*hw = (size_t)w;
+		return 0;
+	}
+	*hw = hlen;
+	return w - (ssize_t)hlen;
+}
+
+/* Sends what the server may have now: head, then request body. */
+static bool xchg_write_up(struct proxy_stream *s)
+{
+	struct proxy_xchg *x = s->x;
+	size_t hw, before = x->uhead_sent;
+	ssize_t bw;
+
+	if (x->uc == NULL || s->state == PROXY_ST_CONNECT)
+		return true;
+	bw = write2(x->uc->fd, &x->uhead, &x->uhead_sent, &s->cin, x->req_ready, &hw);
+	if (bw < 0) {
+		xchg_fail(s, 502, strerror(errno), !x->pooled);
+		return false;
+	}
+	x->uhead_sent += hw;
+	if (bw > 0) {
+		core_buf_consume(&s->cin, (size_t)bw);
+		x->req_ready -= (size_t)bw;
+		x->req_sent += (uint64_t)bw;
+		if (x->req_body == PROXY_BODY_LENGTH)
+			x->req_left -= (uint64_t)bw;
+	}
+	if (hw > 0 || bw > 0 || before == 0)
+		x->up_wait = core_loop_now(px.loop);
+	if (x->uhead_sent == core_buf_len(&x->uhead) && x->req_ready == 0 &&
+	    ((x->req_body == PROXY_BODY_LENGTH && x->req_left == 0) ||
+	     (x->req_body == PROXY_BODY_CHUNKED && x->req_ch.state == PROXY_CH_DONE)))
+		x->req_done = true;
+	return true;
+}
+
+/* Sends the client keel's head bytes, then response body. */
+static bool xchg_write_client(struct proxy_stream *s)
+{
+	struct proxy_xchg *x = s->x;
+	size_t hw;
+	ssize_t bw;
+
+	bw = write2(s->fd, &s->cout, NULL, &x->uin, x->resp_ready, &hw);
+	if (bw < 0) {
+		stream_close(s);	/* the client went away */
+		return false;
+	}
+	if (hw > 0 || bw > 0) {
+		x->resp_any = true;
+		s->since = core_loop_now(px.loop);
+	}
+	core_buf_consume(&s->cout, hw);
+	if (bw > 0) {
+		x->up_wait = s->since;	/* room again: the server's wait starts now */
+		core_buf_consume(&x->uin, (size_t)bw);
+		x->resp_ready -= (size_t)bw;
+		x->resp_bytes += (uint64_t)bw;
+		if (x->resp_body == PROXY_BODY_LENGTH)
+			x->resp_left -= (uint64_t)bw;
+	}
+	return true;
+}
+
+static bool xchg_response_complete(const struct proxy_xchg *x, const struct proxy_stream *s)
+{
+	if (!x->resp_head || core_buf_len(&s->cout) > 0 || s->state == PROXY_ST_TUNNEL)
+		return false;
+	switch (x->resp_body) {
+	case PROXY_BODY_NONE:	 return true;
+	case PROXY_BODY_LENGTH:	 return x->resp_left == 0;
+	case PROXY_BODY_CHUNKED: return x->resp_ch.state == PROXY_CH_DONE && x->resp_ready == 0;
+	case PROXY_BODY_EOF:	 return x->up_eof && core_buf_len(&x->uin) == 0;
+	}
+	return false;
+}
+
+/* The response is out: park or close the server connection, then wait
+ * for the next request or close. */
+static void xchg_finish(struct proxy_stream *s)
+{
+	struct proxy_xchg *x = s->x;
+	bool reuse = x->up_reuse && x->req_done && core_buf_len(&x->uin) == 0 && !x->up_eof;
+
+	s->x = NULL;
+	xchg_free(x, reuse);
+	if (s->close_after || s->client_eof) {
+		stream_close(s);
+		return;
+	}
+	s->state = PROXY_ST_HEAD;
+	s->since = core_loop_now(px.loop);
+	if (core_buf_len(&s->cin) == 0) {
+		/* Idle connections hold no buffers. */
+		core_buf_free(&s->cin);
+		core_buf_free(&s->cout);
+	}
+}
+
+/* ---- events ---------------------------------------------------------------------------------- */
+
+static void stream_on_io(struct core_io *io, unsigned revents)
+{
+	struct proxy_stream *s = io->data;
+
+	if (revents & CORE_IO_READ) {
+		ssize_t n = core_buf_read(&s->cin, s->fd);
+
+		if (n == 0 || (n < 0 && n != CORE_AGAIN && n != CORE_FULL)) {
+			s->client_eof = true;
+			if (s->state == PROXY_ST_HEAD || s->state == PROXY_ST_LINGER ||
+			    s->state == PROXY_ST_TUNNEL || n < 0 ||
+			    (s->x != NULL && !s->x->req_done)) {
+				stream_close(s);
+				return;
+			}
+		} else if (n > 0 && s->state == PROXY_ST_HEAD && core_buf_len(&s->cin) == (size_t)n)
+			s->since = core_loop_now(px.loop);	/* a head starts: header_timeout */
+		if (s->state == PROXY_ST_LINGER)
+			core_buf_consume(&s->cin, core_buf_len(&s->cin));
+	}
+	stream_step(s);
+}
+
+static void up_on_io(struct core_io *io, unsigned revents)
+{
+	struct proxy_stream *s = io->data;
+	struct proxy_xchg *x = s->x;
+
+	if (s->state == PROXY_ST_CONNECT) {
+		int err = 0;
+		socklen_t el = sizeof(err);
+
+		getsockopt(x->uc->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+		if (err != 0) {
+			xchg_fail(s, 502, strerror(err), true);
+			stream_step(s);
+			return;
+		}
+		s->state = PROXY_ST_EXCHANGE;
+		x->up_wait = core_loop_now(px.loop);
+	}
+	if ((revents & CORE_IO_READ) && !x->up_eof) {
+		ssize_t n = core_buf_read(&x->uin, x->uc->fd);
+
+		if (n > 0)
+			x->up_wait = core_loop_now(px.loop);
+		else if (n == 0)
+			x->up_eof = true;
+		else if (n != CORE_AGAIN && n != CORE_FULL) {
+			if (!x->resp_head) {
+				xchg_fail(s, 502, strerror((int)-n), !x->pooled);
+				stream_step(s);
+				return;
+			}
+			x->up_eof = true;
+			if (x->resp_body != PROXY_BODY_EOF) {
+				stream_close(s);
+				return;
+			}
+		}
+	}
+	stream_step(s);
+}
+
+/* Makes all the progress the buffers allow, then sets interests and timer. */
+static void stream_step(struct proxy_stream *s)
+{
+	unsigned guard;
+
+	for (guard = 0; guard < 8; guard++) {
+		enum proxy_stream_state st = s->state;
+		struct proxy_xchg *x = s->x;
+
+		switch (st) {
+		case PROXY_ST_HEAD:
+			stream_read_head(s);
+			break;
+		case PROXY_ST_CONNECT:
+			break;
+		case PROXY_ST_EXCHANGE:
+		case PROXY_ST_TUNNEL:
+			if (!xchg_scan_request(s) || !xchg_write_up(s))
+				break;
+			if (s->state == PROXY_ST_EXCHANGE && !xchg_read_resp_head(s))
+				break;
+			if (!xchg_scan_response(s) || !xchg_write_client(s))
+				break;
+			if (s->state == PROXY_ST_TUNNEL) {
+				if ((x->up_eof && core_buf_len(&x->uin) == 0) ||
+				    (s->client_eof && core_buf_len(&s->cin) == 0))
+					stream_close(s);
+				break;
+			}
+			if (x->up_eof && x->resp_head && x->resp_body != PROXY_BODY_EOF &&
+			    !xchg_response_complete(x, s) && x->resp_ready == 0) {
+				core_log_warn("proxy", "upstream %s: server %s closed mid-response",
+					      x->route->up->name, x->srv->name);
+				stream_close(s);
+				break;
+			}
+			if (xchg_response_complete(x, s))
+				xchg_finish(s);
+			break;
+		case PROXY_ST_REPLY:
+			if (core_buf_len(&s->cout) > 0) {
+				ssize_t n = core_buf_write(&s->cout, s->fd);
+
+				if (n < 0 && n != CORE_AGAIN) {
+					stream_close(s);
+					break;
+				}
+			}
+			if (core_buf_len(&s->cout) == 0) {
+				shutdown(s->fd, SHUT_WR);
+				s->state = PROXY_ST_LINGER;
+				s->since = core_loop_now(px.loop);
+				core_buf_consume(&s->cin, core_buf_len(&s->cin));
+			}
+			break;
+		case PROXY_ST_LINGER:
+		case PROXY_ST_CLOSED:
+			break;
+		}
+		if (s->state == st || s->state == PROXY_ST_CLOSED)
+			break;
+	}
+	if (s->state != PROXY_ST_CLOSED)
+		stream_arm(s);
+}
+
+/* Sets what each fd waits for and the one timer, from the state. */
+static void stream_arm(struct proxy_stream *s)
+{
+	struct proxy_xchg *x = s->x;
+	uint64_t now = core_loop_now(px.loop), deadline = UINT64_MAX, d;
+	unsigned cev = 0, uev = 0;
+	bool cin_room = core_buf_len(&s->cin) < s->cin.max;
+
+	switch (s->state) {
+	case PROXY_ST_HEAD:
+		if (cin_room)
+			cev = CORE_IO_READ;
+		deadline = s->since + (core_buf_len(&s->cin) > 0 || s->requests == 0 ?
+				       px.rt->header_timeout : s->idle_timeout);
+		break;
+	case PROXY_ST_CONNECT:
+		uev = CORE_IO_WRITE;
+		deadline = x->connect_at + x->route->connect_timeout;
+		break;
+	case PROXY_ST_EXCHANGE:
+	case PROXY_ST_TUNNEL: {
+		bool up_out = x->uhead_sent < core_buf_len(&x->uhead) || x->req_ready > 0;
+		bool c_out = core_buf_len(&s->cout) > 0 || x->resp_ready > 0;
+		uint64_t t = s->state == PROXY_ST_TUNNEL ? x->route->read_timeout
+							 : x->route->send_timeout;
+
+		if (cin_room && !s->client_eof)
+			cev |= CORE_IO_READ;
+		if (c_out)
+			cev |= CORE_IO_WRITE;
+		if (core_buf_len(&x->uin) < x->uin.max && !x->up_eof)
+			uev |= CORE_IO_READ;
+		if (up_out)
+			uev |= CORE_IO_WRITE;
+
+		/* The server's clock runs only while keel waits on it, not
+		 * while a full buffer holds it back for a slow client. */
+		if (up_out)
+			deadline = x->up_wait + t;
+		else if (uev & CORE_IO_READ)
+			deadline = x->up_wait + x->route->read_timeout;
+		if (c_out && (d = s->since + x->route->send_timeout) < deadline)
+			deadline = d;
+		if (!x->resp_any && x->route->try_timeout &&
+		    (d = x->started + x->route->try_timeout) < deadline)
+			deadline = d;
+		break;
+	}
+	case PROXY_ST_REPLY:
+		cev = CORE_IO_WRITE;
+		deadline = s->since + PROXY_LINGER_MS;
+		break;
+	case PROXY_ST_LINGER:
+		cev = CORE_IO_READ;
+		deadline = s->since + PROXY_LINGER_MS;
+		break;
+	case PROXY_ST_CLOSED:
+		return;
+	}
+
+	if (core_io_set(&s->io, cev) != CORE_OK ||
+	    (x != NULL && x->uc != NULL && core_io_set(&x->uc->io, uev) != CORE_OK)) {
+		stream_close(s);
+		return;
+	}
+	if (deadline != UINT64_MAX)
+		core_timer_start(&s->timer, deadline > now ? deadline - now : 0);
+	else
+		core_timer_stop(&s->timer);
+}
+
+static void stream_on_timer(struct core_timer *t)
+{
+	struct proxy_stream *s = t->data;
+	struct proxy_xchg *x = s->x;
+	uint64_t now = core_loop_now(px.loop);
+	char peer[INET6_ADDRSTRLEN];
+
+	switch (s->state) {
+	case PROXY_ST_HEAD:
+		if (core_buf_len(&s->cin) > 0) {
+			core_log_info("proxy", "%s: request head not complete after %llu ms",
+				      peer_str(s, peer, sizeof(peer)),
+				      (unsigned long long)px.rt->header_timeout);
+			stream_reply(s, 408, NULL);
+			stream_step(s);
+		} else
+			stream_close(s);	/* idle keep-alive ended */
+		return;
+	case PROXY_ST_CONNECT:
+		xchg_fail(s, 504, "connect timed out", true);
+		break;
+	case PROXY_ST_EXCHANGE:
+		if ((core_buf_len(&s->cout) > 0 || x->resp_ready > 0) &&
+		    now - s->since >= x->route->send_timeout) {
+			core_log_info("proxy", "%s: client took no data for %llu ms; closing",
+				      peer_str(s, peer, sizeof(peer)),
+				      (unsigned long long)x->route->send_timeout);
+			stream_close(s);
+			return;
+		}
+		if (x->resp_any) {
+			core_log_warn("proxy", "upstream %s: server %s timed out mid-response",
+				      x->route->up->name, x->srv->name);
+			stream_close(s);
+			return;
+		}
+		xchg_fail(s, 504, x->route->try_timeout && now - x->started >= x->route->try_timeout ?
+			  "try_timeout reached" : "timed out", true);
+		break;
+	default:
+		stream_close(s);
+		return;
+	}
+	if (s->state != PROXY_ST_CLOSED)
+		stream_step(s);
+}
+
+/* ---- the module ------------------------------------------------------------------------------ */
+
+static void proxy_stop(void)
+{
+	unsigned i;
+
+	while (px.streams != NULL)
+		stream_close(px.streams);
+	for (i = 0; i < px.nls; i++) {
+		core_io_stop(&px.ls[i].io);
+		close(px.ls[i].fd);
+	}
+	px.nls = 0;
+	core_timer_stop(&px.resume);
+	proxy_runtime_unref(px.rt);
+	px.rt = NULL;
+}
+
+static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
+		       char *err, size_t errlen)
+{
+	const struct keel_conf *k = core_settings_of(conf);
+	const struct keel_listener_conf *ls = k->listeners.v;
+	unsigned i;
+
+	px.loop = loop;
+	core_timer_init(loop, &px.resume, accept_resume, NULL);
+	px.rt = proxy_runtime_build(conf, loop, NULL);
+	if (px.rt == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CORE_ERROR;
+	}
+	for (i = 0; i < k->listeners.n && i < PROXY_MAX_LISTENERS; i++) {
+		if (listener_open(&px.ls[i], &ls[i].address, err, errlen) != CORE_OK) {
+			proxy_stop();
+			return CORE_ERROR;
+		}
+		px.nls++;
+		core_log_info("proxy", "listening on %s", px.ls[i].name);
+	}
+	return CORE_OK;
+}
+
+static int proxy_reload(const struct core_conf *conf, char *err, size_t errlen)
+{
+	struct proxy_runtime *rt = proxy_runtime_build(conf, px.loop, px.rt);
+
+	if (rt == NULL) {
+		snprintf(err, errlen, "out of memory building routes");
+		return CORE_ERROR;
+	}
+	/* Exchanges under way keep the old runtime until they end. */
+	proxy_runtime_unref(px.rt);
+	px.rt = rt;
+	return CORE_OK;
+}
+
+static const struct core_module proxy_module = {
+	.name = "proxy",
+	.order = 50,
+	.start = proxy_start,
+	.reload = proxy_reload,
+	.stop = proxy_stop,
+};
+CORE_MODULE(proxy_module);

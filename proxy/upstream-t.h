@@ -1,0 +1,103 @@
+/* Types of the proxy's runtime: routes and upstreams built from one
+ * configuration, with the live state of every server. */
+#ifndef KEEL_PROXY_UPSTREAM_T_H
+#define KEEL_PROXY_UPSTREAM_T_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/loop-t.h"
+#include "http-t.h"
+
+struct proxy_upstream;
+struct proxy_runtime;
+
+/* A connection to a server, either serving an exchange or idle in a pool. */
+struct proxy_upconn {
+	int		   fd;
+	struct core_io	   io;
+	struct core_timer  idle;	/* while pooled: keepalive_timeout */
+	struct proxy_server *srv;
+	struct proxy_upconn *next;	/* in the server's pool */
+	struct core_defer  reap;	/* freed after the batch, never inside it */
+	uint32_t	   served;	/* requests completed on it */
+};
+
+struct proxy_server {
+	struct proxy_upstream *up;
+	struct sockaddr_storage sa;
+	socklen_t	 salen;
+	char		 name[64];	/* "10.0.0.1:8101" */
+	int		 weight;
+	int		 max_fails;
+	uint64_t	 fail_timeout;	/* ms */
+	bool		 backup;
+	bool		 down;		/* configured down */
+
+	/* live state */
+	int		 cw;		/* smooth round-robin's current weight */
+	unsigned	 active;	/* exchanges using it now */
+	unsigned	 fails;		/* in the window that began at fail_start */
+	uint64_t	 fail_start;
+	uint64_t	 out_until;	/* passive health: out while now < this */
+	const char	*last_error;	/* why it last failed */
+	struct proxy_upconn *pool;	/* idle connections */
+	unsigned	 npool;
+
+	/* counters */
+	uint64_t	 requests;
+	uint64_t	 failures;
+};
+
+struct proxy_upstream {
+	char		*name;
+	int		 balance;	/* enum keel_balance */
+	struct proxy_server *servers;
+	unsigned	 nservers;
+	unsigned	 keepalive;	/* pool cap per server */
+	uint64_t	 keepalive_timeout;
+	struct proxy_runtime *rt;
+};
+
+enum proxy_rewrite {
+	PROXY_REWRITE_KEEP = 0,	/* send the path as it came */
+	PROXY_REWRITE_STRIP,	/* replace the route's prefix with "/" */
+	PROXY_REWRITE_REPLACE,	/* replace the route's prefix with .rewrite */
+};
+
+struct proxy_route {
+	char		**hosts;
+	unsigned	 nhosts;
+	char		*path;
+	uint32_t	 path_len;
+	enum proxy_rewrite rewrite;
+	char		*replace;
+	uint32_t	 replace_len;
+	struct proxy_upstream *up;
+	uint64_t	 connect_timeout, send_timeout, read_timeout;
+	uint64_t	 idle_timeout, try_timeout;
+	int64_t		 max_body;
+	unsigned	 tries;
+	bool		 retry_5xx;
+	bool		 upstream_header;
+	unsigned	 index;		/* in the config, for logs */
+};
+
+/* Everything built from one configuration; streams hold a reference so a
+ * reload never pulls a route or server out from under a request. */
+struct proxy_runtime {
+	unsigned	 refs;
+	unsigned	 generation;
+	struct proxy_route *routes;
+	unsigned	 nroutes;
+	struct proxy_upstream *ups;
+	unsigned	 nups;
+	struct proxy_http_limits lim;
+	uint64_t	 header_timeout;
+	uint32_t	 buffer_size;
+	unsigned	 max_connections;
+	struct core_loop *loop;
+};
+
+#endif

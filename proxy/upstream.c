@@ -1,0 +1,598 @@
+/* The proxy's runtime: routes and upstreams copied out of a config (which
+ * a reload frees), server selection, passive health and idle pools. */
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <unistd.h>
+
+#include "core/core.h"
+#include "core/clock.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/settings.h"
+#include "upstream.h"
+
+/* ---- building and freeing ----------------------------------------------------- */
+
+static void runtime_free(struct proxy_runtime *rt)
+{
+	unsigned i, j;
+
+	for (i = 0; i < rt->nups; i++) {
+		struct proxy_upstream *up = &rt->ups[i];
+
+		for (j = 0; j < up->nservers; j++)
+			while (up->servers[j].pool != NULL)
+				proxy_upconn_close(proxy_pool_get(&up->servers[j]));
+		free(up->servers);
+		free(up->name);
+	}
+	for (i = 0; i < rt->nroutes; i++) {
+		struct proxy_route *r = &rt->routes[i];
+
+		for (j = 0; j < r->nhosts; j++)
+			free(r->hosts[j]);
+		free(r->hosts);
+		free(r->path);
+		free(r->replace);
+	}
+	free(rt->ups);
+	free(rt->routes);
+	free(rt);
+}
+
+static const struct proxy_server *runtime_find_server(const struct proxy_runtime *rt,
+						      const char *up, const char *name)
+{
+	unsigned i, j;
+
+	for (i = 0; rt != NULL && i < rt->nups; i++) {
+		if (strcmp(rt->ups[i].name, up) != 0)
+			continue;
+		for (j = 0; j < rt->ups[i].nservers; j++)
+			if (strcmp(rt->ups[i].servers[j].name, name) == 0)
+				return &rt->ups[i].servers[j];
+	}
+	return NULL;
+}
+
+static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_conf *uc,
+			  const struct proxy_runtime *prev)
+{
+	const struct keel_server_conf *sc = uc->servers.v;
+	unsigned j;
+
+	up->name = strdup(uc->name);
+	up->balance = uc->balance;
+	up->keepalive = (unsigned)uc->keepalive;
+	up->keepalive_timeout = (uint64_t)uc->keepalive_timeout;
+	up->nservers = (unsigned)uc->servers.n;
+	up->servers = calloc(up->nservers, sizeof(*up->servers));
+	if (up->name == NULL || up->servers == NULL)
+		return CORE_ERROR;
+
+	for (j = 0; j < up->nservers; j++) {
+		struct proxy_server *s = &up->servers[j];
+		const struct proxy_server *old;
+
+		s->up = up;
+		memcpy(&s->sa, &sc[j].address.sa, sizeof(s->sa));
+		s->salen = sc[j].address.salen;
+		snprintf(s->name, sizeof(s->name), "%s", sc[j].address.text);
+		s->weight = (int)sc[j].weight;
+		s->max_fails = (int)sc[j].max_fails;
+		s->fail_timeout = (uint64_t)sc[j].fail_timeout;
+		s->backup = sc[j].backup;
+		s->down = sc[j].down;
+
+		/* A reload keeps what keel learned about the server. */
+		old = runtime_find_server(prev, up->name, s->name);
+		if (old != NULL) {
+			s->fails = old->fails;
+			s->fail_start = old->fail_start;
+			s->out_until = old->out_until;
+			s->last_error = old->last_error;
+			s->requests = old->requests;
+			s->failures = old->failures;
+		}
+	}
+	return CORE_OK;
+}
+
+static char *dup_lower(const char *s)
+{
+	char *d = strdup(s), *p;
+
+	for (p = d; p != NULL && *p != '\0'; p++)
+		if (*p >= 'A' && *p <= 'Z')
+			*p += 'a' - 'A';
+	return d;
+}
+
+static int build_route(struct proxy_runtime *rt, struct proxy_route *r,
+		       const struct keel_route_conf *rc, unsigned index)
+{
+	char *const *hosts = rc->hosts.v;
+	unsigned j;
+
+	r->index = index;
+	r->path = strdup(rc->path);
+	r->nhosts = (unsigned)rc->hosts.n;
+	r->hosts = r->nhosts ? calloc(r->nhosts, sizeof(char *)) : NULL;
+	if (r->path == NULL || (r->nhosts && r->hosts == NULL))
+		return CORE_ERROR;
+	r->path_len = (uint32_t)strlen(r->path);
+	for (j = 0; j < r->nhosts; j++)
+		if ((r->hosts[j] = dup_lower(hosts[j])) == NULL)
+			return CORE_ERROR;
+
+	if (strcmp(rc->rewrite, "keep") == 0)
+		r->rewrite = PROXY_REWRITE_KEEP;
+	else if (strcmp(rc->rewrite, "strip") == 0)
+		r->rewrite = PROXY_REWRITE_STRIP;
+	else {
+		r->rewrite = PROXY_REWRITE_REPLACE;
+		if ((r->replace = strdup(rc->rewrite)) == NULL)
+			return CORE_ERROR;
+		r->replace_len = (uint32_t)strlen(r->replace);
+	}
+
+	for (j = 0; j < rt->nups; j++)
+		if (strcmp(rt->ups[j].name, rc->upstream) == 0)
+			r->up = &rt->ups[j];
+	if (r->up == NULL)		/* the config check makes this impossible */
+		return CORE_ERROR;
+
+	r->connect_timeout = (uint64_t)rc->connect_timeout;
+	r->send_timeout = (uint64_t)rc->send_timeout;
+	r->read_timeout = (uint64_t)rc->read_timeout;
+	r->idle_timeout = (uint64_t)rc->idle_timeout;
+	r->try_timeout = (uint64_t)rc->try_timeout;
+	r->max_body = rc->max_body;
+	r->tries = (unsigned)rc->tries;
+	r->retry_5xx = rc->retry_5xx;
+	r->upstream_header = rc->upstream_header;
+	return CORE_OK;
+}
+
+struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
+					  struct core_loop *loop,
+					  const struct proxy_runtime *prev)
+{
+	const struct keel_conf *k = core_settings_of(conf);
+	const struct keel_upstream_conf *ucs = k->upstreams.v;
+	const struct keel_route_conf *rcs = k->routes.v;
+	struct proxy_runtime *rt;
+	unsigned i;
+
+	rt = calloc(1, sizeof(*rt));
+	if (rt == NULL)
+		return NULL;
+	rt->refs = 1;
+	rt->loop = loop;
+	rt->generation = conf->generation;
+	rt->lim.max_line = (uint32_t)k->proxy.max_request_line;
+	rt->lim.max_head = (uint32_t)k->proxy.max_header_bytes;
+	rt->lim.max_headers = (uint32_t)k->proxy.max_headers;
+	rt->header_timeout = (uint64_t)k->proxy.header_timeout;
+	rt->buffer_size = (uint32_t)k->proxy.buffer_size;
+	rt->max_connections = (unsigned)k->proxy.max_connections;
+
+	rt->nups = (unsigned)k->upstreams.n;
+	rt->ups = rt->nups ? calloc(rt->nups, sizeof(*rt->ups)) : NULL;
+	rt->nroutes = (unsigned)k->routes.n;
+	rt->routes = rt->nroutes ? calloc(rt->nroutes, sizeof(*rt->routes)) : NULL;
+	if ((rt->nups && rt->ups == NULL) || (rt->nroutes && rt->routes == NULL))
+		goto fail;
+	for (i = 0; i < rt->nups; i++) {
+		rt->ups[i].rt = rt;
+		if (build_upstream(&rt->ups[i], &ucs[i], prev) != CORE_OK)
+			goto fail;
+	}
+	for (i = 0; i < rt->nroutes; i++)
+		if (build_route(rt, &rt->routes[i], &rcs[i], i) != CORE_OK)
+			goto fail;
+	return rt;
+fail:
+	runtime_free(rt);
+	return NULL;
+}
+
+void proxy_runtime_ref(struct proxy_runtime *rt)
+{
+	rt->refs++;
+}
+
+void proxy_runtime_unref(struct proxy_runtime *rt)
+{
+	if (rt != NULL && --rt->refs == 0)
+		runtime_free(rt);
+}
+
+/* ---- routing ------------------------------------------------------------------- */
+
+/* 3: exact host, 2: wildcard, 1: route without hosts, 0: no match.
+ * *wlen gets a wildcard's suffix length so longer ones win. */
+static int route_host_class(const struct proxy_route *r, const char *host,
+			    size_t hlen, size_t *wlen)
+{
+	unsigned i;
+	int best = 0;
+
+	if (r->nhosts == 0)
+		return 1;
+	for (i = 0; i < r->nhosts; i++) {
+		const char *h = r->hosts[i];
+		size_t n = strlen(h);
+
+		if (h[0] == '*') {
+			/* "*.example.com" matches "a.example.com", not "example.com". */
+			n--;
+			if (hlen > n && strncasecmp(host + hlen - n, h + 1, n) == 0 &&
+			    best < 2) {
+				best = 2;
+				*wlen = n;
+			}
+		} else if (n == hlen && strncasecmp(host, h, n) == 0) {
+			return 3;
+		}
+	}
+	return best;
+}
+
+const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
+					   const char *host, size_t hlen,
+					   const char *path, size_t plen,
+					   const struct proxy_route **redirect)
+{
+	const struct proxy_route *best = NULL;
+	int best_class = 0;
+	size_t best_wlen = 0, best_len = 0, qlen, i;
+	const char *q;
+
+	/* The port and a trailing dot are not part of the name. */
+	if (hlen > 0 && host[0] != '[') {
+		const char *colon = memchr(host, ':', hlen);
+
+		if (colon != NULL)
+			hlen = (size_t)(colon - host);
+	}
+	if (hlen > 0 && host[hlen - 1] == '.')
+		hlen--;
+	q = memchr(path, '?', plen);
+	qlen = q ? (size_t)(q - path) : plen;	/* the path without its query */
+
+	*redirect = NULL;
+	for (i = 0; i < rt->nroutes; i++) {
+		const struct proxy_route *r = &rt->routes[i];
+		size_t wlen = 0;
+		int cls = route_host_class(r, host, hlen, &wlen);
+
+		if (cls == 0)
+			continue;
+		if (qlen < r->path_len || memcmp(path, r->path, r->path_len) != 0) {
+			/* "/app_a" for the route "/app_a/": nginx redirects. */
+			if (qlen + 1 == r->path_len && r->path[qlen] == '/' &&
+			    memcmp(path, r->path, qlen) == 0)
+				*redirect = r;
+			continue;
+		}
+		if (cls > best_class ||
+		    (cls == best_class && (wlen > best_wlen ||
+		     (wlen == best_wlen && r->path_len > best_len)))) {
+			best = r;
+			best_class = cls;
+			best_wlen = wlen;
+			best_len = r->path_len;
+		}
+	}
+	if (best != NULL)
+		*redirect = NULL;
+	return best;
+}
+
+/* ---- choosing a server -------------------------------------------------------------- */
+
+int proxy_server_usable(const struct proxy_server *s, uint64_t now)
+{
+	return !s->down && !core_clock_before(now, s->out_until);
+}
+
+static uint64_t hash_client(const struct sockaddr_storage *ss)
+{
+	const unsigned char *p;
+	size_t n, i;
+	uint64_t h = 1469598103934665603ULL;	/* FNV-1a */
+
+	if (ss->ss_family == AF_INET6) {
+		p = (const unsigned char *)&((const struct sockaddr_in6 *)ss)->sin6_addr;
+		n = 16;
+	} else {
+		p = (const unsigned char *)&((const struct sockaddr_in *)ss)->sin_addr;
+		n = 4;
+	}
+	for (i = 0; i < n; i++)
+		h = (h ^ p[i]) * 1099511628211ULL;
+	return h;
+}
+
+static uint64_t rng_state = 0x9e3779b97f4a7c15ULL;
+
+static uint64_t rng_next(void)
+{
+	/* xorshift64*: enough to spread P2C picks. */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 2685821657736338717ULL;
+}
+
+/*
+ * Smooth weighted round-robin, as nginx does it: every candidate gains its
+ * weight, the highest wins and pays the total back. Spreads 5:1:1 as
+ * a a b a c a a, not a a a a a b c.
+ */
+static struct proxy_server *smooth_rr(struct proxy_upstream *up, uint64_t cand)
+{
+	struct proxy_server *best = NULL;
+	int total = 0;
+	unsigned i;
+
+	for (i = 0; i < up->nservers; i++) {
+		struct proxy_server *s = &up->servers[i];
+
+		if (!(cand & (1ULL << i)))
+			continue;
+		s->cw += s->weight;
+		total += s->weight;
+		if (best == NULL || s->cw > best->cw)
+			best = s;
+	}
+	if (best != NULL)
+		best->cw -= total;
+	return best;
+}
+
+/* Chooses among the candidates (a bit per server) with the upstream's method. */
+static struct proxy_server *pick_among(struct proxy_upstream *up, uint64_t cand,
+				       const struct sockaddr_storage *client)
+{
+	struct proxy_server *best = NULL;
+	unsigned i, n = 0, total = 0;
+
+	for (i = 0; i < up->nservers; i++)
+		if (cand & (1ULL << i)) {
+			n++;
+			total += (unsigned)up->servers[i].weight;
+		}
+	if (n == 0)
+		return NULL;
+
+	switch (up->balance) {
+	case KEEL_BALANCE_IP_HASH: {
+		/* Weighted slot from the client's hash: stable while the set
+		 * of usable servers stays the same. */
+		uint64_t slot = hash_client(client) % total;
+
+		for (i = 0; i < up->nservers; i++) {
+			if (!(cand & (1ULL << i)))
+				continue;
+			if (slot < (uint64_t)up->servers[i].weight)
+				return &up->servers[i];
+			slot -= (uint64_t)up->servers[i].weight;
+		}
+		return NULL;
+	}
+	case KEEL_BALANCE_LEAST_CONN: {
+		/* Fewest active requests per weight; ties go round-robin, as
+		 * in nginx, or an idle cluster would send everything to one. */
+		uint64_t ties = 0;
+
+		for (i = 0; i < up->nservers; i++) {
+			struct proxy_server *s = &up->servers[i];
+			uint64_t l, r;
+
+			if (!(cand & (1ULL << i)))
+				continue;
+			l = best ? (uint64_t)s->active * (uint64_t)best->weight : 0;
+			r = best ? (uint64_t)best->active * (uint64_t)s->weight : 0;
+			if (best == NULL || l < r) {
+				best = s;
+				ties = 1ULL << i;
+			} else if (l == r)
+				ties |= 1ULL << i;
+		}
+		return smooth_rr(up, ties);
+	}
+	case KEEL_BALANCE_P2C: {
+		struct proxy_server *a = NULL, *b = NULL;
+		unsigned k, want;
+
+		for (k = 0; k < 2; k++) {
+			want = (unsigned)(rng_next() % n);
+			for (i = 0; i < up->nservers; i++)
+				if ((cand & (1ULL << i)) && want-- == 0)
+					break;
+			if (k == 0)
+				a = &up->servers[i];
+			else
+				b = &up->servers[i];
+		}
+		if ((uint64_t)b->active * (uint64_t)a->weight <
+		    (uint64_t)a->active * (uint64_t)b->weight)
+			return b;
+		return a;
+	}
+	default:
+		return smooth_rr(up, cand);
+	}
+}
+
+struct proxy_server *proxy_server_pick(struct proxy_upstream *up, uint64_t tried,
+				       const struct sockaddr_storage *client,
+				       uint64_t now)
+{
+	uint64_t primary = 0, backup = 0;
+	unsigned i;
+
+	for (i = 0; i < up->nservers && i < 64; i++) {
+		struct proxy_server *s = &up->servers[i];
+
+		if ((tried & (1ULL << i)) || !proxy_server_usable(s, now))
+			continue;
+		if (s->backup)
+			backup |= 1ULL << i;
+		else
+			primary |= 1ULL << i;
+	}
+	return pick_among(up, primary ? primary : backup, client);
+}
+
+/* ---- passive health (nginx's max_fails / fail_timeout) --------------------------------- */
+
+void proxy_server_failed(struct proxy_server *s, const char *why, uint64_t now)
+{
+	s->failures++;
+	s->last_error = why;
+	if (s->max_fails == 0)
+		return;
+	if (s->fails == 0 || now - s->fail_start >= s->fail_timeout) {
+		s->fails = 0;
+		s->fail_start = now;
+	}
+	if (++s->fails >= (unsigned)s->max_fails) {
+		s->out_until = now + s->fail_timeout;
+		core_log_warn("proxy", "upstream %s: server %s out of service for %llu ms "
+			      "after %u failure%s (last: %s)", s->up->name, s->name,
+			      (unsigned long long)s->fail_timeout, s->fails,
+			      s->fails == 1 ? "" : "s", why);
+		s->fails = 0;
+	}
+}
+
+void proxy_server_succeeded(struct proxy_server *s)
+{
+	s->fails = 0;
+}
+
+void proxy_upstream_why_none(const struct proxy_upstream *up, uint64_t now,
+			     char *buf, size_t len)
+{
+	size_t n = 0;
+	unsigned i;
+
+	buf[0] = '\0';
+	for (i = 0; i < up->nservers && n < len; i++) {
+		const struct proxy_server *s = &up->servers[i];
+		int w;
+
+		if (s->down)
+			w = snprintf(buf + n, len - n, "%s%s: marked down", i ? "; " : "",
+				     s->name);
+		else if (core_clock_before(now, s->out_until))
+			w = snprintf(buf + n, len - n, "%s%s: out for %llu ms more (%s)",
+				     i ? "; " : "", s->name,
+				     (unsigned long long)(s->out_until - now),
+				     s->last_error ? s->last_error : "failed");
+		else
+			w = snprintf(buf + n, len - n, "%s%s: %s", i ? "; " : "", s->name,
+				     s->last_error ? s->last_error : "already tried");
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+}
+
+/* ---- idle pools ---------------------------------------------------------------------- */
+
+static void upconn_reap(struct core_defer *d)
+{
+	free(CORE_CONTAINER_OF(d, struct proxy_upconn, reap));
+}
+
+/* Closes now, frees after the batch: an event for it may still be pending. */
+void proxy_upconn_close(struct proxy_upconn *uc)
+{
+	if (uc == NULL)
+		return;
+	core_io_stop(&uc->io);
+	core_timer_stop(&uc->idle);
+	if (uc->fd != -1)
+		close(uc->fd);
+	uc->fd = -1;
+	if (uc->io.loop != NULL)
+		core_loop_defer(uc->io.loop, &uc->reap, upconn_reap);
+	else
+		free(uc);
+}
+
+static void pool_unlink(struct proxy_upconn *uc)
+{
+	struct proxy_server *s = uc->srv;
+	struct proxy_upconn **pp;
+
+	for (pp = &s->pool; *pp != NULL; pp = &(*pp)->next)
+		if (*pp == uc) {
+			*pp = uc->next;
+			s->npool--;
+			break;
+		}
+	uc->next = NULL;
+}
+
+/* A pooled connection became readable: the server closed it (or sent
+ * something unasked for). Either way it is done. */
+static void pool_on_io(struct core_io *io, unsigned revents)
+{
+	struct proxy_upconn *uc = io->data;
+
+	(void)revents;
+	pool_unlink(uc);
+	proxy_upconn_close(uc);
+}
+
+static void pool_on_idle(struct core_timer *t)
+{
+	struct proxy_upconn *uc = t->data;
+
+	pool_unlink(uc);
+	proxy_upconn_close(uc);
+}
+
+struct proxy_upconn *proxy_pool_get(struct proxy_server *s)
+{
+	struct proxy_upconn *uc = s->pool;
+
+	if (uc == NULL)
+		return NULL;
+	s->pool = uc->next;
+	s->npool--;
+	uc->next = NULL;
+	core_timer_stop(&uc->idle);
+	core_io_stop(&uc->io);
+	return uc;
+}
+
+void proxy_pool_put(struct proxy_upconn *uc)
+{
+	struct proxy_server *s = uc->srv;
+	struct core_loop *loop = uc->io.loop;
+
+	if (s->npool >= s->up->keepalive) {
+		proxy_upconn_close(uc);
+		return;
+	}
+	core_io_init(loop, &uc->io, uc->fd, pool_on_io, uc);
+	core_timer_init(loop, &uc->idle, pool_on_idle, uc);
+	if (core_io_set(&uc->io, CORE_IO_READ) != CORE_OK ||
+	    core_timer_start(&uc->idle, s->up->keepalive_timeout) != CORE_OK) {
+		proxy_upconn_close(uc);
+		return;
+	}
+	uc->next = s->pool;
+	s->pool = uc;
+	s->npool++;
+}
