@@ -1,11 +1,51 @@
 #!/usr/bin/env bash
-# `make demo`: runs keel in the foreground with the embedded default config
-# and says where to look. Ctrl-C stops it.
+# `make demo`: starts four small app servers (two per app, each answering
+# with its own id) and keel with its embedded default config in front of
+# them, prints where to look, and stops everything on Ctrl-C.
 set -eu
 keel=${1:-build/keel}
-echo "keel $("$keel" --version | head -n 1 | cut -d' ' -f2-)"
-echo "  health:  http://127.0.0.1:8080/healthz"
-echo "  config:  $keel --default-config   (the embedded default)"
-echo "  stop:    Ctrl-C"
-echo
-exec "$keel"
+here=$(cd "$(dirname "$0")" && pwd)
+pids=()
+stop() {
+	trap - INT TERM EXIT
+	kill "${pids[@]}" 2>/dev/null || true
+	wait 2>/dev/null || true
+	echo "demo stopped"
+}
+trap stop INT TERM EXIT
+
+command -v python3 >/dev/null || { echo "demo: python3 is needed for the demo backends" >&2; exit 1; }
+for port in 8101 8102 8201 8202; do
+	python3 "$here/integration/backend.py" --port "$port" --name "server-$port" >/dev/null 2>&1 &
+	pids+=($!)
+done
+"$keel" &
+pids+=($!)
+
+# Wait until keel and every backend answer (no fixed sleeps).
+for _ in $(seq 100); do
+	ok=1
+	for port in 8000 8080 8101 8102 8201 8202; do
+		(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || ok=0
+	done
+	[ $ok = 1 ] && break
+	sleep 0.1
+done
+
+cat <<TXT
+
+keel $("$keel" --version | head -n 1 | cut -d' ' -f2-) is running in front of four demo app servers.
+
+  app A:    http://127.0.0.1:8000/app_a/   (servers 8101, 8102; round-robin)
+  app B:    http://127.0.0.1:8000/app_b/   (servers 8201, 8202; least connections)
+  health:   http://127.0.0.1:8080/healthz
+
+See the balancing:
+  for i in 1 2 3 4; do curl -s http://127.0.0.1:8000/app_a/ | grep -o '"server": "[^"]*"'; done
+
+Stop one app server and watch keel route around it:
+  kill \$(pgrep -f 'backend.py --port 8101')
+
+Ctrl-C stops everything.
+TXT
+wait "${pids[-1]}"
