@@ -76,11 +76,17 @@ struct keel_proxy_conf {
 	int64_t		buffer_size;		/* per direction, per connection */
 };
 
+struct keel_access_log_conf {
+	int		format;		/* off, combined, json */
+	char		*path;		/* "": stdout */
+};
+
 struct keel_conf {
 	char		*node;		/* this box's name */
 	struct keel_log_conf log;
 	struct keel_admin_conf admin;
 	struct keel_proxy_conf proxy;
+	struct keel_access_log_conf access_log;
 	struct core_conf_list listeners;	/* of struct keel_listener_conf */
 	struct core_conf_list upstreams;	/* map of struct keel_upstream_conf */
 	struct core_conf_list routes;		/* of struct keel_route_conf */

@@ -89,6 +89,25 @@ static const struct core_conf_section proxy_section = {
 	.doc = "Limits of the HTTP proxy that apply before a request is routed.",
 };
 
+static const char *const log_formats[] = { "off", "combined", "json", NULL };
+
+static const struct core_conf_def access_log_defs[] = {
+	{ .name = "format", .type = CORE_CONF_ENUM, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_access_log_conf, format), .dflt = "combined",
+	  .enums = log_formats,
+	  .doc = "`combined` (nginx's, plus host, upstream and times), `json`, or `off`." },
+	{ .name = "path", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_access_log_conf, path), .dflt = "", .min = 0, .max = 255,
+	  .doc = "File the lines are appended to; empty: standard output. SIGUSR1 reopens it." },
+	{ 0 }
+};
+
+static const struct core_conf_section access_log_section = {
+	.size = sizeof(struct keel_access_log_conf), .defs = access_log_defs,
+	.doc = "One line per proxied request: time, client, host, method, path, status, "
+	       "bytes, upstream server, upstream time, total time.",
+};
+
 static const struct core_conf_def listener_defs[] = {
 	{ .name = "address", .type = CORE_CONF_ADDR, .flags = CORE_CONF_REQUIRED,
 	  .offset = offsetof(struct keel_listener_conf, address),
@@ -288,6 +307,8 @@ static const struct core_conf_def keel_defs[] = {
 	  .offset = offsetof(struct keel_conf, admin), .sub = &admin_section },
 	{ .name = "proxy", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, proxy), .sub = &proxy_section },
+	{ .name = "access_log", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, access_log), .sub = &access_log_section },
 	{ .name = "listeners", .type = CORE_CONF_LIST, .item = CORE_CONF_SECTION,
 	  .sub = &listener_section, .min = 0, .max = 32,
 	  .offset = offsetof(struct keel_conf, listeners),

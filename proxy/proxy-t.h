@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "core/loop-t.h"
+#include "accesslog.h"
 #include "http-t.h"
 #include "upstream-t.h"
 
@@ -77,6 +78,7 @@ struct proxy_xchg {
 	bool		 up_reuse;	/* the server allows another request on it */
 	unsigned	 status;
 	uint64_t	 resp_bytes;
+	struct proxy_logrec *log;	/* when the access log is on */
 };
 
 /* One client connection; small, because most of them sit idle. */

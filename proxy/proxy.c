@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -175,6 +176,13 @@ static void xchg_free(struct proxy_xchg *x, bool reuse)
 {
 	if (x == NULL)
 		return;
+	if (x->log != NULL) {
+		/* 499, as nginx says it: the client left before an answer. */
+		x->log->status = x->status ? x->status : 499;
+		x->log->bytes = x->resp_bytes;
+		proxy_log_write(x->log, core_loop_now(px.loop));
+		free(x->log);
+	}
 	if (x->uc != NULL) {
 		core_io_stop(&x->uc->io);
 		if (reuse) {
@@ -252,18 +260,33 @@ static const char *status_reason(unsigned status)
 /*
  * Answers the client with a small page and closes after it (with a short
  * linger so the answer is not lost to a reset). `location` is for 301.
+ * `buf`: the request head that px.msg describes, when there is one.
  */
-static void stream_reply(struct proxy_stream *s, unsigned status, const char *location)
+static void stream_reply(struct proxy_stream *s, unsigned status, const char *location,
+			 const char *buf)
 {
 	char head[512], body[256];
 	int bn, hn;
 
-	xchg_free(s->x, false);
-	s->x = NULL;
 	bn = snprintf(body, sizeof(body),
 		      "<html><head><title>%u %s</title></head><body><h1>%u %s</h1>"
 		      "<hr>keel</body></html>\n",
 		      status, status_reason(status), status, status_reason(status));
+	if (s->x != NULL) {
+		s->x->status = status;
+		s->x->resp_bytes = (uint64_t)bn;
+	} else if (proxy_log_enabled()) {
+		struct proxy_logrec r;
+		char peer[INET6_ADDRSTRLEN];
+
+		proxy_log_fill(&r, peer_str(s, peer, sizeof(peer)), buf ? &px.msg : NULL,
+			       buf, core_loop_now(px.loop));
+		r.status = status;
+		r.bytes = (uint64_t)bn;
+		proxy_log_write(&r, core_loop_now(px.loop));
+	}
+	xchg_free(s->x, false);
+	s->x = NULL;
 	hn = snprintf(head, sizeof(head),
 		      "HTTP/1.1 %u %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
 		      "%s%s%sConnection: close\r\n\r\n",
@@ -542,7 +565,7 @@ static void xchg_fail(struct proxy_stream *s, unsigned status, const char *why,
 		stream_close(s);
 		return;
 	}
-	stream_reply(s, status, NULL);
+	stream_reply(s, status, NULL, NULL);
 }
 
 /* A parsed request head in px.msg: route it and start the exchange. */
@@ -566,9 +589,9 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 			snprintf(loc, sizeof(loc), "%s%.*s", redirect->path,
 				 q ? (int)(m->path.len - (uint32_t)(q - (buf + m->path.off))) : 0,
 				 q ? q : "");
-			stream_reply(s, 301, loc);
+			stream_reply(s, 301, loc, buf);
 		} else
-			stream_reply(s, 404, NULL);
+			stream_reply(s, 404, NULL, buf);
 		return;
 	}
 	if ((m->flags & PROXY_HF_HAS_CL) && m->content_length > route->max_body) {
@@ -576,13 +599,13 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 			      peer_str(s, peer, sizeof(peer)), (int)m->path.len, buf + m->path.off,
 			      (long long)m->content_length, route->index,
 			      (long long)route->max_body);
-		stream_reply(s, 413, NULL);
+		stream_reply(s, 413, NULL, buf);
 		return;
 	}
 
 	x = calloc(1, sizeof(*x));
 	if (x == NULL) {
-		stream_reply(s, 503, NULL);
+		stream_reply(s, 503, NULL, buf);
 		return;
 	}
 	s->x = x;
@@ -594,6 +617,8 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 	x->client_version = m->version;
 	x->idempotent = proxy_http_idempotent(m->method_id);
 	x->upgrade = (m->flags & PROXY_HF_UPGRADE) != 0;
+	if (proxy_log_enabled() && (x->log = malloc(sizeof(*x->log))) != NULL)
+		proxy_log_fill(x->log, peer_str(s, peer, sizeof(peer)), m, buf, x->started);
 	s->idle_timeout = route->idle_timeout;
 	if (m->flags & PROXY_HF_CLOSE)
 		s->close_after = true;
@@ -611,7 +636,7 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 
 	core_buf_init(&x->uhead, x->rt->lim.max_head + PROXY_HEAD_EXTRA);
 	if (xchg_build_head(s, x, buf) != CORE_OK) {
-		stream_reply(s, 431, NULL);
+		stream_reply(s, 431, NULL, NULL);
 		return;
 	}
 	core_buf_consume(&s->cin, (size_t)head_len);
@@ -623,7 +648,7 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 		proxy_upstream_why_none(route->up, core_loop_now(px.loop), all, sizeof(all));
 		core_log_error("proxy", "%s: upstream %s: %s: %s",
 			       peer_str(s, peer, sizeof(peer)), route->up->name, why, all);
-		stream_reply(s, x->tries > 0 ? 502 : 503, NULL);
+		stream_reply(s, x->tries > 0 ? 502 : 503, NULL, NULL);
 	}
 }
 
@@ -645,7 +670,7 @@ static void stream_read_head(struct proxy_stream *s)
 
 		core_log_info("proxy", "%s: bad request (%d): %s", peer_str(s, peer, sizeof(peer)),
 			      -rc, px.msg.why ? px.msg.why : "?");
-		stream_reply(s, (unsigned)-rc, NULL);
+		stream_reply(s, (unsigned)-rc, NULL, NULL);
 		return;
 	}
 	stream_handle_head(s, rc);
@@ -779,6 +804,10 @@ static bool xchg_read_resp_head(struct proxy_stream *s)
 		core_buf_consume(&x->uin, (size_t)rc);
 		x->resp_head = true;
 		proxy_server_succeeded(x->srv);
+		if (x->log != NULL) {
+			snprintf(x->log->upstream, sizeof(x->log->upstream), "%s", x->srv->name);
+			x->log->upstream_ms = core_loop_now(px.loop) - x->connect_at;
+		}
 		if (m->status == 101) {
 			s->state = PROXY_ST_TUNNEL;
 			x->req_done = true;
@@ -818,7 +847,7 @@ static bool xchg_scan_request(struct proxy_stream *s)
 				if (x->resp_any)
 					stream_close(s);
 				else
-					stream_reply(s, 400, NULL);
+					stream_reply(s, 400, NULL, NULL);
 				return false;
 			}
 			x->req_ready += (size_t)k;
@@ -827,7 +856,7 @@ static bool xchg_scan_request(struct proxy_stream *s)
 			if (x->resp_any)
 				stream_close(s);
 			else
-				stream_reply(s, 413, NULL);
+				stream_reply(s, 413, NULL, NULL);
 			return false;
 		}
 		break;
@@ -1217,7 +1246,7 @@ static void stream_on_timer(struct core_timer *t)
 			core_log_info("proxy", "%s: request head not complete after %llu ms",
 				      peer_str(s, peer, sizeof(peer)),
 				      (unsigned long long)px.rt->header_timeout);
-			stream_reply(s, 408, NULL);
+			stream_reply(s, 408, NULL, NULL);
 			stream_step(s);
 		} else
 			stream_close(s);	/* idle keep-alive ended */
@@ -1253,10 +1282,27 @@ static void stream_on_timer(struct core_timer *t)
 
 /* ---- the module ------------------------------------------------------------------------------ */
 
+static const struct core_conf *px_conf;	/* for SIGUSR1's reopen */
+
+static void proxy_on_usr1(struct core_loop *loop, int signo, void *data)
+{
+	char err[256];
+
+	(void)loop;
+	(void)signo;
+	(void)data;
+	if (px_conf != NULL && proxy_log_open(px.loop, px_conf, err, sizeof(err)) != CORE_OK)
+		core_log_error("proxy", "reopening the access log: %s", err);
+	else
+		core_log_info("proxy", "access log reopened");
+}
+
 static void proxy_stop(void)
 {
 	unsigned i;
 
+	proxy_log_close();
+	px_conf = NULL;
 	while (px.streams != NULL)
 		stream_close(px.streams);
 	for (i = 0; i < px.nls; i++) {
@@ -1278,6 +1324,10 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 
 	px.loop = loop;
 	core_timer_init(loop, &px.resume, accept_resume, NULL);
+	if (proxy_log_open(loop, conf, err, errlen) != CORE_OK)
+		return CORE_ERROR;
+	px_conf = conf;
+	core_loop_signal(loop, SIGUSR1, proxy_on_usr1, NULL);
 	px.rt = proxy_runtime_build(conf, loop, NULL);
 	if (px.rt == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -1296,7 +1346,11 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 
 static int proxy_reload(const struct core_conf *conf, char *err, size_t errlen)
 {
-	struct proxy_runtime *rt = proxy_runtime_build(conf, px.loop, px.rt);
+	struct proxy_runtime *rt;
+
+	/* main frees the old config after this, whatever we return. */
+	px_conf = conf;
+	rt = proxy_runtime_build(conf, px.loop, px.rt);
 
 	if (rt == NULL) {
 		snprintf(err, errlen, "out of memory building routes");
@@ -1305,6 +1359,8 @@ static int proxy_reload(const struct core_conf *conf, char *err, size_t errlen)
 	/* Exchanges under way keep the old runtime until they end. */
 	proxy_runtime_unref(px.rt);
 	px.rt = rt;
+	if (proxy_log_open(px.loop, conf, err, errlen) != CORE_OK)
+		return CORE_ERROR;
 	return CORE_OK;
 }
 

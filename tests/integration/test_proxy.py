@@ -402,3 +402,40 @@ def test_unknown_upstream_in_a_route_is_a_config_error(h):
                                          [{"path": "/", "upstream": "nope"}]))
     r = h.run_keel("-t", "-c", path)
     check(r.returncode == 1 and 'routes[0].upstream: no upstream named "nope"' in r.stderr, r.stderr)
+
+
+def test_access_log_combined_line_has_every_field(h):
+    a = h.http_backend("a")
+    front, _, k = start(h, {"ua": [a]}, [{"path": "/", "upstream": "ua"}])
+    get(front, "/logged?x=1", host="app.example.com",
+        headers={"User-Agent": 'evil"\xe9agent', "Referer": "http://r/"})
+    get(front, "/missing", host="nohost")    # served: route "/" catches all
+    line = k.wait_log(r'127\.0\.0\.1 - - \[[^]]+\] "GET /logged\?x=1 HTTP/1\.1" 200 \d+ .*').group(0)
+    check('"http://r/" "evil\\"\\xe9agent"' in line, line)
+    check('host="app.example.com" upstream=127.0.0.1:%d upstream_time=0.' % a in line, line)
+    check("request_time=0." in line, line)
+
+
+def test_access_log_json_escapes_and_logs_refusals(h):
+    a = h.http_backend("a")
+    front, admin = free_port(), free_port()
+    log = h.path("access.json")
+    k = h.keel(yaml_conf(front, admin, {"ua": [a]}, [{"path": "/app/", "upstream": "ua"}],
+                         extra='access_log: { format: json, path: "%s" }\n' % log), wait_port=admin)
+    get(front, "/app/x", headers={"User-Agent": "a\"b\\c"})
+    get(front, "/nowhere")
+    raw_request(front, b"GET / HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n")
+
+    def lines():
+        if not os.path.exists(log):
+            return None
+        with open(log) as f:
+            got = [json.loads(x) for x in f.read().splitlines()]
+        return got if len(got) >= 3 else None
+    got = wait_for("three JSON log lines", lines, timeout=5)
+    check(got[0]["path"] == "/app/x" and got[0]["status"] == 200 and
+          got[0]["upstream"] == "127.0.0.1:%d" % a and got[0]["agent"] == 'a"b\\c', got[0])
+    check(got[1]["path"] == "/nowhere" and got[1]["status"] == 404 and
+          got[1]["upstream"] == "-", got[1])
+    check(got[2]["status"] == 400 and got[2]["method"] == "-", got[2])
+    check(all(isinstance(g["time_ms"], int) for g in got), got)
