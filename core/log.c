@@ -21,6 +21,7 @@ struct log_slot {
 int core_log_level = CORE_LOG_INFO;
 
 static __thread const char *log_action;
+static char log_process[16];	/* "[w1] ", or empty in the master */
 
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct log_slot *log_ring;
@@ -58,6 +59,14 @@ void core_log_shutdown(void)
 	core_log_init(0);
 }
 
+void core_log_set_process(const char *name)
+{
+	if (name == NULL)
+		log_process[0] = '\0';
+	else
+		snprintf(log_process, sizeof(log_process), "[%.10s] ", name);
+}
+
 const char *core_log_action(const char *action)
 {
 	const char *prev = log_action;
@@ -77,8 +86,8 @@ void core_log_write(int level, const char *subsys, const char *fmt, ...)
 		return;
 
 	core_clock_format_utc(core_clock_wall_ms(), ts, sizeof(ts));
-	n = snprintf(line, cap, "%s %s %s: ", ts, core_log_level_str(level),
-		     subsys);
+	n = snprintf(line, cap, "%s %s %s%s: ", ts, core_log_level_str(level),
+		     log_process, subsys);
 	len = (size_t)n;
 
 	va_start(ap, fmt);

@@ -17,6 +17,9 @@ enum core_log_level {
 
 extern int core_log_level;
 
+/* Names this process in every line ("w1" for worker 1); NULL: the master. */
+void core_log_set_process(const char *name);
+
 /* Sizes the ring to `lines` entries; 0 disables it. Call before threads. */
 int core_log_init(size_t lines);
 void core_log_shutdown(void);

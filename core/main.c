@@ -1,10 +1,16 @@
-/* keel's entry point: the command line, loading and reloading the
- * configuration, and running every registered module on one loop. */
+/* keel's entry point: the command line, and the master process that loads
+ * and reloads the configuration, runs the master modules, and supervises
+ * the worker processes that run the worker modules. */
+#include <dirent.h>
+#include <fcntl.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <hiredis/hiredis.h>
@@ -14,6 +20,7 @@
 #include <yaml.h>
 
 #include "core.h"
+#include "clock.h"
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
@@ -22,9 +29,20 @@
 #include "version.h"
 
 #define DEFAULT_CONF_NAME	"<embedded default>"
+#define MAX_WORKERS		256
+#define RESPAWN_MIN_MS		1000	/* a worker dying younger waits this long */
+#define KILL_GRACE_MS		2000	/* after drain_timeout, before SIGKILL */
 
 extern const struct core_module *const __start_keel_modules[] __attribute__((weak));
 extern const struct core_module *const __stop_keel_modules[] __attribute__((weak));
+
+struct worker {
+	pid_t		 pid;
+	unsigned	 gen;		/* config generation it runs */
+	unsigned	 slot;		/* its index in that generation */
+	uint64_t	 started;	/* monotonic ms */
+	bool		 draining;	/* told to finish and exit */
+};
 
 static struct {
 	const char	*conf_path;	/* NULL: the embedded default */
@@ -32,10 +50,26 @@ static struct {
 	struct core_loop loop;
 	const struct core_module *modules[32];
 	size_t		 nmodules;
-	size_t		 nstarted;
+	size_t		 nstarted;	/* modules started in this process */
+
+	/* master */
+	struct worker	 workers[MAX_WORKERS];
+	size_t		 nworkers;
+	unsigned	 want;		/* workers of the current generation */
+	bool		 stopping;
+	unsigned	 terms;		/* SIGTERMs received */
+	struct core_timer respawn;	/* for workers that died young */
+	struct core_timer kill;		/* SIGKILL what is left after draining */
+
+	/* worker */
+	bool		 is_worker;
+	unsigned	 slot;
+	bool		 draining;
+	uint64_t	 drain_until;
+	struct core_timer drain;
 } keel;
 
-/* ---- modules ------------------------------------------------------------- */
+/* ---- modules ---------------------------------------------------------------- */
 
 static void main_collect_modules(void)
 {
@@ -57,13 +91,16 @@ static void main_collect_modules(void)
 		}
 }
 
-static int main_start_modules(void)
+/* Starts the modules that run in this process (master or worker). */
+static int main_start_modules(bool worker)
 {
 	char err[256];
 
 	for (keel.nstarted = 0; keel.nstarted < keel.nmodules; keel.nstarted++) {
 		const struct core_module *m = keel.modules[keel.nstarted];
 
+		if (m->worker != worker || m->start == NULL)
+			continue;
 		err[0] = '\0';
 		if (m->start(&keel.loop, keel.conf, err, sizeof(err)) != CORE_OK) {
 			core_log_error("main", "%s: cannot start: %s", m->name, err);
@@ -73,17 +110,282 @@ static int main_start_modules(void)
 	return CORE_OK;
 }
 
-static void main_stop_modules(void)
+static void main_stop_modules(bool worker)
 {
 	while (keel.nstarted > 0) {
 		const struct core_module *m = keel.modules[--keel.nstarted];
 
-		if (m->stop != NULL)
+		if (m->worker == worker && m->stop != NULL)
 			m->stop();
 	}
 }
 
-/* ---- configuration ---------------------------------------------------------- */
+static int main_prepare_modules(const struct core_conf *conf, const struct core_conf *prev)
+{
+	char err[256];
+	size_t i;
+
+	for (i = 0; i < keel.nmodules; i++) {
+		const struct core_module *m = keel.modules[i];
+
+		err[0] = '\0';
+		if (m->prepare != NULL && m->prepare(conf, prev, err, sizeof(err)) != CORE_OK) {
+			core_log_error("main", "%s: cannot prepare: %s", m->name, err);
+			return CORE_ERROR;
+		}
+	}
+	return CORE_OK;
+}
+
+/* ---- worker processes ---------------------------------------------------------- */
+
+/* Closes every fd a worker did not ask to keep: the master's epoll set,
+ * admin connections, log files. Closing never touches the master's copies. */
+static void worker_close_fds(void)
+{
+	int keep[64], nkeep = 0, fd, i;
+	size_t k;
+	DIR *d;
+	struct dirent *e;
+
+	for (k = 0; k < keel.nmodules; k++)
+		if (keel.modules[k]->inherit != NULL)
+			nkeep += (int)keel.modules[k]->inherit(keep + nkeep,
+							      CORE_ARRAY_SIZE(keep) - (size_t)nkeep);
+	d = opendir("/proc/self/fd");
+	if (d == NULL) {
+		struct rlimit rl;
+
+		getrlimit(RLIMIT_NOFILE, &rl);
+		for (fd = 3; fd < (int)rl.rlim_cur && fd < 65536; fd++) {
+			for (i = 0; i < nkeep && keep[i] != fd; i++)
+				;
+			if (i == nkeep)
+				close(fd);
+		}
+		return;
+	}
+	while ((e = readdir(d)) != NULL) {
+		fd = atoi(e->d_name);
+		if (fd < 3 || fd == dirfd(d))
+			continue;
+		for (i = 0; i < nkeep && keep[i] != fd; i++)
+			;
+		if (i == nkeep)
+			close(fd);
+	}
+	closedir(d);
+}
+
+static void worker_on_drain(struct core_timer *t)
+{
+	unsigned busy = 0;
+	size_t i;
+
+	for (i = 0; i < keel.nmodules; i++)
+		if (keel.modules[i]->worker && keel.modules[i]->drain != NULL)
+			busy += keel.modules[i]->drain();
+	if (busy == 0) {
+		core_loop_stop(t->loop);
+		return;
+	}
+	if (!core_clock_before(core_loop_now(t->loop), keel.drain_until)) {
+		core_log_warn("main", "drain time is up: closing %u unfinished", busy);
+		core_loop_stop(t->loop);
+		return;
+	}
+	core_timer_start(t, 100);
+}
+
+static void worker_on_signal(struct core_loop *loop, int signo, void *data)
+{
+	(void)data;
+	if (signo == SIGTERM && !keel.draining) {
+		keel.draining = true;
+		keel.drain_until = core_loop_now(loop) +
+				   (uint64_t)core_settings_of(keel.conf)->workers.drain_timeout;
+		core_timer_init(loop, &keel.drain, worker_on_drain, NULL);
+		worker_on_drain(&keel.drain);
+		return;
+	}
+	core_loop_stop(loop);		/* SIGINT, or SIGTERM again: now */
+}
+
+/* The worker's whole life; never returns. */
+static void __attribute__((noreturn)) worker_main(unsigned slot, pid_t master)
+{
+	char name[16], err[256];
+	int rc = 1;
+
+	keel.is_worker = true;
+	keel.slot = slot;
+	snprintf(name, sizeof(name), "w%u", slot + 1);
+	core_log_set_process(name);
+	prctl(PR_SET_PDEATHSIG, SIGTERM);
+	if (getppid() != master)	/* the master died while we forked */
+		_exit(1);
+	worker_close_fds();
+
+	/* A loop of our own; the master's fds were closed above, and its
+	 * timers belong to the master. */
+	free(keel.loop.heap);
+	if (core_loop_init(&keel.loop, err, sizeof(err)) != CORE_OK) {
+		core_log_error("main", "cannot create the event loop: %s", err);
+		_exit(1);
+	}
+	signal(SIGHUP, SIG_IGN);	/* the master reloads, not us */
+	if (core_loop_signal(&keel.loop, SIGTERM, worker_on_signal, NULL) != CORE_OK ||
+	    core_loop_signal(&keel.loop, SIGINT, worker_on_signal, NULL) != CORE_OK)
+		_exit(1);
+
+	if (main_start_modules(true) == CORE_OK && core_loop_run(&keel.loop) == CORE_OK)
+		rc = 0;
+	main_stop_modules(true);
+	core_loop_free(&keel.loop);
+	core_conf_free(keel.conf);
+	core_log_shutdown();
+	exit(rc);
+}
+
+static void main_spawn(unsigned slot)
+{
+	struct worker *w;
+	pid_t pid, master = getpid();
+
+	if (keel.nworkers == MAX_WORKERS) {
+		core_log_error("main", "too many worker processes");
+		return;
+	}
+	pid = fork();
+	if (pid == -1) {
+		core_log_error("main", "cannot start worker %u: fork: %s", slot + 1, strerror(errno));
+		core_timer_start(&keel.respawn, RESPAWN_MIN_MS);
+		return;
+	}
+	if (pid == 0)
+		worker_main(slot, master);
+	w = &keel.workers[keel.nworkers++];
+	w->pid = pid;
+	w->gen = keel.conf->generation;
+	w->slot = slot;
+	w->started = core_loop_now(&keel.loop);
+	w->draining = false;
+}
+
+static unsigned main_worker_count(const struct core_conf *conf)
+{
+	int64_t n = core_settings_of(conf)->workers.count;
+	long cores;
+
+	if (n > 0)
+		return (unsigned)n;
+	cores = sysconf(_SC_NPROCESSORS_ONLN);
+	return cores > 0 ? (unsigned)cores : 1;
+}
+
+/* Starts every worker of the current generation that is missing. */
+static void main_fill_workers(void)
+{
+	uint64_t now = core_loop_now(&keel.loop);
+	unsigned slot;
+	size_t i;
+
+	if (keel.stopping)
+		return;
+	for (slot = 0; slot < keel.want; slot++) {
+		for (i = 0; i < keel.nworkers; i++)
+			if (keel.workers[i].gen == keel.conf->generation &&
+			    keel.workers[i].slot == slot && !keel.workers[i].draining)
+				break;
+		if (i == keel.nworkers)
+			main_spawn(slot);
+	}
+	(void)now;
+}
+
+static void main_on_respawn(struct core_timer *t)
+{
+	(void)t;
+	main_fill_workers();
+}
+
+static void main_signal_workers(int signo, bool only_old)
+{
+	size_t i;
+
+	for (i = 0; i < keel.nworkers; i++) {
+		struct worker *w = &keel.workers[i];
+
+		if (only_old && w->gen == keel.conf->generation)
+			continue;
+		if (signo == SIGTERM) {
+			/* A second SIGTERM would tell it to stop at once. */
+			if (w->draining)
+				continue;
+			w->draining = true;
+		}
+		kill(w->pid, signo);
+	}
+}
+
+static void main_on_kill(struct core_timer *t)
+{
+	(void)t;
+	if (keel.nworkers > 0)
+		core_log_warn("main", "%zu worker%s still running: killing", keel.nworkers,
+			      keel.nworkers == 1 ? "" : "s");
+	main_signal_workers(SIGKILL, false);
+}
+
+static void main_reap(void)
+{
+	uint64_t now = core_loop_now(&keel.loop);
+	bool young = false;
+	int status;
+	pid_t pid;
+	size_t i;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0) {
+		struct worker w;
+
+		for (i = 0; i < keel.nworkers && keel.workers[i].pid != pid; i++)
+			;
+		if (i == keel.nworkers)
+			continue;
+		w = keel.workers[i];
+		keel.workers[i] = keel.workers[--keel.nworkers];
+
+		if (w.draining || keel.stopping) {
+			core_log_info("main", "worker %u (pid %d, generation %u) finished",
+				      w.slot + 1, (int)pid, w.gen);
+			continue;
+		}
+		if (WIFSIGNALED(status))
+			core_log_error("main", "worker %u (pid %d) killed by signal %d (%s); "
+				       "starting another", w.slot + 1, (int)pid,
+				       WTERMSIG(status), strsignal(WTERMSIG(status)));
+		else
+			core_log_error("main", "worker %u (pid %d) exited with status %d; "
+				       "starting another", w.slot + 1, (int)pid,
+				       WEXITSTATUS(status));
+		if (now - w.started < RESPAWN_MIN_MS)
+			young = true;
+	}
+	if (keel.stopping) {
+		if (keel.nworkers == 0)
+			core_loop_stop(&keel.loop);
+		return;
+	}
+	if (young) {
+		/* Dying at once again and again: a crash loop; slow it down. */
+		if (!core_timer_armed(&keel.respawn))
+			core_timer_start(&keel.respawn, RESPAWN_MIN_MS);
+		return;
+	}
+	main_fill_workers();
+}
+
+/* ---- configuration ---------------------------------------------------------------- */
 
 static struct core_conf *main_load_conf(void)
 {
@@ -132,47 +434,153 @@ static void main_reload(void)
 
 	core_conf_keep_static(conf, keel.conf, main_report_static, NULL);
 	conf->generation = keel.conf->generation + 1;
+	if (main_prepare_modules(conf, keel.conf) != CORE_OK) {
+		core_log_error("main", "reload refused; keeping generation %u",
+			       keel.conf->generation);
+		core_conf_free(conf);
+		goto out;
+	}
 	main_apply_log_conf(conf);
-	for (i = 0; i < keel.nstarted; i++) {
+	for (i = 0; i < keel.nmodules; i++) {
 		const struct core_module *m = keel.modules[i];
 
 		err[0] = '\0';
-		if (m->reload != NULL && m->reload(conf, err, sizeof(err)) != CORE_OK)
+		if (!m->worker && m->reload != NULL && m->reload(conf, err, sizeof(err)) != CORE_OK)
 			core_log_error("main", "%s: kept its previous settings: %s",
 				       m->name, err);
 	}
+	/* Workers got their copy of the old config when they forked. */
 	core_conf_free(keel.conf);
 	keel.conf = conf;
+	keel.want = main_worker_count(conf);
+	main_fill_workers();
+	main_signal_workers(SIGTERM, true);	/* the old generation drains */
 	core_log_info("main", "configuration generation %u loaded from %s",
 		      conf->generation, conf->file);
 out:
 	core_log_action(prev);
 }
 
-/* ---- signals ------------------------------------------------------------------ */
+/* ---- the master's signals ------------------------------------------------------------- */
+
+static void main_stop(bool now)
+{
+	const struct keel_conf *k = core_settings_of(keel.conf);
+
+	keel.stopping = true;
+	main_signal_workers(now ? SIGINT : SIGTERM, false);
+	core_timer_start(&keel.kill, (now ? 0 : (uint64_t)k->workers.drain_timeout) +
+				     KILL_GRACE_MS);
+	if (keel.nworkers == 0)
+		core_loop_stop(&keel.loop);
+}
 
 static void main_on_signal(struct core_loop *loop, int signo, void *data)
 {
+	(void)loop;
 	(void)data;
-	if (signo == SIGHUP) {
-		main_reload();
-		return;
+	switch (signo) {
+	case SIGHUP:
+		if (!keel.stopping)
+			main_reload();
+		break;
+	case SIGCHLD:
+		main_reap();
+		break;
+	case SIGUSR1:
+		main_signal_workers(SIGUSR1, false);	/* reopen logs */
+		break;
+	case SIGTERM:
+		if (keel.terms++ == 0) {
+			core_log_info("main", "SIGTERM received: draining, then stopping "
+				      "(again to stop at once)");
+			main_stop(false);
+			break;
+		}
+		__attribute__((fallthrough));	/* a second SIGTERM */
+	default:
+		core_log_info("main", "%s received, stopping now",
+			      signo == SIGINT ? "SIGINT" : "SIGTERM");
+		main_stop(true);
 	}
-	core_log_info("main", "%s received, shutting down",
-		      signo == SIGTERM ? "SIGTERM" : signo == SIGINT ? "SIGINT" : "signal");
-	core_loop_stop(loop);
 }
 
-/* ---- command line ----------------------------------------------------------------- */
+/* ---- pid file and control commands --------------------------------------------------- */
+
+static void main_write_pid(const struct core_conf *conf)
+{
+	const char *path = core_settings_of(conf)->pid_file;
+	char buf[32];
+	int fd, n;
+
+	if (path == NULL || *path == '\0')
+		return;
+	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
+	if (fd == -1 || write(fd, buf, (size_t)n) != n)
+		core_log_warn("main", "pid file %s: %s (keel reload and keel stop will "
+			      "not find this keel)", path, strerror(errno));
+	if (fd != -1)
+		close(fd);
+}
+
+/* `keel reload` and `keel stop`: check the config, then signal the master. */
+static int main_control(const char *cmd)
+{
+	const struct core_conf_err *e;
+	const char *path;
+	char buf[32];
+	FILE *f;
+	long pid;
+	int rc = 1;
+
+	keel.conf = main_load_conf();
+	if (keel.conf == NULL)
+		return 1;
+	if (keel.conf->nerrors > 0 && strcmp(cmd, "reload") == 0) {
+		for (e = keel.conf->errors; e != NULL; e = e->next)
+			fprintf(stderr, "%s\n", e->msg);
+		fprintf(stderr, "keel: not reloaded: configuration %s has %zu error%s\n",
+			keel.conf->file, keel.conf->nerrors, keel.conf->nerrors == 1 ? "" : "s");
+		goto out;
+	}
+	path = core_settings_of(keel.conf)->pid_file;
+	if (path == NULL || *path == '\0') {
+		fprintf(stderr, "keel: %s: the configuration sets no pid_file\n", cmd);
+		goto out;
+	}
+	f = fopen(path, "r");
+	if (f == NULL || fgets(buf, sizeof(buf), f) == NULL || (pid = atol(buf)) <= 1) {
+		fprintf(stderr, "keel: %s: cannot read a pid from %s%s%s\n", cmd, path,
+			f == NULL ? ": " : "", f == NULL ? strerror(errno) : "");
+		if (f != NULL)
+			fclose(f);
+		goto out;
+	}
+	fclose(f);
+	if (kill((pid_t)pid, strcmp(cmd, "reload") == 0 ? SIGHUP : SIGTERM) == -1) {
+		fprintf(stderr, "keel: %s: pid %ld from %s: %s\n", cmd, pid, path, strerror(errno));
+		goto out;
+	}
+	printf("keel: %s signalled to pid %ld\n", cmd, pid);
+	rc = 0;
+out:
+	core_conf_free(keel.conf);
+	return rc;
+}
+
+/* ---- command line ------------------------------------------------------------------------ */
 
 static void main_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: keel [-c FILE]        run (no -c: the embedded default config)\n"
-		"       keel -t [-c FILE]     check the configuration and exit 0 or 1\n"
-		"       keel --version        version, revision, arch, library versions\n"
-		"       keel --default-config print the embedded default config\n"
-		"       keel --config-reference  print the settings reference (Markdown)\n");
+		"usage: keel [-c FILE]          run (no -c: the embedded default config)\n"
+		"       keel -t [-c FILE]       check the configuration and exit 0 or 1\n"
+		"       keel reload [-c FILE]   check it, then make the running keel reload it\n"
+		"       keel stop [-c FILE]     make the running keel drain and stop\n"
+		"       keel --version          version, revision, arch, library versions\n"
+		"       keel --default-config   print the embedded default config\n"
+		"       keel --config-reference print the settings reference (Markdown)\n");
 }
 
 static void main_version(void)
@@ -196,9 +604,10 @@ static void main_reference(void)
 	       "table in `core/settings.c`; do not edit by hand.\n\n"
 	       "keel reads one YAML file (`keel -c FILE`); without `-c` it runs the\n"
 	       "embedded default (`keel --default-config`). `keel -t -c FILE` checks a\n"
-	       "file and lists every error with its line. `kill -HUP` reloads: a file\n"
-	       "with errors is refused and the running configuration stays; settings\n"
-	       "marked *restart* keep their running value until keel restarts.\n\n"
+	       "file and lists every error with its line. `keel reload` (or `kill -HUP`)\n"
+	       "reloads: a file with errors is refused and the running configuration\n"
+	       "stays; settings marked *restart* keep their running value until keel\n"
+	       "restarts.\n\n"
 	       "Sizes take `k`, `M`, `G` (1024-based); durations take `ms`, `s`, `m`,\n"
 	       "`h`, `d`.\n");
 	core_conf_write_reference(stdout, &core_settings);
@@ -230,8 +639,10 @@ static int main_check(void)
 
 static int main_run(void)
 {
+	static const int sigs[] = { SIGHUP, SIGTERM, SIGINT, SIGCHLD, SIGUSR1 };
 	const struct core_conf_err *e;
 	char err[256];
+	size_t i;
 	int rc = 1;
 
 	keel.conf = main_load_conf();
@@ -245,6 +656,7 @@ static int main_run(void)
 		fprintf(stderr, "keel: not started: configuration %s has %zu error%s\n",
 			keel.conf->file, keel.conf->nerrors,
 			keel.conf->nerrors == 1 ? "" : "s");
+		core_conf_free(keel.conf);
 		return 1;
 	}
 	keel.conf->generation = 1;
@@ -260,26 +672,44 @@ static int main_run(void)
 		core_log_error("main", "cannot create the event loop: %s", err);
 		return 1;
 	}
-	if (core_loop_signal(&keel.loop, SIGHUP, main_on_signal, NULL) != CORE_OK ||
-	    core_loop_signal(&keel.loop, SIGTERM, main_on_signal, NULL) != CORE_OK ||
-	    core_loop_signal(&keel.loop, SIGINT, main_on_signal, NULL) != CORE_OK) {
-		core_log_error("main", "cannot set up signal handling");
-		goto out;
-	}
+	for (i = 0; i < CORE_ARRAY_SIZE(sigs); i++)
+		if (core_loop_signal(&keel.loop, sigs[i], main_on_signal, NULL) != CORE_OK) {
+			core_log_error("main", "cannot set up signal handling");
+			goto out;
+		}
+	core_timer_init(&keel.loop, &keel.respawn, main_on_respawn, NULL);
+	core_timer_init(&keel.loop, &keel.kill, main_on_kill, NULL);
 
 	main_collect_modules();
-	if (main_start_modules() != CORE_OK)
+	if (main_prepare_modules(keel.conf, NULL) != CORE_OK ||
+	    main_start_modules(false) != CORE_OK)
 		goto out;
+	main_write_pid(keel.conf);
 
-	core_log_info("main", "keel %s started (pid %d, %s, config %s, generation 1)",
-		      KEEL_VERSION, (int)getpid(), KEEL_ARCH, keel.conf->file);
+	keel.want = main_worker_count(keel.conf);
+	main_fill_workers();
+	core_log_info("main", "keel %s started (pid %d, %s, config %s, generation 1, "
+		      "%u worker%s)", KEEL_VERSION, (int)getpid(), KEEL_ARCH,
+		      keel.conf->file, keel.want, keel.want == 1 ? "" : "s");
 	if (core_loop_run(&keel.loop) != CORE_OK)
 		core_log_error("main", "event loop failed: %s", strerror(errno));
 	else
 		rc = 0;
 out:
-	main_stop_modules();
+	if (keel.nworkers > 0) {
+		/* Left the loop early: do not leave workers behind. */
+		main_signal_workers(SIGKILL, false);
+		while (waitpid(-1, NULL, 0) > 0)
+			;
+	}
+	main_stop_modules(false);
 	core_loop_free(&keel.loop);
+	{
+		const char *pf = core_settings_of(keel.conf)->pid_file;
+
+		if (rc == 0 && pf != NULL && *pf != '\0')
+			unlink(pf);
+	}
 	core_conf_free(keel.conf);
 	core_log_info("main", "stopped");
 	core_log_shutdown();
@@ -297,8 +727,16 @@ int main(int argc, char **argv)
 		{ "config-reference",	no_argument,	   NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
+	const char *cmd = NULL;
 	int c, check = 0;
 
+	/* A command word may come first: keel reload -c FILE. */
+	if (argc > 1 && (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "stop") == 0)) {
+		cmd = argv[1];
+		argv[1] = argv[0];
+		argv++;
+		argc--;
+	}
 	while ((c = getopt_long(argc, argv, "c:thv", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'c':
@@ -329,5 +767,7 @@ int main(int argc, char **argv)
 		main_usage(stderr);
 		return 2;
 	}
+	if (cmd != NULL)
+		return main_control(cmd);
 	return check ? main_check() : main_run();
 }

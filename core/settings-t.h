@@ -81,8 +81,15 @@ struct keel_access_log_conf {
 	char		*path;		/* "": stdout */
 };
 
+struct keel_workers_conf {
+	int64_t		count;		/* 0: one per core */
+	int64_t		drain_timeout;	/* ms old workers get to finish */
+};
+
 struct keel_conf {
 	char		*node;		/* this box's name */
+	char		*pid_file;	/* "": none */
+	struct keel_workers_conf workers;
 	struct keel_log_conf log;
 	struct keel_admin_conf admin;
 	struct keel_proxy_conf proxy;

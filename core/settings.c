@@ -296,11 +296,34 @@ static const struct core_conf_section route_section = {
 	.doc = "Where requests go, by host and path prefix.",
 };
 
+static const struct core_conf_def workers_defs[] = {
+	{ .name = "count", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_workers_conf, count), .dflt = "0", .min = 0, .max = 64,
+	  .doc = "Worker processes running the proxy; 0: one per core." },
+	{ .name = "drain_timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_workers_conf, drain_timeout), .dflt = "30s",
+	  .min = 0, .max = 3600 * SEC,
+	  .doc = "After a reload or SIGTERM, how long old workers may finish requests and tunnels." },
+	{ 0 }
+};
+
+static const struct core_conf_section workers_section = {
+	.size = sizeof(struct keel_workers_conf), .defs = workers_defs,
+	.doc = "The worker processes. A master process supervises them: it restarts one "
+	       "that dies, and on a reload starts new ones while the old ones drain.",
+};
+
 static const struct core_conf_def keel_defs[] = {
 	{ .name = "node", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_conf, node), .dflt = "keel",
 	  .min = 1, .max = 63,
 	  .doc = "Name of this box, shown in health answers and alerts." },
+	{ .name = "pid_file", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_conf, pid_file), .dflt = "/run/keel.pid",
+	  .min = 0, .max = 255,
+	  .doc = "Where the master writes its pid, for `keel reload` and `keel stop`; empty: nowhere." },
+	{ .name = "workers", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, workers), .sub = &workers_section },
 	{ .name = "log", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, log), .sub = &log_section },
 	{ .name = "admin", .type = CORE_CONF_SECTION,

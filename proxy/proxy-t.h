@@ -103,6 +103,7 @@ struct proxy_stream {
 	uint64_t	 idle_timeout;	/* of the last route used */
 	unsigned	 requests;
 	bool		 close_after;	/* close once this response is out */
+	bool		 said_close;	/* the response head told the client so */
 	bool		 client_eof;
 };
 

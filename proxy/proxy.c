@@ -36,6 +36,8 @@ static struct {
 	unsigned	      nconns;
 	struct proxy_stream  *streams;	/* every open client connection */
 	bool		      paused;	/* accept paused: limit or EMFILE */
+	bool		      draining;	/* this worker's generation is ending */
+	struct proxy_stats   *stats;	/* master: the current generation's */
 	struct core_timer     resume;
 	struct proxy_http_msg msg;	/* scratch: one head parsed at a time */
 } px;
@@ -76,7 +78,7 @@ static void accept_set(bool on)
 static void accept_resume(struct core_timer *t)
 {
 	(void)t;
-	if (px.nconns < px.rt->max_connections)
+	if (!px.draining && px.nconns < px.rt->max_connections)
 		accept_set(true);
 }
 
@@ -139,6 +141,8 @@ static void listener_on_io(struct core_io *io, unsigned revents)
 			px.streams->prev = s;
 		px.streams = s;
 		px.nconns++;
+		proxy_stat_add(px.rt->stats->connections, 1);
+		proxy_stat_add(px.rt->stats->active, 1);
 		stream_arm(s);
 	}
 }
@@ -161,8 +165,7 @@ static int listener_open(struct proxy_listener *ln, const struct core_conf_addr 
 	    listen(fd, 1024) == -1)
 		goto fail;
 	ln->fd = fd;
-	core_io_init(px.loop, &ln->io, fd, listener_on_io, ln);
-	return core_io_set(&ln->io, CORE_IO_READ);
+	return CORE_OK;
 fail:
 	snprintf(err, errlen, "cannot listen on %s: %s", a->text, strerror(errno));
 	if (fd != -1)
@@ -192,7 +195,11 @@ static void xchg_free(struct proxy_xchg *x, bool reuse)
 			proxy_upconn_close(x->uc);
 	}
 	if (x->srv != NULL)
-		x->srv->active--;
+		proxy_stat_sub(x->srv->st->active, 1);
+	if (x->status >= 100 && x->status < 600) {
+		proxy_stat_add(x->route->st->responses[x->status / 100 - 1], 1);
+		proxy_stat_add(x->route->st->bytes, x->resp_bytes);
+	}
 	core_buf_free(&x->uhead);
 	core_buf_free(&x->uin);
 	proxy_runtime_unref(x->rt);
@@ -230,7 +237,9 @@ static void stream_close(struct proxy_stream *s)
 	core_buf_free(&s->cin);
 	core_buf_free(&s->cout);
 	px.nconns--;
-	if (px.paused && px.nconns < px.rt->max_connections && !core_timer_armed(&px.resume))
+	proxy_stat_sub(px.rt->stats->active, 1);
+	if (px.paused && !px.draining && px.nconns < px.rt->max_connections &&
+	    !core_timer_armed(&px.resume))
 		accept_set(true);
 	core_loop_defer(px.loop, &s->reap, stream_reap);
 }
@@ -493,8 +502,8 @@ static int xchg_try(struct proxy_stream *s, const char **why)
 		x->tried |= 1ULL << (srv - x->route->up->servers);
 		x->tries++;
 		x->srv = srv;
-		srv->active++;
-		srv->requests++;
+		proxy_stat_add(srv->st->active, 1);
+		proxy_stat_add(srv->st->requests, 1);
 		x->connect_at = now;
 		x->up_wait = now;
 		xchg_reset_response(x);
@@ -516,7 +525,7 @@ static int xchg_try(struct proxy_stream *s, const char **why)
 		proxy_server_failed(srv, *why, now);
 		proxy_upconn_close(x->uc);
 		x->uc = NULL;
-		srv->active--;
+		proxy_stat_sub(srv->st->active, 1);
 		x->srv = NULL;
 		if (x->tries >= x->route->tries)
 			return CORE_ERROR;
@@ -545,7 +554,7 @@ static void xchg_fail(struct proxy_stream *s, unsigned status, const char *why,
 		      why, x->tries, x->route->tries);
 	proxy_upconn_close(x->uc);
 	x->uc = NULL;
-	x->srv->active--;
+	proxy_stat_sub(x->srv->st->active, 1);
 	x->srv = NULL;
 
 	if (!x->resp_any && x->req_sent == 0 && (!sent || x->idempotent) &&
@@ -612,6 +621,7 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 	x->rt = px.rt;
 	proxy_runtime_ref(x->rt);
 	x->route = route;
+	proxy_stat_add(route->st->requests, 1);
 	x->started = core_loop_now(px.loop);
 	x->method = m->method_id;
 	x->client_version = m->version;
@@ -670,6 +680,7 @@ static void stream_read_head(struct proxy_stream *s)
 
 		core_log_info("proxy", "%s: bad request (%d): %s", peer_str(s, peer, sizeof(peer)),
 			      -rc, px.msg.why ? px.msg.why : "?");
+		proxy_stat_add(px.rt->stats->bad_requests, 1);
 		stream_reply(s, (unsigned)-rc, NULL, NULL);
 		return;
 	}
@@ -714,8 +725,10 @@ static int xchg_build_resp_head(struct proxy_stream *s, struct proxy_xchg *x, co
 	}
 	if (m->status == 101)
 		rc |= puts_(b, "Connection: upgrade\r\n");
-	else if (m->status >= 200 && s->close_after)
+	else if (m->status >= 200 && s->close_after) {
 		rc |= puts_(b, "Connection: close\r\n");
+		s->said_close = true;
+	}
 	else if (m->status >= 200 && x->client_version == 10)
 		rc |= puts_(b, "Connection: keep-alive\r\n");
 	rc |= puts_(b, "\r\n");
@@ -797,6 +810,7 @@ static bool xchg_read_resp_head(struct proxy_stream *s)
 		if (s->idle_timeout == 0)
 			s->close_after = true;
 		x->status = m->status;
+		proxy_stat_add(x->srv->st->responses[m->status / 100 - 1], 1);
 		if (xchg_build_resp_head(s, x, core_buf_head(&x->uin)) != CORE_OK) {
 			xchg_fail(s, 502, "response head too large", true);
 			return false;
@@ -1017,7 +1031,10 @@ static void xchg_finish(struct proxy_stream *s)
 
 	s->x = NULL;
 	xchg_free(x, reuse);
-	if (s->close_after || s->client_eof) {
+	/* Close only when the client was told so: a client told keep-alive
+	 * may already be sending its next request, which then gets the
+	 * "Connection: close" (a draining worker decides late). */
+	if (s->said_close || s->client_eof) {
 		stream_close(s);
 		return;
 	}
@@ -1282,6 +1299,68 @@ static void stream_on_timer(struct core_timer *t)
 
 /* ---- the module ------------------------------------------------------------------------------ */
 
+/* Master: what the master's /metrics shows (the current generation's). */
+int proxy_metrics_write(struct core_buf *out, uint64_t now);
+int proxy_metrics_write(struct core_buf *out, uint64_t now)
+{
+	if (px.stats == NULL)
+		return CORE_OK;
+	return proxy_stats_write(px.stats, now, out);
+}
+
+static void proxy_close_listeners(void)
+{
+	unsigned i;
+
+	for (i = 0; i < px.nls; i++) {
+		if (px.ls[i].io.loop != NULL)
+			core_io_stop(&px.ls[i].io);
+		close(px.ls[i].fd);
+	}
+	px.nls = 0;
+}
+
+/* Master: listening sockets (once: they are restart-only) and the shared
+ * region of the new generation, counters carried over. */
+static int proxy_prepare(const struct core_conf *conf, const struct core_conf *prev,
+			 char *err, size_t errlen)
+{
+	const struct keel_conf *k = core_settings_of(conf);
+	const struct keel_listener_conf *ls = k->listeners.v;
+	struct proxy_stats *st;
+	unsigned i;
+
+	if (prev == NULL) {
+		for (i = 0; i < k->listeners.n && i < PROXY_MAX_LISTENERS; i++) {
+			if (listener_open(&px.ls[i], &ls[i].address, err, errlen) != CORE_OK) {
+				proxy_close_listeners();
+				return CORE_ERROR;
+			}
+			px.nls++;
+			core_log_info("proxy", "listening on %s", px.ls[i].name);
+		}
+	}
+	st = proxy_stats_create(conf, px.stats);
+	if (st == NULL) {
+		snprintf(err, errlen, "shared memory for %u routes: %s",
+			 (unsigned)k->routes.n, strerror(errno));
+		return CORE_ERROR;
+	}
+	/* Workers of the old generation keep their own mapping of the old one. */
+	proxy_stats_free(px.stats);
+	px.stats = st;
+	return CORE_OK;
+}
+
+static size_t proxy_inherit(int *fds, size_t max)
+{
+	size_t i;
+
+	for (i = 0; i < px.nls && i < max; i++)
+		fds[i] = px.ls[i].fd;
+	return i;
+}
+
 static const struct core_conf *px_conf;	/* for SIGUSR1's reopen */
 
 static void proxy_on_usr1(struct core_loop *loop, int signo, void *data)
@@ -1297,29 +1376,10 @@ static void proxy_on_usr1(struct core_loop *loop, int signo, void *data)
 		core_log_info("proxy", "access log reopened");
 }
 
-static void proxy_stop(void)
-{
-	unsigned i;
-
-	proxy_log_close();
-	px_conf = NULL;
-	while (px.streams != NULL)
-		stream_close(px.streams);
-	for (i = 0; i < px.nls; i++) {
-		core_io_stop(&px.ls[i].io);
-		close(px.ls[i].fd);
-	}
-	px.nls = 0;
-	core_timer_stop(&px.resume);
-	proxy_runtime_unref(px.rt);
-	px.rt = NULL;
-}
-
+/* Worker: takes over the inherited sockets and serves. */
 static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 		       char *err, size_t errlen)
 {
-	const struct keel_conf *k = core_settings_of(conf);
-	const struct keel_listener_conf *ls = k->listeners.v;
 	unsigned i;
 
 	px.loop = loop;
@@ -1328,47 +1388,71 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 		return CORE_ERROR;
 	px_conf = conf;
 	core_loop_signal(loop, SIGUSR1, proxy_on_usr1, NULL);
-	px.rt = proxy_runtime_build(conf, loop, NULL);
+	px.rt = proxy_runtime_build(conf, loop, px.stats);
 	if (px.rt == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return CORE_ERROR;
 	}
-	for (i = 0; i < k->listeners.n && i < PROXY_MAX_LISTENERS; i++) {
-		if (listener_open(&px.ls[i], &ls[i].address, err, errlen) != CORE_OK) {
-			proxy_stop();
+	for (i = 0; i < px.nls; i++) {
+		core_io_init(loop, &px.ls[i].io, px.ls[i].fd, listener_on_io, &px.ls[i]);
+		if (core_io_set(&px.ls[i].io, CORE_IO_READ) != CORE_OK) {
+			snprintf(err, errlen, "%s: cannot watch: %s", px.ls[i].name, strerror(errno));
 			return CORE_ERROR;
 		}
-		px.nls++;
-		core_log_info("proxy", "listening on %s", px.ls[i].name);
 	}
 	return CORE_OK;
 }
 
-static int proxy_reload(const struct core_conf *conf, char *err, size_t errlen)
+/*
+ * Worker: stop accepting (the next generation takes the sockets' queue),
+ * and let every connection finish what it is doing. Idle keep-alive ones
+ * are closed now; the rest close after their current response, which says
+ * "Connection: close". Returns the connections still open.
+ */
+static unsigned proxy_drain(void)
 {
-	struct proxy_runtime *rt;
+	struct proxy_stream *s, *next;
 
-	/* main frees the old config after this, whatever we return. */
-	px_conf = conf;
-	rt = proxy_runtime_build(conf, px.loop, px.rt);
-
-	if (rt == NULL) {
-		snprintf(err, errlen, "out of memory building routes");
-		return CORE_ERROR;
+	if (!px.draining) {
+		px.draining = true;
+		core_timer_stop(&px.resume);
+		proxy_close_listeners();
+		core_log_info("proxy", "draining %u connection%s", px.nconns,
+			      px.nconns == 1 ? "" : "s");
 	}
-	/* Exchanges under way keep the old runtime until they end. */
+	for (s = px.streams; s != NULL; s = next) {
+		next = s->next;
+		s->close_after = true;
+		if (s->state == PROXY_ST_HEAD && core_buf_len(&s->cin) == 0 && s->requests > 0 &&
+		    core_loop_now(px.loop) - s->since > 1000)
+			stream_close(s);	/* idle for a while: not about to send */
+	}
+	return px.nconns;
+}
+
+static void proxy_stop(void)
+{
+	while (px.streams != NULL)
+		stream_close(px.streams);
+	proxy_close_listeners();
+	proxy_log_close();
+	px_conf = NULL;
+	if (px.loop != NULL)
+		core_timer_stop(&px.resume);
 	proxy_runtime_unref(px.rt);
-	px.rt = rt;
-	if (proxy_log_open(px.loop, conf, err, errlen) != CORE_OK)
-		return CORE_ERROR;
-	return CORE_OK;
+	px.rt = NULL;
+	proxy_stats_free(px.stats);
+	px.stats = NULL;
 }
 
 static const struct core_module proxy_module = {
 	.name = "proxy",
 	.order = 50,
+	.worker = true,
+	.prepare = proxy_prepare,
+	.inherit = proxy_inherit,
 	.start = proxy_start,
-	.reload = proxy_reload,
+	.drain = proxy_drain,
 	.stop = proxy_stop,
 };
 CORE_MODULE(proxy_module);

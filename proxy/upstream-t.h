@@ -9,6 +9,7 @@
 
 #include "core/loop-t.h"
 #include "http-t.h"
+#include "stats.h"
 
 struct proxy_upstream;
 struct proxy_runtime;
@@ -35,19 +36,13 @@ struct proxy_server {
 	bool		 backup;
 	bool		 down;		/* configured down */
 
-	/* live state */
+	/* live state of this worker */
 	int		 cw;		/* smooth round-robin's current weight */
-	unsigned	 active;	/* exchanges using it now */
-	unsigned	 fails;		/* in the window that began at fail_start */
-	uint64_t	 fail_start;
-	uint64_t	 out_until;	/* passive health: out while now < this */
-	const char	*last_error;	/* why it last failed */
 	struct proxy_upconn *pool;	/* idle connections */
 	unsigned	 npool;
 
-	/* counters */
-	uint64_t	 requests;
-	uint64_t	 failures;
+	/* shared by every worker: health and counters */
+	struct proxy_stat_server *st;
 };
 
 struct proxy_upstream {
@@ -82,6 +77,7 @@ struct proxy_route {
 	bool		 retry_5xx;
 	bool		 upstream_header;
 	unsigned	 index;		/* in the config, for logs */
+	struct proxy_stat_route *st;
 };
 
 /* Everything built from one configuration; streams hold a reference so a
@@ -98,6 +94,8 @@ struct proxy_runtime {
 	uint32_t	 buffer_size;
 	unsigned	 max_connections;
 	struct core_loop *loop;
+	struct proxy_stats *stats;	/* shared with the other workers */
+	bool		 own_stats;	/* mapped by us, not the master */
 };
 
 #endif

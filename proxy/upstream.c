@@ -41,26 +41,13 @@ static void runtime_free(struct proxy_runtime *rt)
 	}
 	free(rt->ups);
 	free(rt->routes);
+	if (rt->own_stats)
+		proxy_stats_free(rt->stats);
 	free(rt);
 }
 
-static const struct proxy_server *runtime_find_server(const struct proxy_runtime *rt,
-						      const char *up, const char *name)
-{
-	unsigned i, j;
-
-	for (i = 0; rt != NULL && i < rt->nups; i++) {
-		if (strcmp(rt->ups[i].name, up) != 0)
-			continue;
-		for (j = 0; j < rt->ups[i].nservers; j++)
-			if (strcmp(rt->ups[i].servers[j].name, name) == 0)
-				return &rt->ups[i].servers[j];
-	}
-	return NULL;
-}
-
 static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_conf *uc,
-			  const struct proxy_runtime *prev)
+			  struct proxy_stat_server *st)
 {
 	const struct keel_server_conf *sc = uc->servers.v;
 	unsigned j;
@@ -76,9 +63,9 @@ static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_
 
 	for (j = 0; j < up->nservers; j++) {
 		struct proxy_server *s = &up->servers[j];
-		const struct proxy_server *old;
 
 		s->up = up;
+		s->st = &st[j];
 		memcpy(&s->sa, &sc[j].address.sa, sizeof(s->sa));
 		s->salen = sc[j].address.salen;
 		snprintf(s->name, sizeof(s->name), "%s", sc[j].address.text);
@@ -87,17 +74,6 @@ static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_
 		s->fail_timeout = (uint64_t)sc[j].fail_timeout;
 		s->backup = sc[j].backup;
 		s->down = sc[j].down;
-
-		/* A reload keeps what keel learned about the server. */
-		old = runtime_find_server(prev, up->name, s->name);
-		if (old != NULL) {
-			s->fails = old->fails;
-			s->fail_start = old->fail_start;
-			s->out_until = old->out_until;
-			s->last_error = old->last_error;
-			s->requests = old->requests;
-			s->failures = old->failures;
-		}
 	}
 	return CORE_OK;
 }
@@ -160,18 +136,29 @@ static int build_route(struct proxy_runtime *rt, struct proxy_route *r,
 
 struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 					  struct core_loop *loop,
-					  const struct proxy_runtime *prev)
+					  struct proxy_stats *stats)
 {
 	const struct keel_conf *k = core_settings_of(conf);
 	const struct keel_upstream_conf *ucs = k->upstreams.v;
 	const struct keel_route_conf *rcs = k->routes.v;
 	struct proxy_runtime *rt;
+	struct proxy_stat_server *sst;
 	unsigned i;
 
 	rt = calloc(1, sizeof(*rt));
 	if (rt == NULL)
 		return NULL;
 	rt->refs = 1;
+	rt->stats = stats;
+	if (stats == NULL) {
+		rt->stats = proxy_stats_create(conf, NULL);
+		rt->own_stats = true;
+		if (rt->stats == NULL) {
+			free(rt);
+			return NULL;
+		}
+	}
+	sst = proxy_stats_servers(rt->stats);
 	rt->loop = loop;
 	rt->generation = conf->generation;
 	rt->lim.max_line = (uint32_t)k->proxy.max_request_line;
@@ -189,12 +176,15 @@ struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 		goto fail;
 	for (i = 0; i < rt->nups; i++) {
 		rt->ups[i].rt = rt;
-		if (build_upstream(&rt->ups[i], &ucs[i], prev) != CORE_OK)
+		if (build_upstream(&rt->ups[i], &ucs[i], sst) != CORE_OK)
 			goto fail;
+		sst += ucs[i].servers.n;	/* the region lists them in config order */
 	}
-	for (i = 0; i < rt->nroutes; i++)
+	for (i = 0; i < rt->nroutes; i++) {
 		if (build_route(rt, &rt->routes[i], &rcs[i], i) != CORE_OK)
 			goto fail;
+		rt->routes[i].st = &rt->stats->routes[i];
+	}
 	return rt;
 fail:
 	runtime_free(rt);
@@ -298,7 +288,7 @@ const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
 
 int proxy_server_usable(const struct proxy_server *s, uint64_t now)
 {
-	return !s->down && !core_clock_before(now, s->out_until);
+	return !s->down && !core_clock_before(now, proxy_stat_get(s->st->out_until));
 }
 
 static uint64_t hash_client(const struct sockaddr_storage *ss)
@@ -397,8 +387,8 @@ static struct proxy_server *pick_among(struct proxy_upstream *up, uint64_t cand,
 
 			if (!(cand & (1ULL << i)))
 				continue;
-			l = best ? (uint64_t)s->active * (uint64_t)best->weight : 0;
-			r = best ? (uint64_t)best->active * (uint64_t)s->weight : 0;
+			l = best ? proxy_stat_get(s->st->active) * (uint64_t)best->weight : 0;
+			r = best ? proxy_stat_get(best->st->active) * (uint64_t)s->weight : 0;
 			if (best == NULL || l < r) {
 				best = s;
 				ties = 1ULL << i;
@@ -421,8 +411,8 @@ static struct proxy_server *pick_among(struct proxy_upstream *up, uint64_t cand,
 			else
 				b = &up->servers[i];
 		}
-		if ((uint64_t)b->active * (uint64_t)a->weight <
-		    (uint64_t)a->active * (uint64_t)b->weight)
+		if (proxy_stat_get(b->st->active) * (uint64_t)a->weight <
+		    proxy_stat_get(a->st->active) * (uint64_t)b->weight)
 			return b;
 		return a;
 	}
@@ -453,29 +443,39 @@ struct proxy_server *proxy_server_pick(struct proxy_upstream *up, uint64_t tried
 
 /* ---- passive health (nginx's max_fails / fail_timeout) --------------------------------- */
 
+/*
+ * The counting is shared by all workers; two failing at once may count one
+ * failure twice or open a new window early, which errs toward caution.
+ */
 void proxy_server_failed(struct proxy_server *s, const char *why, uint64_t now)
 {
-	s->failures++;
-	s->last_error = why;
+	struct proxy_stat_server *st = s->st;
+	uint64_t fails;
+
+	proxy_stat_add(st->failures, 1);
+	snprintf(st->last_error, sizeof(st->last_error), "%s", why);
 	if (s->max_fails == 0)
 		return;
-	if (s->fails == 0 || now - s->fail_start >= s->fail_timeout) {
-		s->fails = 0;
-		s->fail_start = now;
+	if (proxy_stat_get(st->fails) == 0 ||
+	    now - proxy_stat_get(st->fail_start) >= s->fail_timeout) {
+		proxy_stat_set(st->fails, 0);
+		proxy_stat_set(st->fail_start, now);
 	}
-	if (++s->fails >= (unsigned)s->max_fails) {
-		s->out_until = now + s->fail_timeout;
+	fails = proxy_stat_add(st->fails, 1) + 1;
+	if (fails >= (uint64_t)s->max_fails) {
+		proxy_stat_set(st->out_until, now + s->fail_timeout);
+		proxy_stat_set(st->fails, 0);
 		core_log_warn("proxy", "upstream %s: server %s out of service for %llu ms "
-			      "after %u failure%s (last: %s)", s->up->name, s->name,
-			      (unsigned long long)s->fail_timeout, s->fails,
-			      s->fails == 1 ? "" : "s", why);
-		s->fails = 0;
+			      "after %llu failure%s (last: %s)", s->up->name, s->name,
+			      (unsigned long long)s->fail_timeout, (unsigned long long)fails,
+			      fails == 1 ? "" : "s", why);
 	}
 }
 
 void proxy_server_succeeded(struct proxy_server *s)
 {
-	s->fails = 0;
+	if (proxy_stat_get(s->st->fails) != 0)
+		proxy_stat_set(s->st->fails, 0);
 }
 
 void proxy_upstream_why_none(const struct proxy_upstream *up, uint64_t now,
@@ -487,19 +487,20 @@ void proxy_upstream_why_none(const struct proxy_upstream *up, uint64_t now,
 	buf[0] = '\0';
 	for (i = 0; i < up->nservers && n < len; i++) {
 		const struct proxy_server *s = &up->servers[i];
+		uint64_t out = proxy_stat_get(s->st->out_until);
+		const char *err = s->st->last_error[0] ? s->st->last_error : NULL;
 		int w;
 
 		if (s->down)
 			w = snprintf(buf + n, len - n, "%s%s: marked down", i ? "; " : "",
 				     s->name);
-		else if (core_clock_before(now, s->out_until))
+		else if (core_clock_before(now, out))
 			w = snprintf(buf + n, len - n, "%s%s: out for %llu ms more (%s)",
-				     i ? "; " : "", s->name,
-				     (unsigned long long)(s->out_until - now),
-				     s->last_error ? s->last_error : "failed");
+				     i ? "; " : "", s->name, (unsigned long long)(out - now),
+				     err ? err : "failed");
 		else
 			w = snprintf(buf + n, len - n, "%s%s: %s", i ? "; " : "", s->name,
-				     s->last_error ? s->last_error : "already tried");
+				     err ? err : "already tried");
 		if (w < 0)
 			break;
 		n += (size_t)w;

@@ -9,13 +9,14 @@
 #include "upstream-t.h"
 
 /*
- * Builds a runtime from a loaded config, carrying live server state over
- * from `prev` (same upstream name and server address) when there is one.
- * Returns NULL when out of memory. The runtime starts with one reference.
+ * Builds a runtime from a loaded config. Server health and counters live
+ * in `stats` (made by proxy_stats_create() for this config, shared between
+ * workers); NULL maps a private region. Returns NULL when out of memory.
+ * The runtime starts with one reference.
  */
 struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 					  struct core_loop *loop,
-					  const struct proxy_runtime *prev);
+					  struct proxy_stats *stats);
 void proxy_runtime_ref(struct proxy_runtime *rt);
 void proxy_runtime_unref(struct proxy_runtime *rt);
 

@@ -4,7 +4,7 @@
 # the toolchain for the libraries itself.
 set -euo pipefail
 need=(
-	gcc make musl-tools file git python3 curl	# build, harness
+	gcc make musl-tools file git python3 curl wrk	# build, harness, load
 	redis-server					# a real peer
 	clang libclang-rt-14-dev			# libFuzzer
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64

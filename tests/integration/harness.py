@@ -76,6 +76,14 @@ class Proc:
     def signal(self, sig):
         self.popen.send_signal(sig)
 
+    def children(self):
+        """PIDs of this process's children (keel's workers)."""
+        try:
+            with open("/proc/%d/task/%d/children" % (self.pid, self.pid)) as f:
+                return [int(x) for x in f.read().split()]
+        except OSError:
+            return []
+
     def wait(self, timeout=10.0):
         return self.popen.wait(timeout)
 
@@ -155,6 +163,8 @@ class Harness:
 
     def keel(self, conf_text, name="keel", wait_port=None):
         """Starts build/keel with conf_text; ready when /healthz answers."""
+        if "pid_file:" not in conf_text:
+            conf_text = 'pid_file: "%s"\n' % self.path(name + ".pid") + conf_text
         conf = self.write(name + ".yaml", conf_text)
         ready = None
         if wait_port is not None:

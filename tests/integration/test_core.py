@@ -161,7 +161,7 @@ def test_sigterm_stops_cleanly_with_status_zero(h):
     k = h.keel(conf(port), wait_port=port)
     k.signal(signal.SIGTERM)
     check(k.wait(10) == 0, "exit status %s" % k.popen.returncode)
-    check("SIGTERM received, shutting down" in k.log() and "stopped" in k.log(), k.log())
+    check("SIGTERM received: draining" in k.log() and "main: stopped" in k.log(), k.log())
 
 
 def test_a_port_in_use_is_reported_with_its_address(h):

@@ -13,7 +13,8 @@ from harness import check, free_port, http_get, raw_request, wait_for
 
 def yaml_conf(front, admin, upstreams, routes, proxy="", extra=""):
     """upstreams: {name: [port | (port, "k: v, k2: v2")]}; routes: [dict]."""
-    out = ["admin:", "  listen: [\"127.0.0.1:%d\"]" % admin,
+    out = ["workers: { count: 1 }",
+           "admin:", "  listen: [\"127.0.0.1:%d\"]" % admin,
            "listeners:", "  - address: \"127.0.0.1:%d\"" % front, "upstreams:"]
     for name, servers in upstreams.items():
         out.append("  %s:" % name)
@@ -312,10 +313,13 @@ def test_slow_client_does_not_make_keel_buffer_the_response(h):
     front, _, k = start(h, {"ua": [a]}, [{"path": "/", "upstream": "ua"}],
                         proxy="buffer_size: 64k\n")
     def rss():
-        with open("/proc/%d/status" % k.pid) as f:
-            for line in f:
-                if line.startswith("VmRSS:"):
-                    return int(line.split()[1])
+        total = 0
+        for pid in [k.pid] + k.children():
+            with open("/proc/%d/status" % pid) as f:
+                for line in f:
+                    if line.startswith("VmRSS:"):
+                        total += int(line.split()[1])
+        return total
     base = rss()
     s = socket.create_connection(("127.0.0.1", front))
     s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)

@@ -1,0 +1,223 @@
+/* Shared health and counters of one config generation; see stats.h. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+
+#include "core/clock.h"
+#include "core/core.h"
+#include "core/settings.h"
+#include "stats.h"
+
+static void route_key(const struct keel_route_conf *r, char *key, size_t len)
+{
+	char *const *hosts = r->hosts.v;
+	size_t i, n = 0;
+
+	for (i = 0; i < r->hosts.n && n < len; i++) {
+		int w = snprintf(key + n, len - n, "%s%s", i ? "," : "", hosts[i]);
+
+		if (w < 0)
+			break;
+		n += (size_t)w;
+	}
+	if (n < len)
+		snprintf(key + n, len - n, "%s", r->path);
+}
+
+struct proxy_stats *proxy_stats_create(const struct core_conf *conf,
+				       const struct proxy_stats *prev)
+{
+	const struct keel_conf *k = core_settings_of(conf);
+	const struct keel_route_conf *rc = k->routes.v;
+	const struct keel_upstream_conf *uc = k->upstreams.v;
+	struct proxy_stat_server *srv;
+	struct proxy_stats *st;
+	size_t nservers = 0, size, i, j, s;
+
+	for (i = 0; i < k->upstreams.n; i++)
+		nservers += uc[i].servers.n;
+	size = sizeof(*st) + k->routes.n * sizeof(struct proxy_stat_route) +
+	       nservers * sizeof(struct proxy_stat_server);
+	st = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+	if (st == MAP_FAILED)
+		return NULL;
+	st->size = size;
+	st->generation = conf->generation;
+	st->nroutes = (unsigned)k->routes.n;
+	st->nservers = (unsigned)nservers;
+	srv = proxy_stats_servers(st);
+
+	for (i = 0; i < k->routes.n; i++) {
+		route_key(&rc[i], st->routes[i].key, sizeof(st->routes[i].key));
+		snprintf(st->routes[i].upstream, sizeof(st->routes[i].upstream), "%s",
+			 rc[i].upstream);
+	}
+	for (i = 0, s = 0; i < k->upstreams.n; i++) {
+		const struct keel_server_conf *sc = uc[i].servers.v;
+
+		for (j = 0; j < uc[i].servers.n; j++, s++) {
+			snprintf(srv[s].upstream, sizeof(srv[s].upstream), "%s", uc[i].name);
+			snprintf(srv[s].name, sizeof(srv[s].name), "%s", sc[j].address.text);
+		}
+	}
+	if (prev == NULL)
+		return st;
+
+	/* Counters (and what health knows) go on across a reload. */
+	st->connections = proxy_stat_get(((struct proxy_stats *)prev)->connections);
+	st->bad_requests = proxy_stat_get(((struct proxy_stats *)prev)->bad_requests);
+	for (i = 0; i < st->nroutes; i++)
+		for (j = 0; j < prev->nroutes; j++) {
+			const struct proxy_stat_route *o = &prev->routes[j];
+
+			if (strcmp(o->key, st->routes[i].key) != 0 ||
+			    strcmp(o->upstream, st->routes[i].upstream) != 0)
+				continue;
+			st->routes[i].requests = o->requests;
+			st->routes[i].bytes = o->bytes;
+			memcpy(st->routes[i].responses, o->responses, sizeof(o->responses));
+			break;
+		}
+	for (i = 0; i < st->nservers; i++) {
+		const struct proxy_stat_server *o = proxy_stats_servers((struct proxy_stats *)prev);
+
+		for (j = 0; j < prev->nservers; j++)
+			if (!strcmp(o[j].upstream, srv[i].upstream) && !strcmp(o[j].name, srv[i].name)) {
+				srv[i].requests = o[j].requests;
+				srv[i].failures = o[j].failures;
+				srv[i].fails = o[j].fails;
+				srv[i].fail_start = o[j].fail_start;
+				srv[i].out_until = o[j].out_until;
+				memcpy(srv[i].responses, o[j].responses, sizeof(o[j].responses));
+				memcpy(srv[i].last_error, o[j].last_error, sizeof(o[j].last_error));
+				break;
+			}
+	}
+	return st;
+}
+
+void proxy_stats_free(struct proxy_stats *st)
+{
+	if (st != NULL)
+		munmap(st, st->size);
+}
+
+/* Label values come from the config: quote what Prometheus needs quoted. */
+static int put_label(struct core_buf *out, const char *v)
+{
+	for (; *v != '\0'; v++) {
+		if ((*v == '"' || *v == '\\') && core_buf_append(out, "\\", 1) != CORE_OK)
+			return CORE_ERROR;
+		if (core_buf_append(out, v, 1) != CORE_OK)
+			return CORE_ERROR;
+	}
+	return CORE_OK;
+}
+
+static int putf(struct core_buf *out, const char *fmt, ...) CORE_PRINTF(2, 3);
+
+static int putf(struct core_buf *out, const char *fmt, ...)
+{
+	char line[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return CORE_ERROR;
+	return core_buf_append(out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
+}
+
+int proxy_stats_write(const struct proxy_stats *cst, uint64_t now, struct core_buf *out)
+{
+	static const char *const classes[] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
+	struct proxy_stats *st = (struct proxy_stats *)cst;
+	struct proxy_stat_server *srv = proxy_stats_servers(st);
+	unsigned i, c;
+	int rc = CORE_OK;
+
+	rc |= putf(out, "# HELP keel_proxy_connections_total Client connections accepted.\n"
+		   "# TYPE keel_proxy_connections_total counter\n"
+		   "keel_proxy_connections_total %llu\n",
+		   (unsigned long long)proxy_stat_get(st->connections));
+	rc |= putf(out, "# HELP keel_proxy_connections_active Client connections open now.\n"
+		   "# TYPE keel_proxy_connections_active gauge\n"
+		   "keel_proxy_connections_active %llu\n",
+		   (unsigned long long)proxy_stat_get(st->active));
+	rc |= putf(out, "# HELP keel_proxy_bad_requests_total Requests refused before routing (400, 408, 414, 431...).\n"
+		   "# TYPE keel_proxy_bad_requests_total counter\n"
+		   "keel_proxy_bad_requests_total %llu\n",
+		   (unsigned long long)proxy_stat_get(st->bad_requests));
+
+	rc |= putf(out, "# HELP keel_route_requests_total Requests per route.\n"
+		   "# TYPE keel_route_requests_total counter\n");
+	for (i = 0; i < st->nroutes; i++) {
+		rc |= putf(out, "keel_route_requests_total{route=\"");
+		rc |= put_label(out, st->routes[i].key);
+		rc |= putf(out, "\",upstream=\"");
+		rc |= put_label(out, st->routes[i].upstream);
+		rc |= putf(out, "\"} %llu\n", (unsigned long long)proxy_stat_get(st->routes[i].requests));
+	}
+	rc |= putf(out, "# HELP keel_route_responses_total Responses per route and status class.\n"
+		   "# TYPE keel_route_responses_total counter\n");
+	for (i = 0; i < st->nroutes; i++)
+		for (c = 0; c < 5; c++) {
+			rc |= putf(out, "keel_route_responses_total{route=\"");
+			rc |= put_label(out, st->routes[i].key);
+			rc |= putf(out, "\",code=\"%s\"} %llu\n", classes[c],
+				   (unsigned long long)proxy_stat_get(st->routes[i].responses[c]));
+		}
+	rc |= putf(out, "# HELP keel_route_sent_bytes_total Response body bytes sent per route.\n"
+		   "# TYPE keel_route_sent_bytes_total counter\n");
+	for (i = 0; i < st->nroutes; i++) {
+		rc |= putf(out, "keel_route_sent_bytes_total{route=\"");
+		rc |= put_label(out, st->routes[i].key);
+		rc |= putf(out, "\"} %llu\n", (unsigned long long)proxy_stat_get(st->routes[i].bytes));
+	}
+
+	rc |= putf(out, "# HELP keel_server_up Whether the server takes requests (passive health).\n"
+		   "# TYPE keel_server_up gauge\n");
+	for (i = 0; i < st->nservers; i++) {
+		rc |= putf(out, "keel_server_up{upstream=\"");
+		rc |= put_label(out, srv[i].upstream);
+		rc |= putf(out, "\",server=\"%s\"} %d\n", srv[i].name,
+			   core_clock_before(now, proxy_stat_get(srv[i].out_until)) ? 0 : 1);
+	}
+	rc |= putf(out, "# HELP keel_server_requests_total Tries sent to each server.\n"
+		   "# TYPE keel_server_requests_total counter\n");
+	for (i = 0; i < st->nservers; i++) {
+		rc |= putf(out, "keel_server_requests_total{upstream=\"");
+		rc |= put_label(out, srv[i].upstream);
+		rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
+			   (unsigned long long)proxy_stat_get(srv[i].requests));
+	}
+	rc |= putf(out, "# HELP keel_server_failures_total Tries that failed (connect, timeout, bad response).\n"
+		   "# TYPE keel_server_failures_total counter\n");
+	for (i = 0; i < st->nservers; i++) {
+		rc |= putf(out, "keel_server_failures_total{upstream=\"");
+		rc |= put_label(out, srv[i].upstream);
+		rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
+			   (unsigned long long)proxy_stat_get(srv[i].failures));
+	}
+	rc |= putf(out, "# HELP keel_server_active Requests in progress on each server.\n"
+		   "# TYPE keel_server_active gauge\n");
+	for (i = 0; i < st->nservers; i++) {
+		rc |= putf(out, "keel_server_active{upstream=\"");
+		rc |= put_label(out, srv[i].upstream);
+		rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
+			   (unsigned long long)proxy_stat_get(srv[i].active));
+	}
+	rc |= putf(out, "# HELP keel_server_responses_total Responses from each server by status class.\n"
+		   "# TYPE keel_server_responses_total counter\n");
+	for (i = 0; i < st->nservers; i++)
+		for (c = 0; c < 5; c++) {
+			rc |= putf(out, "keel_server_responses_total{upstream=\"");
+			rc |= put_label(out, srv[i].upstream);
+			rc |= putf(out, "\",server=\"%s\",code=\"%s\"} %llu\n", srv[i].name,
+				   classes[c], (unsigned long long)proxy_stat_get(srv[i].responses[c]));
+		}
+	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
+}

@@ -1,0 +1,66 @@
+/* Shared memory the master maps before forking the workers of one config
+ * generation: per-server health (so every worker agrees a server is out)
+ * and counters per route and per server, read by the master for /metrics.
+ * Workers update it with relaxed atomics; a reload carries the counters
+ * over to the next generation's region by name. */
+#ifndef KEEL_PROXY_STATS_H
+#define KEEL_PROXY_STATS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/buf.h"
+#include "core/conf-t.h"
+
+struct proxy_stat_server {
+	char		upstream[64];
+	char		name[64];
+	uint64_t	requests;	/* tries sent to it */
+	uint64_t	failures;	/* tries that failed */
+	uint64_t	active;		/* exchanges on it now, all workers */
+	uint64_t	fails;		/* passive health: failures in the window */
+	uint64_t	fail_start;	/* monotonic ms the window began */
+	uint64_t	out_until;	/* out of service until (monotonic ms) */
+	uint64_t	responses[5];	/* 1xx..5xx answered */
+	char		last_error[64];
+};
+
+struct proxy_stat_route {
+	char		key[192];	/* hosts and path: what a reload matches on */
+	char		upstream[64];
+	uint64_t	requests;
+	uint64_t	responses[5];	/* by class, keel's own answers included */
+	uint64_t	bytes;		/* body bytes sent to clients */
+};
+
+struct proxy_stats {
+	size_t		size;		/* of the mapping */
+	unsigned	generation;
+	unsigned	nroutes;
+	unsigned	nservers;
+	uint64_t	connections;	/* accepted, ever */
+	uint64_t	active;		/* client connections open now */
+	uint64_t	bad_requests;	/* refused before routing */
+	struct proxy_stat_route routes[];	/* then nservers servers */
+};
+
+static inline struct proxy_stat_server *proxy_stats_servers(struct proxy_stats *st)
+{
+	return (struct proxy_stat_server *)(void *)&st->routes[st->nroutes];
+}
+
+/* Maps a region for conf's routes and servers (in config order), with
+ * counters carried over from prev where the names match. NULL on failure. */
+struct proxy_stats *proxy_stats_create(const struct core_conf *conf,
+				       const struct proxy_stats *prev);
+void proxy_stats_free(struct proxy_stats *st);
+
+/* Appends the Prometheus text exposition of the region to out. */
+int proxy_stats_write(const struct proxy_stats *st, uint64_t now, struct core_buf *out);
+
+#define proxy_stat_add(field, n)	__atomic_fetch_add(&(field), (n), __ATOMIC_RELAXED)
+#define proxy_stat_sub(field, n)	__atomic_fetch_sub(&(field), (n), __ATOMIC_RELAXED)
+#define proxy_stat_get(field)		__atomic_load_n(&(field), __ATOMIC_RELAXED)
+#define proxy_stat_set(field, v)	__atomic_store_n(&(field), (v), __ATOMIC_RELAXED)
+
+#endif
