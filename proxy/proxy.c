@@ -21,6 +21,7 @@
 #include "core/settings.h"
 #include "http.h"
 #include "proxy-t.h"
+#include "proxy.h"
 #include "upstream.h"
 
 #define PROXY_MAX_LISTENERS	32
@@ -1299,8 +1300,6 @@ static void stream_on_timer(struct core_timer *t)
 
 /* ---- the module ------------------------------------------------------------------------------ */
 
-/* Master: what the master's /metrics shows (the current generation's). */
-int proxy_metrics_write(struct core_buf *out, uint64_t now);
 int proxy_metrics_write(struct core_buf *out, uint64_t now)
 {
 	if (px.stats == NULL)

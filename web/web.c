@@ -1,6 +1,7 @@
 /* The admin web server: libmicrohttpd driven from keel's event loop (its
  * epoll fd is one watcher, its timeout one timer). It answers GET /healthz
- * for monitors and load balancers; the admin UI and API build on it. */
+ * for monitors and load balancers and GET /metrics for Prometheus; the
+ * admin UI and API build on it. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdarg.h>
@@ -17,6 +18,7 @@
 #include "core/loop.h"
 #include "core/module.h"
 #include "core/settings.h"
+#include "proxy/proxy.h"
 #include "version.h"
 
 #define WEB_MAX_SERVERS	16
@@ -80,6 +82,30 @@ static enum MHD_Result web_reply(struct MHD_Connection *c, unsigned status,
 	return rc;
 }
 
+/* Prometheus text exposition of the proxy's counters. */
+static enum MHD_Result web_metrics(struct MHD_Connection *c)
+{
+	struct MHD_Response *r;
+	struct core_buf out;
+	enum MHD_Result rc;
+
+	core_buf_init(&out, 4 << 20);
+	if (proxy_metrics_write(&out, core_loop_now(web.loop)) != CORE_OK) {
+		core_buf_free(&out);
+		return web_reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				 "{\"error\":\"metrics too large\"}\n", NULL);
+	}
+	r = MHD_create_response_from_buffer_copy(core_buf_len(&out), core_buf_head(&out));
+	core_buf_free(&out);
+	if (r == NULL)
+		return MHD_NO;
+	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
+	MHD_add_response_header(r, "Cache-Control", "no-store");
+	rc = MHD_queue_response(c, MHD_HTTP_OK, r);
+	MHD_destroy_response(r);
+	return rc;
+}
+
 static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
 				  const char *url, const char *method,
 				  const char *version, const char *upload_data,
@@ -95,6 +121,8 @@ static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
 	(void)upload_data_size;
 	(void)req_cls;
 
+	if (strcmp(url, "/metrics") == 0 && (is_get || is_head))
+		return web_metrics(c);
 	if (strcmp(url, "/healthz") != 0)
 		return web_reply(c, MHD_HTTP_NOT_FOUND,
 				 "{\"error\":\"not found\"}\n", NULL);

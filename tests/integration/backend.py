@@ -68,9 +68,11 @@ class Handler(socketserver.StreamRequestHandler):
             body_len, chunked = self.read_body(headers)
             hmap = {k.lower(): v for k, v in headers}
             close = hmap.get("connection", "").lower() == "close" or version == "HTTP/1.0"
-            parts = target.split("?")[0].split("/")
+            # Special paths may sit under a route's prefix: /app/_status/503.
+            special = target[target.find("/_"):] if "/_" in target else target
+            parts = special.split("?")[0].split("/")
 
-            if target.startswith("/_upgrade"):
+            if special.startswith("/_upgrade"):
                 self.wfile.write(b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: echo\r\n"
                                  b"Connection: Upgrade\r\n\r\n")
                 self.wfile.flush()
@@ -79,14 +81,14 @@ class Handler(socketserver.StreamRequestHandler):
                     if not data:
                         return
                     self.request.sendall(data)
-            if target.startswith("/_status/"):
+            if special.startswith("/_status/"):
                 self.send(int(parts[2]), b"status\n", close=close)
-            elif target.startswith("/_sleep/"):
+            elif special.startswith("/_sleep/"):
                 time.sleep(int(parts[2]) / 1000.0)
                 self.send(200, b"slept\n", close=close)
-            elif target.startswith("/_big/"):
+            elif special.startswith("/_big/"):
                 self.send(200, b"x" * int(parts[2]), close=close)
-            elif target.startswith("/_chunked/"):
+            elif special.startswith("/_chunked/"):
                 n, size = int(parts[2]), int(parts[3])
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n"
                                  b"X-Backend: " + self.server.name.encode() + b"\r\n\r\n")
@@ -94,7 +96,7 @@ class Handler(socketserver.StreamRequestHandler):
                     self.wfile.write(b"%x\r\n" % size + b"c" * size + b"\r\n")
                 self.wfile.write(b"0\r\n\r\n")
                 self.wfile.flush()
-            elif target.startswith("/_close"):
+            elif special.startswith("/_close"):
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Backend: " + self.server.name.encode()
                                  + b"\r\n\r\nuntil-eof body\n")
                 self.wfile.flush()

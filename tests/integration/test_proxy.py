@@ -443,3 +443,30 @@ def test_access_log_json_escapes_and_logs_refusals(h):
           got[1]["upstream"] == "-", got[1])
     check(got[2]["status"] == 400 and got[2]["method"] == "-", got[2])
     check(all(isinstance(g["time_ms"], int) for g in got), got)
+
+
+def test_metrics_count_routes_servers_and_health(h):
+    a = h.http_backend("a")
+    dead = free_port()
+    front, admin, _ = start(h, {"ua": [a, (dead, "max_fails: 1, fail_timeout: 60s")]},
+                            [{"path": "/app/", "upstream": "ua"}])
+    for _ in range(5):
+        check(get(front, "/app/x").status == 200)
+    check(get(front, "/app/_status/503").status == 503)
+    raw_request(front, b"GET / HTTP/1.1\r\n\r\n")      # no Host: 400
+    r = http_get(admin, "/metrics")
+    check(r.status == 200 and r.headers["content-type"].startswith("text/plain"), r.headers)
+    m = r.body
+    def val(series):
+        for line in m.splitlines():
+            if line.startswith(series + " "):
+                return float(line.split()[-1])
+        raise AssertionError("no %s in:\n%s" % (series, m))
+    check(val('keel_route_requests_total{route="/app/",upstream="ua"}') == 6, m)
+    check(val('keel_route_responses_total{route="/app/",code="2xx"}') == 5, m)
+    check(val('keel_route_responses_total{route="/app/",code="5xx"}') == 1, m)
+    check(val('keel_server_up{upstream="ua",server="127.0.0.1:%d"}' % dead) == 0, m)
+    check(val('keel_server_up{upstream="ua",server="127.0.0.1:%d"}' % a) == 1, m)
+    check(val('keel_server_failures_total{upstream="ua",server="127.0.0.1:%d"}' % dead) >= 1, m)
+    check(val("keel_proxy_bad_requests_total") == 1, m)
+    check(val("keel_proxy_connections_total") >= 7, m)

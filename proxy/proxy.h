@@ -1,0 +1,13 @@
+/* The HTTP proxy, as the rest of keel sees it. */
+#ifndef KEEL_PROXY_PROXY_H
+#define KEEL_PROXY_PROXY_H
+
+#include <stdint.h>
+
+#include "core/buf.h"
+
+/* Master: appends the Prometheus text of the current generation's
+ * counters (routes, servers, connections) to out. */
+int proxy_metrics_write(struct core_buf *out, uint64_t now);
+
+#endif
