@@ -66,7 +66,7 @@ KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(MOD_SRC:%.c=$(B)/%.o)
 UNIT_SRC := $(shell find tests/unit -name '*.c' ! -name runner.c | sort)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 
-.PHONY: all deps test test-unit test-integration test-san fuzz fuzz-build demo docs \
+.PHONY: all deps test test-unit test-integration test-san fuzz fuzz-build bench demo docs \
 	check-docs clean help FORCE
 .DEFAULT_GOAL := all
 
@@ -82,7 +82,8 @@ help:
 	@echo 'make test-san         unit and integration tests, built with ASan+UBSan'
 	@echo 'make test-integration real keel with real peers on loopback'
 	@echo 'make fuzz             run the fuzz targets for longer (FUZZ_SECONDS=300)'
-	@echo 'make demo             build and run keel with the embedded default config'
+	@echo 'make bench            keel against nginx and HAProxy: req/s, latency, memory'
+	@echo 'make demo             build keel, start four demo app servers and keel in front'
 	@echo 'make docs             regenerate docs/CONFIGURATION.md from the settings table'
 	@echo 'make clean            remove build/ (the deps cache stays)'
 	@echo 'V=1                   show full command lines'
@@ -167,6 +168,11 @@ build/fuzz/gen/default_yaml.c: core/default.yaml core/embed.sh
 
 fuzz:
 	$(Q)tests/fuzz/run.sh $${FUZZ_SECONDS:-300}
+
+# Speed and memory against nginx and HAProxy, in one run on this machine.
+bench: $(B)/keel
+	$(Q)tests/setup.sh --bench
+	$(Q)python3 tests/bench/proxy.py
 
 demo: $(B)/keel
 	$(Q)tests/demo.sh $(B)/keel

@@ -9,6 +9,8 @@ need=(
 	clang libclang-rt-14-dev			# libFuzzer
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
 )
+# make bench also compares against nginx and HAProxy.
+[ "${1:-}" = "--bench" ] && need+=(nginx haproxy)
 missing=()
 for p in "${need[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")
@@ -23,4 +25,5 @@ if [ ${#missing[@]} -gt 0 ]; then
 	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
 		"${missing[@]}" >/dev/null
 fi
-# redis-server's package starts a system instance; tests start their own.
+# Packages that start system services (redis-server, nginx): keel's tests
+# and benchmarks start their own instances on free ports.

@@ -139,3 +139,19 @@ def test_keel_reload_command_checks_first(h):
     check(r.returncode == 0, r.stderr)
     check(k.wait(10) == 0)
     check(not os.path.exists(h.path("keel.pid")), "pid file left behind")
+
+
+def test_killing_a_backend_under_load_fails_no_get(h):
+    if shutil.which("wrk") is None:
+        raise AssertionError("wrk is not installed (tests/setup.sh installs it)")
+    front, admin, k, _ = start2(h, count=2)
+    victim = [p for p in h.procs if p.name == "a"][0]
+    wrk = subprocess.Popen(["wrk", "-t2", "-c20", "-d6s", "http://127.0.0.1:%d/" % front],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(2)
+    os.killpg(victim.pid, signal.SIGKILL)
+    out = wrk.communicate(timeout=30)[0]
+    done = re.search(r"(\d+) requests in", out)
+    check(done and int(done.group(1)) > 1000, out)
+    check("Non-2xx" not in out and "Socket errors" not in out, out)
+    k.wait_log(r"server 127\.0\.0\.1:\d+ out of service")
