@@ -7,7 +7,63 @@
 #include "core.h"
 #include "buf.h"
 
-#define BUF_MIN_SIZE	1024
+/*
+ * Buffers start at one block (or their cap, if smaller). Freed blocks of
+ * exactly that size wait in a small per-thread cache for the next buffer,
+ * so a proxy that takes and drops buffers per request does not make the
+ * allocator map and unmap memory under load. Idle connections hold none.
+ */
+#define BUF_BLOCK	16384
+#define BUF_CACHE_MAX	256
+
+struct buf_cached {
+	struct buf_cached *next;
+};
+
+static __thread struct buf_cached *buf_cache;
+static __thread unsigned buf_ncached;
+static __thread unsigned buf_low;	/* fewest cached since the last trim */
+
+static void *buf_block_get(void)
+{
+	struct buf_cached *c = buf_cache;
+
+	if (c == NULL)
+		return malloc(BUF_BLOCK);
+	buf_cache = c->next;
+	buf_ncached--;
+	if (buf_ncached < buf_low)
+		buf_low = buf_ncached;
+	return c;
+}
+
+void core_buf_cache_trim(void)
+{
+	unsigned n = buf_low;
+
+	/* Blocks that sat in the cache since the last trim were not needed. */
+	while (n-- > 0 && buf_cache != NULL) {
+		struct buf_cached *c = buf_cache;
+
+		buf_cache = c->next;
+		buf_ncached--;
+		free(c);
+	}
+	buf_low = buf_ncached;
+}
+
+static void buf_block_put(void *p, size_t size)
+{
+	struct buf_cached *c = p;
+
+	if (size != BUF_BLOCK || buf_ncached >= BUF_CACHE_MAX) {
+		free(p);
+		return;
+	}
+	c->next = buf_cache;
+	buf_cache = c;
+	buf_ncached++;
+}
 
 void core_buf_init(struct core_buf *b, size_t max)
 {
@@ -17,7 +73,8 @@ void core_buf_init(struct core_buf *b, size_t max)
 
 void core_buf_free(struct core_buf *b)
 {
-	free(b->data);
+	if (b->data != NULL)
+		buf_block_put(b->data, b->size);
 	b->data = NULL;
 	b->start = b->end = b->size = 0;
 }
@@ -40,7 +97,14 @@ int core_buf_reserve(struct core_buf *b, size_t n)
 		return CORE_OK;
 	}
 
-	want = b->size ? b->size : BUF_MIN_SIZE;
+	if (b->size == 0 && b->max >= BUF_BLOCK && n <= BUF_BLOCK) {
+		b->data = buf_block_get();
+		if (b->data == NULL)
+			return -ENOMEM;
+		b->size = BUF_BLOCK;
+		return CORE_OK;
+	}
+	want = b->size ? b->size : (b->max < BUF_BLOCK ? b->max : BUF_BLOCK);
 	while (want - len < n)
 		want *= 2;
 	if (want > b->max)
@@ -89,7 +153,7 @@ ssize_t core_buf_read(struct core_buf *b, int fd)
 	room = b->max - core_buf_len(b);
 	if (room == 0)
 		return CORE_FULL;
-	rc = core_buf_reserve(b, room < 4096 ? room : 4096);
+	rc = core_buf_reserve(b, room < 2048 ? room : 2048);
 	if (rc != CORE_OK)
 		return rc;
 

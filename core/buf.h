@@ -15,6 +15,10 @@ struct core_buf {
 };
 
 void core_buf_init(struct core_buf *b, size_t max);
+
+/* Frees the cached blocks no buffer took since the last call; call it now
+ * and then (keel's proxy does every second) so a burst's memory goes back. */
+void core_buf_cache_trim(void);
 void core_buf_free(struct core_buf *b);
 
 static inline size_t core_buf_len(const struct core_buf *b)

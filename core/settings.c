@@ -182,7 +182,7 @@ static const struct core_conf_def upstream_defs[] = {
 	  .doc = "The app servers." },
 	{ .name = "keepalive", .type = CORE_CONF_INT,
 	  .offset = offsetof(struct keel_upstream_conf, keepalive),
-	  .dflt = "32", .min = 0, .max = 10000,
+	  .dflt = "128", .min = 0, .max = 10000,
 	  .doc = "Idle connections kept open per server for reuse; 0 closes each after its response." },
 	{ .name = "keepalive_timeout", .type = CORE_CONF_DURATION,
 	  .offset = offsetof(struct keel_upstream_conf, keepalive_timeout),

@@ -14,9 +14,35 @@ struct proxy_span {
 	uint32_t	len;
 };
 
+/* Header names the proxy acts on, recognised once while parsing. */
+enum proxy_hdr_kind {
+	PROXY_H_OTHER = 0,
+	PROXY_H_HOST,
+	PROXY_H_CONTENT_LENGTH,
+	PROXY_H_TRANSFER_ENCODING,
+	PROXY_H_CONNECTION,
+	PROXY_H_UPGRADE,
+	PROXY_H_EXPECT,
+	PROXY_H_KEEP_ALIVE,
+	PROXY_H_PROXY_CONNECTION,
+	PROXY_H_TE,
+	PROXY_H_TRAILER,
+	PROXY_H_PROXY_AUTHENTICATE,
+	PROXY_H_PROXY_AUTHORIZATION,
+	PROXY_H_X_FORWARDED_FOR,
+	PROXY_H_X_REAL_IP,
+	PROXY_H_X_FORWARDED_PROTO,
+	PROXY_H_X_FORWARDED_HOST,
+	PROXY_H_REFERER,
+	PROXY_H_USER_AGENT,
+};
+
 struct proxy_http_header {
 	struct proxy_span name;
 	struct proxy_span value;	/* without surrounding whitespace */
+	uint32_t	line_end;	/* offset just past the line's CRLF */
+	uint8_t		kind;		/* enum proxy_hdr_kind */
+	uint8_t		hop;		/* hop-by-hop: fixed set or named in Connection */
 };
 
 enum proxy_http_method {

@@ -77,24 +77,61 @@ proxy_http_find(const struct proxy_http_msg *m, const char *buf, const char *low
 int proxy_http_is_hop(const struct proxy_http_msg *m, const char *buf,
 		      const struct proxy_http_header *h)
 {
-	static const char *const hop[] = {
-		"connection", "keep-alive", "proxy-connection", "te", "trailer",
-		"transfer-encoding", "upgrade", "proxy-authenticate",
-		"proxy-authorization",
+	(void)m;
+	(void)buf;
+	return h->hop;
+}
+
+/* Recognises the header names the proxy acts on; one compare at most per
+ * length, as names of the same length rarely collide. */
+static enum proxy_hdr_kind http_header_kind(const char *p, size_t n)
+{
+	static const struct { const char *name; uint8_t kind; } known[] = {
+		{ "te", PROXY_H_TE },
+		{ "host", PROXY_H_HOST },
+		{ "expect", PROXY_H_EXPECT },
+		{ "upgrade", PROXY_H_UPGRADE },
+		{ "trailer", PROXY_H_TRAILER },
+		{ "referer", PROXY_H_REFERER },
+		{ "x-real-ip", PROXY_H_X_REAL_IP },
+		{ "connection", PROXY_H_CONNECTION },
+		{ "keep-alive", PROXY_H_KEEP_ALIVE },
+		{ "user-agent", PROXY_H_USER_AGENT },
+		{ "content-length", PROXY_H_CONTENT_LENGTH },
+		{ "x-forwarded-for", PROXY_H_X_FORWARDED_FOR },
+		{ "proxy-connection", PROXY_H_PROXY_CONNECTION },
+		{ "x-forwarded-host", PROXY_H_X_FORWARDED_HOST },
+		{ "transfer-encoding", PROXY_H_TRANSFER_ENCODING },
+		{ "x-forwarded-proto", PROXY_H_X_FORWARDED_PROTO },
+		{ "proxy-authenticate", PROXY_H_PROXY_AUTHENTICATE },
+		{ "proxy-authorization", PROXY_H_PROXY_AUTHORIZATION },
 	};
 	size_t i;
 
-	for (i = 0; i < CORE_ARRAY_SIZE(hop); i++)
-		if (proxy_span_eq(buf, h->name, hop[i]))
-			return 1;
-	for (i = 0; i < m->nconn; i++) {
-		struct proxy_span c = m->conn[i];
+	if (n < 2 || n > 19)
+		return PROXY_H_OTHER;
+	for (i = 0; i < CORE_ARRAY_SIZE(known); i++)
+		if (strlen(known[i].name) == n && strncasecmp(p, known[i].name, n) == 0)
+			return (enum proxy_hdr_kind)known[i].kind;
+	return PROXY_H_OTHER;
+}
 
-		if (c.len == h->name.len &&
-		    strncasecmp(buf + c.off, buf + h->name.off, c.len) == 0)
-			return 1;
+static int http_kind_is_hop(uint8_t k)
+{
+	switch (k) {
+	case PROXY_H_CONNECTION:
+	case PROXY_H_KEEP_ALIVE:
+	case PROXY_H_PROXY_CONNECTION:
+	case PROXY_H_TE:
+	case PROXY_H_TRAILER:
+	case PROXY_H_TRANSFER_ENCODING:
+	case PROXY_H_UPGRADE:
+	case PROXY_H_PROXY_AUTHENTICATE:
+	case PROXY_H_PROXY_AUTHORIZATION:
+		return 1;
+	default:
+		return 0;
 	}
-	return 0;
 }
 
 int proxy_http_idempotent(enum proxy_http_method m)
@@ -313,31 +350,36 @@ static int http_parse_fields(const char *buf, const char *p, const char *end,
 		h = &m->hdr[m->nhdr++];
 		h->name = span(buf, name, (size_t)(colon - name));
 		h->value = span(buf, v, (size_t)(ve - v));
+		h->line_end = (uint32_t)(p - buf);
+		h->kind = (uint8_t)http_header_kind(name, (size_t)(colon - name));
+		h->hop = (uint8_t)http_kind_is_hop(h->kind);
 
-		if (proxy_span_eq(buf, h->name, "content-length")) {
+		if (h->kind == PROXY_H_OTHER)
+			continue;
+		if (h->kind == PROXY_H_CONTENT_LENGTH) {
 			if (http_content_length(buf + h->value.off, h->value.len,
 						&m->content_length) != 0) {
 				m->why = "invalid or conflicting Content-Length";
 				return bad;
 			}
 			m->flags |= PROXY_HF_HAS_CL;
-		} else if (proxy_span_eq(buf, h->name, "transfer-encoding")) {
+		} else if (h->kind == PROXY_H_TRANSFER_ENCODING) {
 			has_te = 1;
 			if (http_list_each(buf, h->value, http_te_one, &te) != 0) {
 				m->why = "invalid Transfer-Encoding";
 				return bad;
 			}
-		} else if (proxy_span_eq(buf, h->name, "host")) {
+		} else if (h->kind == PROXY_H_HOST) {
 			nhost++;
 			m->host = h->value;
-		} else if (proxy_span_eq(buf, h->name, "connection")) {
+		} else if (h->kind == PROXY_H_CONNECTION) {
 			if (http_list_each(buf, h->value, http_conn_one, m) != 0) {
 				m->why = "invalid Connection header";
 				return bad;
 			}
-		} else if (proxy_span_eq(buf, h->name, "upgrade")) {
+		} else if (h->kind == PROXY_H_UPGRADE) {
 			has_upgrade = 1;
-		} else if (proxy_span_eq(buf, h->name, "expect")) {
+		} else if (h->kind == PROXY_H_EXPECT) {
 			if (proxy_span_eq(buf, h->value, "100-continue"))
 				m->flags |= PROXY_HF_CONTINUE;
 		}
@@ -385,6 +427,21 @@ static int http_parse_fields(const char *buf, const char *p, const char *end,
 		for (i = 0; i < m->nconn; i++)
 			if (proxy_span_eq(buf, m->conn[i], "upgrade"))
 				m->flags |= PROXY_HF_UPGRADE;
+	}
+	/* Names listed in Connection are hop-by-hop too (RFC 9110 7.6.1). */
+	if (m->nconn > 0) {
+		unsigned i, j;
+
+		for (i = 0; i < m->nconn; i++) {
+			struct proxy_span c = m->conn[i];
+
+			if (proxy_span_eq(buf, c, "close") || proxy_span_eq(buf, c, "keep-alive"))
+				continue;
+			for (j = 0; j < m->nhdr; j++)
+				if (m->hdr[j].name.len == c.len &&
+				    strncasecmp(buf + c.off, buf + m->hdr[j].name.off, c.len) == 0)
+					m->hdr[j].hop = 1;
+		}
 	}
 	if (m->version == 10 && !(m->flags & PROXY_HF_KEEPALIVE))
 		m->flags |= PROXY_HF_CLOSE;

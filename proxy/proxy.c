@@ -38,6 +38,7 @@ static struct {
 	struct proxy_stream  *streams;	/* every open client connection */
 	bool		      paused;	/* accept paused: limit or EMFILE */
 	bool		      draining;	/* this worker's generation is ending */
+	struct core_timer     tick;	/* housekeeping, once a second */
 	struct proxy_stats   *stats;	/* master: the current generation's */
 	struct core_timer     resume;
 	struct proxy_http_msg msg;	/* scratch: one head parsed at a time */
@@ -55,12 +56,28 @@ static const char *proxy_stream_state_str(enum proxy_stream_state st)
 	return (unsigned)st < CORE_ARRAY_SIZE(names) ? names[st] : "?";
 }
 
+/* The client's address as text; IPv4 by hand, as it is on every request
+ * (X-Forwarded-For) and inet_ntop goes through printf. */
 static const char *peer_str(const struct proxy_stream *s, char *buf, size_t len)
 {
-	const void *a = s->peer.sa.sa_family == AF_INET6 ? (const void *)&s->peer.v6.sin6_addr
-							 : (const void *)&s->peer.v4.sin_addr;
+	if (s->peer.sa.sa_family == AF_INET && len >= INET_ADDRSTRLEN) {
+		const unsigned char *a = (const unsigned char *)&s->peer.v4.sin_addr;
+		char *p = buf;
+		int i;
 
-	if (inet_ntop(s->peer.sa.sa_family, a, buf, (socklen_t)len) == NULL)
+		for (i = 0; i < 4; i++) {
+			unsigned v = a[i];
+
+			if (v >= 100)
+				*p++ = (char)('0' + v / 100);
+			if (v >= 10)
+				*p++ = (char)('0' + v / 10 % 10);
+			*p++ = (char)('0' + v % 10);
+			*p++ = i < 3 ? '.' : '\0';
+		}
+		return buf;
+	}
+	if (inet_ntop(s->peer.sa.sa_family, &s->peer.v6.sin6_addr, buf, (socklen_t)len) == NULL)
 		snprintf(buf, len, "?");
 	return buf;
 }
@@ -176,6 +193,53 @@ fail:
 
 /* ---- closing ---------------------------------------------------------------------------- */
 
+/* Exchanges come and go with every request: keep a few for the next. */
+static struct proxy_xchg *xchg_cache;
+static unsigned xchg_ncached;
+static unsigned xchg_low;	/* fewest cached since the last trim */
+
+static struct proxy_xchg *xchg_get(void)
+{
+	struct proxy_xchg *x = xchg_cache;
+
+	if (x == NULL)
+		return calloc(1, sizeof(*x));
+	xchg_cache = *(struct proxy_xchg **)(void *)x;
+	xchg_ncached--;
+	if (xchg_ncached < xchg_low)
+		xchg_low = xchg_ncached;
+	memset(x, 0, sizeof(*x));
+	return x;
+}
+
+/* Once a second: give back what a burst left cached and nobody used since. */
+static void proxy_on_tick(struct core_timer *t)
+{
+	unsigned n = xchg_low;
+
+	while (n-- > 0 && xchg_cache != NULL) {
+		struct proxy_xchg *x = xchg_cache;
+
+		xchg_cache = *(struct proxy_xchg **)(void *)x;
+		xchg_ncached--;
+		free(x);
+	}
+	xchg_low = xchg_ncached;
+	core_buf_cache_trim();
+	core_timer_start(t, 1000);
+}
+
+static void xchg_put(struct proxy_xchg *x)
+{
+	if (xchg_ncached >= 256) {
+		free(x);
+		return;
+	}
+	*(struct proxy_xchg **)(void *)x = xchg_cache;
+	xchg_cache = x;
+	xchg_ncached++;
+}
+
 static void xchg_free(struct proxy_xchg *x, bool reuse)
 {
 	if (x == NULL)
@@ -188,7 +252,6 @@ static void xchg_free(struct proxy_xchg *x, bool reuse)
 		free(x->log);
 	}
 	if (x->uc != NULL) {
-		core_io_stop(&x->uc->io);
 		if (reuse) {
 			x->uc->served++;
 			proxy_pool_put(x->uc);
@@ -204,7 +267,7 @@ static void xchg_free(struct proxy_xchg *x, bool reuse)
 	core_buf_free(&x->uhead);
 	core_buf_free(&x->uin);
 	proxy_runtime_unref(x->rt);
-	free(x);
+	xchg_put(x);
 }
 
 static void stream_reap(struct core_defer *d)
@@ -325,6 +388,40 @@ static int puts_(struct core_buf *b, const char *s)
 	return core_buf_append(b, s, strlen(s));
 }
 
+/* A string literal, its length known at compile time. */
+#define PUT_LIT(b, lit)	core_buf_append((b), (lit), sizeof(lit) - 1)
+
+/*
+ * Copies the header lines `keep` accepts as they came, in runs of
+ * consecutive kept lines: a head costs a few copies, not one per field.
+ */
+static int put_headers(struct core_buf *b, const struct proxy_http_msg *m, const char *buf,
+		       bool (*keep)(const struct proxy_http_header *h, const void *arg),
+		       const void *arg)
+{
+	uint32_t run = 0, end = 0;
+	bool open = false;
+	unsigned i;
+	int rc = CORE_OK;
+
+	for (i = 0; i < m->nhdr; i++) {
+		const struct proxy_http_header *h = &m->hdr[i];
+
+		if (keep(h, arg)) {
+			if (!open)
+				run = h->name.off;
+			open = true;
+			end = h->line_end;
+		} else if (open) {
+			rc |= core_buf_append(b, buf + run, end - run);
+			open = false;
+		}
+	}
+	if (open)
+		rc |= core_buf_append(b, buf + run, end - run);
+	return rc;
+}
+
 static int put_span(struct core_buf *b, const char *base, struct proxy_span sp)
 {
 	return core_buf_append(b, base + sp.off, sp.len);
@@ -359,13 +456,24 @@ static int put_path(struct core_buf *b, const struct proxy_route *r, const char 
 	return put(b, rest, rlen);
 }
 
-/* The forwarding headers keel sets itself; a client's copies are dropped. */
-static int is_own_header(const char *buf, struct proxy_span name)
+/* Request headers that go to the server as they are: not hop-by-hop, and
+ * not one of the forwarding headers keel writes itself (a client's copies
+ * of X-Real-IP and friends are dropped; X-Forwarded-For is appended to). */
+static bool keep_request_header(const struct proxy_http_header *h, const void *arg)
 {
-	return proxy_span_eq(buf, name, "x-real-ip") ||
-	       proxy_span_eq(buf, name, "x-forwarded-proto") ||
-	       proxy_span_eq(buf, name, "x-forwarded-host") ||
-	       proxy_span_eq(buf, name, "host");
+	(void)arg;
+	if (h->hop)
+		return false;
+	switch (h->kind) {
+	case PROXY_H_HOST:
+	case PROXY_H_X_FORWARDED_FOR:
+	case PROXY_H_X_REAL_IP:
+	case PROXY_H_X_FORWARDED_PROTO:
+	case PROXY_H_X_FORWARDED_HOST:
+		return false;
+	default:
+		return true;
+	}
 }
 
 /* Builds the head the server gets from the parsed request in px.msg. */
@@ -375,68 +483,58 @@ static int xchg_build_head(struct proxy_stream *s, struct proxy_xchg *x, const c
 	struct core_buf *b = &x->uhead;
 	char ip[INET6_ADDRSTRLEN];
 	const struct proxy_http_header *up_hdr = NULL, *te_hdr = NULL;
-	const struct proxy_http_header *xff[8];
-	unsigned i, nxff = 0;
+	unsigned i;
 	int rc = CORE_OK;
 
 	peer_str(s, ip, sizeof(ip));
 	rc |= put_span(b, buf, m->method);
-	rc |= puts_(b, " ");
+	rc |= PUT_LIT(b, " ");
 	rc |= put_path(b, x->route, buf + m->path.off, m->path.len);
-	rc |= puts_(b, x->client_version == 10 ? " HTTP/1.0\r\nHost: " : " HTTP/1.1\r\nHost: ");
+	if (x->client_version == 10)
+		rc |= PUT_LIT(b, " HTTP/1.0\r\nHost: ");
+	else
+		rc |= PUT_LIT(b, " HTTP/1.1\r\nHost: ");
 	if (m->host.len > 0)
 		rc |= put_span(b, buf, m->host);
 	else
 		rc |= puts_(b, x->route->up->name);
-	rc |= puts_(b, "\r\n");
+	rc |= PUT_LIT(b, "\r\n");
+	rc |= put_headers(b, m, buf, keep_request_header, NULL);
 
+	/* One X-Forwarded-For listing every hop so far, then this client. */
+	rc |= PUT_LIT(b, "X-Forwarded-For: ");
 	for (i = 0; i < m->nhdr; i++) {
 		const struct proxy_http_header *h = &m->hdr[i];
 
-		if (proxy_span_eq(buf, h->name, "upgrade"))
+		if (h->kind == PROXY_H_X_FORWARDED_FOR) {
+			rc |= put_span(b, buf, h->value);
+			rc |= PUT_LIT(b, ", ");
+		} else if (h->kind == PROXY_H_UPGRADE)
 			up_hdr = h;
-		if (proxy_span_eq(buf, h->name, "transfer-encoding"))
+		else if (h->kind == PROXY_H_TRANSFER_ENCODING)
 			te_hdr = h;
-		if (proxy_http_is_hop(m, buf, h) || is_own_header(buf, h->name))
-			continue;
-		if (proxy_span_eq(buf, h->name, "x-forwarded-for")) {
-			if (nxff == CORE_ARRAY_SIZE(xff))
-				return CORE_ERROR;
-			xff[nxff++] = h;
-			continue;
-		}
-		rc |= put_span(b, buf, h->name);
-		rc |= puts_(b, ": ");
-		rc |= put_span(b, buf, h->value);
-		rc |= puts_(b, "\r\n");
-	}
-	/* One X-Forwarded-For listing every hop so far, then this client. */
-	rc |= puts_(b, "X-Forwarded-For: ");
-	for (i = 0; i < nxff; i++) {
-		rc |= put_span(b, buf, xff[i]->value);
-		rc |= puts_(b, ", ");
 	}
 	rc |= puts_(b, ip);
-	rc |= puts_(b, "\r\nX-Real-IP: ");
+	rc |= PUT_LIT(b, "\r\nX-Real-IP: ");
 	rc |= puts_(b, ip);
-	rc |= puts_(b, "\r\nX-Forwarded-Proto: http\r\n");
+	rc |= PUT_LIT(b, "\r\nX-Forwarded-Proto: http\r\n");
 	if (m->host.len > 0) {
-		rc |= puts_(b, "X-Forwarded-Host: ");
+		rc |= PUT_LIT(b, "X-Forwarded-Host: ");
 		rc |= put_span(b, buf, m->host);
-		rc |= puts_(b, "\r\n");
+		rc |= PUT_LIT(b, "\r\n");
 	}
 	if (te_hdr != NULL) {
-		rc |= puts_(b, "Transfer-Encoding: ");
+		rc |= PUT_LIT(b, "Transfer-Encoding: ");
 		rc |= put_span(b, buf, te_hdr->value);
-		rc |= puts_(b, "\r\n");
+		rc |= PUT_LIT(b, "\r\n");
 	}
 	if (x->upgrade && up_hdr != NULL) {
-		rc |= puts_(b, "Connection: upgrade\r\nUpgrade: ");
+		rc |= PUT_LIT(b, "Connection: upgrade\r\nUpgrade: ");
 		rc |= put_span(b, buf, up_hdr->value);
-		rc |= puts_(b, "\r\n");
+		rc |= PUT_LIT(b, "\r\n");
 	} else if (x->client_version == 10 || x->route->up->keepalive == 0)
-		rc |= puts_(b, "Connection: close\r\n");
-	rc |= puts_(b, "\r\n");
+		rc |= PUT_LIT(b, "Connection: close\r\n");
+	rc |= PUT_LIT(b, "\r\n");
 	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
 }
 
@@ -514,7 +612,8 @@ static int xchg_try(struct proxy_stream *s, const char **why)
 		x->uc = x->idempotent ? proxy_pool_get(srv) : NULL;
 		if (x->uc != NULL) {
 			x->pooled = true;
-			core_io_init(px.loop, &x->uc->io, x->uc->fd, up_on_io, s);
+			x->uc->io.cb = up_on_io;	/* still in the epoll set */
+			x->uc->io.data = s;
 			s->state = PROXY_ST_EXCHANGE;
 			return CORE_OK;
 		}
@@ -613,7 +712,7 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 		return;
 	}
 
-	x = calloc(1, sizeof(*x));
+	x = xchg_get();
 	if (x == NULL) {
 		stream_reply(s, 503, NULL, buf);
 		return;
@@ -690,49 +789,45 @@ static void stream_read_head(struct proxy_stream *s)
 
 /* ---- the response head ------------------------------------------------------------------- */
 
+/* Response headers that reach the client: hop-by-hop ones do not, except
+ * the framing and protocol switch keel passes on unchanged. */
+static bool keep_response_header(const struct proxy_http_header *h, const void *arg)
+{
+	const struct proxy_http_msg *m = arg;
+
+	if (!h->hop)
+		return true;
+	return (h->kind == PROXY_H_TRANSFER_ENCODING && (m->flags & PROXY_HF_CHUNKED)) ||
+	       (h->kind == PROXY_H_UPGRADE && m->status == 101);
+}
+
 /* Builds the client's head from the response in px.msg (parsed from uin). */
 static int xchg_build_resp_head(struct proxy_stream *s, struct proxy_xchg *x, const char *buf)
 {
 	const struct proxy_http_msg *m = &px.msg;
 	struct core_buf *b = &s->cout;
-	char line[64];
-	unsigned i;
+	char code[4] = { (char)('0' + m->status / 100), (char)('0' + m->status / 10 % 10),
+			 (char)('0' + m->status % 10), ' ' };
 	int rc = CORE_OK;
 
-	snprintf(line, sizeof(line), "HTTP/1.1 %u ", m->status);
-	rc |= puts_(b, line);
+	rc |= PUT_LIT(b, "HTTP/1.1 ");
+	rc |= core_buf_append(b, code, sizeof(code));
 	rc |= put_span(b, buf, m->reason);
-	rc |= puts_(b, "\r\n");
-	for (i = 0; i < m->nhdr; i++) {
-		const struct proxy_http_header *h = &m->hdr[i];
-
-		if (proxy_http_is_hop(m, buf, h)) {
-			bool keep = (proxy_span_eq(buf, h->name, "transfer-encoding") &&
-				     (m->flags & PROXY_HF_CHUNKED)) ||
-				    (proxy_span_eq(buf, h->name, "upgrade") && m->status == 101);
-
-			if (!keep)
-				continue;
-		}
-		rc |= put_span(b, buf, h->name);
-		rc |= puts_(b, ": ");
-		rc |= put_span(b, buf, h->value);
-		rc |= puts_(b, "\r\n");
-	}
+	rc |= PUT_LIT(b, "\r\n");
+	rc |= put_headers(b, m, buf, keep_response_header, m);
 	if (x->route->upstream_header && m->status >= 200) {
-		rc |= puts_(b, "X-Keel-Upstream: ");
+		rc |= PUT_LIT(b, "X-Keel-Upstream: ");
 		rc |= puts_(b, x->srv->name);
-		rc |= puts_(b, "\r\n");
+		rc |= PUT_LIT(b, "\r\n");
 	}
 	if (m->status == 101)
-		rc |= puts_(b, "Connection: upgrade\r\n");
+		rc |= PUT_LIT(b, "Connection: upgrade\r\n");
 	else if (m->status >= 200 && s->close_after) {
-		rc |= puts_(b, "Connection: close\r\n");
+		rc |= PUT_LIT(b, "Connection: close\r\n");
 		s->said_close = true;
-	}
-	else if (m->status >= 200 && x->client_version == 10)
-		rc |= puts_(b, "Connection: keep-alive\r\n");
-	rc |= puts_(b, "\r\n");
+	} else if (m->status >= 200 && x->client_version == 10)
+		rc |= PUT_LIT(b, "Connection: keep-alive\r\n");
+	rc |= PUT_LIT(b, "\r\n");
 	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
 }
 
@@ -1383,6 +1478,8 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 
 	px.loop = loop;
 	core_timer_init(loop, &px.resume, accept_resume, NULL);
+	core_timer_init(loop, &px.tick, proxy_on_tick, NULL);
+	core_timer_start(&px.tick, 1000);
 	if (proxy_log_open(loop, conf, err, errlen) != CORE_OK)
 		return CORE_ERROR;
 	px_conf = conf;
@@ -1436,8 +1533,17 @@ static void proxy_stop(void)
 	proxy_close_listeners();
 	proxy_log_close();
 	px_conf = NULL;
-	if (px.loop != NULL)
+	if (px.loop != NULL) {
 		core_timer_stop(&px.resume);
+		core_timer_stop(&px.tick);
+	}
+	while (xchg_cache != NULL) {
+		struct proxy_xchg *x = xchg_cache;
+
+		xchg_cache = *(struct proxy_xchg **)(void *)x;
+		free(x);
+	}
+	xchg_ncached = xchg_low = 0;
 	proxy_runtime_unref(px.rt);
 	px.rt = NULL;
 	proxy_stats_free(px.stats);

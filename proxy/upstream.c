@@ -563,6 +563,9 @@ static void pool_on_idle(struct core_timer *t)
 	proxy_upconn_close(uc);
 }
 
+/* The connection stays in the epoll set whoever holds it; only the
+ * callback changes hands, so pooling costs no epoll_ctl when the interest
+ * (read) is the same on both sides. */
 struct proxy_upconn *proxy_pool_get(struct proxy_server *s)
 {
 	struct proxy_upconn *uc = s->pool;
@@ -573,7 +576,6 @@ struct proxy_upconn *proxy_pool_get(struct proxy_server *s)
 	s->npool--;
 	uc->next = NULL;
 	core_timer_stop(&uc->idle);
-	core_io_stop(&uc->io);
 	return uc;
 }
 
@@ -586,7 +588,8 @@ void proxy_pool_put(struct proxy_upconn *uc)
 		proxy_upconn_close(uc);
 		return;
 	}
-	core_io_init(loop, &uc->io, uc->fd, pool_on_io, uc);
+	uc->io.cb = pool_on_io;
+	uc->io.data = uc;
 	core_timer_init(loop, &uc->idle, pool_on_idle, uc);
 	if (core_io_set(&uc->io, CORE_IO_READ) != CORE_OK ||
 	    core_timer_start(&uc->idle, s->up->keepalive_timeout) != CORE_OK) {
