@@ -25,6 +25,7 @@ enum keel_balance {
 	KEEL_BALANCE_LEAST_CONN,	/* fewest active requests, by weight */
 	KEEL_BALANCE_IP_HASH,		/* client address picks the server */
 	KEEL_BALANCE_P2C,		/* best of two random picks */
+	KEEL_BALANCE_COOKIE,		/* a cookie pins each client to a server */
 };
 
 struct keel_server_conf {
@@ -42,6 +43,7 @@ struct keel_upstream_conf {
 	struct core_conf_list servers;	/* of struct keel_server_conf */
 	int64_t		keepalive;	/* idle connections kept per server */
 	int64_t		keepalive_timeout; /* ms an idle one is kept */
+	char		*cookie;	/* affinity cookie's name */
 	int		line;
 };
 
@@ -89,6 +91,7 @@ struct keel_workers_conf {
 struct keel_conf {
 	char		*node;		/* this box's name */
 	char		*pid_file;	/* "": none */
+	char		*state_dir;	/* install key, later the config store */
 	struct keel_workers_conf workers;
 	struct keel_log_conf log;
 	struct keel_admin_conf admin;

@@ -122,7 +122,7 @@ static const struct core_conf_section listener_section = {
 };
 
 static const char *const balances[] = {
-	"round_robin", "least_conn", "ip_hash", "p2c", NULL
+	"round_robin", "least_conn", "ip_hash", "p2c", "cookie", NULL
 };
 
 static const struct core_conf_def server_defs[] = {
@@ -164,6 +164,17 @@ static void upstream_check(struct core_conf_load *ld, void *obj, const char *pat
 
 	for (i = 0; i < u->servers.n; i++)
 		primary += !s[i].backup;
+	for (i = 0; u->cookie != NULL && u->cookie[i] != '\0'; i++)
+		if (!((u->cookie[i] >= 'a' && u->cookie[i] <= 'z') ||
+		      (u->cookie[i] >= 'A' && u->cookie[i] <= 'Z') ||
+		      (u->cookie[i] >= '0' && u->cookie[i] <= '9') ||
+		      u->cookie[i] == '_' || u->cookie[i] == '-')) {
+			char sub[300];
+
+			snprintf(sub, sizeof(sub), "%s.cookie", path);
+			core_conf_error(ld, line, sub, "may hold only letters, digits, '_' and '-'");
+			break;
+		}
 	if (u->servers.n == 0)
 		core_conf_error(ld, line, path, "upstream \"%s\" has no servers", u->name);
 	else if (primary == 0)
@@ -188,6 +199,12 @@ static const struct core_conf_def upstream_defs[] = {
 	  .offset = offsetof(struct keel_upstream_conf, keepalive_timeout),
 	  .dflt = "60s", .min = 1 * SEC, .max = 3600 * SEC,
 	  .doc = "An idle pooled connection is closed after this long." },
+	{ .name = "cookie", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_upstream_conf, cookie),
+	  .dflt = "KEELID", .min = 1, .max = 64,
+	  .doc = "With `balance: cookie`: the cookie keel sets to pin a client to a server. "
+		 "Its value is opaque and signed with the install key; a client whose server "
+		 "is out is moved to a live one with a new cookie." },
 	{ 0 }
 };
 
@@ -322,6 +339,10 @@ static const struct core_conf_def keel_defs[] = {
 	  .offset = offsetof(struct keel_conf, pid_file), .dflt = "/run/keel.pid",
 	  .min = 0, .max = 255,
 	  .doc = "Where the master writes its pid, for `keel reload` and `keel stop`; empty: nowhere." },
+	{ .name = "state_dir", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_conf, state_dir), .dflt = "/var/lib/keel",
+	  .min = 1, .max = 255,
+	  .doc = "Directory for what survives restarts: the install key (made on first start)." },
 	{ .name = "workers", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, workers), .sub = &workers_section },
 	{ .name = "log", .type = CORE_CONF_SECTION,

@@ -35,6 +35,7 @@ enum proxy_hdr_kind {
 	PROXY_H_X_FORWARDED_HOST,
 	PROXY_H_REFERER,
 	PROXY_H_USER_AGENT,
+	PROXY_H_COOKIE,
 };
 
 struct proxy_http_header {

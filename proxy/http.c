@@ -89,6 +89,7 @@ static enum proxy_hdr_kind http_header_kind(const char *p, size_t n)
 	static const struct { const char *name; uint8_t kind; } known[] = {
 		{ "te", PROXY_H_TE },
 		{ "host", PROXY_H_HOST },
+		{ "cookie", PROXY_H_COOKIE },
 		{ "expect", PROXY_H_EXPECT },
 		{ "upgrade", PROXY_H_UPGRADE },
 		{ "trailer", PROXY_H_TRAILER },

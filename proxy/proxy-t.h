@@ -42,6 +42,7 @@ struct proxy_xchg {
 	struct proxy_runtime *rt;	/* holds a reference */
 	const struct proxy_route *route;
 	struct proxy_server *srv;
+	struct proxy_server *pinned;	/* the server the affinity cookie names */
 	struct proxy_upconn *uc;
 	uint64_t	 tried;		/* a bit per server index */
 	unsigned	 tries;

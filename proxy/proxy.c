@@ -19,6 +19,7 @@
 #include "core/loop.h"
 #include "core/module.h"
 #include "core/settings.h"
+#include "core/state.h"
 #include "http.h"
 #include "proxy-t.h"
 #include "proxy.h"
@@ -40,6 +41,8 @@ static struct {
 	bool		      draining;	/* this worker's generation is ending */
 	struct core_timer     tick;	/* housekeeping, once a second */
 	struct proxy_stats   *stats;	/* master: the current generation's */
+	unsigned char	      key[CORE_STATE_KEY_LEN];	/* install key, for cookies */
+	bool		      have_key;
 	struct core_timer     resume;
 	struct proxy_http_msg msg;	/* scratch: one head parsed at a time */
 } px;
@@ -592,8 +595,12 @@ static int xchg_try(struct proxy_stream *s, const char **why)
 	struct proxy_server *srv;
 
 	for (;;) {
-		srv = proxy_server_pick(x->route->up, x->tried,
-					(const struct sockaddr_storage *)(void *)&s->peer, now);
+		srv = x->pinned;
+		if (srv == NULL || (x->tried & (1ULL << (srv - x->route->up->servers))) ||
+		    !proxy_server_usable(srv, now))
+			srv = proxy_server_pick(x->route->up, x->tried,
+						(const struct sockaddr_storage *)(void *)&s->peer,
+						now);
 		if (srv == NULL) {
 			*why = "no server available";
 			return CORE_ERROR;
@@ -677,6 +684,36 @@ static void xchg_fail(struct proxy_stream *s, unsigned status, const char *why,
 	stream_reply(s, status, NULL, NULL);
 }
 
+/* The server a request's affinity cookie names, from its Cookie headers. */
+static struct proxy_server *cookie_find(struct proxy_upstream *up,
+					const struct proxy_http_msg *m, const char *buf)
+{
+	unsigned i;
+
+	for (i = 0; i < m->nhdr; i++) {
+		const char *p, *end;
+
+		if (m->hdr[i].kind != PROXY_H_COOKIE)
+			continue;
+		p = buf + m->hdr[i].value.off;
+		end = p + m->hdr[i].value.len;
+		while (p < end) {
+			const char *pair = p, *semi = memchr(p, ';', (size_t)(end - p));
+			const char *pend = semi ? semi : end;
+
+			if ((size_t)(pend - pair) > up->cookie_len &&
+			    memcmp(pair, up->cookie, up->cookie_len) == 0 &&
+			    pair[up->cookie_len] == '=')
+				return proxy_cookie_server(up, pair + up->cookie_len + 1,
+							   (size_t)(pend - pair) - up->cookie_len - 1);
+			p = pend + 1;
+			while (p < end && *p == ' ')
+				p++;
+		}
+	}
+	return NULL;
+}
+
 /* A parsed request head in px.msg: route it and start the exchange. */
 static void stream_handle_head(struct proxy_stream *s, int head_len)
 {
@@ -727,6 +764,8 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 	x->client_version = m->version;
 	x->idempotent = proxy_http_idempotent(m->method_id);
 	x->upgrade = (m->flags & PROXY_HF_UPGRADE) != 0;
+	if (route->up->balance == KEEL_BALANCE_COOKIE)
+		x->pinned = cookie_find(route->up, m, buf);
 	if (proxy_log_enabled() && (x->log = malloc(sizeof(*x->log))) != NULL)
 		proxy_log_fill(x->log, peer_str(s, peer, sizeof(peer)), m, buf, x->started);
 	s->idle_timeout = route->idle_timeout;
@@ -815,6 +854,15 @@ static int xchg_build_resp_head(struct proxy_stream *s, struct proxy_xchg *x, co
 	rc |= put_span(b, buf, m->reason);
 	rc |= PUT_LIT(b, "\r\n");
 	rc |= put_headers(b, m, buf, keep_response_header, m);
+	if (x->route->up->balance == KEEL_BALANCE_COOKIE && m->status >= 200 &&
+	    x->srv != x->pinned) {
+		/* New client, or its server is out: pin it to this one. */
+		rc |= PUT_LIT(b, "Set-Cookie: ");
+		rc |= core_buf_append(b, x->route->up->cookie, x->route->up->cookie_len);
+		rc |= PUT_LIT(b, "=");
+		rc |= core_buf_append(b, x->srv->cookie, 22);
+		rc |= PUT_LIT(b, "; Path=/; HttpOnly; SameSite=Lax\r\n");
+	}
 	if (x->route->upstream_header && m->status >= 200) {
 		rc |= PUT_LIT(b, "X-Keel-Upstream: ");
 		rc |= puts_(b, x->srv->name);
@@ -1424,6 +1472,20 @@ static int proxy_prepare(const struct core_conf *conf, const struct core_conf *p
 	struct proxy_stats *st;
 	unsigned i;
 
+	/* Affinity cookies are signed with the install key; make it once,
+	 * when a configuration first asks for it. */
+	if (!px.have_key) {
+		const struct keel_upstream_conf *uc = k->upstreams.v;
+
+		for (i = 0; i < k->upstreams.n; i++)
+			if (uc[i].balance == KEEL_BALANCE_COOKIE)
+				break;
+		if (i < k->upstreams.n) {
+			if (core_state_key(k->state_dir, px.key, err, errlen) != CORE_OK)
+				return CORE_ERROR;
+			px.have_key = true;
+		}
+	}
 	if (prev == NULL) {
 		for (i = 0; i < k->listeners.n && i < PROXY_MAX_LISTENERS; i++) {
 			if (listener_open(&px.ls[i], &ls[i].address, err, errlen) != CORE_OK) {
@@ -1484,7 +1546,7 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 		return CORE_ERROR;
 	px_conf = conf;
 	core_loop_signal(loop, SIGUSR1, proxy_on_usr1, NULL);
-	px.rt = proxy_runtime_build(conf, loop, px.stats);
+	px.rt = proxy_runtime_build(conf, loop, px.stats, px.have_key ? px.key : NULL);
 	if (px.rt == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return CORE_ERROR;

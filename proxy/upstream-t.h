@@ -36,6 +36,8 @@ struct proxy_server {
 	bool		 backup;
 	bool		 down;		/* configured down */
 
+	char		 cookie[24];	/* its affinity cookie value (signed) */
+
 	/* live state of this worker */
 	int		 cw;		/* smooth round-robin's current weight */
 	struct proxy_upconn *pool;	/* idle connections */
@@ -52,6 +54,8 @@ struct proxy_upstream {
 	unsigned	 nservers;
 	unsigned	 keepalive;	/* pool cap per server */
 	uint64_t	 keepalive_timeout;
+	char		*cookie;	/* affinity cookie name (balance: cookie) */
+	uint32_t	 cookie_len;
 	struct proxy_runtime *rt;
 };
 

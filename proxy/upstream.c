@@ -8,11 +8,14 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include <mbedtls/md.h>
+
 #include "core/core.h"
 #include "core/clock.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/settings.h"
+#include "core/state.h"
 #include "upstream.h"
 
 /* ---- building and freeing ----------------------------------------------------- */
@@ -29,6 +32,7 @@ static void runtime_free(struct proxy_runtime *rt)
 				proxy_upconn_close(proxy_pool_get(&up->servers[j]));
 		free(up->servers);
 		free(up->name);
+		free(up->cookie);
 	}
 	for (i = 0; i < rt->nroutes; i++) {
 		struct proxy_route *r = &rt->routes[i];
@@ -46,13 +50,70 @@ static void runtime_free(struct proxy_runtime *rt)
 	free(rt);
 }
 
+/* base64url without padding: 16 bytes make 22 characters. */
+static void b64url(const unsigned char *in, size_t n, char *out)
+{
+	static const char abc[] =
+		"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+	uint32_t acc = 0;
+	size_t i;
+	int bits = 0;
+
+	for (i = 0; i < n; i++) {
+		acc = (acc << 8) | in[i];
+		bits += 8;
+		while (bits >= 6) {
+			bits -= 6;
+			*out++ = abc[(acc >> bits) & 63];
+		}
+	}
+	if (bits > 0)
+		*out++ = abc[(acc << (6 - bits)) & 63];
+	*out = '\0';
+}
+
+/* The cookie value for a server: a keyed hash of upstream and address, so
+ * it names the server without showing it and cannot be made without the
+ * key. */
+static void server_cookie(struct proxy_server *s, const unsigned char *key)
+{
+	unsigned char mac[32];
+	char msg[160];
+	int n = snprintf(msg, sizeof(msg), "%s/%s", s->up->name, s->name);
+
+	mbedtls_md_hmac(mbedtls_md_info_from_type(MBEDTLS_MD_SHA256), key, CORE_STATE_KEY_LEN,
+			(const unsigned char *)msg, (size_t)n, mac);
+	b64url(mac, 16, s->cookie);
+}
+
+struct proxy_server *proxy_cookie_server(struct proxy_upstream *up, const char *value,
+					 size_t len)
+{
+	unsigned i, j;
+
+	if (len != 22)
+		return NULL;
+	for (i = 0; i < up->nservers; i++) {
+		unsigned char diff = 0;
+
+		/* In constant time: no clue about how close a guess came. */
+		for (j = 0; j < 22; j++)
+			diff |= (unsigned char)(up->servers[i].cookie[j] ^ value[j]);
+		if (diff == 0 && up->servers[i].cookie[0] != '\0')
+			return &up->servers[i];
+	}
+	return NULL;
+}
+
 static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_conf *uc,
-			  struct proxy_stat_server *st)
+			  struct proxy_stat_server *st, const unsigned char *key)
 {
 	const struct keel_server_conf *sc = uc->servers.v;
 	unsigned j;
 
 	up->name = strdup(uc->name);
+	up->cookie = strdup(uc->cookie);
+	up->cookie_len = up->cookie ? (uint32_t)strlen(up->cookie) : 0;
 	up->balance = uc->balance;
 	up->keepalive = (unsigned)uc->keepalive;
 	up->keepalive_timeout = (uint64_t)uc->keepalive_timeout;
@@ -74,6 +135,8 @@ static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_
 		s->fail_timeout = (uint64_t)sc[j].fail_timeout;
 		s->backup = sc[j].backup;
 		s->down = sc[j].down;
+		if (key != NULL && up->balance == KEEL_BALANCE_COOKIE)
+			server_cookie(s, key);
 	}
 	return CORE_OK;
 }
@@ -136,7 +199,8 @@ static int build_route(struct proxy_runtime *rt, struct proxy_route *r,
 
 struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 					  struct core_loop *loop,
-					  struct proxy_stats *stats)
+					  struct proxy_stats *stats,
+					  const unsigned char *key)
 {
 	const struct keel_conf *k = core_settings_of(conf);
 	const struct keel_upstream_conf *ucs = k->upstreams.v;
@@ -176,7 +240,7 @@ struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 		goto fail;
 	for (i = 0; i < rt->nups; i++) {
 		rt->ups[i].rt = rt;
-		if (build_upstream(&rt->ups[i], &ucs[i], sst) != CORE_OK)
+		if (build_upstream(&rt->ups[i], &ucs[i], sst, key) != CORE_OK)
 			goto fail;
 		sst += ucs[i].servers.n;	/* the region lists them in config order */
 	}

@@ -11,12 +11,19 @@
 /*
  * Builds a runtime from a loaded config. Server health and counters live
  * in `stats` (made by proxy_stats_create() for this config, shared between
- * workers); NULL maps a private region. Returns NULL when out of memory.
- * The runtime starts with one reference.
+ * workers); NULL maps a private region. `key` (the install key, 32 bytes)
+ * signs affinity cookies; NULL when no upstream uses them. Returns NULL
+ * when out of memory. The runtime starts with one reference.
  */
 struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 					  struct core_loop *loop,
-					  struct proxy_stats *stats);
+					  struct proxy_stats *stats,
+					  const unsigned char *key);
+
+/* The server a request's affinity cookie names, if its value is one keel
+ * signed for this upstream (Cookie header values in buf). NULL otherwise. */
+struct proxy_server *proxy_cookie_server(struct proxy_upstream *up, const char *value,
+					 size_t len);
 void proxy_runtime_ref(struct proxy_runtime *rt);
 void proxy_runtime_unref(struct proxy_runtime *rt);
 

@@ -165,6 +165,8 @@ class Harness:
         """Starts build/keel with conf_text; ready when /healthz answers."""
         if "pid_file:" not in conf_text:
             conf_text = 'pid_file: "%s"\n' % self.path(name + ".pid") + conf_text
+        if "state_dir:" not in conf_text:
+            conf_text = 'state_dir: "%s"\n' % self.path("state") + conf_text
         conf = self.write(name + ".yaml", conf_text)
         ready = None
         if wait_port is not None:

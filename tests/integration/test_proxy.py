@@ -4,6 +4,7 @@ timeouts, keep-alive and pooling, streaming bodies and upgrades."""
 
 import json
 import os
+import re
 import signal
 import socket
 import time
@@ -470,3 +471,43 @@ def test_metrics_count_routes_servers_and_health(h):
     check(val('keel_server_failures_total{upstream="ua",server="127.0.0.1:%d"}' % dead) >= 1, m)
     check(val("keel_proxy_bad_requests_total") == 1, m)
     check(val("keel_proxy_connections_total") >= 7, m)
+
+
+def test_cookie_affinity_pins_and_repins_without_error(h):
+    a, b = h.http_backend("a"), h.http_backend("b")
+    front, admin, k = start(h, {"ua": ["balance: cookie", a, b]}, [{"path": "/", "upstream": "ua"}])
+    r = get(front, "/")
+    m = re.match(r"KEELID=([A-Za-z0-9_-]{22}); Path=/; HttpOnly; SameSite=Lax$", r.headers["set-cookie"])
+    check(m, r.headers)
+    cookie, first = m.group(1), r.json()["server"]
+    check("127.0.0.1" not in cookie)
+    for _ in range(6):     # round-robin would alternate; the cookie holds
+        r = get(front, "/", headers={"Cookie": "other=1; KEELID=%s" % cookie})
+        check(r.json()["server"] == first and "set-cookie" not in r.headers, (r.json()["server"], r.headers))
+
+    forged = cookie[:-1] + ("A" if cookie[-1] != "A" else "B")
+    r = get(front, "/", headers={"Cookie": "KEELID=" + forged})
+    check(r.status == 200 and "set-cookie" in r.headers, r.headers)
+
+    victim = [p for p in h.procs if p.name == first][0]
+    os.killpg(victim.pid, signal.SIGKILL)
+    victim.popen.wait(5)
+    r = get(front, "/", headers={"Cookie": "KEELID=" + cookie})
+    check(r.status == 200 and r.json()["server"] != first, (r.status, r.body))
+    check(r.headers["set-cookie"].split(";")[0] != "KEELID=" + cookie, r.headers)
+
+    key = h.path("state/install.key")
+    check(os.stat(key).st_mode & 0o777 == 0o600, oct(os.stat(key).st_mode))
+
+
+def test_cookie_values_survive_a_restart(h):
+    a, b = h.http_backend("a"), h.http_backend("b")
+    front, admin, k = start(h, {"ua": ["balance: cookie", a, b]}, [{"path": "/", "upstream": "ua"}])
+    r = get(front, "/")
+    cookie, server = r.headers["set-cookie"].split(";")[0], r.json()["server"]
+    k.signal(signal.SIGTERM)
+    k.wait(10)
+    k2 = h.start("keel2", [k.argv[0], "-c", h.path("keel.yaml")],
+                 ready=lambda: http_get(admin, "/healthz").status == 200)
+    r = get(front, "/", headers={"Cookie": cookie})
+    check(r.json()["server"] == server and "set-cookie" not in r.headers, r.headers)

@@ -1,0 +1,79 @@
+/* keel's state directory; see state.h. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core.h"
+#include "state.h"
+
+static int state_mkdirs(const char *dir, char *err, size_t errlen)
+{
+	char path[512];
+	size_t i, n = strlen(dir);
+
+	if (n == 0 || n >= sizeof(path)) {
+		snprintf(err, errlen, "state directory '%s' is not usable", dir);
+		return CORE_ERROR;
+	}
+	memcpy(path, dir, n + 1);
+	for (i = 1; i <= n; i++) {
+		if (path[i] != '/' && path[i] != '\0')
+			continue;
+		path[i] = '\0';
+		if (mkdir(path, 0700) == -1 && errno != EEXIST) {
+			snprintf(err, errlen, "cannot create %s: %s", path, strerror(errno));
+			return CORE_ERROR;
+		}
+		path[i] = i < n ? '/' : '\0';
+	}
+	return CORE_OK;
+}
+
+int core_state_key(const char *dir, unsigned char key[CORE_STATE_KEY_LEN],
+		   char *err, size_t errlen)
+{
+	char path[600];
+	ssize_t n;
+	int fd;
+
+	snprintf(path, sizeof(path), "%s/install.key", dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd != -1) {
+		n = read(fd, key, CORE_STATE_KEY_LEN);
+		close(fd);
+		if (n == CORE_STATE_KEY_LEN)
+			return CORE_OK;
+		snprintf(err, errlen, "%s: expected %d bytes, got %zd", path,
+			 CORE_STATE_KEY_LEN, n);
+		return CORE_ERROR;
+	}
+	if (errno != ENOENT) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		return CORE_ERROR;
+	}
+	if (state_mkdirs(dir, err, errlen) != CORE_OK)
+		return CORE_ERROR;
+	if (getrandom(key, CORE_STATE_KEY_LEN, 0) != CORE_STATE_KEY_LEN) {
+		snprintf(err, errlen, "getrandom: %s", strerror(errno));
+		return CORE_ERROR;
+	}
+	/* O_EXCL: two keels starting at once must not end with two keys. */
+	fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+	if (fd == -1 && errno == EEXIST)
+		return core_state_key(dir, key, err, errlen);
+	if (fd == -1 || write(fd, key, CORE_STATE_KEY_LEN) != CORE_STATE_KEY_LEN ||
+	    fsync(fd) == -1) {
+		snprintf(err, errlen, "cannot write %s: %s", path, strerror(errno));
+		if (fd != -1) {
+			close(fd);
+			unlink(path);
+		}
+		return CORE_ERROR;
+	}
+	close(fd);
+	return CORE_OK;
+}

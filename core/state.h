@@ -1,0 +1,17 @@
+/* keel's state directory: what must survive restarts and upgrades, such
+ * as the per-install secret key that signs affinity cookies. */
+#ifndef KEEL_CORE_STATE_H
+#define KEEL_CORE_STATE_H
+
+#include <stddef.h>
+
+#define CORE_STATE_KEY_LEN	32
+
+/*
+ * Reads DIR/install.key, or creates it (and DIR) with 32 random bytes,
+ * readable by keel only. CORE_OK, or CORE_ERROR with the reason in err.
+ */
+int core_state_key(const char *dir, unsigned char key[CORE_STATE_KEY_LEN],
+		   char *err, size_t errlen);
+
+#endif
