@@ -922,8 +922,11 @@ static bool xchg_read_resp_head(struct proxy_stream *s)
 			xchg_fail(s, 502, "101 without an upgrade request", true);
 			return false;
 		}
+		/* Opted in: an idempotent request that got 5xx tries the next
+		 * server, if there is one; the last answer goes to the client. */
 		if (m->status >= 500 && x->route->retry_5xx && x->idempotent &&
-		    x->req_sent == 0 && x->tries < x->route->tries && !x->resp_any) {
+		    x->req_sent == 0 && x->tries < x->route->tries && !x->resp_any &&
+		    proxy_upstream_has_untried(x->route->up, x->tried, core_loop_now(px.loop))) {
 			xchg_fail(s, 502, "answered 5xx", true);
 			return false;
 		}

@@ -355,6 +355,16 @@ int proxy_server_usable(const struct proxy_server *s, uint64_t now)
 	return !s->down && !core_clock_before(now, proxy_stat_get(s->st->out_until));
 }
 
+int proxy_upstream_has_untried(const struct proxy_upstream *up, uint64_t tried, uint64_t now)
+{
+	unsigned i;
+
+	for (i = 0; i < up->nservers && i < 64; i++)
+		if (!(tried & (1ULL << i)) && proxy_server_usable(&up->servers[i], now))
+			return 1;
+	return 0;
+}
+
 static uint64_t hash_client(const struct sockaddr_storage *ss)
 {
 	const unsigned char *p;

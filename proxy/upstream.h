@@ -47,6 +47,9 @@ struct proxy_server *proxy_server_pick(struct proxy_upstream *up, uint64_t tried
 				       const struct sockaddr_storage *client,
 				       uint64_t now);
 
+/* Whether some server not in `tried` could take the request now. */
+int proxy_upstream_has_untried(const struct proxy_upstream *up, uint64_t tried, uint64_t now);
+
 /* Whether a server may take requests now. */
 int proxy_server_usable(const struct proxy_server *s, uint64_t now);
 

@@ -511,3 +511,62 @@ def test_cookie_values_survive_a_restart(h):
                  ready=lambda: http_get(admin, "/healthz").status == 200)
     r = get(front, "/", headers={"Cookie": cookie})
     check(r.json()["server"] == server and "set-cookie" not in r.headers, r.headers)
+
+
+def test_retry_5xx_is_opt_in_for_idempotent_requests(h):
+    a, b = h.http_backend("a"), h.http_backend("b")
+    front, admin, _ = start(h, {"ua": [a, b]}, [
+        {"path": "/plain/", "upstream": "ua"},
+        {"path": "/retry/", "upstream": "ua", "retry_5xx": True},
+    ])
+    # Without the option a 5xx goes to the client as it is.
+    check(get(front, "/plain/_status/503").status == 503)
+    # With it, a GET that gets 5xx everywhere tries both servers, then the
+    # client gets the last server's own answer (as nginx does).
+    r = get(front, "/retry/_status/500")
+    check(r.status == 500 and r.body == "status\n", (r.status, r.body))
+    m = http_get(admin, "/metrics").body
+    counts = []
+    for port in (a, b):
+        series = 'keel_server_responses_total{upstream="ua",server="127.0.0.1:%d",code="5xx"} ' % port
+        counts.append(int(re.search(re.escape(series) + r"(\d+)", m).group(1)))
+    # One 5xx from /plain/, then both servers for the retried GET.
+    check(min(counts) >= 1 and sum(counts) == 3, counts)
+    # POST is never retried on 5xx.
+    check(get(front, "/retry/_status/503", method="POST",
+              headers={"Content-Length": "0"}).status == 503)
+
+
+def test_ipv6_listener(h):
+    if not __import__("harness").have_ipv6_loopback():
+        return
+    a = h.http_backend("a")
+    front6, admin = free_port(socket.AF_INET6, "::1"), free_port()
+    text = yaml_conf(8, admin, {"ua": [a]}, [{"path": "/", "upstream": "ua"}]).replace(
+        'address: "127.0.0.1:8"', 'address: "[::1]:%d"' % front6)
+    h.keel(text, wait_port=admin)
+    r = http_get(front6, "/six", host="::1", headers={"Host": "v6.test"})
+    check(r.status == 200 and r.json()["target"] == "/six", r.body)
+    hdrs = dict((k.lower(), v) for k, v in r.json()["headers"])
+    check(hdrs["x-forwarded-for"] == "::1", hdrs)
+
+
+def test_accepting_pauses_at_max_connections_and_resumes(h):
+    a = h.http_backend("a")
+    front, _, k = start(h, {"ua": [a]}, [{"path": "/", "upstream": "ua"}],
+                        proxy="max_connections: 3\n")
+    held = [socket.create_connection(("127.0.0.1", front)) for _ in range(3)]
+    k.wait_log(r"3 connections, the limit: accepting paused", timeout=5) if False else None
+    with socket.create_connection(("127.0.0.1", front)) as s:
+        s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
+        s.settimeout(0.5)
+        try:
+            early = s.recv(100)
+        except socket.timeout:
+            early = None
+        check(early is None, "served past max_connections: %r" % early)
+        held.pop().close()
+        s.settimeout(5)
+        check(s.recv(100).startswith(b"HTTP/1.1 200"))
+    for x in held:
+        x.close()
