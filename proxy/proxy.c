@@ -908,6 +908,9 @@ static bool xchg_read_resp_head(struct proxy_stream *s)
 			return false;
 		}
 
+		/* Every answer counts against the server that gave it, even
+		 * one keel then retries elsewhere. */
+		proxy_stat_add(x->srv->st->responses[m->status / 100 - 1], 1);
 		if (m->status >= 100 && m->status < 200 && m->status != 101) {
 			/* Interim (100 Continue, 103 Early Hints): pass on, read on. */
 			if (xchg_build_resp_head(s, x, core_buf_head(&x->uin)) != CORE_OK) {
@@ -957,7 +960,6 @@ static bool xchg_read_resp_head(struct proxy_stream *s)
 		if (s->idle_timeout == 0)
 			s->close_after = true;
 		x->status = m->status;
-		proxy_stat_add(x->srv->st->responses[m->status / 100 - 1], 1);
 		if (xchg_build_resp_head(s, x, core_buf_head(&x->uin)) != CORE_OK) {
 			xchg_fail(s, 502, "response head too large", true);
 			return false;
