@@ -1,0 +1,217 @@
+/* Tests of proxy/upstream.c: route matching, the balancers, passive health
+ * (nginx's max_fails/fail_timeout) and affinity cookies, on runtimes built
+ * from YAML through keel's settings table. */
+#include <arpa/inet.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#include "runner.h"
+#include "proxy/upstream.c"
+#include "core/conf.h"
+
+static struct core_conf *conf;
+static struct proxy_runtime *rt;
+
+static void build(const char *yaml, const unsigned char *key)
+{
+	conf = core_conf_load(&core_settings, "t.yaml", yaml, strlen(yaml));
+	CHECK(conf != NULL);
+	if (conf->nerrors)
+		test_fail(__FILE__, __LINE__, "config: %s", conf->errors->msg);
+	rt = proxy_runtime_build(conf, NULL, NULL, key);
+	CHECK(rt != NULL);
+}
+
+static const struct proxy_route *route(const char *host, const char *path)
+{
+	const struct proxy_route *redirect;
+
+	return proxy_route_find(rt, host, strlen(host), path, strlen(path), &redirect);
+}
+
+static const char *routes_yaml =
+	"upstreams:\n"
+	"  a: { servers: [ { address: '10.0.0.1:80' } ] }\n"
+	"routes:\n"
+	"  - { path: /, upstream: a }\n"
+	"  - { path: /app/, upstream: a }\n"
+	"  - { path: /app/deep/, upstream: a }\n"
+	"  - { hosts: ['*.example.com'], path: /, upstream: a }\n"
+	"  - { hosts: ['*.eu.example.com'], path: /, upstream: a }\n"
+	"  - { hosts: [Exact.Example.com], path: /x/, upstream: a }\n";
+
+TEST(routes_exact_host_beats_wildcard_beats_any_then_longest_prefix)
+{
+	const struct proxy_route *redirect;
+
+	build(routes_yaml, NULL);
+	CHECK_INT(route("h", "/zzz")->index, ==, 0);
+	CHECK_INT(route("h", "/app/q?x=/app/deep/")->index, ==, 1);
+	CHECK_INT(route("h", "/app/deep/q")->index, ==, 2);
+	CHECK_INT(route("w.example.com", "/app/")->index, ==, 3);
+	CHECK_INT(route("w.eu.example.com:8080", "/")->index, ==, 4);
+	CHECK_INT(route("EXACT.example.COM.", "/x/y")->index, ==, 5);
+	CHECK_INT(route("exact.example.com", "/other")->index, ==, 3);
+	CHECK_INT(route("example.com", "/")->index, ==, 0);
+	CHECK(proxy_route_find(rt, "h", 1, "/app", 4, &redirect)->index == 0);
+	CHECK(redirect == NULL);	/* "/" matched, so no redirect */
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
+}
+
+TEST(missing_trailing_slash_is_offered_as_a_redirect)
+{
+	const struct proxy_route *redirect;
+
+	build("upstreams: { a: { servers: [ { address: '10.0.0.1:80' } ] } }\n"
+	      "routes: [ { path: /app_a/, upstream: a } ]\n", NULL);
+	CHECK(proxy_route_find(rt, "h", 1, "/app_a?q", 8, &redirect) == NULL);
+	CHECK(redirect != NULL && redirect->index == 0);
+	CHECK(proxy_route_find(rt, "h", 1, "/app_b", 6, &redirect) == NULL);
+	CHECK(redirect == NULL);
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
+}
+
+static char pick(struct proxy_upstream *up, uint64_t tried, uint64_t now)
+{
+	struct sockaddr_storage ss = { .ss_family = AF_INET };
+	struct proxy_server *s = proxy_server_pick(up, tried, &ss, now);
+
+	return s ? (char)('a' + (s - up->servers)) : '-';
+}
+
+TEST(smooth_weighted_round_robin_interleaves)
+{
+	char seq[16];
+	int i;
+
+	build("upstreams:\n  u:\n    servers:\n"
+	      "      - { address: '10.0.0.1:80', weight: 5 }\n"
+	      "      - { address: '10.0.0.2:80' }\n"
+	      "      - { address: '10.0.0.3:80' }\n"
+	      "routes: [ { path: /, upstream: u } ]\n", NULL);
+	for (i = 0; i < 14; i++)
+		seq[i] = pick(&rt->ups[0], 0, 1);
+	seq[14] = '\0';
+	CHECK_STR(seq, "aabacaaaabacaa");
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
+}
+
+TEST(tried_down_and_out_servers_are_skipped_and_backups_wait)
+{
+	struct proxy_upstream *up;
+
+	build("upstreams:\n  u:\n    servers:\n"
+	      "      - { address: '10.0.0.1:80' }\n"
+	      "      - { address: '10.0.0.2:80', down: true }\n"
+	      "      - { address: '10.0.0.3:80', backup: true }\n"
+	      "routes: [ { path: /, upstream: u } ]\n", NULL);
+	up = &rt->ups[0];
+	CHECK(pick(up, 0, 1) == 'a');
+	CHECK(pick(up, 0, 1) == 'a');
+	CHECK(pick(up, 1, 1) == 'c');		/* a tried: the backup */
+	CHECK(pick(up, 1 | 4, 1) == '-');
+	proxy_server_failed(&up->servers[0], "test", 1);	/* max_fails 1 */
+	CHECK(pick(up, 0, 2) == 'c');
+	CHECK(pick(up, 0, 1 + 10000) == 'a');	/* fail_timeout (10s) is over */
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
+}
+
+TEST(max_fails_counts_within_fail_timeout_only)
+{
+	struct proxy_server *s;
+
+	build("upstreams:\n  u:\n    servers:\n"
+	      "      - { address: '10.0.0.1:80', max_fails: 3, fail_timeout: 20s }\n"
+	      "routes: [ { path: /, upstream: u } ]\n", NULL);
+	s = &rt->ups[0].servers[0];
+	proxy_server_failed(s, "x", 1000);
+	proxy_server_failed(s, "x", 2000);
+	CHECK(proxy_server_usable(s, 2000));
+	/* The window began at 1000: this one is in a new window. */
+	proxy_server_failed(s, "x", 22000);
+	CHECK(proxy_server_usable(s, 22000));
+	proxy_server_failed(s, "x", 23000);
+	proxy_server_failed(s, "x", 24000);
+	CHECK(!proxy_server_usable(s, 24000));
+	CHECK(!proxy_server_usable(s, 43999));
+	CHECK(proxy_server_usable(s, 44000));
+	CHECK_STR(s->st->last_error, "x");
+	/* A success clears the count. */
+	proxy_server_failed(s, "y", 50000);
+	proxy_server_succeeded(s);
+	proxy_server_failed(s, "y", 50001);
+	proxy_server_failed(s, "y", 50002);
+	CHECK(proxy_server_usable(s, 50002));
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
+}
+
+TEST(ip_hash_keeps_a_client_on_one_server)
+{
+	struct sockaddr_in in = { .sin_family = AF_INET };
+	struct proxy_server *first, *s;
+	int i, j, spread[3] = { 0, 0, 0 };
+
+	build("upstreams:\n  u:\n    balance: ip_hash\n    servers:\n"
+	      "      - { address: '10.0.0.1:80' }\n"
+	      "      - { address: '10.0.0.2:80' }\n"
+	      "      - { address: '10.0.0.3:80' }\n"
+	      "routes: [ { path: /, upstream: u } ]\n", NULL);
+	for (i = 0; i < 300; i++) {
+		in.sin_addr.s_addr = htonl(0x0a010000u + (uint32_t)i * 7919u);
+		first = proxy_server_pick(&rt->ups[0], 0, (struct sockaddr_storage *)(void *)&in, 1);
+		for (j = 0; j < 3; j++) {
+			s = proxy_server_pick(&rt->ups[0], 0, (struct sockaddr_storage *)(void *)&in, 1);
+			CHECK(s == first);
+		}
+		spread[first - rt->ups[0].servers]++;
+	}
+	for (i = 0; i < 3; i++)
+		CHECK(spread[i] > 50);
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
+}
+
+TEST(least_conn_prefers_idle_servers_and_round_robins_ties)
+{
+	struct proxy_upstream *up;
+
+	build("upstreams:\n  u:\n    balance: least_conn\n    servers:\n"
+	      "      - { address: '10.0.0.1:80' }\n"
+	      "      - { address: '10.0.0.2:80' }\n"
+	      "routes: [ { path: /, upstream: u } ]\n", NULL);
+	up = &rt->ups[0];
+	CHECK(pick(up, 0, 1) != pick(up, 0, 1));	/* tie: alternate */
+	up->servers[0].st->active = 5;
+	CHECK(pick(up, 0, 1) == 'b');
+	CHECK(pick(up, 0, 1) == 'b');
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
+}
+
+TEST(cookie_values_are_opaque_stable_and_checked)
+{
+	static const unsigned char key[32] = "0123456789abcdef0123456789abcdef";
+	char bad[23];
+	struct proxy_upstream *up;
+
+	build("upstreams:\n  u:\n    balance: cookie\n    servers:\n"
+	      "      - { address: '10.0.0.1:80' }\n"
+	      "      - { address: '10.0.0.2:80' }\n"
+	      "routes: [ { path: /, upstream: u } ]\n", key);
+	up = &rt->ups[0];
+	CHECK_INT(strlen(up->servers[0].cookie), ==, 22);
+	CHECK(strcmp(up->servers[0].cookie, up->servers[1].cookie) != 0);
+	CHECK(strstr(up->servers[0].cookie, "10.0") == NULL);
+	CHECK(proxy_cookie_server(up, up->servers[1].cookie, 22) == &up->servers[1]);
+	memcpy(bad, up->servers[1].cookie, 23);
+	bad[21] = bad[21] == 'A' ? 'B' : 'A';
+	CHECK(proxy_cookie_server(up, bad, 22) == NULL);
+	CHECK(proxy_cookie_server(up, bad, 21) == NULL);
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
+}
