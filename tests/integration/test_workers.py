@@ -155,3 +155,35 @@ def test_killing_a_backend_under_load_fails_no_get(h):
     check(done and int(done.group(1)) > 1000, out)
     check("Non-2xx" not in out and "Socket errors" not in out, out)
     k.wait_log(r"server 127\.0\.0\.1:\d+ out of service")
+
+
+def test_out_of_fds_pauses_accepting_without_spinning(h):
+    a = h.http_backend("a")
+    front, admin = free_port(), free_port()
+    text = yaml_conf(front, admin, {"ua": [a]}, [{"path": "/", "upstream": "ua"}])
+    conf = h.write("keel.yaml", 'pid_file: ""\nstate_dir: "%s"\n' % h.path("state") + text)
+    import harness
+    k = h.start("keel", ["sh", "-c", "ulimit -n 48 && exec %s -c %s" % (harness.KEEL, conf)],
+                ready=lambda: http_get(admin, "/healthz").status == 200)
+    wait_for("the worker", lambda: len(k.children()) == 1)
+    worker = k.children()[0]
+
+    def cpu_ticks():
+        with open("/proc/%d/stat" % worker) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[11]) + int(fields[12])    # utime + stime
+
+    held = []
+    for _ in range(60):          # more than the worker has fds for
+        try:
+            held.append(socket.create_connection(("127.0.0.1", front), timeout=2))
+        except OSError:
+            break
+    k.wait_log(r"accept: (No file descriptors available|Too many open files); pausing 100 ms")
+    t0 = cpu_ticks()
+    time.sleep(1.0)
+    used = cpu_ticks() - t0
+    check(used < 20, "the worker used %d ticks in 1 s while out of fds" % used)
+    for s in held:
+        s.close()
+    wait_for("serving again", lambda: get(front, "/").status == 200, timeout=10)
