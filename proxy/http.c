@@ -86,33 +86,35 @@ int proxy_http_is_hop(const struct proxy_http_msg *m, const char *buf,
  * length, as names of the same length rarely collide. */
 static enum proxy_hdr_kind http_header_kind(const char *p, size_t n)
 {
-	static const struct { const char *name; uint8_t kind; } known[] = {
-		{ "te", PROXY_H_TE },
-		{ "host", PROXY_H_HOST },
-		{ "cookie", PROXY_H_COOKIE },
-		{ "expect", PROXY_H_EXPECT },
-		{ "upgrade", PROXY_H_UPGRADE },
-		{ "trailer", PROXY_H_TRAILER },
-		{ "referer", PROXY_H_REFERER },
-		{ "x-real-ip", PROXY_H_X_REAL_IP },
-		{ "connection", PROXY_H_CONNECTION },
-		{ "keep-alive", PROXY_H_KEEP_ALIVE },
-		{ "user-agent", PROXY_H_USER_AGENT },
-		{ "content-length", PROXY_H_CONTENT_LENGTH },
-		{ "x-forwarded-for", PROXY_H_X_FORWARDED_FOR },
-		{ "proxy-connection", PROXY_H_PROXY_CONNECTION },
-		{ "x-forwarded-host", PROXY_H_X_FORWARDED_HOST },
-		{ "transfer-encoding", PROXY_H_TRANSFER_ENCODING },
-		{ "x-forwarded-proto", PROXY_H_X_FORWARDED_PROTO },
-		{ "proxy-authenticate", PROXY_H_PROXY_AUTHENTICATE },
-		{ "proxy-authorization", PROXY_H_PROXY_AUTHORIZATION },
+#define K(s, k)	{ s, sizeof(s) - 1, k }
+	static const struct { const char *name; uint8_t len, kind; } known[] = {
+		K("te", PROXY_H_TE),
+		K("host", PROXY_H_HOST),
+		K("cookie", PROXY_H_COOKIE),
+		K("expect", PROXY_H_EXPECT),
+		K("upgrade", PROXY_H_UPGRADE),
+		K("trailer", PROXY_H_TRAILER),
+		K("referer", PROXY_H_REFERER),
+		K("x-real-ip", PROXY_H_X_REAL_IP),
+		K("connection", PROXY_H_CONNECTION),
+		K("keep-alive", PROXY_H_KEEP_ALIVE),
+		K("user-agent", PROXY_H_USER_AGENT),
+		K("content-length", PROXY_H_CONTENT_LENGTH),
+		K("x-forwarded-for", PROXY_H_X_FORWARDED_FOR),
+		K("proxy-connection", PROXY_H_PROXY_CONNECTION),
+		K("x-forwarded-host", PROXY_H_X_FORWARDED_HOST),
+		K("transfer-encoding", PROXY_H_TRANSFER_ENCODING),
+		K("x-forwarded-proto", PROXY_H_X_FORWARDED_PROTO),
+		K("proxy-authenticate", PROXY_H_PROXY_AUTHENTICATE),
+		K("proxy-authorization", PROXY_H_PROXY_AUTHORIZATION),
 	};
+#undef K
 	size_t i;
 
 	if (n < 2 || n > 19)
 		return PROXY_H_OTHER;
 	for (i = 0; i < CORE_ARRAY_SIZE(known); i++)
-		if (strlen(known[i].name) == n && strncasecmp(p, known[i].name, n) == 0)
+		if (known[i].len == n && strncasecmp(p, known[i].name, n) == 0)
 			return (enum proxy_hdr_kind)known[i].kind;
 	return PROXY_H_OTHER;
 }

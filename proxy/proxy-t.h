@@ -101,6 +101,7 @@ struct proxy_stream {
 	struct proxy_xchg *x;
 	uint32_t	 scan;		/* request head search progress */
 	uint64_t	 since;		/* start of the current wait (head, idle, write) */
+	uint64_t	 deadline;	/* what the timer waits for; it may fire early */
 	uint64_t	 idle_timeout;	/* of the last route used */
 	unsigned	 requests;
 	bool		 close_after;	/* close once this response is out */

@@ -1393,10 +1393,14 @@ static void stream_arm(struct proxy_stream *s)
 		stream_close(s);
 		return;
 	}
-	if (deadline != UINT64_MAX)
-		core_timer_start(&s->timer, deadline > now ? deadline - now : 0);
-	else
+	/* Lazily: the timer moves only when the deadline comes earlier; one
+	 * that fires early finds the real deadline and waits again. This
+	 * spares the heap a remove and an insert on every step. */
+	s->deadline = deadline;
+	if (deadline == UINT64_MAX)
 		core_timer_stop(&s->timer);
+	else if (!core_timer_armed(&s->timer) || core_clock_before(deadline, s->timer.when))
+		core_timer_start(&s->timer, deadline > now ? deadline - now : 0);
 }
 
 static void stream_on_timer(struct core_timer *t)
@@ -1406,6 +1410,10 @@ static void stream_on_timer(struct core_timer *t)
 	uint64_t now = core_loop_now(px.loop);
 	char peer[INET6_ADDRSTRLEN];
 
+	if (core_clock_before(now, s->deadline)) {	/* moved later since armed */
+		core_timer_start(t, s->deadline - now);
+		return;
+	}
 	switch (s->state) {
 	case PROXY_ST_HEAD:
 		if (core_buf_len(&s->cin) > 0) {
