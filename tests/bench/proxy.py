@@ -20,6 +20,12 @@ import time
 ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
 KEEL = os.path.join(ROOT, "build", "keel")
 ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
+# With two or more cores, each proxy under test gets CPU 1 to itself and
+# wrk and the origin share CPU 0: req/s then measures what a proxy does
+# with one core, not how the scheduler shared two between three programs.
+PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
+PROXY_CPU = ["taskset", "-c", "1"] if PIN else []
+CLIENT_CPU = ["taskset", "-c", "0"] if PIN else []
 SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
 IDLE = int(os.environ.get("BENCH_IDLE", "3000"))
 
@@ -60,8 +66,19 @@ def private_kib(pids):
     return total
 
 
-def wrk(port):
-    out = subprocess.run(["wrk", "-t1", "-c50", "-d%ds" % SECONDS, "--latency",
+def cpu_ticks(pids):
+    """utime + stime of the processes, in clock ticks."""
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/stat" % pid) as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        total += int(fields[11]) + int(fields[12])
+    return total
+
+
+def wrk(port, pids):
+    t0 = cpu_ticks(pids)
+    out = subprocess.run(CLIENT_CPU + ["wrk", "-t1", "-c50", "-d%ds" % SECONDS, "--latency",
                           "http://127.0.0.1:%d/app_a/" % port],
                          capture_output=True, text=True, timeout=SECONDS + 30).stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
@@ -72,7 +89,10 @@ def wrk(port):
         return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
     errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
     sock = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%"),
+    cpu = (cpu_ticks(pids) - t0) / float(os.sysconf("SC_CLK_TCK"))
+    total = int(re.search(r"(\d+) requests in", out).group(1))
+    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%"), "cpu": cpu,
+            "per_cpu": total / cpu if cpu > 0 else 0.0,
             "errors": (int(errors.group(1)) if errors else 0), "socket": sock.group(1) if sock else ""}
 
 
@@ -125,7 +145,7 @@ error_log %s/origin.err; events { worker_connections 4096; }
 http { access_log off; server { listen 127.0.0.1:%d backlog=4096;
   location / { return 200 "ok\\n"; } } }
 """ % (tmp, tmp, origin))
-        start(["nginx", "-c", os.path.join(tmp, "origin.conf")], origin, "origin")
+        start(CLIENT_CPU + ["nginx", "-c", os.path.join(tmp, "origin.conf")], origin, "origin")
 
         with open(os.path.join(tmp, "nginx.conf"), "w") as f:
             f.write("""worker_processes 1; daemon off; pid %s/nginx.pid;
@@ -138,7 +158,7 @@ http { access_log off;
       proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
       proxy_set_header X-Real-IP $remote_addr; proxy_set_header X-Forwarded-Proto $scheme; } } }
 """ % (tmp, tmp, origin, p_nginx))
-        nginx = start(["nginx", "-c", os.path.join(tmp, "nginx.conf")], p_nginx, "nginx")
+        nginx = start(PROXY_CPU + ["nginx", "-c", os.path.join(tmp, "nginx.conf")], p_nginx, "nginx")
 
         with open(os.path.join(tmp, "haproxy.cfg"), "w") as f:
             f.write("""global
@@ -158,7 +178,7 @@ frontend front
 backend app_a
   server o1 127.0.0.1:%d maxconn 1000
 """ % (p_haproxy, origin))
-        haproxy = start(["haproxy", "-f", os.path.join(tmp, "haproxy.cfg")], p_haproxy, "haproxy")
+        haproxy = start(PROXY_CPU + ["haproxy", "-f", os.path.join(tmp, "haproxy.cfg")], p_haproxy, "haproxy")
 
         with open(os.path.join(tmp, "keel.yaml"), "w") as f:
             f.write("""pid_file: ""
@@ -170,7 +190,7 @@ upstreams:
   app_a: { servers: [ { address: "127.0.0.1:%d", max_fails: 30, fail_timeout: 20s } ] }
 routes: [ { path: /app_a/, upstream: app_a } ]
 """ % (admin, p_keel, origin))
-        keel = start([KEEL, "-c", os.path.join(tmp, "keel.yaml")], p_keel, "keel")
+        keel = start(PROXY_CPU + [KEEL, "-c", os.path.join(tmp, "keel.yaml")], p_keel, "keel")
 
         targets = {
             "keel": (p_keel, lambda: children(keel.pid)),
@@ -179,39 +199,47 @@ routes: [ { path: /app_a/, upstream: app_a } ]
         }
         runs = {name: [] for name in targets}
         for r in range(ROUNDS):
-            for name, (port, _) in targets.items():
-                res = wrk(port)
+            for name, (port, pids) in targets.items():
+                res = wrk(port, pids())
                 runs[name].append(res)
-                print("  round %d %-8s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms%s" % (
-                    r + 1, name, res["rps"], res["p50"], res["p99"],
+                print("  round %d %-8s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %6.0f req/CPU-s%s" % (
+                    r + 1, name, res["rps"], res["p50"], res["p99"], res["per_cpu"],
                     "  ERRORS %d %s" % (res["errors"], res["socket"]) if res["errors"] or res["socket"] else ""))
                 sys.stdout.flush()
 
-        fig = {}
+        fig = {"proxy_cpu_pinned": PIN}
         for name in targets:
             n = len(runs[name])
             fig["proxy_rps_" + name] = round(sum(x["rps"] for x in runs[name]) / n, 1)
             fig["proxy_p50_ms_" + name] = round(sum(x["p50"] for x in runs[name]) / n, 3)
             fig["proxy_p99_ms_" + name] = round(sum(x["p99"] for x in runs[name]) / n, 3)
             fig["proxy_errors_" + name] = sum(x["errors"] for x in runs[name])
+            fig["proxy_req_per_cpu_s_" + name] = round(sum(x["per_cpu"] for x in runs[name]) / n, 1)
         for name, (port, pids) in targets.items():
             fig["proxy_idle_conn_bytes_" + name] = round(idle_bytes(port, pids), 1)
         for other in ("nginx", "haproxy"):
             fig["ratio_rps_vs_" + other] = round(fig["proxy_rps_keel"] / fig["proxy_rps_" + other], 3)
             fig["ratio_p99_vs_" + other] = round(fig["proxy_p99_ms_keel"] / fig["proxy_p99_ms_" + other], 3)
+            fig["ratio_req_per_cpu_vs_" + other] = round(
+                fig["proxy_req_per_cpu_s_keel"] / fig["proxy_req_per_cpu_s_" + other], 3)
 
         print()
-        print("  %-8s %10s %9s %9s %12s" % ("proxy", "req/s", "p50 ms", "p99 ms", "B/idle conn"))
+        print("  proxies pinned to CPU 1, wrk and origin to CPU 0" if PIN else "  no CPU pinning")
+        print("  %-8s %10s %9s %9s %12s %12s" % ("proxy", "req/s", "p50 ms", "p99 ms",
+                                                 "req/CPU-s", "B/idle conn"))
         for name in targets:
-            print("  %-8s %10.0f %9.2f %9.2f %12.0f" % (
+            print("  %-8s %10.0f %9.2f %9.2f %12.0f %12.0f" % (
                 name, fig["proxy_rps_" + name], fig["proxy_p50_ms_" + name],
-                fig["proxy_p99_ms_" + name], fig["proxy_idle_conn_bytes_" + name]))
+                fig["proxy_p99_ms_" + name], fig["proxy_req_per_cpu_s_" + name],
+                fig["proxy_idle_conn_bytes_" + name]))
         print()
         print("  keel/nginx:   req/s x%.2f (target >= 1.25), p99 x%.2f (target <= 0.8)" % (
             fig["ratio_rps_vs_nginx"], fig["ratio_p99_vs_nginx"]))
         print("  keel/haproxy: req/s x%.2f (target >= 1.25), p99 x%.2f (target <= 0.8)" % (
             fig["ratio_rps_vs_haproxy"], fig["ratio_p99_vs_haproxy"]))
         print("  keel idle connection: %.0f bytes (target <= 512)" % fig["proxy_idle_conn_bytes_keel"])
+        print("  requests per CPU-second of the proxy: keel/nginx x%.2f, keel/haproxy x%.2f" % (
+            fig["ratio_req_per_cpu_vs_nginx"], fig["ratio_req_per_cpu_vs_haproxy"]))
 
         out = os.path.join(ROOT, "build", "bench.json")
         data = {}
