@@ -5,7 +5,7 @@
 set -euo pipefail
 need=(
 	gcc make musl-tools file git python3 curl wrk	# build, harness, load
-	redis-server					# a real peer
+	redis-server python3-websockets			# real peers
 	clang libclang-rt-14-dev			# libFuzzer
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
 )

@@ -187,3 +187,31 @@ def test_out_of_fds_pauses_accepting_without_spinning(h):
     for s in held:
         s.close()
     wait_for("serving again", lambda: get(front, "/").status == 200, timeout=10)
+
+
+def test_a_websocket_echo_survives_a_reload(h):
+    import harness
+    ws_port = free_port()
+    h.start("ws", ["/usr/bin/python3", os.path.join(harness.HERE, "wsecho.py"), "serve", str(ws_port)],
+            ready=lambda: socket.create_connection(("127.0.0.1", ws_port), timeout=1).close() or True)
+    front, admin = free_port(), free_port()
+    k = h.keel(yaml_conf(front, admin, {"ws": [ws_port]}, [{"path": "/", "upstream": "ws"}]),
+               wait_port=admin)
+    client = subprocess.Popen(["/usr/bin/python3", os.path.join(harness.HERE, "wsecho.py"), "client",
+                               "ws://127.0.0.1:%d/chat" % front],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        check(client.stdout.readline().strip() == "open")
+        client.stdin.write("before the reload\n")
+        client.stdin.flush()
+        check(client.stdout.readline().strip() == "before the reload")
+        old = set(k.children())
+        k.signal(signal.SIGHUP)
+        wait_for("a new worker", lambda: len(set(k.children()) - old) == 1)
+        client.stdin.write("after the reload\n")
+        client.stdin.flush()
+        check(client.stdout.readline().strip() == "after the reload")
+        check(set(k.children()) & old, "the old worker left with the WebSocket open")
+    finally:
+        client.stdin.close()
+        client.wait(10)
