@@ -286,7 +286,6 @@ static unsigned main_worker_count(const struct core_conf *conf)
 /* Starts every worker of the current generation that is missing. */
 static void main_fill_workers(void)
 {
-	uint64_t now = core_loop_now(&keel.loop);
 	unsigned slot;
 	size_t i;
 
@@ -300,7 +299,6 @@ static void main_fill_workers(void)
 		if (i == keel.nworkers)
 			main_spawn(slot);
 	}
-	(void)now;
 }
 
 static void main_on_respawn(struct core_timer *t)

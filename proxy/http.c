@@ -74,14 +74,6 @@ proxy_http_find(const struct proxy_http_msg *m, const char *buf, const char *low
 	return NULL;
 }
 
-int proxy_http_is_hop(const struct proxy_http_msg *m, const char *buf,
-		      const struct proxy_http_header *h)
-{
-	(void)m;
-	(void)buf;
-	return h->hop;
-}
-
 /* Recognises the header names the proxy acts on; one compare at most per
  * length, as names of the same length rarely collide. */
 static enum proxy_hdr_kind http_header_kind(const char *p, size_t n)

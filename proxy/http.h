@@ -44,10 +44,6 @@ int proxy_span_eq(const char *buf, struct proxy_span s, const char *lower);
 const struct proxy_http_header *
 proxy_http_find(const struct proxy_http_msg *m, const char *buf, const char *lower);
 
-/* Whether a header is hop-by-hop: a fixed set, plus names in Connection. */
-int proxy_http_is_hop(const struct proxy_http_msg *m, const char *buf,
-		      const struct proxy_http_header *h);
-
 /* Whether a method may be sent twice with the effect of once (RFC 9110 9.2.2). */
 int proxy_http_idempotent(enum proxy_http_method m);
 

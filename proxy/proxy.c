@@ -386,13 +386,14 @@ static int put(struct core_buf *b, const char *p, size_t n)
 	return core_buf_append(b, p, n);
 }
 
-static int puts_(struct core_buf *b, const char *s)
+/* A string literal, its length known at compile time. */
+#define PUT_LIT(b, lit)	core_buf_append((b), (lit), sizeof(lit) - 1)
+
+static int put_str(struct core_buf *b, const char *s)
 {
 	return core_buf_append(b, s, strlen(s));
 }
 
-/* A string literal, its length known at compile time. */
-#define PUT_LIT(b, lit)	core_buf_append((b), (lit), sizeof(lit) - 1)
 
 /*
  * Copies the header lines `keep` accepts as they came, in runs of
@@ -438,14 +439,14 @@ static int put_path(struct core_buf *b, const struct proxy_route *r, const char 
 	size_t rlen;
 
 	if (plen == 0)
-		return puts_(b, "/");
+		return PUT_LIT(b, "/");
 	if (r->rewrite == PROXY_REWRITE_KEEP)
 		return put(b, path, plen);
 	rest = path + r->path_len;
 	rlen = plen - r->path_len;
 	if (r->rewrite == PROXY_REWRITE_STRIP) {
 		if (rlen == 0 || rest[0] != '/')
-			if (puts_(b, "/") != CORE_OK)
+			if (PUT_LIT(b, "/") != CORE_OK)
 				return CORE_ERROR;
 		return put(b, rest, rlen);
 	}
@@ -500,7 +501,7 @@ static int xchg_build_head(struct proxy_stream *s, struct proxy_xchg *x, const c
 	if (m->host.len > 0)
 		rc |= put_span(b, buf, m->host);
 	else
-		rc |= puts_(b, x->route->up->name);
+		rc |= put_str(b, x->route->up->name);
 	rc |= PUT_LIT(b, "\r\n");
 	rc |= put_headers(b, m, buf, keep_request_header, NULL);
 
@@ -517,9 +518,9 @@ static int xchg_build_head(struct proxy_stream *s, struct proxy_xchg *x, const c
 		else if (h->kind == PROXY_H_TRANSFER_ENCODING)
 			te_hdr = h;
 	}
-	rc |= puts_(b, ip);
+	rc |= put_str(b, ip);
 	rc |= PUT_LIT(b, "\r\nX-Real-IP: ");
-	rc |= puts_(b, ip);
+	rc |= put_str(b, ip);
 	rc |= PUT_LIT(b, "\r\nX-Forwarded-Proto: http\r\n");
 	if (m->host.len > 0) {
 		rc |= PUT_LIT(b, "X-Forwarded-Host: ");
@@ -865,7 +866,7 @@ static int xchg_build_resp_head(struct proxy_stream *s, struct proxy_xchg *x, co
 	}
 	if (x->route->upstream_header && m->status >= 200) {
 		rc |= PUT_LIT(b, "X-Keel-Upstream: ");
-		rc |= puts_(b, x->srv->name);
+		rc |= put_str(b, x->srv->name);
 		rc |= PUT_LIT(b, "\r\n");
 	}
 	if (m->status == 101)

@@ -36,23 +36,24 @@ static const char *spanstr(const char *buf, struct proxy_span s)
 TEST(simple_get_parses_with_every_part)
 {
 	const char *r = "GET /app_a/x?y=1 HTTP/1.1\r\nHost: example.com\r\n"
-			"X-A:  v with  spaces \t\r\nConnection: keep-alive, X-Hop\r\n\r\n";
+			"X-A:  v with  spaces \t\r\nConnection: keep-alive, X-Hop\r\n"
+			"x-hop: 1\r\n\r\n";
 
 	CHECK_INT(req(r), ==, (int)strlen(r));
 	CHECK_INT(msg.method_id, ==, PROXY_M_GET);
 	CHECK_STR(spanstr(r, msg.path), "/app_a/x?y=1");
 	CHECK_STR(spanstr(r, msg.host), "example.com");
 	CHECK_INT(msg.version, ==, 11);
-	CHECK_INT(msg.nhdr, ==, 3);
+	CHECK_INT(msg.nhdr, ==, 4);
 	CHECK_STR(spanstr(r, msg.hdr[1].name), "X-A");
 	CHECK_STR(spanstr(r, msg.hdr[1].value), "v with  spaces");
 	CHECK(msg.flags & PROXY_HF_KEEPALIVE);
 	CHECK(!(msg.flags & PROXY_HF_CLOSE));
 	CHECK(!(msg.flags & PROXY_HF_HAS_CL));
 	CHECK_INT(msg.nconn, ==, 2);
-	/* X-Hop is named in Connection, so it is hop-by-hop too. */
-	CHECK(proxy_http_is_hop(&msg, r, &msg.hdr[2]));
-	CHECK(!proxy_http_is_hop(&msg, r, &msg.hdr[1]));
+	CHECK(msg.hdr[2].hop);		/* Connection itself */
+	CHECK(msg.hdr[3].hop);		/* named in Connection (any case) */
+	CHECK(!msg.hdr[1].hop);
 }
 
 TEST(incomplete_head_needs_more_and_resumes_where_it_stopped)
