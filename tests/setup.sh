@@ -5,12 +5,12 @@
 set -euo pipefail
 need=(
 	gcc make musl-tools file git python3 curl wrk	# build, harness, load
-	redis-server python3-websockets			# real peers
+	redis-server nginx python3-websockets		# real peers
 	clang libclang-rt-14-dev			# libFuzzer
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
 )
 # make bench also compares against nginx and HAProxy.
-[ "${1:-}" = "--bench" ] && need+=(nginx haproxy)
+[ "${1:-}" = "--bench" ] && need+=(haproxy)
 missing=()
 for p in "${need[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

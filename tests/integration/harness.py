@@ -190,6 +190,19 @@ class Harness:
                    ready=lambda: http_get(port, "/").status == 200)
         return port
 
+    def nginx_backend(self, name="nginx"):
+        """A fast real backend for load tests: nginx answering its name."""
+        port = free_port()
+        conf = self.write(name + ".conf", """worker_processes 1; daemon off;
+pid %s/%s.pid; error_log %s/%s.err;
+events { worker_connections 4096; }
+http { access_log off; server { listen 127.0.0.1:%d backlog=4096;
+  location / { return 200 "%s\\n"; } } }
+""" % (self.dir, name, self.dir, name, port, name))
+        self.start(name, ["nginx", "-c", conf],
+                   ready=lambda: http_get(port, "/").status == 200)
+        return port
+
     def redis(self, name="redis"):
         port = free_port()
         self.start(name, ["redis-server", "--port", str(port), "--bind", "127.0.0.1",
