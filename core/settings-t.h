@@ -37,6 +37,30 @@ struct keel_server_conf {
 	bool		down;		/* never used */
 };
 
+enum keel_check_type {
+	KEEL_CHECK_OFF = 0,
+	KEEL_CHECK_HTTP,		/* a request; status and body judged */
+	KEEL_CHECK_TCP,			/* a connect is enough */
+};
+
+struct keel_health_conf {
+	int		type;		/* enum keel_check_type */
+	char		*method;
+	char		*path;
+	char		*host;		/* Host header; "": the server's address */
+	char		*status;	/* "200-399", "200,204" */
+	char		*body;		/* substring the body must hold; "": none */
+	int64_t		interval;	/* ms */
+	int64_t		timeout;	/* ms */
+	int64_t		healthy;	/* passes in a row to come UP */
+	int64_t		unhealthy;	/* failures in a row to go DOWN */
+};
+
+enum keel_all_down {
+	KEEL_ALL_DOWN_CLOSED = 0,	/* 503 */
+	KEEL_ALL_DOWN_OPEN,		/* send to every server anyway */
+};
+
 struct keel_upstream_conf {
 	char		*name;
 	int		balance;	/* enum keel_balance */
@@ -44,6 +68,9 @@ struct keel_upstream_conf {
 	int64_t		keepalive;	/* idle connections kept per server */
 	int64_t		keepalive_timeout; /* ms an idle one is kept */
 	char		*cookie;	/* affinity cookie's name */
+	struct keel_health_conf health;
+	int64_t		slow_start;	/* ms a recovered server takes to full weight */
+	int		all_down;	/* enum keel_all_down */
 	int		line;
 };
 

@@ -2,6 +2,7 @@
  * rules and docs/CONFIGURATION.md all come from this table. */
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core.h"
@@ -155,6 +156,44 @@ static const struct core_conf_section server_section = {
 	.doc = "An app server of an upstream.",
 };
 
+int core_settings_status_match(const char *spec, unsigned status)
+{
+	const char *p = spec;
+
+	while (*p != '\0') {
+		char *end;
+		long lo = strtol(p, &end, 10), hi = lo;
+
+		if (end == p)
+			return -1;
+		p = end;
+		if (*p == '-') {
+			hi = strtol(p + 1, &end, 10);
+			if (end == p + 1)
+				return -1;
+			p = end;
+		}
+		if (lo < 100 || hi > 599 || lo > hi)
+			return -1;
+		if (status >= (unsigned)lo && status <= (unsigned)hi)
+			return 1;
+		while (*p == ' ')
+			p++;
+		if (*p == ',')
+			p++;
+		else if (*p != '\0')
+			return -1;
+		while (*p == ' ')
+			p++;
+	}
+	return 0;
+}
+
+int core_settings_status_ok(const char *spec)
+{
+	return core_settings_status_match(spec, 0) == 0;
+}
+
 static void upstream_check(struct core_conf_load *ld, void *obj, const char *path,
 			   int line)
 {
@@ -175,12 +214,72 @@ static void upstream_check(struct core_conf_load *ld, void *obj, const char *pat
 			core_conf_error(ld, line, sub, "may hold only letters, digits, '_' and '-'");
 			break;
 		}
+	if (u->health.status != NULL && !core_settings_status_ok(u->health.status)) {
+		char sub[300];
+
+		snprintf(sub, sizeof(sub), "%s.health.status", path);
+		core_conf_error(ld, line, sub,
+				"must be codes or ranges of 100..599, like 200-399 or 200,302; got '%s'",
+				u->health.status);
+	}
+	if (u->health.path != NULL && u->health.path[0] != '/') {
+		char sub[300];
+
+		snprintf(sub, sizeof(sub), "%s.health.path", path);
+		core_conf_error(ld, line, sub, "must start with '/', got '%s'", u->health.path);
+	}
 	if (u->servers.n == 0)
 		core_conf_error(ld, line, path, "upstream \"%s\" has no servers", u->name);
 	else if (primary == 0)
 		core_conf_error(ld, line, path,
 				"upstream \"%s\" has only backup servers", u->name);
 }
+
+static const char *const check_types[] = { "off", "http", "tcp", NULL };
+static const char *const all_down_modes[] = { "fail_closed", "fail_open", NULL };
+
+static const struct core_conf_def health_defs[] = {
+	{ .name = "type", .type = CORE_CONF_ENUM, .enums = check_types,
+	  .offset = offsetof(struct keel_health_conf, type), .dflt = "off",
+	  .doc = "Active checks: `http` (a request, judged by status and body), `tcp` (a connect), or `off`." },
+	{ .name = "method", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_health_conf, method), .dflt = "GET", .min = 1, .max = 16,
+	  .doc = "HTTP method of the check." },
+	{ .name = "path", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_health_conf, path), .dflt = "/", .min = 1, .max = 512,
+	  .doc = "Path of the check, such as the app's login page." },
+	{ .name = "host", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_health_conf, host), .dflt = "", .min = 0, .max = 255,
+	  .doc = "Host header of the check; empty: the server's address." },
+	{ .name = "status", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_health_conf, status), .dflt = "200-399", .min = 3, .max = 128,
+	  .doc = "Statuses that pass: ranges and single codes, comma-separated (`200-399`, `200,302`)." },
+	{ .name = "body", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_health_conf, body), .dflt = "", .min = 0, .max = 256,
+	  .doc = "Text the response body must contain (first 64 KiB); empty: any." },
+	{ .name = "interval", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_health_conf, interval), .dflt = "5s",
+	  .min = 100, .max = 3600 * SEC,
+	  .doc = "Time between checks of each server." },
+	{ .name = "timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_health_conf, timeout), .dflt = "2s",
+	  .min = 10, .max = 600 * SEC,
+	  .doc = "A check that has not finished by then fails." },
+	{ .name = "healthy", .type = CORE_CONF_INT,
+	  .offset = offsetof(struct keel_health_conf, healthy), .dflt = "2", .min = 1, .max = 100,
+	  .doc = "Checks in a row that must pass before a DOWN server is UP again." },
+	{ .name = "unhealthy", .type = CORE_CONF_INT,
+	  .offset = offsetof(struct keel_health_conf, unhealthy), .dflt = "2", .min = 1, .max = 100,
+	  .doc = "Checks in a row that must fail before an UP server is DOWN." },
+	{ 0 }
+};
+
+static const struct core_conf_section health_section = {
+	.size = sizeof(struct keel_health_conf), .defs = health_defs,
+	.doc = "Active health checks of each server of the upstream, run by the master outside "
+	       "the request path. A server is used only while both these checks and the "
+	       "passive ones (`max_fails`) consider it up.",
+};
 
 static const struct core_conf_def upstream_defs[] = {
 	{ .name = "balance", .type = CORE_CONF_ENUM,
@@ -205,6 +304,16 @@ static const struct core_conf_def upstream_defs[] = {
 	  .doc = "With `balance: cookie`: the cookie keel sets to pin a client to a server. "
 		 "Its value is opaque and signed with the install key; a client whose server "
 		 "is out is moved to a live one with a new cookie." },
+	{ .name = "health", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_upstream_conf, health), .sub = &health_section },
+	{ .name = "slow_start", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_upstream_conf, slow_start), .dflt = "0",
+	  .min = 0, .max = 3600 * SEC,
+	  .doc = "A server back in service gets its weight ramped up over this time; 0: at once." },
+	{ .name = "all_down", .type = CORE_CONF_ENUM, .enums = all_down_modes,
+	  .offset = offsetof(struct keel_upstream_conf, all_down), .dflt = "fail_closed",
+	  .doc = "When no server is healthy: `fail_closed` answers 503; `fail_open` sends "
+		 "requests to every server not marked `down`, as cloud load balancers do." },
 	{ 0 }
 };
 

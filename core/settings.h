@@ -10,6 +10,10 @@ extern const struct core_conf_section core_settings;
 /* The configuration used when keel is started without -c. */
 extern const char core_settings_default_yaml[];
 
+/* Whether status is in a spec like "200-399,404": 1 yes, 0 no, -1 bad spec. */
+int core_settings_status_match(const char *spec, unsigned status);
+int core_settings_status_ok(const char *spec);
+
 static inline const struct keel_conf *core_settings_of(const struct core_conf *c)
 {
 	return c->root;

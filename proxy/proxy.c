@@ -1457,6 +1457,11 @@ static void stream_on_timer(struct core_timer *t)
 
 /* ---- the module ------------------------------------------------------------------------------ */
 
+struct proxy_stats *proxy_stats_current(void)
+{
+	return px.stats;
+}
+
 int proxy_metrics_write(struct core_buf *out, uint64_t now)
 {
 	if (px.stats == NULL)

@@ -10,4 +10,10 @@
  * counters (routes, servers, connections) to out. */
 int proxy_metrics_write(struct core_buf *out, uint64_t now);
 
+struct proxy_stats;
+
+/* Master: the shared region of the current generation (NULL before the
+ * first prepare). */
+struct proxy_stats *proxy_stats_current(void);
+
 #endif

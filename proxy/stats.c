@@ -91,6 +91,11 @@ struct proxy_stats *proxy_stats_create(const struct core_conf *conf,
 				srv[i].out_until = o[j].out_until;
 				memcpy(srv[i].responses, o[j].responses, sizeof(o[j].responses));
 				memcpy(srv[i].last_error, o[j].last_error, sizeof(o[j].last_error));
+				srv[i].check_down = o[j].check_down;
+				srv[i].back_at = o[j].back_at;
+				srv[i].checks = o[j].checks;
+				srv[i].checks_failed = o[j].checks_failed;
+				memcpy(srv[i].check_error, o[j].check_error, sizeof(o[j].check_error));
 				break;
 			}
 	}
@@ -178,13 +183,30 @@ int proxy_stats_write(const struct proxy_stats *cst, uint64_t now, struct core_b
 		rc |= putf(out, "\"} %llu\n", (unsigned long long)proxy_stat_get(st->routes[i].bytes));
 	}
 
-	rc |= putf(out, "# HELP keel_server_up Whether the server takes requests (passive health).\n"
+	rc |= putf(out, "# HELP keel_server_up Whether the server takes requests (active and passive health).\n"
 		   "# TYPE keel_server_up gauge\n");
 	for (i = 0; i < st->nservers; i++) {
 		rc |= putf(out, "keel_server_up{upstream=\"");
 		rc |= put_label(out, srv[i].upstream);
 		rc |= putf(out, "\",server=\"%s\"} %d\n", srv[i].name,
-			   core_clock_before(now, proxy_stat_get(srv[i].out_until)) ? 0 : 1);
+			   core_clock_before(now, proxy_stat_get(srv[i].out_until)) ||
+			   proxy_stat_get(srv[i].check_down) ? 0 : 1);
+	}
+	rc |= putf(out, "# HELP keel_server_checks_total Active health checks run.\n"
+		   "# TYPE keel_server_checks_total counter\n");
+	for (i = 0; i < st->nservers; i++) {
+		rc |= putf(out, "keel_server_checks_total{upstream=\"");
+		rc |= put_label(out, srv[i].upstream);
+		rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
+			   (unsigned long long)proxy_stat_get(srv[i].checks));
+	}
+	rc |= putf(out, "# HELP keel_server_checks_failed_total Active health checks that failed.\n"
+		   "# TYPE keel_server_checks_failed_total counter\n");
+	for (i = 0; i < st->nservers; i++) {
+		rc |= putf(out, "keel_server_checks_failed_total{upstream=\"");
+		rc |= put_label(out, srv[i].upstream);
+		rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
+			   (unsigned long long)proxy_stat_get(srv[i].checks_failed));
 	}
 	rc |= putf(out, "# HELP keel_server_requests_total Tries sent to each server.\n"
 		   "# TYPE keel_server_requests_total counter\n");

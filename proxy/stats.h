@@ -23,6 +23,13 @@ struct proxy_stat_server {
 	uint64_t	out_until;	/* out of service until (monotonic ms) */
 	uint64_t	responses[5];	/* 1xx..5xx answered */
 	char		last_error[64];
+
+	/* active health checks (written by the master's checker) */
+	uint64_t	check_down;	/* 1: DOWN by active checks */
+	uint64_t	back_at;	/* monotonic ms it last came back (slow start) */
+	uint64_t	checks;		/* run */
+	uint64_t	checks_failed;
+	char		check_error[96];	/* why the last check failed */
 };
 
 struct proxy_stat_route {

@@ -56,6 +56,8 @@ struct proxy_upstream {
 	uint64_t	 keepalive_timeout;
 	char		*cookie;	/* affinity cookie name (balance: cookie) */
 	uint32_t	 cookie_len;
+	uint64_t	 slow_start;	/* ms to ramp a returning server's weight */
+	bool		 fail_open;	/* all unhealthy: use them all anyway */
 	struct proxy_runtime *rt;
 };
 

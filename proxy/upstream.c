@@ -115,6 +115,8 @@ static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_
 	up->cookie = strdup(uc->cookie);
 	up->cookie_len = up->cookie ? (uint32_t)strlen(up->cookie) : 0;
 	up->balance = uc->balance;
+	up->slow_start = (uint64_t)uc->slow_start;
+	up->fail_open = uc->all_down == KEEL_ALL_DOWN_OPEN;
 	up->keepalive = (unsigned)uc->keepalive;
 	up->keepalive_timeout = (uint64_t)uc->keepalive_timeout;
 	up->nservers = (unsigned)uc->servers.n;
@@ -350,9 +352,30 @@ const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
 
 /* ---- choosing a server -------------------------------------------------------------- */
 
+/* Usable while neither passive (max_fails) nor active checks say no. */
 int proxy_server_usable(const struct proxy_server *s, uint64_t now)
 {
-	return !s->down && !core_clock_before(now, proxy_stat_get(s->st->out_until));
+	return !s->down && !core_clock_before(now, proxy_stat_get(s->st->out_until)) &&
+	       !proxy_stat_get(s->st->check_down);
+}
+
+/* Its weight now: ramped up over slow_start after it came back from being
+ * out (passively) or DOWN (by checks), so a cold server is not flooded. */
+static int server_weight(const struct proxy_server *s, uint64_t now)
+{
+	uint64_t back = proxy_stat_get(s->st->back_at), out = proxy_stat_get(s->st->out_until);
+	uint64_t since;
+	int w;
+
+	if (s->up->slow_start == 0)
+		return s->weight;
+	if (core_clock_before(back, out))
+		back = out;
+	if (back == 0 || !core_clock_before(now, back + s->up->slow_start))
+		return s->weight;
+	since = core_clock_before(back, now) ? now - back : 0;
+	w = (int)((uint64_t)s->weight * since / s->up->slow_start);
+	return w > 0 ? w : 1;
 }
 
 int proxy_upstream_has_untried(const struct proxy_upstream *up, uint64_t tried, uint64_t now)
@@ -399,7 +422,7 @@ static uint64_t rng_next(void)
  * weight, the highest wins and pays the total back. Spreads 5:1:1 as
  * a a b a c a a, not a a a a a b c.
  */
-static struct proxy_server *smooth_rr(struct proxy_upstream *up, uint64_t cand)
+static struct proxy_server *smooth_rr(struct proxy_upstream *up, uint64_t cand, uint64_t now)
 {
 	struct proxy_server *best = NULL;
 	int total = 0;
@@ -407,11 +430,13 @@ static struct proxy_server *smooth_rr(struct proxy_upstream *up, uint64_t cand)
 
 	for (i = 0; i < up->nservers; i++) {
 		struct proxy_server *s = &up->servers[i];
+		int w;
 
 		if (!(cand & (1ULL << i)))
 			continue;
-		s->cw += s->weight;
-		total += s->weight;
+		w = server_weight(s, now);
+		s->cw += w;
+		total += w;
 		if (best == NULL || s->cw > best->cw)
 			best = s;
 	}
@@ -422,7 +447,7 @@ static struct proxy_server *smooth_rr(struct proxy_upstream *up, uint64_t cand)
 
 /* Chooses among the candidates (a bit per server) with the upstream's method. */
 static struct proxy_server *pick_among(struct proxy_upstream *up, uint64_t cand,
-				       const struct sockaddr_storage *client)
+				       const struct sockaddr_storage *client, uint64_t now)
 {
 	struct proxy_server *best = NULL;
 	unsigned i, n = 0, total = 0;
@@ -469,7 +494,7 @@ static struct proxy_server *pick_among(struct proxy_upstream *up, uint64_t cand,
 			} else if (l == r)
 				ties |= 1ULL << i;
 		}
-		return smooth_rr(up, ties);
+		return smooth_rr(up, ties, now);
 	}
 	case KEEL_BALANCE_P2C: {
 		struct proxy_server *a = NULL, *b = NULL;
@@ -491,7 +516,7 @@ static struct proxy_server *pick_among(struct proxy_upstream *up, uint64_t cand,
 		return a;
 	}
 	default:
-		return smooth_rr(up, cand);
+		return smooth_rr(up, cand, now);
 	}
 }
 
@@ -512,7 +537,14 @@ struct proxy_server *proxy_server_pick(struct proxy_upstream *up, uint64_t tried
 		else
 			primary |= 1ULL << i;
 	}
-	return pick_among(up, primary ? primary : backup, client);
+	if (primary == 0 && backup == 0 && up->fail_open && tried == 0) {
+		/* Nothing healthy: fail open, as cloud load balancers do, to
+		 * every server not marked down. */
+		for (i = 0; i < up->nservers && i < 64; i++)
+			if (!up->servers[i].down)
+				primary |= 1ULL << i;
+	}
+	return pick_among(up, primary ? primary : backup, client, now);
 }
 
 /* ---- passive health (nginx's max_fails / fail_timeout) --------------------------------- */
