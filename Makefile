@@ -173,6 +173,7 @@ fuzz:
 bench: $(B)/keel
 	$(Q)tests/setup.sh --bench
 	$(Q)python3 tests/bench/proxy.py
+	$(Q)python3 tests/bench/hung.py
 
 demo: $(B)/keel
 	$(Q)tests/demo.sh $(B)/keel

@@ -70,6 +70,7 @@ struct keel_upstream_conf {
 	char		*cookie;	/* affinity cookie's name */
 	struct keel_health_conf health;
 	int64_t		slow_start;	/* ms a recovered server takes to full weight */
+	int64_t		stall_timeout;	/* ms of silence that ejects a server; 0: off */
 	int		all_down;	/* enum keel_all_down */
 	int		line;
 };

@@ -310,6 +310,13 @@ static const struct core_conf_def upstream_defs[] = {
 	  .offset = offsetof(struct keel_upstream_conf, slow_start), .dflt = "0",
 	  .min = 0, .max = 3600 * SEC,
 	  .doc = "A server back in service gets its weight ramped up over this time; 0: at once." },
+	{ .name = "stall_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_upstream_conf, stall_timeout), .dflt = "500ms",
+	  .min = 0, .max = 600 * SEC,
+	  .doc = "A server that sends not one byte for this long while two or more requests "
+		 "wait for it (and another server is up) is taken out for `fail_timeout`; its "
+		 "waiting GET-like requests go to another server at once. 0: off (for apps "
+		 "whose only traffic may be long polling)." },
 	{ .name = "all_down", .type = CORE_CONF_ENUM, .enums = all_down_modes,
 	  .offset = offsetof(struct keel_upstream_conf, all_down), .dflt = "fail_closed",
 	  .doc = "When no server is healthy: `fail_closed` answers 503; `fail_open` sends "

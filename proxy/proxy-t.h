@@ -40,6 +40,11 @@ enum proxy_body {
 /* One request and its response, from the request head to the last byte. */
 struct proxy_xchg {
 	struct proxy_runtime *rt;	/* holds a reference */
+	struct proxy_stream *stream;	/* the client connection it serves */
+	struct proxy_xchg *wait_prev;	/* in srv's list of unanswered requests */
+	struct proxy_xchg *wait_next;
+	uint64_t	 sent_at;	/* when the whole request was out */
+	bool		 waiting;	/* on that list */
 	const struct proxy_route *route;
 	struct proxy_server *srv;
 	struct proxy_server *pinned;	/* the server the affinity cookie names */

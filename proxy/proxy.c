@@ -40,6 +40,7 @@ static struct {
 	bool		      paused;	/* accept paused: limit or EMFILE */
 	bool		      draining;	/* this worker's generation is ending */
 	struct core_timer     tick;	/* housekeeping, once a second */
+	struct core_timer     stall;	/* stalled servers, ten times a second */
 	struct proxy_stats   *stats;	/* master: the current generation's */
 	unsigned char	      key[CORE_STATE_KEY_LEN];	/* install key, for cookies */
 	bool		      have_key;
@@ -47,8 +48,13 @@ static struct {
 	struct proxy_http_msg msg;	/* scratch: one head parsed at a time */
 } px;
 
+#define XF_SERVER_FAULT	0x1	/* count it against the server */
+#define XF_QUIET	0x2	/* part of a batch logged once elsewhere */
+
 static void stream_step(struct proxy_stream *s);
 static void stream_arm(struct proxy_stream *s);
+static void xchg_fail(struct proxy_stream *s, unsigned status, const char *why,
+		      unsigned flags);
 static void up_on_io(struct core_io *io, unsigned revents);
 
 static const char *proxy_stream_state_str(enum proxy_stream_state st)
@@ -196,6 +202,45 @@ fail:
 
 /* ---- closing ---------------------------------------------------------------------------- */
 
+/* ---- servers that stop answering ------------------------------------------------------ */
+
+/* A request fully sent and not yet answered waits on its server's list,
+ * oldest first, so a stalled server is found without scanning streams. */
+static void wait_add(struct proxy_xchg *x, uint64_t now)
+{
+	struct proxy_server *srv = x->srv;
+
+	x->sent_at = now;
+	x->waiting = true;
+	x->wait_next = NULL;
+	x->wait_prev = srv->wait_last;
+	if (srv->wait_last != NULL)
+		srv->wait_last->wait_next = x;
+	else
+		srv->wait_first = x;
+	srv->wait_last = x;
+	srv->nwait++;
+}
+
+static void wait_remove(struct proxy_xchg *x)
+{
+	struct proxy_server *srv = x->srv;
+
+	if (!x->waiting)
+		return;
+	if (x->wait_prev != NULL)
+		x->wait_prev->wait_next = x->wait_next;
+	else
+		srv->wait_first = x->wait_next;
+	if (x->wait_next != NULL)
+		x->wait_next->wait_prev = x->wait_prev;
+	else
+		srv->wait_last = x->wait_prev;
+	srv->nwait--;
+	x->waiting = false;
+	x->wait_prev = x->wait_next = NULL;
+}
+
 /* Exchanges come and go with every request: keep a few for the next. */
 static struct proxy_xchg *xchg_cache;
 static unsigned xchg_ncached;
@@ -213,6 +258,75 @@ static struct proxy_xchg *xchg_get(void)
 		xchg_low = xchg_ncached;
 	memset(x, 0, sizeof(*x));
 	return x;
+}
+
+/*
+ * A server that has sent not one byte, on any connection of any worker,
+ * for stall_timeout while requests wait for it is frozen (SIGSTOP, a
+ * deadlock, a full disk), not slow: a slow one still answers something.
+ * Take it out, as max_fails would, if another server can take over, and
+ * send its overdue GET-like requests there now rather than after
+ * read_timeout. Requests with a body, or not idempotent, keep waiting.
+ */
+static void stall_check_server(struct proxy_server *srv, uint64_t now)
+{
+	struct proxy_upstream *up = srv->up;
+	struct proxy_xchg *x, *next;
+	uint64_t stall = up->stall_timeout, last, age;
+	unsigned moved = 0, i;
+	bool other = false;
+
+	if (srv->nwait == 0 || stall == 0)
+		return;
+	age = now - srv->wait_first->sent_at;
+	last = proxy_stat_get(srv->st->last_byte);
+	if (age < stall || now - last < stall)
+		return;
+	if (proxy_server_usable(srv, now)) {
+		if (srv->nwait < 2)
+			return;
+		for (i = 0; i < up->nservers && !other; i++)
+			other = &up->servers[i] != srv && proxy_server_usable(&up->servers[i], now);
+		if (!other)
+			return;
+		proxy_stat_set(srv->st->out_until, now + srv->fail_timeout);
+		proxy_stat_add(srv->st->stalls, 1);
+		proxy_stat_add(srv->st->failures, 1);
+		snprintf(srv->st->last_error, sizeof(srv->st->last_error),
+			 "stalled: no byte for %llu ms", (unsigned long long)(now - last));
+		core_log_warn("proxy", "upstream %s: server %s stalled: no byte for %llu ms with "
+			      "%u request%s waiting; out of service for %llu ms", up->name, srv->name,
+			      (unsigned long long)(now - last), srv->nwait, srv->nwait == 1 ? "" : "s",
+			      (unsigned long long)srv->fail_timeout);
+	}
+	/* Out (by us, another worker, or health): move what may be moved. */
+	for (x = srv->wait_first; x != NULL; x = next) {
+		struct proxy_stream *s = x->stream;
+
+		next = x->wait_next;
+		if (now - x->sent_at < stall)
+			break;
+		if (!x->idempotent || x->req_sent > 0 || x->resp_any)
+			continue;
+		xchg_fail(s, 504, "server stalled", XF_QUIET);
+		if (s->state != PROXY_ST_CLOSED)
+			stream_step(s);
+		moved++;
+	}
+	if (moved > 0)
+		core_log_info("proxy", "upstream %s: %u request%s moved off stalled server %s",
+			      up->name, moved, moved == 1 ? "" : "s", srv->name);
+}
+
+static void proxy_on_stall_check(struct core_timer *t)
+{
+	uint64_t now = core_loop_now(px.loop);
+	unsigned i, j;
+
+	for (i = 0; i < px.rt->nups; i++)
+		for (j = 0; j < px.rt->ups[i].nservers; j++)
+			stall_check_server(&px.rt->ups[i].servers[j], now);
+	core_timer_start(t, 100);
 }
 
 /* Once a second: give back what a burst left cached and nobody used since. */
@@ -247,6 +361,7 @@ static void xchg_free(struct proxy_xchg *x, bool reuse)
 {
 	if (x == NULL)
 		return;
+	wait_remove(x);
 	if (x->log != NULL) {
 		/* 499, as nginx says it: the client left before an answer. */
 		x->log->status = x->status ? x->status : 499;
@@ -643,11 +758,11 @@ static int xchg_try(struct proxy_stream *s, const char **why)
 /*
  * The current try failed before its response reached the client. Tries
  * the next server when the request allows it, else answers `status`.
- * server_fault: count it against the server (a stale pooled connection
+ * XF_SERVER_FAULT counts it against the server (a stale pooled connection
  * is not the server's fault).
  */
 static void xchg_fail(struct proxy_stream *s, unsigned status, const char *why,
-		      bool server_fault)
+		      unsigned flags)
 {
 	struct proxy_xchg *x = s->x;
 	uint64_t now = core_loop_now(px.loop);
@@ -655,11 +770,14 @@ static void xchg_fail(struct proxy_stream *s, unsigned status, const char *why,
 	char peer[INET6_ADDRSTRLEN];
 	const char *next_why = why;
 
-	if (server_fault)
+	wait_remove(x);
+	if (flags & XF_SERVER_FAULT)
 		proxy_server_failed(x->srv, why, now);
-	core_log_warn("proxy", "%s: upstream %s: server %s: %s (try %u of %u)",
-		      peer_str(s, peer, sizeof(peer)), x->route->up->name, x->srv->name,
-		      why, x->tries, x->route->tries);
+	peer_str(s, peer, sizeof(peer));
+	if (!(flags & XF_QUIET))
+		core_log_warn("proxy", "%s: upstream %s: server %s: %s (try %u of %u)",
+			      peer, x->route->up->name, x->srv->name, why, x->tries,
+			      x->route->tries);
 	proxy_upconn_close(x->uc);
 	x->uc = NULL;
 	proxy_stat_sub(x->srv->st->active, 1);
@@ -756,6 +874,7 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 		return;
 	}
 	s->x = x;
+	x->stream = s;
 	x->rt = px.rt;
 	proxy_runtime_ref(x->rt);
 	x->route = route;
@@ -901,11 +1020,11 @@ static bool xchg_read_resp_head(struct proxy_stream *s)
 			xchg_fail(s, 502, core_buf_len(&x->uin) == 0 && x->pooled ?
 				  "idle connection closed by the server" :
 				  "connection closed before a complete response head",
-				  !(core_buf_len(&x->uin) == 0 && x->pooled));
+				  core_buf_len(&x->uin) == 0 && x->pooled ? 0 : XF_SERVER_FAULT);
 			return false;
 		}
 		if (rc < 0) {
-			xchg_fail(s, 502, px.msg.why ? px.msg.why : "invalid response head", true);
+			xchg_fail(s, 502, px.msg.why ? px.msg.why : "invalid response head", XF_SERVER_FAULT);
 			return false;
 		}
 
@@ -915,7 +1034,7 @@ static bool xchg_read_resp_head(struct proxy_stream *s)
 		if (m->status >= 100 && m->status < 200 && m->status != 101) {
 			/* Interim (100 Continue, 103 Early Hints): pass on, read on. */
 			if (xchg_build_resp_head(s, x, core_buf_head(&x->uin)) != CORE_OK) {
-				xchg_fail(s, 502, "response head too large", true);
+				xchg_fail(s, 502, "response head too large", XF_SERVER_FAULT);
 				return false;
 			}
 			core_buf_consume(&x->uin, (size_t)rc);
@@ -923,7 +1042,7 @@ static bool xchg_read_resp_head(struct proxy_stream *s)
 			continue;
 		}
 		if (m->status == 101 && !x->upgrade) {
-			xchg_fail(s, 502, "101 without an upgrade request", true);
+			xchg_fail(s, 502, "101 without an upgrade request", XF_SERVER_FAULT);
 			return false;
 		}
 		/* Opted in: an idempotent request that got 5xx tries the next
@@ -931,11 +1050,11 @@ static bool xchg_read_resp_head(struct proxy_stream *s)
 		if (m->status >= 500 && x->route->retry_5xx && x->idempotent &&
 		    x->req_sent == 0 && x->tries < x->route->tries && !x->resp_any &&
 		    proxy_upstream_has_untried(x->route->up, x->tried, core_loop_now(px.loop))) {
-			xchg_fail(s, 502, "answered 5xx", true);
+			xchg_fail(s, 502, "answered 5xx", XF_SERVER_FAULT);
 			return false;
 		}
 		if (x->client_version == 10 && (m->flags & PROXY_HF_CHUNKED)) {
-			xchg_fail(s, 502, "chunked response to an HTTP/1.0 request", true);
+			xchg_fail(s, 502, "chunked response to an HTTP/1.0 request", XF_SERVER_FAULT);
 			return false;
 		}
 
@@ -962,7 +1081,7 @@ static bool xchg_read_resp_head(struct proxy_stream *s)
 			s->close_after = true;
 		x->status = m->status;
 		if (xchg_build_resp_head(s, x, core_buf_head(&x->uin)) != CORE_OK) {
-			xchg_fail(s, 502, "response head too large", true);
+			xchg_fail(s, 502, "response head too large", XF_SERVER_FAULT);
 			return false;
 		}
 		core_buf_consume(&x->uin, (size_t)rc);
@@ -1111,7 +1230,7 @@ static bool xchg_write_up(struct proxy_stream *s)
 		return true;
 	bw = write2(x->uc->fd, &x->uhead, &x->uhead_sent, &s->cin, x->req_ready, &hw);
 	if (bw < 0) {
-		xchg_fail(s, 502, strerror(errno), !x->pooled);
+		xchg_fail(s, 502, strerror(errno), x->pooled ? 0 : XF_SERVER_FAULT);
 		return false;
 	}
 	x->uhead_sent += hw;
@@ -1128,6 +1247,9 @@ static bool xchg_write_up(struct proxy_stream *s)
 	    ((x->req_body == PROXY_BODY_LENGTH && x->req_left == 0) ||
 	     (x->req_body == PROXY_BODY_CHUNKED && x->req_ch.state == PROXY_CH_DONE)))
 		x->req_done = true;
+	if (x->req_done && !x->waiting && !x->resp_head && core_buf_len(&x->uin) == 0 &&
+	    x->uhead_sent == core_buf_len(&x->uhead) && s->state == PROXY_ST_EXCHANGE)
+		wait_add(x, core_loop_now(px.loop));
 	return true;
 }
 
@@ -1233,7 +1355,7 @@ static void up_on_io(struct core_io *io, unsigned revents)
 
 		getsockopt(x->uc->fd, SOL_SOCKET, SO_ERROR, &err, &el);
 		if (err != 0) {
-			xchg_fail(s, 502, strerror(err), true);
+			xchg_fail(s, 502, strerror(err), XF_SERVER_FAULT);
 			stream_step(s);
 			return;
 		}
@@ -1243,13 +1365,15 @@ static void up_on_io(struct core_io *io, unsigned revents)
 	if ((revents & CORE_IO_READ) && !x->up_eof) {
 		ssize_t n = core_buf_read(&x->uin, x->uc->fd);
 
-		if (n > 0)
+		if (n > 0) {
 			x->up_wait = core_loop_now(px.loop);
-		else if (n == 0)
+			proxy_stat_set(x->srv->st->last_byte, x->up_wait);
+			wait_remove(x);
+		} else if (n == 0)
 			x->up_eof = true;
 		else if (n != CORE_AGAIN && n != CORE_FULL) {
 			if (!x->resp_head) {
-				xchg_fail(s, 502, strerror((int)-n), !x->pooled);
+				xchg_fail(s, 502, strerror((int)-n), x->pooled ? 0 : XF_SERVER_FAULT);
 				stream_step(s);
 				return;
 			}
@@ -1427,7 +1551,7 @@ static void stream_on_timer(struct core_timer *t)
 			stream_close(s);	/* idle keep-alive ended */
 		return;
 	case PROXY_ST_CONNECT:
-		xchg_fail(s, 504, "connect timed out", true);
+		xchg_fail(s, 504, "connect timed out", XF_SERVER_FAULT);
 		break;
 	case PROXY_ST_EXCHANGE:
 		if ((core_buf_len(&s->cout) > 0 || x->resp_ready > 0) &&
@@ -1445,7 +1569,7 @@ static void stream_on_timer(struct core_timer *t)
 			return;
 		}
 		xchg_fail(s, 504, x->route->try_timeout && now - x->started >= x->route->try_timeout ?
-			  "try_timeout reached" : "timed out", true);
+			  "try_timeout reached" : "timed out", XF_SERVER_FAULT);
 		break;
 	default:
 		stream_close(s);
@@ -1561,6 +1685,8 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 	core_timer_init(loop, &px.resume, accept_resume, NULL);
 	core_timer_init(loop, &px.tick, proxy_on_tick, NULL);
 	core_timer_start(&px.tick, 1000);
+	core_timer_init(loop, &px.stall, proxy_on_stall_check, NULL);
+	core_timer_start(&px.stall, 100);
 	if (proxy_log_open(loop, conf, err, errlen) != CORE_OK)
 		return CORE_ERROR;
 	px_conf = conf;
@@ -1617,6 +1743,7 @@ static void proxy_stop(void)
 	if (px.loop != NULL) {
 		core_timer_stop(&px.resume);
 		core_timer_stop(&px.tick);
+		core_timer_stop(&px.stall);
 	}
 	while (xchg_cache != NULL) {
 		struct proxy_xchg *x = xchg_cache;

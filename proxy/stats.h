@@ -22,6 +22,8 @@ struct proxy_stat_server {
 	uint64_t	fail_start;	/* monotonic ms the window began */
 	uint64_t	out_until;	/* out of service until (monotonic ms) */
 	uint64_t	responses[5];	/* 1xx..5xx answered */
+	uint64_t	last_byte;	/* monotonic ms of its last byte, any worker */
+	uint64_t	stalls;		/* times it was taken out as stalled */
 	char		last_error[64];
 
 	/* active health checks (written by the master's checker) */

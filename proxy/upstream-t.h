@@ -13,6 +13,7 @@
 
 struct proxy_upstream;
 struct proxy_runtime;
+struct proxy_xchg;
 
 /* A connection to a server, either serving an exchange or idle in a pool. */
 struct proxy_upconn {
@@ -42,6 +43,9 @@ struct proxy_server {
 	int		 cw;		/* smooth round-robin's current weight */
 	struct proxy_upconn *pool;	/* idle connections */
 	unsigned	 npool;
+	struct proxy_xchg *wait_first;	/* requests sent, no answer yet, oldest first */
+	struct proxy_xchg *wait_last;
+	unsigned	 nwait;
 
 	/* shared by every worker: health and counters */
 	struct proxy_stat_server *st;
@@ -57,6 +61,7 @@ struct proxy_upstream {
 	char		*cookie;	/* affinity cookie name (balance: cookie) */
 	uint32_t	 cookie_len;
 	uint64_t	 slow_start;	/* ms to ramp a returning server's weight */
+	uint64_t	 stall_timeout;	/* ms of silence that ejects a server */
 	bool		 fail_open;	/* all unhealthy: use them all anyway */
 	struct proxy_runtime *rt;
 };

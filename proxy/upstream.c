@@ -116,6 +116,7 @@ static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_
 	up->cookie_len = up->cookie ? (uint32_t)strlen(up->cookie) : 0;
 	up->balance = uc->balance;
 	up->slow_start = (uint64_t)uc->slow_start;
+	up->stall_timeout = (uint64_t)uc->stall_timeout;
 	up->fail_open = uc->all_down == KEEL_ALL_DOWN_OPEN;
 	up->keepalive = (unsigned)uc->keepalive;
 	up->keepalive_timeout = (uint64_t)uc->keepalive_timeout;
