@@ -125,3 +125,42 @@ def test_health_settings_are_checked(h):
     check(r.returncode == 1, r.stderr)
     check("upstreams.ua.health.status: must be codes or ranges of 100..599" in r.stderr, r.stderr)
     check("upstreams.ua.health.path: must start with '/', got 'nope'" in r.stderr, r.stderr)
+
+
+def test_a_frozen_server_is_ejected_without_health_checks(h):
+    """Default settings, no active checks: stall detection takes a frozen
+    server out within about stall_timeout (500 ms) and moves its waiting
+    GETs, so no request waits for the 60 s read_timeout."""
+    if shutil.which("wrk") is None:
+        raise AssertionError("wrk is not installed (tests/setup.sh installs it)")
+    a, b = h.nginx_backend("a"), h.nginx_backend("b")
+    front, admin = free_port(), free_port()
+    k = h.keel(yaml_conf(front, admin, {"ua": [a, b]}, [{"path": "/", "upstream": "ua"}])
+               + "access_log: { format: off }\n", wait_port=admin)
+    frozen = [p for p in h.procs if p.name == "a"][0]
+    wrk = subprocess.Popen(["wrk", "-t1", "-c10", "-d5s", "--timeout", "10s", "--latency",
+                            "http://127.0.0.1:%d/" % front],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    time.sleep(1.5)
+    os.killpg(frozen.pid, signal.SIGSTOP)
+    try:
+        k.wait_log(r"upstream ua: server 127\.0\.0\.1:%d stalled: no byte for \d+ ms with "
+                   r"\d+ requests waiting; out of service for 10000 ms" % a, timeout=3)
+        k.wait_log(r"requests? moved off stalled server 127\.0\.0\.1:%d" % a, timeout=3)
+        out = wrk.communicate(timeout=30)[0]
+    finally:
+        os.killpg(frozen.pid, signal.SIGCONT)
+    check("Socket errors" not in out and "Non-2xx" not in out, out)
+    worst = re.search(r"Latency\s+\S+\s+\S+\s+([\d.]+)(ms|s)", out)
+    check(worst and (worst.group(2) == "ms" or float(worst.group(1)) < 1.5), out)
+
+
+def test_one_slow_request_is_not_a_stall(h):
+    """A single slow answer on an otherwise idle server is not a freeze."""
+    a, b = h.http_backend("a"), h.http_backend("b")
+    front, admin = free_port(), free_port()
+    k = h.keel(yaml_conf(front, admin, {"ua": [a, b]}, [{"path": "/", "upstream": "ua"}]),
+               wait_port=admin)
+    r = get(front, "/_sleep/1500", timeout=10)
+    check(r.status == 200 and r.body == "slept\n", r.status)
+    check("stalled" not in k.log(), k.log())
