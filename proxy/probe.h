@@ -1,0 +1,50 @@
+/* One HTTP (or TCP) probe at a time, on the event loop: connect, send,
+ * read the answer with one timeout, judge the status and body. Health
+ * checks and synthetic monitors are both made of these. */
+#ifndef KEEL_PROXY_PROBE_H
+#define KEEL_PROXY_PROBE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/socket.h>
+
+#include "core/buf.h"
+#include "core/loop-t.h"
+
+struct probe;
+
+/* What a probe found: ok, the time it took, the status (0: none), why not. */
+typedef void (*probe_done_fn)(struct probe *p, bool ok, uint64_t ms, unsigned status,
+			      const char *why);
+
+struct probe {
+	/* set by the owner */
+	struct sockaddr_storage sa;
+	socklen_t	 salen;
+	bool		 tcp_only;	/* a connect is enough */
+	const char	*request;	/* sent as is; the owner keeps it */
+	size_t		 reqlen;
+	char		 status[129];	/* statuses that pass: "200-399" */
+	char		 body[257];	/* text the body must contain; "": any */
+	uint64_t	 timeout;	/* ms for the whole probe */
+	probe_done_fn	 done;
+	void		*data;
+
+	/* private */
+	int		 phase;
+	int		 fd;
+	struct core_io	 io;
+	struct core_timer timer;
+	struct core_buf	 in;
+	uint64_t	 started;
+	char		 fail[96];	/* why it failed before it began */
+};
+
+void proxy_probe_init(struct core_loop *loop, struct probe *p);
+/* Starts the probe; p->done is called once, from the loop, never inside. */
+void proxy_probe_start(struct probe *p);
+bool proxy_probe_busy(const struct probe *p);
+/* Abandons a probe under way without calling done. */
+void proxy_probe_cancel(struct probe *p);
+
+#endif
