@@ -160,7 +160,7 @@ build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) $(wildcard proxy/*.c) build/fuzz/gen/de
 	$(call say,FUZZ,$@)clang -std=gnu11 -g -O1 -D_GNU_SOURCE \
 		-fsanitize=fuzzer,address,undefined -I. -Ibuild/fuzz/gen \
 		-isystem $(FUZZ_DEPS)/include $(filter %.c,$^) \
-		-L$(FUZZ_DEPS)/lib -lyaml -lmbedcrypto -lpthread -o $@
+		-L$(FUZZ_DEPS)/lib -lyaml -lsqlite3 -lmbedcrypto -lpthread -lm -o $@
 
 build/fuzz/gen/default_yaml.c: core/default.yaml core/embed.sh
 	@mkdir -p $(@D)

@@ -15,6 +15,7 @@ enum core_conf_type {
 	CORE_CONF_STRING,	/* char *, length within [min, max] */
 	CORE_CONF_ENUM,		/* int: index into .enums */
 	CORE_CONF_ADDR,		/* struct core_conf_addr: 1.2.3.4:80, [::1]:80, *:80 */
+	CORE_CONF_URL,		/* struct core_conf_url: http://1.2.3.4:8080/path */
 	CORE_CONF_SECTION,	/* a struct described by .sub */
 	CORE_CONF_LIST,		/* struct core_conf_list of .item values */
 	CORE_CONF_MAP,		/* struct core_conf_list of .sub structs, by name */
@@ -66,6 +67,15 @@ struct core_conf_addr {
 	struct sockaddr_storage sa;
 	socklen_t	 salen;
 	char		 text[64];	/* as written, normalised: "[::1]:8080" */
+};
+
+/* An http:// URL with a numeric host (or localhost): names are not
+ * resolved at config time. */
+struct core_conf_url {
+	struct core_conf_addr addr;	/* where to connect */
+	char		 host[128];	/* Host header: as written, port included */
+	char		 path[512];	/* with the query; "/" when empty */
+	char		 text[700];	/* as written */
 };
 
 struct core_conf_err {

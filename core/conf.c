@@ -154,6 +154,7 @@ static size_t conf_item_size(enum core_conf_type t, const struct core_conf_secti
 	case CORE_CONF_STRING:		return sizeof(char *);
 	case CORE_CONF_ENUM:		return sizeof(int);
 	case CORE_CONF_ADDR:		return sizeof(struct core_conf_addr);
+	case CORE_CONF_URL:		return sizeof(struct core_conf_url);
 	case CORE_CONF_SECTION:		return sub->size;
 	case CORE_CONF_LIST:
 	case CORE_CONF_MAP:		return sizeof(struct core_conf_list);
@@ -165,7 +166,7 @@ static const char *conf_type_name(enum core_conf_type t)
 {
 	static const char *const names[] = {
 		"bool", "integer", "size", "duration", "string", "enum",
-		"address", "section", "list", "map",
+		"address", "url", "section", "list", "map",
 	};
 	return names[t];
 }
@@ -308,6 +309,47 @@ static const char *conf_parse_addr(const char *s, struct core_conf_addr *a)
 	return NULL;
 }
 
+static const char *conf_parse_url(const char *s, struct core_conf_url *u)
+{
+	const char *host = s + 7, *slash, *why;
+	char hostport[160];
+	size_t hlen, i;
+
+	memset(u, 0, sizeof(*u));
+	if (strncmp(s, "https://", 8) == 0)
+		return "https is not supported yet; use http://";
+	if (strncmp(s, "http://", 7) != 0)
+		return "must start with http://";
+	if (strlen(s) >= sizeof(u->text))
+		return "too long";
+	for (i = 0; s[i] != '\0'; i++)
+		if ((unsigned char)s[i] <= ' ' || s[i] == 0x7f)
+			return "spaces and control characters are not allowed";
+	slash = strchr(host, '/');
+	hlen = slash ? (size_t)(slash - host) : strlen(host);
+	if (hlen == 0 || hlen >= sizeof(u->host))
+		return "needs a host";
+	memcpy(u->host, host, hlen);
+	u->host[hlen] = '\0';
+	snprintf(u->path, sizeof(u->path), "%s", slash ? slash : "/");
+	snprintf(u->text, sizeof(u->text), "%s", s);
+
+	/* localhost is the only name: others would need DNS. */
+	if (strncmp(u->host, "localhost", 9) == 0 && (u->host[9] == '\0' || u->host[9] == ':'))
+		snprintf(hostport, sizeof(hostport), "127.0.0.1%s",
+			 u->host[9] == ':' ? u->host + 9 : ":80");
+	else if (u->host[0] == '[' ? strstr(u->host, "]:") != NULL
+				   : strchr(u->host, ':') != NULL)
+		snprintf(hostport, sizeof(hostport), "%s", u->host);
+	else
+		snprintf(hostport, sizeof(hostport), "%s:80", u->host);
+	why = conf_parse_addr(hostport, &u->addr);
+	if (why != NULL)
+		return strstr(why, "IPv4") ? "the host must be an IP address or localhost "
+					     "(names are not resolved)" : why;
+	return NULL;
+}
+
 /*
  * Parses one scalar of type t into p. Returns NULL, or a message; messages
  * built here go to buf. The value is quoted back only if not secret.
@@ -390,6 +432,14 @@ static const char *conf_parse_scalar(struct core_conf *c,
 
 	case CORE_CONF_ADDR:
 		why = conf_parse_addr(s, p);
+		if (why != NULL) {
+			snprintf(buf, len, "%s, got '%s'", why, shown);
+			return buf;
+		}
+		return NULL;
+
+	case CORE_CONF_URL:
+		why = conf_parse_url(s, p);
 		if (why != NULL) {
 			snprintf(buf, len, "%s, got '%s'", why, shown);
 			return buf;
@@ -829,6 +879,9 @@ static bool conf_equal(const struct core_conf_def *d, enum core_conf_type t,
 	case CORE_CONF_ADDR:
 		return !strcmp(((const struct core_conf_addr *)a)->text,
 			       ((const struct core_conf_addr *)b)->text);
+	case CORE_CONF_URL:
+		return !strcmp(((const struct core_conf_url *)a)->text,
+			       ((const struct core_conf_url *)b)->text);
 	case CORE_CONF_SECTION:
 		return conf_section_equal(d->sub, a, b);
 	case CORE_CONF_LIST:

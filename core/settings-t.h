@@ -116,6 +116,39 @@ struct keel_workers_conf {
 	int64_t		drain_timeout;	/* ms old workers get to finish */
 };
 
+struct keel_monitor_conf {		/* one an operator defined */
+	char		*name;
+	struct core_conf_url url;
+	char		*status;
+	char		*body;
+	int64_t		interval;	/* ms */
+	int64_t		timeout;	/* ms */
+};
+
+struct keel_monitors_conf {
+	bool		routes;		/* one per route, through the front door */
+	bool		servers;	/* one per upstream server, directly */
+	int64_t		interval;	/* ms, for those */
+	int64_t		timeout;	/* ms, for those */
+	char		*status;	/* what passes, for those */
+	char		*database;	/* "": state_dir/monitor.db */
+	int64_t		max_db_size;
+	struct core_conf_list list;	/* map of struct keel_monitor_conf */
+};
+
+struct keel_webhook_conf {
+	struct core_conf_url url;
+	char		*secret;	/* HMAC-SHA256 key for X-Keel-Signature */
+};
+
+struct keel_alerts_conf {
+	int64_t		failures;	/* at least this many failures... */
+	int64_t		window;		/* ...within this many ms open an incident */
+	int64_t		recover;	/* passes in a row that close it */
+	int64_t		max_per_hour;	/* notifications, against storms */
+	struct core_conf_list webhooks;	/* of struct keel_webhook_conf */
+};
+
 struct keel_conf {
 	char		*node;		/* this box's name */
 	char		*pid_file;	/* "": none */
@@ -128,6 +161,8 @@ struct keel_conf {
 	struct core_conf_list listeners;	/* of struct keel_listener_conf */
 	struct core_conf_list upstreams;	/* map of struct keel_upstream_conf */
 	struct core_conf_list routes;		/* of struct keel_route_conf */
+	struct keel_monitors_conf monitors;
+	struct keel_alerts_conf alerts;
 };
 
 #endif

@@ -446,6 +446,121 @@ static const struct core_conf_section workers_section = {
 	       "that dies, and on a reload starts new ones while the old ones drain.",
 };
 
+static const struct core_conf_def monitor_defs[] = {
+	{ .name = "url", .type = CORE_CONF_URL, .flags = CORE_CONF_REQUIRED,
+	  .offset = offsetof(struct keel_monitor_conf, url),
+	  .doc = "What to probe: `http://10.0.0.5:8000/app_a/login` (an IP address or localhost)." },
+	{ .name = "status", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_monitor_conf, status), .dflt = "200-399", .min = 3, .max = 128,
+	  .doc = "Statuses that pass." },
+	{ .name = "body", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_monitor_conf, body), .dflt = "", .min = 0, .max = 256,
+	  .doc = "Text the body must contain; empty: any." },
+	{ .name = "interval", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_monitor_conf, interval), .dflt = "30s",
+	  .min = 1 * SEC, .max = 24 * 3600 * SEC, .doc = "Time between probes." },
+	{ .name = "timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_monitor_conf, timeout), .dflt = "5s",
+	  .min = 10, .max = 600 * SEC, .doc = "A probe not done by then fails." },
+	{ 0 }
+};
+
+static void monitor_check(struct core_conf_load *ld, void *obj, const char *path, int line)
+{
+	const struct keel_monitor_conf *m = obj;
+	char sub[300];
+
+	if (m->status != NULL && !core_settings_status_ok(m->status)) {
+		snprintf(sub, sizeof(sub), "%s.status", path);
+		core_conf_error(ld, line, sub, "must be codes or ranges of 100..599, got '%s'",
+				m->status);
+	}
+}
+
+static const struct core_conf_section monitor_section = {
+	.size = sizeof(struct keel_monitor_conf), .defs = monitor_defs, .check = monitor_check,
+	.doc = "A monitor an operator adds: a URL probed on a schedule.",
+};
+
+static const struct core_conf_def monitors_defs[] = {
+	{ .name = "routes", .type = CORE_CONF_BOOL, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_monitors_conf, routes), .dflt = "true",
+	  .doc = "Probe every route through keel's own front door (the first listener)." },
+	{ .name = "servers", .type = CORE_CONF_BOOL, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_monitors_conf, servers), .dflt = "true",
+	  .doc = "Probe every upstream server directly." },
+	{ .name = "interval", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_monitors_conf, interval), .dflt = "30s",
+	  .min = 1 * SEC, .max = 24 * 3600 * SEC,
+	  .doc = "Time between probes of the automatic monitors." },
+	{ .name = "timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_monitors_conf, timeout), .dflt = "5s",
+	  .min = 10, .max = 600 * SEC, .doc = "Timeout of the automatic monitors." },
+	{ .name = "status", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_monitors_conf, status), .dflt = "100-499",
+	  .min = 3, .max = 128,
+	  .doc = "What passes for the automatic monitors: any answer but a 5xx, by default, "
+		 "since an app's root may well answer 404 or 401." },
+	{ .name = "database", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_monitors_conf, database), .dflt = "", .min = 0, .max = 255,
+	  .doc = "SQLite file for the results; empty: `state_dir/monitor.db`." },
+	{ .name = "max_db_size", .type = CORE_CONF_SIZE, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_monitors_conf, max_db_size), .dflt = "64M",
+	  .min = 64 * KB, .max = (int64_t)16 << 30,
+	  .doc = "The results file is kept under this size by dropping the oldest rows "
+		 "(raw rows live 48 h, per-minute rows 14 days, per-hour rows 400 days)." },
+	{ .name = "list", .type = CORE_CONF_MAP, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_monitors_conf, list), .sub = &monitor_section,
+	  .min = 0, .max = 200, .doc = "Monitors an operator adds, by name." },
+	{ 0 }
+};
+
+static const struct core_conf_section monitors_section = {
+	.size = sizeof(struct keel_monitors_conf), .defs = monitors_defs,
+	.doc = "Synthetic monitoring: URLs probed on a schedule by the master, results kept "
+	       "in SQLite for the UI's charts, failures turned into alerts.",
+};
+
+static const struct core_conf_def webhook_defs[] = {
+	{ .name = "url", .type = CORE_CONF_URL, .flags = CORE_CONF_REQUIRED,
+	  .offset = offsetof(struct keel_webhook_conf, url),
+	  .doc = "Where alerts are POSTed as JSON." },
+	{ .name = "secret", .type = CORE_CONF_STRING, .flags = CORE_CONF_SECRET,
+	  .offset = offsetof(struct keel_webhook_conf, secret), .dflt = "", .min = 0, .max = 256,
+	  .doc = "Key for `X-Keel-Signature: sha256=<HMAC-SHA256 of the body, hex>`; empty: no signature." },
+	{ 0 }
+};
+
+static const struct core_conf_section webhook_section = {
+	.size = sizeof(struct keel_webhook_conf), .defs = webhook_defs,
+	.doc = "A receiver of alerts.",
+};
+
+static const struct core_conf_def alerts_defs[] = {
+	{ .name = "failures", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_alerts_conf, failures), .dflt = "1", .min = 1, .max = 100,
+	  .doc = "A monitor with at least this many failures..." },
+	{ .name = "window", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_alerts_conf, window), .dflt = "15m",
+	  .min = 1 * SEC, .max = 24 * 3600 * SEC,
+	  .doc = "...within this time opens an incident: one alert, then nothing more about it." },
+	{ .name = "recover", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_alerts_conf, recover), .dflt = "2", .min = 1, .max = 100,
+	  .doc = "Passed probes in a row that close an incident, with a recovery notice." },
+	{ .name = "max_per_hour", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_alerts_conf, max_per_hour), .dflt = "30", .min = 1, .max = 10000,
+	  .doc = "Notifications sent per hour at most; past it they are logged, not sent." },
+	{ .name = "webhooks", .type = CORE_CONF_LIST, .item = CORE_CONF_SECTION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_alerts_conf, webhooks), .sub = &webhook_section,
+	  .min = 0, .max = 8, .doc = "Receivers of alerts and recoveries." },
+	{ 0 }
+};
+
+static const struct core_conf_section alerts_section = {
+	.size = sizeof(struct keel_alerts_conf), .defs = alerts_defs,
+	.doc = "Alerts from monitors and from servers going DOWN and UP.",
+};
+
 static const struct core_conf_def keel_defs[] = {
 	{ .name = "node", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_conf, node), .dflt = "keel",
@@ -481,6 +596,10 @@ static const struct core_conf_def keel_defs[] = {
 	  .flags = CORE_CONF_RELOAD, .sub = &route_section, .min = 0, .max = 1000,
 	  .offset = offsetof(struct keel_conf, routes),
 	  .doc = "Which upstream serves which host and path." },
+	{ .name = "monitors", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, monitors), .sub = &monitors_section },
+	{ .name = "alerts", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, alerts), .sub = &alerts_section },
 	{ 0 }
 };
 

@@ -10,7 +10,7 @@
 #include "core.h"
 #include "state.h"
 
-static int state_mkdirs(const char *dir, char *err, size_t errlen)
+int core_state_dir(const char *dir, char *err, size_t errlen)
 {
 	char path[512];
 	size_t i, n = strlen(dir);
@@ -55,7 +55,7 @@ int core_state_key(const char *dir, unsigned char key[CORE_STATE_KEY_LEN],
 		snprintf(err, errlen, "%s: %s", path, strerror(errno));
 		return CORE_ERROR;
 	}
-	if (state_mkdirs(dir, err, errlen) != CORE_OK)
+	if (core_state_dir(dir, err, errlen) != CORE_OK)
 		return CORE_ERROR;
 	if (getrandom(key, CORE_STATE_KEY_LEN, 0) != CORE_STATE_KEY_LEN) {
 		snprintf(err, errlen, "getrandom: %s", strerror(errno));

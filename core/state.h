@@ -7,6 +7,9 @@
 
 #define CORE_STATE_KEY_LEN	32
 
+/* Creates DIR (and its parents) readable by keel only, if missing. */
+int core_state_dir(const char *dir, char *err, size_t errlen);
+
 /*
  * Reads DIR/install.key, or creates it (and DIR) with 32 random bytes,
  * readable by keel only. CORE_OK, or CORE_ERROR with the reason in err.

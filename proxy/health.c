@@ -13,6 +13,7 @@
 #include "core/loop.h"
 #include "core/module.h"
 #include "core/settings.h"
+#include "monitor.h"
 #include "probe.h"
 #include "proxy.h"
 #include "stats.h"
@@ -63,6 +64,7 @@ static void health_done(struct probe *p, bool ok, uint64_t ms, unsigned status,
 			proxy_stat_set(st->check_down, 0);
 			core_log_info("health", "%s/%s UP after %u passed check%s", st->upstream,
 				      st->name, c->passes, c->passes == 1 ? "" : "s");
+			proxy_monitor_health(st->upstream, st->name, false, NULL);
 		}
 	} else {
 		proxy_stat_add(st->checks_failed, 1);
@@ -73,6 +75,7 @@ static void health_done(struct probe *p, bool ok, uint64_t ms, unsigned status,
 			proxy_stat_set(st->check_down, 1);
 			core_log_warn("health", "%s/%s DOWN after %u failed check%s: %s",
 				      st->upstream, st->name, c->fails, c->fails == 1 ? "" : "s", why);
+			proxy_monitor_health(st->upstream, st->name, true, why);
 		} else if (!proxy_stat_get(st->check_down))
 			core_log_info("health", "%s/%s check failed (%u of %u): %s", st->upstream,
 				      st->name, c->fails, c->spec->unhealthy, why);

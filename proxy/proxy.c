@@ -21,6 +21,7 @@
 #include "core/settings.h"
 #include "core/state.h"
 #include "http.h"
+#include "monitor.h"
 #include "proxy-t.h"
 #include "proxy.h"
 #include "upstream.h"
@@ -1588,9 +1589,9 @@ struct proxy_stats *proxy_stats_current(void)
 
 int proxy_metrics_write(struct core_buf *out, uint64_t now)
 {
-	if (px.stats == NULL)
-		return CORE_OK;
-	return proxy_stats_write(px.stats, now, out);
+	if (px.stats != NULL && proxy_stats_write(px.stats, now, out) != CORE_OK)
+		return CORE_ERROR;
+	return proxy_monitor_metrics(out);
 }
 
 static void proxy_close_listeners(void)

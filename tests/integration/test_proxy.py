@@ -15,6 +15,7 @@ from harness import check, free_port, http_get, raw_request, wait_for
 def yaml_conf(front, admin, upstreams, routes, proxy="", extra=""):
     """upstreams: {name: [port | (port, "k: v, k2: v2")]}; routes: [dict]."""
     out = ["workers: { count: 1 }",
+           "monitors: { routes: false, servers: false }",
            "admin:", "  listen: [\"127.0.0.1:%d\"]" % admin,
            "listeners:", "  - address: \"127.0.0.1:%d\"" % front, "upstreams:"]
     for name, servers in upstreams.items():

@@ -331,6 +331,26 @@ TEST(address_forms)
 	CHECK(conf_parse_addr("[fe80::1%eth0]:80", &a) != NULL);
 }
 
+TEST(url_forms)
+{
+	struct core_conf_url u;
+
+	CHECK(conf_parse_url("http://10.0.0.1:8080/login?x=1", &u) == NULL);
+	CHECK_STR(u.addr.text, "10.0.0.1:8080");
+	CHECK_STR(u.host, "10.0.0.1:8080");
+	CHECK_STR(u.path, "/login?x=1");
+	CHECK(conf_parse_url("http://localhost", &u) == NULL);
+	CHECK_STR(u.addr.text, "127.0.0.1:80");
+	CHECK_STR(u.path, "/");
+	CHECK(conf_parse_url("http://[::1]:81/x", &u) == NULL);
+	CHECK_STR(u.addr.text, "[::1]:81");
+	CHECK(conf_parse_url("https://10.0.0.1/", &u) != NULL);
+	CHECK(conf_parse_url("ftp://10.0.0.1/", &u) != NULL);
+	CHECK(conf_parse_url("http://app.example.com/", &u) != NULL);
+	CHECK(conf_parse_url("http:///x", &u) != NULL);
+	CHECK(conf_parse_url("http://10.0.0.1/a b", &u) != NULL);
+}
+
 TEST(sizes_and_durations)
 {
 	int64_t v;
