@@ -34,7 +34,8 @@ struct keel_server_conf {
 	int64_t		max_fails;	/* failures within fail_timeout... */
 	int64_t		fail_timeout;	/* ...take it out for fail_timeout ms */
 	bool		backup;		/* used only when no primary is up */
-	bool		down;		/* never used */
+	bool		down;		/* never used (maintenance) */
+	bool		drain;		/* no new clients; pinned ones stay */
 };
 
 enum keel_check_type {

@@ -147,7 +147,11 @@ static const struct core_conf_def server_defs[] = {
 	  .doc = "Used only while every non-backup server is out." },
 	{ .name = "down", .type = CORE_CONF_BOOL,
 	  .offset = offsetof(struct keel_server_conf, down), .dflt = "false",
-	  .doc = "Never used (kept in the config for maintenance)." },
+	  .doc = "Maintenance: never used." },
+	{ .name = "drain", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_server_conf, drain), .dflt = "false",
+	  .doc = "Draining: no new clients, but those pinned to it by an affinity cookie keep "
+		 "reaching it, so their sessions end there." },
 	{ 0 }
 };
 

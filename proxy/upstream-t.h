@@ -35,7 +35,8 @@ struct proxy_server {
 	int		 max_fails;
 	uint64_t	 fail_timeout;	/* ms */
 	bool		 backup;
-	bool		 down;		/* configured down */
+	bool		 down;		/* configured down: maintenance */
+	bool		 drain;		/* configured draining: pinned clients only */
 
 	char		 cookie[24];	/* its affinity cookie value (signed) */
 

@@ -138,6 +138,7 @@ static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_
 		s->fail_timeout = (uint64_t)sc[j].fail_timeout;
 		s->backup = sc[j].backup;
 		s->down = sc[j].down;
+		s->drain = sc[j].drain;
 		if (key != NULL && up->balance == KEEL_BALANCE_COOKIE)
 			server_cookie(s, key);
 	}
@@ -531,7 +532,7 @@ struct proxy_server *proxy_server_pick(struct proxy_upstream *up, uint64_t tried
 	for (i = 0; i < up->nservers && i < 64; i++) {
 		struct proxy_server *s = &up->servers[i];
 
-		if ((tried & (1ULL << i)) || !proxy_server_usable(s, now))
+		if ((tried & (1ULL << i)) || !proxy_server_usable(s, now) || s->drain)
 			continue;
 		if (s->backup)
 			backup |= 1ULL << i;

@@ -571,3 +571,21 @@ def test_accepting_pauses_at_max_connections_and_resumes(h):
         check(s.recv(100).startswith(b"HTTP/1.1 200"))
     for x in held:
         x.close()
+
+
+def test_a_draining_server_keeps_its_pinned_clients_only(h):
+    a, b = h.http_backend("a"), h.http_backend("b")
+    front, admin = free_port(), free_port()
+    text = yaml_conf(front, admin, {"ua": ["balance: cookie", a, b]}, [{"path": "/", "upstream": "ua"}])
+    k = h.keel(text, wait_port=admin)
+    pinned = {}
+    while len(pinned) < 2:       # a client for each server
+        r = get(front, "/")
+        pinned.setdefault(r.json()["server"], r.headers["set-cookie"].split(";")[0])
+    h.write("keel.yaml", text.replace('"127.0.0.1:%d" }' % a, '"127.0.0.1:%d", drain: true }' % a))
+    k.signal(signal.SIGHUP)
+    k.wait_log(r"generation 2 loaded")
+    # New clients all go to b; a's client stays on a.
+    check({get(front, "/").json()["server"] for _ in range(6)} == {"b"})
+    r = get(front, "/", headers={"Cookie": pinned["a"]})
+    check(r.json()["server"] == "a" and "set-cookie" not in r.headers, r.headers)
