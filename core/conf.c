@@ -362,8 +362,14 @@ static const char *conf_parse_scalar(struct core_conf *c,
 	const char *shown = d->flags & CORE_CONF_SECRET ? "(secret)" : s;
 	char lo[32], hi[32];
 	const char *why;
-	int64_t v;
+	int64_t v, min = d->min, max = d->max;
 	size_t i;
+
+	/* A list's bounds count its items; an item's own are generous. */
+	if (d->type == CORE_CONF_LIST) {
+		min = t == CORE_CONF_STRING ? 1 : INT64_MIN;
+		max = t == CORE_CONF_STRING ? 1024 : INT64_MAX;
+	}
 
 	switch (t) {
 	case CORE_CONF_BOOL:
@@ -389,9 +395,9 @@ static const char *conf_parse_scalar(struct core_conf *c,
 			snprintf(buf, len, "%s, got '%s'", why, shown);
 			return buf;
 		}
-		if (v < d->min || v > d->max) {
-			conf_format_num(t, d->min, lo, sizeof(lo));
-			conf_format_num(t, d->max, hi, sizeof(hi));
+		if (v < min || v > max) {
+			conf_format_num(t, min, lo, sizeof(lo));
+			conf_format_num(t, max, hi, sizeof(hi));
 			snprintf(buf, len, "must be %s..%s, got %s", lo, hi, shown);
 			return buf;
 		}
@@ -404,9 +410,9 @@ static const char *conf_parse_scalar(struct core_conf *c,
 				snprintf(buf, len, "control characters are not allowed");
 				return buf;
 			}
-		if ((int64_t)i < d->min || (int64_t)i > d->max) {
+		if ((int64_t)i < min || (int64_t)i > max) {
 			snprintf(buf, len, "length must be %lld..%lld, got %zu",
-				 (long long)d->min, (long long)d->max, i);
+				 (long long)min, (long long)max, i);
 			return buf;
 		}
 		if ((*(char **)p = conf_strdup(c, s)) == NULL)

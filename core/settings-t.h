@@ -142,12 +142,31 @@ struct keel_webhook_conf {
 	char		*secret;	/* HMAC-SHA256 key for X-Keel-Signature */
 };
 
+enum keel_smtp_tls {
+	KEEL_SMTP_STARTTLS = 0,		/* upgrade with STARTTLS before AUTH */
+	KEEL_SMTP_NONE,			/* plain text, for a relay on the LAN */
+};
+
+struct keel_email_conf {
+	struct core_conf_list to;	/* of char *: empty means no e-mail */
+	struct core_conf_addr server;
+	int		tls;		/* enum keel_smtp_tls */
+	bool		tls_verify;
+	char		*tls_name;	/* the name the certificate must carry */
+	char		*ca_file;
+	char		*user;		/* "": no AUTH */
+	char		*password;
+	char		*from;
+	char		*helo;
+};
+
 struct keel_alerts_conf {
 	int64_t		failures;	/* at least this many failures... */
 	int64_t		window;		/* ...within this many ms open an incident */
 	int64_t		recover;	/* passes in a row that close it */
 	int64_t		max_per_hour;	/* notifications, against storms */
 	struct core_conf_list webhooks;	/* of struct keel_webhook_conf */
+	struct keel_email_conf email;
 };
 
 struct keel_conf {

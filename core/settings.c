@@ -371,7 +371,7 @@ static void route_check(struct core_conf_load *ld, void *obj, const char *path,
 				r->rewrite);
 	}
 	for (i = 0; i < r->hosts.n; i++)
-		if (!route_host_ok(hosts[i])) {
+		if (hosts[i] != NULL && !route_host_ok(hosts[i])) {	/* NULL: reported */
 			snprintf(sub, sizeof(sub), "%s.hosts[%zu]", path, i);
 			core_conf_error(ld, line, sub,
 					"must be a host name or *.domain, got '%s'", hosts[i]);
@@ -540,6 +540,71 @@ static const struct core_conf_section webhook_section = {
 	.doc = "A receiver of alerts.",
 };
 
+static const char *const smtp_tls_modes[] = { "starttls", "none", NULL };
+
+static const struct core_conf_def email_defs[] = {
+	{ .name = "to", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_email_conf, to), .min = 0, .max = 16,
+	  .doc = "Recipients; none: no e-mail." },
+	{ .name = "server", .type = CORE_CONF_ADDR, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_email_conf, server), .dflt = "127.0.0.1:25",
+	  .doc = "The SMTP server (an address: names are not resolved)." },
+	{ .name = "tls", .type = CORE_CONF_ENUM, .flags = CORE_CONF_RELOAD, .enums = smtp_tls_modes,
+	  .offset = offsetof(struct keel_email_conf, tls), .dflt = "starttls",
+	  .doc = "`starttls` (required before AUTH, TLS 1.2/1.3 by mbedTLS) or `none` for a plain relay." },
+	{ .name = "tls_verify", .type = CORE_CONF_BOOL, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_email_conf, tls_verify), .dflt = "true",
+	  .doc = "Check the server's certificate against `ca_file` (and `tls_name`)." },
+	{ .name = "tls_name", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_email_conf, tls_name), .dflt = "", .min = 0, .max = 255,
+	  .doc = "The name the certificate must carry, such as `smtp.example.com`." },
+	{ .name = "ca_file", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_email_conf, ca_file),
+	  .dflt = "/etc/ssl/certs/ca-certificates.crt", .min = 1, .max = 255,
+	  .doc = "PEM bundle of trusted certificate authorities." },
+	{ .name = "user", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_email_conf, user), .dflt = "", .min = 0, .max = 255,
+	  .doc = "AUTH (PLAIN, else LOGIN) user; empty: no AUTH." },
+	{ .name = "password", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD | CORE_CONF_SECRET,
+	  .offset = offsetof(struct keel_email_conf, password), .dflt = "", .min = 0, .max = 255,
+	  .doc = "AUTH password." },
+	{ .name = "from", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_email_conf, from), .dflt = "keel@localhost", .min = 3, .max = 255,
+	  .doc = "Sender address." },
+	{ .name = "helo", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_email_conf, helo), .dflt = "keel", .min = 1, .max = 255,
+	  .doc = "Name keel gives in EHLO." },
+	{ 0 }
+};
+
+static void email_check(struct core_conf_load *ld, void *obj, const char *path, int line)
+{
+	const struct keel_email_conf *e = obj;
+	char *const *to = e->to.v;
+	char sub[300];
+	size_t i;
+
+	for (i = 0; i < e->to.n; i++)
+		if (to[i] != NULL &&	/* NULL: it failed to load, already reported */
+		    (strchr(to[i], '@') == NULL || strpbrk(to[i], "<>\r\n ") != NULL)) {
+			snprintf(sub, sizeof(sub), "%s.to[%zu]", path, i);
+			core_conf_error(ld, line, sub, "not an e-mail address: '%s'", to[i]);
+		}
+	if (e->from != NULL && (strchr(e->from, '@') == NULL || strpbrk(e->from, "<>\r\n ") != NULL)) {
+		snprintf(sub, sizeof(sub), "%s.from", path);
+		core_conf_error(ld, line, sub, "not an e-mail address: '%s'", e->from);
+	}
+	if (e->password != NULL && e->password[0] != '\0' && e->tls == KEEL_SMTP_NONE) {
+		snprintf(sub, sizeof(sub), "%s.password", path);
+		core_conf_error(ld, line, sub, "would be sent in clear text: use tls: starttls");
+	}
+}
+
+static const struct core_conf_section email_section = {
+	.size = sizeof(struct keel_email_conf), .defs = email_defs, .check = email_check,
+	.doc = "Alerts by e-mail (SMTP). Failed sends are retried with backoff.",
+};
+
 static const struct core_conf_def alerts_defs[] = {
 	{ .name = "failures", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_alerts_conf, failures), .dflt = "1", .min = 1, .max = 100,
@@ -557,6 +622,8 @@ static const struct core_conf_def alerts_defs[] = {
 	{ .name = "webhooks", .type = CORE_CONF_LIST, .item = CORE_CONF_SECTION, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_alerts_conf, webhooks), .sub = &webhook_section,
 	  .min = 0, .max = 8, .doc = "Receivers of alerts and recoveries." },
+	{ .name = "email", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_alerts_conf, email), .sub = &email_section },
 	{ 0 }
 };
 

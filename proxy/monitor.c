@@ -22,6 +22,7 @@
 #include "core/settings.h"
 #include "core/state.h"
 #include "history.h"
+#include "mail.h"
 #include "monitor.h"
 #include "probe.h"
 
@@ -84,6 +85,7 @@ static struct {
 	char		 down[64][160];
 	unsigned	 ndown;
 
+	const struct keel_email_conf *email;	/* in the running config; NULL: none */
 	uint64_t	 alerts, recoveries, delivery_failures;
 	bool		 db_error_logged;
 } mon;
@@ -245,6 +247,15 @@ static void notify(const char *event, const char *subject, const char *detail)
 		     core_clock_format_utc(core_clock_wall_ms(), ts, sizeof(ts)));
 	for (i = 0; i < mon.nhooks; i++)
 		hook_send(i, body, (size_t)n);
+	if (mon.email != NULL) {
+		char subj[300], text[800], ts2[32];
+
+		snprintf(subj, sizeof(subj), "%s: %s",
+			 strcmp(event, "alert") == 0 ? "ALERT" : "RECOVERED", subject);
+		snprintf(text, sizeof(text), "%s\n\n%s\n\nnode: %s\ntime: %s\n", subject, detail,
+			 mon.node, core_clock_format_utc(core_clock_wall_ms(), ts2, sizeof(ts2)));
+		proxy_mail_send(mon.loop, mon.email, mon.node, subj, text);
+	}
 }
 
 /* ---- incidents ------------------------------------------------------------------------ */
@@ -417,6 +428,9 @@ static int monitor_build(const struct core_conf *conf, const struct monitor *old
 	mon.window = (uint64_t)k->alerts.window;
 	mon.recover = (unsigned)k->alerts.recover;
 	mon.max_per_hour = (unsigned)k->alerts.max_per_hour;
+	/* proxy_mail_send() copies what it needs: pointing into the running
+	 * config is safe until the next reload replaces this pointer. */
+	mon.email = k->alerts.email.to.n > 0 ? &k->alerts.email : NULL;
 	free(mon.hooks);
 	mon.nhooks = k->alerts.webhooks.n;
 	mon.hooks = mon.nhooks ? calloc(mon.nhooks, sizeof(*mon.hooks)) : NULL;
@@ -535,6 +549,8 @@ static int monitor_reload(const struct core_conf *conf, char *err, size_t errlen
 static void monitor_stop(void)
 {
 	monitor_stop_all();
+	proxy_mail_stop();
+	mon.email = NULL;
 	while (mon.deliveries != NULL)
 		delivery_free(mon.deliveries);
 	if (mon.loop != NULL)
@@ -595,9 +611,10 @@ int proxy_monitor_metrics(struct core_buf *out)
 		     "keel_alerts_total{event=\"recovery\"} %llu\n"
 		     "# HELP keel_alert_deliveries_failed_total Notifications dropped after every retry.\n"
 		     "# TYPE keel_alert_deliveries_failed_total counter\n"
-		     "keel_alert_deliveries_failed_total %llu\n",
+		     "keel_alert_deliveries_failed_total{via=\"webhook\"} %llu\n"
+		     "keel_alert_deliveries_failed_total{via=\"email\"} %lu\n",
 		     (unsigned long long)mon.alerts, (unsigned long long)mon.recoveries,
-		     (unsigned long long)mon.delivery_failures);
+		     (unsigned long long)mon.delivery_failures, proxy_mail_failures());
 	rc |= core_buf_append(out, line, (size_t)n);
 	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
 }

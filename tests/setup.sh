@@ -6,6 +6,7 @@ set -euo pipefail
 need=(
 	gcc make musl-tools file git python3 curl wrk	# build, harness, load
 	redis-server nginx python3-websockets		# real peers
+	python3-aiosmtpd openssl				# alert mail: SMTP server, a test cert
 	clang libclang-rt-14-dev			# libFuzzer
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
 )

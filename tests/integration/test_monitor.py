@@ -147,3 +147,61 @@ def test_monitor_and_webhook_urls_are_checked(h):
     r = h.run_keel("-t", "-c", path)
     check(r.returncode == 1 and "alerts.webhooks[0].url: https is not supported yet" in r.stderr,
           r.stderr)
+
+
+def smtp_server(h):
+    cert, key = h.path("mail.pem"), h.path("mail.key")
+    import subprocess
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                    "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key, "-out", cert,
+                    "-days", "1", "-subj", "/CN=mail.test",
+                    "-addext", "subjectAltName=DNS:mail.test"],
+                   check=True, capture_output=True)
+    port = free_port()
+    out = h.path("mail.jsonl")
+    import socket
+    h.start("smtpd", ["/usr/bin/python3", os.path.join(harness.HERE, "smtpd.py"), str(port), out,
+                      cert, key, "alerts", "hunter2"],
+            ready=lambda: socket.create_connection(("127.0.0.1", port), timeout=1).close() or True)
+    return port, out, cert
+
+
+def test_alert_mail_goes_out_over_starttls_with_auth(h):
+    a = h.http_backend("a")
+    dead = free_port()
+    smtp, out, cert = smtp_server(h)
+    front, admin = free_port(), free_port()
+    text = yaml_conf(front, admin, {"ua": [a, dead]}, [{"path": "/", "upstream": "ua"}]).replace(
+        "monitors: { routes: false, servers: false }\n", "")
+    text += ("monitors: { routes: false, servers: true, interval: 1s, timeout: 500ms }\n"
+             "alerts:\n  failures: 1\n  email:\n"
+             "    to: [ops@example.com, oncall@example.com]\n"
+             "    server: \"127.0.0.1:%d\"\n    tls_name: mail.test\n    ca_file: \"%s\"\n"
+             "    user: alerts\n    password: hunter2\n    from: keel@gw1.example.com\n"
+             % (smtp, cert))
+    k = h.keel(text, wait_port=admin)
+    got = wait_for("the alert mail", lambda: hooks(out), timeout=15)
+    mail = got[0]
+    check(mail["tls"] and mail["user"] == "alerts", mail)
+    check(mail["from"] == "keel@gw1.example.com", mail)
+    check(sorted(mail["to"]) == ["oncall@example.com", "ops@example.com"], mail)
+    check("Subject: [keel keel] ALERT: server ua/127.0.0.1:%d" % dead in mail["data"], mail["data"])
+    check("Connection refused" in mail["data"], mail["data"])
+    k.wait_log(r"e-mail via 127\.0\.0\.1:%d sent to 2 recipients" % smtp)
+    check("hunter2" not in k.log(), "the password reached the log")
+
+
+def test_a_wrong_certificate_name_is_refused(h):
+    a = h.http_backend("a")
+    dead = free_port()
+    smtp, out, cert = smtp_server(h)
+    front, admin = free_port(), free_port()
+    text = yaml_conf(front, admin, {"ua": [a, dead]}, [{"path": "/", "upstream": "ua"}]).replace(
+        "monitors: { routes: false, servers: false }\n", "")
+    text += ("monitors: { routes: false, servers: true, interval: 1s, timeout: 500ms }\n"
+             "alerts:\n  failures: 1\n  email:\n    to: [ops@example.com]\n"
+             "    server: \"127.0.0.1:%d\"\n    tls_name: other.test\n    ca_file: \"%s\"\n"
+             "    user: alerts\n    password: hunter2\n" % (smtp, cert))
+    k = h.keel(text, wait_port=admin)
+    k.wait_log(r"e-mail via 127\.0\.0\.1:%d: try 1 failed: TLS handshake: " % smtp, timeout=15)
+    check(hooks(out) == [], "mail went to a server with the wrong name")

@@ -266,6 +266,30 @@ TEST(list_length_bounds)
 	core_conf_free(c);
 }
 
+TEST(list_bounds_count_items_not_the_length_of_each)
+{
+	struct core_conf *c = load("tags: [a-rather-long-tag-name, another-long-tag-name]\n");
+	struct t_conf *t = c->root;
+
+	dump_errors(c);
+	CHECK_INT(c->nerrors, ==, 0);
+	CHECK_STR(((char **)t->tags.v)[1], "another-long-tag-name");
+	core_conf_free(c);
+}
+
+TEST(keel_check_survives_an_item_that_failed_to_load)
+{
+	static const char text[] =
+		"upstreams: { a: { servers: [ { address: '10.0.0.1:80' } ] } }\n"
+		"routes: [ { hosts: [ \"a\\x01b\", ok.example.com ], upstream: a } ]\n"
+		"alerts: { email: { to: [ \"x\\x02y\", ops@example.com ] } }\n";
+	struct core_conf *c = core_conf_load(&core_settings, "keel.yaml", text, strlen(text));
+
+	CHECK_ERROR(c, "keel.yaml:2: routes[0].hosts[0]: control characters are not allowed");
+	CHECK_ERROR(c, "keel.yaml:3: alerts.email.to[0]: control characters are not allowed");
+	core_conf_free(c);
+}
+
 TEST(yaml_syntax_error_has_a_line)
 {
 	struct core_conf *c = load("title: ok\nmode: [fast\nworkers: 2\n");
