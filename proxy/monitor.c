@@ -54,7 +54,7 @@ struct delivery {
 	struct probe	 probe;
 	struct core_timer retry;
 	unsigned	 tries;
-	size_t		 hook;		/* index in mon.hooks */
+	char		 url[700];	/* its own copy: a reload replaces mon.hooks */
 	char		*request;	/* the whole POST */
 	size_t		 len;
 };
@@ -141,23 +141,22 @@ static void delivery_done(struct probe *p, bool ok, uint64_t ms, unsigned status
 			  const char *why)
 {
 	struct delivery *d = p->data;
-	const struct hook *h = &mon.hooks[d->hook];
 
 	(void)ms;
 	(void)status;
 	if (ok) {
-		core_log_info("alert", "webhook %s: delivered", h->url.text);
+		core_log_info("alert", "webhook %s: delivered", d->url);
 		delivery_free(d);
 		return;
 	}
 	if (++d->tries >= HOOK_TRIES) {
 		mon.delivery_failures++;
-		core_log_error("alert", "webhook %s: not delivered after %u tries: %s", h->url.text,
+		core_log_error("alert", "webhook %s: not delivered after %u tries: %s", d->url,
 			       d->tries, why);
 		delivery_free(d);
 		return;
 	}
-	core_log_warn("alert", "webhook %s: try %u failed (%s); again in %u s", h->url.text,
+	core_log_warn("alert", "webhook %s: try %u failed (%s); again in %u s", d->url,
 		      d->tries, why, 1u << (d->tries - 1));
 	core_timer_start(&d->retry, 1000ULL << (d->tries - 1));
 }
@@ -197,7 +196,7 @@ static void hook_send(size_t i, const char *body, size_t blen)
 		     "Connection: close\r\n\r\n%s",
 		     h->url.path, h->url.host, blen, sig, body);
 	d->len = (size_t)n;
-	d->hook = i;
+	snprintf(d->url, sizeof(d->url), "%s", h->url.text);
 	proxy_probe_init(mon.loop, &d->probe);
 	memcpy(&d->probe.sa, &h->url.addr.sa, sizeof(d->probe.sa));
 	d->probe.salen = h->url.addr.salen;
