@@ -18,6 +18,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
+#include "core/net.h"
 #include "core/settings.h"
 #include "core/state.h"
 #include "http.h"
@@ -178,27 +179,9 @@ static void listener_on_io(struct core_io *io, unsigned revents)
 static int listener_open(struct proxy_listener *ln, const struct core_conf_addr *a,
 			 char *err, size_t errlen)
 {
-	int fd, one = 1;
-
 	snprintf(ln->name, sizeof(ln->name), "%s", a->text);
-	fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		goto fail;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
-		goto fail;
-	if (a->sa.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
-		goto fail;
-	if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) == -1 ||
-	    listen(fd, 1024) == -1)
-		goto fail;
-	ln->fd = fd;
-	return CORE_OK;
-fail:
-	snprintf(err, errlen, "cannot listen on %s: %s", a->text, strerror(errno));
-	if (fd != -1)
-		close(fd);
-	return CORE_ERROR;
+	ln->fd = core_net_listen(a, 1024, err, errlen);
+	return ln->fd == -1 ? CORE_ERROR : CORE_OK;
 }
 
 /* ---- closing ---------------------------------------------------------------------------- */

@@ -1,5 +1,6 @@
 /* Shared health and counters of one config generation; see stats.h. */
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -136,12 +137,34 @@ static int putf(struct core_buf *out, const char *fmt, ...)
 	return core_buf_append(out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
 }
 
+/* The per-server series that are one counter or gauge each. */
+struct series {
+	const char	*name, *help, *type;
+	size_t		 offset;	/* of its uint64_t in struct proxy_stat_server */
+};
+
+static const struct series server_series[] = {
+	{ "keel_server_checks_total", "Active health checks run.", "counter",
+	  offsetof(struct proxy_stat_server, checks) },
+	{ "keel_server_checks_failed_total", "Active health checks that failed.", "counter",
+	  offsetof(struct proxy_stat_server, checks_failed) },
+	{ "keel_server_requests_total", "Tries sent to each server.", "counter",
+	  offsetof(struct proxy_stat_server, requests) },
+	{ "keel_server_failures_total", "Tries that failed (connect, timeout, bad response, stall).",
+	  "counter", offsetof(struct proxy_stat_server, failures) },
+	{ "keel_server_stalls_total", "Times the server was taken out as stalled.", "counter",
+	  offsetof(struct proxy_stat_server, stalls) },
+	{ "keel_server_active", "Requests in progress on each server.", "gauge",
+	  offsetof(struct proxy_stat_server, active) },
+};
+
 int proxy_stats_write(const struct proxy_stats *cst, uint64_t now, struct core_buf *out)
 {
 	static const char *const classes[] = { "1xx", "2xx", "3xx", "4xx", "5xx" };
 	struct proxy_stats *st = (struct proxy_stats *)cst;
 	struct proxy_stat_server *srv = proxy_stats_servers(st);
 	unsigned i, c;
+	size_t k;
 	int rc = CORE_OK;
 
 	rc |= putf(out, "# HELP keel_proxy_connections_total Client connections accepted.\n"
@@ -192,45 +215,20 @@ int proxy_stats_write(const struct proxy_stats *cst, uint64_t now, struct core_b
 			   core_clock_before(now, proxy_stat_get(srv[i].out_until)) ||
 			   proxy_stat_get(srv[i].check_down) ? 0 : 1);
 	}
-	rc |= putf(out, "# HELP keel_server_checks_total Active health checks run.\n"
-		   "# TYPE keel_server_checks_total counter\n");
-	for (i = 0; i < st->nservers; i++) {
-		rc |= putf(out, "keel_server_checks_total{upstream=\"");
-		rc |= put_label(out, srv[i].upstream);
-		rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
-			   (unsigned long long)proxy_stat_get(srv[i].checks));
-	}
-	rc |= putf(out, "# HELP keel_server_checks_failed_total Active health checks that failed.\n"
-		   "# TYPE keel_server_checks_failed_total counter\n");
-	for (i = 0; i < st->nservers; i++) {
-		rc |= putf(out, "keel_server_checks_failed_total{upstream=\"");
-		rc |= put_label(out, srv[i].upstream);
-		rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
-			   (unsigned long long)proxy_stat_get(srv[i].checks_failed));
-	}
-	rc |= putf(out, "# HELP keel_server_requests_total Tries sent to each server.\n"
-		   "# TYPE keel_server_requests_total counter\n");
-	for (i = 0; i < st->nservers; i++) {
-		rc |= putf(out, "keel_server_requests_total{upstream=\"");
-		rc |= put_label(out, srv[i].upstream);
-		rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
-			   (unsigned long long)proxy_stat_get(srv[i].requests));
-	}
-	rc |= putf(out, "# HELP keel_server_failures_total Tries that failed (connect, timeout, bad response).\n"
-		   "# TYPE keel_server_failures_total counter\n");
-	for (i = 0; i < st->nservers; i++) {
-		rc |= putf(out, "keel_server_failures_total{upstream=\"");
-		rc |= put_label(out, srv[i].upstream);
-		rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
-			   (unsigned long long)proxy_stat_get(srv[i].failures));
-	}
-	rc |= putf(out, "# HELP keel_server_active Requests in progress on each server.\n"
-		   "# TYPE keel_server_active gauge\n");
-	for (i = 0; i < st->nservers; i++) {
-		rc |= putf(out, "keel_server_active{upstream=\"");
-		rc |= put_label(out, srv[i].upstream);
-		rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
-			   (unsigned long long)proxy_stat_get(srv[i].active));
+	for (k = 0; k < CORE_ARRAY_SIZE(server_series); k++) {
+		const struct series *se = &server_series[k];
+
+		rc |= putf(out, "# HELP %s %s\n# TYPE %s %s\n", se->name, se->help, se->name,
+			   se->type);
+		for (i = 0; i < st->nservers; i++) {
+			const uint64_t *v = (const uint64_t *)(const void *)
+					    ((const char *)&srv[i] + se->offset);
+
+			rc |= putf(out, "%s{upstream=\"", se->name);
+			rc |= put_label(out, srv[i].upstream);
+			rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
+				   (unsigned long long)__atomic_load_n(v, __ATOMIC_RELAXED));
+		}
 	}
 	rc |= putf(out, "# HELP keel_server_responses_total Responses from each server by status class.\n"
 		   "# TYPE keel_server_responses_total counter\n");

@@ -17,6 +17,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
+#include "core/net.h"
 #include "core/settings.h"
 #include "proxy/proxy.h"
 #include "version.h"
@@ -187,30 +188,6 @@ static void web_on_timer(struct core_timer *t)
 	web_run(t->data);
 }
 
-/* Binds a listening socket ourselves so IPv6 and errors are ours to word. */
-static int web_listen(const struct core_conf_addr *a, char *err, size_t errlen)
-{
-	int fd, one = 1;
-
-	fd = socket(a->sa.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd == -1)
-		goto fail;
-	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) == -1)
-		goto fail;
-	if (a->sa.ss_family == AF_INET6 &&
-	    setsockopt(fd, IPPROTO_IPV6, IPV6_V6ONLY, &one, sizeof(one)) == -1)
-		goto fail;
-	if (bind(fd, (const struct sockaddr *)&a->sa, a->salen) == -1 ||
-	    listen(fd, 128) == -1)
-		goto fail;
-	return fd;
-fail:
-	snprintf(err, errlen, "cannot listen on %s: %s", a->text, strerror(errno));
-	if (fd != -1)
-		close(fd);
-	return -1;
-}
-
 static void web_stop(void)
 {
 	size_t i;
@@ -244,7 +221,8 @@ static int web_start(struct core_loop *loop, const struct core_conf *conf,
 
 		snprintf(s->addr, sizeof(s->addr), "%s", addrs[i].text);
 		s->limit = (unsigned)ac->max_connections;
-		fd = web_listen(&addrs[i], err, errlen);
+		/* Our own socket: IPv6 and the wording of errors are then ours. */
+		fd = core_net_listen(&addrs[i], 128, err, errlen);
 		if (fd == -1)
 			goto fail;
 		s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0,

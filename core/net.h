@@ -1,0 +1,16 @@
+/* Socket helpers that every listener needs. */
+#ifndef KEEL_CORE_NET_H
+#define KEEL_CORE_NET_H
+
+#include <stddef.h>
+
+#include "conf-t.h"
+
+/*
+ * A non-blocking listening socket on a, with SO_REUSEADDR (and IPV6_V6ONLY,
+ * so [::] and 0.0.0.0 can both be listened on). Returns the fd, or -1 with
+ * "cannot listen on ADDR: reason" in err.
+ */
+int core_net_listen(const struct core_conf_addr *a, int backlog, char *err, size_t errlen);
+
+#endif
