@@ -19,18 +19,25 @@ for port in 8101 8102 8201 8202; do
 	python3 "$here/integration/backend.py" --port "$port" --name "server-$port" >/dev/null 2>&1 &
 	pids+=($!)
 done
+# Wait until the given ports answer (probing, not fixed sleeps).
+wait_ports() {
+	for _ in $(seq 100); do
+		ok=1
+		for port in "$@"; do
+			(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || ok=0
+		done
+		[ $ok = 1 ] && return 0
+		sleep 0.1
+	done
+	echo "demo: ports $* did not open" >&2
+	return 1
+}
+
+# The app servers first, so keel's first probes find them up.
+wait_ports 8101 8102 8201 8202
 "$keel" &
 pids+=($!)
-
-# Wait until keel and every backend answer (no fixed sleeps).
-for _ in $(seq 100); do
-	ok=1
-	for port in 8000 8080 8101 8102 8201 8202; do
-		(exec 3<>/dev/tcp/127.0.0.1/$port) 2>/dev/null || ok=0
-	done
-	[ $ok = 1 ] && break
-	sleep 0.1
-done
+wait_ports 8000 8080
 
 cat <<TXT
 
@@ -39,6 +46,7 @@ keel $("$keel" --version | head -n 1 | cut -d' ' -f2-) is running in front of fo
   app A:    http://127.0.0.1:8000/app_a/   (servers 8101, 8102; round-robin)
   app B:    http://127.0.0.1:8000/app_b/   (servers 8201, 8202; least connections)
   health:   http://127.0.0.1:8080/healthz
+  metrics:  http://127.0.0.1:8080/metrics   (routes, servers, monitors)
 
 See the balancing:
   for i in 1 2 3 4; do curl -s http://127.0.0.1:8000/app_a/ | grep -o '"server": "[^"]*"'; done
