@@ -112,7 +112,8 @@ $(B)/gen/default_yaml.c: core/default.yaml core/embed.sh
 $(B)/gen/%.o: $(B)/gen/%.c
 	$(call say,CC,$@)$(CC) $(CFLAGS) -c $< -o $@
 
-$(B)/%.o: %.c $(DEPS)/.done $(B)/gen/version.h
+# version.h is order-only: the -MMD files know which objects include it.
+$(B)/%.o: %.c $(DEPS)/.done | $(B)/gen/version.h
 	@mkdir -p $(@D)
 	$(call say,CC,$@)$(CC) $(CFLAGS) -MMD -MP -c $< -o $@
 
