@@ -20,7 +20,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxy import ROOT, KEEL, free_port, wait_port  # noqa: E402
+from proxy import ROOT, KEEL, free_port, merge_figures, wait_port  # noqa: E402
 
 RATE = int(os.environ.get("BENCH_HUNG_RATE", "2000"))
 SECONDS = int(os.environ.get("BENCH_HUNG_SECONDS", "30"))
@@ -162,15 +162,7 @@ routes: [ { path: /app_a/, upstream: app_a } ]
         "hung_max_s_keel": k["max_s"], "hung_max_s_nginx": n["max_s"],
         "hung_detect_ms_keel": k["detect_ms"],
     }
-    out = os.path.join(ROOT, "build", "bench.json")
-    data = {}
-    if os.path.exists(out):
-        with open(out) as f:
-            data = json.load(f)
-    data.update(fig)
-    with open(out, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    print("  figures written to build/bench.json")
+    merge_figures(fig)
 
 
 if __name__ == "__main__":

@@ -120,6 +120,19 @@ def idle_bytes(port, pids):
     return max(0.0, (after - before) * 1024.0 / IDLE)
 
 
+def merge_figures(fig):
+    """Adds a scenario's figures to build/bench.json (one flat object)."""
+    out = os.path.join(ROOT, "build", "bench.json")
+    data = {}
+    if os.path.exists(out):
+        with open(out) as f:
+            data = json.load(f)
+    data.update(fig)
+    with open(out, "w") as f:
+        json.dump(data, f, indent=1, sort_keys=True)
+    print("  figures written to build/bench.json")
+
+
 def main():
     for tool in ("wrk", "nginx", "haproxy"):
         if shutil.which(tool) is None:
@@ -241,15 +254,7 @@ routes: [ { path: /app_a/, upstream: app_a } ]
         print("  requests per CPU-second of the proxy: keel/nginx x%.2f, keel/haproxy x%.2f" % (
             fig["ratio_req_per_cpu_vs_nginx"], fig["ratio_req_per_cpu_vs_haproxy"]))
 
-        out = os.path.join(ROOT, "build", "bench.json")
-        data = {}
-        if os.path.exists(out):
-            with open(out) as f:
-                data = json.load(f)
-        data.update(fig)
-        with open(out, "w") as f:
-            json.dump(data, f, indent=1, sort_keys=True)
-        print("  figures written to build/bench.json")
+        merge_figures(fig)
     finally:
         for p in procs:
             try:
