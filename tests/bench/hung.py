@@ -20,7 +20,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxy import ROOT, KEEL, free_port, merge_figures, wait_port  # noqa: E402
+from proxy import ROOT, KEEL, free_port, merge_figures, stop_all, wait_port  # noqa: E402
 
 RATE = int(os.environ.get("BENCH_HUNG_RATE", "2000"))
 SECONDS = int(os.environ.get("BENCH_HUNG_SECONDS", "30"))
@@ -63,17 +63,7 @@ def run(name, tmp, make_proxy):
         out["detect_ms"] = detected
         return out
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGCONT)
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        stop_all(procs)
 
 
 def main():

@@ -120,6 +120,22 @@ def idle_bytes(port, pids):
     return max(0.0, (after - before) * 1024.0 / IDLE)
 
 
+def stop_all(procs):
+    """SIGTERM (after SIGCONT, for frozen ones) each process group, then
+    SIGKILL what has not gone after 5 s."""
+    for p in procs:
+        try:
+            os.killpg(p.pid, signal.SIGCONT)
+            os.killpg(p.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+    for p in procs:
+        try:
+            p.wait(5)
+        except subprocess.TimeoutExpired:
+            os.killpg(p.pid, signal.SIGKILL)
+
+
 def merge_figures(fig):
     """Adds a scenario's figures to build/bench.json (one flat object)."""
     out = os.path.join(ROOT, "build", "bench.json")
@@ -256,16 +272,7 @@ routes: [ { path: /app_a/, upstream: app_a } ]
 
         merge_figures(fig)
     finally:
-        for p in procs:
-            try:
-                os.killpg(p.pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-        for p in procs:
-            try:
-                p.wait(5)
-            except subprocess.TimeoutExpired:
-                os.killpg(p.pid, signal.SIGKILL)
+        stop_all(procs)
         if os.environ.get("BENCH_KEEP"):
             print("  files kept in " + tmp)
         else:

@@ -166,20 +166,24 @@ def smtp_server(h):
     return port, out, cert
 
 
+def mail_conf(front, admin, a, dead, smtp, cert, to, tls_name, extra=""):
+    """Server monitors on a live and a dead server; alerts by e-mail only."""
+    text = yaml_conf(front, admin, {"ua": [a, dead]}, [{"path": "/", "upstream": "ua"}]).replace(
+        "monitors: { routes: false, servers: false }\n", "")
+    return text + ("monitors: { routes: false, servers: true, interval: 1s, timeout: 500ms }\n"
+                   "alerts:\n  failures: 1\n  email:\n    to: [%s]\n"
+                   "    server: \"127.0.0.1:%d\"\n    tls_name: %s\n    ca_file: \"%s\"\n"
+                   "    user: alerts\n    password: hunter2\n%s"
+                   % (to, smtp, tls_name, cert, extra))
+
+
 def test_alert_mail_goes_out_over_starttls_with_auth(h):
     a = h.http_backend("a")
     dead = free_port()
     smtp, out, cert = smtp_server(h)
     front, admin = free_port(), free_port()
-    text = yaml_conf(front, admin, {"ua": [a, dead]}, [{"path": "/", "upstream": "ua"}]).replace(
-        "monitors: { routes: false, servers: false }\n", "")
-    text += ("monitors: { routes: false, servers: true, interval: 1s, timeout: 500ms }\n"
-             "alerts:\n  failures: 1\n  email:\n"
-             "    to: [ops@example.com, oncall@example.com]\n"
-             "    server: \"127.0.0.1:%d\"\n    tls_name: mail.test\n    ca_file: \"%s\"\n"
-             "    user: alerts\n    password: hunter2\n    from: keel@gw1.example.com\n"
-             % (smtp, cert))
-    k = h.keel(text, wait_port=admin)
+    k = h.keel(mail_conf(front, admin, a, dead, smtp, cert, "ops@example.com, oncall@example.com",
+                         "mail.test", "    from: keel@gw1.example.com\n"), wait_port=admin)
     got = wait_for("the alert mail", lambda: hooks(out), timeout=15)
     mail = got[0]
     check(mail["tls"] and mail["user"] == "alerts", mail)
@@ -196,12 +200,7 @@ def test_a_wrong_certificate_name_is_refused(h):
     dead = free_port()
     smtp, out, cert = smtp_server(h)
     front, admin = free_port(), free_port()
-    text = yaml_conf(front, admin, {"ua": [a, dead]}, [{"path": "/", "upstream": "ua"}]).replace(
-        "monitors: { routes: false, servers: false }\n", "")
-    text += ("monitors: { routes: false, servers: true, interval: 1s, timeout: 500ms }\n"
-             "alerts:\n  failures: 1\n  email:\n    to: [ops@example.com]\n"
-             "    server: \"127.0.0.1:%d\"\n    tls_name: other.test\n    ca_file: \"%s\"\n"
-             "    user: alerts\n    password: hunter2\n" % (smtp, cert))
-    k = h.keel(text, wait_port=admin)
+    k = h.keel(mail_conf(front, admin, a, dead, smtp, cert, "ops@example.com", "other.test"),
+               wait_port=admin)
     k.wait_log(r"e-mail via 127\.0\.0\.1:%d: try 1 failed: TLS handshake: " % smtp, timeout=15)
     check(hooks(out) == [], "mail went to a server with the wrong name")
