@@ -26,6 +26,7 @@
 #include "loop.h"
 #include "module.h"
 #include "settings.h"
+#include "tls.h"
 #include "version.h"
 
 #define DEFAULT_CONF_NAME	"<embedded default>"
@@ -225,6 +226,10 @@ static void __attribute__((noreturn)) worker_main(unsigned slot, pid_t master)
 	if (getppid() != master)	/* the master died while we forked */
 		_exit(1);
 	worker_close_fds();
+	if (core_tls_after_fork() != CORE_OK) {
+		core_log_error("main", "cannot reseed the random generator");
+		_exit(1);
+	}
 
 	/* A loop of our own; the master's fds were closed above, and its
 	 * timers belong to the master. */

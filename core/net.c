@@ -1,4 +1,5 @@
 /* Socket helpers; see net.h. */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -29,4 +30,15 @@ fail:
 	if (fd != -1)
 		close(fd);
 	return -1;
+}
+
+const char *core_net_ntop(const struct sockaddr *sa, char *buf, size_t len)
+{
+	const void *a = sa->sa_family == AF_INET6 ?
+		(const void *)&((const struct sockaddr_in6 *)(const void *)sa)->sin6_addr :
+		(const void *)&((const struct sockaddr_in *)(const void *)sa)->sin_addr;
+
+	if (inet_ntop(sa->sa_family, a, buf, (socklen_t)len) == NULL)
+		snprintf(buf, len, "?");
+	return buf;
 }

@@ -13,4 +13,7 @@
  */
 int core_net_listen(const struct core_conf_addr *a, int backlog, char *err, size_t errlen);
 
+/* The address of sa (IPv4 or IPv6) as text, without the port. */
+const char *core_net_ntop(const struct sockaddr *sa, char *buf, size_t len);
+
 #endif

@@ -13,8 +13,27 @@ struct keel_log_conf {
 	int64_t		ring_lines;	/* lines kept in memory for the UI */
 };
 
+struct keel_cert_conf {
+	char		*cert;		/* PEM chain file */
+	char		*key;		/* PEM key file */
+	int		line;
+};
+
+enum keel_tls_min {
+	KEEL_TLS_12 = 0,
+	KEEL_TLS_13,
+};
+
+struct keel_tls_conf {
+	bool		enabled;	/* admin only: listeners use TLS when they
+					 * have certificates */
+	struct core_conf_list certificates; /* of struct keel_cert_conf */
+	int		min_version;	/* enum keel_tls_min */
+};
+
 struct keel_admin_conf {
 	struct core_conf_list listen;	/* of struct core_conf_addr */
+	struct keel_tls_conf tls;	/* no certificates: a self-signed one */
 	int64_t		max_connections;
 	int64_t		idle_timeout;	/* ms */
 	int64_t		request_memory;	/* bytes per connection, headers included */
@@ -90,11 +109,15 @@ struct keel_route_conf {
 	int64_t		try_timeout;	/* total time for those tries; 0: none */
 	bool		retry_5xx;	/* idempotent requests: 5xx -> next server */
 	bool		upstream_header; /* add X-Keel-Upstream to responses */
+	bool		https_redirect;	/* plain http gets a redirect to https */
+	int64_t		https_port;	/* where the redirect points */
+	int64_t		hsts;		/* ms; Strict-Transport-Security max-age, 0: none */
 	int		line;
 };
 
 struct keel_listener_conf {
 	struct core_conf_addr address;
+	struct keel_tls_conf tls;	/* certificates: an HTTPS listener */
 	int		line;
 };
 

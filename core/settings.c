@@ -32,11 +32,68 @@ static const struct core_conf_section log_section = {
 	.doc = "Logging. Lines go to stderr and to an in-memory ring.",
 };
 
+static const struct core_conf_def cert_defs[] = {
+	{ .name = "cert", .type = CORE_CONF_STRING, .flags = CORE_CONF_REQUIRED | CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_cert_conf, cert), .min = 1, .max = 255,
+	  .doc = "PEM file: the certificate, then its intermediates." },
+	{ .name = "key", .type = CORE_CONF_STRING, .flags = CORE_CONF_REQUIRED | CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_cert_conf, key), .min = 1, .max = 255,
+	  .doc = "PEM file: the certificate's private key (RSA or ECDSA)." },
+	{ 0 }
+};
+
+static const struct core_conf_section cert_section = {
+	.size = sizeof(struct keel_cert_conf), .defs = cert_defs,
+	.line_offset = offsetof(struct keel_cert_conf, line),
+	.doc = "A certificate and its key. Clients that send a server name (SNI) get the "
+	       "certificate whose names match it; others get the first.",
+};
+
+static const char *const tls_versions[] = { "1.2", "1.3", NULL };
+
+#define TLS_COMMON_DEFS(what)							\
+	{ .name = "certificates", .type = CORE_CONF_LIST, .item = CORE_CONF_SECTION,	\
+	  .flags = CORE_CONF_RELOAD, .sub = &cert_section, .min = 0, .max = 64,	\
+	  .offset = offsetof(struct keel_tls_conf, certificates),		\
+	  .doc = what },							\
+	{ .name = "min_version", .type = CORE_CONF_ENUM, .flags = CORE_CONF_RELOAD, \
+	  .offset = offsetof(struct keel_tls_conf, min_version), .dflt = "1.2",	\
+	  .enums = tls_versions,						\
+	  .doc = "Oldest protocol accepted: `1.2` (ECDHE and AEAD suites only) or `1.3`." }
+
+static const struct core_conf_def listener_tls_defs[] = {
+	TLS_COMMON_DEFS("Certificate/key pairs; with at least one the listener speaks HTTPS."),
+	{ 0 }
+};
+
+static const struct core_conf_section listener_tls_section = {
+	.size = sizeof(struct keel_tls_conf), .defs = listener_tls_defs,
+	.doc = "HTTPS on a proxy listener: TLS 1.2 and 1.3, SNI, ALPN `http/1.1`, "
+	       "session tickets. Certificates are re-read on every reload.",
+};
+
+static const struct core_conf_def admin_tls_defs[] = {
+	{ .name = "enabled", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_tls_conf, enabled), .dflt = "true",
+	  .doc = "Serve the admin UI and API over HTTPS only." },
+	TLS_COMMON_DEFS("Certificate/key pairs; none: keel makes a self-signed ECDSA certificate "
+			"in `state_dir` and logs its SHA-256 fingerprint."),
+	{ 0 }
+};
+
+static const struct core_conf_section admin_tls_section = {
+	.size = sizeof(struct keel_tls_conf), .defs = admin_tls_defs,
+	.doc = "HTTPS for the admin server.",
+};
+
 static const struct core_conf_def admin_defs[] = {
 	{ .name = "listen", .type = CORE_CONF_LIST, .item = CORE_CONF_ADDR,
 	  .offset = offsetof(struct keel_admin_conf, listen),
-	  .dflt = "127.0.0.1:8080", .min = 1, .max = 16,
-	  .doc = "Addresses the admin server listens on: `1.2.3.4:80`, `[::1]:80`, `*:80`." },
+	  .dflt = "127.0.0.1:8443", .min = 1, .max = 16,
+	  .doc = "Addresses the admin server listens on: `1.2.3.4:8443`, `[::1]:8443`, `*:8443`; "
+		 "one interface's address keeps it off the others." },
+	{ .name = "tls", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_admin_conf, tls), .sub = &admin_tls_section },
 	{ .name = "max_connections", .type = CORE_CONF_INT,
 	  .offset = offsetof(struct keel_admin_conf, max_connections),
 	  .dflt = "64", .min = 1, .max = 10000,
@@ -113,6 +170,8 @@ static const struct core_conf_def listener_defs[] = {
 	{ .name = "address", .type = CORE_CONF_ADDR, .flags = CORE_CONF_REQUIRED,
 	  .offset = offsetof(struct keel_listener_conf, address),
 	  .doc = "Address the proxy accepts clients on: `*:80`, `[::]:80`, `10.0.0.5:8080`." },
+	{ .name = "tls", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_listener_conf, tls), .sub = &listener_tls_section },
 	{ 0 }
 };
 
@@ -423,6 +482,18 @@ static const struct core_conf_def route_defs[] = {
 	{ .name = "upstream_header", .type = CORE_CONF_BOOL,
 	  .offset = offsetof(struct keel_route_conf, upstream_header), .dflt = "false",
 	  .doc = "Add `X-Keel-Upstream: <server address>` to responses, to see which server answered." },
+	{ .name = "https_redirect", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_route_conf, https_redirect), .dflt = "false",
+	  .doc = "Answer plain-HTTP requests with a redirect to the same URL over HTTPS "
+		 "(301 for GET and HEAD, 308 for the rest)." },
+	{ .name = "https_port", .type = CORE_CONF_INT,
+	  .offset = offsetof(struct keel_route_conf, https_port), .dflt = "443",
+	  .min = 1, .max = 65535,
+	  .doc = "Port the HTTPS redirect points to." },
+	{ .name = "hsts", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_route_conf, hsts), .dflt = "0s",
+	  .min = 0, .max = (int64_t)2 * 365 * 86400 * SEC,
+	  .doc = "`Strict-Transport-Security` max-age sent on HTTPS responses (`365d`); 0 sends none." },
 	{ 0 }
 };
 
@@ -656,7 +727,7 @@ static const struct core_conf_def keel_defs[] = {
 	{ .name = "access_log", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, access_log), .sub = &access_log_section },
 	{ .name = "listeners", .type = CORE_CONF_LIST, .item = CORE_CONF_SECTION,
-	  .sub = &listener_section, .min = 0, .max = 32,
+	  .flags = CORE_CONF_RELOAD, .sub = &listener_section, .min = 0, .max = 32,
 	  .offset = offsetof(struct keel_conf, listeners),
 	  .doc = "Front-end addresses of the proxy." },
 	{ .name = "upstreams", .type = CORE_CONF_MAP, .flags = CORE_CONF_RELOAD,

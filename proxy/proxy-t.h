@@ -13,14 +13,19 @@
 #include "http-t.h"
 #include "upstream-t.h"
 
+struct core_tls;
+struct core_tls_server;
+
 struct proxy_listener {
 	int		 fd;
 	struct core_io	 io;
+	struct core_tls_server *tls;	/* worker: HTTPS when set */
 	char		 name[64];
 };
 
 enum proxy_stream_state {
-	PROXY_ST_HEAD = 0,	/* waiting for or reading a request head */
+	PROXY_ST_HANDSHAKE = 0,	/* TLS: the handshake is under way */
+	PROXY_ST_HEAD,	/* waiting for or reading a request head */
 	PROXY_ST_CONNECT,	/* connecting to a server */
 	PROXY_ST_EXCHANGE,	/* the request goes up, the response comes down */
 	PROXY_ST_TUNNEL,	/* after 101: bytes both ways until one side ends */
@@ -91,6 +96,7 @@ struct proxy_xchg {
 struct proxy_stream {
 	int		 fd;
 	enum proxy_stream_state state;
+	struct core_tls	*tls;		/* HTTPS: the session, else NULL */
 	struct core_io	 io;
 	struct core_timer timer;
 	struct core_defer reap;
@@ -112,6 +118,7 @@ struct proxy_stream {
 	bool		 close_after;	/* close once this response is out */
 	bool		 said_close;	/* the response head told the client so */
 	bool		 client_eof;
+	bool		 hs_begun;	/* TLS: the first bytes were looked at */
 };
 
 #endif

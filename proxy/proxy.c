@@ -21,6 +21,7 @@
 #include "core/net.h"
 #include "core/settings.h"
 #include "core/state.h"
+#include "core/tls.h"
 #include "http.h"
 #include "monitor.h"
 #include "proxy-t.h"
@@ -31,6 +32,7 @@
 #define PROXY_ACCEPT_BATCH	64
 #define PROXY_LINGER_MS		2000	/* reading after an error reply */
 #define PROXY_HEAD_EXTRA	4096	/* room for the headers keel adds */
+#define PROXY_LOCATION_MAX	2048	/* longest Location keel redirects to */
 
 static struct {
 	struct core_loop     *loop;
@@ -47,6 +49,9 @@ static struct {
 	unsigned char	      key[CORE_STATE_KEY_LEN];	/* install key, for cookies */
 	bool		      have_key;
 	struct core_timer     resume;
+	unsigned char	      ticket_key[32];	/* the generation's, for TLS tickets */
+	unsigned char	      ticket_prev[32];	/* the last one's, still read */
+	bool		      have_prev;
 	struct proxy_http_msg msg;	/* scratch: one head parsed at a time */
 } px;
 
@@ -62,7 +67,7 @@ static void up_on_io(struct core_io *io, unsigned revents);
 static const char *proxy_stream_state_str(enum proxy_stream_state st)
 {
 	static const char *const names[] = {
-		"head", "connect", "exchange", "tunnel", "reply", "linger", "closed",
+		"handshake", "head", "connect", "exchange", "tunnel", "reply", "linger", "closed",
 	};
 	return (unsigned)st < CORE_ARRAY_SIZE(names) ? names[st] : "?";
 }
@@ -159,6 +164,15 @@ static void listener_on_io(struct core_io *io, unsigned revents)
 		memcpy(&s->peer, &ss, sl < sizeof(s->peer) ? sl : sizeof(s->peer));
 		s->since = core_loop_now(px.loop);
 		s->state = PROXY_ST_HEAD;
+		if (ln->tls != NULL) {
+			if ((s->tls = core_tls_new(ln->tls, fd)) == NULL) {
+				close(fd);
+				free(s);
+				core_log_error("proxy", "%s: out of memory for TLS", ln->name);
+				return;
+			}
+			s->state = PROXY_ST_HANDSHAKE;
+		}
 		core_buf_init(&s->cin, px.rt->lim.max_head > px.rt->buffer_size ?
 				       px.rt->lim.max_head : px.rt->buffer_size);
 		core_buf_init(&s->cout, px.rt->buffer_size + PROXY_HEAD_EXTRA +
@@ -398,6 +412,8 @@ static void stream_close(struct proxy_stream *s)
 	s->x = NULL;
 	core_io_stop(&s->io);
 	core_timer_stop(&s->timer);
+	core_tls_free(s->tls);
+	s->tls = NULL;
 	close(s->fd);
 	s->fd = -1;
 	core_buf_free(&s->cin);
@@ -416,6 +432,7 @@ static const char *status_reason(unsigned status)
 {
 	switch (status) {
 	case 301: return "Moved Permanently";
+	case 308: return "Permanent Redirect";
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -440,7 +457,7 @@ static const char *status_reason(unsigned status)
 static void stream_reply(struct proxy_stream *s, unsigned status, const char *location,
 			 const char *buf)
 {
-	char head[512], body[256];
+	char head[PROXY_LOCATION_MAX + 512], body[256];
 	int bn, hn;
 
 	bn = snprintf(body, sizeof(body),
@@ -620,7 +637,10 @@ static int xchg_build_head(struct proxy_stream *s, struct proxy_xchg *x, const c
 	rc |= put_str(b, ip);
 	rc |= PUT_LIT(b, "\r\nX-Real-IP: ");
 	rc |= put_str(b, ip);
-	rc |= PUT_LIT(b, "\r\nX-Forwarded-Proto: http\r\n");
+	if (s->tls != NULL)
+		rc |= PUT_LIT(b, "\r\nX-Forwarded-Proto: https\r\n");
+	else
+		rc |= PUT_LIT(b, "\r\nX-Forwarded-Proto: http\r\n");
 	if (m->host.len > 0) {
 		rc |= PUT_LIT(b, "X-Forwarded-Host: ");
 		rc |= put_span(b, buf, m->host);
@@ -818,6 +838,44 @@ static struct proxy_server *cookie_find(struct proxy_upstream *up,
 }
 
 /* A parsed request head in px.msg: route it and start the exchange. */
+/* Plain HTTP on a route that wants HTTPS: the same URL with https://,
+ * 301 for GET and HEAD, 308 (method and body kept) for the rest. */
+static void stream_redirect_https(struct proxy_stream *s, const struct proxy_route *route,
+				  const char *buf)
+{
+	const struct proxy_http_msg *m = &px.msg;
+	const char *host = buf + m->host.off;
+	uint32_t hlen = m->host.len;
+	char loc[PROXY_LOCATION_MAX], port[8] = "";
+	bool safe = m->method_id == PROXY_M_GET || m->method_id == PROXY_M_HEAD;
+	int n;
+
+	if (hlen == 0) {
+		stream_reply(s, 400, NULL, buf);
+		return;
+	}
+	if (host[0] == '[') {		/* [v6]:port */
+		const char *e = memchr(host, ']', hlen);
+
+		if (e != NULL)
+			hlen = (uint32_t)(e - host + 1);
+	} else {
+		const char *c = memchr(host, ':', hlen);
+
+		if (c != NULL)
+			hlen = (uint32_t)(c - host);
+	}
+	if (route->https_port != 443)
+		snprintf(port, sizeof(port), ":%u", route->https_port);
+	n = snprintf(loc, sizeof(loc), "https://%.*s%s%.*s", (int)hlen, host, port,
+		     (int)m->path.len, buf + m->path.off);
+	if (n >= (int)sizeof(loc)) {
+		stream_reply(s, 414, NULL, buf);
+		return;
+	}
+	stream_reply(s, safe ? 301 : 308, loc, buf);
+}
+
 static void stream_handle_head(struct proxy_stream *s, int head_len)
 {
 	const struct proxy_http_msg *m = &px.msg;
@@ -832,15 +890,20 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 				 buf + m->path.off, m->path.len, &redirect);
 	if (route == NULL) {
 		if (redirect != NULL) {
-			char loc[1100];
+			char loc[PROXY_LOCATION_MAX];
 			const char *q = memchr(buf + m->path.off, '?', m->path.len);
+			int n = snprintf(loc, sizeof(loc), "%s%.*s", redirect->path,
+					 q ? (int)(m->path.len - (uint32_t)(q - (buf + m->path.off))) : 0,
+					 q ? q : "");
 
-			snprintf(loc, sizeof(loc), "%s%.*s", redirect->path,
-				 q ? (int)(m->path.len - (uint32_t)(q - (buf + m->path.off))) : 0,
-				 q ? q : "");
-			stream_reply(s, 301, loc, buf);
+			stream_reply(s, n < (int)sizeof(loc) ? 301 : 414,
+				     n < (int)sizeof(loc) ? loc : NULL, buf);
 		} else
 			stream_reply(s, 404, NULL, buf);
+		return;
+	}
+	if (route->https_redirect && s->tls == NULL) {
+		stream_redirect_https(s, route, buf);
 		return;
 	}
 	if ((m->flags & PROXY_HF_HAS_CL) && m->content_length > route->max_body) {
@@ -965,7 +1028,15 @@ static int xchg_build_resp_head(struct proxy_stream *s, struct proxy_xchg *x, co
 		rc |= core_buf_append(b, x->route->up->cookie, x->route->up->cookie_len);
 		rc |= PUT_LIT(b, "=");
 		rc |= core_buf_append(b, x->srv->cookie, 22);
-		rc |= PUT_LIT(b, "; Path=/; HttpOnly; SameSite=Lax\r\n");
+		rc |= PUT_LIT(b, "; Path=/; HttpOnly; SameSite=Lax");
+		rc |= s->tls != NULL ? PUT_LIT(b, "; Secure\r\n") : PUT_LIT(b, "\r\n");
+	}
+	if (s->tls != NULL && x->route->hsts > 0 && m->status >= 200) {
+		char sts[64];
+		int n = snprintf(sts, sizeof(sts), "Strict-Transport-Security: max-age=%llu\r\n",
+				 (unsigned long long)x->route->hsts);
+
+		rc |= core_buf_append(b, sts, (size_t)n);
 	}
 	if (x->route->upstream_header && m->status >= 200) {
 		rc |= PUT_LIT(b, "X-Keel-Upstream: ");
@@ -1171,7 +1242,7 @@ static bool xchg_scan_response(struct proxy_stream *s)
 
 /* Writes keel's head bytes and then `body` bytes of `from` to fd. Returns
  * the body bytes written, or -1 with errno on a hard error. */
-static ssize_t write2(int fd, struct core_buf *head, size_t *head_off,
+static ssize_t write2(int fd, struct core_tls *tls, struct core_buf *head, size_t *head_off,
 		      struct core_buf *from, size_t body, size_t *hw)
 {
 	struct iovec iov[2];
@@ -1190,11 +1261,18 @@ static ssize_t write2(int fd, struct core_buf *head, size_t *head_off,
 	}
 	if (n == 0)
 		return 0;
-	do
-		w = writev(fd, iov, n);
-	while (w == -1 && errno == EINTR);
-	if (w == -1)
-		return errno == EAGAIN ? 0 : -1;
+	if (tls != NULL) {
+		if ((w = core_tls_writev(tls, iov, n)) < 0) {
+			errno = EPROTO;
+			return -1;
+		}
+	} else {
+		do
+			w = writev(fd, iov, n);
+		while (w == -1 && errno == EINTR);
+		if (w == -1)
+			return errno == EAGAIN ? 0 : -1;
+	}
 	if ((size_t)w <= hlen) {
 		*hw = (size_t)w;
 		return 0;
@@ -1212,7 +1290,7 @@ static bool xchg_write_up(struct proxy_stream *s)
 
 	if (x->uc == NULL || s->state == PROXY_ST_CONNECT)
 		return true;
-	bw = write2(x->uc->fd, &x->uhead, &x->uhead_sent, &s->cin, x->req_ready, &hw);
+	bw = write2(x->uc->fd, NULL, &x->uhead, &x->uhead_sent, &s->cin, x->req_ready, &hw);
 	if (bw < 0) {
 		xchg_fail(s, 502, strerror(errno), x->pooled ? 0 : XF_SERVER_FAULT);
 		return false;
@@ -1244,7 +1322,7 @@ static bool xchg_write_client(struct proxy_stream *s)
 	size_t hw;
 	ssize_t bw;
 
-	bw = write2(s->fd, &s->cout, NULL, &x->uin, x->resp_ready, &hw);
+	bw = write2(s->fd, s->tls, &s->cout, NULL, &x->uin, x->resp_ready, &hw);
 	if (bw < 0) {
 		stream_close(s);	/* the client went away */
 		return false;
@@ -1305,26 +1383,118 @@ static void xchg_finish(struct proxy_stream *s)
 
 /* ---- events ---------------------------------------------------------------------------------- */
 
+/* Reads what the client sent, through TLS when it is on. */
+static ssize_t client_read(struct proxy_stream *s)
+{
+	struct core_buf *b = &s->cin;
+	size_t room = b->max - core_buf_len(b);
+	ssize_t n;
+	int rc;
+
+	if (s->tls == NULL)
+		return core_buf_read(b, s->fd);
+	if (room == 0)
+		return CORE_FULL;
+	if ((rc = core_buf_reserve(b, room < 2048 ? room : 2048)) != CORE_OK)
+		return rc;
+	n = core_tls_read(s->tls, b->data + b->end, b->size - b->end);
+	if (n > 0)
+		b->end += (size_t)n;
+	return n == CORE_ERROR ? -EPROTO : n;
+}
+
+/* Writes keel's own bytes in cout. */
+static ssize_t client_write(struct proxy_stream *s)
+{
+	size_t hw;
+
+	if (s->tls == NULL)
+		return core_buf_write(&s->cout, s->fd);
+	if (write2(s->fd, s->tls, &s->cout, NULL, NULL, 0, &hw) < 0)
+		return -EPROTO;
+	core_buf_consume(&s->cout, hw);
+	return hw > 0 ? (ssize_t)hw : CORE_AGAIN;
+}
+
+/* Plain HTTP on an HTTPS port gets a readable 400 rather than a TLS
+ * alert, as nginx does. True when that is what came. */
+static bool stream_plain_on_tls(struct proxy_stream *s)
+{
+	unsigned char c;
+
+	if (recv(s->fd, &c, 1, MSG_PEEK) != 1 || c < 'A' || c > 'Z')
+		return false;
+	core_tls_free(s->tls);
+	s->tls = NULL;
+	s->state = PROXY_ST_HEAD;
+	stream_reply(s, 400, NULL, NULL);
+	stream_step(s);
+	return true;
+}
+
+/* The TLS handshake; false when the stream closed. */
+static bool stream_handshake(struct proxy_stream *s)
+{
+	char err[160], peer[INET6_ADDRSTRLEN];
+	int rc;
+
+	if (!s->hs_begun) {
+		s->hs_begun = true;
+		if (stream_plain_on_tls(s))
+			return false;
+	}
+	rc = core_tls_handshake(s->tls, err, sizeof(err));
+
+	if (rc == CORE_AGAIN)
+		return true;
+	if (rc != CORE_OK) {
+		core_log_info("proxy", "%s: TLS: %s", peer_str(s, peer, sizeof(peer)), err);
+		proxy_stat_add(px.rt->stats->bad_requests, 1);
+		stream_close(s);
+		return false;
+	}
+	core_log_debug("proxy", "%s: %s established", peer_str(s, peer, sizeof(peer)),
+		       core_tls_version(s->tls));
+	s->state = PROXY_ST_HEAD;
+	s->since = core_loop_now(px.loop);
+	return true;
+}
+
+/* One read from the client; false when the stream closed. */
+static bool stream_read(struct proxy_stream *s)
+{
+	ssize_t n = client_read(s);
+
+	if (n == 0 || (n < 0 && n != CORE_AGAIN && n != CORE_FULL)) {
+		s->client_eof = true;
+		if (s->state == PROXY_ST_HEAD || s->state == PROXY_ST_LINGER ||
+		    s->state == PROXY_ST_TUNNEL || n < 0 ||
+		    (s->x != NULL && !s->x->req_done)) {
+			stream_close(s);
+			return false;
+		}
+	} else if (n > 0 && s->state == PROXY_ST_HEAD && core_buf_len(&s->cin) == (size_t)n)
+		s->since = core_loop_now(px.loop);	/* a head starts: header_timeout */
+	if (s->state == PROXY_ST_LINGER)
+		core_buf_consume(&s->cin, core_buf_len(&s->cin));
+	return true;
+}
+
 static void stream_on_io(struct core_io *io, unsigned revents)
 {
 	struct proxy_stream *s = io->data;
 
-	if (revents & CORE_IO_READ) {
-		ssize_t n = core_buf_read(&s->cin, s->fd);
-
-		if (n == 0 || (n < 0 && n != CORE_AGAIN && n != CORE_FULL)) {
-			s->client_eof = true;
-			if (s->state == PROXY_ST_HEAD || s->state == PROXY_ST_LINGER ||
-			    s->state == PROXY_ST_TUNNEL || n < 0 ||
-			    (s->x != NULL && !s->x->req_done)) {
-				stream_close(s);
-				return;
-			}
-		} else if (n > 0 && s->state == PROXY_ST_HEAD && core_buf_len(&s->cin) == (size_t)n)
-			s->since = core_loop_now(px.loop);	/* a head starts: header_timeout */
-		if (s->state == PROXY_ST_LINGER)
-			core_buf_consume(&s->cin, core_buf_len(&s->cin));
+	if (s->state == PROXY_ST_HANDSHAKE) {
+		if (!stream_handshake(s))
+			return;
+		if (s->state == PROXY_ST_HANDSHAKE) {
+			stream_arm(s);
+			return;
+		}
+		revents |= CORE_IO_READ;	/* a request may follow at once */
 	}
+	if ((revents & CORE_IO_READ) && !stream_read(s))
+		return;
 	stream_step(s);
 }
 
@@ -1380,7 +1550,16 @@ static void stream_step(struct proxy_stream *s)
 		enum proxy_stream_state st = s->state;
 		struct proxy_xchg *x = s->x;
 
+		/* TLS may hold decrypted bytes the socket will not signal. */
+		if (s->tls != NULL && st != PROXY_ST_HANDSHAKE && !s->client_eof &&
+		    core_tls_pending(s->tls) > 0 && core_buf_len(&s->cin) < s->cin.max) {
+			if (!stream_read(s))
+				return;
+			st = s->state;
+		}
 		switch (st) {
+		case PROXY_ST_HANDSHAKE:
+			break;
 		case PROXY_ST_HEAD:
 			stream_read_head(s);
 			break;
@@ -1412,7 +1591,7 @@ static void stream_step(struct proxy_stream *s)
 			break;
 		case PROXY_ST_REPLY:
 			if (core_buf_len(&s->cout) > 0) {
-				ssize_t n = core_buf_write(&s->cout, s->fd);
+				ssize_t n = client_write(s);
 
 				if (n < 0 && n != CORE_AGAIN) {
 					stream_close(s);
@@ -1420,6 +1599,8 @@ static void stream_step(struct proxy_stream *s)
 				}
 			}
 			if (core_buf_len(&s->cout) == 0) {
+				if (s->tls != NULL)
+					core_tls_close(s->tls);
 				shutdown(s->fd, SHUT_WR);
 				s->state = PROXY_ST_LINGER;
 				s->since = core_loop_now(px.loop);
@@ -1446,6 +1627,10 @@ static void stream_arm(struct proxy_stream *s)
 	bool cin_room = core_buf_len(&s->cin) < s->cin.max;
 
 	switch (s->state) {
+	case PROXY_ST_HANDSHAKE:
+		cev = core_tls_want(s->tls);
+		deadline = s->since + px.rt->header_timeout;
+		break;
 	case PROXY_ST_HEAD:
 		if (cin_room)
 			cev = CORE_IO_READ;
@@ -1524,6 +1709,12 @@ static void stream_on_timer(struct core_timer *t)
 		return;
 	}
 	switch (s->state) {
+	case PROXY_ST_HANDSHAKE:
+		core_log_info("proxy", "%s: TLS handshake not complete after %llu ms",
+			      peer_str(s, peer, sizeof(peer)),
+			      (unsigned long long)px.rt->header_timeout);
+		stream_close(s);
+		return;
 	case PROXY_ST_HEAD:
 		if (core_buf_len(&s->cin) > 0) {
 			core_log_info("proxy", "%s: request head not complete after %llu ms",
@@ -1585,8 +1776,67 @@ static void proxy_close_listeners(void)
 		if (px.ls[i].io.loop != NULL)
 			core_io_stop(&px.ls[i].io);
 		close(px.ls[i].fd);
+		core_tls_server_drop(px.ls[i].tls);
+		px.ls[i].tls = NULL;
 	}
 	px.nls = 0;
+}
+
+/* The certificate pairs of a listener, for core_tls. */
+static size_t listener_pairs(const struct keel_listener_conf *l, struct core_tls_pair *pairs,
+			     size_t max)
+{
+	const struct keel_cert_conf *c = l->tls.certificates.v;
+	size_t i;
+
+	for (i = 0; i < l->tls.certificates.n && i < max; i++) {
+		pairs[i].cert = c[i].cert;
+		pairs[i].key = c[i].key;
+	}
+	return i;
+}
+
+/* Master: opens the configured addresses, keeping the sockets of the ones
+ * already open (their queues carry over to the next generation), and
+ * closes the ones no longer listed. */
+static int listeners_update(const struct keel_conf *k, char *err, size_t errlen)
+{
+	const struct keel_listener_conf *ls = k->listeners.v;
+	struct proxy_listener next[PROXY_MAX_LISTENERS];
+	bool kept[PROXY_MAX_LISTENERS] = { false };
+	unsigned i, j, n = 0;
+
+	for (i = 0; i < k->listeners.n && i < PROXY_MAX_LISTENERS; i++, n++) {
+		memset(&next[i], 0, sizeof(next[i]));
+		for (j = 0; j < px.nls; j++)
+			if (!kept[j] && !strcmp(px.ls[j].name, ls[i].address.text))
+				break;
+		if (j < px.nls) {
+			next[i] = px.ls[j];
+			kept[j] = true;
+			continue;
+		}
+		if (listener_open(&next[i], &ls[i].address, err, errlen) != CORE_OK) {
+			while (i-- > 0) {
+				for (j = 0; j < px.nls; j++)
+					if (kept[j] && px.ls[j].fd == next[i].fd)
+						break;
+				if (j == px.nls)
+					close(next[i].fd);
+			}
+			return CORE_ERROR;
+		}
+		core_log_info("proxy", "listening on %s%s", next[i].name,
+			      ls[i].tls.certificates.n > 0 ? " (https)" : "");
+	}
+	for (j = 0; j < px.nls; j++)
+		if (!kept[j]) {
+			core_log_info("proxy", "no longer listening on %s", px.ls[j].name);
+			close(px.ls[j].fd);
+		}
+	memcpy(px.ls, next, n * sizeof(next[0]));
+	px.nls = n;
+	return CORE_OK;
 }
 
 /* Master: listening sockets (once: they are restart-only) and the shared
@@ -1613,15 +1863,31 @@ static int proxy_prepare(const struct core_conf *conf, const struct core_conf *p
 			px.have_key = true;
 		}
 	}
-	if (prev == NULL) {
-		for (i = 0; i < k->listeners.n && i < PROXY_MAX_LISTENERS; i++) {
-			if (listener_open(&px.ls[i], &ls[i].address, err, errlen) != CORE_OK) {
-				proxy_close_listeners();
+	/* Certificates are checked before anything changes, so a bad one
+	 * leaves the running generation alone. */
+	for (i = 0; i < k->listeners.n; i++) {
+		struct core_tls_pair pairs[64];
+		size_t j, n = listener_pairs(&ls[i], pairs, CORE_ARRAY_SIZE(pairs));
+
+		for (j = 0; j < n; j++) {
+			char why[384];
+
+			if (core_tls_check_pair(&pairs[j], why, sizeof(why)) != CORE_OK) {
+				snprintf(err, errlen, "listeners[%u].tls.certificates[%zu]: %s",
+					 i, j, why);
 				return CORE_ERROR;
 			}
-			px.nls++;
-			core_log_info("proxy", "listening on %s", px.ls[i].name);
 		}
+	}
+	if (listeners_update(k, err, errlen) != CORE_OK)
+		return CORE_ERROR;
+	if (prev != NULL) {
+		memcpy(px.ticket_prev, px.ticket_key, sizeof(px.ticket_key));
+		px.have_prev = true;
+	}
+	if (core_tls_random(px.ticket_key, sizeof(px.ticket_key)) != CORE_OK) {
+		snprintf(err, errlen, "no random bytes for the TLS ticket key");
+		return CORE_ERROR;
 	}
 	st = proxy_stats_create(conf, px.stats);
 	if (st == NULL) {
@@ -1681,6 +1947,25 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 		return CORE_ERROR;
 	}
 	for (i = 0; i < px.nls; i++) {
+		const struct keel_listener_conf *lc = (const struct keel_listener_conf *)
+			core_settings_of(conf)->listeners.v + i;
+		struct core_tls_pair pairs[64];
+		size_t n = listener_pairs(lc, pairs, CORE_ARRAY_SIZE(pairs));
+
+		if (n > 0) {
+			struct core_tls_opts o = {
+				.tls13_only = lc->tls.min_version == KEEL_TLS_13,
+				.ticket_key = px.ticket_key,
+				.ticket_prev = px.have_prev ? px.ticket_prev : NULL,
+			};
+			char why[384];
+
+			px.ls[i].tls = core_tls_server_new(pairs, n, &o, why, sizeof(why));
+			if (px.ls[i].tls == NULL) {
+				snprintf(err, errlen, "%s: %s", px.ls[i].name, why);
+				return CORE_ERROR;
+			}
+		}
 		core_io_init(loop, &px.ls[i].io, px.ls[i].fd, listener_on_io, &px.ls[i]);
 		if (core_io_set(&px.ls[i].io, CORE_IO_READ) != CORE_OK) {
 			snprintf(err, errlen, "%s: cannot watch: %s", px.ls[i].name, strerror(errno));

@@ -88,6 +88,9 @@ struct proxy_route {
 	unsigned	 tries;
 	bool		 retry_5xx;
 	bool		 upstream_header;
+	bool		 https_redirect;	/* plain http: redirect to https */
+	unsigned	 https_port;
+	uint64_t	 hsts;		/* seconds; 0: no header */
 	unsigned	 index;		/* in the config, for logs */
 	struct proxy_stat_route *st;
 };

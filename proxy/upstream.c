@@ -198,6 +198,9 @@ static int build_route(struct proxy_runtime *rt, struct proxy_route *r,
 	r->tries = (unsigned)rc->tries;
 	r->retry_5xx = rc->retry_5xx;
 	r->upstream_header = rc->upstream_header;
+	r->https_redirect = rc->https_redirect;
+	r->https_port = (unsigned)rc->https_port;
+	r->hsts = (uint64_t)rc->hsts / 1000;
 	return CORE_OK;
 }
 

@@ -37,7 +37,7 @@ wait_ports() {
 wait_ports 8101 8102 8201 8202
 "$keel" &
 pids+=($!)
-wait_ports 8000 8080
+wait_ports 8000 8443
 
 cat <<TXT
 
@@ -45,8 +45,9 @@ keel $("$keel" --version | head -n 1 | cut -d' ' -f2-) is running in front of fo
 
   app A:    http://127.0.0.1:8000/app_a/   (servers 8101, 8102; round-robin)
   app B:    http://127.0.0.1:8000/app_b/   (servers 8201, 8202; least connections)
-  health:   http://127.0.0.1:8080/healthz
-  metrics:  http://127.0.0.1:8080/metrics   (routes, servers, monitors)
+  admin:    https://127.0.0.1:8443/   (self-signed certificate: its fingerprint is in the log above)
+  health:   https://127.0.0.1:8443/healthz
+  metrics:  https://127.0.0.1:8443/metrics   (routes, servers, monitors)
 
 See the balancing:
   for i in 1 2 3 4; do curl -s http://127.0.0.1:8000/app_a/ | grep -o '"server": "[^"]*"'; done

@@ -7,6 +7,7 @@ need=(
 	gcc make musl-tools file git python3 curl wrk	# build, harness, load
 	redis-server nginx python3-websockets		# real peers
 	python3-aiosmtpd openssl				# alert mail: SMTP server, a test cert
+	testssl.sh bsdextrautils				# TLS: weak protocols and ciphers
 	clang libclang-rt-14-dev			# libFuzzer
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
 )

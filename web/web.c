@@ -19,6 +19,8 @@
 #include "core/module.h"
 #include "core/net.h"
 #include "core/settings.h"
+#include "core/state.h"
+#include "front.h"
 #include "proxy/proxy.h"
 #include "version.h"
 
@@ -40,6 +42,7 @@ static struct {
 	uint64_t	   started;	/* monotonic ms */
 	char		   node[64];
 	unsigned	   generation;
+	bool		   https;	/* one daemon behind the TLS front */
 } web;
 
 static void web_log_mhd(void *cls, const char *fmt, va_list ap)
@@ -188,9 +191,18 @@ static void web_on_timer(struct core_timer *t)
 	web_run(t->data);
 }
 
+static void web_kick(void)
+{
+	if (web.n > 0)
+		web_run(&web.servers[0]);
+}
+
 static void web_stop(void)
 {
 	size_t i;
+
+	if (web.https)
+		web_front_stop();
 
 	for (i = 0; i < web.n; i++) {
 		struct web_server *s = &web.servers[i];
@@ -201,6 +213,49 @@ static void web_stop(void)
 		s->mhd = NULL;
 	}
 	web.n = 0;
+	web.https = false;
+}
+
+/* One daemon with no socket of its own; the TLS front feeds it. */
+static int web_start_https(struct core_loop *loop, const struct core_conf *conf,
+			   char *err, size_t errlen)
+{
+	const struct keel_conf *k = core_settings_of(conf);
+	const struct keel_admin_conf *ac = &k->admin;
+	struct web_server *s = &web.servers[0];
+	const union MHD_DaemonInfo *info;
+
+	if (core_state_dir(k->state_dir, err, errlen) != CORE_OK)
+		return CORE_ERROR;
+	snprintf(s->addr, sizeof(s->addr), "admin");
+	s->limit = (unsigned)ac->max_connections;
+	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET, 0,
+		NULL, NULL, web_handle, NULL,
+		MHD_OPTION_EXTERNAL_LOGGER, web_log_mhd, s,
+		MHD_OPTION_CONNECTION_LIMIT, (unsigned)ac->max_connections,
+		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(ac->idle_timeout / 1000),
+		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ac->request_memory,
+		MHD_OPTION_END);
+	if (s->mhd == NULL) {
+		snprintf(err, errlen, "libmicrohttpd did not start");
+		return CORE_ERROR;
+	}
+	web.n = 1;
+	web.https = true;
+	info = MHD_get_daemon_info(s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
+	core_io_init(loop, &s->io, info->epoll_fd, web_on_io, s);
+	core_timer_init(loop, &s->timer, web_on_timer, s);
+	if (core_io_set(&s->io, CORE_IO_READ) != CORE_OK) {
+		snprintf(err, errlen, "admin: cannot watch: %s", strerror(errno));
+		web_stop();
+		return CORE_ERROR;
+	}
+	if (web_front_start(loop, ac, k->state_dir, k->node, s->mhd, web_kick,
+			    err, errlen) != CORE_OK) {
+		web_stop();
+		return CORE_ERROR;
+	}
+	return CORE_OK;
 }
 
 static int web_start(struct core_loop *loop, const struct core_conf *conf,
@@ -214,6 +269,8 @@ static int web_start(struct core_loop *loop, const struct core_conf *conf,
 	web.started = core_loop_now(loop);
 	web_apply(conf);
 
+	if (ac->tls.enabled)
+		return web_start_https(loop, conf, err, errlen);
 	for (i = 0; i < ac->listen.n && i < WEB_MAX_SERVERS; i++) {
 		struct web_server *s = &web.servers[web.n];
 		const union MHD_DaemonInfo *info;
@@ -258,8 +315,11 @@ fail:
 
 static int web_reload(const struct core_conf *conf, char *err, size_t errlen)
 {
-	(void)err;
-	(void)errlen;
+	const struct keel_conf *k = core_settings_of(conf);
+
+	if (web.https && web_front_reload(&k->admin, k->state_dir, k->node,
+					  err, errlen) != CORE_OK)
+		return CORE_ERROR;
 	web_apply(conf);
 	return CORE_OK;
 }

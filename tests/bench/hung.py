@@ -103,7 +103,7 @@ http { access_log off;
 state_dir: "%s/state"
 workers: { count: 1 }
 access_log: { format: off }
-admin: { listen: ["127.0.0.1:%d"] }
+admin: { listen: ["127.0.0.1:%d"], tls: { enabled: false } }
 listeners: [ { address: "127.0.0.1:%d" } ]
 upstreams:
   app_a: { servers: [ { address: "127.0.0.1:%d" }, { address: "127.0.0.1:%d" } ] }

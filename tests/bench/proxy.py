@@ -213,7 +213,7 @@ backend app_a
             f.write("""pid_file: ""
 workers: { count: 1 }
 access_log: { format: off }
-admin: { listen: ["127.0.0.1:%d"] }
+admin: { listen: ["127.0.0.1:%d"], tls: { enabled: false } }
 listeners: [ { address: "127.0.0.1:%d" } ]
 upstreams:
   app_a: { servers: [ { address: "127.0.0.1:%d", max_fails: 30, fail_timeout: 20s } ] }

@@ -8,6 +8,7 @@ import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -161,7 +162,7 @@ class Harness:
 
     # ---- keel ----
 
-    def keel(self, conf_text, name="keel", wait_port=None):
+    def keel(self, conf_text, name="keel", wait_port=None, admin_tls=False):
         """Starts build/keel with conf_text; ready when /healthz answers."""
         if "pid_file:" not in conf_text:
             conf_text = 'pid_file: "%s"\n' % self.path(name + ".pid") + conf_text
@@ -170,7 +171,7 @@ class Harness:
         conf = self.write(name + ".yaml", conf_text)
         ready = None
         if wait_port is not None:
-            ready = lambda: http_get(wait_port, "/healthz").status == 200
+            ready = lambda: http_get(wait_port, "/healthz", tls=admin_tls).status == 200
         return self.start(name, [KEEL, "-c", conf], ready=ready)
 
     def run_keel(self, *args, timeout=30):
@@ -223,10 +224,15 @@ class Reply:
         return json.loads(self.body)
 
 
-def http_get(port, path, method="GET", host="127.0.0.1", headers=None, timeout=5):
-    c = http.client.HTTPConnection(host, port, timeout=timeout)
+def http_get(port, path, method="GET", host="127.0.0.1", headers=None, timeout=5,
+             tls=False, body=None):
+    if tls:  # keel's own self-signed admin certificate, or a test one
+        ctx = tls if isinstance(tls, ssl.SSLContext) else ssl._create_unverified_context()
+        c = http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)
+    else:
+        c = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
-        c.request(method, path, headers=headers or {})
+        c.request(method, path, body=body, headers=headers or {})
         r = c.getresponse()
         return Reply(r.status, {k.lower(): v for k, v in r.getheaders()},
                      r.read().decode(errors="replace"))

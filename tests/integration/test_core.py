@@ -16,7 +16,8 @@ ROOT = os.path.normpath(os.path.join(HERE, "..", ".."))
 
 
 def conf(port, node="it", level="info", extra_admin=""):
-    return ("node: %s\nlog:\n  level: %s\nadmin:\n  listen: [\"127.0.0.1:%d\"]\n%s"
+    return ("node: %s\nlog:\n  level: %s\nadmin:\n  listen: [\"127.0.0.1:%d\"]\n"
+            "  tls: { enabled: false }\n%s"
             % (node, level, port, extra_admin))
 
 
@@ -87,7 +88,7 @@ def test_serves_healthz_on_every_listen_address(h):
     if have_ipv6_loopback():
         p6 = free_port(socket.AF_INET6, "::1")
         listen.append("[::1]:%d" % p6)
-    text = "node: gw-1\nadmin:\n  listen: [%s]\n" % ", ".join('"%s"' % a for a in listen)
+    text = "node: gw-1\nadmin:\n  tls: { enabled: false }\n  listen: [%s]\n" % ", ".join('"%s"' % a for a in listen)
     k = h.keel(text, wait_port=p4)
     r = http_get(p4, "/healthz").json()
     check(r["status"] == "ok" and r["node"] == "gw-1", r)

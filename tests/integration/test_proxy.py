@@ -16,7 +16,7 @@ def yaml_conf(front, admin, upstreams, routes, proxy="", extra=""):
     """upstreams: {name: [port | (port, "k: v, k2: v2")]}; routes: [dict]."""
     out = ["workers: { count: 1 }",
            "monitors: { routes: false, servers: false }",
-           "admin:", "  listen: [\"127.0.0.1:%d\"]" % admin,
+           "admin:", "  listen: [\"127.0.0.1:%d\"]" % admin, "  tls: { enabled: false }",
            "listeners:", "  - address: \"127.0.0.1:%d\"" % front, "upstreams:"]
     for name, servers in upstreams.items():
         out.append("  %s:" % name)
