@@ -176,6 +176,7 @@ bench: $(B)/keel
 	$(Q)tests/setup.sh --bench
 	$(Q)python3 tests/bench/proxy.py
 	$(Q)python3 tests/bench/hung.py
+	$(Q)python3 tests/bench/tls.py
 
 demo: $(B)/keel
 	$(Q)tests/demo.sh $(B)/keel
