@@ -1073,3 +1073,333 @@ void core_conf_write_reference(FILE *f, const struct core_conf_section *schema)
 {
 	conf_write_section(f, schema, "");
 }
+
+/* ---- writing YAML and JSON ------------------------------------------------------------------- */
+
+int core_json_str(struct core_buf *out, const char *s)
+{
+	static const char hex[] = "0123456789abcdef";
+	int rc = core_buf_append(out, "\"", 1);
+
+	for (; s != NULL && *s != '\0'; s++) {
+		unsigned char ch = (unsigned char)*s;
+		char esc[6] = { '\\', 'u', '0', '0', hex[ch >> 4], hex[ch & 15] };
+
+		if (ch == '"' || ch == '\\') {
+			esc[1] = (char)ch;
+			rc |= core_buf_append(out, esc, 2);
+		} else if (ch < 0x20 || ch == 0x7f)
+			rc |= core_buf_append(out, esc, 6);
+		else
+			rc |= core_buf_append(out, s, 1);
+	}
+	rc |= core_buf_append(out, "\"", 1);
+	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
+}
+
+struct conf_writer {
+	struct core_buf	*out;
+	struct core_conf *scratch;	/* arena for defaults */
+	bool		 json;
+	bool		 secrets;	/* write them; else "(secret)" */
+	int		 rc;
+};
+
+static void w_put(struct conf_writer *w, const char *s, size_t n)
+{
+	w->rc |= core_buf_append(w->out, s, n);
+}
+
+static void w_puts(struct conf_writer *w, const char *s)
+{
+	w_put(w, s, strlen(s));
+}
+
+static void w_indent(struct conf_writer *w, int n)
+{
+	static const char sp[] = "                                                  ";
+
+	w_put(w, sp, (size_t)(n < (int)sizeof(sp) - 1 ? n : (int)sizeof(sp) - 1));
+}
+
+/* A mapping key: plain when it is a simple word, quoted otherwise. */
+static void w_key(struct conf_writer *w, const char *name)
+{
+	const char *p = name;
+
+	if (!w->json && ((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || *p == '_')) {
+		for (p++; (*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+			  (*p >= '0' && *p <= '9') || *p == '_' || *p == '-' || *p == '.'; p++)
+			;
+		if (*p == '\0') {
+			w_puts(w, name);
+			w_put(w, ":", 1);
+			return;
+		}
+	}
+	w->rc |= core_json_str(w->out, name);
+	w_put(w, ":", 1);
+}
+
+static void w_scalar(struct conf_writer *w, const struct core_conf_def *d,
+		     enum core_conf_type t, const void *p)
+{
+	char num[32];
+	const char *s;
+
+	switch (t) {
+	case CORE_CONF_BOOL:
+		w_puts(w, *(const bool *)p ? "true" : "false");
+		return;
+	case CORE_CONF_INT:
+		snprintf(num, sizeof(num), "%lld", (long long)*(const int64_t *)p);
+		w_puts(w, num);
+		return;
+	case CORE_CONF_SIZE:
+	case CORE_CONF_DURATION:
+		conf_format_num(t, *(const int64_t *)p, num, sizeof(num));
+		w->rc |= w->json ? core_json_str(w->out, num) : core_buf_append(w->out, num, strlen(num));
+		return;
+	case CORE_CONF_ENUM:
+		w->rc |= core_json_str(w->out, d->enums[*(const int *)p]);
+		return;
+	case CORE_CONF_STRING:
+		s = *(char *const *)p;
+		if ((d->flags & CORE_CONF_SECRET) && !w->secrets && s != NULL && *s != '\0')
+			s = "(secret)";
+		w->rc |= core_json_str(w->out, s ? s : "");
+		return;
+	case CORE_CONF_ADDR:
+		w->rc |= core_json_str(w->out, ((const struct core_conf_addr *)p)->text);
+		return;
+	case CORE_CONF_URL:
+		w->rc |= core_json_str(w->out, ((const struct core_conf_url *)p)->text);
+		return;
+	default:
+		return;
+	}
+}
+
+/* True when the value is what the setting's default would give. */
+static bool w_is_default(struct conf_writer *w, const struct core_conf_def *d, const void *p)
+{
+	const struct core_conf_list *l = p;
+	const struct core_conf_def *sd;
+	struct core_conf_load ld = { .conf = w->scratch, .doc = NULL };
+	union {
+		int64_t		      i;
+		struct core_conf_list l;
+		struct core_conf_url  url;
+	} dv;
+	size_t before = w->scratch->nerrors;
+
+	switch (d->type) {
+	case CORE_CONF_SECTION:
+		for (sd = d->sub->defs; sd->name != NULL; sd++)
+			if (!w_is_default(w, sd, (const char *)p + sd->offset))
+				return false;
+		return true;
+	case CORE_CONF_MAP:
+		return l->n == 0;
+	default:
+		if (d->flags & CORE_CONF_REQUIRED)
+			return false;
+		memset(&dv, 0, sizeof(dv));
+		conf_load_default(&ld, d, &dv, "", 0);
+		if (w->scratch->nerrors != before)
+			return false;
+		return conf_equal(d, d->type, &dv, p);
+	}
+}
+
+static void w_section(struct conf_writer *w, const struct core_conf_section *sec,
+		      const void *obj, int indent);
+
+static void w_value(struct conf_writer *w, const struct core_conf_def *d, const void *p,
+		    int indent)
+{
+	const struct core_conf_list *l = p;
+	enum core_conf_type t;
+	size_t i, isize;
+
+	switch (d->type) {
+	case CORE_CONF_SECTION:
+		w_section(w, d->sub, p, indent + 2);
+		return;
+	case CORE_CONF_LIST:
+	case CORE_CONF_MAP:
+		t = d->type == CORE_CONF_MAP ? CORE_CONF_SECTION : d->item;
+		isize = conf_item_size(t, d->sub);
+		if (w->json)
+			w_put(w, d->type == CORE_CONF_MAP ? "{" : "[", 1);
+		else if (l->n == 0)
+			w_puts(w, d->type == CORE_CONF_MAP ? " {}\n" : " []\n");
+		else
+			w_put(w, "\n", 1);
+		for (i = 0; i < l->n; i++) {
+			const char *ip = (const char *)l->v + i * isize;
+
+			if (w->json && i > 0)
+				w_put(w, ",", 1);
+			if (d->type == CORE_CONF_MAP) {
+				if (!w->json)
+					w_indent(w, indent + 2);
+				w_key(w, *(char *const *)ip);
+				w_section(w, d->sub, ip, indent + 4);
+			} else if (t == CORE_CONF_SECTION) {
+				struct core_buf item, *saved = w->out;
+
+				if (w->json) {
+					w_section(w, d->sub, ip, 0);
+					continue;
+				}
+				/* The first setting goes on the "- " line. */
+				core_buf_init(&item, saved->max);
+				w->out = &item;
+				w_section(w, d->sub, ip, indent + 4);
+				w->out = saved;
+				w_indent(w, indent + 2);
+				if (core_buf_len(&item) <= 1)
+					w_puts(w, "- {}\n");
+				else {
+					w_puts(w, "- ");
+					w_put(w, core_buf_head(&item) + 1 + indent + 4,
+					      core_buf_len(&item) - 1 - (size_t)(indent + 4));
+				}
+				core_buf_free(&item);
+			} else {
+				if (!w->json) {
+					w_indent(w, indent + 2);
+					w_puts(w, "- ");
+				}
+				w_scalar(w, d, t, ip);
+				if (!w->json)
+					w_put(w, "\n", 1);
+			}
+		}
+		if (w->json)
+			w_put(w, d->type == CORE_CONF_MAP ? "}" : "]", 1);
+		return;
+	default:
+		if (!w->json)
+			w_put(w, " ", 1);
+		w_scalar(w, d, d->type, p);
+		if (!w->json)
+			w_put(w, "\n", 1);
+	}
+}
+
+/* YAML: the settings that differ from their defaults, one per line under
+ * a newline; JSON: every setting, as an object. */
+static void w_section(struct conf_writer *w, const struct core_conf_section *sec,
+		      const void *obj, int indent)
+{
+	const struct core_conf_def *d;
+	bool first = true;
+
+	if (w->json)
+		w_put(w, "{", 1);
+	else
+		w_put(w, "\n", 1);
+	for (d = sec->defs; d->name != NULL; d++) {
+		const void *p = (const char *)obj + d->offset;
+
+		if (!w->json && w_is_default(w, d, p))
+			continue;
+		if (w->json && !first)
+			w_put(w, ",", 1);
+		first = false;
+		if (!w->json)
+			w_indent(w, indent);
+		w_key(w, d->name);
+		w_value(w, d, p, indent);
+	}
+	if (w->json)
+		w_put(w, "}", 1);
+	else if (first)
+		w->out->end--;		/* nothing under it: take the newline back */
+}
+
+int core_conf_write(struct core_buf *out, const struct core_conf *c, bool json, bool secrets)
+{
+	struct conf_writer w = { .out = out, .json = json, .secrets = secrets };
+	const struct core_conf_def *d;
+	bool first = true;
+
+	if ((w.scratch = calloc(1, sizeof(*w.scratch))) == NULL)
+		return CORE_ERROR;
+	if (json)
+		w_put(&w, "{", 1);
+	/* The top level: like a section, without the leading newline. */
+	for (d = c->schema->defs; d->name != NULL; d++) {
+		const void *p = (const char *)c->root + d->offset;
+
+		if (!json && w_is_default(&w, d, p))
+			continue;
+		if (json && !first)
+			w_put(&w, ",", 1);
+		if (!json && !first && (d->type == CORE_CONF_SECTION || d->type == CORE_CONF_LIST ||
+					d->type == CORE_CONF_MAP))
+			w_put(&w, "\n", 1);	/* a blank line between blocks */
+		first = false;
+		w_key(&w, d->name);
+		w_value(&w, d, p, -2 + 2);
+	}
+	if (json)
+		w_put(&w, "}\n", 2);
+	core_conf_free(w.scratch);
+	return w.rc == CORE_OK ? CORE_OK : CORE_ERROR;
+}
+
+/* Secret strings written as "(secret)" (by an API client that was shown
+ * the masked JSON) get the running value back: lists by position, maps by
+ * name. */
+static void conf_restore_section(struct core_conf *c, const struct core_conf_section *sec,
+				 void *nobj, const void *oobj)
+{
+	const struct core_conf_def *d;
+	size_t i, j, isize;
+
+	for (d = sec->defs; d->name != NULL; d++) {
+		void *nv = (char *)nobj + d->offset;
+		const void *ov = (const char *)oobj + d->offset;
+		const struct core_conf_list *ol = ov;
+		struct core_conf_list *nl = nv;
+
+		switch (d->type) {
+		case CORE_CONF_STRING:
+			if ((d->flags & CORE_CONF_SECRET) && *(char **)nv != NULL &&
+			    !strcmp(*(char **)nv, "(secret)"))
+				(void)conf_copy(c, d, CORE_CONF_STRING, nv, ov);
+			break;
+		case CORE_CONF_SECTION:
+			conf_restore_section(c, d->sub, nv, ov);
+			break;
+		case CORE_CONF_LIST:
+			if (d->item != CORE_CONF_SECTION)
+				break;
+			isize = d->sub->size;
+			for (i = 0; i < nl->n && i < ol->n; i++)
+				conf_restore_section(c, d->sub, (char *)nl->v + i * isize,
+						     (const char *)ol->v + i * isize);
+			break;
+		case CORE_CONF_MAP:
+			isize = d->sub->size;
+			for (i = 0; i < nl->n; i++)
+				for (j = 0; j < ol->n; j++)
+					if (!strcmp(*(char **)((char *)nl->v + i * isize),
+						    *(char *const *)((const char *)ol->v + j * isize)))
+						conf_restore_section(c, d->sub,
+								     (char *)nl->v + i * isize,
+								     (const char *)ol->v + j * isize);
+			break;
+		default:
+			break;
+		}
+	}
+}
+
+void core_conf_restore_secrets(struct core_conf *new, const struct core_conf *old)
+{
+	conf_restore_section(new, new->schema, new->root, old->root);
+}

@@ -4,7 +4,10 @@
 #ifndef KEEL_CORE_CONF_H
 #define KEEL_CORE_CONF_H
 
+#include <stdbool.h>
 #include <stdio.h>
+
+#include "buf.h"
 
 #include "core.h"
 #include "conf-t.h"
@@ -33,6 +36,19 @@ void core_conf_error(struct core_conf_load *ld, int line, const char *path,
  */
 size_t core_conf_keep_static(struct core_conf *new, const struct core_conf *old,
 			     void (*fn)(const char *path, void *arg), void *arg);
+
+/*
+ * Writes a loaded conf: as YAML, only the settings that differ from their
+ * defaults (what `keel config export` and an API apply store); as JSON,
+ * every setting. Secrets are written as "(secret)" unless `secrets`.
+ */
+int core_conf_write(struct core_buf *out, const struct core_conf *c, bool json, bool secrets);
+
+/* Secrets given as "(secret)" in new take their value from old. */
+void core_conf_restore_secrets(struct core_conf *new, const struct core_conf *old);
+
+/* s as a JSON string (also a YAML double-quoted scalar). */
+int core_json_str(struct core_buf *out, const char *s);
 
 /* Writes the Markdown reference of a schema. */
 void core_conf_write_reference(FILE *f, const struct core_conf_section *schema);

@@ -26,6 +26,8 @@
 #include "loop.h"
 #include "module.h"
 #include "settings.h"
+#include "control.h"
+#include "store.h"
 #include "tls.h"
 #include "version.h"
 
@@ -48,6 +50,7 @@ struct worker {
 static struct {
 	const char	*conf_path;	/* NULL: the embedded default */
 	struct core_conf *conf;		/* the running configuration */
+	struct core_store *store;	/* revisions, users, audit; may be NULL */
 	struct core_loop loop;
 	const struct core_module *modules[32];
 	size_t		 nmodules;
@@ -390,13 +393,97 @@ static void main_reap(void)
 
 /* ---- configuration ---------------------------------------------------------------- */
 
+/*
+ * Where the configuration comes from: the file given with -c, or else the
+ * current revision of the config store, or else (first boot, or no store)
+ * the embedded default. text gets a malloc'ed copy of what was loaded.
+ */
+static struct core_conf *main_load_conf_text(char **text)
+{
+	struct core_store_rev rev;
+	struct core_conf *c;
+	char err[256], name[64];
+
+	if (text != NULL)
+		*text = NULL;
+	if (keel.conf_path != NULL) {
+		c = core_conf_load_file(&core_settings, keel.conf_path);
+		if (text != NULL && c != NULL && c->nerrors == 0) {
+			FILE *f = fopen(keel.conf_path, "r");
+			struct core_buf b;
+			char chunk[4096];
+			size_t n;
+
+			core_buf_init(&b, 16 << 20);
+			while (f != NULL && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+				core_buf_append(&b, chunk, n);
+			if (f != NULL)
+				fclose(f);
+			core_buf_append(&b, "", 1);
+			*text = strdup(core_buf_head(&b));
+			core_buf_free(&b);
+		}
+		return c;
+	}
+	if (keel.store != NULL && core_store_current(keel.store, &rev, err, sizeof(err)) == CORE_OK) {
+		snprintf(name, sizeof(name), "revision %lld", (long long)rev.id);
+		c = core_conf_load(&core_settings, name, rev.yaml, strlen(rev.yaml));
+		if (text != NULL)
+			*text = rev.yaml;
+		else
+			free(rev.yaml);
+		return c;
+	}
+	if (text != NULL)
+		*text = strdup(core_settings_default_yaml);
+	return core_conf_load(&core_settings, DEFAULT_CONF_NAME, core_settings_default_yaml,
+			      strlen(core_settings_default_yaml));
+}
+
 static struct core_conf *main_load_conf(void)
 {
-	if (keel.conf_path == NULL)
-		return core_conf_load(&core_settings, DEFAULT_CONF_NAME,
-				      core_settings_default_yaml,
-				      strlen(core_settings_default_yaml));
-	return core_conf_load_file(&core_settings, keel.conf_path);
+	return main_load_conf_text(NULL);
+}
+
+/* Records text as a revision unless it is the current one already. */
+static void main_record(const char *text, const char *author, const char *comment)
+{
+	struct core_store_rev rev;
+	char err[256];
+	int rc;
+
+	if (keel.store == NULL || text == NULL)
+		return;
+	rc = core_store_current(keel.store, &rev, err, sizeof(err));
+	if (rc == CORE_OK && strcmp(rev.yaml, text) == 0) {
+		free(rev.yaml);
+		return;
+	}
+	if (rc == CORE_OK)
+		free(rev.yaml);
+	if (core_store_apply(keel.store, text, author, comment, err, sizeof(err)) < 0)
+		core_log_error("main", "%s", err);
+}
+
+/* Opens the store of the state_dir the first configuration names. */
+static void main_open_store(char *text)
+{
+	char err[256];
+
+	if (keel.conf_path == NULL && keel.store == NULL) {
+		/* No -c: the store is the source, so look there before the
+		 * embedded default (its state_dir says where the store is). */
+		keel.store = core_store_open(core_settings_of(keel.conf)->state_dir,
+					     err, sizeof(err));
+		if (keel.store == NULL)
+			core_log_error("main", "%s; running the embedded default, and the "
+				       "admin API cannot save changes", err);
+		return;
+	}
+	keel.store = core_store_open(core_settings_of(keel.conf)->state_dir, err, sizeof(err));
+	if (keel.store == NULL)
+		core_log_error("main", "%s; the admin API cannot save changes", err);
+	(void)text;
 }
 
 static void main_apply_log_conf(const struct core_conf *conf)
@@ -411,37 +498,21 @@ static void main_report_static(const char *path, void *arg)
 		      path);
 }
 
-static void main_reload(void)
+/* Installs conf (free of errors) as the next generation; the running one
+ * stays on failure. Takes conf over. */
+static int main_install(struct core_conf *conf, char *why, size_t whylen)
 {
-	struct core_conf *conf;
-	const struct core_conf_err *e;
-	const char *prev = core_log_action("reloading the configuration");
 	char err[256];
 	size_t i;
-
-	conf = main_load_conf();
-	if (conf == NULL) {
-		core_log_error("main", "out of memory; keeping generation %u",
-			       keel.conf->generation);
-		goto out;
-	}
-	if (conf->nerrors > 0) {
-		for (e = conf->errors; e != NULL; e = e->next)
-			core_log_error("conf", "%s", e->msg);
-		core_log_error("main", "reload refused (%zu error%s); keeping generation %u",
-			       conf->nerrors, conf->nerrors == 1 ? "" : "s",
-			       keel.conf->generation);
-		core_conf_free(conf);
-		goto out;
-	}
 
 	core_conf_keep_static(conf, keel.conf, main_report_static, NULL);
 	conf->generation = keel.conf->generation + 1;
 	if (main_prepare_modules(conf, keel.conf) != CORE_OK) {
+		snprintf(why, whylen, "a module refused it (see the log)");
 		core_log_error("main", "reload refused; keeping generation %u",
 			       keel.conf->generation);
 		core_conf_free(conf);
-		goto out;
+		return CORE_ERROR;
 	}
 	main_apply_log_conf(conf);
 	for (i = 0; i < keel.nmodules; i++) {
@@ -460,8 +531,115 @@ static void main_reload(void)
 	main_signal_workers(SIGTERM, true);	/* the old generation drains */
 	core_log_info("main", "configuration generation %u loaded from %s",
 		      conf->generation, conf->file);
+	return CORE_OK;
+}
+
+static void main_reload(void)
+{
+	struct core_conf *conf;
+	const struct core_conf_err *e;
+	const char *prev = core_log_action("reloading the configuration");
+	char why[256], *text = NULL;
+
+	conf = main_load_conf_text(&text);
+	if (conf == NULL) {
+		core_log_error("main", "out of memory; keeping generation %u",
+			       keel.conf->generation);
+		goto out;
+	}
+	if (conf->nerrors > 0) {
+		for (e = conf->errors; e != NULL; e = e->next)
+			core_log_error("conf", "%s", e->msg);
+		core_log_error("main", "reload refused (%zu error%s); keeping generation %u",
+			       conf->nerrors, conf->nerrors == 1 ? "" : "s",
+			       keel.conf->generation);
+		core_conf_free(conf);
+		goto out;
+	}
+	if (main_install(conf, why, sizeof(why)) == CORE_OK && keel.conf_path != NULL)
+		main_record(text, "file", "reloaded from the file");
+out:
+	free(text);
+	core_log_action(prev);
+}
+
+/* ---- what the admin API uses ------------------------------------------------------------ */
+
+const struct core_conf *core_control_conf(void)
+{
+	return keel.conf;
+}
+
+struct core_store *core_control_store(void)
+{
+	return keel.store;
+}
+
+/* Replaces the config file atomically: a crash leaves the old or the new. */
+static int main_write_file(const char *path, const char *text, char *err, size_t errlen)
+{
+	char tmp[600];
+	size_t len = strlen(text);
+	FILE *f;
+
+	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
+	f = fopen(tmp, "w");
+	if (f == NULL || fwrite(text, 1, len, f) != len || fflush(f) != 0 ||
+	    fsync(fileno(f)) != 0) {
+		snprintf(err, errlen, "writing %s: %s", tmp, strerror(errno ? errno : EIO));
+		if (f != NULL)
+			fclose(f);
+		unlink(tmp);
+		return CORE_ERROR;
+	}
+	if (fclose(f) != 0 || rename(tmp, path) != 0) {
+		snprintf(err, errlen, "replacing %s: %s", path, strerror(errno));
+		unlink(tmp);
+		return CORE_ERROR;
+	}
+	return CORE_OK;
+}
+
+int core_control_apply(struct core_conf *conf, const char *yaml, const char *author,
+		       const char *comment, int64_t *rev, char *err, size_t errlen)
+{
+	const char *prev = core_log_action("applying a configuration");
+	int rc = CORE_ERROR;
+
+	*rev = 0;
+	if (keel.store == NULL) {
+		snprintf(err, errlen, "the config store is not available (see the log)");
+		core_conf_free(conf);
+		goto out;
+	}
+	/* The file first: if that fails, nothing changed. */
+	if (keel.conf_path != NULL && main_write_file(keel.conf_path, yaml, err, errlen) != CORE_OK) {
+		core_conf_free(conf);
+		goto out;
+	}
+	if (main_install(conf, err, errlen) != CORE_OK) {
+		if (keel.conf_path != NULL) {
+			/* Put the running text back in the file. */
+			struct core_store_rev cur;
+			char e2[256];
+
+			if (core_store_current(keel.store, &cur, e2, sizeof(e2)) == CORE_OK) {
+				(void)main_write_file(keel.conf_path, cur.yaml, e2, sizeof(e2));
+				free(cur.yaml);
+			}
+		}
+		goto out;
+	}
+	*rev = core_store_apply(keel.store, yaml, author, comment, err, errlen);
+	if (*rev < 0) {
+		core_log_error("main", "applied, but not recorded: %s", err);
+		goto out;
+	}
+	core_log_info("main", "revision %lld applied by %s: %s", (long long)*rev, author, comment);
+	rc = CORE_OK;
 out:
 	core_log_action(prev);
+	return rc;
 }
 
 /* ---- the master's signals ------------------------------------------------------------- */
@@ -572,6 +750,118 @@ out:
 	return rc;
 }
 
+/* ---- keel config export | import ----------------------------------------------------------- */
+
+static char *main_read_file(const char *path, size_t *len)
+{
+	struct core_buf b;
+	char chunk[4096], *out;
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return NULL;
+	core_buf_init(&b, 16 << 20);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (core_buf_append(&b, chunk, n) != CORE_OK)
+			break;
+	fclose(f);
+	*len = core_buf_len(&b);
+	core_buf_append(&b, "", 1);
+	out = strdup(core_buf_head(&b));
+	core_buf_free(&b);
+	return out;
+}
+
+/* Signals a running master to reload, when there is one. */
+static void main_poke(const struct core_conf *conf)
+{
+	const char *path = core_settings_of(conf)->pid_file;
+	char buf[32];
+	FILE *f;
+	long pid;
+
+	if (path == NULL || *path == '\0' || (f = fopen(path, "r")) == NULL)
+		return;
+	if (fgets(buf, sizeof(buf), f) != NULL && (pid = atol(buf)) > 1 &&
+	    kill((pid_t)pid, SIGHUP) == 0)
+		printf("keel: the running keel (pid %ld) reloads it\n", pid);
+	fclose(f);
+}
+
+static int main_config(const char *sub, const char *file)
+{
+	struct core_conf *boot, *conf;
+	const struct core_conf_err *e;
+	struct core_store_rev rev;
+	char err[256], *text;
+	size_t len;
+	int rc = 1;
+
+	boot = main_load_conf();
+	if (boot == NULL || boot->nerrors > 0) {
+		fprintf(stderr, "keel: configuration %s has errors (keel -t shows them)\n",
+			keel.conf_path ? keel.conf_path : DEFAULT_CONF_NAME);
+		core_conf_free(boot);
+		return 1;
+	}
+	keel.store = core_store_open(core_settings_of(boot)->state_dir, err, sizeof(err));
+	if (strcmp(sub, "export") == 0) {
+		struct core_buf out;
+
+		if (keel.store != NULL && core_store_current(keel.store, &rev, err,
+							     sizeof(err)) == CORE_OK) {
+			fputs(rev.yaml, stdout);
+			free(rev.yaml);
+			rc = 0;
+			goto done;
+		}
+		core_buf_init(&out, 16 << 20);
+		if (core_conf_write(&out, boot, false, true) == CORE_OK) {
+			fwrite(core_buf_head(&out), 1, core_buf_len(&out), stdout);
+			rc = 0;
+		}
+		core_buf_free(&out);
+		goto done;
+	}
+	if ((text = main_read_file(file, &len)) == NULL) {
+		fprintf(stderr, "keel: %s: %s\n", file, strerror(errno));
+		goto done;
+	}
+	conf = core_conf_load(&core_settings, file, text, len);
+	if (conf == NULL || conf->nerrors > 0) {
+		for (e = conf ? conf->errors : NULL; e != NULL; e = e->next)
+			fprintf(stderr, "%s\n", e->msg);
+		fprintf(stderr, "keel: not imported: %s has %zu error%s\n", file,
+			conf ? conf->nerrors : 1, conf && conf->nerrors == 1 ? "" : "s");
+	} else if (keel.store == NULL) {
+		fprintf(stderr, "keel: not imported: %s\n", err);
+	} else if (keel.conf_path != NULL &&
+		   main_write_file(keel.conf_path, text, err, sizeof(err)) != CORE_OK) {
+		fprintf(stderr, "keel: not imported: %s\n", err);
+	} else {
+		char comment[300];
+		int64_t id;
+
+		snprintf(comment, sizeof(comment), "imported from %s", file);
+		id = core_store_apply(keel.store, text, "cli", comment, err, sizeof(err));
+		if (id < 0)
+			fprintf(stderr, "keel: not imported: %s\n", err);
+		else {
+			printf("keel: %s imported as revision %lld\n", file, (long long)id);
+			main_poke(boot);
+			rc = 0;
+		}
+	}
+	core_conf_free(conf);
+	free(text);
+done:
+	core_store_close(keel.store);
+	keel.store = NULL;
+	core_conf_free(boot);
+	return rc;
+}
+
 /* ---- command line ------------------------------------------------------------------------ */
 
 static void main_usage(FILE *f)
@@ -581,6 +871,8 @@ static void main_usage(FILE *f)
 		"       keel -t [-c FILE]       check the configuration and exit 0 or 1\n"
 		"       keel reload [-c FILE]   check it, then make the running keel reload it\n"
 		"       keel stop [-c FILE]     make the running keel drain and stop\n"
+		"       keel config export [-c FILE]       print the current configuration\n"
+		"       keel config import IN [-c FILE]    check IN, store it as a revision, reload\n"
 		"       keel --version          version, revision, arch, library versions\n"
 		"       keel --default-config   print the embedded default config\n"
 		"       keel --config-reference print the settings reference (Markdown)\n");
@@ -663,6 +955,34 @@ static int main_run(void)
 		return 1;
 	}
 	keel.conf->generation = 1;
+	main_open_store(NULL);
+	if (keel.conf_path == NULL && keel.store != NULL) {
+		/* The store's current revision, when there is one. */
+		struct core_conf *from_store;
+		char *text = NULL;
+
+		from_store = main_load_conf_text(&text);
+		if (from_store != NULL && from_store->nerrors == 0) {
+			core_conf_free(keel.conf);
+			keel.conf = from_store;
+			keel.conf->generation = 1;
+			main_record(text, "keel", "factory default");
+		} else {
+			for (e = from_store ? from_store->errors : NULL; e != NULL; e = e->next)
+				fprintf(stderr, "%s\n", e->msg);
+			fprintf(stderr, "keel: the stored configuration is unusable; "
+				"running the embedded default\n");
+			core_conf_free(from_store);
+		}
+		free(text);
+	} else if (keel.store != NULL) {
+		char *text = NULL;
+		struct core_conf *again = main_load_conf_text(&text);
+
+		main_record(text, "file", "loaded from the file");
+		core_conf_free(again);
+		free(text);
+	}
 
 	if (core_log_init((size_t)core_settings_of(keel.conf)->log.ring_lines) != CORE_OK) {
 		fprintf(stderr, "keel: out of memory for the log ring\n");
@@ -714,6 +1034,8 @@ out:
 			unlink(pf);
 	}
 	core_conf_free(keel.conf);
+	core_store_close(keel.store);
+	keel.store = NULL;
 	core_log_info("main", "stopped");
 	core_log_shutdown();
 	return rc;
@@ -730,8 +1052,30 @@ int main(int argc, char **argv)
 		{ "config-reference",	no_argument,	   NULL, 'R' },
 		{ NULL, 0, NULL, 0 }
 	};
-	const char *cmd = NULL;
+	const char *cmd = NULL, *sub = NULL, *in = NULL;
 	int c, check = 0;
+
+	/* keel config export|import [IN] [-c FILE] */
+	if (argc > 2 && strcmp(argv[1], "config") == 0) {
+		sub = argv[2];
+		if (strcmp(sub, "export") != 0 && strcmp(sub, "import") != 0) {
+			main_usage(stderr);
+			return 2;
+		}
+		argv += 2;
+		argc -= 2;
+		argv[0] = "keel";
+		if (strcmp(sub, "import") == 0) {
+			if (argc < 2 || argv[1][0] == '-') {
+				fprintf(stderr, "keel: config import needs a file\n");
+				return 2;
+			}
+			in = argv[1];
+			argv++;
+			argc--;
+			argv[0] = "keel";
+		}
+	}
 
 	/* A command word may come first: keel reload -c FILE. */
 	if (argc > 1 && (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "stop") == 0)) {
@@ -770,6 +1114,8 @@ int main(int argc, char **argv)
 		main_usage(stderr);
 		return 2;
 	}
+	if (sub != NULL)
+		return main_config(sub, in);
 	if (cmd != NULL)
 		return main_control(cmd);
 	return check ? main_check() : main_run();

@@ -94,6 +94,12 @@ static const struct core_conf_def admin_defs[] = {
 		 "one interface's address keeps it off the others." },
 	{ .name = "tls", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_admin_conf, tls), .sub = &admin_tls_section },
+	{ .name = "metrics_token", .type = CORE_CONF_STRING,
+	  .flags = CORE_CONF_RELOAD | CORE_CONF_SECRET,
+	  .offset = offsetof(struct keel_admin_conf, metrics_token), .dflt = "",
+	  .min = 0, .max = 255,
+	  .doc = "Token a scraper sends as `Authorization: Bearer ...` for `GET /metrics`; "
+		 "empty: /metrics needs a login like every admin route." },
 	{ .name = "max_connections", .type = CORE_CONF_INT,
 	  .offset = offsetof(struct keel_admin_conf, max_connections),
 	  .dflt = "64", .min = 1, .max = 10000,
@@ -111,7 +117,8 @@ static const struct core_conf_def admin_defs[] = {
 
 static const struct core_conf_section admin_section = {
 	.size = sizeof(struct keel_admin_conf), .defs = admin_defs,
-	.doc = "The admin server: `GET /healthz` for monitors and load balancers.",
+	.doc = "The admin server: the web UI and JSON API under `/api/v1` (login required), "
+	       "`/metrics`, and `GET /healthz` (open) for monitors and load balancers.",
 };
 
 static const struct core_conf_def proxy_defs[] = {

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -20,6 +21,7 @@
 #include "core/net.h"
 #include "core/settings.h"
 #include "core/state.h"
+#include "api.h"
 #include "front.h"
 #include "proxy/proxy.h"
 #include "version.h"
@@ -86,54 +88,15 @@ static enum MHD_Result web_reply(struct MHD_Connection *c, unsigned status,
 	return rc;
 }
 
-/* Prometheus text exposition of the proxy's counters. */
-static enum MHD_Result web_metrics(struct MHD_Connection *c)
-{
-	struct MHD_Response *r;
-	struct core_buf out;
-	enum MHD_Result rc;
+#define WEB_MAX_BODY	(4 << 20)	/* a configuration, with room */
 
-	core_buf_init(&out, 4 << 20);
-	if (proxy_metrics_write(&out, core_loop_now(web.loop)) != CORE_OK) {
-		core_buf_free(&out);
-		return web_reply(c, MHD_HTTP_INTERNAL_SERVER_ERROR,
-				 "{\"error\":\"metrics too large\"}\n", NULL);
-	}
-	r = MHD_create_response_from_buffer_copy(core_buf_len(&out), core_buf_head(&out));
-	core_buf_free(&out);
-	if (r == NULL)
-		return MHD_NO;
-	MHD_add_response_header(r, "Content-Type", "text/plain; version=0.0.4");
-	MHD_add_response_header(r, "Cache-Control", "no-store");
-	rc = MHD_queue_response(c, MHD_HTTP_OK, r);
-	MHD_destroy_response(r);
-	return rc;
-}
-
-static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
-				  const char *url, const char *method,
-				  const char *version, const char *upload_data,
-				  size_t *upload_data_size, void **req_cls)
+static enum MHD_Result web_healthz(struct MHD_Connection *c, bool get_or_head)
 {
 	char body[512];
-	int is_get = !strcmp(method, MHD_HTTP_METHOD_GET);
-	int is_head = !strcmp(method, MHD_HTTP_METHOD_HEAD);
 
-	(void)cls;
-	(void)version;
-	(void)upload_data;
-	(void)upload_data_size;
-	(void)req_cls;
-
-	if (strcmp(url, "/metrics") == 0 && (is_get || is_head))
-		return web_metrics(c);
-	if (strcmp(url, "/healthz") != 0)
-		return web_reply(c, MHD_HTTP_NOT_FOUND,
-				 "{\"error\":\"not found\"}\n", NULL);
-	if (!is_get && !is_head)
+	if (!get_or_head)
 		return web_reply(c, MHD_HTTP_METHOD_NOT_ALLOWED,
 				 "{\"error\":\"method not allowed\"}\n", "GET, HEAD");
-
 	snprintf(body, sizeof(body),
 		 "{\"status\":\"ok\",\"node\":\"%s\",\"version\":\"%s\","
 		 "\"uptime_s\":%llu,\"config_generation\":%u}\n",
@@ -141,6 +104,66 @@ static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
 		 (unsigned long long)((core_loop_now(web.loop) - web.started) / 1000),
 		 web.generation);
 	return web_reply(c, MHD_HTTP_OK, body, NULL);
+}
+
+/*
+ * libmicrohttpd calls this first with no body, then once per body piece,
+ * then with none left: the request is collected into a web_req and handed
+ * to the API whole. A request the API suspended (a password being hashed)
+ * comes back here with no body once it is resumed.
+ */
+static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
+				  const char *url, const char *method,
+				  const char *version, const char *upload_data,
+				  size_t *upload_data_size, void **req_cls)
+{
+	struct web_req *r = *req_cls;
+
+	(void)cls;
+	(void)version;
+	if (r == NULL) {
+		const union MHD_ConnectionInfo *ci;
+
+		if (strcmp(url, "/healthz") == 0)
+			return web_healthz(c, !strcmp(method, MHD_HTTP_METHOD_GET) ||
+					      !strcmp(method, MHD_HTTP_METHOD_HEAD));
+		if ((r = calloc(1, sizeof(*r))) == NULL)
+			return MHD_NO;
+		r->conn = c;
+		r->method = method;
+		r->url = url;
+		r->https = web.https;
+		core_buf_init(&r->body, WEB_MAX_BODY);
+		ci = MHD_get_connection_info(c, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+		if (ci != NULL && ci->client_addr != NULL)
+			core_net_ntop(ci->client_addr, r->ip, sizeof(r->ip));
+		*req_cls = r;
+		return MHD_YES;
+	}
+	if (*upload_data_size > 0) {
+		if (!r->too_big && core_buf_append(&r->body, upload_data, *upload_data_size) != CORE_OK) {
+			r->too_big = true;
+			core_buf_free(&r->body);
+		}
+		*upload_data_size = 0;
+		return MHD_YES;
+	}
+	return api_handle(r);
+}
+
+static void web_completed(void *cls, struct MHD_Connection *c, void **req_cls,
+			  enum MHD_RequestTerminationCode toe)
+{
+	struct web_req *r = *req_cls;
+
+	(void)cls;
+	(void)c;
+	(void)toe;
+	if (r == NULL)
+		return;
+	core_buf_free(&r->body);
+	free(r);
+	*req_cls = NULL;
 }
 
 /* ---- driving libmicrohttpd from the loop ------------------------------------------ */
@@ -193,8 +216,10 @@ static void web_on_timer(struct core_timer *t)
 
 static void web_kick(void)
 {
-	if (web.n > 0)
-		web_run(&web.servers[0]);
+	size_t i;
+
+	for (i = 0; i < web.n; i++)
+		web_run(&web.servers[i]);
 }
 
 static void web_stop(void)
@@ -203,6 +228,7 @@ static void web_stop(void)
 
 	if (web.https)
 		web_front_stop();
+	api_stop();
 
 	for (i = 0; i < web.n; i++) {
 		struct web_server *s = &web.servers[i];
@@ -229,9 +255,11 @@ static int web_start_https(struct core_loop *loop, const struct core_conf *conf,
 		return CORE_ERROR;
 	snprintf(s->addr, sizeof(s->addr), "admin");
 	s->limit = (unsigned)ac->max_connections;
-	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET, 0,
+	s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET |
+				  MHD_ALLOW_SUSPEND_RESUME, 0,
 		NULL, NULL, web_handle, NULL,
 		MHD_OPTION_EXTERNAL_LOGGER, web_log_mhd, s,
+		MHD_OPTION_NOTIFY_COMPLETED, web_completed, NULL,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)ac->max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(ac->idle_timeout / 1000),
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)ac->request_memory,
@@ -251,10 +279,12 @@ static int web_start_https(struct core_loop *loop, const struct core_conf *conf,
 		return CORE_ERROR;
 	}
 	if (web_front_start(loop, ac, k->state_dir, k->node, s->mhd, web_kick,
-			    err, errlen) != CORE_OK) {
+			    err, errlen) != CORE_OK ||
+	    api_start(loop, true, err, errlen) != CORE_OK) {
 		web_stop();
 		return CORE_ERROR;
 	}
+	api_kick = web_kick;
 	return CORE_OK;
 }
 
@@ -282,9 +312,10 @@ static int web_start(struct core_loop *loop, const struct core_conf *conf,
 		fd = core_net_listen(&addrs[i], 128, err, errlen);
 		if (fd == -1)
 			goto fail;
-		s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG, 0,
+		s->mhd = MHD_start_daemon(MHD_USE_EPOLL | MHD_USE_ERROR_LOG | MHD_ALLOW_SUSPEND_RESUME, 0,
 			NULL, NULL, web_handle, NULL,
 			MHD_OPTION_EXTERNAL_LOGGER, web_log_mhd, s,
+			MHD_OPTION_NOTIFY_COMPLETED, web_completed, NULL,
 			MHD_OPTION_LISTEN_SOCKET, fd,
 			MHD_OPTION_CONNECTION_LIMIT, (unsigned)ac->max_connections,
 			MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)(ac->idle_timeout / 1000),
@@ -307,6 +338,9 @@ static int web_start(struct core_loop *loop, const struct core_conf *conf,
 		web_schedule(s);
 		core_log_info("web", "admin server listening on %s", s->addr);
 	}
+	if (api_start(loop, false, err, errlen) != CORE_OK)
+		goto fail;
+	api_kick = web_kick;
 	return CORE_OK;
 fail:
 	web_stop();

@@ -103,7 +103,7 @@ http { access_log off;
 state_dir: "%s/state"
 workers: { count: 1 }
 access_log: { format: off }
-admin: { listen: ["127.0.0.1:%d"], tls: { enabled: false } }
+admin: { listen: ["127.0.0.1:%d"], tls: { enabled: false }, metrics_token: bench-token }
 listeners: [ { address: "127.0.0.1:%d" } ]
 upstreams:
   app_a: { servers: [ { address: "127.0.0.1:%d" }, { address: "127.0.0.1:%d" } ] }
@@ -120,7 +120,9 @@ routes: [ { path: /app_a/, upstream: app_a } ]
             last_value, last_change = None, frozen_at
             end = frozen_at + 3.0
             while time.monotonic() < end:
-                body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % admin).read().decode()
+                body = urllib.request.urlopen(urllib.request.Request(
+                    "http://127.0.0.1:%d/metrics" % admin,
+                    headers={"Authorization": "Bearer bench-token"})).read().decode()
                 v = int(re.search(re.escape(series) + r"(\d+)", body).group(1))
                 if last_value is not None and v != last_value:
                     last_change = time.monotonic()

@@ -224,8 +224,14 @@ class Reply:
         return json.loads(self.body)
 
 
+# The tests' admin servers accept this for /metrics (admin.metrics_token).
+METRICS_TOKEN = "test-metrics-token-0123456789"
+
+
 def http_get(port, path, method="GET", host="127.0.0.1", headers=None, timeout=5,
              tls=False, body=None):
+    if path.startswith("/metrics") and not headers:
+        headers = {"Authorization": "Bearer " + METRICS_TOKEN}
     if tls:  # keel's own self-signed admin certificate, or a test one
         ctx = tls if isinstance(tls, ssl.SSLContext) else ssl._create_unverified_context()
         c = http.client.HTTPSConnection(host, port, timeout=timeout, context=ctx)

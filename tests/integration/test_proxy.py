@@ -9,6 +9,7 @@ import signal
 import socket
 import time
 
+import harness
 from harness import check, free_port, http_get, raw_request, wait_for
 
 
@@ -17,6 +18,7 @@ def yaml_conf(front, admin, upstreams, routes, proxy="", extra=""):
     out = ["workers: { count: 1 }",
            "monitors: { routes: false, servers: false }",
            "admin:", "  listen: [\"127.0.0.1:%d\"]" % admin, "  tls: { enabled: false }",
+           "  metrics_token: \"%s\"" % harness.METRICS_TOKEN,
            "listeners:", "  - address: \"127.0.0.1:%d\"" % front, "upstreams:"]
     for name, servers in upstreams.items():
         out.append("  %s:" % name)

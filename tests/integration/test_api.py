@@ -1,0 +1,290 @@
+"""The admin API with real HTTP: first-boot setup with the one-time token,
+every admin route refused without a session, CSRF and content type on
+changes, login lockout, logout, the config store's revisions (apply,
+validation that changes nothing, drain through the API, diff, rollback),
+`keel config export | import` round trips, and applies SIGKILLed midway."""
+
+import http.client
+import json
+import os
+import random
+import signal
+import sqlite3
+import subprocess
+import threading
+import time
+
+import harness
+from harness import check, free_port, http_get, wait_for
+from test_proxy import yaml_conf
+
+PASSWORD = "correct horse battery"
+
+# Every admin route; each must answer 401 without a session.
+ROUTES = [
+    ("GET", "/metrics"), ("GET", "/api/v1/session"), ("POST", "/api/v1/logout"),
+    ("GET", "/api/v1/status"), ("GET", "/api/v1/config"), ("PUT", "/api/v1/config"),
+    ("GET", "/api/v1/config/yaml"), ("PUT", "/api/v1/config/yaml"),
+    ("GET", "/api/v1/revisions"), ("GET", "/api/v1/revisions/1"),
+    ("GET", "/api/v1/revisions/diff?from=1&to=1"), ("POST", "/api/v1/revisions/1/rollback"),
+    ("GET", "/api/v1/logs"), ("GET", "/api/v1/audit"), ("GET", "/api/v1/users"),
+    ("POST", "/api/v1/users"), ("POST", "/api/v1/password"), ("DELETE", "/api/v1/users/x"),
+    ("PUT", "/api/v1/upstreams/u/servers/127.0.0.1:1/state"), ("GET", "/api/v1/nothing"),
+]
+
+
+class Admin:
+    """A client of keel's admin API holding one session."""
+
+    def __init__(self, port):
+        self.port, self.cookie, self.csrf = port, None, None
+
+    def call(self, method, path, body=None, headers=None, raw=False):
+        hd = dict(headers or {})
+        if self.cookie:
+            hd["Cookie"] = self.cookie
+        if self.csrf and method not in ("GET", "HEAD") and "X-CSRF-Token" not in hd:
+            hd["X-CSRF-Token"] = self.csrf
+        if body is not None and not isinstance(body, (bytes, str)):
+            body = json.dumps(body)
+        if body is not None and "Content-Type" not in hd:
+            hd["Content-Type"] = "application/json"
+        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        try:
+            c.request(method, path, body=body, headers=hd)
+            r = c.getresponse()
+            data = r.read().decode()
+            cookie = r.getheader("Set-Cookie")
+            if cookie and cookie.startswith("keel_session="):
+                self.set_cookie = cookie
+                value = cookie.split(";")[0]
+                self.cookie = value if value != "keel_session=" else None
+            if raw:
+                return r.status, data, r
+            if "json" not in (r.getheader("Content-Type") or ""):
+                return r.status, data
+            return r.status, (json.loads(data) if data.strip() else {})
+        finally:
+            c.close()
+
+    def login(self, user="admin", password=PASSWORD):
+        st, js = self.call("POST", "/api/v1/login", {"user": user, "password": password})
+        if st == 200:
+            self.csrf = js["csrf"]
+        return st, js
+
+
+def start(h, backends=2):
+    ports = [h.http_backend("b%d" % i) for i in range(backends)]
+    front, admin = free_port(), free_port()
+    text = yaml_conf(front, admin, {"u": ports}, [{"path": "/", "upstream": "u"}])
+    k = h.keel(text, wait_port=admin)
+    return front, admin, k, ports
+
+
+def setup(k, admin):
+    token = k.wait_log(r"setup token ([0-9a-f]{32})").group(1)
+    a = Admin(admin)
+    st, js = a.call("POST", "/api/v1/setup",
+                    {"token": token, "user": "admin", "password": PASSWORD})
+    check(st == 200, (st, js))
+    a.csrf = js["csrf"]
+    return a, token
+
+
+def test_every_admin_route_needs_a_session_and_setup_needs_the_token(h):
+    front, admin, k, _ = start(h)
+    anon = Admin(admin)
+    for method, path in ROUTES:
+        st, js = anon.call(method, path, body={} if method != "GET" else None)
+        check(st == 401, "%s %s without a session: %s %s" % (method, path, st, js))
+    check(http_get(admin, "/healthz").status == 200)      # open: for load balancers
+    check(anon.call("GET", "/api/v1/setup")[1] == {"setup": True})
+    token = k.wait_log(r"setup token ([0-9a-f]{32})").group(1)
+    st, js = anon.call("POST", "/api/v1/setup",
+                       {"token": "0" * 32, "user": "admin", "password": PASSWORD})
+    check(st == 403 and js["field"] == "token", (st, js))
+    st, js = anon.call("POST", "/api/v1/setup", {"token": token, "user": "admin",
+                                                  "password": "short"})
+    check(st == 400 and js["field"] == "password", (st, js))
+    a, _ = setup(k, admin)
+    check("HttpOnly" in a.set_cookie and "SameSite=Strict" in a.set_cookie, a.set_cookie)
+    # Setup happens once.
+    st, js = Admin(admin).call("POST", "/api/v1/setup",
+                               {"token": token, "user": "eve", "password": PASSWORD})
+    check(st == 409, (st, js))
+    check(anon.call("GET", "/api/v1/setup")[1] == {"setup": False})
+    # With the session every route answers, none with 401.
+    for method, path in ROUTES:
+        if method != "GET":
+            continue
+        st, js = a.call(method, path)
+        check(st != 401, "%s %s with a session: %s" % (method, path, st))
+    # Changes need the CSRF token and a JSON or YAML body.
+    st, js = a.call("PUT", "/api/v1/config", {}, headers={"X-CSRF-Token": "0" * 64})
+    check(st == 403 and "CSRF" in js["error"], (st, js))
+    st, js = a.call("PUT", "/api/v1/config", "x=1",
+                    headers={"Content-Type": "application/x-www-form-urlencoded"})
+    check(st == 415, (st, js))
+    # Logout ends the session for good.
+    old = a.cookie
+    check(a.call("POST", "/api/v1/logout")[0] == 200)
+    a.cookie = old
+    check(a.call("GET", "/api/v1/status")[0] == 401)
+    # A new login gets a new token.
+    b = Admin(admin)
+    check(b.login()[0] == 200)
+    check(b.cookie != old)
+
+
+def test_failed_logins_lock_out_with_a_growing_delay(h):
+    front, admin, k, _ = start(h, backends=1)
+    setup(k, admin)
+    a = Admin(admin)
+    for i in range(5):
+        st, js = a.login(password="wrong password %d" % i)
+        check(st == 401, (i, st, js))
+    st, body, r = a.call("POST", "/api/v1/login", {"user": "admin", "password": PASSWORD},
+                         raw=True)
+    check(st == 429 and int(r.getheader("Retry-After")) >= 1, (st, body))
+    k.wait_log(r"failed login for admin from 127\.0\.0\.1; further logins wait")
+    k.wait_log(r"login for admin from 127\.0\.0\.1 refused: locked")
+    time.sleep(1.2)
+    check(a.login()[0] == 200)
+    st, audit = a.call("GET", "/api/v1/audit")
+    actions = [e["action"] for e in audit]
+    check(actions.count("login failed") == 5 and "login" in actions, actions)
+    # An unknown user is refused the same way.
+    check(Admin(admin).login(user="nobody")[0] == 401)
+
+
+def test_config_revisions_apply_validate_drain_diff_and_rollback(h):
+    front, admin, k, ports = start(h)
+    a, _ = setup(k, admin)
+    st, revs = a.call("GET", "/api/v1/revisions")
+    check(st == 200 and len(revs) == 1 and revs[0]["current"], revs)
+
+    # An invalid config is refused with every field named, and nothing changes.
+    st, conf = a.call("GET", "/api/v1/config")
+    bad = json.loads(json.dumps(conf))
+    bad["workers"]["count"] = -3
+    bad["routes"][0]["upstream"] = "nope"
+    st, js = a.call("PUT", "/api/v1/config", bad)
+    check(st == 400, (st, js))
+    fields = sorted(e["field"] for e in js["errors"])
+    check(fields == ["routes[0].upstream", "workers.count"], js)
+    check(len(a.call("GET", "/api/v1/revisions")[1]) == 1)
+
+    # Add a server: requests reach it.
+    new = h.http_backend("added")
+    good = json.loads(json.dumps(conf))
+    good["upstreams"]["u"]["servers"].append({"address": "127.0.0.1:%d" % new})
+    st, js = a.call("PUT", "/api/v1/config?comment=add%20a%20server", good)
+    check(st == 200 and js["revision"] == 2, (st, js))
+    seen = set()
+    wait_for("the new server to answer", lambda: seen.add(
+        http_get(front, "/x").json()["server"]) or "added" in seen)
+
+    # Drain the first server through the API: a new revision, no reload by hand.
+    st, js = a.call("PUT", "/api/v1/upstreams/u/servers/127.0.0.1:%d/state" % ports[0],
+                    {"drain": True})
+    check(st == 200 and js["revision"] == 3, (st, js))
+    time.sleep(0.3)
+    servers = {http_get(front, "/y").json()["server"] for _ in range(12)}
+    check("b0" not in servers, servers)
+    st, js = a.call("PUT", "/api/v1/upstreams/u/servers/127.0.0.1:1/state", {"down": True})
+    check(st == 404 and js["field"] == "server", (st, js))
+
+    # Diff, then roll back to the first revision.
+    st, d = a.call("GET", "/api/v1/revisions/diff?from=2&to=3")
+    check(st == 200 and "+         drain: true" in d["diff"], d)
+    st, js = a.call("POST", "/api/v1/revisions/1/rollback")
+    check(st == 200 and js["revision"] == 4, (st, js))
+    wait_for("the added server to be gone", lambda: all(
+        http_get(front, "/z").json()["server"] != "added" for _ in range(8)))
+    st, revs = a.call("GET", "/api/v1/revisions")
+    check([r["id"] for r in revs] == [4, 3, 2, 1] and revs[0]["comment"] ==
+          "rollback to revision 1", revs)
+    st, r1 = a.call("GET", "/api/v1/revisions/1")
+    st, r4 = a.call("GET", "/api/v1/revisions/4")
+    check(r1["yaml"] == r4["yaml"])
+    # The config file keel runs from holds the rolled-back text.
+    with open(h.path("keel.yaml")) as f:
+        check(f.read() == r1["yaml"])
+
+
+def test_config_export_import_round_trip(h):
+    front, admin, k, _ = start(h, backends=1)
+    conf = h.path("keel.yaml")
+    r = h.run_keel("config", "export", "-c", conf)
+    check(r.returncode == 0, r.stderr)
+    exported = r.stdout
+    # Re-import what was exported; then export gives the same bytes.
+    h.write("exported.yaml", exported + "# a comment survives\n")
+    r = h.run_keel("config", "import", h.path("exported.yaml"), "-c", conf)
+    check(r.returncode == 0 and "imported as revision 2" in r.stdout, r.stdout + r.stderr)
+    r2 = h.run_keel("config", "export", "-c", conf)
+    check(r2.stdout == exported + "# a comment survives\n", r2.stdout)
+    wait_for("the reload", lambda: http_get(admin, "/healthz").json()["config_generation"] == 2)
+    # A bad file: every error with its line, nothing imported.
+    h.write("bad.yaml", "workers:\n  count: -1\nroutes:\n  - { path: x }\n")
+    r = h.run_keel("config", "import", h.path("bad.yaml"), "-c", conf)
+    check(r.returncode == 1, r.stdout)
+    check("bad.yaml:2: workers.count: must be 0..64, got -1" in r.stderr, r.stderr)
+    check("bad.yaml:4: routes[0]" in r.stderr, r.stderr)
+    check(h.run_keel("config", "export", "-c", conf).stdout == r2.stdout)
+
+
+def test_an_apply_killed_midway_leaves_the_old_or_the_new_revision(h):
+    be = h.http_backend("b0")
+    front, admin = free_port(), free_port()
+    text = yaml_conf(front, admin, {"u": [be]}, [{"path": "/", "upstream": "u"}])
+    k = h.keel(text, wait_port=admin)
+    a, _ = setup(k, admin)
+    st, conf = a.call("GET", "/api/v1/config")
+    rng = random.Random(7)
+    outcomes = []
+    prev = conf["upstreams"]["u"]["keepalive"]
+    conf_path = h.path("keel.yaml")
+    for i in range(12):
+        conf["upstreams"]["u"]["keepalive"] = 10 + i
+        t = threading.Thread(target=lambda c=json.loads(json.dumps(conf)): _quiet(
+            a.call, "PUT", "/api/v1/config?comment=loop%d" % i, c))
+        t.start()
+        time.sleep(rng.uniform(0, 0.03))
+        workers = k.children()
+        k.signal(signal.SIGKILL)
+        k.wait()
+        t.join()
+        for pid in workers:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        # The store is consistent, and its current revision loads.
+        db = sqlite3.connect(h.path("state/config.db"))
+        check(db.execute("PRAGMA integrity_check").fetchone()[0] == "ok")
+        cur = db.execute("SELECT value FROM meta WHERE key = 'current'").fetchone()[0]
+        yaml = db.execute("SELECT yaml FROM revision WHERE id = ?", (cur,)).fetchone()[0]
+        db.close()
+        h.write("check.yaml", yaml)
+        check(h.run_keel("-t", "-c", h.path("check.yaml")).returncode == 0, yaml)
+        k = h.start("keel%d" % i, [harness.KEEL, "-c", conf_path],
+                    ready=lambda: http_get(admin, "/healthz").status == 200)
+        a = Admin(admin)
+        check(a.login()[0] == 200)
+        st, now = a.call("GET", "/api/v1/config")
+        got = now["upstreams"]["u"]["keepalive"]
+        check(got in (10 + i, prev), "run %d: keepalive %s, neither old %s nor new %s"
+              % (i, got, prev, 10 + i))
+        outcomes.append(got == 10 + i)
+        prev = got
+        conf["upstreams"]["u"]["keepalive"] = got
+    print("    applies that survived the kill: %d of %d" % (sum(outcomes), len(outcomes)))
+
+
+def _quiet(fn, *args):
+    try:
+        fn(*args)
+    except (OSError, http.client.HTTPException):
+        pass
