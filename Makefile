@@ -162,7 +162,7 @@ build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) proxy/http.c build/fuzz/gen/default_yam
 	$(call say,FUZZ,$@)clang -std=gnu11 -g -O1 -D_GNU_SOURCE \
 		-fsanitize=fuzzer,address,undefined -I. -Ibuild/fuzz/gen \
 		-isystem $(FUZZ_DEPS)/include $(filter %.c,$^) \
-		-L$(FUZZ_DEPS)/lib -lyaml -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -o $@
+		-L$(FUZZ_DEPS)/lib -lyaml -lsqlite3 -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm -o $@
 
 build/fuzz/gen/default_yaml.c: core/default.yaml core/embed.sh
 	@mkdir -p $(@D)

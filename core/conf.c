@@ -756,6 +756,10 @@ struct core_conf *core_conf_load(const struct core_conf_section *schema,
 	yaml_document_t doc;
 	yaml_node_t *root;
 
+	if (text == NULL) {
+		text = "";
+		len = 0;
+	}
 	c = calloc(1, sizeof(*c));
 	if (c == NULL)
 		return NULL;
@@ -1204,6 +1208,8 @@ static bool w_is_default(struct conf_writer *w, const struct core_conf_def *d, c
 	default:
 		if (d->flags & CORE_CONF_REQUIRED)
 			return false;
+		if (d->type == CORE_CONF_STRING && d->dflt == NULL)	/* unset is "" */
+			return *(char *const *)p == NULL || **(char *const *)p == '\0';
 		memset(&dv, 0, sizeof(dv));
 		conf_load_default(&ld, d, &dv, "", 0);
 		if (w->scratch->nerrors != before)
@@ -1244,8 +1250,13 @@ static void w_value(struct conf_writer *w, const struct core_conf_def *d, const 
 			if (d->type == CORE_CONF_MAP) {
 				if (!w->json)
 					w_indent(w, indent + 2);
+				size_t before;
+
 				w_key(w, *(char *const *)ip);
+				before = core_buf_len(w->out);
 				w_section(w, d->sub, ip, indent + 4);
+				if (!w->json && core_buf_len(w->out) == before)
+					w_puts(w, " {}\n");	/* all defaults */
 			} else if (t == CORE_CONF_SECTION) {
 				struct core_buf item, *saved = w->out;
 

@@ -7,7 +7,9 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
+#include "core/core.h"
 #include "core/settings.h"
 
 struct f_item {
@@ -73,6 +75,38 @@ static void ignore(const char *path, void *arg)
 	(void)arg;
 }
 
+/* What keel writes (YAML for the store, JSON for the API) loads back to the
+ * same settings: the YAML written again is byte for byte the same. */
+static void round_trip(const struct core_conf_section *schema, const struct core_conf *c)
+{
+	struct core_buf y1, y2, js;
+	struct core_conf *a, *b;
+
+	core_buf_init(&y1, 1 << 24);
+	core_buf_init(&y2, 1 << 24);
+	core_buf_init(&js, 1 << 24);
+	if (core_conf_write(&y1, c, false, true) != CORE_OK ||
+	    core_conf_write(&js, c, true, true) != CORE_OK)
+		__builtin_trap();
+	/* All defaults write nothing: an empty buffer has no block. */
+	a = core_conf_load(schema, "y1", core_buf_len(&y1) ? core_buf_head(&y1) : "",
+			   core_buf_len(&y1));
+	b = core_conf_load(schema, "js", core_buf_len(&js) ? core_buf_head(&js) : "",
+			   core_buf_len(&js));
+	if (a == NULL || b == NULL || a->nerrors != 0 || b->nerrors != 0)
+		__builtin_trap();
+	if (core_conf_write(&y2, b, false, true) != CORE_OK ||
+	    core_buf_len(&y1) != core_buf_len(&y2) ||
+	    (core_buf_len(&y1) && memcmp(core_buf_head(&y1), core_buf_head(&y2),
+					 core_buf_len(&y1)) != 0))
+		__builtin_trap();
+	core_conf_free(a);
+	core_conf_free(b);
+	core_buf_free(&y1);
+	core_buf_free(&y2);
+	core_buf_free(&js);
+}
+
 static void fuzz_schema(const struct core_conf_section *schema,
 			const uint8_t *data, size_t size)
 {
@@ -82,6 +116,7 @@ static void fuzz_schema(const struct core_conf_section *schema,
 	if (c == NULL)
 		return;
 	if (c->nerrors == 0) {
+		round_trip(schema, c);
 		d = core_conf_load(schema, "empty.yaml", "", 0);
 		if (d != NULL) {
 			/* d takes c's values, then c is gone: d must stand alone. */

@@ -497,3 +497,72 @@ TEST(keel_node_name_is_checked)
 	CHECK_ERROR(c, "keel.yaml:1: node: may hold only letters, digits, '-', '_' and '.'");
 	core_conf_free(c);
 }
+
+/* keel's own settings: what it writes as YAML (the store) and JSON (the
+ * API) loads back to the same settings, and the YAML is stable. */
+static void round_trip(const char *text)
+{
+	struct core_conf *c = core_conf_load(&core_settings, "in", text, strlen(text));
+	struct core_conf *a, *b;
+	struct core_buf y1, y2, js;
+	const struct core_conf_err *e;
+
+	for (e = c->errors; e != NULL; e = e->next)
+		fprintf(stderr, "%s\n", e->msg);
+	CHECK_INT(c->nerrors, ==, 0);
+	core_buf_init(&y1, 1 << 24);
+	core_buf_init(&y2, 1 << 24);
+	core_buf_init(&js, 1 << 24);
+	CHECK(core_conf_write(&y1, c, false, true) == CORE_OK);
+	CHECK(core_conf_write(&js, c, true, true) == CORE_OK);
+	core_buf_append(&y1, "", 1);
+	core_buf_append(&js, "", 1);
+	a = core_conf_load(&core_settings, "yaml", core_buf_head(&y1), core_buf_len(&y1) - 1);
+	b = core_conf_load(&core_settings, "json", core_buf_head(&js), core_buf_len(&js) - 1);
+	for (e = a->errors; e != NULL; e = e->next)
+		fprintf(stderr, "%s\n%s\n", e->msg, core_buf_head(&y1));
+	for (e = b->errors; e != NULL; e = e->next)
+		fprintf(stderr, "%s\n%s\n", e->msg, core_buf_head(&js));
+	CHECK_INT(a->nerrors, ==, 0);
+	CHECK_INT(b->nerrors, ==, 0);
+	CHECK(core_conf_write(&y2, b, false, true) == CORE_OK);
+	core_buf_append(&y2, "", 1);
+	CHECK_STR(core_buf_head(&y2), core_buf_head(&y1));
+	core_conf_free(a);
+	core_conf_free(b);
+	core_conf_free(c);
+	core_buf_free(&y1);
+	core_buf_free(&y2);
+	core_buf_free(&js);
+}
+
+TEST(keel_settings_round_trip_through_yaml_and_json)
+{
+	round_trip("");
+	round_trip(core_settings_default_yaml);
+	round_trip("node: \"box-1\"\nalerts:\n  webhooks: [ { url: \"http://127.0.0.1:9/x\", "
+		   "secret: \"s3\\\"c\" } ]\n  email: { to: [a@b.c], password: \"p w\" }\n"
+		   "listeners:\n  - { address: \"[::1]:80\", tls: { certificates: "
+		   "[ { cert: /a.crt, key: /a.key } ], min_version: \"1.3\" } }\n");
+}
+
+TEST(secrets_are_masked_in_json_and_restored_on_the_way_back)
+{
+	const char *text = "alerts:\n  webhooks: [ { url: \"http://127.0.0.1:9/x\", secret: s3c } ]\n";
+	struct core_conf *c = core_conf_load(&core_settings, "in", text, strlen(text)), *b;
+	struct core_buf js;
+
+	core_buf_init(&js, 1 << 24);
+	CHECK(core_conf_write(&js, c, true, false) == CORE_OK);
+	core_buf_append(&js, "", 1);
+	CHECK(strstr(core_buf_head(&js), "s3c") == NULL);
+	CHECK(strstr(core_buf_head(&js), "\"secret\":\"(secret)\"") != NULL);
+	b = core_conf_load(&core_settings, "json", core_buf_head(&js), core_buf_len(&js) - 1);
+	CHECK_INT(b->nerrors, ==, 0);
+	core_conf_restore_secrets(b, c);
+	CHECK_STR(((struct keel_webhook_conf *)core_settings_of(b)->alerts.webhooks.v)->secret,
+		  "s3c");
+	core_conf_free(b);
+	core_conf_free(c);
+	core_buf_free(&js);
+}
