@@ -27,6 +27,7 @@
 #include "module.h"
 #include "settings.h"
 #include "control.h"
+#include "state.h"
 #include "store.h"
 #include "tls.h"
 #include "version.h"
@@ -393,6 +394,27 @@ static void main_reap(void)
 
 /* ---- configuration ---------------------------------------------------------------- */
 
+static char *main_read_file(const char *path, size_t *len)
+{
+	struct core_buf b;
+	char chunk[4096], *out;
+	size_t n;
+	FILE *f = fopen(path, "r");
+
+	if (f == NULL)
+		return NULL;
+	core_buf_init(&b, 16 << 20);
+	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
+		if (core_buf_append(&b, chunk, n) != CORE_OK)
+			break;
+	fclose(f);
+	*len = core_buf_len(&b);
+	core_buf_append(&b, "", 1);
+	out = strdup(core_buf_head(&b));
+	core_buf_free(&b);
+	return out;
+}
+
 /*
  * Where the configuration comes from: the file given with -c, or else the
  * current revision of the config store, or else (first boot, or no store)
@@ -407,22 +429,11 @@ static struct core_conf *main_load_conf_text(char **text)
 	if (text != NULL)
 		*text = NULL;
 	if (keel.conf_path != NULL) {
-		c = core_conf_load_file(&core_settings, keel.conf_path);
-		if (text != NULL && c != NULL && c->nerrors == 0) {
-			FILE *f = fopen(keel.conf_path, "r");
-			struct core_buf b;
-			char chunk[4096];
-			size_t n;
+		size_t len;
 
-			core_buf_init(&b, 16 << 20);
-			while (f != NULL && (n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-				core_buf_append(&b, chunk, n);
-			if (f != NULL)
-				fclose(f);
-			core_buf_append(&b, "", 1);
-			*text = strdup(core_buf_head(&b));
-			core_buf_free(&b);
-		}
+		c = core_conf_load_file(&core_settings, keel.conf_path);
+		if (text != NULL && c != NULL && c->nerrors == 0)
+			*text = main_read_file(keel.conf_path, &len);
 		return c;
 	}
 	if (keel.store != NULL && core_store_current(keel.store, &rev, err, sizeof(err)) == CORE_OK) {
@@ -575,31 +586,6 @@ struct core_store *core_control_store(void)
 	return keel.store;
 }
 
-/* Replaces the config file atomically: a crash leaves the old or the new. */
-static int main_write_file(const char *path, const char *text, char *err, size_t errlen)
-{
-	char tmp[600];
-	size_t len = strlen(text);
-	FILE *f;
-
-	snprintf(tmp, sizeof(tmp), "%s.tmp", path);
-	f = fopen(tmp, "w");
-	if (f == NULL || fwrite(text, 1, len, f) != len || fflush(f) != 0 ||
-	    fsync(fileno(f)) != 0) {
-		snprintf(err, errlen, "writing %s: %s", tmp, strerror(errno ? errno : EIO));
-		if (f != NULL)
-			fclose(f);
-		unlink(tmp);
-		return CORE_ERROR;
-	}
-	if (fclose(f) != 0 || rename(tmp, path) != 0) {
-		snprintf(err, errlen, "replacing %s: %s", path, strerror(errno));
-		unlink(tmp);
-		return CORE_ERROR;
-	}
-	return CORE_OK;
-}
-
 int core_control_apply(struct core_conf *conf, const char *yaml, const char *author,
 		       const char *comment, int64_t *rev, char *err, size_t errlen)
 {
@@ -613,7 +599,7 @@ int core_control_apply(struct core_conf *conf, const char *yaml, const char *aut
 		goto out;
 	}
 	/* The file first: if that fails, nothing changed. */
-	if (keel.conf_path != NULL && main_write_file(keel.conf_path, yaml, err, errlen) != CORE_OK) {
+	if (keel.conf_path != NULL && core_state_write(keel.conf_path, yaml, strlen(yaml), 0644, err, errlen) != CORE_OK) {
 		core_conf_free(conf);
 		goto out;
 	}
@@ -624,7 +610,8 @@ int core_control_apply(struct core_conf *conf, const char *yaml, const char *aut
 			char e2[256];
 
 			if (core_store_current(keel.store, &cur, e2, sizeof(e2)) == CORE_OK) {
-				(void)main_write_file(keel.conf_path, cur.yaml, e2, sizeof(e2));
+				(void)core_state_write(keel.conf_path, cur.yaml, strlen(cur.yaml), 0644,
+						       e2, sizeof(e2));
 				free(cur.yaml);
 			}
 		}
@@ -752,27 +739,6 @@ out:
 
 /* ---- keel config export | import ----------------------------------------------------------- */
 
-static char *main_read_file(const char *path, size_t *len)
-{
-	struct core_buf b;
-	char chunk[4096], *out;
-	size_t n;
-	FILE *f = fopen(path, "r");
-
-	if (f == NULL)
-		return NULL;
-	core_buf_init(&b, 16 << 20);
-	while ((n = fread(chunk, 1, sizeof(chunk), f)) > 0)
-		if (core_buf_append(&b, chunk, n) != CORE_OK)
-			break;
-	fclose(f);
-	*len = core_buf_len(&b);
-	core_buf_append(&b, "", 1);
-	out = strdup(core_buf_head(&b));
-	core_buf_free(&b);
-	return out;
-}
-
 /* Signals a running master to reload, when there is one. */
 static void main_poke(const struct core_conf *conf)
 {
@@ -837,7 +803,7 @@ static int main_config(const char *sub, const char *file)
 	} else if (keel.store == NULL) {
 		fprintf(stderr, "keel: not imported: %s\n", err);
 	} else if (keel.conf_path != NULL &&
-		   main_write_file(keel.conf_path, text, err, sizeof(err)) != CORE_OK) {
+		   core_state_write(keel.conf_path, text, len, 0644, err, sizeof(err)) != CORE_OK) {
 		fprintf(stderr, "keel: not imported: %s\n", err);
 	} else {
 		char comment[300];

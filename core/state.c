@@ -77,3 +77,33 @@ int core_state_key(const char *dir, unsigned char key[CORE_STATE_KEY_LEN],
 	close(fd);
 	return CORE_OK;
 }
+
+int core_state_write(const char *path, const void *data, size_t len, mode_t mode,
+		     char *err, size_t errlen)
+{
+	char tmp[512];
+	int fd;
+
+	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
+		snprintf(err, errlen, "%s: path too long", path);
+		return CORE_ERROR;
+	}
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
+	if (fd == -1) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
+		return CORE_ERROR;
+	}
+	if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0) {
+		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
+		close(fd);
+		unlink(tmp);
+		return CORE_ERROR;
+	}
+	close(fd);
+	if (rename(tmp, path) != 0) {
+		snprintf(err, errlen, "%s: %s", path, strerror(errno));
+		unlink(tmp);
+		return CORE_ERROR;
+	}
+	return CORE_OK;
+}

@@ -4,6 +4,7 @@
 #define KEEL_CORE_STATE_H
 
 #include <stddef.h>
+#include <sys/types.h>
 
 #define CORE_STATE_KEY_LEN	32
 
@@ -16,5 +17,10 @@ int core_state_dir(const char *dir, char *err, size_t errlen);
  */
 int core_state_key(const char *dir, unsigned char key[CORE_STATE_KEY_LEN],
 		   char *err, size_t errlen);
+
+/* Replaces path with data: written to path.tmp, fsynced, renamed, so a
+ * crash leaves the old file or the new one. CORE_OK, or CORE_ERROR. */
+int core_state_write(const char *path, const void *data, size_t len, mode_t mode,
+		     char *err, size_t errlen);
 
 #endif

@@ -25,6 +25,7 @@
 
 #include "core.h"
 #include "loop.h"
+#include "state.h"
 #include "tls.h"
 
 #define TLS_MAX_NAMES	32		/* server names kept per certificate */
@@ -371,36 +372,6 @@ const char *core_tls_server_fingerprint(const struct core_tls_server *srv)
 
 /* ---- self-signed ------------------------------------------------------------------------------ */
 
-static int write_file(const char *path, const unsigned char *data, size_t len, mode_t mode,
-		      char *err, size_t errlen)
-{
-	char tmp[512];
-	int fd;
-
-	if (snprintf(tmp, sizeof(tmp), "%s.tmp", path) >= (int)sizeof(tmp)) {
-		snprintf(err, errlen, "%s: path too long", path);
-		return CORE_ERROR;
-	}
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
-	if (fd == -1) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));
-		return CORE_ERROR;
-	}
-	if (write(fd, data, len) != (ssize_t)len || fsync(fd) != 0) {
-		snprintf(err, errlen, "%s: %s", tmp, strerror(errno ? errno : EIO));
-		close(fd);
-		unlink(tmp);
-		return CORE_ERROR;
-	}
-	close(fd);
-	if (rename(tmp, path) != 0) {
-		snprintf(err, errlen, "%s: %s", path, strerror(errno));
-		unlink(tmp);
-		return CORE_ERROR;
-	}
-	return CORE_OK;
-}
-
 int core_tls_self_signed(const char *cert_path, const char *key_path, const char *name,
 			 char *err, size_t errlen)
 {
@@ -432,7 +403,7 @@ int core_tls_self_signed(const char *cert_path, const char *key_path, const char
 		tls_error(rc, "making a key", NULL, err, errlen);
 		goto out;
 	}
-	if (write_file(key_path, pem, strlen((char *)pem), 0600, err, errlen) != CORE_OK)
+	if (core_state_write(key_path, pem, strlen((char *)pem), 0600, err, errlen) != CORE_OK)
 		goto out;
 
 	snprintf(subject, sizeof(subject), "CN=%s,O=keel", name);
@@ -467,7 +438,7 @@ int core_tls_self_signed(const char *cert_path, const char *key_path, const char
 		unlink(key_path);
 		goto out;
 	}
-	if (write_file(cert_path, pem, strlen((char *)pem), 0644, err, errlen) != CORE_OK) {
+	if (core_state_write(cert_path, pem, strlen((char *)pem), 0644, err, errlen) != CORE_OK) {
 		unlink(key_path);
 		goto out;
 	}

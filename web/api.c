@@ -331,27 +331,20 @@ static enum MHD_Result api_login(struct web_req *r)
 	return reply_session(r, MHD_HTTP_OK, s, true);
 }
 
-/* Sets a user's password (setup, password change, new user). */
-static enum MHD_Result set_password(struct web_req *r, const char *user, const char *password,
-				    const char *action)
+/* Starts hashing a new password for user with a fresh salt; the caller
+ * stores it when the hash is done (store_user). */
+static enum MHD_Result hash_new_password(struct web_req *r, const char *user,
+					 const char *password)
 {
-	struct core_store_user u;
+	unsigned char salt[16];
 
-	if (r->job_state == 0) {
-		if (strlen(password) < API_MIN_PASSWORD || strlen(password) > 255)
-			return reply_error(r, MHD_HTTP_BAD_REQUEST, "password",
-					   "the password must be %d..255 characters",
-					   API_MIN_PASSWORD);
-		snprintf(r->user, sizeof(r->user), "%s", user);
-		memset(&u, 0, sizeof(u));
-		if (core_tls_random(u.salt, sizeof(u.salt)) != CORE_OK)
-			return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "no randomness");
-		return hash_start(r, password, u.salt, AUTH_ITERATIONS);
-	}
-	if (r->job_state == 1)
-		return MHD_YES;
-	(void)action;
-	return MHD_YES;
+	if (strlen(password) < API_MIN_PASSWORD || strlen(password) > 255)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "password",
+				   "the password must be %d..255 characters", API_MIN_PASSWORD);
+	snprintf(r->user, sizeof(r->user), "%s", user);
+	if (core_tls_random(salt, sizeof(salt)) != CORE_OK)
+		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "no randomness");
+	return hash_start(r, password, salt, AUTH_ITERATIONS);
 }
 
 static bool user_name_ok(const char *s)
@@ -414,7 +407,7 @@ static enum MHD_Result api_setup(struct web_req *r)
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "password", "a password is required");
 		}
 		{
-			enum MHD_Result rc = set_password(r, user, password, "setup");
+			enum MHD_Result rc = hash_new_password(r, user, password);
 
 			json_free(&j);
 			return rc;
@@ -924,7 +917,7 @@ static enum MHD_Result api_user_set(struct web_req *r, const struct auth_session
 			return reply_error(r, MHD_HTTP_BAD_REQUEST, "password", "a password is required");
 		}
 		{
-			enum MHD_Result rc = set_password(r, name, password, "user");
+			enum MHD_Result rc = hash_new_password(r, name, password);
 
 			json_free(&j);
 			return rc;

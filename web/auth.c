@@ -1,10 +1,14 @@
-/* Admin authentication; see auth.h. */
+/* Admin authentication; see auth.h. Password hashes are computed in a
+ * small process of their own, so the master never blocks on one and stays
+ * single-threaded (it forks workers). */
 #include <errno.h>
-#include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
+#include <sys/prctl.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <mbedtls/md.h>
@@ -29,128 +33,155 @@ struct auth_lock {
 	uint64_t	 last;
 };
 
+/* What travels to the hashing process, and back. */
+struct hash_req {
+	struct auth_job	*job;		/* only echoed back */
+	unsigned char	 salt[16];
+	uint32_t	 iterations;
+	char		 password[256];
+};
+
+struct hash_resp {
+	struct auth_job	*job;
+	unsigned char	 hash[32];
+};
+
 static struct {
 	struct core_loop *loop;
 	struct auth_session sessions[AUTH_SESSIONS];
 	struct auth_lock locks[AUTH_LOCKS];
 	char		 setup[33];
 
-	/* the hashing thread */
-	pthread_t	 thread;
-	bool		 running, quit;
-	pthread_mutex_t	 mu;
-	pthread_cond_t	 cv;
-	struct auth_job	*todo, *done;
-	unsigned	 queued;
-	int		 efd;
+	/* The hashing process: forked before anything else runs, so the
+	 * master stays single-threaded and forks workers safely. */
+	pid_t		 pid;
+	int		 fd;		/* SOCK_SEQPACKET: one message per job */
 	struct core_io	 io;
-} au = { .mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER, .efd = -1 };
+	struct auth_job	*pending;	/* sent, not answered */
+	unsigned	 queued;
+} au = { .fd = -1 };
 
 /* ---- hashing ---------------------------------------------------------------------------- */
 
-static void *auth_thread(void *arg)
+static void __attribute__((noreturn)) hasher_main(int fd)
 {
-	(void)arg;
-	pthread_mutex_lock(&au.mu);
+	struct hash_req q;
+	struct hash_resp a;
+	int i;
+
+	prctl(PR_SET_PDEATHSIG, SIGKILL);
+	prctl(PR_SET_NAME, "keel-hash");	/* what ps and /proc/PID/comm show */
+	for (i = 3; i < 1024; i++)
+		if (i != fd)
+			close(i);
+	signal(SIGTERM, SIG_DFL);
+	signal(SIGINT, SIG_IGN);	/* the master decides when it ends */
+	core_log_set_process("hash");
 	for (;;) {
-		struct auth_job *j;
-		uint64_t one = 1;
+		ssize_t n = recv(fd, &q, sizeof(q), 0);
 
-		while (au.todo == NULL && !au.quit)
-			pthread_cond_wait(&au.cv, &au.mu);
-		if (au.quit)
-			break;
-		j = au.todo;
-		au.todo = j->next;
-		pthread_mutex_unlock(&au.mu);
-
+		if (n == 0)
+			_exit(0);	/* the master closed its end */
+		if (n != (ssize_t)sizeof(q))
+			continue;
+		q.password[sizeof(q.password) - 1] = '\0';
+		a.job = q.job;
 		if (mbedtls_pkcs5_pbkdf2_hmac_ext(MBEDTLS_MD_SHA256,
-						  (const unsigned char *)j->password,
-						  strlen(j->password), j->salt, sizeof(j->salt),
-						  j->iterations, sizeof(j->hash), j->hash) != 0)
-			memset(j->hash, 0, sizeof(j->hash));
-		mbedtls_platform_zeroize(j->password, sizeof(j->password));
-
-		pthread_mutex_lock(&au.mu);
-		j->next = au.done;
-		au.done = j;
-		/* A full counter means the loop is awake anyway. */
-		(void)!write(au.efd, &one, sizeof(one));
+						  (const unsigned char *)q.password,
+						  strlen(q.password), q.salt, sizeof(q.salt),
+						  q.iterations, sizeof(a.hash), a.hash) != 0)
+			memset(a.hash, 0, sizeof(a.hash));
+		mbedtls_platform_zeroize(&q, sizeof(q));
+		(void)!send(fd, &a, sizeof(a), 0);
 	}
-	pthread_mutex_unlock(&au.mu);
-	return NULL;
 }
 
 static void auth_on_done(struct core_io *io, unsigned revents)
 {
-	struct auth_job *j, *next;
-	uint64_t n;
+	struct hash_resp a;
+	struct auth_job **pp, *j;
 
 	(void)io;
 	(void)revents;
-	(void)!read(au.efd, &n, sizeof(n));
-	pthread_mutex_lock(&au.mu);
-	j = au.done;
-	au.done = NULL;
-	pthread_mutex_unlock(&au.mu);
-	for (; j != NULL; j = next) {
-		next = j->next;
+	while (recv(au.fd, &a, sizeof(a), MSG_DONTWAIT) == (ssize_t)sizeof(a)) {
+		for (pp = &au.pending; *pp != NULL && *pp != a.job; pp = &(*pp)->next)
+			;
+		if ((j = *pp) == NULL)
+			continue;	/* not ours: ignore */
+		*pp = j->next;
 		au.queued--;
+		memcpy(j->hash, a.hash, sizeof(j->hash));
+		mbedtls_platform_zeroize(&a, sizeof(a));
 		j->done(j);
 	}
 }
 
 int auth_start(struct core_loop *loop, char *err, size_t errlen)
 {
+	int sp[2];
+
 	au.loop = loop;
-	au.quit = false;
-	au.efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (au.efd == -1) {
-		snprintf(err, errlen, "eventfd: %s", strerror(errno));
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
 		return CORE_ERROR;
 	}
-	core_io_init(loop, &au.io, au.efd, auth_on_done, NULL);
-	if (core_io_set(&au.io, CORE_IO_READ) != CORE_OK ||
-	    pthread_create(&au.thread, NULL, auth_thread, NULL) != 0) {
-		snprintf(err, errlen, "cannot start the password thread");
-		close(au.efd);
-		au.efd = -1;
+	au.pid = fork();
+	if (au.pid == -1) {
+		snprintf(err, errlen, "cannot start the password process: %s", strerror(errno));
+		close(sp[0]);
+		close(sp[1]);
 		return CORE_ERROR;
 	}
-	au.running = true;
+	if (au.pid == 0)
+		hasher_main(sp[1]);
+	close(sp[1]);
+	au.fd = sp[0];
+	core_io_init(loop, &au.io, au.fd, auth_on_done, NULL);
+	if (core_io_set(&au.io, CORE_IO_READ) != CORE_OK) {
+		snprintf(err, errlen, "cannot watch the password process");
+		auth_stop();
+		return CORE_ERROR;
+	}
 	return CORE_OK;
 }
 
 void auth_stop(void)
 {
-	if (au.running) {
-		pthread_mutex_lock(&au.mu);
-		au.quit = true;
-		pthread_cond_signal(&au.cv);
-		pthread_mutex_unlock(&au.mu);
-		pthread_join(au.thread, NULL);
-		au.running = false;
-	}
-	if (au.efd != -1) {
+	if (au.fd != -1) {
 		core_io_stop(&au.io);
-		close(au.efd);
-		au.efd = -1;
+		close(au.fd);		/* the process sees EOF and exits */
+		au.fd = -1;
 	}
-	au.todo = au.done = NULL;
+	if (au.pid > 0) {
+		kill(au.pid, SIGKILL);
+		(void)waitpid(au.pid, NULL, 0);
+		au.pid = 0;
+	}
+	au.pending = NULL;
 	au.queued = 0;
 	memset(au.sessions, 0, sizeof(au.sessions));
 }
 
 int auth_hash(struct auth_job *job)
 {
-	if (!au.running || au.queued >= AUTH_QUEUE_MAX)
+	struct hash_req q;
+	ssize_t n;
+
+	if (au.fd == -1 || au.queued >= AUTH_QUEUE_MAX)
 		return CORE_ERROR;
+	memset(&q, 0, sizeof(q));
+	q.job = job;
+	memcpy(q.salt, job->salt, sizeof(q.salt));
+	q.iterations = job->iterations;
+	snprintf(q.password, sizeof(q.password), "%s", job->password);
+	n = send(au.fd, &q, sizeof(q), MSG_DONTWAIT | MSG_NOSIGNAL);
+	mbedtls_platform_zeroize(&q, sizeof(q));
+	mbedtls_platform_zeroize(job->password, sizeof(job->password));
+	if (n != (ssize_t)sizeof(q))
+		return CORE_ERROR;
+	job->next = au.pending;
+	au.pending = job;
 	au.queued++;
-	pthread_mutex_lock(&au.mu);
-	job->next = au.todo;
-	au.todo = job;
-	pthread_cond_signal(&au.cv);
-	pthread_mutex_unlock(&au.mu);
 	return CORE_OK;
 }
 

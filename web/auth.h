@@ -1,5 +1,5 @@
-/* Admin authentication: password hashes (PBKDF2-HMAC-SHA256, computed on a
- * thread of their own so the master's loop never waits on one), sessions
+/* Admin authentication: password hashes (PBKDF2-HMAC-SHA256, computed in a
+ * helper process so the master's loop never waits on one), sessions
  * with CSRF tokens, login lockout, and the one-time setup token of a box
  * with no admin account yet. */
 #ifndef KEEL_WEB_AUTH_H

@@ -78,12 +78,23 @@ class Proc:
         self.popen.send_signal(sig)
 
     def children(self):
-        """PIDs of this process's children (keel's workers)."""
+        """PIDs of this process's children: keel's workers (not its
+        password-hashing helper, named keel-hash)."""
         try:
             with open("/proc/%d/task/%d/children" % (self.pid, self.pid)) as f:
-                return [int(x) for x in f.read().split()]
+                pids = [int(x) for x in f.read().split()]
         except OSError:
             return []
+        out = []
+        for pid in pids:
+            try:
+                with open("/proc/%d/comm" % pid) as f:
+                    if f.read().strip() == "keel-hash":
+                        continue
+            except OSError:
+                continue
+            out.append(pid)
+        return out
 
     def wait(self, timeout=10.0):
         return self.popen.wait(timeout)
