@@ -61,7 +61,9 @@ LIBS	:= -L$(DEPS)/lib -lmicrohttpd -lnfs -lhiredis -lsqlite3 -lyaml \
 CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
 MOD_SRC	:= $(wildcard proxy/*.c web/*.c)
 LIB_OBJ	:= $(CORE_SRC:%.c=$(B)/%.o) $(MOD_SRC:%.c=$(B)/%.o)
-KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(MOD_SRC:%.c=$(B)/%.o)
+UI_FILES := web/ui/index.html web/ui/app.css web/ui/app.js
+KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(B)/gen/ui_assets.o \
+	    $(MOD_SRC:%.c=$(B)/%.o)
 
 UNIT_SRC := $(shell find tests/unit -name '*.c' ! -name runner.c | sort)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
@@ -108,6 +110,10 @@ $(B)/gen/version.h: FORCE
 $(B)/gen/default_yaml.c: core/default.yaml core/embed.sh
 	@mkdir -p $(@D)
 	$(call say,GEN,$@)core/embed.sh core_settings_default_yaml $< > $@
+
+$(B)/gen/ui_assets.c: $(UI_FILES) web/ui/assets.sh core/embed.sh
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)web/ui/assets.sh $@ $(UI_FILES)
 
 $(B)/gen/%.o: $(B)/gen/%.c
 	$(call say,CC,$@)$(CC) $(CFLAGS) -c $< -o $@

@@ -24,4 +24,8 @@ struct core_store *core_control_store(void);
 int core_control_apply(struct core_conf *conf, const char *yaml, const char *author,
 		       const char *comment, int64_t *rev, char *err, size_t errlen);
 
+/* Loads the running configuration's text again and installs it, as a
+ * SIGHUP does (certificate files are read anew). */
+int core_control_reload(char *err, size_t errlen);
+
 #endif

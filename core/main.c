@@ -576,6 +576,25 @@ out:
 
 /* ---- what the admin API uses ------------------------------------------------------------ */
 
+int core_control_reload(char *err, size_t errlen)
+{
+	struct core_conf *conf;
+	char *text = NULL;
+
+	conf = main_load_conf_text(&text);
+	free(text);
+	if (conf == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CORE_ERROR;
+	}
+	if (conf->nerrors > 0) {
+		snprintf(err, errlen, "%s", conf->errors->msg);
+		core_conf_free(conf);
+		return CORE_ERROR;
+	}
+	return main_install(conf, err, errlen);
+}
+
 const struct core_conf *core_control_conf(void)
 {
 	return keel.conf;

@@ -35,6 +35,7 @@ struct keel_admin_conf {
 	struct core_conf_list listen;	/* of struct core_conf_addr */
 	struct keel_tls_conf tls;	/* no certificates: a self-signed one */
 	char		*metrics_token;	/* Bearer token for /metrics; "": a session */
+	int64_t		confirm_timeout; /* ms: risky API changes revert unless confirmed */
 	int64_t		max_connections;
 	int64_t		idle_timeout;	/* ms */
 	int64_t		request_memory;	/* bytes per connection, headers included */

@@ -88,10 +88,19 @@ static const struct core_conf_section admin_tls_section = {
 
 static const struct core_conf_def admin_defs[] = {
 	{ .name = "listen", .type = CORE_CONF_LIST, .item = CORE_CONF_ADDR,
+	  .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_admin_conf, listen),
 	  .dflt = "127.0.0.1:8443", .min = 1, .max = 16,
 	  .doc = "Addresses the admin server listens on: `1.2.3.4:8443`, `[::1]:8443`, `*:8443`; "
-		 "one interface's address keeps it off the others." },
+		 "one interface's address keeps it off the others. A change made in the UI or "
+		 "API is reverted unless confirmed within `confirm_timeout` (over plain HTTP, "
+		 "with `tls.enabled: false`, it needs a restart)." },
+	{ .name = "confirm_timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_admin_conf, confirm_timeout), .dflt = "60s",
+	  .min = 1000, .max = 600000,
+	  .doc = "A change through the UI or API to the listeners, TLS or the admin server's "
+		 "addresses is rolled back unless confirmed (`POST /api/v1/config/confirm`) "
+		 "within this time, so a mistake cannot lock the admin out." },
 	{ .name = "tls", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_admin_conf, tls), .sub = &admin_tls_section },
 	{ .name = "metrics_token", .type = CORE_CONF_STRING,

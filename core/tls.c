@@ -223,6 +223,59 @@ int core_tls_check_pair(const struct core_tls_pair *p, char *err, size_t errlen)
 	return rc;
 }
 
+static void tls_time(const mbedtls_x509_time *t, char *buf, size_t len)
+{
+	snprintf(buf, len, "%04d-%02d-%02dT%02d:%02d:%02dZ", t->year, t->mon, t->day,
+		 t->hour, t->min, t->sec);
+}
+
+static void tls_hex_fingerprint(const unsigned char *der, size_t len, char *out)
+{
+	unsigned char hash[32];
+	size_t i;
+
+	mbedtls_sha256(der, len, hash, 0);
+	for (i = 0; i < sizeof(hash); i++)
+		snprintf(out + 3 * i, 4, "%02X%s", hash[i], i + 1 < sizeof(hash) ? ":" : "");
+}
+
+int core_tls_pair_info(const struct core_tls_pair *p, struct core_tls_info *info,
+		       char *err, size_t errlen)
+{
+	struct tls_cert c;
+	size_t n = 0;
+	unsigned i;
+
+	memset(info, 0, sizeof(*info));
+	if (!tls.ready && core_tls_init() != CORE_OK) {
+		snprintf(err, errlen, "the crypto library did not start");
+		return CORE_ERROR;
+	}
+	if (cert_load(&c, p, err, errlen) != CORE_OK) {
+		cert_free(&c);
+		return CORE_ERROR;
+	}
+	if (mbedtls_x509_dn_gets(info->subject, sizeof(info->subject), &c.crt.subject) < 0)
+		info->subject[0] = '\0';
+	if (mbedtls_x509_dn_gets(info->issuer, sizeof(info->issuer), &c.crt.issuer) < 0)
+		info->issuer[0] = '\0';
+	for (i = 0; i < c.nnames && n + 2 < sizeof(info->names); i++) {
+		int w = snprintf(info->names + n, sizeof(info->names) - n, "%s%s",
+				 i ? "," : "", c.names[i]);
+
+		if (w < 0 || (size_t)w >= sizeof(info->names) - n)
+			break;
+		n += (size_t)w;
+	}
+	tls_time(&c.crt.valid_from, info->not_before, sizeof(info->not_before));
+	tls_time(&c.crt.valid_to, info->not_after, sizeof(info->not_after));
+	tls_hex_fingerprint(c.crt.raw.p, c.crt.raw.len, info->fingerprint);
+	info->self_signed = c.crt.issuer_raw.len == c.crt.subject_raw.len &&
+			    !memcmp(c.crt.issuer_raw.p, c.crt.subject_raw.p, c.crt.subject_raw.len);
+	cert_free(&c);
+	return CORE_OK;
+}
+
 static bool name_matches(const char *pat, const unsigned char *name, size_t len)
 {
 	size_t plen = strlen(pat);
@@ -263,7 +316,6 @@ struct core_tls_server *core_tls_server_new(const struct core_tls_pair *pairs, s
 					    char *err, size_t errlen)
 {
 	struct core_tls_server *srv;
-	unsigned char hash[32];
 	size_t i;
 	int rc;
 
@@ -335,10 +387,7 @@ struct core_tls_server *core_tls_server_new(const struct core_tls_pair *pairs, s
 	} else
 		mbedtls_ssl_conf_session_tickets(&srv->conf, MBEDTLS_SSL_SESSION_TICKETS_DISABLED);
 
-	mbedtls_sha256(srv->certs[0].crt.raw.p, srv->certs[0].crt.raw.len, hash, 0);
-	for (i = 0; i < sizeof(hash); i++)
-		snprintf(srv->fingerprint + 3 * i, 4, "%02X%s", hash[i],
-			 i + 1 < sizeof(hash) ? ":" : "");
+	tls_hex_fingerprint(srv->certs[0].crt.raw.p, srv->certs[0].crt.raw.len, srv->fingerprint);
 	return srv;
 
 fail:

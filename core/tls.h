@@ -49,6 +49,22 @@ void core_tls_server_drop(struct core_tls_server *srv);
 /* Checks that pairs load and match, without keeping them. */
 int core_tls_check_pair(const struct core_tls_pair *p, char *err, size_t errlen);
 
+/* What the UI shows of a certificate. */
+struct core_tls_info {
+	char		 subject[256];
+	char		 issuer[256];
+	char		 names[512];		/* the names SNI matches, comma-separated */
+	char		 not_before[24];	/* "2026-11-21T10:00:00Z" */
+	char		 not_after[24];
+	char		 fingerprint[3 * 32];	/* SHA-256, "AB:CD:..." */
+	bool		 self_signed;
+};
+
+/* Loads a pair as core_tls_check_pair does and describes its first
+ * certificate. */
+int core_tls_pair_info(const struct core_tls_pair *p, struct core_tls_info *info,
+		       char *err, size_t errlen);
+
 /* "AB:CD:..." SHA-256 of the first certificate, and its subject. */
 const char *core_tls_server_fingerprint(const struct core_tls_server *srv);
 

@@ -143,6 +143,53 @@ int proxy_history_add(struct proxy_history *h, const char *monitor, uint64_t wal
 	return rc;
 }
 
+int proxy_history_json(struct proxy_history *h, const char *monitor, uint64_t from,
+		       uint64_t to, unsigned points, struct core_buf *out)
+{
+	static const char raw[] =
+		"SELECT ts / ?3 * ?3 AS t, count(*), sum(ok = 0), sum(ms), max(ms) FROM raw "
+		"WHERE monitor = ?1 AND ts >= ?2 AND ts < ?4 GROUP BY t ORDER BY t";
+	static const char agg[] =
+		"SELECT ts / ?3 * ?3 AS t, sum(n), sum(fails), sum(ms_sum), max(ms_max) FROM %s "
+		"WHERE monitor = ?1 AND ts >= ?2 AND ts < ?4 GROUP BY t ORDER BY t";
+	uint64_t span = to > from ? to - from : 1, unit, step;
+	sqlite3_stmt *st;
+	char sql[256], row[128];
+	int rc = CORE_OK, n;
+	bool first = true;
+
+	if (span <= 2 * 3600 * 1000ULL) {
+		unit = 1000;
+		snprintf(sql, sizeof(sql), "%s", raw);
+	} else {
+		unit = span <= PROXY_HISTORY_MINUTE_MS ? 60000 : 3600000;
+		snprintf(sql, sizeof(sql), agg, unit == 60000 ? "minute" : "hour");
+	}
+	step = span / (points ? points : 1);
+	step = step < unit ? unit : step / unit * unit;
+	if (sqlite3_prepare_v2(h->db, sql, -1, &st, NULL) != SQLITE_OK)
+		return CORE_ERROR;
+	sqlite3_bind_text(st, 1, monitor, -1, SQLITE_STATIC);
+	sqlite3_bind_int64(st, 2, (sqlite3_int64)from);
+	sqlite3_bind_int64(st, 3, (sqlite3_int64)step);
+	sqlite3_bind_int64(st, 4, (sqlite3_int64)to);
+	rc |= core_buf_append(out, "[", 1);
+	while (sqlite3_step(st) == SQLITE_ROW) {
+		int64_t probes = sqlite3_column_int64(st, 1);
+
+		n = snprintf(row, sizeof(row), "%s[%lld,%lld,%lld,%lld,%lld]", first ? "" : ",",
+			     (long long)sqlite3_column_int64(st, 0), (long long)probes,
+			     (long long)sqlite3_column_int64(st, 2),
+			     (long long)(probes ? sqlite3_column_int64(st, 3) / probes : 0),
+			     (long long)sqlite3_column_int64(st, 4));
+		rc |= core_buf_append(out, row, (size_t)n);
+		first = false;
+	}
+	sqlite3_finalize(st);
+	rc |= core_buf_append(out, "]", 1);
+	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
+}
+
 int64_t proxy_history_size(struct proxy_history *h)
 {
 	sqlite3_stmt *st;

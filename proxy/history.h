@@ -8,6 +8,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
+
 #define PROXY_HISTORY_RAW_MS	(48ULL * 3600 * 1000)
 #define PROXY_HISTORY_MINUTE_MS	(14ULL * 24 * 3600 * 1000)
 #define PROXY_HISTORY_HOUR_MS	(400ULL * 24 * 3600 * 1000)
@@ -24,6 +26,13 @@ void proxy_history_close(struct proxy_history *h);
 int proxy_history_add(struct proxy_history *h, const char *monitor, uint64_t wall_ms,
 		      bool ok, uint64_t ms, unsigned status, const char *error,
 		      char *err, size_t errlen);
+
+/* Appends to out a JSON array of [ts, probes, failed, avg_ms, max_ms] for
+ * monitor between wall times from and to, in about `points` buckets: from
+ * the raw rows for spans within 2 hours, per-minute rows within 14 days,
+ * per-hour rows beyond. */
+int proxy_history_json(struct proxy_history *h, const char *monitor, uint64_t from,
+		       uint64_t to, unsigned points, struct core_buf *out);
 
 /* Applies the retention periods and the size cap. */
 int proxy_history_prune(struct proxy_history *h, uint64_t wall_ms, char *err, size_t errlen);

@@ -46,6 +46,19 @@ struct monitor {
 	bool		 open;			/* an incident is open */
 	bool		 up;			/* the last probe passed */
 	uint64_t	 checks, failed;
+	uint64_t	 last_ms;		/* the last probe's time taken */
+	uint64_t	 last_wall;		/* and when it ran (wall ms) */
+	char		 last_error[96];
+};
+
+/* The latest notifications, for the UI. */
+#define MON_RECENT	50
+
+struct recent {
+	uint64_t	 wall;
+	char		 event[12];
+	char		 subject[160];
+	char		 detail[300];
 };
 
 /* A notification on its way to one webhook. */
@@ -88,6 +101,9 @@ static struct {
 	const struct keel_email_conf *email;	/* in the running config; NULL: none */
 	uint64_t	 alerts, recoveries, delivery_failures;
 	bool		 db_error_logged;
+
+	struct recent	 recent[MON_RECENT];	/* a ring */
+	unsigned	 nrecent, recent_head;
 } mon;
 
 /* ---- webhooks ---------------------------------------------------------------------- */
@@ -220,11 +236,20 @@ static void notify(const char *event, const char *subject, const char *detail)
 	size_t i;
 	int n;
 
+	struct recent *rc = &mon.recent[mon.recent_head];
+
 	if (strcmp(event, "alert") == 0)
 		mon.alerts++;
-	else
+	else if (strcmp(event, "recovery") == 0)
 		mon.recoveries++;
 	core_log_warn("alert", "%s: %s: %s", event, subject, detail);
+	rc->wall = core_clock_wall_ms();
+	snprintf(rc->event, sizeof(rc->event), "%s", event);
+	snprintf(rc->subject, sizeof(rc->subject), "%s", subject);
+	snprintf(rc->detail, sizeof(rc->detail), "%s", detail);
+	mon.recent_head = (mon.recent_head + 1) % MON_RECENT;
+	if (mon.nrecent < MON_RECENT)
+		mon.nrecent++;
 	if (now - mon.hour_start >= 3600000) {
 		if (mon.suppressed > 0)
 			core_log_warn("alert", "%u notification%s not sent in the last hour "
@@ -249,8 +274,8 @@ static void notify(const char *event, const char *subject, const char *detail)
 	if (mon.email != NULL) {
 		char subj[300], text[800], ts2[32];
 
-		snprintf(subj, sizeof(subj), "%s: %s",
-			 strcmp(event, "alert") == 0 ? "ALERT" : "RECOVERED", subject);
+		snprintf(subj, sizeof(subj), "%s: %s", !strcmp(event, "alert") ? "ALERT" :
+			 !strcmp(event, "recovery") ? "RECOVERED" : "TEST", subject);
 		snprintf(text, sizeof(text), "%s\n\n%s\n\nnode: %s\ntime: %s\n", subject, detail,
 			 mon.node, core_clock_format_utc(core_clock_wall_ms(), ts2, sizeof(ts2)));
 		proxy_mail_send(mon.loop, mon.email, mon.node, subj, text);
@@ -323,6 +348,9 @@ static void monitor_done(struct probe *p, bool ok, uint64_t ms, unsigned status,
 	m->checks++;
 	if (!ok)
 		m->failed++;
+	m->last_ms = ms;
+	m->last_wall = core_clock_wall_ms();
+	snprintf(m->last_error, sizeof(m->last_error), "%s", ok || why == NULL ? "" : why);
 	if (mon.db != NULL &&
 	    proxy_history_add(mon.db, m->name, core_clock_wall_ms(), ok, ms, status, why,
 			      err, sizeof(err)) != CORE_OK) {
@@ -616,6 +644,71 @@ int proxy_monitor_metrics(struct core_buf *out)
 		     (unsigned long long)mon.delivery_failures, proxy_mail_failures());
 	rc |= core_buf_append(out, line, (size_t)n);
 	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
+}
+
+/* ---- for the admin API ------------------------------------------------------------------ */
+
+int proxy_monitor_json(struct core_buf *out)
+{
+	char line[1400], a[400], b[700];
+	unsigned i;
+	int n, rc = CORE_OK;
+
+	rc |= core_buf_append(out, "{\"monitors\":[", 13);
+	for (i = 0; i < mon.nmons; i++) {
+		const struct monitor *m = &mon.mons[i];
+
+		json_escape(a, sizeof(a), m->name);
+		json_escape(b, sizeof(b), m->last_error);
+		n = snprintf(line, sizeof(line),
+			     "%s{\"name\":\"%s\",\"up\":%s,\"incident\":%s,\"probes\":%llu,"
+			     "\"failed\":%llu,\"interval_ms\":%llu,\"last_ms\":%llu,"
+			     "\"last_time\":%llu,\"last_error\":\"%s\"}", i ? "," : "", a,
+			     m->up ? "true" : "false", m->open ? "true" : "false",
+			     (unsigned long long)m->checks, (unsigned long long)m->failed,
+			     (unsigned long long)m->interval, (unsigned long long)m->last_ms,
+			     (unsigned long long)m->last_wall, b);
+		rc |= core_buf_append(out, line, (size_t)n);
+	}
+	rc |= core_buf_append(out, "],\"alerts\":[", 12);
+	for (i = 0; i < mon.nrecent; i++) {	/* newest first */
+		const struct recent *r =
+			&mon.recent[(mon.recent_head + MON_RECENT - 1 - i) % MON_RECENT];
+
+		json_escape(a, sizeof(a), r->subject);
+		json_escape(b, sizeof(b), r->detail);
+		n = snprintf(line, sizeof(line),
+			     "%s{\"time\":%llu,\"event\":\"%s\",\"subject\":\"%s\",\"detail\":\"%s\"}",
+			     i ? "," : "", (unsigned long long)r->wall, r->event, a, b);
+		rc |= core_buf_append(out, line, (size_t)n);
+	}
+	n = snprintf(line, sizeof(line),
+		     "],\"webhooks\":%zu,\"email\":%s,\"sent_this_hour\":%u,\"suppressed\":%u,"
+		     "\"delivery_failures\":%llu,\"history\":%s}",
+		     mon.nhooks, mon.email != NULL ? "true" : "false", mon.sent_this_hour,
+		     mon.suppressed, (unsigned long long)(mon.delivery_failures + proxy_mail_failures()),
+		     mon.db != NULL ? "true" : "false");
+	rc |= core_buf_append(out, line, (size_t)n);
+	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
+}
+
+int proxy_monitor_history(const char *name, uint64_t from, uint64_t to, unsigned points,
+			  struct core_buf *out)
+{
+	if (mon.db == NULL)
+		return CORE_ERROR;
+	return proxy_history_json(mon.db, name, from, to, points, out);
+}
+
+int proxy_monitor_test(const char *who)
+{
+	char detail[200];
+
+	if (mon.loop == NULL || (mon.nhooks == 0 && mon.email == NULL))
+		return CORE_ERROR;
+	snprintf(detail, sizeof(detail), "a test notification, sent by %s from the admin UI", who);
+	notify("test", "test alert", detail);
+	return CORE_OK;
 }
 
 static const struct core_module monitor_module = {

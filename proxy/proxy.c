@@ -379,6 +379,7 @@ static void xchg_free(struct proxy_xchg *x, bool reuse)
 	if (x->status >= 100 && x->status < 600) {
 		proxy_stat_add(x->route->st->responses[x->status / 100 - 1], 1);
 		proxy_stat_add(x->route->st->bytes, x->resp_bytes);
+		proxy_stats_latency(x->route->st, core_loop_now(px.loop) - x->started);
 	}
 	core_buf_free(&x->uhead);
 	core_buf_free(&x->uin);

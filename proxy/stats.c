@@ -10,6 +10,20 @@
 #include "core/settings.h"
 #include "stats.h"
 
+const unsigned proxy_lat_bounds[PROXY_LAT_BUCKETS - 1] = {
+	1, 2, 5, 10, 25, 50, 100, 250, 500, 1000, 2500, 5000, 10000
+};
+
+void proxy_stats_latency(struct proxy_stat_route *r, uint64_t ms)
+{
+	unsigned i = 0;
+
+	while (i < PROXY_LAT_BUCKETS - 1 && ms > proxy_lat_bounds[i])
+		i++;
+	proxy_stat_add(r->latency[i], 1);
+	proxy_stat_add(r->latency_ms, ms);
+}
+
 static void route_key(const struct keel_route_conf *r, char *key, size_t len)
 {
 	char *const *hosts = r->hosts.v;
@@ -78,6 +92,8 @@ struct proxy_stats *proxy_stats_create(const struct core_conf *conf,
 			st->routes[i].requests = o->requests;
 			st->routes[i].bytes = o->bytes;
 			memcpy(st->routes[i].responses, o->responses, sizeof(o->responses));
+			memcpy(st->routes[i].latency, o->latency, sizeof(o->latency));
+			st->routes[i].latency_ms = o->latency_ms;
 			break;
 		}
 	for (i = 0; i < st->nservers; i++) {
@@ -204,6 +220,30 @@ int proxy_stats_write(const struct proxy_stats *cst, uint64_t now, struct core_b
 		rc |= putf(out, "keel_route_sent_bytes_total{route=\"");
 		rc |= put_label(out, st->routes[i].key);
 		rc |= putf(out, "\"} %llu\n", (unsigned long long)proxy_stat_get(st->routes[i].bytes));
+	}
+
+	rc |= putf(out, "# HELP keel_route_duration_seconds Time from a request's head to its "
+		   "response's last byte, per route.\n"
+		   "# TYPE keel_route_duration_seconds histogram\n");
+	for (i = 0; i < st->nroutes; i++) {
+		uint64_t cum = 0;
+
+		for (c = 0; c < PROXY_LAT_BUCKETS; c++) {
+			cum += proxy_stat_get(st->routes[i].latency[c]);
+			rc |= putf(out, "keel_route_duration_seconds_bucket{route=\"");
+			rc |= put_label(out, st->routes[i].key);
+			if (c < PROXY_LAT_BUCKETS - 1)
+				rc |= putf(out, "\",le=\"%g\"} %llu\n", proxy_lat_bounds[c] / 1000.0,
+					   (unsigned long long)cum);
+			else
+				rc |= putf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+		}
+		rc |= putf(out, "keel_route_duration_seconds_sum{route=\"");
+		rc |= put_label(out, st->routes[i].key);
+		rc |= putf(out, "\"} %.3f\nkeel_route_duration_seconds_count{route=\"",
+			   proxy_stat_get(st->routes[i].latency_ms) / 1000.0);
+		rc |= put_label(out, st->routes[i].key);
+		rc |= putf(out, "\"} %llu\n", (unsigned long long)cum);
 	}
 
 	rc |= putf(out, "# HELP keel_server_up Whether the server takes requests (active and passive health).\n"

@@ -34,13 +34,22 @@ struct proxy_stat_server {
 	char		check_error[96];	/* why the last check failed */
 };
 
+/* Response time buckets, in ms (upper bounds; one more for the rest). */
+#define PROXY_LAT_BUCKETS	14
+extern const unsigned proxy_lat_bounds[PROXY_LAT_BUCKETS - 1];
+
 struct proxy_stat_route {
 	char		key[192];	/* hosts and path: what a reload matches on */
 	char		upstream[64];
 	uint64_t	requests;
 	uint64_t	responses[5];	/* by class, keel's own answers included */
 	uint64_t	bytes;		/* body bytes sent to clients */
+	uint64_t	latency[PROXY_LAT_BUCKETS];	/* request head to last byte */
+	uint64_t	latency_ms;	/* their sum */
 };
+
+/* Counts one response time in r's histogram. */
+void proxy_stats_latency(struct proxy_stat_route *r, uint64_t ms);
 
 struct proxy_stats {
 	size_t		size;		/* of the mapping */

@@ -2,23 +2,29 @@
  * no-store; errors are {"error": "...", "field": "..."} or, for a
  * configuration that does not validate, {"error": ..., "errors": [{"line",
  * "field", "message"}...]}. */
+#include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <microhttpd.h>
 #include <yaml.h>
 
 #include "api.h"
+#include "core/clock.h"
 #include "core/conf.h"
 #include "core/control.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/settings.h"
+#include "core/state.h"
 #include "core/store.h"
 #include "core/tls.h"
+#include "front.h"
+#include "proxy/monitor.h"
 #include "proxy/proxy.h"
 #include "proxy/stats.h"
 #include "version.h"
@@ -32,6 +38,12 @@ static struct {
 	struct core_loop *loop;
 	bool		  https;	/* cookies get Secure */
 	uint64_t	  started;
+
+	/* A change that could cut the admin off, waiting to be confirmed. */
+	struct core_timer confirm;
+	int64_t		  confirm_back;	/* the revision it reverts to */
+	int64_t		  confirm_rev;	/* the one waiting */
+	uint64_t	  confirm_at;	/* monotonic deadline; 0: nothing waits */
 } api;
 
 /* ---- answers ------------------------------------------------------------------------------ */
@@ -488,6 +500,95 @@ static void put_conf_errors(struct core_buf *b, const struct core_conf *c)
 	put(b, "]}\n");
 }
 
+/* ---- confirm or revert ---------------------------------------------------------------------- */
+
+static bool strs_equal(const char *a, const char *b)
+{
+	return !strcmp(a ? a : "", b ? b : "");
+}
+
+static bool tls_equal(const struct keel_tls_conf *a, const struct keel_tls_conf *b)
+{
+	const struct keel_cert_conf *ca = a->certificates.v, *cb = b->certificates.v;
+	size_t i;
+
+	if (a->enabled != b->enabled || a->min_version != b->min_version ||
+	    a->certificates.n != b->certificates.n)
+		return false;
+	for (i = 0; i < a->certificates.n; i++)
+		if (!strs_equal(ca[i].cert, cb[i].cert) || !strs_equal(ca[i].key, cb[i].key))
+			return false;
+	return true;
+}
+
+static bool addrs_equal(const struct core_conf_list *a, const struct core_conf_list *b)
+{
+	const struct core_conf_addr *x = a->v, *y = b->v;
+	size_t i;
+
+	if (a->n != b->n)
+		return false;
+	for (i = 0; i < a->n; i++)
+		if (strcmp(x[i].text, y[i].text))
+			return false;
+	return true;
+}
+
+/* Whether going from a to b touches what the admin reaches keel by: the
+ * admin server's addresses and TLS, the listeners and their TLS. */
+static bool risky_change(const struct keel_conf *a, const struct keel_conf *b)
+{
+	const struct keel_listener_conf *la = a->listeners.v, *lb = b->listeners.v;
+	size_t i;
+
+	if (!addrs_equal(&a->admin.listen, &b->admin.listen) ||
+	    !tls_equal(&a->admin.tls, &b->admin.tls) || a->listeners.n != b->listeners.n)
+		return true;
+	for (i = 0; i < a->listeners.n; i++)
+		if (strcmp(la[i].address.text, lb[i].address.text) ||
+		    !tls_equal(&la[i].tls, &lb[i].tls))
+			return true;
+	return false;
+}
+
+/* The deadline passed: back to the last confirmed revision. */
+static void confirm_expired(struct core_timer *t)
+{
+	struct core_store_rev rev;
+	struct core_conf *c;
+	char err[512], comment[128];
+	int64_t id;
+
+	(void)t;
+	api.confirm_at = 0;
+	if (store() == NULL || core_store_current_id(store()) != api.confirm_rev)
+		return;		/* something else was applied since */
+	if (core_store_get(store(), api.confirm_back, &rev, err, sizeof(err)) != CORE_OK) {
+		core_log_error("web", "revision %lld was not confirmed, and cannot be reverted: %s",
+			       (long long)api.confirm_rev, err);
+		return;
+	}
+	c = core_conf_load(&core_settings, "store", rev.yaml, strlen(rev.yaml));
+	if (c == NULL || c->nerrors > 0) {
+		core_log_error("web", "revision %lld was not confirmed, and revision %lld "
+			       "no longer loads; kept", (long long)api.confirm_rev,
+			       (long long)api.confirm_back);
+		core_conf_free(c);
+		free(rev.yaml);
+		return;
+	}
+	core_conf_restore_secrets(c, core_control_conf());
+	snprintf(comment, sizeof(comment), "revision %lld not confirmed in time: back to %lld",
+		 (long long)api.confirm_rev, (long long)api.confirm_back);
+	if (core_control_apply(c, rev.yaml, "keel", comment, &id, err, sizeof(err)) != CORE_OK)
+		core_log_error("web", "%s: not applied: %s", comment, err);
+	else {
+		core_log_warn("web", "%s (now revision %lld)", comment, (long long)id);
+		core_store_audit(store(), "keel", "", "reverted", comment);
+	}
+	free(rev.yaml);
+}
+
 /* Validates text (YAML or JSON), then applies and records it. */
 static enum MHD_Result apply_text(struct web_req *r, const char *user, const char *text,
 				  size_t len, bool canonical, const char *comment)
@@ -496,7 +597,8 @@ static enum MHD_Result apply_text(struct web_req *r, const char *user, const cha
 	struct core_buf b, yaml;
 	enum MHD_Result rc;
 	char err[512];
-	int64_t rev;
+	int64_t rev, back;
+	bool risky;
 
 	if (c == NULL)
 		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
@@ -526,6 +628,8 @@ static enum MHD_Result apply_text(struct web_req *r, const char *user, const cha
 		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "out of memory");
 	}
 	core_buf_append(&yaml, "", 1);
+	risky = risky_change(core_settings_of(core_control_conf()), core_settings_of(c));
+	back = api.confirm_at ? api.confirm_back : core_store_current_id(store());
 	if (core_control_apply(c, core_buf_head(&yaml), user, comment, &rev, err,
 			       sizeof(err)) != CORE_OK) {
 		core_buf_free(&yaml);
@@ -534,8 +638,26 @@ static enum MHD_Result apply_text(struct web_req *r, const char *user, const cha
 	}
 	core_buf_free(&yaml);
 	audit(r, user, "apply", comment);
-	putf(&b, "{\"revision\":%lld,\"generation\":%u}\n", (long long)rev,
+	putf(&b, "{\"revision\":%lld,\"generation\":%u", (long long)rev,
 	     core_control_conf()->generation);
+	if (risky || api.confirm_at) {
+		uint64_t ms = (uint64_t)core_settings_of(core_control_conf())->admin.confirm_timeout;
+
+		/* Unconfirmed changes on top of one go back with it. */
+		api.confirm_back = back;
+		api.confirm_rev = rev;
+		if (risky || api.confirm_at == 0) {
+			api.confirm_at = core_loop_now(api.loop) + ms;
+			core_timer_start(&api.confirm, ms);
+			core_log_warn("web", "revision %lld changes how keel is reached: it is "
+				      "reverted to %lld unless confirmed within %llu s", (long long)rev,
+				      (long long)back, (unsigned long long)(ms / 1000));
+		}
+		putf(&b, ",\"confirm\":{\"revert_to\":%lld,\"seconds\":%llu}",
+		     (long long)back,
+		     (unsigned long long)((api.confirm_at - core_loop_now(api.loop) + 999) / 1000));
+	}
+	put(&b, "}\n");
 	rc = reply_json(r, MHD_HTTP_OK, &b, NULL);
 	core_buf_free(&b);
 	return rc;
@@ -786,6 +908,15 @@ static enum MHD_Result api_status(struct web_req *r)
 	     KEEL_VERSION, core_control_conf()->generation,
 	     store() ? (long long)core_store_current_id(store()) : 0LL,
 	     (unsigned long long)((now - api.started) / 1000));
+	putf(&b, ",\"time\":%llu", (unsigned long long)core_clock_wall_ms());
+	if (api.https) {
+		put(&b, ",\"admin_fingerprint\":");
+		core_json_str(&b, web_front_fingerprint());
+	}
+	if (api.confirm_at != 0)
+		putf(&b, ",\"confirm\":{\"revision\":%lld,\"revert_to\":%lld,\"seconds\":%llu}",
+		     (long long)api.confirm_rev, (long long)api.confirm_back,
+		     (unsigned long long)((api.confirm_at - now + 999) / 1000));
 	if (st != NULL) {
 		struct proxy_stat_server *sv = proxy_stats_servers(st);
 
@@ -803,8 +934,17 @@ static enum MHD_Result api_status(struct web_req *r)
 			for (c = 0; c < 5; c++)
 				putf(&b, "%s%llu", c ? "," : "",
 				     (unsigned long long)proxy_stat_get(st->routes[i].responses[c]));
-			put(&b, "]}");
+			put(&b, "],\"latency\":[");
+			for (c = 0; c < PROXY_LAT_BUCKETS; c++)
+				putf(&b, "%s%llu", c ? "," : "",
+				     (unsigned long long)proxy_stat_get(st->routes[i].latency[c]));
+			putf(&b, "],\"latency_ms\":%llu,\"bytes\":%llu}",
+			     (unsigned long long)proxy_stat_get(st->routes[i].latency_ms),
+			     (unsigned long long)proxy_stat_get(st->routes[i].bytes));
 		}
+		put(&b, "],\"latency_bounds_ms\":[");
+		for (c = 0; c < PROXY_LAT_BUCKETS - 1; c++)
+			putf(&b, "%s%u", c ? "," : "", proxy_lat_bounds[c]);
 		put(&b, "],\"servers\":[");
 		for (i = 0; i < st->nservers; i++) {
 			uint64_t out_until = proxy_stat_get(sv[i].out_until);
@@ -947,6 +1087,244 @@ static enum MHD_Result api_user_delete(struct web_req *r, const struct auth_sess
 	return reply_error(r, MHD_HTTP_OK, NULL, "ok");
 }
 
+/* ---- monitors and alerts ------------------------------------------------------------------------ */
+
+static enum MHD_Result api_monitors(struct web_req *r)
+{
+	struct core_buf b;
+	enum MHD_Result rc;
+
+	core_buf_init(&b, 4 << 20);
+	if (proxy_monitor_json(&b) != CORE_OK) {
+		core_buf_free(&b);
+		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "too many monitors");
+	}
+	put(&b, "\n");
+	rc = reply_json(r, MHD_HTTP_OK, &b, NULL);
+	core_buf_free(&b);
+	return rc;
+}
+
+/* GET /api/v1/monitors/history?name=N&range=SECONDS[&points=P] */
+static enum MHD_Result api_history(struct web_req *r)
+{
+	const char *name = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "name");
+	int64_t range = query_int(r, "range"), points = query_int(r, "points");
+	uint64_t to = core_clock_wall_ms(), from;
+	struct core_buf b;
+	enum MHD_Result rc;
+
+	if (name == NULL || *name == '\0')
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "name", "which monitor? (?name=)");
+	if (range <= 0)
+		range = 24 * 3600;
+	if (range < 60 || range > 400 * 24 * 3600)
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "range",
+				   "range is 60..34560000 seconds");
+	if (points <= 0 || points > 1000)
+		points = 120;
+	from = to - (uint64_t)range * 1000;
+	core_buf_init(&b, 1 << 20);
+	put(&b, "{\"name\":");
+	core_json_str(&b, name);
+	putf(&b, ",\"from\":%llu,\"to\":%llu,\"points\":", (unsigned long long)from,
+	     (unsigned long long)to);
+	if (proxy_monitor_history(name, from, to, (unsigned)points, &b) != CORE_OK) {
+		core_buf_free(&b);
+		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
+				   "monitor results are not being kept (see the log)");
+	}
+	put(&b, "}\n");
+	rc = reply_json(r, MHD_HTTP_OK, &b, NULL);
+	core_buf_free(&b);
+	return rc;
+}
+
+static enum MHD_Result api_alert_test(struct web_req *r, const struct auth_session *s)
+{
+	if (proxy_monitor_test(s->user) != CORE_OK)
+		return reply_error(r, MHD_HTTP_CONFLICT, "alerts",
+				   "no alert channel is configured: add a webhook or e-mail recipients");
+	audit(r, s->user, "test alert", "");
+	return reply_error(r, MHD_HTTP_OK, NULL, "sent");
+}
+
+/* ---- certificates ------------------------------------------------------------------------------ */
+
+static void put_cert(struct core_buf *b, const char *used_by, const char *cert, const char *key)
+{
+	struct core_tls_pair p = { cert, key };
+	struct core_tls_info info;
+	char err[384];
+
+	put(b, "{\"used_by\":");
+	core_json_str(b, used_by);
+	put(b, ",\"cert\":");
+	core_json_str(b, cert);
+	put(b, ",\"key\":");
+	core_json_str(b, key);
+	if (core_tls_pair_info(&p, &info, err, sizeof(err)) != CORE_OK) {
+		put(b, ",\"error\":");
+		core_json_str(b, err);
+	} else {
+		put(b, ",\"subject\":");
+		core_json_str(b, info.subject);
+		put(b, ",\"issuer\":");
+		core_json_str(b, info.issuer);
+		put(b, ",\"names\":");
+		core_json_str(b, info.names);
+		putf(b, ",\"not_before\":\"%s\",\"not_after\":\"%s\",\"fingerprint\":\"%s\","
+			"\"self_signed\":%s", info.not_before, info.not_after, info.fingerprint,
+		     info.self_signed ? "true" : "false");
+	}
+	put(b, "}");
+}
+
+static enum MHD_Result api_certs(struct web_req *r)
+{
+	const struct keel_conf *k = core_settings_of(core_control_conf());
+	const struct keel_listener_conf *ln = k->listeners.v;
+	const struct keel_cert_conf *cc;
+	struct core_buf b;
+	enum MHD_Result rc;
+	char who[160], crt[300], key[300];
+	size_t i, j, n = 0;
+
+	core_buf_init(&b, 4 << 20);
+	put(&b, "{\"certificates\":[");
+	cc = k->admin.tls.certificates.v;
+	for (j = 0; j < k->admin.tls.certificates.n; j++, n++) {
+		put(&b, n ? "," : "");
+		put_cert(&b, "admin", cc[j].cert, cc[j].key);
+	}
+	if (k->admin.tls.enabled && k->admin.tls.certificates.n == 0) {
+		snprintf(crt, sizeof(crt), "%s/admin.crt", k->state_dir);
+		snprintf(key, sizeof(key), "%s/admin.key", k->state_dir);
+		put(&b, n++ ? "," : "");
+		put_cert(&b, "admin (made by keel)", crt, key);
+	}
+	for (i = 0; i < k->listeners.n; i++) {
+		cc = ln[i].tls.certificates.v;
+		snprintf(who, sizeof(who), "listener %s", ln[i].address.text);
+		for (j = 0; j < ln[i].tls.certificates.n; j++, n++) {
+			put(&b, n ? "," : "");
+			put_cert(&b, who, cc[j].cert, cc[j].key);
+		}
+	}
+	put(&b, "]}\n");
+	rc = reply_json(r, MHD_HTTP_OK, &b, NULL);
+	core_buf_free(&b);
+	return rc;
+}
+
+static bool cert_name_ok(const char *s)
+{
+	size_t n = 0;
+
+	for (; s[n] != '\0'; n++)
+		if (!((s[n] >= 'a' && s[n] <= 'z') || (s[n] >= 'A' && s[n] <= 'Z') ||
+		      (s[n] >= '0' && s[n] <= '9') || s[n] == '-' || s[n] == '_' ||
+		      (s[n] == '.' && n > 0)))
+			return false;
+	return n > 0 && n < 64;
+}
+
+/*
+ * POST /api/v1/certificates {"name", "cert", "key"}: PEM text, checked
+ * (parses, the key matches), kept as state_dir/certs/NAME.crt and .key.
+ * Replacing a pair the running configuration uses reloads it: new
+ * handshakes get the new certificate, open connections carry on.
+ */
+static enum MHD_Result api_cert_upload(struct web_req *r, const struct auth_session *s)
+{
+	const struct keel_conf *k = core_settings_of(core_control_conf());
+	const char *name, *cert, *key;
+	struct core_tls_pair p;
+	struct json_in j;
+	char dir[300], tc[400], tk[400], fc[400], fk[400], err[512];
+	bool replaced;
+	struct core_buf b;
+	enum MHD_Result rc;
+
+	if (!json_parse(&j, &r->body))
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, NULL, "the body must be a JSON object");
+	name = json_str(&j, "name");
+	cert = json_str(&j, "cert");
+	key = json_str(&j, "key");
+	if (name == NULL || !cert_name_ok(name)) {
+		json_free(&j);
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "name",
+				   "a name is 1..63 letters, digits, '-', '_', '.'");
+	}
+	if (cert == NULL || strstr(cert, "-----BEGIN CERTIFICATE-----") == NULL) {
+		json_free(&j);
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "cert",
+				   "paste the certificate in PEM (-----BEGIN CERTIFICATE-----...)");
+	}
+	if (key == NULL || strstr(key, "PRIVATE KEY-----") == NULL) {
+		json_free(&j);
+		return reply_error(r, MHD_HTTP_BAD_REQUEST, "key",
+				   "paste the private key in PEM (-----BEGIN ... PRIVATE KEY-----)");
+	}
+	snprintf(dir, sizeof(dir), "%s/certs", k->state_dir);
+	snprintf(tc, sizeof(tc), "%s/.%s.crt.check", dir, name);
+	snprintf(tk, sizeof(tk), "%s/.%s.key.check", dir, name);
+	snprintf(fc, sizeof(fc), "%s/%s.crt", dir, name);
+	snprintf(fk, sizeof(fk), "%s/%s.key", dir, name);
+	if (core_state_dir(dir, err, sizeof(err)) != CORE_OK ||
+	    core_state_write(tc, cert, strlen(cert) + 1, 0644, err, sizeof(err)) != CORE_OK ||
+	    core_state_write(tk, key, strlen(key) + 1, 0600, err, sizeof(err)) != CORE_OK) {
+		json_free(&j);
+		unlink(tc);
+		return reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, NULL, "not stored: %s", err);
+	}
+	json_free(&j);
+	p.cert = tc;
+	p.key = tk;
+	if (core_tls_check_pair(&p, err, sizeof(err)) != CORE_OK) {
+		unlink(tc);
+		unlink(tk);
+		return reply_error(r, MHD_HTTP_BAD_REQUEST,
+				   strstr(err, "key") == err || strstr(err, "does not belong") ?
+				   "key" : "cert", "%s", err);
+	}
+	replaced = access(fc, F_OK) == 0;
+	if (rename(tk, fk) != 0 || rename(tc, fc) != 0) {
+		snprintf(err, sizeof(err), "%s", strerror(errno));
+		unlink(tc);
+		unlink(tk);
+		return reply_error(r, MHD_HTTP_INSUFFICIENT_STORAGE, NULL, "not stored: %s", err);
+	}
+	audit(r, s->user, replaced ? "certificate replaced" : "certificate added", fc);
+	core_log_info("web", "%s %s certificate %s", s->user, replaced ? "replaced" : "added", fc);
+	if (replaced && core_control_reload(err, sizeof(err)) != CORE_OK)
+		return reply_error(r, MHD_HTTP_CONFLICT, NULL, "stored, but the reload failed: %s",
+				   err);
+	core_buf_init(&b, 4096);
+	put(&b, "{\"cert\":");
+	core_json_str(&b, fc);
+	put(&b, ",\"key\":");
+	core_json_str(&b, fk);
+	putf(&b, ",\"replaced\":%s}\n", replaced ? "true" : "false");
+	rc = reply_json(r, MHD_HTTP_OK, &b, NULL);
+	core_buf_free(&b);
+	return rc;
+}
+
+static enum MHD_Result api_confirm(struct web_req *r, const struct auth_session *s)
+{
+	char detail[64];
+
+	if (api.confirm_at == 0)
+		return reply_error(r, MHD_HTTP_CONFLICT, NULL, "no change is waiting to be confirmed");
+	core_timer_stop(&api.confirm);
+	api.confirm_at = 0;
+	snprintf(detail, sizeof(detail), "revision %lld", (long long)api.confirm_rev);
+	audit(r, s->user, "confirmed", detail);
+	core_log_info("web", "%s confirmed %s", s->user, detail);
+	return reply_error(r, MHD_HTTP_OK, NULL, "confirmed");
+}
+
 /* ---- dispatch -------------------------------------------------------------------------------- */
 
 static bool is(const struct web_req *r, const char *method, const char *url)
@@ -1050,6 +1428,18 @@ enum MHD_Result api_handle(struct web_req *r)
 	if (!strncmp(r->url, "/api/v1/revisions", 17) &&
 	    (r->url[17] == '\0' || r->url[17] == '/'))
 		return api_revisions(r, s, r->url + 17);
+	if (is(r, "POST", "/api/v1/config/confirm"))
+		return api_confirm(r, s);
+	if (is(r, "GET", "/api/v1/monitors"))
+		return api_monitors(r);
+	if (is(r, "GET", "/api/v1/monitors/history"))
+		return api_history(r);
+	if (is(r, "POST", "/api/v1/alerts/test"))
+		return api_alert_test(r, s);
+	if (is(r, "GET", "/api/v1/certificates"))
+		return api_certs(r);
+	if (is(r, "POST", "/api/v1/certificates"))
+		return api_cert_upload(r, s);
 	if (is(r, "GET", "/api/v1/logs"))
 		return api_logs(r);
 	if (is(r, "GET", "/api/v1/audit"))
@@ -1085,18 +1475,31 @@ int api_start(struct core_loop *loop, bool https, char *err, size_t errlen)
 	api.loop = loop;
 	api.https = https;
 	api.started = core_loop_now(loop);
+	api.confirm_at = 0;
+	core_timer_init(loop, &api.confirm, confirm_expired, NULL);
 	if (auth_start(loop, err, errlen) != CORE_OK)
 		return CORE_ERROR;
 	if (store() != NULL && core_store_user_count(store()) == 0) {
 		auth_setup_begin();
-		if (auth_setup_token()[0] != '\0')
-			core_log_warn("web", "no admin account yet: open the admin server's "
-				      "/setup page with setup token %s", auth_setup_token());
+		if (auth_setup_token()[0] != '\0') {
+			const struct keel_admin_conf *ac = &core_settings_of(core_control_conf())->admin;
+			const struct core_conf_addr *a = ac->listen.v;
+			const char *host = a[0].text;
+
+			/* "*:8443" is this box's address, whichever the admin uses. */
+			if (host[0] == '*')
+				host++;
+			core_log_warn("web", "no admin account yet: set keel up at %s://%s%s/#/setup?token=%s",
+				      https ? "https" : "http", host[0] == ':' ? "<this box>" : "", host,
+				      auth_setup_token());
+		}
 	}
 	return CORE_OK;
 }
 
 void api_stop(void)
 {
+	if (api.loop != NULL)
+		core_timer_stop(&api.confirm);
 	auth_stop();
 }

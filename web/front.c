@@ -52,7 +52,7 @@ static struct {
 	struct MHD_Daemon *mhd;
 	void		 (*kick)(void);
 	struct core_tls_server *tls;
-	struct front_listener ls[16];
+	struct front_listener *ls[16];	/* by pointer: a reload keeps some */
 	unsigned	   nls;
 	struct front_conn *conns;
 	unsigned	   nconns, limit;
@@ -349,13 +349,83 @@ static struct core_tls_server *front_tls(const struct keel_admin_conf *ac,
 	return srv;
 }
 
+static void listener_close(struct front_listener *ln)
+{
+	core_io_stop(&ln->io);
+	close(ln->fd);
+	free(ln);
+}
+
+/*
+ * Listens on every address of ac: sockets already open on one are kept
+ * (clients in their queues are not lost), new ones opened, the rest
+ * closed. Nothing changes when one cannot be opened.
+ */
+static int front_listen(const struct keel_admin_conf *ac, char *err, size_t errlen)
+{
+	const struct core_conf_addr *addrs = ac->listen.v;
+	struct front_listener *next[CORE_ARRAY_SIZE(fr.ls)] = { NULL };
+	bool fresh[CORE_ARRAY_SIZE(fr.ls)] = { false };
+	size_t i, j, n = ac->listen.n < CORE_ARRAY_SIZE(fr.ls) ? ac->listen.n : CORE_ARRAY_SIZE(fr.ls);
+
+	for (i = 0; i < n; i++) {
+		for (j = 0; j < fr.nls; j++)
+			if (fr.ls[j] != NULL && !strcmp(fr.ls[j]->name, addrs[i].text)) {
+				next[i] = fr.ls[j];
+				fr.ls[j] = NULL;
+				break;
+			}
+		if (next[i] != NULL)
+			continue;
+		if ((next[i] = calloc(1, sizeof(*next[i]))) == NULL) {
+			snprintf(err, errlen, "out of memory");
+			goto fail;
+		}
+		fresh[i] = true;
+		snprintf(next[i]->name, sizeof(next[i]->name), "%s", addrs[i].text);
+		if ((next[i]->fd = core_net_listen(&addrs[i], 128, err, errlen)) == -1) {
+			free(next[i]);
+			next[i] = NULL;
+			goto fail;
+		}
+		core_io_init(fr.loop, &next[i]->io, next[i]->fd, listener_on_io, next[i]);
+		if (core_io_set(&next[i]->io, CORE_IO_READ) != CORE_OK) {
+			snprintf(err, errlen, "%s: cannot watch: %s", next[i]->name, strerror(errno));
+			goto fail;
+		}
+	}
+	for (j = 0; j < fr.nls; j++)
+		if (fr.ls[j] != NULL) {
+			core_log_info("web", "admin server no longer listening on %s", fr.ls[j]->name);
+			listener_close(fr.ls[j]);
+		}
+	for (i = 0; i < n; i++) {
+		fr.ls[i] = next[i];
+		if (fresh[i])
+			core_log_info("web", "admin server listening on %s (https)", next[i]->name);
+	}
+	fr.nls = (unsigned)n;
+	return CORE_OK;
+fail:
+	/* Put back what was taken, close what was opened. */
+	for (i = 0; i < n; i++) {
+		if (next[i] == NULL)
+			continue;
+		if (fresh[i]) {
+			listener_close(next[i]);
+			continue;
+		}
+		for (j = 0; j < fr.nls && fr.ls[j] != NULL; j++)
+			;
+		fr.ls[j] = next[i];
+	}
+	return CORE_ERROR;
+}
+
 int web_front_start(struct core_loop *loop, const struct keel_admin_conf *ac,
 		    const char *state_dir, const char *node, struct MHD_Daemon *mhd,
 		    void (*kick)(void), char *err, size_t errlen)
 {
-	const struct core_conf_addr *addrs = ac->listen.v;
-	size_t i;
-
 	fr.loop = loop;
 	fr.mhd = mhd;
 	fr.kick = kick;
@@ -363,21 +433,7 @@ int web_front_start(struct core_loop *loop, const struct keel_admin_conf *ac,
 	fr.idle_ms = (uint64_t)ac->idle_timeout;
 	if ((fr.tls = front_tls(ac, state_dir, node, err, errlen)) == NULL)
 		return CORE_ERROR;
-	for (i = 0; i < ac->listen.n && i < CORE_ARRAY_SIZE(fr.ls); i++) {
-		struct front_listener *ln = &fr.ls[fr.nls];
-
-		snprintf(ln->name, sizeof(ln->name), "%s", addrs[i].text);
-		if ((ln->fd = core_net_listen(&addrs[i], 128, err, errlen)) == -1)
-			return CORE_ERROR;
-		fr.nls++;
-		core_io_init(loop, &ln->io, ln->fd, listener_on_io, ln);
-		if (core_io_set(&ln->io, CORE_IO_READ) != CORE_OK) {
-			snprintf(err, errlen, "%s: cannot watch: %s", ln->name, strerror(errno));
-			return CORE_ERROR;
-		}
-		core_log_info("web", "admin server listening on %s (https)", ln->name);
-	}
-	return CORE_OK;
+	return front_listen(ac, err, errlen);
 }
 
 int web_front_reload(const struct keel_admin_conf *ac, const char *state_dir,
@@ -385,10 +441,14 @@ int web_front_reload(const struct keel_admin_conf *ac, const char *state_dir,
 {
 	struct core_tls_server *srv;
 
-	if (fr.nls == 0)
+	if (fr.loop == NULL)
 		return CORE_OK;
 	if ((srv = front_tls(ac, state_dir, node, err, errlen)) == NULL)
 		return CORE_ERROR;
+	if (front_listen(ac, err, errlen) != CORE_OK) {
+		core_tls_server_drop(srv);
+		return CORE_ERROR;
+	}
 	/* Open connections keep the context they started with. */
 	core_tls_server_drop(fr.tls);
 	fr.tls = srv;
@@ -408,11 +468,10 @@ void web_front_stop(void)
 
 	while (fr.conns != NULL)
 		conn_close(fr.conns);
-	for (i = 0; i < fr.nls; i++) {
-		core_io_stop(&fr.ls[i].io);
-		close(fr.ls[i].fd);
-	}
+	for (i = 0; i < fr.nls; i++)
+		listener_close(fr.ls[i]);
 	fr.nls = 0;
+	fr.loop = NULL;
 	core_tls_server_drop(fr.tls);
 	fr.tls = NULL;
 	fr.mhd = NULL;

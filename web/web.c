@@ -24,6 +24,7 @@
 #include "api.h"
 #include "front.h"
 #include "proxy/proxy.h"
+#include "ui.h"
 #include "version.h"
 
 #define WEB_MAX_SERVERS	16
@@ -127,6 +128,8 @@ static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
 		if (strcmp(url, "/healthz") == 0)
 			return web_healthz(c, !strcmp(method, MHD_HTTP_METHOD_GET) ||
 					      !strcmp(method, MHD_HTTP_METHOD_HEAD));
+		if (ui_is(url))
+			return ui_serve(c, method, url);
 		if ((r = calloc(1, sizeof(*r))) == NULL)
 			return MHD_NO;
 		r->conn = c;

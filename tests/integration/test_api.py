@@ -83,7 +83,7 @@ def start(h, backends=2):
 
 
 def setup(k, admin):
-    token = k.wait_log(r"setup token ([0-9a-f]{32})").group(1)
+    token = k.wait_log(r"setup\?token=([0-9a-f]{32})").group(1)
     a = Admin(admin)
     st, js = a.call("POST", "/api/v1/setup",
                     {"token": token, "user": "admin", "password": PASSWORD})
@@ -100,7 +100,7 @@ def test_every_admin_route_needs_a_session_and_setup_needs_the_token(h):
         check(st == 401, "%s %s without a session: %s %s" % (method, path, st, js))
     check(http_get(admin, "/healthz").status == 200)      # open: for load balancers
     check(anon.call("GET", "/api/v1/setup")[1] == {"setup": True})
-    token = k.wait_log(r"setup token ([0-9a-f]{32})").group(1)
+    token = k.wait_log(r"setup\?token=([0-9a-f]{32})").group(1)
     st, js = anon.call("POST", "/api/v1/setup",
                        {"token": "0" * 32, "user": "admin", "password": PASSWORD})
     check(st == 403 and js["field"] == "token", (st, js))

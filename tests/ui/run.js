@@ -1,0 +1,386 @@
+#!/usr/bin/env node
+/*
+ * The admin UI in a real headless Chromium, driven by Playwright, against
+ * a real keel (HTTPS admin with its self-signed certificate) and real app
+ * servers (tests/integration/backend.py) on loopback.
+ *
+ *   node tests/ui/run.js --keel build/keel --out build/ui --result FILE
+ *
+ * The tests run in order and share one keel: first-boot wizard, login,
+ * every page, add a server and see traffic reach it, TLS upload and the
+ * confirm-or-revert banner, rollback, and last (it locks 127.0.0.1 out)
+ * the login lockout. Screenshots of each page go to --out.
+ */
+'use strict';
+
+const { chromium } = require('playwright-core');
+const { spawn, execFileSync } = require('child_process');
+const fs = require('fs');
+const http = require('http');
+const https = require('https');
+const net = require('net');
+const os = require('os');
+const path = require('path');
+
+const arg = (name, dflt) => {
+	const i = process.argv.indexOf('--' + name);
+	return i > 0 ? process.argv[i + 1] : dflt;
+};
+const ROOT = path.resolve(__dirname, '../..');
+const KEEL = path.resolve(arg('keel', 'build/keel'));
+const OUT = path.resolve(arg('out', 'build/ui'));
+const RESULT = arg('result', null);
+const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
+const PASSWORD = 'correct horse battery';
+
+const procs = [];
+let failed = 0, passed = 0;
+
+function freePort() {
+	return new Promise((resolve, reject) => {
+		const s = net.createServer();
+		s.on('error', reject);
+		s.listen(0, '127.0.0.1', () => { const p = s.address().port; s.close(() => resolve(p)); });
+	});
+}
+
+const sleep = ms => new Promise(r => setTimeout(r, ms));
+
+async function until(what, fn, ms) {
+	const end = Date.now() + (ms || 15000);
+	let last;
+	while (Date.now() < end) {
+		try { last = await fn(); if (last) return last; } catch (e) { last = e; }
+		await sleep(150);
+	}
+	throw new Error(`timed out waiting for ${what}` + (last instanceof Error ? `: ${last.message}` : ''));
+}
+
+/* One request through keel's front door (or any loopback URL). */
+function get(url, opts) {
+	return new Promise(resolve => {
+		const mod = url.startsWith('https') ? https : http;
+		const req = mod.get(url, Object.assign({ rejectUnauthorized: false, timeout: 5000, agent: false }, opts || {}), res => {
+			let body = '';
+			res.on('data', d => { body += d; });
+			res.on('end', () => resolve({ status: res.statusCode, headers: res.headers, body }));
+		});
+		req.on('error', e => resolve({ status: 0, body: e.message }));
+		req.on('timeout', () => req.destroy(new Error('timeout')));
+	});
+}
+
+function start(cmd, args, logfile) {
+	const out = fs.openSync(logfile, 'w');
+	const p = spawn(cmd, args, { stdio: ['ignore', out, out] });
+	procs.push(p);
+	return p;
+}
+
+async function test(name, fn) {
+	const t0 = Date.now();
+	try {
+		await fn();
+		passed++;
+		console.log(`ok    ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
+	} catch (e) {
+		failed++;
+		console.log(`FAIL  ${name}: ${e.stack || e}`);
+		if (T.page) await T.page.screenshot({ path: path.join(OUT, `FAILED-${name.replace(/\W+/g, '_')}.png`), fullPage: true }).catch(() => {});
+	}
+}
+
+const T = {};	/* what the tests share */
+
+async function shot(name) {
+	await T.page.waitForTimeout(300);	/* charts drawn, toasts settled */
+	await T.page.screenshot({ path: path.join(OUT, name + '.png'), fullPage: true });
+}
+
+async function nav(hash, heading) {
+	await T.page.goto(`${T.admin}/${hash}`);
+	await T.page.getByRole('heading', { name: heading, exact: true }).first().waitFor();
+}
+
+/* Answers from the front door for `ms`: which backends served them. */
+async function servedBy(pathname, n) {
+	const seen = {};
+	for (let i = 0; i < n; i++) {
+		const r = await get(`${T.front}${pathname}`);
+		if (r.status === 200) {
+			const who = JSON.parse(r.body).server;
+			seen[who] = (seen[who] || 0) + 1;
+		} else seen[r.status] = (seen[r.status] || 0) + 1;
+	}
+	return seen;
+}
+
+async function main() {
+	fs.mkdirSync(OUT, { recursive: true });
+	for (const f of fs.readdirSync(OUT)) if (f.endsWith('.png')) fs.unlinkSync(path.join(OUT, f));
+	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-ui-'));
+	T.dir = dir;
+	const [pa, pb, pc, padmin, pfront, ptls] = await Promise.all([1, 2, 3, 4, 5, 6].map(freePort));
+	T.ports = { pa, pb, pc, ptls };
+	for (const [port, name] of [[pa, 's1'], [pb, 's2'], [pc, 's3']])
+		start('python3', [path.join(ROOT, 'tests/integration/backend.py'), '--port', port, '--name', name],
+			path.join(dir, name + '.log'));
+	fs.writeFileSync(path.join(dir, 'keel.yaml'), [
+		'node: fresh-box',
+		`state_dir: ${dir}/state`,
+		'pid_file: ""',
+		`admin: { listen: ["127.0.0.1:${padmin}"], confirm_timeout: 20s }`,
+		`listeners: [ { address: "127.0.0.1:${pfront}" } ]`,
+		'monitors: { interval: 1s, timeout: 1s }',
+		''].join('\n'));
+	T.log = path.join(dir, 'keel.log');
+	T.keel = start(KEEL, ['-c', path.join(dir, 'keel.yaml')], T.log);
+	T.admin = `https://127.0.0.1:${padmin}`;
+	T.front = `http://127.0.0.1:${pfront}`;
+	T.token = await until('the setup URL in the log', () => {
+		const m = /#\/setup\?token=([0-9a-f]{32})/.exec(fs.readFileSync(T.log, 'utf8'));
+		return m && m[1];
+	});
+	const browser = await chromium.launch({ executablePath: CHROMIUM, args: ['--headless', '--no-sandbox',
+		'--disable-gpu', '--no-first-run', '--disable-background-networking', '--disable-component-update', '--disable-sync'] });
+	T.browser = browser;
+	T.ctx = await browser.newContext({ ignoreHTTPSErrors: true, viewport: { width: 1280, height: 860 } });
+	T.page = await T.ctx.newPage();
+	T.errors = [];
+	T.page.on('pageerror', e => T.errors.push(e.message));
+	T.page.on('console', m => { if (m.type() === 'error' && !/status of 4\d\d/.test(m.text())) T.errors.push(m.text()); });
+	T.page.on('dialog', d => d.accept());
+
+	await test('first-boot wizard: account, box, first app (with a field error)', async () => {
+		const p = T.page;
+		await p.goto(`${T.admin}/#/setup?token=${T.token}`);
+		await p.getByLabel('Setup token').waitFor();
+		if (await p.getByLabel('Setup token').inputValue() !== T.token) throw new Error('token not taken from the URL');
+		await shot('01-setup-account');
+		await p.getByLabel('Password', { exact: true }).fill(PASSWORD);
+		await p.getByLabel('Password again').fill(PASSWORD + 'x');
+		await p.getByRole('button', { name: 'Create account' }).click();
+		await p.getByText('the two passwords differ').waitFor();
+		await p.getByLabel('Password again').fill(PASSWORD);
+		await p.getByRole('button', { name: 'Create account' }).click();
+		await p.getByLabel('Host name of this box').waitFor({ timeout: 10000 });
+		await p.getByLabel('Host name of this box').fill('gw1');
+		await p.getByLabel('App name').fill('app_a');
+		await p.getByLabel('Path on the front door').fill('/app_a/');
+		await p.getByLabel('Health check path').fill('/health');
+		await p.getByLabel('App servers').fill('127.0.0.1');	/* no port: refused */
+		await p.getByLabel('Alert e-mail').fill('ops@example.com');
+		await p.getByRole('button', { name: 'Apply' }).click();
+		/* The error sits under the servers field, not in a generic box. */
+		const err = p.locator('.field', { has: p.getByLabel('App servers') }).locator('.err');
+		await err.filter({ hasText: 'needs a port' }).waitFor();
+		await shot('02-setup-field-error');
+		await p.getByLabel('App servers').fill(`127.0.0.1:${T.ports.pa}`);
+		await p.getByRole('button', { name: 'Apply' }).click();
+		await p.getByText('Done: app_a is served at /app_a/').waitFor();
+		await shot('03-setup-done');
+		const seen = await until('app_a through the front door', async () => {
+			const s = await servedBy('/app_a/hello', 4);
+			return s.s1 === 4 && s;
+		});
+		if (!seen.s1) throw new Error('no answer from s1');
+	});
+
+	await test('log out, then log in', async () => {
+		const p = T.page;
+		await p.goto(`${T.admin}/#/`);
+		await p.getByRole('button', { name: 'Log out' }).click();
+		await p.getByRole('heading', { name: 'Log in to keel' }).waitFor();
+		await shot('04-login');
+		await p.getByLabel('User').fill('admin');
+		await p.getByLabel('Password').fill(PASSWORD);
+		await p.getByRole('button', { name: 'Log in' }).click();
+		await p.getByRole('heading', { name: 'Dashboard' }).waitFor();
+		const cookies = await T.ctx.cookies();
+		const c = cookies.find(x => x.name === 'keel_session');
+		if (!c || !c.httpOnly || !c.secure || c.sameSite !== 'Strict') throw new Error('session cookie flags: ' + JSON.stringify(c));
+	});
+
+	await test('dashboard: live figures and charts from real traffic', async () => {
+		const p = T.page;
+		const load = (async () => { const end = Date.now() + 7000; while (Date.now() < end) await get(`${T.front}/app_a/x`); })();
+		await nav('#/', 'Dashboard');
+		await load;
+		await until('a req/s figure above 0', async () => {
+			const v = await p.locator('.card', { hasText: 'Requests/s' }).locator('.v').textContent();
+			return parseFloat(v) > 0;
+		});
+		await p.locator('.pill.up').first().waitFor();
+		if (await p.locator('svg.chart path').count() < 3) throw new Error('charts not drawn');
+		await shot('05-dashboard');
+		await p.setViewportSize({ width: 768, height: 1024 });	/* a tablet */
+		await shot('05-dashboard-tablet');
+		await p.setViewportSize({ width: 1280, height: 860 });
+	});
+
+	await test('add a server to an upstream, apply, requests reach it', async () => {
+		const p = T.page;
+		await nav('#/upstreams', 'Upstreams and servers');
+		const sec = p.locator('section[data-upstream=app_a]');
+		await sec.getByLabel('Server address').fill(`127.0.0.1:${T.ports.pb}`);
+		await sec.getByRole('button', { name: 'Add server' }).click();
+		await sec.locator(`tr[data-server="127.0.0.1:${T.ports.pb}"]`).waitFor();
+		await until('s2 serving app_a', async () => {
+			const s = await servedBy('/app_a/x', 6);
+			return s.s1 && s.s2;
+		}, 20000);
+		await shot('06-upstreams');
+		/* Drain from the UI: s2 gets no new clients. */
+		await sec.locator(`tr[data-server="127.0.0.1:${T.ports.pb}"]`).getByRole('button', { name: 'Drain' }).click();
+		await sec.locator(`tr[data-server="127.0.0.1:${T.ports.pb}"] .pill.drain`).waitFor();
+		await until('s2 drained', async () => { const s = await servedBy('/app_a/x', 6); return s.s1 === 6; });
+		await sec.locator(`tr[data-server="127.0.0.1:${T.ports.pb}"]`).getByRole('button', { name: 'Undrain' }).click();
+		await sec.locator(`tr[data-server="127.0.0.1:${T.ports.pb}"] .pill.drain`).waitFor({ state: 'detached' });
+	});
+
+	await test('routes: an invalid path shows its error next to the field', async () => {
+		const p = T.page;
+		await nav('#/routes', 'Apps and routes');
+		await p.getByLabel('Path prefix').fill('app_b');
+		await p.getByRole('button', { name: 'Add route' }).click();
+		await p.locator('.field', { has: p.getByLabel('Path prefix') }).locator('.err', { hasText: "must start with '/'" }).waitFor();
+		await shot('07-routes-error');
+		await p.getByLabel('Path prefix').fill('/app_b/');
+		await p.getByRole('button', { name: 'Add route' }).click();
+		await p.locator('td.mono', { hasText: '/app_b/' }).waitFor();
+		await shot('07-routes');
+	});
+
+	await test('health and monitors: history charts from stored results', async () => {
+		const p = T.page;
+		await nav('#/monitors', 'Health and monitors');
+		await p.getByText(/Uptime: \d/).waitFor();
+		await p.getByRole('button', { name: /^server app_a\// }).first().click();
+		await p.getByText(/Uptime: \d/).waitFor();
+		if (await p.locator('svg.chart rect').count() < 1) throw new Error('no uptime bars');
+		await shot('08-monitors');
+	});
+
+	await test('alerts: send a test alert', async () => {
+		const p = T.page;
+		await nav('#/alerts', 'Alerts and channels');
+		await p.getByRole('button', { name: 'Send a test alert' }).click();
+		await p.locator('#toast', { hasText: 'Test alert sent' }).waitFor();
+		await nav('#/alerts', 'Alerts and channels');
+		await p.locator('.pill.test').first().waitFor();
+		await shot('09-alerts');
+	});
+
+	await test('TLS: upload a certificate, add an HTTPS listener, confirm it in time', async () => {
+		const p = T.page;
+		const crt = path.join(T.dir, 'up.crt'), key = path.join(T.dir, 'up.key');
+		execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
+			'-keyout', key, '-out', crt, '-days', '30', '-subj', '/CN=app.example.test',
+			'-addext', 'subjectAltName=DNS:app.example.test'], { stdio: 'ignore' });
+		await nav('#/tls', 'TLS certificates');
+		await p.getByLabel('Name').fill('app');
+		await p.getByLabel('Certificate chain (PEM)').fill(fs.readFileSync(crt, 'utf8'));
+		await p.getByLabel('Private key (PEM)').fill('-----BEGIN PRIVATE KEY-----\nnot a key\n-----END PRIVATE KEY-----\n');
+		await p.getByRole('button', { name: 'Upload' }).click();
+		await p.locator('.field', { has: p.getByLabel('Private key (PEM)') }).locator('.err').filter({ hasText: /key/ }).waitFor();
+		await p.getByLabel('Private key (PEM)').fill(fs.readFileSync(key, 'utf8'));
+		await p.getByRole('button', { name: 'Upload' }).click();
+		await p.locator('#toast', { hasText: 'Stored as' }).waitFor();
+		const stored = `${T.dir}/state/certs/app`;
+		await p.getByLabel('Address', { exact: true }).fill(`127.0.0.1:${T.ports.ptls}`);
+		await p.getByLabel('Certificate file').fill(stored + '.crt');
+		await p.getByLabel('Key file').fill(stored + '.key');
+		await p.getByRole('button', { name: 'Add listener' }).click();
+		await p.locator('#banner', { hasText: 'unless you confirm it' }).waitFor();
+		await until('HTTPS on the new listener', async () =>
+			(await get(`https://127.0.0.1:${T.ports.ptls}/app_a/x`, { servername: 'app.example.test' })).status === 200);
+		await shot('10-tls-confirm-banner');
+		await p.getByRole('button', { name: 'Keep this change' }).click();
+		await p.locator('#banner').waitFor({ state: 'hidden' });
+		await nav('#/tls', 'TLS certificates');
+		await p.getByText('CN=app.example.test').waitFor();
+		await shot('10-tls');
+	});
+
+	await test('revisions: diff, then roll back one click', async () => {
+		const p = T.page;
+		await nav('#/revisions', 'Revisions');
+		/* The revision that added s2: roll back to the one before it. */
+		const row = p.locator('tr', { hasText: `added server app_a/127.0.0.1:${T.ports.pb}` });
+		const id = Number(await row.getAttribute('data-rev'));
+		await p.locator(`tr[data-rev="${id - 1}"] input[name=from]`).check();
+		await p.locator(`tr[data-rev="${id}"] input[name=to]`).check();
+		await p.locator('#diff', { hasText: `+      - address: 127.0.0.1:${T.ports.pb}` }).waitFor();
+		await shot('11-revisions');
+		await p.locator(`tr[data-rev="${id - 1}"]`).getByRole('button', { name: 'Roll back to this' }).click();
+		await p.locator('#toast', { hasText: 'Rolled back' }).waitFor();
+		await until('s2 gone from app_a', async () => { const s = await servedBy('/app_a/x', 6); return s.s1 === 6; });
+		const cfg = await p.evaluate(() => fetch('/api/v1/config').then(r => r.json()));
+		if (cfg.upstreams.app_a.servers.length !== 1) throw new Error('rollback left ' + JSON.stringify(cfg.upstreams.app_a.servers));
+	});
+
+	await test('logs: live tail and audit log', async () => {
+		const p = T.page;
+		await nav('#/logs', 'Logs');
+		await p.locator('#logview', { hasText: 'revision' }).waitFor();
+		await p.locator('td', { hasText: 'rollback to revision' }).first().waitFor();
+		await shot('12-logs');
+	});
+
+	await test('users: a short password is refused next to the field; add a user', async () => {
+		const p = T.page;
+		await nav('#/users', 'Users');
+		const add = p.locator('section', { hasText: 'Add a user' });
+		await add.getByLabel('User name').fill('ops');
+		await add.getByLabel('Password').fill('short');
+		await add.getByRole('button', { name: 'Add user' }).click();
+		await add.locator('.field', { has: add.getByLabel('Password') }).locator('.err').filter({ hasText: /10/ }).waitFor();
+		await add.getByLabel('Password').fill('another long password');
+		await add.getByRole('button', { name: 'Add user' }).click();
+		await p.locator('td', { hasText: /^ops$/ }).waitFor();
+		await shot('13-users');
+	});
+
+	await test('no script errors on any page', async () => {
+		if (T.errors.length) throw new Error(T.errors.join('\n'));
+	});
+
+	await test('failed logins lock out, with the wait shown', async () => {
+		const ctx = await browser.newContext({ ignoreHTTPSErrors: true });
+		const p = await ctx.newPage();
+		T.page = p;
+		await p.goto(`${T.admin}/#/login`);
+		for (let i = 1; i <= 6; i++) {
+			await p.getByLabel('User').fill('admin');
+			await p.getByLabel('Password').fill('wrong password ' + i);
+			await p.getByRole('button', { name: 'Log in' }).click();
+			await p.locator('.formerr').filter({ hasText: /./ }).waitFor();
+			await p.locator('button[type=submit]:not([disabled])').waitFor();
+		}
+		await p.locator('.formerr', { hasText: /try again in \d+ s/ }).waitFor();
+		await shot('14-lockout');
+		/* The right password is refused too while locked. */
+		await p.getByLabel('Password').fill(PASSWORD);
+		await p.getByRole('button', { name: 'Log in' }).click();
+		await p.locator('.formerr', { hasText: /try again/ }).waitFor();
+		if (await p.getByRole('heading', { name: 'Dashboard' }).count()) throw new Error('logged in while locked out');
+		const log = fs.readFileSync(T.log, 'utf8');
+		if (!/locked|lockout/i.test(log)) throw new Error('lockout not logged');
+		await ctx.close();
+	});
+
+	await browser.close();
+}
+
+function finish(code) {
+	for (const p of procs) try { p.kill('SIGTERM'); } catch (e) { /* gone */ }
+	console.log(`${passed} passed, ${failed} failed`);
+	if (RESULT) {
+		fs.mkdirSync(path.dirname(RESULT), { recursive: true });
+		fs.writeFileSync(RESULT, `${passed} ${failed}\n`);
+	}
+	process.exit(code);
+}
+
+setTimeout(() => { console.log('FAIL  the UI tests did not finish in 5 minutes'); failed++; finish(1); }, 300000).unref();
+main().then(() => finish(failed ? 1 : 0), e => { console.log('FAIL  ' + (e.stack || e)); failed++; finish(1); });

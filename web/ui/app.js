@@ -1,0 +1,883 @@
+/* keel's admin UI: a small single-page app over the JSON API (/api/v1).
+ * No framework and no innerHTML with data: every text goes in through
+ * textContent. The server's Content-Security-Policy allows only this file. */
+'use strict';
+
+const S = { user: null, csrf: '', status: null, samples: [], page: null, timers: [] };
+const $ = (sel, el) => (el || document).querySelector(sel);
+
+/* ---- elements ---------------------------------------------------------------------------- */
+
+function h(tag, attrs, ...kids) {
+	const el = document.createElement(tag);
+	for (const [k, v] of Object.entries(attrs || {})) {
+		if (v === null || v === undefined || v === false) continue;
+		if (k === 'text') el.textContent = v;
+		else if (k === 'class') el.className = v;
+		else if (k.startsWith('on')) el.addEventListener(k.slice(2), v);
+		else if (k === 'value') el.value = v;
+		else if (k === 'checked') el.checked = !!v;
+		else el.setAttribute(k, v === true ? '' : v);
+	}
+	for (const kid of kids.flat(Infinity)) {
+		if (kid === null || kid === undefined || kid === false) continue;
+		el.append(kid instanceof Node ? kid : document.createTextNode(String(kid)));
+	}
+	return el;
+}
+
+function svg(tag, attrs, ...kids) {
+	const el = document.createElementNS('http://www.w3.org/2000/svg', tag);
+	for (const [k, v] of Object.entries(attrs || {})) {
+		if (k === 'text') el.textContent = v;
+		else el.setAttribute(k, v);
+	}
+	for (const kid of kids.flat()) if (kid) el.append(kid);
+	return el;
+}
+
+function pill(state) { return h('span', { class: 'pill ' + state, text: state }); }
+function panel(title, ...kids) { return h('section', { class: 'panel' }, title ? h('h2', { text: title }) : null, kids); }
+
+function toast(msg) {
+	const t = $('#toast');
+	t.textContent = msg;
+	t.hidden = false;
+	clearTimeout(toast.timer);
+	toast.timer = setTimeout(() => { t.hidden = true; }, 4000);
+}
+
+function fmtTime(ms) {
+	if (!ms) return '';
+	const d = new Date(Number(ms));
+	return d.toLocaleString(undefined, { hour12: false });
+}
+function fmtNum(n, digits) {
+	if (n === null || n === undefined || !isFinite(n)) return '–';
+	if (Math.abs(n) >= 1e6) return (n / 1e6).toFixed(1) + 'M';
+	if (Math.abs(n) >= 1e4) return (n / 1e3).toFixed(1) + 'k';
+	return n.toFixed(digits === undefined ? (Math.abs(n) < 10 && n % 1 ? 1 : 0) : digits);
+}
+function fmtUptime(s) {
+	const d = Math.floor(s / 86400), hh = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
+	return d ? `${d}d ${hh}h` : hh ? `${hh}h ${m}m` : `${m}m ${s % 60}s`;
+}
+
+/* ---- the API ------------------------------------------------------------------------------ */
+
+async function api(method, path, body, type) {
+	const opt = { method, credentials: 'same-origin', headers: {} };
+	if (method !== 'GET') opt.headers['X-CSRF-Token'] = S.csrf;
+	if (body !== undefined) {
+		opt.headers['Content-Type'] = type || 'application/json';
+		opt.body = typeof body === 'string' ? body : JSON.stringify(body);
+	}
+	let r;
+	try {
+		r = await fetch(path, opt);
+	} catch (e) {
+		return { ok: false, status: 0, data: { error: 'keel did not answer: ' + e.message } };
+	}
+	let data = {};
+	const ct = r.headers.get('Content-Type') || '';
+	if (ct.startsWith('application/json')) data = await r.json().catch(() => ({}));
+	else data = { text: await r.text() };
+	if (r.status === 401 && !path.endsWith('/login') && !path.endsWith('/setup')) {
+		S.user = null;
+		go('#/login');
+	}
+	return { ok: r.ok, status: r.status, data, headers: r.headers };
+}
+
+/* ---- forms: fields named after the config path they edit ------------------------------- */
+
+/* spec: {name, label, type, value, options, help, field, prefix, placeholder, required} */
+function field(spec) {
+	const id = 'f-' + spec.name;
+	let input;
+	if (spec.type === 'select') {
+		input = h('select', { id, name: spec.name },
+			spec.options.map(o => h('option', { value: o, text: o, selected: o === spec.value })));
+	} else if (spec.type === 'checkbox') {
+		input = h('input', { id, name: spec.name, type: 'checkbox', checked: spec.value });
+		return h('div', { class: 'field', 'data-field': spec.field, 'data-prefix': spec.prefix },
+			h('label', { class: 'inline', for: id }, input, spec.label),
+			spec.help ? h('div', { class: 'help', text: spec.help }) : null,
+			h('div', { class: 'err' }));
+	} else if (spec.type === 'textarea') {
+		input = h('textarea', { id, name: spec.name, placeholder: spec.placeholder, value: spec.value });
+	} else {
+		input = h('input', { id, name: spec.name, type: spec.type || 'text', value: spec.value,
+			placeholder: spec.placeholder, autocomplete: spec.autocomplete || 'off' });
+	}
+	return h('div', { class: 'field', 'data-field': spec.field, 'data-prefix': spec.prefix },
+		h('label', { for: id, text: spec.label }), input,
+		spec.help ? h('div', { class: 'help', text: spec.help }) : null,
+		h('div', { class: 'err' }));
+}
+
+function formValues(form) {
+	const v = {};
+	for (const el of form.querySelectorAll('input, select, textarea')) {
+		if (!el.name) continue;
+		v[el.name] = el.type === 'checkbox' ? el.checked : el.value.trim();
+	}
+	return v;
+}
+
+function clearErrors(form) {
+	for (const e of form.querySelectorAll('.err, .formerr')) e.textContent = '';
+	for (const e of form.querySelectorAll('.invalid')) e.classList.remove('invalid');
+}
+
+/* Puts each error of an API answer next to the field it names; the rest on top. */
+function showErrors(form, data) {
+	clearErrors(form);
+	const errs = data.errors ? data.errors : [{ field: data.field || '', message: data.error || 'failed' }];
+	const top = [];
+	for (const e of errs) {
+		let box = null, best = -1;
+		if (e.field) {	/* the exact field, else the longest prefix */
+			for (const f of form.querySelectorAll('[data-field], [data-prefix]')) {
+				const exact = f.getAttribute('data-field'), pre = f.getAttribute('data-prefix');
+				if (exact && exact === e.field) { box = f; break; }
+				if (pre && e.field.startsWith(pre) && pre.length > best) { box = f; best = pre.length; }
+			}
+		}
+		if (box) {
+			const msg = $('.err', box);
+			msg.textContent = (msg.textContent ? msg.textContent + '; ' : '') + e.message;
+			const inp = $('input, select, textarea', box);
+			if (inp) inp.classList.add('invalid');
+		} else {
+			top.push((e.field ? e.field + ': ' : '') + e.message);
+		}
+	}
+	let fe = $('.formerr', form);
+	if (!fe) { fe = h('div', { class: 'formerr', role: 'alert' }); form.prepend(fe); }
+	fe.textContent = top.join('\n');
+	if (!top.length && data.error && !data.errors && !data.field) fe.textContent = data.error;
+}
+
+function mkform(fields, submit, onsubmit, extra) {
+	const form = h('form', { novalidate: true }, h('div', { class: 'formerr', role: 'alert' }),
+		fields, h('div', { class: 'row' }, h('button', { class: 'primary', type: 'submit', text: submit }), extra));
+	form.addEventListener('submit', async ev => {
+		ev.preventDefault();
+		clearErrors(form);
+		const btn = $('button[type=submit]', form);
+		btn.disabled = true;
+		try { await onsubmit(formValues(form), form); } finally { btn.disabled = false; }
+	});
+	return form;
+}
+
+/* Reads the running configuration, lets fn change it, applies it. fn may
+ * throw {field, message} for checks made here. */
+async function applyChange(form, comment, fn) {
+	const cur = await api('GET', '/api/v1/config');
+	if (!cur.ok) { if (form) showErrors(form, cur.data); return false; }
+	const cfg = cur.data;
+	try {
+		fn(cfg);
+	} catch (e) {
+		if (form && e.message) showErrors(form, { field: e.field, error: e.message });
+		return false;
+	}
+	const r = await api('PUT', '/api/v1/config?comment=' + encodeURIComponent(comment), cfg);
+	if (!r.ok) {
+		if (form) showErrors(form, r.data); else toast(r.data.error || 'not applied');
+		return false;
+	}
+	toast(`Applied: revision ${r.data.revision}`);
+	if (r.data.confirm) refreshStatus();
+	return true;
+}
+
+function need(v, fieldName, what) {
+	if (!v) { const e = new Error(what + ' is required'); e.field = fieldName; throw e; }
+	return v;
+}
+
+/* ---- charts (SVG, hand-made) ------------------------------------------------------------------ */
+
+/* series: [{name, color, points: [[t, v]...]}]; opt: {fmt, min, max, height} */
+function lineChart(series, opt) {
+	opt = opt || {};
+	const W = 600, H = opt.height || 150, L = 44, R = 8, T = 8, B = 20;
+	const all = series.flatMap(s => s.points);
+	const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img' });
+	el.setAttribute('aria-label', series.map(s => s.name).join(', '));
+	if (!all.length) {
+		el.append(svg('text', { x: W / 2 - 30, y: H / 2, text: 'no data yet' }));
+		return h('div', {}, el);
+	}
+	const t0 = opt.from || Math.min(...all.map(p => p[0])), t1 = opt.to || Math.max(...all.map(p => p[0]));
+	let y0 = opt.min !== undefined ? opt.min : Math.min(...all.map(p => p[1]));
+	let y1 = opt.max !== undefined ? opt.max : Math.max(...all.map(p => p[1]));
+	if (y1 <= y0) y1 = y0 + 1;
+	const x = t => L + (W - L - R) * (t1 > t0 ? (t - t0) / (t1 - t0) : 1);
+	const y = v => T + (H - T - B) * (1 - (v - y0) / (y1 - y0));
+	const fmt = opt.fmt || (v => fmtNum(v));
+	for (const v of [y0, (y0 + y1) / 2, y1]) {
+		el.append(svg('line', { class: 'grid', x1: L, x2: W - R, y1: y(v), y2: y(v) }));
+		el.append(svg('text', { x: 2, y: y(v) + 3, text: fmt(v) }));
+	}
+	const tf = t => new Date(t).toLocaleTimeString(undefined, { hour12: false, hour: '2-digit', minute: '2-digit' });
+	el.append(svg('text', { x: L, y: H - 4, text: tf(t0) }));
+	el.append(svg('text', { x: W - R - 30, y: H - 4, text: tf(t1) }));
+	for (const s of series) {
+		if (!s.points.length) continue;
+		const d = s.points.map((p, i) => (i ? 'L' : 'M') + x(p[0]).toFixed(1) + ' ' + y(p[1]).toFixed(1)).join(' ');
+		el.append(svg('path', { d, fill: 'none', stroke: s.color, 'stroke-width': 1.8, 'vector-effect': 'non-scaling-stroke' }));
+	}
+	const legend = h('div', { class: 'legend' }, series.map(s => {
+		const last = s.points.length ? s.points[s.points.length - 1][1] : null;
+		const i = h('i');
+		i.style.background = s.color;
+		return h('span', {}, i, `${s.name}: ${last === null ? '–' : fmt(last)}`);
+	}));
+	return h('div', {}, el, legend);
+}
+
+/* Uptime as bars: points [[t, probes, failed]]; red where probes failed. */
+function uptimeBars(points, from, to) {
+	const W = 600, H = 40;
+	const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none' });
+	el.style.height = '40px';
+	const n = Math.max(points.length, 1), bw = W / Math.max(n, 60);
+	points.forEach(p => {
+		const t = (p[0] - from) / Math.max(to - from, 1);
+		const up = p[1] ? (p[1] - p[2]) / p[1] : 0;
+		el.append(svg('rect', { x: (t * W).toFixed(1), y: 2, width: Math.max(bw - 1, 1).toFixed(1), height: H - 4,
+			fill: up >= 1 ? '#2da44e' : up > 0.5 ? '#d4a72c' : '#cf222e' }));
+	});
+	return el;
+}
+
+/* ---- status polling: live figures for the dashboard ------------------------------------------ */
+
+function totals(st) {
+	const t = { t: Date.now(), req: 0, resp: 0, err: 0, lat: null };
+	for (const r of st.routes || []) {
+		t.req += r.requests;
+		t.resp += r.responses.reduce((a, b) => a + b, 0);
+		t.err += r.responses[4];
+		if (!t.lat) t.lat = r.latency.slice(); else r.latency.forEach((c, i) => { t.lat[i] += c; });
+	}
+	return t;
+}
+
+function quantile(hist, bounds, q) {
+	const n = hist.reduce((a, b) => a + b, 0);
+	if (!n) return null;
+	let acc = 0;
+	for (let i = 0; i < hist.length; i++) {
+		const lo = i ? bounds[i - 1] : 0, hi = i < bounds.length ? bounds[i] : bounds[bounds.length - 1] * 2;
+		if (acc + hist[i] >= q * n) return lo + (hi - lo) * ((q * n - acc) / hist[i]);
+		acc += hist[i];
+	}
+	return bounds[bounds.length - 1];
+}
+
+async function refreshStatus() {
+	const r = await api('GET', '/api/v1/status');
+	if (!r.ok) return null;
+	const st = r.data, cur = totals(st), prev = S.last;
+	S.status = st;
+	S.last = cur;
+	$('#node').textContent = st.node + ' · rev ' + st.revision;
+	if (prev && cur.t > prev.t && cur.req >= prev.req) {
+		const dt = (cur.t - prev.t) / 1000, dr = cur.resp - prev.resp;
+		const dh = cur.lat && prev.lat ? cur.lat.map((c, i) => c - prev.lat[i]) : [];
+		S.samples.push({ t: cur.t, rps: (cur.req - prev.req) / dt,
+			err: dr > 0 ? 100 * (cur.err - prev.err) / dr : 0,
+			p50: quantile(dh, st.latency_bounds_ms || [], 0.5),
+			p99: quantile(dh, st.latency_bounds_ms || [], 0.99) });
+		if (S.samples.length > 180) S.samples.shift();
+	}
+	showConfirm(st.confirm);
+	return st;
+}
+
+function showConfirm(c) {
+	const b = $('#banner');
+	if (!c) { b.hidden = true; b.textContent = ''; return; }
+	b.hidden = false;
+	b.replaceChildren(
+		h('span', { text: `Revision ${c.revision} changed how keel is reached (listeners, TLS or the admin address). ` +
+			`It is reverted to revision ${c.revert_to} in ${c.seconds} s unless you confirm it.` }),
+		h('button', { class: 'primary', id: 'confirm', type: 'button', text: 'Keep this change', onclick: async () => {
+			const r = await api('POST', '/api/v1/config/confirm', {});
+			toast(r.ok ? 'Change confirmed' : r.data.error);
+			refreshStatus();
+		} }));
+}
+
+function every(ms, fn) {
+	fn();
+	S.timers.push(setInterval(fn, ms));
+}
+
+/* ---- pages -------------------------------------------------------------------------------- */
+
+const pages = {};
+
+pages['/'] = async main => {
+	main.append(h('h1', { text: 'Dashboard' }));
+	const cards = h('div', { class: 'cards' }), charts = h('div', { class: 'grid' });
+	const servers = h('div', { class: 'scroll' }), alerts = h('div');
+	main.append(cards, charts, panel('Servers', servers), panel('Recent alerts', alerts));
+	const cfg = (await api('GET', '/api/v1/config')).data;
+	const flags = {};
+	for (const [u, up] of Object.entries(cfg.upstreams || {}))
+		for (const s of up.servers) flags[u + '/' + s.address] = s;
+	every(2000, async () => {
+		const st = await refreshStatus();
+		if (!st) return;
+		const last = S.samples[S.samples.length - 1] || {};
+		const up = (st.servers || []).filter(s => s.state === 'up').length;
+		cards.replaceChildren(...[
+			['Requests/s', fmtNum(last.rps)], ['p50 latency', last.p50 === null || last.p50 === undefined ? '–' : fmtNum(last.p50, 1) + ' ms'],
+			['p99 latency', last.p99 === null || last.p99 === undefined ? '–' : fmtNum(last.p99, 1) + ' ms'],
+			['5xx rate', fmtNum(last.err, 2) + ' %'], ['Servers up', `${up} / ${(st.servers || []).length}`],
+			['Connections', st.active], ['Uptime', fmtUptime(st.uptime_s)], ['Version', st.version],
+		].map(([k, v]) => h('div', { class: 'card' }, h('div', { class: 'k', text: k }), h('div', { class: 'v', text: v }))));
+		const pts = key => S.samples.filter(s => s[key] !== null).map(s => [s.t, s[key]]);
+		charts.replaceChildren(
+			panel('Requests per second', lineChart([{ name: 'req/s', color: '#1f6feb', points: pts('rps') }], { min: 0 })),
+			panel('Latency (ms)', lineChart([{ name: 'p50', color: '#2da44e', points: pts('p50') },
+				{ name: 'p99', color: '#bf8700', points: pts('p99') }], { min: 0, fmt: v => fmtNum(v, 1) })),
+			panel('Error rate (5xx %)', lineChart([{ name: '5xx', color: '#cf222e', points: pts('err') }], { min: 0, fmt: v => fmtNum(v, 1) })));
+		servers.replaceChildren(h('table', {},
+			h('tr', {}, ['Upstream', 'Server', 'State', 'Active', 'Requests', 'Failures', 'Last check'].map(t => h('th', { text: t }))),
+			(st.servers || []).map(s => {
+				const f = flags[s.upstream + '/' + s.address] || {};
+				const state = f.down ? 'maintenance' : f.drain ? 'drain' : s.state;
+				return h('tr', {}, h('td', { text: s.upstream }), h('td', { class: 'mono', text: s.address }),
+					h('td', {}, pill(state)), h('td', { class: 'num', text: s.active }),
+					h('td', { class: 'num', text: s.requests }), h('td', { class: 'num', text: s.failures }),
+					h('td', { class: 'muted', text: s.check_error || (s.checks ? 'passed' : '') }));
+			})));
+	});
+	every(10000, async () => {
+		const m = await api('GET', '/api/v1/monitors');
+		if (m.ok) alerts.replaceChildren(alertTable(m.data.alerts.slice(0, 8)));
+	});
+};
+
+function alertTable(list) {
+	if (!list.length) return h('p', { class: 'muted', text: 'No alerts.' });
+	return h('table', {}, h('tr', {}, ['Time', 'Event', 'Subject', 'Detail'].map(t => h('th', { text: t }))),
+		list.map(a => h('tr', {}, h('td', { text: fmtTime(a.time) }), h('td', {}, pill(a.event)),
+			h('td', { text: a.subject }), h('td', { text: a.detail }))));
+}
+
+/* Apps and routes */
+pages['/routes'] = async main => {
+	const cfg = (await api('GET', '/api/v1/config')).data;
+	const ups = Object.keys(cfg.upstreams || {});
+	main.append(h('h1', { text: 'Apps and routes' }));
+	const list = h('table', {}, h('tr', {}, ['Hosts', 'Path', 'Upstream', 'Rewrite', 'HTTPS', ''].map(t => h('th', { text: t }))));
+	cfg.routes.forEach((r, i) => list.append(h('tr', {},
+		h('td', { text: r.hosts.length ? r.hosts.join(', ') : 'any' }), h('td', { class: 'mono', text: r.path }),
+		h('td', { text: r.upstream }), h('td', { text: r.rewrite }),
+		h('td', { text: (r.https_redirect ? 'redirect ' : '') + (r.hsts !== '0ms' ? 'HSTS' : '') }),
+		h('td', {}, h('button', { type: 'button', text: 'Edit', onclick: () => edit(i) }), ' ',
+			h('button', { type: 'button', class: 'danger', text: 'Remove', onclick: async () => {
+				if (!confirm(`Remove the route ${r.path}?`)) return;
+				if (await applyChange(null, `removed route ${r.path}`, c => c.routes.splice(i, 1))) render();
+			} })))));
+	const formBox = h('div');
+	main.append(panel('Routes', h('div', { class: 'scroll' }, list)), panel('', formBox));
+	function edit(i) {
+		const r = i === undefined ? { hosts: [], path: '/', upstream: ups[0] || '', rewrite: 'keep', https_redirect: false, hsts: '0ms', upstream_header: false, read_timeout: '1m', max_body: '1M' } : cfg.routes[i];
+		const idx = i === undefined ? cfg.routes.length : i, p = `routes[${idx}].`;
+		formBox.replaceChildren(h('h2', { text: i === undefined ? 'Add a route' : `Edit route ${r.path}` }), mkform(h('div', { class: 'fields' },
+			field({ name: 'hosts', label: 'Host names', value: r.hosts.join(', '), prefix: p + 'hosts', help: 'Comma-separated; empty: any host' }),
+			field({ name: 'path', label: 'Path prefix', value: r.path, field: p + 'path' }),
+			field({ name: 'upstream', label: 'Upstream', type: 'select', options: ups, value: r.upstream, field: p + 'upstream' }),
+			field({ name: 'rewrite', label: 'Rewrite', value: r.rewrite, field: p + 'rewrite', help: 'keep, strip, or a new prefix' }),
+			field({ name: 'read_timeout', label: 'Read timeout', value: r.read_timeout, field: p + 'read_timeout' }),
+			field({ name: 'max_body', label: 'Largest body', value: r.max_body, field: p + 'max_body' }),
+			field({ name: 'hsts', label: 'HSTS max-age', value: r.hsts, field: p + 'hsts', help: '0 sends none' }),
+			field({ name: 'https_redirect', label: 'Redirect HTTP to HTTPS', type: 'checkbox', value: r.https_redirect, field: p + 'https_redirect' }),
+			field({ name: 'upstream_header', label: 'Add X-Keel-Upstream', type: 'checkbox', value: r.upstream_header, field: p + 'upstream_header' })),
+		i === undefined ? 'Add route' : 'Save', async (v, form) => {
+			const ok = await applyChange(form, `${i === undefined ? 'added' : 'changed'} route ${v.path}`, c => {
+				const nr = Object.assign({}, i === undefined ? {} : c.routes[i], {
+					hosts: v.hosts ? v.hosts.split(',').map(s => s.trim()).filter(Boolean) : [],
+					path: v.path, upstream: v.upstream, rewrite: v.rewrite, read_timeout: v.read_timeout,
+					max_body: v.max_body, hsts: v.hsts, https_redirect: v.https_redirect, upstream_header: v.upstream_header });
+				if (i === undefined) c.routes.push(nr); else c.routes[i] = nr;
+			});
+			if (ok) render();
+		}, i === undefined ? null : h('button', { type: 'button', text: 'Cancel', onclick: () => edit() })));
+	}
+	edit();
+};
+
+/* Upstreams and servers */
+pages['/upstreams'] = async main => {
+	const cfg = (await api('GET', '/api/v1/config')).data;
+	const st = await refreshStatus() || { servers: [] };
+	main.append(h('h1', { text: 'Upstreams and servers' }));
+	const live = {};
+	for (const s of st.servers || []) live[s.upstream + '/' + s.address] = s;
+	for (const [name, up] of Object.entries(cfg.upstreams)) {
+		const rows = up.servers.map((s, i) => {
+			const l = live[name + '/' + s.address] || {};
+			const state = s.down ? 'maintenance' : s.drain ? 'drain' : (l.state || 'new');
+			const setState = async body => {
+				const r = await api('PUT', `/api/v1/upstreams/${encodeURIComponent(name)}/servers/${encodeURIComponent(s.address)}/state`, body);
+				toast(r.ok ? `${s.address}: done` : r.data.error);
+				render();
+			};
+			return h('tr', { 'data-server': s.address }, h('td', { class: 'mono', text: s.address }), h('td', { class: 'num', text: s.weight }),
+				h('td', { text: s.backup ? 'backup' : '' }), h('td', {}, pill(state)),
+				h('td', { class: 'num', text: l.requests || 0 }), h('td', { class: 'muted', text: l.check_error || '' }),
+				h('td', { class: 'row' },
+					h('button', { type: 'button', text: s.drain ? 'Undrain' : 'Drain', onclick: () => setState({ drain: !s.drain }) }),
+					h('button', { type: 'button', text: s.down ? 'End maintenance' : 'Maintenance', onclick: () => setState({ down: !s.down }) }),
+					h('button', { type: 'button', class: 'danger', text: 'Remove', onclick: async () => {
+						if (!confirm(`Remove ${s.address} from ${name}?`)) return;
+						if (await applyChange(null, `removed server ${name}/${s.address}`, c => c.upstreams[name].servers.splice(i, 1))) render();
+					} })));
+		});
+		const n = up.servers.length, p = `upstreams.${name}.`;
+		const addForm = mkform(h('div', { class: 'fields' },
+			field({ name: 'address', label: 'Server address', placeholder: '10.0.0.5:8080', field: `${p}servers[${n}].address` }),
+			field({ name: 'weight', label: 'Weight', type: 'number', value: '1', field: `${p}servers[${n}].weight` }),
+			field({ name: 'max_fails', label: 'Max fails', type: 'number', value: '1', field: `${p}servers[${n}].max_fails` }),
+			field({ name: 'backup', label: 'Backup server', type: 'checkbox', value: false, field: `${p}servers[${n}].backup` })),
+		'Add server', async (v, form) => {
+			const ok = await applyChange(form, `added server ${name}/${v.address}`, c => {
+				c.upstreams[name].servers.push({ address: need(v.address, `${p}servers[${n}].address`, 'an address'),
+					weight: Number(v.weight) || 1, max_fails: Number(v.max_fails), backup: v.backup });
+			});
+			if (ok) render();
+		});
+		addForm.setAttribute('data-upstream', name);
+		const hc = up.health;
+		const healthForm = mkform(h('div', { class: 'fields' },
+			field({ name: 'type', label: 'Active checks', type: 'select', options: ['off', 'http', 'tcp'], value: hc.type, field: p + 'health.type' }),
+			field({ name: 'path', label: 'Path', value: hc.path, field: p + 'health.path' }),
+			field({ name: 'status', label: 'Passing statuses', value: hc.status, field: p + 'health.status' }),
+			field({ name: 'body', label: 'Body must contain', value: hc.body, field: p + 'health.body' }),
+			field({ name: 'interval', label: 'Interval', value: hc.interval, field: p + 'health.interval' }),
+			field({ name: 'timeout', label: 'Timeout', value: hc.timeout, field: p + 'health.timeout' }),
+			field({ name: 'unhealthy', label: 'Fails to mark DOWN', type: 'number', value: hc.unhealthy, field: p + 'health.unhealthy' }),
+			field({ name: 'healthy', label: 'Passes to mark UP', type: 'number', value: hc.healthy, field: p + 'health.healthy' })),
+		'Save health check', async (v, form) => {
+			if (await applyChange(form, `health check of ${name}`, c => {
+				Object.assign(c.upstreams[name].health, v, { healthy: Number(v.healthy), unhealthy: Number(v.unhealthy) });
+			})) render();
+		});
+		const balForm = mkform(h('div', { class: 'fields' },
+			field({ name: 'balance', label: 'Balancing', type: 'select', options: ['round_robin', 'least_conn', 'ip_hash', 'p2c', 'cookie'], value: up.balance, field: p + 'balance' }),
+			field({ name: 'all_down', label: 'When all are down', type: 'select', options: ['fail_closed', 'fail_open'], value: up.all_down, field: p + 'all_down' }),
+			field({ name: 'slow_start', label: 'Slow start', value: up.slow_start, field: p + 'slow_start' })),
+		'Save', async (v, form) => {
+			if (await applyChange(form, `balancing of ${name}`, c => Object.assign(c.upstreams[name], v))) render();
+		});
+		main.append(h('section', { class: 'panel', 'data-upstream': name }, h('h2', { text: name }),
+			h('div', { class: 'scroll' }, h('table', {}, h('tr', {}, ['Server', 'Weight', '', 'State', 'Requests', 'Last error', ''].map(t => h('th', { text: t }))), rows)),
+			h('h3', { text: 'Add a server' }), addForm, h('h3', { text: 'Health check' }), healthForm,
+			h('h3', { text: 'Balancing' }), balForm));
+	}
+	const n = Object.keys(cfg.upstreams).length;
+	main.append(panel('Add an upstream', mkform(h('div', { class: 'fields' },
+		field({ name: 'name', label: 'Name', placeholder: 'app_c', prefix: 'upstreams.' }),
+		field({ name: 'servers', label: 'Servers', placeholder: '10.0.0.5:8080, 10.0.0.6:8080', help: 'Comma-separated addresses' })),
+	'Add upstream', async (v, form) => {
+		if (await applyChange(form, `added upstream ${v.name}`, c => {
+			need(v.name, 'upstreams.', 'a name');
+			if (c.upstreams[v.name]) throw Object.assign(new Error(`${v.name} exists`), { field: 'upstreams.' });
+			c.upstreams[v.name] = { servers: v.servers.split(',').map(s => s.trim()).filter(Boolean).map(a => ({ address: a })) };
+		})) render();
+	})));
+	void n;
+};
+
+/* Health checks and monitors */
+pages['/monitors'] = async main => {
+	main.append(h('h1', { text: 'Health and monitors' }));
+	const m = await api('GET', '/api/v1/monitors');
+	const cfg = (await api('GET', '/api/v1/config')).data;
+	const table = h('table', {}, h('tr', {}, ['Monitor', 'State', 'Probes', 'Failed', 'Uptime', 'Last', 'Last error'].map(t => h('th', { text: t }))));
+	const detail = h('div');
+	for (const x of (m.data.monitors || [])) {
+		table.append(h('tr', {}, h('td', {}, h('button', { type: 'button', class: 'link', text: x.name, onclick: () => show(x.name, 3600) })),
+			h('td', {}, pill(x.incident ? 'alert' : x.up ? 'up' : 'down')), h('td', { class: 'num', text: x.probes }),
+			h('td', { class: 'num', text: x.failed }),
+			h('td', { class: 'num', text: x.probes ? (100 * (x.probes - x.failed) / x.probes).toFixed(2) + ' %' : '–' }),
+			h('td', { class: 'num', text: x.last_ms + ' ms' }), h('td', { class: 'muted', text: x.last_error })));
+	}
+	main.append(panel('Monitors', h('div', { class: 'scroll' }, table)), detail);
+	async function show(name, range) {
+		const r = await api('GET', `/api/v1/monitors/history?name=${encodeURIComponent(name)}&range=${range}&points=120`);
+		if (!r.ok) { detail.replaceChildren(panel(name, h('p', { class: 'err', text: r.data.error }))); return; }
+		const pts = r.data.points, probes = pts.reduce((a, p) => a + p[1], 0), failed = pts.reduce((a, p) => a + p[2], 0);
+		detail.replaceChildren(panel(name,
+			h('div', { class: 'row' }, [['1 hour', 3600], ['24 hours', 86400], ['7 days', 7 * 86400], ['30 days', 30 * 86400]].map(([t, s]) =>
+				h('button', { type: 'button', class: s === range ? 'primary' : '', text: t, onclick: () => show(name, s) }))),
+			h('h3', { text: `Uptime: ${probes ? (100 * (probes - failed) / probes).toFixed(3) + ' %' : 'no probes'} (${probes} probes, ${failed} failed)` }),
+			uptimeBars(pts, r.data.from, r.data.to),
+			h('h3', { text: 'Response time (ms)' }),
+			lineChart([{ name: 'average', color: '#1f6feb', points: pts.map(p => [p[0], p[3]]) },
+				{ name: 'max', color: '#bf8700', points: pts.map(p => [p[0], p[4]]) }], { min: 0, from: r.data.from, to: r.data.to })));
+	}
+	if ((m.data.monitors || []).length) show(m.data.monitors[0].name, 3600);
+	const mc = cfg.monitors;
+	main.append(panel('Add a monitor', mkform(h('div', { class: 'fields' },
+		field({ name: 'name', label: 'Name', placeholder: 'login page', prefix: 'monitors.list.' }),
+		field({ name: 'url', label: 'URL', placeholder: 'http://10.0.0.5:8000/app_a/login', help: 'An IP address or localhost' }),
+		field({ name: 'status', label: 'Passing statuses', value: '200-399' }),
+		field({ name: 'interval', label: 'Interval', value: '30s' })),
+	'Add monitor', async (v, form) => {
+		const p = `monitors.list.${v.name}.`;
+		for (const k of ['url', 'status', 'interval']) $(`[name=${k}]`, form).closest('.field').setAttribute('data-field', p + k);
+		if (await applyChange(form, `added monitor ${v.name}`, c => {
+			need(v.name, 'monitors.list.', 'a name');
+			c.monitors.list[v.name] = { url: v.url, status: v.status, interval: v.interval };
+		})) render();
+	})), panel('Automatic monitors', mkform(h('div', { class: 'fields' },
+		field({ name: 'routes', label: 'Probe every route through the front door', type: 'checkbox', value: mc.routes, field: 'monitors.routes' }),
+		field({ name: 'servers', label: 'Probe every server directly', type: 'checkbox', value: mc.servers, field: 'monitors.servers' }),
+		field({ name: 'interval', label: 'Interval', value: mc.interval, field: 'monitors.interval' })),
+	'Save', async (v, form) => {
+		if (await applyChange(form, 'automatic monitors', c => Object.assign(c.monitors, v))) render();
+	})));
+	for (const [name] of Object.entries(mc.list || {}))
+		main.append(h('div', { class: 'row' }, h('span', { text: `Operator monitor “${name}”` }),
+			h('button', { type: 'button', class: 'danger', text: 'Remove', onclick: async () => {
+				if (await applyChange(null, `removed monitor ${name}`, c => { delete c.monitors.list[name]; })) render();
+			} })));
+};
+
+/* Alerts and channels */
+pages['/alerts'] = async main => {
+	main.append(h('h1', { text: 'Alerts and channels' }));
+	const m = (await api('GET', '/api/v1/monitors')).data;
+	const cfg = (await api('GET', '/api/v1/config')).data, a = cfg.alerts;
+	main.append(panel('Recent alerts', alertTable(m.alerts || []),
+		h('div', { class: 'row' }, h('button', { type: 'button', id: 'test-alert', text: 'Send a test alert', onclick: async () => {
+			const r = await api('POST', '/api/v1/alerts/test', {});
+			toast(r.ok ? 'Test alert sent to every channel' : r.data.error);
+		} }), h('span', { class: 'muted', text: `${m.webhooks} webhook(s), e-mail ${m.email ? 'on' : 'off'}; ${m.sent_this_hour} sent this hour, ${m.delivery_failures} delivery failures` }))));
+	const hooks = h('table', {}, h('tr', {}, ['Webhook', 'Signed', ''].map(t => h('th', { text: t }))),
+		a.webhooks.map((w, i) => h('tr', {}, h('td', { class: 'mono', text: w.url }), h('td', { text: w.secret ? 'yes' : 'no' }),
+			h('td', {}, h('button', { type: 'button', class: 'danger', text: 'Remove', onclick: async () => {
+				if (await applyChange(null, 'removed a webhook', c => c.alerts.webhooks.splice(i, 1))) render();
+			} })))));
+	const n = a.webhooks.length;
+	main.append(panel('Webhooks', hooks, h('h3', { text: 'Add a webhook' }), mkform(h('div', { class: 'fields' },
+		field({ name: 'url', label: 'URL', placeholder: 'http://10.0.0.9:9000/keel', field: `alerts.webhooks[${n}].url` }),
+		field({ name: 'secret', label: 'HMAC secret', type: 'password', field: `alerts.webhooks[${n}].secret`, help: 'Optional; signs each body' })),
+	'Add webhook', async (v, form) => {
+		if (await applyChange(form, 'added a webhook', c => c.alerts.webhooks.push({ url: v.url, secret: v.secret }))) render();
+	})));
+	const e = a.email;
+	main.append(panel('E-mail', mkform(h('div', { class: 'fields' },
+		field({ name: 'to', label: 'Recipients', value: e.to.join(', '), prefix: 'alerts.email.to', help: 'Comma-separated; none: no e-mail' }),
+		field({ name: 'server', label: 'SMTP server', value: e.server, field: 'alerts.email.server' }),
+		field({ name: 'tls', label: 'TLS', type: 'select', options: ['starttls', 'none'], value: e.tls, field: 'alerts.email.tls' }),
+		field({ name: 'from', label: 'From', value: e.from, field: 'alerts.email.from' }),
+		field({ name: 'user', label: 'User', value: e.user, field: 'alerts.email.user' }),
+		field({ name: 'password', label: 'Password', type: 'password', value: e.password, field: 'alerts.email.password' })),
+	'Save e-mail', async (v, form) => {
+		if (await applyChange(form, 'alert e-mail', c => Object.assign(c.alerts.email, v,
+			{ to: v.to ? v.to.split(',').map(s => s.trim()).filter(Boolean) : [] }))) render();
+	})));
+	main.append(panel('When to alert', mkform(h('div', { class: 'fields' },
+		field({ name: 'failures', label: 'Failures', type: 'number', value: a.failures, field: 'alerts.failures' }),
+		field({ name: 'window', label: 'Within', value: a.window, field: 'alerts.window' }),
+		field({ name: 'recover', label: 'Passes to recover', type: 'number', value: a.recover, field: 'alerts.recover' }),
+		field({ name: 'max_per_hour', label: 'Most per hour', type: 'number', value: a.max_per_hour, field: 'alerts.max_per_hour' })),
+	'Save', async (v, form) => {
+		if (await applyChange(form, 'alert thresholds', c => Object.assign(c.alerts, { failures: Number(v.failures),
+			window: v.window, recover: Number(v.recover), max_per_hour: Number(v.max_per_hour) }))) render();
+	})));
+};
+
+/* TLS certificates and listeners */
+pages['/tls'] = async main => {
+	main.append(h('h1', { text: 'TLS certificates' }));
+	const certs = (await api('GET', '/api/v1/certificates')).data.certificates || [];
+	const cfg = (await api('GET', '/api/v1/config')).data;
+	main.append(panel('In use', h('div', { class: 'scroll' }, h('table', {},
+		h('tr', {}, ['Used by', 'Subject', 'Names', 'Expires', 'SHA-256 fingerprint'].map(t => h('th', { text: t }))),
+		certs.map(c => h('tr', {}, h('td', { text: c.used_by }),
+			h('td', { text: c.error ? c.error : c.subject + (c.self_signed ? ' (self-signed)' : '') }),
+			h('td', { text: c.names || '' }), h('td', { text: c.not_after || '' }),
+			h('td', { class: 'mono', text: c.fingerprint || '' })))))));
+	main.append(panel('Upload a certificate', mkform(h('div', {},
+		field({ name: 'name', label: 'Name', placeholder: 'www.example.com', field: 'name' }),
+		field({ name: 'cert', label: 'Certificate chain (PEM)', type: 'textarea', field: 'cert', placeholder: '-----BEGIN CERTIFICATE-----' }),
+		field({ name: 'key', label: 'Private key (PEM)', type: 'textarea', field: 'key', placeholder: '-----BEGIN PRIVATE KEY-----' })),
+	'Upload', async (v, form) => {
+		const r = await api('POST', '/api/v1/certificates', v);
+		if (!r.ok) return showErrors(form, r.data);
+		toast(r.data.replaced ? 'Replaced and reloaded' : `Stored as ${r.data.cert}`);
+		render();
+	})));
+	const ls = h('table', {}, h('tr', {}, ['Listener', 'HTTPS certificates', 'Oldest TLS', ''].map(t => h('th', { text: t }))),
+		cfg.listeners.map((l, i) => h('tr', {}, h('td', { class: 'mono', text: l.address }),
+			h('td', { class: 'mono', text: l.tls.certificates.map(c => c.cert).join(', ') || 'plain HTTP' }),
+			h('td', { text: l.tls.min_version }),
+			h('td', {}, h('button', { type: 'button', class: 'danger', text: 'Remove', onclick: async () => {
+				if (confirm(`Stop listening on ${l.address}?`) && await applyChange(null, `removed listener ${l.address}`, c => c.listeners.splice(i, 1))) render();
+			} })))));
+	const n = cfg.listeners.length;
+	main.append(panel('Listeners', ls, h('h3', { text: 'Add a listener' }), mkform(h('div', { class: 'fields' },
+		field({ name: 'address', label: 'Address', placeholder: '*:443', field: `listeners[${n}].address` }),
+		field({ name: 'cert', label: 'Certificate file', placeholder: '/var/lib/keel/certs/NAME.crt', prefix: `listeners[${n}].tls`, help: 'Empty: plain HTTP' }),
+		field({ name: 'key', label: 'Key file', placeholder: '/var/lib/keel/certs/NAME.key' })),
+	'Add listener', async (v, form) => {
+		if (await applyChange(form, `added listener ${v.address}`, c => c.listeners.push({ address: v.address,
+			tls: { certificates: v.cert ? [{ cert: v.cert, key: v.key }] : [] } }))) render();
+	})));
+	const at = cfg.admin;
+	main.append(panel('Admin server', mkform(h('div', { class: 'fields' },
+		field({ name: 'listen', label: 'Admin addresses', value: at.listen.join(', '), prefix: 'admin.listen', help: 'A change must be confirmed, or it is reverted' }),
+		field({ name: 'min_version', label: 'Oldest TLS', type: 'select', options: ['1.2', '1.3'], value: at.tls.min_version, field: 'admin.tls.min_version' })),
+	'Save', async (v, form) => {
+		if (await applyChange(form, 'admin server', c => {
+			c.admin.listen = v.listen.split(',').map(s => s.trim()).filter(Boolean);
+			c.admin.tls.min_version = v.min_version;
+		})) render();
+	}), S.status && S.status.admin_fingerprint ? h('p', { class: 'muted mono', text: 'This connection\'s certificate: SHA-256 ' + S.status.admin_fingerprint }) : null));
+};
+
+/* Revisions */
+pages['/revisions'] = async main => {
+	main.append(h('h1', { text: 'Revisions' }));
+	const r = await api('GET', '/api/v1/revisions?limit=200');
+	const revs = Array.isArray(r.data) ? r.data : (r.data.revisions || []);
+	const diffBox = h('div');
+	const cur = S.status ? S.status.revision : null;
+	const table = h('table', {}, h('tr', {}, ['', '', 'Revision', 'Time', 'Author', 'Comment', ''].map(t => h('th', { text: t }))),
+		revs.map((v, i) => h('tr', { 'data-rev': v.id },
+			h('td', {}, h('input', { type: 'radio', name: 'from', value: v.id, checked: i === 1, 'aria-label': 'from' })),
+			h('td', {}, h('input', { type: 'radio', name: 'to', value: v.id, checked: i === 0, 'aria-label': 'to' })),
+			h('td', { class: 'num', text: v.id }), h('td', { text: fmtTime(v.created * 1000) }),
+			h('td', { text: v.author }), h('td', { text: v.comment }),
+			h('td', {}, v.id === cur ? pill('ok') : h('button', { type: 'button', text: 'Roll back to this', onclick: async () => {
+				if (!confirm(`Apply revision ${v.id} again?`)) return;
+				const x = await api('POST', `/api/v1/revisions/${v.id}/rollback`, {});
+				toast(x.ok ? `Rolled back: now revision ${x.data.revision}` : x.data.error);
+				await refreshStatus();
+				render();
+			} })))));
+	const showDiff = async () => {
+		const from = $('input[name=from]:checked', table), to = $('input[name=to]:checked', table);
+		if (!from || !to) return;
+		const d = await api('GET', `/api/v1/revisions/diff?from=${from.value}&to=${to.value}`);
+		if (!d.ok) return diffBox.replaceChildren(h('p', { class: 'err', text: d.data.error }));
+		const pre = h('pre', { id: 'diff' });
+		for (const line of d.data.diff.split('\n'))
+			pre.append(h('span', { class: line.startsWith('+') ? 'add' : line.startsWith('-') ? 'del' : '', text: line + '\n' }));
+		diffBox.replaceChildren(h('h2', { text: `Changes from revision ${d.data.from} to ${d.data.to}` }), pre);
+	};
+	table.addEventListener('change', showDiff);
+	main.append(panel('History', h('p', { class: 'muted', text: 'Pick two revisions to compare (from, to).' }), h('div', { class: 'scroll' }, table)),
+		panel('', diffBox), panel('Export and import',
+			h('div', { class: 'row' }, h('button', { type: 'button', text: 'Download YAML', onclick: async () => {
+				const y = await api('GET', '/api/v1/config/yaml');
+				const a = h('a', { href: URL.createObjectURL(new Blob([y.data.text], { type: 'application/yaml' })), download: 'keel.yaml' });
+				a.click();
+			} })),
+			h('h3', { text: 'Import YAML' }), mkform(field({ name: 'yaml', label: 'keel.yaml', type: 'textarea', field: 'yaml' }), 'Import', async (v, form) => {
+				const x = await api('PUT', '/api/v1/config/yaml?comment=' + encodeURIComponent('imported in the UI'), v.yaml, 'application/yaml');
+				if (!x.ok) {
+					const d = x.data;
+					if (d.errors) d.errors = d.errors.map(e => ({ field: '', message: `line ${e.line}: ${e.field ? e.field + ': ' : ''}${e.message}` }));
+					return showErrors(form, d);
+				}
+				toast(`Imported: revision ${x.data.revision}`);
+				render();
+			})));
+	showDiff();
+};
+
+/* Logs */
+pages['/logs'] = async main => {
+	main.append(h('h1', { text: 'Logs' }));
+	const pre = h('pre', { id: 'logview' });
+	let after = 0, follow = true;
+	const tail = h('label', { class: 'inline' }, h('input', { type: 'checkbox', checked: true, onchange: e => { follow = e.target.checked; } }), 'Follow');
+	main.append(panel('Live log', h('div', { class: 'row' }, tail), pre));
+	every(1500, async () => {
+		const r = await api('GET', '/api/v1/logs?after=' + after);
+		if (!r.ok) return;
+		for (const l of r.data.lines) pre.append(h('span', { class: /\b(error|warn)\b/.test(l.line) ? 'del' : '', text: l.line + '\n' }));
+		after = r.data.last;
+		while (pre.childNodes.length > 3000) pre.firstChild.remove();
+		if (follow) pre.scrollTop = pre.scrollHeight;
+	});
+	const au = (await api('GET', '/api/v1/audit')).data;
+	const list = Array.isArray(au) ? au : au.audit || [];
+	main.append(panel('Audit log', h('div', { class: 'scroll' }, h('table', {}, h('tr', {}, ['Time', 'User', 'From', 'Action', 'Detail'].map(t => h('th', { text: t }))),
+		list.map(e => h('tr', {}, h('td', { text: fmtTime(e.at * 1000) }), h('td', { text: e.user }), h('td', { class: 'mono', text: e.ip }),
+			h('td', { text: e.action }), h('td', { text: e.detail })))))));
+};
+
+/* Users and password */
+pages['/users'] = async main => {
+	main.append(h('h1', { text: 'Users' }));
+	const u = (await api('GET', '/api/v1/users')).data;
+	const list = Array.isArray(u) ? u : u.users || [];
+	main.append(panel('Accounts', h('table', {}, h('tr', {}, ['User', 'Created', ''].map(t => h('th', { text: t }))),
+		list.map(x => h('tr', {}, h('td', { text: x.name }), h('td', { text: x.created ? fmtTime(x.created * 1000) : '' }),
+			h('td', {}, x.name === S.user ? h('span', { class: 'muted', text: 'you' }) : h('button', { type: 'button', class: 'danger', text: 'Remove', onclick: async () => {
+				if (!confirm(`Remove ${x.name}?`)) return;
+				const r = await api('DELETE', '/api/v1/users/' + encodeURIComponent(x.name));
+				toast(r.ok ? `${x.name} removed` : r.data.error);
+				render();
+			} })))))));
+	main.append(panel('Add a user', mkform(h('div', { class: 'fields' },
+		field({ name: 'name', label: 'User name', field: 'name' }),
+		field({ name: 'password', label: 'Password', type: 'password', field: 'password', autocomplete: 'new-password', help: 'At least 10 characters' })),
+	'Add user', async (v, form) => {
+		const r = await api('POST', '/api/v1/users', v);
+		if (!r.ok) return showErrors(form, r.data);
+		toast(`${v.name} added`);
+		render();
+	})));
+	main.append(panel('Change your password', mkform(h('div', { class: 'fields' },
+		field({ name: 'password', label: 'New password', type: 'password', field: 'password', autocomplete: 'new-password' }),
+		field({ name: 'again', label: 'Again', type: 'password', field: 'again', autocomplete: 'new-password' })),
+	'Change password', async (v, form) => {
+		if (v.password !== v.again) return showErrors(form, { field: 'again', error: 'the two passwords differ' });
+		const r = await api('POST', '/api/v1/password', { password: v.password });
+		if (!r.ok) return showErrors(form, r.data);
+		toast('Password changed; your other sessions were ended');
+	})));
+};
+
+/* Login */
+pages['/login'] = async main => {
+	const setup = (await api('GET', '/api/v1/setup')).data;
+	const box = h('div', { class: 'panel login' }, h('h1', { text: 'Log in to keel' }));
+	if (setup.setup)
+		box.append(h('p', { class: 'muted', text: 'This box has no admin account yet: open the setup link keel printed on its console (…/#/setup?token=…).' }));
+	box.append(mkform([
+		field({ name: 'user', label: 'User', field: 'user', autocomplete: 'username' }),
+		field({ name: 'password', label: 'Password', type: 'password', field: 'password', autocomplete: 'current-password' })],
+	'Log in', async (v, form) => {
+		const r = await api('POST', '/api/v1/login', v);
+		if (!r.ok) {
+			const wait = r.headers && r.headers.get('Retry-After');
+			return showErrors(form, { error: r.data.error + (wait ? ` (try again in ${wait} s)` : '') });
+		}
+		S.user = r.data.user;
+		S.csrf = r.data.csrf;
+		go('#/');
+	}));
+	main.append(box);
+};
+
+/* First boot: account, then the box's name, the first app and alerts */
+pages['/setup'] = async (main, q) => {
+	const box = h('div', { class: 'panel wide' });
+	main.append(box);
+	const steps = n => h('div', { class: 'steps' }, ['1. Admin account', '2. This box', '3. First app', '4. Done'].map((t, i) => h('span', { class: i + 1 === n ? 'on' : '', text: t })));
+	if (!S.user) {
+		box.append(h('h1', { text: 'Set up keel' }), steps(1), mkform([
+			field({ name: 'token', label: 'Setup token', value: q.get('token') || '', field: 'token', help: 'Printed on the console and in the log at first start' }),
+			field({ name: 'user', label: 'Admin user', value: 'admin', field: 'user' }),
+			field({ name: 'password', label: 'Password', type: 'password', field: 'password', autocomplete: 'new-password', help: 'At least 10 characters' }),
+			field({ name: 'again', label: 'Password again', type: 'password', field: 'again', autocomplete: 'new-password' })],
+		'Create account', async (v, form) => {
+			if (v.password !== v.again) return showErrors(form, { field: 'again', error: 'the two passwords differ' });
+			const r = await api('POST', '/api/v1/setup', { token: v.token, user: v.user, password: v.password });
+			if (!r.ok) return showErrors(form, r.data);
+			S.user = r.data.user;
+			S.csrf = r.data.csrf;
+			render();
+		}));
+		return;
+	}
+	const cfg = (await api('GET', '/api/v1/config')).data;
+	box.append(h('h1', { text: 'Set up keel' }), steps(2), mkform([
+		field({ name: 'node', label: 'Host name of this box', value: cfg.node, field: 'node' }),
+		h('h2', { text: 'First app' }),
+		h('div', { class: 'fields' },
+			field({ name: 'app', label: 'App name', placeholder: 'app_a', prefix: 'upstreams.' }),
+			field({ name: 'path', label: 'Path on the front door', value: '/', prefix: 'routes[' }),
+			field({ name: 'health', label: 'Health check path', value: '/', prefix: 'health' })),
+		field({ name: 'servers', label: 'App servers', placeholder: '10.0.0.11:8080, 10.0.0.12:8080', prefix: 'servers', help: 'Comma-separated addresses' }),
+		field({ name: 'listen', label: 'Front door address', value: cfg.listeners.length ? cfg.listeners[0].address : '*:80', prefix: 'listeners' }),
+		h('h2', { text: 'Alerts (optional)' }),
+		h('div', { class: 'fields' },
+			field({ name: 'email', label: 'Alert e-mail', type: 'email', prefix: 'alerts.email.to' }),
+			field({ name: 'smtp', label: 'SMTP server', value: cfg.alerts.email.server, field: 'alerts.email.server' }))],
+	'Apply', async (v, form) => {
+		for (const el of form.querySelectorAll('[data-prefix=servers], [data-prefix=health]'))
+			el.setAttribute('data-prefix', `upstreams.${v.app}.${el.getAttribute('data-prefix')}`);
+		const ok = await applyChange(form, 'first-boot setup', c => {
+			need(v.app, 'upstreams.', 'an app name');
+			c.node = v.node;
+			c.upstreams[v.app] = Object.assign(c.upstreams[v.app] || {}, {
+				servers: need(v.servers, `upstreams.${v.app}.servers`, 'at least one server').split(',').map(s => s.trim()).filter(Boolean).map(a => ({ address: a })),
+				health: { type: 'http', path: v.health || '/' } });
+			c.routes = c.routes.filter(r => r.path !== v.path || r.hosts.length);
+			c.routes.push({ path: v.path || '/', upstream: v.app });
+			if (!c.listeners.length || c.listeners[0].address !== v.listen) c.listeners = [{ address: v.listen }];
+			if (v.email) { c.alerts.email.to = [v.email]; c.alerts.email.server = v.smtp; }
+		});
+		if (!ok) return;
+		box.replaceChildren(h('h1', { text: 'Set up keel' }), steps(4),
+			h('p', { text: `Done: ${v.app} is served at ${v.path} on ${v.listen}.` }),
+			h('p', {}, h('a', { href: '#/', class: 'button', text: 'Go to the dashboard' })));
+	}, h('a', { href: '#/', text: 'Skip' })));
+};
+
+/* ---- routing ----------------------------------------------------------------------------- */
+
+function go(hash) {
+	if (location.hash === hash) render(); else location.hash = hash;
+}
+
+async function render() {
+	for (const t of S.timers) clearInterval(t);
+	S.timers = [];
+	const raw = location.hash.replace(/^#/, '') || '/';
+	const [path, qs] = raw.split('?');
+	const q = new URLSearchParams(qs || '');
+	if (!S.user && path !== '/login' && path !== '/setup') {
+		const s = await api('GET', '/api/v1/session');
+		if (!s.ok) return;	/* api() went to the login page */
+		S.user = s.data.user;
+		S.csrf = s.data.csrf;
+	}
+	const bare = !S.user || path === '/login' || path === '/setup';
+	document.body.classList.toggle('bare', bare);
+	$('#nav').hidden = bare;
+	$('#logout').hidden = !S.user;
+	$('#who').textContent = S.user || '';
+	for (const a of document.querySelectorAll('#nav a'))
+		a.classList.toggle('on', a.getAttribute('href') === '#' + path);
+	$('#nav').classList.remove('open');
+	const main = $('#main');
+	main.replaceChildren();
+	const page = pages[path] || pages['/'];
+	S.page = path;
+	try {
+		await page(main, q);
+	} catch (e) {
+		main.append(h('p', { class: 'err', text: 'This page failed: ' + e.message }));
+	}
+	if (S.user && path !== '/' && !bare) refreshStatus();
+}
+
+window.addEventListener('hashchange', render);
+$('#logout').addEventListener('click', async () => {
+	await api('POST', '/api/v1/logout', {});
+	S.user = null;
+	S.csrf = '';
+	go('#/login');
+});
+$('#menu').addEventListener('click', () => $('#nav').classList.toggle('open'));
+setInterval(() => { if (S.user && S.page !== '/') refreshStatus(); }, 5000);
+render();
