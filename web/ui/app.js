@@ -92,8 +92,10 @@ async function api(method, path, body, type) {
 /* ---- forms: fields named after the config path they edit ------------------------------- */
 
 /* spec: {name, label, type, value, options, help, field, prefix, placeholder, required} */
+let fieldIds = 0;
+
 function field(spec) {
-	const id = 'f-' + spec.name;
+	const id = `f-${spec.name}-${++fieldIds}`;
 	let input;
 	if (spec.type === 'select') {
 		input = h('select', { id, name: spec.name },
@@ -655,14 +657,13 @@ pages['/revisions'] = async main => {
 	const r = await api('GET', '/api/v1/revisions?limit=200');
 	const revs = Array.isArray(r.data) ? r.data : (r.data.revisions || []);
 	const diffBox = h('div');
-	const cur = S.status ? S.status.revision : null;
 	const table = h('table', {}, h('tr', {}, ['', '', 'Revision', 'Time', 'Author', 'Comment', ''].map(t => h('th', { text: t }))),
 		revs.map((v, i) => h('tr', { 'data-rev': v.id },
 			h('td', {}, h('input', { type: 'radio', name: 'from', value: v.id, checked: i === 1, 'aria-label': 'from' })),
 			h('td', {}, h('input', { type: 'radio', name: 'to', value: v.id, checked: i === 0, 'aria-label': 'to' })),
 			h('td', { class: 'num', text: v.id }), h('td', { text: fmtTime(v.created * 1000) }),
 			h('td', { text: v.author }), h('td', { text: v.comment }),
-			h('td', {}, v.id === cur ? pill('ok') : h('button', { type: 'button', text: 'Roll back to this', onclick: async () => {
+			h('td', {}, v.current ? h('span', { class: 'pill ok', text: 'current' }) : h('button', { type: 'button', text: 'Roll back to this', onclick: async () => {
 				if (!confirm(`Apply revision ${v.id} again?`)) return;
 				const x = await api('POST', `/api/v1/revisions/${v.id}/rollback`, {});
 				toast(x.ok ? `Rolled back: now revision ${x.data.revision}` : x.data.error);
