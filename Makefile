@@ -68,7 +68,7 @@ KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(B)/gen/ui_assets.o \
 UNIT_SRC := $(shell find tests/unit -name '*.c' ! -name runner.c | sort)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 
-.PHONY: all deps test test-unit test-integration test-san fuzz fuzz-build bench demo docs \
+.PHONY: all deps test test-unit test-integration test-ui test-san fuzz fuzz-build bench demo docs \
 	check-docs clean help FORCE
 .DEFAULT_GOAL := all
 
@@ -83,6 +83,7 @@ help:
 	@echo 'make test-unit        unit tests (ARCH=aarch64: under qemu-user)'
 	@echo 'make test-san         unit and integration tests, built with ASan+UBSan'
 	@echo 'make test-integration real keel with real peers on loopback'
+	@echo 'make test-ui          the admin UI in headless Chromium (Playwright); screenshots in build/ui'
 	@echo 'make fuzz             run the fuzz targets for longer (FUZZ_SECONDS=300)'
 	@echo 'make bench            keel against nginx and HAProxy: req/s, latency, memory'
 	@echo 'make demo             build keel, start four demo app servers and keel in front'
@@ -152,6 +153,9 @@ test-integration: $(B)/keel
 test:
 	$(Q)tests/setup.sh
 	$(Q)tests/run.sh
+
+test-ui: $(B)/keel
+	$(Q)node tests/ui/run.js --keel $(B)/keel --out build/ui --result build/tests/ui/result
 
 # Fuzz targets: clang's libFuzzer with ASan+UBSan, linked against the glibc
 # build of the pinned libraries.

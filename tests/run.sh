@@ -8,7 +8,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 rm -f build/tests/unit/result build/san/tests/unit/result \
 	build/tests/integration/result build/san/tests/integration/result \
-	build/fuzz-result
+	build/fuzz-result build/tests/ui/result
 status=0
 step() {
 	echo
@@ -25,12 +25,15 @@ step "fuzz (${FUZZ_SECONDS}s per target)" sh -c \
 step "integration tests" python3 tests/integration/run.py --keel build/keel \
 	--result build/tests/integration/result
 
+step "admin UI in headless Chromium (screenshots in build/ui)" node tests/ui/run.js \
+	--keel build/keel --out build/ui --result build/tests/ui/result
+
 passed=0 failed=0
 echo
 echo "==== summary"
 for suite in "unit:build/tests/unit/result" "unit-san:build/san/tests/unit/result" \
 	"integ-san:build/san/tests/integration/result" "fuzz:build/fuzz-result" \
-	"integration:build/tests/integration/result"; do
+	"integration:build/tests/integration/result" "ui:build/tests/ui/result"; do
 	name=${suite%%:*} file=${suite#*:}
 	if [ -f "$file" ]; then
 		read -r p f <"$file"

@@ -3,6 +3,7 @@
 # missing, so `make test` passes on a fresh machine. core/deps.sh installs
 # the toolchain for the libraries itself.
 set -euo pipefail
+cd "$(dirname "$0")/.."
 need=(
 	gcc make musl-tools file git python3 curl wrk	# build, harness, load
 	redis-server nginx python3-websockets		# real peers
@@ -10,7 +11,11 @@ need=(
 	testssl.sh bsdextrautils				# TLS: weak protocols and ciphers
 	clang libclang-rt-14-dev			# libFuzzer
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
+	chromium fonts-dejavu-core			# the admin UI's browser tests
 )
+# Node and npm for Playwright, unless a node is already installed (a
+# NodeSource node conflicts with Debian's npm package).
+command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 # make bench also compares against nginx and HAProxy.
 [ "${1:-}" = "--bench" ] && need+=(haproxy)
 missing=()
@@ -29,3 +34,9 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 # Packages that start system services (redis-server, nginx): keel's tests
 # and benchmarks start their own instances on free ports.
+# playwright-core, pinned in tests/ui/package-lock.json (it drives Debian's
+# chromium; it downloads no browser).
+if [ ! -d tests/ui/node_modules/playwright-core ]; then
+	echo "setup: npm ci in tests/ui"
+	(cd tests/ui && npm ci --no-audit --no-fund --loglevel=error)
+fi

@@ -9,6 +9,7 @@ import json
 import os
 import random
 import signal
+import socket
 import sqlite3
 import subprocess
 import threading
@@ -30,6 +31,9 @@ ROUTES = [
     ("GET", "/api/v1/logs"), ("GET", "/api/v1/audit"), ("GET", "/api/v1/users"),
     ("POST", "/api/v1/users"), ("POST", "/api/v1/password"), ("DELETE", "/api/v1/users/x"),
     ("PUT", "/api/v1/upstreams/u/servers/127.0.0.1:1/state"), ("GET", "/api/v1/nothing"),
+    ("POST", "/api/v1/config/confirm"), ("GET", "/api/v1/monitors"),
+    ("GET", "/api/v1/monitors/history?name=x"), ("POST", "/api/v1/alerts/test"),
+    ("GET", "/api/v1/certificates"), ("POST", "/api/v1/certificates"),
 ]
 
 
@@ -288,3 +292,188 @@ def _quiet(fn, *args):
         fn(*args)
     except (OSError, http.client.HTTPException):
         pass
+
+
+def answers(port, tls=False):
+    try:
+        return http_get(port, "/healthz" if tls else "/", tls=tls).status
+    except OSError:
+        return 0
+
+
+def current(a):
+    st, revs = a.call("GET", "/api/v1/revisions")
+    check(st == 200, (st, revs))
+    return next(r for r in revs if r["current"])
+
+
+def test_risky_changes_revert_unless_confirmed(h):
+    """A new listener (or admin address) applied through the API is rolled
+    back after admin.confirm_timeout unless confirmed; confirmed, it stays."""
+    front, admin, k, _ = start(h)
+    a, _ = setup(k, admin)
+    st, cfg = a.call("GET", "/api/v1/config")
+    cfg["admin"]["confirm_timeout"] = "2s"
+    st, js = a.call("PUT", "/api/v1/config", cfg)
+    check(st == 200 and "confirm" not in js, (st, js))     # not risky: nothing waits
+    base = js["revision"]
+
+    extra = free_port()
+    cfg["listeners"].append({"address": "127.0.0.1:%d" % extra})
+    st, js = a.call("PUT", "/api/v1/config?comment=new+door", cfg)
+    check(st == 200 and js["confirm"]["revert_to"] == base, (st, js))
+    check(answers(extra) == 200)
+    st, status = a.call("GET", "/api/v1/status")
+    check(status["confirm"]["revision"] == js["revision"], status)
+    # Not confirmed: back to the revision before, and the port closes.
+    wait_for("the revert", lambda: "not confirmed" in current(a)["comment"], timeout=6)
+    wait_for("the extra listener to close", lambda: answers(extra) == 0, timeout=5)
+    st, cfg2 = a.call("GET", "/api/v1/config")
+    check(len(cfg2["listeners"]) == 1, cfg2["listeners"])
+    check("confirm" not in a.call("GET", "/api/v1/status")[1])
+    k.wait_log(r"revision %d not confirmed in time: back to %d" % (js["revision"], base))
+
+    # Confirmed: it stays.
+    st, js = a.call("PUT", "/api/v1/config?comment=new+door+again", cfg)
+    check(st == 200 and "confirm" in js, (st, js))
+    st, c = a.call("POST", "/api/v1/config/confirm", {})
+    check(st == 200, (st, c))
+    time.sleep(3)
+    check(current(a)["id"] == js["revision"], current(a))
+    check(answers(extra) == 200)
+    st, c = a.call("POST", "/api/v1/config/confirm", {})
+    check(st == 409, (st, c))                                # nothing waits now
+    _, audit = a.call("GET", "/api/v1/audit")
+    check(any(e["action"] == "confirmed" for e in audit), audit[:5])
+    check(any(e["action"] == "reverted" for e in audit), audit[:5])
+
+
+def test_admin_listen_reloads_over_https(h):
+    """admin.listen changes without a restart on the HTTPS admin server:
+    a new address answers, a removed one closes, one that cannot be bound
+    is refused and the old addresses stay."""
+    ports = [h.http_backend("b0")]
+    front, admin, admin2 = free_port(), free_port(), free_port()
+    text = yaml_conf(front, admin, {"u": ports}, [{"path": "/", "upstream": "u"}])
+    text = text.replace("tls: { enabled: false }", "confirm_timeout: 30s")
+    k = h.keel(text, wait_port=admin, admin_tls=True)
+    token = k.wait_log(r"setup\?token=([0-9a-f]{32})").group(1)
+    st = http_get(admin, "/api/v1/setup", tls=True, method="POST",
+                  body=json.dumps({"token": token, "user": "admin", "password": PASSWORD}),
+                  headers={"Content-Type": "application/json"})
+    check(st.status == 200, st.status)
+    cookie = st.headers["set-cookie"].split(";")[0]
+    csrf = json.loads(st.body)["csrf"]
+    hd = {"Cookie": cookie, "X-CSRF-Token": csrf, "Content-Type": "application/json"}
+
+    def put(cfg, port):
+        r = http_get(port, "/api/v1/config", tls=True, method="PUT", body=json.dumps(cfg),
+                     headers=hd)
+        return r.status, json.loads(r.body)
+
+    cfg = json.loads(http_get(admin, "/api/v1/config", tls=True, headers=hd).body)
+    cfg["admin"]["listen"] = ["127.0.0.1:%d" % admin, "127.0.0.1:%d" % admin2]
+    st, js = put(cfg, admin)
+    check(st == 200 and "confirm" in js, (st, js))
+    check(answers(admin2, tls=True) == 200)
+    # Confirmed from the new address, as a browser that moved would.
+    r = http_get(admin2, "/api/v1/config/confirm", tls=True, method="POST", body="{}", headers=hd)
+    check(r.status == 200, (r.status, r.body))
+    # An address in use elsewhere is refused; both addresses keep answering.
+    busy = socket.socket()
+    busy.bind(("127.0.0.1", 0))
+    busy.listen(1)
+    taken = busy.getsockname()[1]
+    cfg["admin"]["listen"] = ["127.0.0.1:%d" % admin2, "127.0.0.1:%d" % taken]
+    st, js = put(cfg, admin2)
+    k.wait_log(r"kept its previous settings: .*%d" % taken)
+    busy.close()
+    check(answers(admin, tls=True) == 200)
+    check(answers(admin2, tls=True) == 200)
+    # Removing the first address closes it.
+    cfg["admin"]["listen"] = ["127.0.0.1:%d" % admin2]
+    st, js = put(cfg, admin2)
+    check(st == 200, (st, js))
+    wait_for("the old admin port to close", lambda: answers(admin, tls=True) == 0)
+    check(answers(admin2, tls=True) == 200)
+
+
+def test_monitors_alerts_and_certificates_api(h):
+    """Monitor state and history, recent alerts, the test alert to a real
+    webhook, certificate upload (checked, stored, replaced with a reload)
+    and the latency histogram in the status."""
+    from test_monitor import receiver
+    hook, out = receiver(h)
+    ports = [h.http_backend("b0")]
+    front, admin = free_port(), free_port()
+    text = yaml_conf(front, admin, {"u": ports}, [{"path": "/", "upstream": "u"}])
+    text = text.replace("monitors: { routes: false, servers: false }",
+                        "monitors: { routes: true, servers: true, interval: 1s }")
+    k = h.keel(text, wait_port=admin)
+    a, _ = setup(k, admin)
+    st, js = a.call("POST", "/api/v1/alerts/test", {})
+    check(st == 409 and js["field"] == "alerts", (st, js))
+    for _ in range(20):
+        http_get(front, "/x")
+    st, status = a.call("GET", "/api/v1/status")
+    check(sum(status["routes"][0]["latency"]) >= 20, status["routes"][0])
+    check(len(status["latency_bounds_ms"]) == len(status["routes"][0]["latency"]) - 1, status)
+    metrics = http_get(admin, "/metrics", headers={"Authorization": "Bearer " + harness.METRICS_TOKEN}).body
+    check('keel_route_duration_seconds_bucket{route="/",le="+Inf"}' in metrics, metrics[-800:])
+
+    wait_for("3 probes of the server", lambda: any(
+        m["name"] == "server u/127.0.0.1:%d" % ports[0] and m["probes"] >= 3
+        for m in a.call("GET", "/api/v1/monitors")[1]["monitors"]), timeout=10)
+    st, hist = a.call("GET", "/api/v1/monitors/history?name=server+u/127.0.0.1:%d&range=600" % ports[0])
+    check(st == 200 and sum(p[1] for p in hist["points"]) >= 3, (st, hist))
+    check(all(p[2] == 0 for p in hist["points"]), hist)     # all passed
+    st, js = a.call("GET", "/api/v1/monitors/history?range=600")
+    check(st == 400 and js["field"] == "name", (st, js))
+
+    st, cfg = a.call("GET", "/api/v1/config")
+    cfg["alerts"]["webhooks"] = [{"url": "http://127.0.0.1:%d/hook" % hook}]
+    st, js = a.call("PUT", "/api/v1/config", cfg)
+    check(st == 200, (st, js))
+    st, js = a.call("POST", "/api/v1/alerts/test", {})
+    check(st == 200, (st, js))
+    wait_for("the test alert at the webhook", lambda: os.path.exists(out) and
+             '\\"event\\":\\"test\\"' in open(out).read())
+    alerts = a.call("GET", "/api/v1/monitors")[1]["alerts"]
+    check(alerts[0]["event"] == "test", alerts[:2])
+
+    # Certificates: a bad key is refused naming the field; a good pair is
+    # stored 0600; replacing one in use reloads it.
+    crt, key = h.path("c.crt"), h.path("c.key")
+    def make(cn):
+        subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt",
+                        "ec_paramgen_curve:P-256", "-nodes", "-keyout", key, "-out", crt,
+                        "-days", "3", "-subj", "/CN=" + cn], check=True, capture_output=True)
+        return open(crt).read(), open(key).read()
+    c1, k1 = make("one.test")
+    st, js = a.call("POST", "/api/v1/certificates", {"name": "site", "cert": c1, "key": "x"})
+    check(st == 400 and js["field"] == "key", (st, js))
+    _, k_other = make("other.test")
+    st, js = a.call("POST", "/api/v1/certificates", {"name": "site", "cert": c1, "key": k_other})
+    check(st == 400 and js["field"] == "key" and "does not belong" in js["error"], (st, js))
+    st, js = a.call("POST", "/api/v1/certificates", {"name": "../x", "cert": c1, "key": k1})
+    check(st == 400 and js["field"] == "name", (st, js))
+    st, js = a.call("POST", "/api/v1/certificates", {"name": "site", "cert": c1, "key": k1})
+    check(st == 200 and not js["replaced"], (st, js))
+    check(os.stat(js["key"]).st_mode & 0o777 == 0o600, oct(os.stat(js["key"]).st_mode))
+    tls_port = free_port()
+    st, cfg = a.call("GET", "/api/v1/config")
+    cfg["listeners"].append({"address": "127.0.0.1:%d" % tls_port,
+                             "tls": {"certificates": [{"cert": js["cert"], "key": js["key"]}]}})
+    check(a.call("PUT", "/api/v1/config", cfg)[0] == 200)
+    check(a.call("POST", "/api/v1/config/confirm", {})[0] == 200)
+    def served_cn():
+        r = subprocess.run(["openssl", "s_client", "-connect", "127.0.0.1:%d" % tls_port],
+                           input=b"", capture_output=True, timeout=10)
+        return r.stdout.decode(errors="replace")
+    check("CN = one.test" in served_cn() or "CN=one.test" in served_cn())
+    certs = a.call("GET", "/api/v1/certificates")[1]["certificates"]
+    check(any(c.get("subject") == "CN=one.test" for c in certs), certs)
+    c2, k2 = make("two.test")
+    st, js = a.call("POST", "/api/v1/certificates", {"name": "site", "cert": c2, "key": k2})
+    check(st == 200 and js["replaced"], (st, js))
+    wait_for("the new certificate served", lambda: "two.test" in served_cn())

@@ -206,9 +206,9 @@ function need(v, fieldName, what) {
 /* series: [{name, color, points: [[t, v]...]}]; opt: {fmt, min, max, height} */
 function lineChart(series, opt) {
 	opt = opt || {};
-	const W = 600, H = opt.height || 150, L = 44, R = 8, T = 8, B = 20;
+	const W = 600, H = opt.height || 200, L = 44, R = 8, T = 8, B = 20;
 	const all = series.flatMap(s => s.points);
-	const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none', role: 'img' });
+	const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, role: 'img' });
 	el.setAttribute('aria-label', series.map(s => s.name).join(', '));
 	if (!all.length) {
 		el.append(svg('text', { x: W / 2 - 30, y: H / 2, text: 'no data yet' }));
@@ -245,8 +245,7 @@ function lineChart(series, opt) {
 /* Uptime as bars: points [[t, probes, failed]]; red where probes failed. */
 function uptimeBars(points, from, to) {
 	const W = 600, H = 40;
-	const el = svg('svg', { class: 'chart', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none' });
-	el.style.height = '40px';
+	const el = svg('svg', { class: 'chart bars', viewBox: `0 0 ${W} ${H}`, preserveAspectRatio: 'none' });
 	const n = Math.max(points.length, 1), bw = W / Math.max(n, 60);
 	points.forEach(p => {
 		const t = (p[0] - from) / Math.max(to - from, 1);
