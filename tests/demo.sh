@@ -45,7 +45,8 @@ keel $("$keel" --version | head -n 1 | cut -d' ' -f2-) is running in front of fo
 
   app A:    http://127.0.0.1:8000/app_a/   (servers 8101, 8102; round-robin)
   app B:    http://127.0.0.1:8000/app_b/   (servers 8201, 8202; least connections)
-  admin:    https://127.0.0.1:8443/   (self-signed certificate: its fingerprint is in the log above)
+  admin UI: https://127.0.0.1:8443/   (self-signed certificate: its fingerprint is in the log above;
+            on a first run, open the setup URL the log shows: .../#/setup?token=...)
   health:   https://127.0.0.1:8443/healthz
   metrics:  https://127.0.0.1:8443/metrics   (routes, servers, monitors)
 
