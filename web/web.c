@@ -360,6 +360,18 @@ static int web_reload(const struct core_conf *conf, char *err, size_t errlen)
 	if (web.https && web_front_reload(&k->admin, k->state_dir, k->node,
 					  err, errlen) != CORE_OK)
 		return CORE_ERROR;
+	if (!web.https) {
+		/* Plain HTTP: one libmicrohttpd daemon per address, started once. */
+		const struct core_conf_addr *a = k->admin.listen.v;
+		size_t i;
+		bool same = k->admin.listen.n == web.n;
+
+		for (i = 0; same && i < web.n; i++)
+			same = !strcmp(a[i].text, web.servers[i].addr);
+		if (!same)
+			core_log_warn("web", "admin.listen: changing it needs a restart when "
+				      "admin.tls is off; the running addresses stay");
+	}
 	web_apply(conf);
 	return CORE_OK;
 }

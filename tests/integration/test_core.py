@@ -134,7 +134,8 @@ def test_reload_keeps_restart_only_settings_and_says_which(h):
     k = h.keel(conf(port), wait_port=port)
     h.write("keel.yaml", conf(other, node="moved"))
     k.signal(signal.SIGHUP)
-    k.wait_log(r"admin\.listen: changing it needs a restart; the running value stays")
+    k.wait_log(r"admin\.listen: changing it needs a restart when admin\.tls is off; "
+               r"the running addresses stay")
     wait_for("generation 2", lambda: http_get(port, "/healthz").json()["config_generation"] == 2)
     check(http_get(port, "/healthz").json()["node"] == "moved")
     try:
