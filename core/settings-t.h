@@ -65,6 +65,13 @@ enum keel_check_type {
 	KEEL_CHECK_TCP,			/* a connect is enough */
 };
 
+struct keel_upstream_tls_conf {	/* HTTPS to the servers */
+	bool		enabled;
+	bool		verify;		/* the chain must lead to ca_file */
+	char		*ca_file;
+	char		*server_name;	/* SNI and the name checked; "": the address */
+};
+
 struct keel_health_conf {
 	int		type;		/* enum keel_check_type */
 	char		*method;
@@ -91,6 +98,7 @@ struct keel_upstream_conf {
 	int64_t		keepalive_timeout; /* ms an idle one is kept */
 	char		*cookie;	/* affinity cookie's name */
 	struct keel_health_conf health;
+	struct keel_upstream_tls_conf tls;
 	int64_t		slow_start;	/* ms a recovered server takes to full weight */
 	int64_t		stall_timeout;	/* ms of silence that ejects a server; 0: off */
 	int		all_down;	/* enum keel_all_down */

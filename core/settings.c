@@ -360,6 +360,33 @@ static const struct core_conf_section health_section = {
 	       "passive ones (`max_fails`) consider it up.",
 };
 
+static const struct core_conf_def upstream_tls_defs[] = {
+	{ .name = "enabled", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_upstream_tls_conf, enabled), .dflt = "false",
+	  .doc = "Speak HTTPS to the servers (TLS 1.2 or 1.3, modern suites only); health "
+		 "checks use it too." },
+	{ .name = "verify", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_upstream_tls_conf, verify), .dflt = "true",
+	  .doc = "Check each server's certificate chain against `ca_file` and its name against "
+		 "`server_name`; a server that fails is a failed try (502 when none is left)." },
+	{ .name = "ca_file", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_upstream_tls_conf, ca_file),
+	  .dflt = "/etc/ssl/certs/ca-certificates.crt", .min = 1, .max = 255,
+	  .doc = "PEM bundle of the certificate authorities trusted for the servers (an "
+		 "internal CA, say)." },
+	{ .name = "server_name", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_upstream_tls_conf, server_name), .dflt = "",
+	  .min = 0, .max = 255,
+	  .doc = "Name sent as SNI and required in the certificates, such as `app.internal`; "
+		 "empty: each server's IP address (its certificate must then list it)." },
+	{ 0 },
+};
+
+static const struct core_conf_section upstream_tls_section = {
+	.size = sizeof(struct keel_upstream_tls_conf), .defs = upstream_tls_defs,
+	.doc = "HTTPS from keel to the upstream's servers, with certificate verification.",
+};
+
 static const struct core_conf_def upstream_defs[] = {
 	{ .name = "balance", .type = CORE_CONF_ENUM,
 	  .offset = offsetof(struct keel_upstream_conf, balance),
@@ -385,6 +412,8 @@ static const struct core_conf_def upstream_defs[] = {
 		 "is out is moved to a live one with a new cookie." },
 	{ .name = "health", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_upstream_conf, health), .sub = &health_section },
+	{ .name = "tls", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_upstream_conf, tls), .sub = &upstream_tls_section },
 	{ .name = "slow_start", .type = CORE_CONF_DURATION,
 	  .offset = offsetof(struct keel_upstream_conf, slow_start), .dflt = "0",
 	  .min = 0, .max = 3600 * SEC,

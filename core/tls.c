@@ -39,9 +39,11 @@ struct tls_cert {
 	unsigned	   nnames;
 };
 
-struct core_tls_server {
+struct core_tls_server {		/* a client context too (upstreams) */
 	unsigned	   refs;
 	mbedtls_ssl_config conf;
+	mbedtls_x509_crt   ca;		/* a client's trusted authorities */
+	bool		   client;
 	mbedtls_ssl_ticket_context ticket;
 	bool		   tickets;
 	struct tls_cert	  *certs;
@@ -407,6 +409,11 @@ void core_tls_server_drop(struct core_tls_server *srv)
 	if (srv == NULL || --srv->refs > 0)
 		return;
 	mbedtls_ssl_config_free(&srv->conf);
+	if (srv->client) {
+		mbedtls_x509_crt_free(&srv->ca);
+		free(srv);
+		return;
+	}
 	mbedtls_ssl_ticket_free(&srv->ticket);
 	for (i = 0; i < srv->ncerts; i++)
 		cert_free(&srv->certs[i]);
@@ -528,6 +535,83 @@ static int bio_recv(void *arg, unsigned char *p, size_t len)
 	if (n >= 0)
 		return (int)n;
 	return errno == EAGAIN ? MBEDTLS_ERR_SSL_WANT_READ : MBEDTLS_ERR_NET_RECV_FAILED;
+}
+
+struct core_tls_server *core_tls_client_new(const char *ca_file, bool verify,
+					    char *err, size_t errlen)
+{
+	struct core_tls_server *c;
+	int rc;
+
+	if (!tls.ready && core_tls_init() != CORE_OK) {
+		snprintf(err, errlen, "the crypto library did not start");
+		return NULL;
+	}
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return NULL;
+	}
+	c->refs = 1;
+	c->client = true;
+	mbedtls_ssl_config_init(&c->conf);
+	mbedtls_x509_crt_init(&c->ca);
+	if ((rc = mbedtls_ssl_config_defaults(&c->conf, MBEDTLS_SSL_IS_CLIENT,
+					      MBEDTLS_SSL_TRANSPORT_STREAM,
+					      MBEDTLS_SSL_PRESET_DEFAULT)) != 0) {
+		tls_error(rc, "client defaults", NULL, err, errlen);
+		goto fail;
+	}
+	mbedtls_ssl_conf_rng(&c->conf, mbedtls_ctr_drbg_random, &tls.drbg);
+	mbedtls_ssl_conf_min_tls_version(&c->conf, MBEDTLS_SSL_VERSION_TLS1_2);
+	mbedtls_ssl_conf_ciphersuites(&c->conf, tls_suites);
+	mbedtls_ssl_conf_groups(&c->conf, tls_groups);
+	if (verify) {
+		if (access(ca_file, R_OK) != 0) {
+			snprintf(err, errlen, "CA file %s: %s", ca_file, strerror(errno));
+			goto fail;
+		}
+		if ((rc = mbedtls_x509_crt_parse_file(&c->ca, ca_file)) < 0) {
+			tls_error(rc, "CA file", ca_file, err, errlen);
+			goto fail;
+		}
+		mbedtls_ssl_conf_ca_chain(&c->conf, &c->ca, NULL);
+		mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_REQUIRED);
+	} else
+		mbedtls_ssl_conf_authmode(&c->conf, MBEDTLS_SSL_VERIFY_NONE);
+	return c;
+fail:
+	core_tls_server_drop(c);
+	return NULL;
+}
+
+struct core_tls *core_tls_client(struct core_tls_server *cli, int fd, const char *name)
+{
+	struct core_tls *t = core_tls_new(cli, fd);
+
+	if (t == NULL)
+		return NULL;
+	if (mbedtls_ssl_set_hostname(&t->ssl, name != NULL && *name != '\0' ? name : NULL) != 0) {
+		core_tls_free(t);
+		return NULL;
+	}
+	t->want = CORE_IO_WRITE;	/* the ClientHello */
+	return t;
+}
+
+int core_tls_verify_error(const struct core_tls *t, char *buf, size_t len)
+{
+	uint32_t flags = mbedtls_ssl_get_verify_result(&t->ssl);
+	int n;
+
+	if (flags == 0 || flags == (uint32_t)-1)
+		return CORE_ERROR;
+	n = mbedtls_x509_crt_verify_info(buf, len, "", flags);
+	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == ' '))
+		buf[--n] = '\0';
+	for (char *p = buf; *p; p++)
+		if (*p == '\n')
+			*p = ';';
+	return CORE_OK;
 }
 
 struct core_tls *core_tls_new(struct core_tls_server *srv, int fd)

@@ -73,6 +73,21 @@ const char *core_tls_server_fingerprint(const struct core_tls_server *srv);
 int core_tls_self_signed(const char *cert_path, const char *key_path, const char *name,
 			 char *err, size_t errlen);
 
+/* A client context for connections to servers (upstreams): TLS 1.2 and
+ * 1.3, the same modern suites; with verify, the server's chain must lead
+ * to a certificate in ca_file (PEM) and carry the name given to
+ * core_tls_client. Released with core_tls_server_drop. */
+struct core_tls_server *core_tls_client_new(const char *ca_file, bool verify,
+					    char *err, size_t errlen);
+
+/* A client connection on fd (connected, non-blocking) that sends name as
+ * SNI and checks it against the certificate. NULL when out of memory. */
+struct core_tls *core_tls_client(struct core_tls_server *cli, int fd, const char *name);
+
+/* After a failed client handshake: why the certificate was refused, if it
+ * was ("the certificate is not correctly signed by the trusted CA"). */
+int core_tls_verify_error(const struct core_tls *t, char *buf, size_t len);
+
 /* A connection on fd (non-blocking). NULL when out of memory. */
 struct core_tls *core_tls_new(struct core_tls_server *srv, int fd);
 void core_tls_free(struct core_tls *t);

@@ -12,6 +12,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
+#include "core/net.h"
 #include "core/settings.h"
 #include "monitor.h"
 #include "probe.h"
@@ -21,6 +22,7 @@
 /* What an upstream's checks look like; copied out of the config. */
 struct health_spec {
 	int		 type;		/* enum keel_check_type */
+	struct core_tls_server *tls;	/* HTTPS upstreams: a client context */
 	uint64_t	 interval;
 	unsigned	 healthy, unhealthy;
 };
@@ -100,6 +102,8 @@ static void health_stop(void)
 		core_timer_stop(&hc.checks[i].next);
 	}
 	free(hc.checks);
+	for (i = 0; i < hc.nspecs; i++)
+		core_tls_server_drop(hc.specs[i].tls);
 	free(hc.specs);
 	hc.checks = NULL;
 	hc.specs = NULL;
@@ -140,6 +144,10 @@ static int health_build(const struct core_conf *conf, char *err, size_t errlen)
 			continue;
 		}
 		spec->type = h->type;
+		if (uc[i].tls.enabled && h->type == KEEL_CHECK_HTTP &&
+		    (spec->tls = core_tls_client_new(uc[i].tls.ca_file, uc[i].tls.verify,
+						     err, errlen)) == NULL)
+			return CORE_ERROR;
 		spec->interval = (uint64_t)h->interval;
 		spec->healthy = (unsigned)h->healthy;
 		spec->unhealthy = (unsigned)h->unhealthy;
@@ -153,6 +161,12 @@ static int health_build(const struct core_conf *conf, char *err, size_t errlen)
 			memcpy(&p->sa, &sc[j].address.sa, sizeof(p->sa));
 			p->salen = sc[j].address.salen;
 			p->tcp_only = h->type == KEEL_CHECK_TCP;
+			p->tls = spec->tls;
+			if (uc[i].tls.server_name[0] != '\0')
+				snprintf(p->tls_name, sizeof(p->tls_name), "%s", uc[i].tls.server_name);
+			else
+				core_net_ntop((const struct sockaddr *)&sc[j].address.sa, p->tls_name,
+					      sizeof(p->tls_name));
 			p->request = c->request;
 			p->reqlen = (size_t)snprintf(c->request, sizeof(c->request),
 				"%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keel-health\r\n"

@@ -19,8 +19,10 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
+#include "core/net.h"
 #include "core/settings.h"
 #include "core/state.h"
+#include "core/tls.h"
 #include "history.h"
 #include "mail.h"
 #include "monitor.h"
@@ -414,6 +416,7 @@ static void monitor_stop_all(void)
 	for (i = 0; i < mon.nmons; i++) {
 		proxy_probe_cancel(&mon.mons[i].probe);
 		core_timer_stop(&mon.mons[i].next);
+		core_tls_server_drop(mon.mons[i].probe.tls);
 	}
 	free(mon.mons);
 	mon.mons = NULL;
@@ -491,12 +494,32 @@ static int monitor_build(const struct core_conf *conf, const struct monitor *old
 	}
 	for (i = 0; mc->servers && i < k->upstreams.n; i++) {
 		const struct keel_server_conf *sc = uc[i].servers.v;
+		struct core_tls_server *cli = NULL;
+		char why[384];
 
+		/* HTTPS upstreams are probed over HTTPS, as the proxy reaches them. */
+		if (uc[i].tls.enabled &&
+		    (cli = core_tls_client_new(uc[i].tls.ca_file, uc[i].tls.verify, why,
+					       sizeof(why))) == NULL)
+			core_log_error("monitor", "upstreams.%s.tls: %s", uc[i].name, why);
 		for (j = 0; j < uc[i].servers.n; j++) {
+			struct monitor *m;
+
 			snprintf(name, sizeof(name), "server %s/%s", uc[i].name, sc[j].address.text);
-			monitor_add(name, &sc[j].address, sc[j].address.text, "/", mc->status, "",
-				    (uint64_t)mc->interval, (uint64_t)mc->timeout);
+			m = monitor_add(name, &sc[j].address, sc[j].address.text, "/", mc->status, "",
+					(uint64_t)mc->interval, (uint64_t)mc->timeout);
+			if (cli == NULL)
+				continue;
+			core_tls_server_hold(cli);
+			m->probe.tls = cli;
+			if (uc[i].tls.server_name[0] != '\0')
+				snprintf(m->probe.tls_name, sizeof(m->probe.tls_name), "%s",
+					 uc[i].tls.server_name);
+			else
+				core_net_ntop((const struct sockaddr *)&sc[j].address.sa,
+					      m->probe.tls_name, sizeof(m->probe.tls_name));
 		}
+		core_tls_server_drop(cli);
 	}
 	for (i = 0; i < mc->list.n; i++) {
 		snprintf(name, sizeof(name), "monitor %s", oc[i].name);
@@ -569,6 +592,8 @@ static int monitor_reload(const struct core_conf *conf, char *err, size_t errlen
 	mon.mons = NULL;
 	mon.nmons = 0;
 	rc = monitor_build(conf, old, nold, err, errlen);
+	for (i = 0; i < nold; i++)
+		core_tls_server_drop(old[i].probe.tls);
 	free(old);
 	return rc;
 }

@@ -41,6 +41,8 @@ bool proxy_probe_busy(const struct probe *p)
 
 static void probe_close(struct probe *p)
 {
+	core_tls_free(p->conn);
+	p->conn = NULL;
 	if (p->fd != -1) {
 		core_io_stop(&p->io);
 		close(p->fd);
@@ -116,28 +118,95 @@ static void probe_judge(struct probe *p, bool eof)
 	probe_finish(p, true, status, NULL);
 }
 
+/* HTTPS: CORE_OK once up, CORE_AGAIN (waiting on the socket), or
+ * CORE_ERROR with the reason (a certificate refused, say) in why. */
+static int probe_handshake(struct probe *p, char *why, size_t len)
+{
+	char err[200], verify[200];
+	int rc;
+
+	if (p->conn == NULL &&
+	    (p->conn = core_tls_client(p->tls, p->fd, p->tls_name)) == NULL) {
+		snprintf(why, len, "TLS: out of memory");
+		return CORE_ERROR;
+	}
+	rc = core_tls_handshake(p->conn, err, sizeof(err));
+	if (rc == CORE_AGAIN) {
+		core_io_set(&p->io, core_tls_want(p->conn));
+		return CORE_AGAIN;
+	}
+	if (rc == CORE_OK)
+		return CORE_OK;
+	if (core_tls_verify_error(p->conn, verify, sizeof(verify)) == CORE_OK)
+		snprintf(why, len, "TLS: certificate refused: %s", verify);
+	else
+		snprintf(why, len, "TLS: %s", err);
+	return CORE_ERROR;
+}
+
+/* Reads what there is, through TLS when the probe speaks it. */
+static ssize_t probe_read(struct probe *p)
+{
+	ssize_t n, total = 0;
+
+	if (p->conn == NULL)
+		return core_buf_read(&p->in, p->fd);
+	do {
+		size_t room = p->in.max - core_buf_len(&p->in);
+
+		if (room == 0)
+			return CORE_FULL;
+		if (core_buf_reserve(&p->in, room < 4096 ? room : 4096) != CORE_OK)
+			return CORE_FULL;
+		n = core_tls_read(p->conn, p->in.data + p->in.end, p->in.size - p->in.end);
+		if (n > 0) {
+			p->in.end += (size_t)n;
+			total += n;
+		}
+	} while (n > 0 && core_tls_pending(p->conn) > 0);
+	if (total > 0)
+		return total;
+	return n == CORE_ERROR ? -EPROTO : n;
+}
+
 static void probe_on_io(struct core_io *io, unsigned revents)
 {
 	struct probe *p = io->data;
-	char why[96];
+	char why[320];
 	ssize_t n;
 
 	if (p->phase == PROBE_CONNECT) {
 		int err = 0;
 		socklen_t el = sizeof(err);
 
-		getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &el);
-		if (err != 0) {
-			snprintf(why, sizeof(why), "connect: %s", strerror(err));
-			probe_finish(p, false, 0, why);
-			return;
+		if (p->conn == NULL) {
+			getsockopt(p->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+			if (err != 0) {
+				snprintf(why, sizeof(why), "connect: %s", strerror(err));
+				probe_finish(p, false, 0, why);
+				return;
+			}
 		}
 		if (p->tcp_only) {
 			probe_finish(p, true, 0, NULL);
 			return;
 		}
+		if (p->tls != NULL) {
+			switch (probe_handshake(p, why, sizeof(why))) {
+			case CORE_AGAIN:
+				return;
+			case CORE_ERROR:
+				probe_finish(p, false, 0, why);
+				return;
+			}
+		}
 		/* A few KiB at most into an empty socket buffer: one write. */
-		n = write(p->fd, p->request, p->reqlen);
+		if (p->conn != NULL) {
+			struct iovec iov = { (void *)p->request, p->reqlen };
+
+			n = core_tls_writev(p->conn, &iov, 1);
+		} else
+			n = write(p->fd, p->request, p->reqlen);
 		if (n != (ssize_t)p->reqlen) {
 			snprintf(why, sizeof(why), "send: %s", n == -1 ? strerror(errno) : "short write");
 			probe_finish(p, false, 0, why);
@@ -148,7 +217,7 @@ static void probe_on_io(struct core_io *io, unsigned revents)
 		return;
 	}
 	if (p->phase == PROBE_READ && (revents & CORE_IO_READ)) {
-		n = core_buf_read(&p->in, p->fd);
+		n = probe_read(p);
 		if (n == CORE_AGAIN)
 			return;
 		if (n < 0 && n != CORE_FULL) {

@@ -10,6 +10,7 @@
 
 #include "core/buf.h"
 #include "core/loop-t.h"
+#include "core/tls.h"
 
 struct probe;
 
@@ -29,10 +30,13 @@ struct probe {
 	uint64_t	 timeout;	/* ms for the whole probe */
 	probe_done_fn	 done;
 	void		*data;
+	struct core_tls_server *tls;	/* a client context: HTTPS; NULL: plain */
+	char		 tls_name[256];	/* SNI and the name verified */
 
 	/* private */
 	int		 phase;
 	int		 fd;
+	struct core_tls	*conn;
 	struct core_io	 io;
 	struct core_timer timer;
 	struct core_buf	 in;

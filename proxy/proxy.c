@@ -1291,7 +1291,7 @@ static bool xchg_write_up(struct proxy_stream *s)
 
 	if (x->uc == NULL || s->state == PROXY_ST_CONNECT)
 		return true;
-	bw = write2(x->uc->fd, NULL, &x->uhead, &x->uhead_sent, &s->cin, x->req_ready, &hw);
+	bw = write2(x->uc->fd, x->uc->tls, &x->uhead, &x->uhead_sent, &s->cin, x->req_ready, &hw);
 	if (bw < 0) {
 		xchg_fail(s, 502, strerror(errno), x->pooled ? 0 : XF_SERVER_FAULT);
 		return false;
@@ -1385,23 +1385,28 @@ static void xchg_finish(struct proxy_stream *s)
 /* ---- events ---------------------------------------------------------------------------------- */
 
 /* Reads what the client sent, through TLS when it is on. */
-static ssize_t client_read(struct proxy_stream *s)
+/* Reads from fd, through tls when there is one, into b. */
+static ssize_t buf_read(struct core_buf *b, int fd, struct core_tls *tls)
 {
-	struct core_buf *b = &s->cin;
 	size_t room = b->max - core_buf_len(b);
 	ssize_t n;
 	int rc;
 
-	if (s->tls == NULL)
-		return core_buf_read(b, s->fd);
+	if (tls == NULL)
+		return core_buf_read(b, fd);
 	if (room == 0)
 		return CORE_FULL;
 	if ((rc = core_buf_reserve(b, room < 2048 ? room : 2048)) != CORE_OK)
 		return rc;
-	n = core_tls_read(s->tls, b->data + b->end, b->size - b->end);
+	n = core_tls_read(tls, b->data + b->end, b->size - b->end);
 	if (n > 0)
 		b->end += (size_t)n;
 	return n == CORE_ERROR ? -EPROTO : n;
+}
+
+static ssize_t client_read(struct proxy_stream *s)
+{
+	return buf_read(&s->cin, s->fd, s->tls);
 }
 
 /* Writes keel's own bytes in cout. */
@@ -1499,6 +1504,69 @@ static void stream_on_io(struct core_io *io, unsigned revents)
 	stream_step(s);
 }
 
+/*
+ * An HTTPS upstream: the handshake runs in the CONNECT state, so
+ * connect_timeout covers it and a failure (a refused certificate, say) is
+ * a failed try like a refused connection. false: the try ended.
+ */
+static bool up_handshake(struct proxy_stream *s, bool *done)
+{
+	static char why[400];	/* xchg_fail logs it; one worker, one thread */
+	struct proxy_xchg *x = s->x;
+	struct proxy_upstream *up = x->route->up;
+	char err[256], verify[256];
+	int rc;
+
+	*done = false;
+	if (x->uc->tls == NULL &&
+	    (x->uc->tls = core_tls_client(up->tls, x->uc->fd,
+					  up->tls_name ? up->tls_name : x->srv->host)) == NULL) {
+		xchg_fail(s, 502, "TLS: out of memory", 0);
+		return false;
+	}
+	rc = core_tls_handshake(x->uc->tls, err, sizeof(err));
+	if (rc == CORE_AGAIN)
+		return true;
+	if (rc != CORE_OK) {
+		if (core_tls_verify_error(x->uc->tls, verify, sizeof(verify)) == CORE_OK)
+			snprintf(why, sizeof(why), "TLS: certificate refused: %s", verify);
+		else
+			snprintf(why, sizeof(why), "TLS: %s", err);
+		xchg_fail(s, 502, why, XF_SERVER_FAULT);
+		return false;
+	}
+	*done = true;
+	return true;
+}
+
+/* Reads what the server sent into uin. false: the stream ended here. */
+static bool up_read(struct proxy_stream *s)
+{
+	struct proxy_xchg *x = s->x;
+	ssize_t n = buf_read(&x->uin, x->uc->fd, x->uc->tls);
+
+	if (n > 0) {
+		x->up_wait = core_loop_now(px.loop);
+		proxy_stat_set(x->srv->st->last_byte, x->up_wait);
+		wait_remove(x);
+	} else if (n == 0)
+		x->up_eof = true;
+	else if (n != CORE_AGAIN && n != CORE_FULL) {
+		if (!x->resp_head) {
+			xchg_fail(s, 502, n == -EPROTO ? "TLS: connection failed" : strerror((int)-n),
+				  x->pooled ? 0 : XF_SERVER_FAULT);
+			stream_step(s);
+			return false;
+		}
+		x->up_eof = true;
+		if (x->resp_body != PROXY_BODY_EOF) {
+			stream_close(s);
+			return false;
+		}
+	}
+	return true;
+}
+
 static void up_on_io(struct core_io *io, unsigned revents)
 {
 	struct proxy_stream *s = io->data;
@@ -1508,37 +1576,32 @@ static void up_on_io(struct core_io *io, unsigned revents)
 		int err = 0;
 		socklen_t el = sizeof(err);
 
-		getsockopt(x->uc->fd, SOL_SOCKET, SO_ERROR, &err, &el);
-		if (err != 0) {
-			xchg_fail(s, 502, strerror(err), XF_SERVER_FAULT);
-			stream_step(s);
-			return;
+		if (x->uc->tls == NULL) {
+			getsockopt(x->uc->fd, SOL_SOCKET, SO_ERROR, &err, &el);
+			if (err != 0) {
+				xchg_fail(s, 502, strerror(err), XF_SERVER_FAULT);
+				stream_step(s);
+				return;
+			}
+		}
+		if (x->route->up->tls != NULL) {
+			bool done;
+
+			if (!up_handshake(s, &done)) {
+				stream_step(s);
+				return;
+			}
+			if (!done) {
+				stream_arm(s);
+				return;
+			}
+			revents |= CORE_IO_READ;	/* records may sit in the library */
 		}
 		s->state = PROXY_ST_EXCHANGE;
 		x->up_wait = core_loop_now(px.loop);
 	}
-	if ((revents & CORE_IO_READ) && !x->up_eof) {
-		ssize_t n = core_buf_read(&x->uin, x->uc->fd);
-
-		if (n > 0) {
-			x->up_wait = core_loop_now(px.loop);
-			proxy_stat_set(x->srv->st->last_byte, x->up_wait);
-			wait_remove(x);
-		} else if (n == 0)
-			x->up_eof = true;
-		else if (n != CORE_AGAIN && n != CORE_FULL) {
-			if (!x->resp_head) {
-				xchg_fail(s, 502, strerror((int)-n), x->pooled ? 0 : XF_SERVER_FAULT);
-				stream_step(s);
-				return;
-			}
-			x->up_eof = true;
-			if (x->resp_body != PROXY_BODY_EOF) {
-				stream_close(s);
-				return;
-			}
-		}
-	}
+	if ((revents & CORE_IO_READ) && !x->up_eof && !up_read(s))
+		return;
 	stream_step(s);
 }
 
@@ -1557,6 +1620,14 @@ static void stream_step(struct proxy_stream *s)
 			if (!stream_read(s))
 				return;
 			st = s->state;
+		}
+		if (x != NULL && x->uc != NULL && x->uc->tls != NULL && !x->up_eof &&
+		    (st == PROXY_ST_EXCHANGE || st == PROXY_ST_TUNNEL) &&
+		    core_tls_pending(x->uc->tls) > 0 && core_buf_len(&x->uin) < x->uin.max) {
+			if (!up_read(s))
+				return;
+			st = s->state;
+			x = s->x;
 		}
 		switch (st) {
 		case PROXY_ST_HANDSHAKE:
@@ -1639,7 +1710,7 @@ static void stream_arm(struct proxy_stream *s)
 				       px.rt->header_timeout : s->idle_timeout);
 		break;
 	case PROXY_ST_CONNECT:
-		uev = CORE_IO_WRITE;
+		uev = x->uc != NULL && x->uc->tls != NULL ? core_tls_want(x->uc->tls) : CORE_IO_WRITE;
 		deadline = x->connect_at + x->route->connect_timeout;
 		break;
 	case PROXY_ST_EXCHANGE:
@@ -1879,6 +1950,20 @@ static int proxy_prepare(const struct core_conf *conf, const struct core_conf *p
 				return CORE_ERROR;
 			}
 		}
+	}
+	for (i = 0; i < k->upstreams.n; i++) {
+		const struct keel_upstream_conf *uc = (const struct keel_upstream_conf *)k->upstreams.v + i;
+		struct core_tls_server *cli;
+		char why[384];
+
+		if (!uc->tls.enabled)
+			continue;
+		if ((cli = core_tls_client_new(uc->tls.ca_file, uc->tls.verify, why,
+					       sizeof(why))) == NULL) {
+			snprintf(err, errlen, "upstreams.%s.tls: %s", uc->name, why);
+			return CORE_ERROR;
+		}
+		core_tls_server_drop(cli);
 	}
 	if (listeners_update(k, err, errlen) != CORE_OK)
 		return CORE_ERROR;

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 
 #include "core/loop-t.h"
+#include "core/tls.h"
 #include "http-t.h"
 #include "stats.h"
 
@@ -18,6 +19,7 @@ struct proxy_xchg;
 /* A connection to a server, either serving an exchange or idle in a pool. */
 struct proxy_upconn {
 	int		   fd;
+	struct core_tls	  *tls;		/* HTTPS upstreams */
 	struct core_io	   io;
 	struct core_timer  idle;	/* while pooled: keepalive_timeout */
 	struct proxy_server *srv;
@@ -31,6 +33,7 @@ struct proxy_server {
 	struct sockaddr_storage sa;
 	socklen_t	 salen;
 	char		 name[64];	/* "10.0.0.1:8101" */
+	char		 host[48];	/* "10.0.0.1": the TLS name without server_name */
 	int		 weight;
 	int		 max_fails;
 	uint64_t	 fail_timeout;	/* ms */
@@ -64,6 +67,8 @@ struct proxy_upstream {
 	uint64_t	 slow_start;	/* ms to ramp a returning server's weight */
 	uint64_t	 stall_timeout;	/* ms of silence that ejects a server */
 	bool		 fail_open;	/* all unhealthy: use them all anyway */
+	struct core_tls_server *tls;	/* a client context: HTTPS to the servers */
+	char		*tls_name;	/* SNI; NULL: each server's address */
 	struct proxy_runtime *rt;
 };
 

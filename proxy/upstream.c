@@ -13,8 +13,10 @@
 #include "core/core.h"
 #include "core/clock.h"
 #include "core/log.h"
+#include "core/net.h"
 #include "core/loop.h"
 #include "core/settings.h"
+#include "core/tls.h"
 #include "core/state.h"
 #include "upstream.h"
 
@@ -33,6 +35,8 @@ static void runtime_free(struct proxy_runtime *rt)
 		free(up->servers);
 		free(up->name);
 		free(up->cookie);
+		free(up->tls_name);
+		core_tls_server_drop(up->tls);
 	}
 	for (i = 0; i < rt->nroutes; i++) {
 		struct proxy_route *r = &rt->routes[i];
@@ -124,6 +128,18 @@ static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_
 	up->servers = calloc(up->nservers, sizeof(*up->servers));
 	if (up->name == NULL || up->servers == NULL)
 		return CORE_ERROR;
+	if (uc->tls.enabled) {
+		char err[384];
+
+		/* proxy_prepare checked the CA file; this is a worker's copy. */
+		up->tls = core_tls_client_new(uc->tls.ca_file, uc->tls.verify, err, sizeof(err));
+		if (up->tls == NULL) {
+			core_log_error("proxy", "upstreams.%s.tls: %s", uc->name, err);
+			return CORE_ERROR;
+		}
+		if (uc->tls.server_name[0] != '\0' && (up->tls_name = strdup(uc->tls.server_name)) == NULL)
+			return CORE_ERROR;
+	}
 
 	for (j = 0; j < up->nservers; j++) {
 		struct proxy_server *s = &up->servers[j];
@@ -133,6 +149,7 @@ static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_
 		memcpy(&s->sa, &sc[j].address.sa, sizeof(s->sa));
 		s->salen = sc[j].address.salen;
 		snprintf(s->name, sizeof(s->name), "%s", sc[j].address.text);
+		core_net_ntop((const struct sockaddr *)&sc[j].address.sa, s->host, sizeof(s->host));
 		s->weight = (int)sc[j].weight;
 		s->max_fails = (int)sc[j].max_fails;
 		s->fail_timeout = (uint64_t)sc[j].fail_timeout;
@@ -632,6 +649,8 @@ void proxy_upconn_close(struct proxy_upconn *uc)
 		return;
 	core_io_stop(&uc->io);
 	core_timer_stop(&uc->idle);
+	core_tls_free(uc->tls);
+	uc->tls = NULL;
 	if (uc->fd != -1)
 		close(uc->fd);
 	uc->fd = -1;

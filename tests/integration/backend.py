@@ -121,9 +121,17 @@ def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, required=True)
     ap.add_argument("--name", default="backend")
+    ap.add_argument("--tls", nargs=2, metavar=("CERT", "KEY"), help="serve HTTPS")
     args = ap.parse_args()
     srv = Server(("127.0.0.1", args.port), Handler)
     srv.name = args.name
+    if args.tls:
+        import ssl
+        ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        ctx.load_cert_chain(*args.tls)
+        # The handshake runs in the handler's thread, on its first read.
+        srv.socket = ctx.wrap_socket(srv.socket, server_side=True,
+                                     do_handshake_on_connect=False)
     sys.stdout.write("listening on %d\n" % args.port)
     sys.stdout.flush()
     srv.serve_forever()

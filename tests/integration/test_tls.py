@@ -42,7 +42,8 @@ def make_cert(h, name, sans, rsa=False, tag=""):
                                                "ec_paramgen_curve:P-256"]
     openssl("req", *key, "-nodes", "-keyout", base + ".key", "-out", base + ".csr",
             "-subj", "/CN=" + name, cwd=h.dir)
-    h.write(base + ".ext", "subjectAltName=" + ",".join("DNS:" + s for s in sans) + "\n")
+    h.write(base + ".ext", "subjectAltName=" + ",".join(s if s.startswith("IP:") else "DNS:" + s
+                                                        for s in sans) + "\n")
     openssl("x509", "-req", "-in", base + ".csr", "-CA", "ca.crt", "-CAkey", "ca.key",
             "-CAcreateserial", "-days", "2", "-extfile", base + ".ext", "-out", base + ".crt",
             cwd=h.dir)
@@ -334,3 +335,68 @@ def test_testssl_finds_no_weak_protocol_or_cipher(h):
         "%s %s: %s" % (x["severity"], x["id"], x["finding"]) for x in bad))
     ids = {x["id"]: x["finding"] for x in findings}
     check("not offered" in ids.get("TLS1_1", "") and "offered" in ids.get("TLS1_3", ""), ids)
+
+
+def tls_backend(h, name, cert, key):
+    port = free_port()
+    h.start(name, ["python3", os.path.join(os.path.dirname(__file__), "backend.py"), "--port",
+                   str(port), "--name", name, "--tls", cert, key],
+            ready=lambda: http_get(port, "/", tls=True).status == 200)
+    return port
+
+
+def test_https_to_upstreams_with_verification(h):
+    """HTTPS from keel to the servers: the chain checked against ca_file and
+    the name against server_name (or the IP address), connections reused,
+    health checks over HTTPS; a server whose certificate is refused is a
+    failed try with the reason, and verify: false accepts it."""
+    ca = make_ca(h)
+    cert, key = make_cert(h, "app.internal", ["app.internal", "IP:127.0.0.1"])
+    good = tls_backend(h, "good", cert, key)
+    # Another CA signs this one: not trusted.
+    other = h.path("other")
+    os.mkdir(other)
+    openssl("req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes",
+            "-keyout", "o.key", "-out", "o.crt", "-days", "2", "-subj", "/CN=127.0.0.1",
+            "-addext", "subjectAltName=IP:127.0.0.1", cwd=other)
+    rogue = tls_backend(h, "rogue", os.path.join(other, "o.crt"), os.path.join(other, "o.key"))
+    front, admin = free_port(), free_port()
+    ups = {
+        "byip": ["tls: { enabled: true, ca_file: %s }" % ca,
+                 "health: { type: http, path: /, interval: 200ms }", good],
+        "byname": ["tls: { enabled: true, ca_file: %s, server_name: app.internal }" % ca, good],
+        "wrongname": ["tls: { enabled: true, ca_file: %s, server_name: other.internal }" % ca, good],
+        "rogue": ["tls: { enabled: true, ca_file: %s }" % ca,
+                  "health: { type: http, path: /, interval: 200ms }", rogue],
+        "noverify": ["tls: { enabled: true, verify: false }", rogue],
+    }
+    routes = [{"path": "/%s/" % n, "upstream": n, "upstream_header": True} for n in ups]
+    k = h.keel(yaml_conf(front, admin, ups, routes), wait_port=admin)
+
+    ports = set()
+    for _ in range(4):
+        r = http_get(front, "/byip/x")
+        check(r.status == 200 and r.json()["server"] == "good", (r.status, r.body[:200]))
+        ports.add(r.json()["peer_port"])
+    check(len(ports) == 1, "connections to the server were not reused: %s" % ports)
+    r = http_get(front, "/byname/x")
+    check(r.status == 200 and r.json()["server"] == "good", (r.status, r.body[:200]))
+    r = http_get(front, "/noverify/x")
+    check(r.status == 200 and r.json()["server"] == "rogue", (r.status, r.body[:200]))
+    for path in ("/wrongname/x", "/rogue/x"):
+        r = http_get(front, path)
+        check(r.status == 502, (path, r.status, r.body[:200]))
+    k.wait_log(r"upstream wrongname.*TLS: certificate refused: .*(CN|name)")
+    k.wait_log(r"upstream rogue.*TLS: certificate refused: .*not correctly signed")
+    # Health checks speak HTTPS too: the good server is UP, the rogue one DOWN.
+    k.wait_log(r"rogue/127\.0\.0\.1:%d DOWN after 2 failed checks: TLS: certificate refused" % rogue)
+    r = http_get(admin, "/metrics")
+    check('keel_server_up{upstream="byip",server="127.0.0.1:%d"} 1' % good in r.body,
+          r.body[-1500:])
+    # A CA file that does not load refuses the reload, naming the upstream.
+    conf = h.path("keel.yaml")
+    text = open(conf).read().replace("ca_file: %s }" % ca, "ca_file: /nonexistent.pem }", 1)
+    h.write("keel.yaml", text)
+    k.signal(signal.SIGHUP)
+    k.wait_log(r"upstreams\.byip\.tls: CA file /nonexistent\.pem")
+    check(http_get(front, "/byip/x").status == 200)

@@ -481,10 +481,19 @@ pages['/upstreams'] = async main => {
 		'Save', async (v, form) => {
 			if (await applyChange(form, `balancing of ${name}`, c => Object.assign(c.upstreams[name], v))) render();
 		});
+		const ut = up.tls;
+		const tlsForm = mkform(h('div', { class: 'fields' },
+			field({ name: 'enabled', label: 'HTTPS to the servers', type: 'checkbox', value: ut.enabled, field: p + 'tls.enabled' }),
+			field({ name: 'verify', label: 'Verify their certificates', type: 'checkbox', value: ut.verify, field: p + 'tls.verify' }),
+			field({ name: 'ca_file', label: 'Trusted CA file', value: ut.ca_file, field: p + 'tls.ca_file' }),
+			field({ name: 'server_name', label: 'Server name', value: ut.server_name, field: p + 'tls.server_name', help: 'Empty: each server\'s IP address' })),
+		'Save', async (v, form) => {
+			if (await applyChange(form, `HTTPS to ${name}`, c => Object.assign(c.upstreams[name].tls, v))) render();
+		});
 		main.append(h('section', { class: 'panel', 'data-upstream': name }, h('h2', { text: name }),
 			h('div', { class: 'scroll' }, h('table', {}, h('tr', {}, ['Server', 'Weight', '', 'State', 'Requests', 'Last error', ''].map(t => h('th', { text: t }))), rows)),
 			h('h3', { text: 'Add a server' }), addForm, h('h3', { text: 'Health check' }), healthForm,
-			h('h3', { text: 'Balancing' }), balForm));
+			h('h3', { text: 'Balancing' }), balForm, h('h3', { text: 'HTTPS to the servers' }), tlsForm));
 	}
 	const n = Object.keys(cfg.upstreams).length;
 	main.append(panel('Add an upstream', mkform(h('div', { class: 'fields' },
