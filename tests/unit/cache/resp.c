@@ -1,0 +1,155 @@
+/* Tests of cache/resp.c: command and reply boundaries, what the front
+ * learns from them, partial input, and every limit. */
+#include <string.h>
+
+#include "runner.h"
+#include "cache/resp.c"
+
+static const struct resp_limits lim = {
+	.max_bulk = 64, .max_elems = 8, .max_depth = 3, .max_inline = 32,
+};
+
+static const char *why;
+static size_t used;
+
+static int cmd(const char *s, struct resp_cmd *c)
+{
+	used = 0;
+	return resp_scan_command(s, strlen(s), &lim, &used, c, &why);
+}
+
+static int rep(const char *s, struct resp_reply *r)
+{
+	used = 0;
+	return resp_scan_reply(s, strlen(s), &lim, &used, r, &why);
+}
+
+TEST(commands_end_where_they_end_and_name_themselves)
+{
+	struct resp_cmd c;
+	const char *s = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n*1\r\n$4\r\nPING\r\n";
+
+	CHECK_INT(cmd(s, &c), ==, RESP_OK);
+	CHECK_INT(used, ==, 31);
+	CHECK_STR(c.name, "set");
+	CHECK_INT(c.argc, ==, 3);
+	CHECK(c.arg1_len == 1 && s[c.arg1_off] == 'k');
+	CHECK_INT(cmd(s + used, &c), ==, RESP_OK);
+	CHECK_STR(c.name, "ping");
+	/* Binary-safe values: CRLF inside a bulk string is data. */
+	CHECK_INT(cmd("*2\r\n$4\r\nECHO\r\n$4\r\na\r\nb\r\n", &c), ==, RESP_OK);
+	CHECK_INT(used, ==, 24);
+}
+
+TEST(every_prefix_of_a_command_asks_for_more)
+{
+	const char *s = "*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n";
+	struct resp_cmd c;
+	size_t n;
+
+	for (n = 0; n < strlen(s); n++) {
+		used = 0;
+		CHECK_INT(resp_scan_command(s, n, &lim, &used, &c, &why), ==, RESP_AGAIN);
+	}
+	CHECK_INT(cmd(s, &c), ==, RESP_OK);
+	CHECK_INT(used, ==, strlen(s));
+}
+
+TEST(inline_commands_and_empty_ones)
+{
+	struct resp_cmd c;
+
+	CHECK_INT(cmd("ping\r\n", &c), ==, RESP_OK);
+	CHECK(c.is_inline && c.argc == 1);
+	CHECK_STR(c.name, "ping");
+	CHECK_INT(cmd("  GET   key \n", &c), ==, RESP_OK);
+	CHECK_INT(c.argc, ==, 2);
+	CHECK_STR(c.name, "get");
+	CHECK_INT(cmd("\r\n", &c), ==, RESP_OK);
+	CHECK_INT(c.argc, ==, 0);
+	CHECK_INT(cmd("*0\r\n", &c), ==, RESP_OK);
+	CHECK_INT(c.argc, ==, 0);
+	CHECK_INT(cmd("get k", &c), ==, RESP_AGAIN);
+}
+
+TEST(bad_commands_and_limits_are_refused_with_a_reason)
+{
+	struct resp_cmd c;
+
+	CHECK_INT(cmd("*9\r\n", &c), ==, RESP_BAD);
+	CHECK_STR(why, "too many arguments");
+	CHECK_INT(cmd("*1\r\n$65\r\n", &c), ==, RESP_BAD);
+	CHECK_STR(why, "bulk string too long");
+	CHECK_INT(cmd("*1\r\n:1\r\n", &c), ==, RESP_BAD);
+	CHECK_INT(cmd("*1\r\n$-1\r\n", &c), ==, RESP_BAD);
+	CHECK_INT(cmd("*1\r\n$3\r\nabcd\r\n", &c), ==, RESP_BAD);
+	CHECK_STR(why, "bulk string not followed by CRLF");
+	CHECK_INT(cmd("*x\r\n", &c), ==, RESP_BAD);
+	CHECK_INT(cmd("*1\n", &c), ==, RESP_BAD);
+	CHECK_INT(cmd("*+1\r\n", &c), ==, RESP_BAD);
+	CHECK_INT(cmd("this inline command is much longer than thirty-two bytes", &c), ==, RESP_BAD);
+	CHECK_STR(why, "inline command too long");
+}
+
+TEST(replies_of_every_type_and_nesting)
+{
+	struct resp_reply r;
+
+	CHECK_INT(rep("+OK\r\n", &r), ==, RESP_OK);
+	CHECK(r.type == '+' && used == 5);
+	CHECK_INT(rep("-ERR no\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep(":42\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("$-1\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("*-1\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("*0\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("$5\r\nhello\r\n+next\r\n", &r), ==, RESP_OK);
+	CHECK_INT(used, ==, 11);
+	CHECK_INT(rep("*2\r\n*2\r\n:1\r\n:2\r\n$1\r\nx\r\n:9\r\n", &r), ==, RESP_OK);
+	CHECK_INT(used, ==, 23);
+	CHECK_INT(r.elems, ==, 2);
+	/* RESP3: a map counts pairs; an attribute precedes its value. */
+	CHECK_INT(rep("%1\r\n+a\r\n:1\r\n", &r), ==, RESP_OK);
+	CHECK_INT(used, ==, 12);
+	CHECK_INT(rep("|1\r\n+ttl\r\n:3\r\n+v\r\n", &r), ==, RESP_OK);
+	CHECK_INT(used, ==, 18);
+	CHECK_INT(rep("_\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("#t\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep(",1.5\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("=8\r\ntxt:abcd\r\n", &r), ==, RESP_OK);
+}
+
+TEST(pubsub_messages_say_what_they_are)
+{
+	struct resp_reply r;
+
+	CHECK_INT(rep("*3\r\n$7\r\nMESSAGE\r\n$2\r\nch\r\n$2\r\nhi\r\n", &r), ==, RESP_OK);
+	CHECK_STR(r.kind, "message");
+	CHECK(r.type == '*' && r.elems == 3);
+	CHECK_INT(rep(">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n", &r), ==, RESP_OK);
+	CHECK_STR(r.kind, "subscribe");
+	CHECK(r.type == '>');
+	CHECK_INT(rep("*2\r\n:1\r\n$7\r\nmessage\r\n", &r), ==, RESP_OK);
+	CHECK_STR(r.kind, "");		/* only the first element names it */
+}
+
+TEST(partial_and_bad_replies)
+{
+	const char *s = "*2\r\n$3\r\nabc\r\n*1\r\n:7\r\n";
+	struct resp_reply r;
+	size_t n;
+
+	for (n = 0; n < strlen(s); n++) {
+		used = 0;
+		CHECK_INT(resp_scan_reply(s, n, &lim, &used, &r, &why), ==, RESP_AGAIN);
+	}
+	CHECK_INT(rep(s, &r), ==, RESP_OK);
+	CHECK_INT(rep("*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", &r), ==, RESP_BAD);
+	CHECK_STR(why, "nested too deep");
+	CHECK_INT(rep("*9\r\n", &r), ==, RESP_BAD);
+	CHECK_INT(rep("$65\r\n", &r), ==, RESP_BAD);
+	CHECK_INT(rep("$-2\r\n", &r), ==, RESP_BAD);
+	CHECK_INT(rep("?x\r\n", &r), ==, RESP_BAD);
+	CHECK_STR(why, "unknown RESP type");
+	CHECK_INT(rep("+a long simple string that goes past the limit\r\n", &r), ==, RESP_BAD);
+	CHECK_STR(why, "line too long");
+}
