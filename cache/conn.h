@@ -1,0 +1,41 @@
+/* One connection to a Redis node through hiredis's asynchronous API,
+ * driven by keel's event loop, with a connect timeout and a per-command
+ * timeout. The Sentinel and static-topology logic and the RESP front are
+ * built on these. */
+#ifndef KEEL_CACHE_CONN_H
+#define KEEL_CACHE_CONN_H
+
+#include <stdint.h>
+
+#include <hiredis/async.h>
+
+#include "core/loop-t.h"
+
+struct cache_conn;
+
+/* Connected (why NULL) or gone (why says why: refused, timed out, closed
+ * by the server, closed by us). Called once each, from the loop. */
+typedef void (*cache_conn_fn)(struct cache_conn *c, const char *why);
+
+struct cache_conn_opts {
+	const char	*ip;		/* an address: names are not resolved */
+	int		 port;
+	uint64_t	 connect_timeout;	/* ms */
+	uint64_t	 command_timeout;	/* ms; 0: none */
+	cache_conn_fn	 up, down;
+	void		*data;
+};
+
+/* Starts connecting. NULL (out of memory, a bad address) with why set. */
+struct cache_conn *cache_conn_open(struct core_loop *loop, const struct cache_conn_opts *o,
+				   char *why, size_t len);
+
+/* The hiredis context, for redisAsyncCommand; NULL once it is gone. */
+redisAsyncContext *cache_conn_ctx(struct cache_conn *c);
+void *cache_conn_data(struct cache_conn *c);
+
+/* Closes it: pending commands get a NULL reply, `down` is called with
+ * "closed", and c is freed after the loop's current batch. */
+void cache_conn_close(struct cache_conn *c);
+
+#endif
