@@ -35,7 +35,14 @@ wait_ports() {
 
 # The app servers first, so keel's first probes find them up.
 wait_ports 8101 8102 8201 8202
-"$keel" &
+# The embedded default, with its state (config store, certificate, setup
+# token) under build/demo rather than /var/lib/keel: every demo starts fresh.
+demo=$(cd "$(dirname "$keel")" && pwd)/demo
+rm -rf "$demo"
+mkdir -p "$demo"
+"$keel" --default-config | sed -e "s|^node: keel|node: keel\nstate_dir: \"$demo/state\"\npid_file: \"$demo/keel.pid\"|" \
+	> "$demo/keel.yaml"
+"$keel" -c "$demo/keel.yaml" &
 pids+=($!)
 wait_ports 8000 8443
 
@@ -46,7 +53,7 @@ keel $("$keel" --version | head -n 1 | cut -d' ' -f2-) is running in front of fo
   app A:    http://127.0.0.1:8000/app_a/   (servers 8101, 8102; round-robin)
   app B:    http://127.0.0.1:8000/app_b/   (servers 8201, 8202; least connections)
   admin UI: https://127.0.0.1:8443/   (self-signed certificate: its fingerprint is in the log above;
-            on a first run, open the setup URL the log shows: .../#/setup?token=...)
+            open the setup URL the log shows: .../#/setup?token=...)
   health:   https://127.0.0.1:8443/healthz
   metrics:  https://127.0.0.1:8443/metrics   (routes, servers, monitors)
 

@@ -171,7 +171,8 @@ def test_a_port_in_use_is_reported_with_its_address(h):
         s.bind(("127.0.0.1", 0))
         s.listen(1)
         port = s.getsockname()[1]
-        path = h.write("keel.yaml", conf(port))
+        # Its own state_dir: a config that starts is recorded in its store.
+        path = h.write("keel.yaml", 'state_dir: "%s"\n' % h.path("state") + conf(port))
         r = h.run_keel("-c", path, timeout=10)
     check(r.returncode == 1, "exit %d" % r.returncode)
     # musl says "Address in use", glibc (the sanitizer build) "Address already in use".
