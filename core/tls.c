@@ -23,6 +23,7 @@
 #include <mbedtls/x509_crt.h>
 #include <psa/crypto.h>
 
+#include "buf.h"
 #include "core.h"
 #include "loop.h"
 #include "state.h"
@@ -701,6 +702,22 @@ ssize_t core_tls_read(struct core_tls *t, void *buf, size_t len)
 			return CORE_AGAIN;
 		return CORE_ERROR;
 	}
+}
+
+ssize_t core_tls_read_buf(struct core_tls *t, struct core_buf *b)
+{
+	size_t room = b->max - core_buf_len(b);
+	ssize_t n;
+	int rc;
+
+	if (room == 0)
+		return CORE_FULL;
+	if ((rc = core_buf_reserve(b, room < 2048 ? room : 2048)) != CORE_OK)
+		return rc;
+	n = core_tls_read(t, b->data + b->end, b->size - b->end);
+	if (n > 0)
+		b->end += (size_t)n;
+	return n == CORE_ERROR ? -EPROTO : n;
 }
 
 size_t core_tls_pending(const struct core_tls *t)

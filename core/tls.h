@@ -13,6 +13,7 @@
 #include <sys/types.h>
 #include <sys/uio.h>
 
+struct core_buf;
 struct core_tls_server;
 struct core_tls;
 
@@ -102,6 +103,10 @@ unsigned core_tls_want(const struct core_tls *t);
 /* Plaintext in: bytes, 0 at the end (close_notify or a plain close),
  * CORE_AGAIN, or CORE_ERROR. */
 ssize_t core_tls_read(struct core_tls *t, void *buf, size_t len);
+
+/* core_tls_read into b's free space (at most 2 KiB more reserved): as
+ * core_buf_read answers, with -EPROTO for a TLS failure. */
+ssize_t core_tls_read_buf(struct core_tls *t, struct core_buf *b);
 
 /* Decrypted bytes waiting inside the library: readable without the fd. */
 size_t core_tls_pending(const struct core_tls *t);

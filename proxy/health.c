@@ -12,7 +12,6 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
-#include "core/net.h"
 #include "core/settings.h"
 #include "monitor.h"
 #include "probe.h"
@@ -161,12 +160,7 @@ static int health_build(const struct core_conf *conf, char *err, size_t errlen)
 			memcpy(&p->sa, &sc[j].address.sa, sizeof(p->sa));
 			p->salen = sc[j].address.salen;
 			p->tcp_only = h->type == KEEL_CHECK_TCP;
-			p->tls = spec->tls;
-			if (uc[i].tls.server_name[0] != '\0')
-				snprintf(p->tls_name, sizeof(p->tls_name), "%s", uc[i].tls.server_name);
-			else
-				core_net_ntop((const struct sockaddr *)&sc[j].address.sa, p->tls_name,
-					      sizeof(p->tls_name));
+			proxy_probe_tls(p, spec->tls, uc[i].tls.server_name, &sc[j].address);
 			p->request = c->request;
 			p->reqlen = (size_t)snprintf(c->request, sizeof(c->request),
 				"%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keel-health\r\n"

@@ -19,7 +19,6 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
-#include "core/net.h"
 #include "core/settings.h"
 #include "core/state.h"
 #include "core/tls.h"
@@ -511,13 +510,7 @@ static int monitor_build(const struct core_conf *conf, const struct monitor *old
 			if (cli == NULL)
 				continue;
 			core_tls_server_hold(cli);
-			m->probe.tls = cli;
-			if (uc[i].tls.server_name[0] != '\0')
-				snprintf(m->probe.tls_name, sizeof(m->probe.tls_name), "%s",
-					 uc[i].tls.server_name);
-			else
-				core_net_ntop((const struct sockaddr *)&sc[j].address.sa,
-					      m->probe.tls_name, sizeof(m->probe.tls_name));
+			proxy_probe_tls(&m->probe, cli, uc[i].tls.server_name, &sc[j].address);
 		}
 		core_tls_server_drop(cli);
 	}

@@ -10,6 +10,7 @@
 #include "core/clock.h"
 #include "core/core.h"
 #include "core/loop.h"
+#include "core/net.h"
 #include "core/settings.h"
 #include "http.h"
 #include "probe.h"
@@ -51,6 +52,16 @@ static void probe_close(struct probe *p)
 	core_timer_stop(&p->timer);
 	core_buf_free(&p->in);
 	p->phase = PROBE_IDLE;
+}
+
+void proxy_probe_tls(struct probe *p, struct core_tls_server *cli, const char *server_name,
+		     const struct core_conf_addr *a)
+{
+	p->tls = cli;
+	if (server_name[0] != '\0')
+		snprintf(p->tls_name, sizeof(p->tls_name), "%s", server_name);
+	else
+		core_net_ntop((const struct sockaddr *)&a->sa, p->tls_name, sizeof(p->tls_name));
 }
 
 void proxy_probe_cancel(struct probe *p)
@@ -151,22 +162,14 @@ static ssize_t probe_read(struct probe *p)
 
 	if (p->conn == NULL)
 		return core_buf_read(&p->in, p->fd);
-	do {
-		size_t room = p->in.max - core_buf_len(&p->in);
-
-		if (room == 0)
-			return CORE_FULL;
-		if (core_buf_reserve(&p->in, room < 4096 ? room : 4096) != CORE_OK)
-			return CORE_FULL;
-		n = core_tls_read(p->conn, p->in.data + p->in.end, p->in.size - p->in.end);
-		if (n > 0) {
-			p->in.end += (size_t)n;
-			total += n;
-		}
-	} while (n > 0 && core_tls_pending(p->conn) > 0);
-	if (total > 0)
-		return total;
-	return n == CORE_ERROR ? -EPROTO : n;
+	while ((n = core_tls_read_buf(p->conn, &p->in)) > 0) {
+		total += n;
+		if (core_tls_pending(p->conn) == 0)
+			break;
+	}
+	if (n == CORE_FULL)
+		return CORE_FULL;	/* judged now: what is left may sit in the library */
+	return total > 0 ? total : n;
 }
 
 static void probe_on_io(struct core_io *io, unsigned revents)

@@ -9,6 +9,7 @@
 #include <sys/socket.h>
 
 #include "core/buf.h"
+#include "core/conf-t.h"
 #include "core/loop-t.h"
 #include "core/tls.h"
 
@@ -45,6 +46,11 @@ struct probe {
 };
 
 void proxy_probe_init(struct core_loop *loop, struct probe *p);
+
+/* HTTPS for the probe through cli (the owner keeps the reference), sending
+ * and checking server_name, or the address a when that is empty. */
+void proxy_probe_tls(struct probe *p, struct core_tls_server *cli, const char *server_name,
+		     const struct core_conf_addr *a);
 /* Starts the probe; p->done is called once, from the loop, never inside. */
 void proxy_probe_start(struct probe *p);
 bool proxy_probe_busy(const struct probe *p);

@@ -1388,20 +1388,7 @@ static void xchg_finish(struct proxy_stream *s)
 /* Reads from fd, through tls when there is one, into b. */
 static ssize_t buf_read(struct core_buf *b, int fd, struct core_tls *tls)
 {
-	size_t room = b->max - core_buf_len(b);
-	ssize_t n;
-	int rc;
-
-	if (tls == NULL)
-		return core_buf_read(b, fd);
-	if (room == 0)
-		return CORE_FULL;
-	if ((rc = core_buf_reserve(b, room < 2048 ? room : 2048)) != CORE_OK)
-		return rc;
-	n = core_tls_read(tls, b->data + b->end, b->size - b->end);
-	if (n > 0)
-		b->end += (size_t)n;
-	return n == CORE_ERROR ? -EPROTO : n;
+	return tls != NULL ? core_tls_read_buf(tls, b) : core_buf_read(b, fd);
 }
 
 static ssize_t client_read(struct proxy_stream *s)

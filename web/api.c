@@ -48,6 +48,13 @@ static struct {
 
 /* ---- answers ------------------------------------------------------------------------------ */
 
+void api_security_headers(struct MHD_Response *resp)
+{
+	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
+	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
+	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+}
+
 static enum MHD_Result reply_buf(struct web_req *r, unsigned status, const char *type,
 				 const char *body, size_t len, const char *cookie)
 {
@@ -59,9 +66,7 @@ static enum MHD_Result reply_buf(struct web_req *r, unsigned status, const char 
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type", type);
 	MHD_add_response_header(resp, "Cache-Control", "no-store");
-	MHD_add_response_header(resp, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(resp, "X-Frame-Options", "DENY");
-	MHD_add_response_header(resp, "Referrer-Policy", "no-referrer");
+	api_security_headers(resp);
 	if (cookie != NULL)
 		MHD_add_response_header(resp, "Set-Cookie", cookie);
 	rc = MHD_queue_response(r->conn, status, resp);

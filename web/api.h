@@ -27,6 +27,9 @@ struct web_req {
 
 enum MHD_Result api_handle(struct web_req *r);
 
+/* The headers every admin answer carries: nosniff, no framing, no referrer. */
+void api_security_headers(struct MHD_Response *resp);
+
 /* Called once the daemon runs: setup token, password thread. */
 int api_start(struct core_loop *loop, bool https, char *err, size_t errlen);
 void api_stop(void);

@@ -3,6 +3,7 @@
  * (no inline script or style, no other origin). */
 #include <string.h>
 
+#include "api.h"
 #include "ui.h"
 #include "version.h"
 
@@ -39,9 +40,7 @@ static enum MHD_Result ui_reply(struct MHD_Connection *c, unsigned status, const
 	MHD_add_response_header(r, "Content-Type", type);
 	MHD_add_response_header(r, "Cache-Control", "no-cache");
 	MHD_add_response_header(r, "Content-Security-Policy", UI_POLICY);
-	MHD_add_response_header(r, "X-Content-Type-Options", "nosniff");
-	MHD_add_response_header(r, "X-Frame-Options", "DENY");
-	MHD_add_response_header(r, "Referrer-Policy", "no-referrer");
+	api_security_headers(r);
 	if (etag != NULL)
 		MHD_add_response_header(r, "ETag", etag);
 	rc = MHD_queue_response(c, status, r);
