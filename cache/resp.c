@@ -6,8 +6,6 @@
 
 #include "resp.h"
 
-#define RESP_STACK	32	/* depth cap, whatever the limits say */
-
 /* The line at buf[pos..]: *end is where its "\r\n" starts. */
 static int resp_line(const char *buf, size_t len, size_t pos, size_t max, size_t *end,
 		     const char **why)
@@ -154,8 +152,13 @@ int resp_scan_command(const char *buf, size_t len, const struct resp_limits *lim
 			return RESP_BAD;
 		}
 		pos = end + 2;
-		if (len - pos < (uint64_t)blen + 2)
+		if (len - pos < (uint64_t)blen + 2) {
+			if (len - pos > (uint64_t)blen && buf[pos + (size_t)blen] != '\r') {
+				*why = "bulk string not followed by CRLF";
+				return RESP_BAD;
+			}
 			return RESP_AGAIN;
+		}
 		if (buf[pos + (size_t)blen] != '\r' || buf[pos + (size_t)blen + 1] != '\n') {
 			*why = "bulk string not followed by CRLF";
 			return RESP_BAD;
@@ -215,8 +218,13 @@ int resp_scan_reply(const char *buf, size_t len, const struct resp_limits *lim,
 			pos = end + 2;
 			if (n < 0)	/* null */
 				break;
-			if (len - pos < (uint64_t)n + 2)
+			if (len - pos < (uint64_t)n + 2) {
+				if (len - pos > (uint64_t)n && buf[pos + (size_t)n] != '\r') {
+					*why = "bulk string not followed by CRLF";
+					return RESP_BAD;
+				}
 				return RESP_AGAIN;
+			}
 			if (buf[pos + (size_t)n] != '\r' || buf[pos + (size_t)n + 1] != '\n') {
 				*why = "bulk string not followed by CRLF";
 				return RESP_BAD;
@@ -261,4 +269,197 @@ int resp_scan_reply(const char *buf, size_t len, const struct resp_limits *lim,
 			return RESP_OK;
 		}
 	}
+}
+
+/* ---- streams ------------------------------------------------------------------------ */
+
+enum { ST_TYPE, ST_LINE, ST_BODY, ST_CR, ST_LF, ST_BAD };
+
+void resp_stream_init(struct resp_stream *st, int commands)
+{
+	memset(st, 0, sizeof(*st));
+	st->commands = (uint8_t)(commands != 0);
+}
+
+static int stream_bad(struct resp_stream *st, const char **why, const char *what)
+{
+	st->state = ST_BAD;
+	*why = what;
+	return RESP_BAD;
+}
+
+/* A value ended: it completes an element of every aggregate it was the
+ * last element of, and maybe a top-level value. */
+static void stream_value(struct resp_stream *st, uint64_t *values)
+{
+	while (st->depth > 0 && --st->left[st->depth - 1] == 0)
+		st->depth--;
+	if (st->depth == 0)
+		(*values)++;
+	st->state = ST_TYPE;
+}
+
+/* The longest line the current one may be, CR included. */
+static uint32_t stream_line_max(const struct resp_stream *st, const struct resp_limits *lim)
+{
+	if (!st->commands)
+		return lim->max_inline + 1;
+	if (st->depth == 0 && st->type != '*')
+		return lim->max_inline;		/* an inline command */
+	return 32 + 1;
+}
+
+/* The number after the type byte of a whole line, CR excluded. */
+static int stream_int(const struct resp_stream *st, int64_t *n)
+{
+	if (st->linelen > sizeof(st->line))
+		return -1;	/* more digits than resp_int takes anyway */
+	return resp_int(st->line, 1, st->linelen - 1, n);
+}
+
+static int stream_line_end(struct resp_stream *st, const struct resp_limits *lim,
+			   uint64_t *values, const char **why)
+{
+	uint32_t max_depth = lim->max_depth < RESP_STACK ? lim->max_depth : RESP_STACK;
+	int64_t n;
+
+	if (st->commands && st->depth == 0 && st->type != '*') {
+		/* Inline: CR optional, blank lines get no reply. */
+		if (st->nonspace > (uint32_t)(st->last == '\r'))
+			(*values)++;
+		st->state = ST_TYPE;
+		return RESP_OK;
+	}
+	if (st->linelen == 0 || st->last != '\r')
+		return stream_bad(st, why, "line not ended by CRLF");
+	if (st->commands) {
+		if (st->depth == 0) {
+			if (stream_int(st, &n) != 0)
+				return stream_bad(st, why, "bad array length");
+			if (n > (int64_t)lim->max_elems)
+				return stream_bad(st, why, "too many arguments");
+			if (n > 0) {
+				st->left[0] = (uint64_t)n;
+				st->depth = 1;
+			}
+			st->state = ST_TYPE;	/* n <= 0: skipped, as Redis does */
+			return RESP_OK;
+		}
+		if (stream_int(st, &n) != 0 || n < 0)
+			return stream_bad(st, why, "bad bulk length");
+		if ((uint64_t)n > lim->max_bulk)
+			return stream_bad(st, why, "bulk string too long");
+		st->skip = (uint64_t)n;
+		st->state = n > 0 ? ST_BODY : ST_CR;
+		return RESP_OK;
+	}
+	switch (st->type) {
+	case '-':
+		if (st->depth == 0) {
+			if (st->linelen >= 9 && !memcmp(st->line, "-READONLY", 9))
+				st->seen |= RESP_SEEN_READONLY;
+			else if (st->linelen >= 8 && !memcmp(st->line, "-LOADING", 8))
+				st->seen |= RESP_SEEN_LOADING;
+		}
+		__attribute__((fallthrough));
+	case '+': case ':': case '_': case '#': case ',': case '(':
+		stream_value(st, values);
+		return RESP_OK;
+	case '$': case '!': case '=':
+		if (stream_int(st, &n) != 0 || n < -1)
+			return stream_bad(st, why, "bad bulk length");
+		if ((uint64_t)(n < 0 ? 0 : n) > lim->max_bulk)
+			return stream_bad(st, why, "bulk string too long");
+		if (n < 0) {
+			stream_value(st, values);
+			return RESP_OK;
+		}
+		st->skip = (uint64_t)n;
+		st->state = n > 0 ? ST_BODY : ST_CR;
+		return RESP_OK;
+	case '*': case '>': case '~': case '%': case '|':
+		if (stream_int(st, &n) != 0 || n < -1)
+			return stream_bad(st, why, "bad aggregate length");
+		if (n > (int64_t)lim->max_elems)
+			return stream_bad(st, why, "too many elements");
+		if (n <= 0) {
+			stream_value(st, values);
+			return RESP_OK;
+		}
+		if (st->depth == max_depth)
+			return stream_bad(st, why, "nested too deep");
+		st->left[st->depth++] = (uint64_t)n * (st->type == '%' || st->type == '|' ? 2 : 1) +
+					(st->type == '|');
+		st->state = ST_TYPE;
+		return RESP_OK;
+	default:
+		return stream_bad(st, why, "unknown RESP type");
+	}
+}
+
+int resp_stream_feed(struct resp_stream *st, const char *buf, size_t len,
+		     const struct resp_limits *lim, uint64_t *values, const char **why)
+{
+	size_t i = 0;
+
+	*why = NULL;
+	if (st->state == ST_BAD) {
+		*why = "the stream went bad earlier";
+		return RESP_BAD;
+	}
+	while (i < len) {
+		switch (st->state) {
+		case ST_BODY: {
+			uint64_t take = st->skip < len - i ? st->skip : len - i;
+
+			i += (size_t)take;
+			if ((st->skip -= take) == 0)
+				st->state = ST_CR;
+			continue;
+		}
+		case ST_CR:
+			if (buf[i++] != '\r')
+				return stream_bad(st, why, "bulk string not followed by CRLF");
+			st->state = ST_LF;
+			continue;
+		case ST_LF:
+			if (buf[i++] != '\n')
+				return stream_bad(st, why, "bulk string not followed by CRLF");
+			stream_value(st, values);
+			continue;
+		case ST_TYPE:
+			if (st->commands && st->depth > 0 && buf[i] != '$')
+				return stream_bad(st, why, "expected '$' (a bulk string) in a command");
+			st->type = buf[i];
+			st->linelen = st->nonspace = 0;
+			st->last = 0;
+			st->state = ST_LINE;
+			__attribute__((fallthrough));	/* the type byte is the line's first */
+		case ST_LINE: {
+			const char *nl = memchr(buf + i, '\n', len - i);
+			size_t take = nl != NULL ? (size_t)(nl - (buf + i)) : len - i, k;
+			int is_inline = st->commands && st->depth == 0 && st->type != '*';
+
+			if ((uint64_t)st->linelen + take > stream_line_max(st, lim))
+				return stream_bad(st, why, is_inline ? "inline command too long"
+								     : "line too long");
+			for (k = 0; k < take && st->linelen + k < sizeof(st->line); k++)
+				st->line[st->linelen + k] = buf[i + k];
+			if (is_inline)
+				for (k = 0; k < take; k++)
+					st->nonspace += buf[i + k] != ' ' && buf[i + k] != '\t';
+			if (take > 0)
+				st->last = buf[i + take - 1];
+			st->linelen += (uint32_t)take;
+			i += take;
+			if (nl == NULL)
+				continue;
+			i++;
+			if (stream_line_end(st, lim, values, why) != RESP_OK)
+				return RESP_BAD;
+			continue;
+		}
+		}
+	}
+	return RESP_OK;
 }

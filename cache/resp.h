@@ -47,4 +47,40 @@ int resp_scan_command(const char *buf, size_t len, const struct resp_limits *lim
 int resp_scan_reply(const char *buf, size_t len, const struct resp_limits *lim,
 		    size_t *used, struct resp_reply *rep, const char **why);
 
+/*
+ * The same framing for a stream of any size, fed in whatever pieces the
+ * socket gives: the RESP front forwards bytes as they arrive (a 100 MB
+ * value never has to fit a buffer) and learns from this how many whole
+ * commands or replies went by. Values are accepted and refused exactly as
+ * the scanners above accept and refuse them.
+ */
+#define RESP_STACK	32	/* depth cap, whatever the limits say */
+
+enum {
+	RESP_SEEN_READONLY = 0x1,	/* a top-level -READONLY error */
+	RESP_SEEN_LOADING = 0x2,	/* a top-level -LOADING error */
+};
+
+struct resp_stream {
+	uint64_t	left[RESP_STACK];	/* elements due per open aggregate */
+	uint64_t	skip;		/* bulk bytes still to come, then CRLF */
+	uint32_t	depth;
+	uint32_t	linelen;	/* bytes of the current line so far */
+	uint32_t	nonspace;	/* an inline command's non-blank bytes */
+	uint8_t		state;
+	uint8_t		commands;	/* a client's commands, not replies */
+	char		type;		/* the current line's first byte */
+	char		last;		/* and its last one so far */
+	char		line[24];	/* its first bytes */
+	unsigned	seen;		/* RESP_SEEN_*: set here, cleared by the caller */
+};
+
+void resp_stream_init(struct resp_stream *st, int commands);
+
+/* Feeds buf[0..len): RESP_OK, with *values increased by the whole values
+ * (commands that get a reply, or top-level replies) it ended, or RESP_BAD
+ * with *why; a stream that went bad stays bad. */
+int resp_stream_feed(struct resp_stream *st, const char *buf, size_t len,
+		     const struct resp_limits *lim, uint64_t *values, const char **why);
+
 #endif

@@ -2,7 +2,9 @@
  * scanned as a stream of commands and as a stream of replies. Beyond "no
  * crash" it checks what the RESP front relies on: a value is never longer
  * than its input, a value found once is found again with more bytes after
- * it (the same length), and every shorter prefix of it asks for more. */
+ * it (the same length), and every shorter prefix of it asks for more. The
+ * streaming scanner, fed the input in pieces of varying size, must count
+ * the same values as the whole-buffer scanners and refuse what they refuse. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -60,9 +62,67 @@ static void stream(const char *buf, size_t len, scan_fn scan)
 	}
 }
 
+/* What the whole-buffer scanner makes of buf: values that get a reply,
+ * and whether it ends on a refusal. */
+static uint64_t count_whole(const char *buf, size_t len, int commands, int *bad)
+{
+	uint64_t n = 0;
+	size_t pos = 0, used;
+	const char *why;
+
+	*bad = 0;
+	while (pos < len) {
+		struct resp_cmd c;
+		struct resp_reply r;
+		int rc = commands ? resp_scan_command(buf + pos, len - pos, &lim, &used, &c, &why)
+				  : resp_scan_reply(buf + pos, len - pos, &lim, &used, &r, &why);
+
+		if (rc == RESP_AGAIN)
+			break;
+		if (rc == RESP_BAD) {
+			*bad = 1;
+			break;
+		}
+		n += !commands || c.argc > 0;
+		pos += used;
+	}
+	return n;
+}
+
+static void differ(const char *buf, size_t len, int commands, unsigned seed)
+{
+	struct resp_stream st;
+	uint64_t whole, streamed = 0;
+	size_t pos = 0;
+	int bad, sbad = 0;
+	const char *why;
+
+	whole = count_whole(buf, len, commands, &bad);
+	resp_stream_init(&st, commands);
+	while (pos < len) {
+		size_t piece = 1 + (seed = seed * 1103515245u + 12345u) % 7;
+
+		if (piece > len - pos)
+			piece = len - pos;
+		if (resp_stream_feed(&st, buf + pos, piece, &lim, &streamed, &why) != RESP_OK) {
+			if (why == NULL)
+				abort();
+			sbad = 1;
+			break;
+		}
+		pos += piece;
+	}
+	if (sbad != bad || streamed != whole)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
+	unsigned seed = size > 0 ? data[0] : 0;
+
 	stream((const char *)data, size, scan_cmd);
 	stream((const char *)data, size, scan_rep);
+	differ((const char *)data, size, 1, seed);
+	differ((const char *)data, size, 0, seed);
 	return 0;
 }

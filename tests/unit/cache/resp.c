@@ -2,6 +2,7 @@
  * learns from them, partial input, and every limit. */
 #include <string.h>
 
+#include "core/core.h"
 #include "runner.h"
 #include "cache/resp.c"
 
@@ -152,4 +153,94 @@ TEST(partial_and_bad_replies)
 	CHECK_STR(why, "unknown RESP type");
 	CHECK_INT(rep("+a long simple string that goes past the limit\r\n", &r), ==, RESP_BAD);
 	CHECK_STR(why, "line too long");
+}
+
+static int feed(struct resp_stream *st, const char *s, size_t piece, uint64_t *n)
+{
+	size_t pos = 0, len = strlen(s);
+
+	while (pos < len) {
+		size_t k = piece < len - pos ? piece : len - pos;
+
+		if (resp_stream_feed(st, s + pos, k, &lim, n, &why) != RESP_OK)
+			return RESP_BAD;
+		pos += k;
+	}
+	return RESP_OK;
+}
+
+TEST(a_stream_counts_commands_in_any_pieces)
+{
+	const char *s = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n"
+			"PING\r\n   \r\n*0\r\n*1\r\n$4\r\nEXEC\r\n";
+	size_t piece;
+
+	for (piece = 1; piece <= strlen(s); piece++) {
+		struct resp_stream st;
+		uint64_t n = 0;
+
+		resp_stream_init(&st, 1);
+		CHECK_INT(feed(&st, s, piece, &n), ==, RESP_OK);
+		/* The blank inline line and *0 get no reply from Redis. */
+		CHECK_INT(n, ==, 3);
+	}
+}
+
+TEST(a_stream_passes_values_larger_than_any_buffer)
+{
+	struct resp_limits big = lim;
+	struct resp_stream st;
+	static char body[1 << 16];
+	uint64_t n = 0;
+
+	big.max_bulk = sizeof(body);
+	memset(body, '\n', sizeof(body));	/* CRLF-looking data is data */
+	resp_stream_init(&st, 0);
+	CHECK_INT(resp_stream_feed(&st, "*2\r\n$65536\r\n", 12, &big, &n, &why), ==, RESP_OK);
+	CHECK_INT(resp_stream_feed(&st, body, 1000, &big, &n, &why), ==, RESP_OK);
+	CHECK_INT(resp_stream_feed(&st, body, sizeof(body) - 1000, &big, &n, &why), ==, RESP_OK);
+	CHECK_INT(n, ==, 0);
+	CHECK_INT(resp_stream_feed(&st, "\r\n:1\r\n", 6, &big, &n, &why), ==, RESP_OK);
+	CHECK_INT(n, ==, 1);
+	/* Past the limit: refused, and refused from then on. */
+	CHECK_INT(resp_stream_feed(&st, "$65537\r\n", 8, &big, &n, &why), ==, RESP_BAD);
+	CHECK_STR(why, "bulk string too long");
+	CHECK_INT(resp_stream_feed(&st, "+OK\r\n", 5, &big, &n, &why), ==, RESP_BAD);
+}
+
+TEST(a_stream_sees_readonly_and_loading_only_at_the_top)
+{
+	struct resp_stream st;
+	uint64_t n = 0;
+
+	resp_stream_init(&st, 0);
+	CHECK_INT(feed(&st, "*1\r\n-READONLY inside\r\n+OK\r\n", 3, &n), ==, RESP_OK);
+	CHECK_INT(st.seen, ==, 0);
+	CHECK_INT(feed(&st, "-READONLY replica\r\n", 5, &n),
+		  ==, RESP_OK);
+	CHECK_INT(st.seen, ==, RESP_SEEN_READONLY);
+	CHECK_INT(feed(&st, "-LOADING dataset\r\n", 7, &n), ==, RESP_OK);
+	CHECK_INT(st.seen, ==, RESP_SEEN_READONLY | RESP_SEEN_LOADING);
+	CHECK_INT(n, ==, 4);
+}
+
+TEST(a_stream_refuses_what_the_scanner_refuses)
+{
+	static const char *const bad[] = {
+		"*2\r\n:1\r\n",			/* a command holds bulk strings */
+		"*1\r\n$-1\r\n",
+		"*99\r\n",			/* more than max_elems */
+		"*1\r\n$3\r\nGETX\r\n",		/* body longer than said */
+		"*1\n",				/* no CR */
+	};
+	size_t i;
+
+	for (i = 0; i < CORE_ARRAY_SIZE(bad); i++) {
+		struct resp_stream st;
+		uint64_t n = 0;
+
+		resp_stream_init(&st, 1);
+		CHECK_INT(feed(&st, bad[i], 2, &n), ==, RESP_BAD);
+		CHECK(why != NULL);
+	}
 }
