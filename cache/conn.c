@@ -100,6 +100,8 @@ static void on_connect(const redisAsyncContext *ac, int status)
 		return;
 	}
 	c->connected = true;
+	/* A peer that vanishes without a FIN is noticed within a minute. */
+	redisEnableKeepAliveWithInterval((redisContext *)&ac->c, 15);
 	if (c->up != NULL)
 		c->up(c, NULL);
 }

@@ -77,6 +77,12 @@ struct resp_stream {
 
 void resp_stream_init(struct resp_stream *st, int commands);
 
+/* Between two top-level values (nothing half-read). */
+static inline int resp_stream_idle(const struct resp_stream *st)
+{
+	return st->depth == 0 && st->state == 0;
+}
+
 /* Feeds buf[0..len): RESP_OK, with *values increased by the whole values
  * (commands that get a reply, or top-level replies) it ended, or RESP_BAD
  * with *why; a stream that went bad stays bad. */

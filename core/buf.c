@@ -1,5 +1,7 @@
 /* Byte buffers with a hard cap. */
 #include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
@@ -179,4 +181,28 @@ ssize_t core_buf_write(struct core_buf *b, int fd)
 		return errno == EWOULDBLOCK ? CORE_AGAIN : -errno;
 	core_buf_consume(b, (size_t)n);
 	return n;
+}
+
+int core_buf_printf(struct core_buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n, rc;
+
+	va_start(ap, fmt);
+	n = vsnprintf(b->data != NULL ? b->data + b->end : NULL,
+		      b->data != NULL ? b->size - b->end : 0, fmt, ap);
+	va_end(ap);
+	if (n < 0)
+		return CORE_ERROR;
+	if (b->data != NULL && (size_t)n < b->size - b->end) {
+		b->end += (size_t)n;
+		return CORE_OK;
+	}
+	if ((rc = core_buf_reserve(b, (size_t)n + 1)) != CORE_OK)
+		return rc;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->end, b->size - b->end, fmt, ap);
+	va_end(ap);
+	b->end += (size_t)n;
+	return CORE_OK;
 }

@@ -35,6 +35,8 @@ static inline char *core_buf_head(const struct core_buf *b)
  * or -ENOMEM. */
 int core_buf_reserve(struct core_buf *b, size_t n);
 int core_buf_append(struct core_buf *b, const void *p, size_t n);
+/* Appends formatted text; CORE_OK, CORE_FULL or CORE_ERROR. */
+int core_buf_printf(struct core_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void core_buf_consume(struct core_buf *b, size_t n);
 
 /* Reads what the fd has into free space, growing up to the cap. Returns the

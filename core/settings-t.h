@@ -202,6 +202,27 @@ struct keel_alerts_conf {
 	struct keel_email_conf email;
 };
 
+struct keel_redis_front_conf {
+	struct core_conf_list listen;	/* of struct core_conf_addr; none: off */
+	int64_t		max_clients;
+	int64_t		wait_master;	/* ms a new client waits for a master */
+	int64_t		max_bulk;	/* bytes in one argument */
+	int64_t		idle_timeout;	/* ms; 0: none */
+};
+
+struct keel_redis_conf {
+	struct core_conf_list sentinels;	/* of struct core_conf_addr */
+	char		*master_name;
+	struct core_conf_list nodes;		/* of struct core_conf_addr */
+	char		*username, *password;
+	char		*sentinel_username, *sentinel_password;
+	int64_t		db;
+	int64_t		connect_timeout, command_timeout, sentinel_timeout;	/* ms */
+	int64_t		check_interval;		/* ms */
+	struct keel_redis_front_conf front;
+	int		line;
+};
+
 struct keel_conf {
 	char		*node;		/* this box's name */
 	char		*pid_file;	/* "": none */
@@ -216,6 +237,7 @@ struct keel_conf {
 	struct core_conf_list routes;		/* of struct keel_route_conf */
 	struct keel_monitors_conf monitors;
 	struct keel_alerts_conf alerts;
+	struct keel_redis_conf redis;
 };
 
 #endif

@@ -748,6 +748,111 @@ static const struct core_conf_section alerts_section = {
 	.doc = "Alerts from monitors and from servers going DOWN and UP.",
 };
 
+static const struct core_conf_def redis_front_defs[] = {
+	{ .name = "listen", .type = CORE_CONF_LIST, .item = CORE_CONF_ADDR, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_front_conf, listen), .min = 0, .max = 8,
+	  .doc = "Addresses the apps use as their one Redis: `10.0.0.2:6379`. Empty: no front." },
+	{ .name = "max_clients", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_front_conf, max_clients), .dflt = "10000",
+	  .min = 1, .max = 1000000,
+	  .doc = "Client connections per worker at most; past it, new ones wait in the queue." },
+	{ .name = "wait_master", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_front_conf, wait_master), .dflt = "5s",
+	  .min = 0, .max = 300 * SEC,
+	  .doc = "How long a client that connects while no master is known waits for one "
+		 "before it gets an error and is closed." },
+	{ .name = "max_bulk", .type = CORE_CONF_SIZE, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_front_conf, max_bulk), .dflt = "512M",
+	  .min = 1024, .max = 4 * 1024 * MB,
+	  .doc = "Longest argument a client may send (Redis's proto-max-bulk-len); a longer "
+		 "one closes the connection with an error." },
+	{ .name = "idle_timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_front_conf, idle_timeout), .dflt = "0",
+	  .min = 0, .max = 24 * 3600 * SEC,
+	  .doc = "Closes a client that sent nothing and waits for nothing this long; 0: never "
+		 "(blocking commands and subscribers wait as long as they like)." },
+	{ 0 }
+};
+
+static const struct core_conf_section redis_front_section = {
+	.size = sizeof(struct keel_redis_front_conf), .defs = redis_front_defs,
+	.doc = "The RESP front: one stable Redis address for the apps. Each client gets its "
+	       "own connection to the current master, so pipelining, MULTI/EXEC, blocking "
+	       "commands, SUBSCRIBE, AUTH, HELLO and SELECT behave as they do on Redis. When "
+	       "the master changes, clients are disconnected (as Sentinel does with CLIENT "
+	       "KILL) and their reconnects reach the new master.",
+};
+
+static const struct core_conf_def redis_defs[] = {
+	{ .name = "sentinels", .type = CORE_CONF_LIST, .item = CORE_CONF_ADDR, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_conf, sentinels), .min = 0, .max = 16,
+	  .doc = "Sentinel addresses, asked in order; others they know of are added." },
+	{ .name = "master_name", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_conf, master_name), .dflt = "mymaster",
+	  .min = 1, .max = 63, .doc = "The master's name in the Sentinels' configuration." },
+	{ .name = "nodes", .type = CORE_CONF_LIST, .item = CORE_CONF_ADDR, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_conf, nodes), .min = 0, .max = 16,
+	  .doc = "Without Sentinels: the Redis nodes, each asked ROLE; the one master is used." },
+	{ .name = "username", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_conf, username), .dflt = "", .min = 0, .max = 63,
+	  .doc = "ACL user keel's own connections authenticate as; empty: `default`." },
+	{ .name = "password", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD | CORE_CONF_SECRET,
+	  .offset = offsetof(struct keel_redis_conf, password), .dflt = "", .min = 0, .max = 127,
+	  .doc = "Password for keel's own connections (ROLE checks, shared state); clients of "
+		 "the front send their own AUTH." },
+	{ .name = "sentinel_username", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_conf, sentinel_username), .dflt = "",
+	  .min = 0, .max = 63, .doc = "ACL user for the Sentinels, if they require one." },
+	{ .name = "sentinel_password", .type = CORE_CONF_STRING,
+	  .flags = CORE_CONF_RELOAD | CORE_CONF_SECRET,
+	  .offset = offsetof(struct keel_redis_conf, sentinel_password), .dflt = "",
+	  .min = 0, .max = 127, .doc = "Password for the Sentinels (their requirepass)." },
+	{ .name = "db", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_conf, db), .dflt = "0", .min = 0, .max = 15,
+	  .doc = "Database index for keel's own keys." },
+	{ .name = "connect_timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_conf, connect_timeout), .dflt = "1s",
+	  .min = 10, .max = 60 * SEC, .doc = "Connecting to a Redis node." },
+	{ .name = "command_timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_conf, command_timeout), .dflt = "1s",
+	  .min = 10, .max = 60 * SEC,
+	  .doc = "keel's own commands (ROLE, shared state); a node that does not answer in "
+		 "time counts as lost." },
+	{ .name = "sentinel_timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_conf, sentinel_timeout), .dflt = "300ms",
+	  .min = 10, .max = 10 * SEC,
+	  .doc = "Connecting to and asking one Sentinel, before the next is asked." },
+	{ .name = "check_interval", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_redis_conf, check_interval), .dflt = "1s",
+	  .min = 100, .max = 60 * SEC,
+	  .doc = "Time between ROLE checks of the master (they also read the replicas' lag)." },
+	{ .name = "front", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_redis_conf, front), .sub = &redis_front_section },
+	{ 0 }
+};
+
+static void redis_check(struct core_conf_load *ld, void *obj, const char *path, int line)
+{
+	const struct keel_redis_conf *r = obj;
+
+	(void)path;
+	if (r->sentinels.n > 0 && r->nodes.n > 0)
+		core_conf_error(ld, line, "redis.nodes",
+				"give either sentinels (and master_name) or nodes, not both");
+	if (r->front.listen.n > 0 && r->sentinels.n == 0 && r->nodes.n == 0)
+		core_conf_error(ld, line, "redis.front.listen",
+				"the front needs redis.sentinels or redis.nodes to find the master");
+}
+
+static const struct core_conf_section redis_section = {
+	.size = sizeof(struct keel_redis_conf), .defs = redis_defs, .check = redis_check,
+	.line_offset = offsetof(struct keel_redis_conf, line),
+	.doc = "The shared Redis (the apps' session store). keel finds the master through "
+	       "Sentinel or by asking each node, verifies it with ROLE, follows failovers, "
+	       "and gives the apps one stable address (`front`). Without sentinels or nodes, "
+	       "keel keeps its own shared state in memory.",
+};
+
 static const struct core_conf_def keel_defs[] = {
 	{ .name = "node", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_conf, node), .dflt = "keel",
@@ -787,6 +892,8 @@ static const struct core_conf_def keel_defs[] = {
 	  .offset = offsetof(struct keel_conf, monitors), .sub = &monitors_section },
 	{ .name = "alerts", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, alerts), .sub = &alerts_section },
+	{ .name = "redis", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, redis), .sub = &redis_section },
 	{ 0 }
 };
 

@@ -316,14 +316,13 @@ static void monitor_judge(struct monitor *m, bool ok, const char *why, uint64_t 
 	}
 }
 
-void proxy_monitor_health(const char *upstream, const char *server, bool down, const char *why)
+void proxy_monitor_incident(const char *subject, bool down, const char *why)
 {
-	char subject[160], detail[200];
+	char detail[200];
 	unsigned i;
 
 	if (mon.loop == NULL)
 		return;
-	snprintf(subject, sizeof(subject), "server %s/%s", upstream, server);
 	for (i = 0; i < mon.ndown && strcmp(mon.down[i], subject) != 0; i++)
 		;
 	if (down && i == mon.ndown && mon.ndown < CORE_ARRAY_SIZE(mon.down)) {
@@ -335,6 +334,14 @@ void proxy_monitor_health(const char *upstream, const char *server, bool down, c
 		mon.ndown--;
 		notify("recovery", subject, "UP");
 	}
+}
+
+void proxy_monitor_health(const char *upstream, const char *server, bool down, const char *why)
+{
+	char subject[160];
+
+	snprintf(subject, sizeof(subject), "server %s/%s", upstream, server);
+	proxy_monitor_incident(subject, down, why);
 }
 
 /* ---- monitors --------------------------------------------------------------------------- */

@@ -10,6 +10,8 @@
 /* Master: a health check moved a server DOWN or UP; an incident opens or
  * closes (and is notified). */
 void proxy_monitor_health(const char *upstream, const char *server, bool down, const char *why);
+/* The same for anything else keel watches ("redis master", say). */
+void proxy_monitor_incident(const char *subject, bool down, const char *why);
 
 /* Master: appends the monitors' and alerts' Prometheus text. */
 int proxy_monitor_metrics(struct core_buf *out);

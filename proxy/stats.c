@@ -137,22 +137,6 @@ static int put_label(struct core_buf *out, const char *v)
 	return CORE_OK;
 }
 
-static int putf(struct core_buf *out, const char *fmt, ...) CORE_PRINTF(2, 3);
-
-static int putf(struct core_buf *out, const char *fmt, ...)
-{
-	char line[256];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(line, sizeof(line), fmt, ap);
-	va_end(ap);
-	if (n < 0)
-		return CORE_ERROR;
-	return core_buf_append(out, line, (size_t)n < sizeof(line) ? (size_t)n : sizeof(line) - 1);
-}
-
 /* The per-server series that are one counter or gauge each. */
 struct series {
 	const char	*name, *help, *type;
@@ -183,46 +167,46 @@ int proxy_stats_write(const struct proxy_stats *cst, uint64_t now, struct core_b
 	size_t k;
 	int rc = CORE_OK;
 
-	rc |= putf(out, "# HELP keel_proxy_connections_total Client connections accepted.\n"
+	rc |= core_buf_printf(out, "# HELP keel_proxy_connections_total Client connections accepted.\n"
 		   "# TYPE keel_proxy_connections_total counter\n"
 		   "keel_proxy_connections_total %llu\n",
 		   (unsigned long long)proxy_stat_get(st->connections));
-	rc |= putf(out, "# HELP keel_proxy_connections_active Client connections open now.\n"
+	rc |= core_buf_printf(out, "# HELP keel_proxy_connections_active Client connections open now.\n"
 		   "# TYPE keel_proxy_connections_active gauge\n"
 		   "keel_proxy_connections_active %llu\n",
 		   (unsigned long long)proxy_stat_get(st->active));
-	rc |= putf(out, "# HELP keel_proxy_bad_requests_total Requests refused before routing (400, 408, 414, 431...).\n"
+	rc |= core_buf_printf(out, "# HELP keel_proxy_bad_requests_total Requests refused before routing (400, 408, 414, 431...).\n"
 		   "# TYPE keel_proxy_bad_requests_total counter\n"
 		   "keel_proxy_bad_requests_total %llu\n",
 		   (unsigned long long)proxy_stat_get(st->bad_requests));
 
-	rc |= putf(out, "# HELP keel_route_requests_total Requests per route.\n"
+	rc |= core_buf_printf(out, "# HELP keel_route_requests_total Requests per route.\n"
 		   "# TYPE keel_route_requests_total counter\n");
 	for (i = 0; i < st->nroutes; i++) {
-		rc |= putf(out, "keel_route_requests_total{route=\"");
+		rc |= core_buf_printf(out, "keel_route_requests_total{route=\"");
 		rc |= put_label(out, st->routes[i].key);
-		rc |= putf(out, "\",upstream=\"");
+		rc |= core_buf_printf(out, "\",upstream=\"");
 		rc |= put_label(out, st->routes[i].upstream);
-		rc |= putf(out, "\"} %llu\n", (unsigned long long)proxy_stat_get(st->routes[i].requests));
+		rc |= core_buf_printf(out, "\"} %llu\n", (unsigned long long)proxy_stat_get(st->routes[i].requests));
 	}
-	rc |= putf(out, "# HELP keel_route_responses_total Responses per route and status class.\n"
+	rc |= core_buf_printf(out, "# HELP keel_route_responses_total Responses per route and status class.\n"
 		   "# TYPE keel_route_responses_total counter\n");
 	for (i = 0; i < st->nroutes; i++)
 		for (c = 0; c < 5; c++) {
-			rc |= putf(out, "keel_route_responses_total{route=\"");
+			rc |= core_buf_printf(out, "keel_route_responses_total{route=\"");
 			rc |= put_label(out, st->routes[i].key);
-			rc |= putf(out, "\",code=\"%s\"} %llu\n", classes[c],
+			rc |= core_buf_printf(out, "\",code=\"%s\"} %llu\n", classes[c],
 				   (unsigned long long)proxy_stat_get(st->routes[i].responses[c]));
 		}
-	rc |= putf(out, "# HELP keel_route_sent_bytes_total Response body bytes sent per route.\n"
+	rc |= core_buf_printf(out, "# HELP keel_route_sent_bytes_total Response body bytes sent per route.\n"
 		   "# TYPE keel_route_sent_bytes_total counter\n");
 	for (i = 0; i < st->nroutes; i++) {
-		rc |= putf(out, "keel_route_sent_bytes_total{route=\"");
+		rc |= core_buf_printf(out, "keel_route_sent_bytes_total{route=\"");
 		rc |= put_label(out, st->routes[i].key);
-		rc |= putf(out, "\"} %llu\n", (unsigned long long)proxy_stat_get(st->routes[i].bytes));
+		rc |= core_buf_printf(out, "\"} %llu\n", (unsigned long long)proxy_stat_get(st->routes[i].bytes));
 	}
 
-	rc |= putf(out, "# HELP keel_route_duration_seconds Time from a request's head to its "
+	rc |= core_buf_printf(out, "# HELP keel_route_duration_seconds Time from a request's head to its "
 		   "response's last byte, per route.\n"
 		   "# TYPE keel_route_duration_seconds histogram\n");
 	for (i = 0; i < st->nroutes; i++) {
@@ -230,53 +214,53 @@ int proxy_stats_write(const struct proxy_stats *cst, uint64_t now, struct core_b
 
 		for (c = 0; c < PROXY_LAT_BUCKETS; c++) {
 			cum += proxy_stat_get(st->routes[i].latency[c]);
-			rc |= putf(out, "keel_route_duration_seconds_bucket{route=\"");
+			rc |= core_buf_printf(out, "keel_route_duration_seconds_bucket{route=\"");
 			rc |= put_label(out, st->routes[i].key);
 			if (c < PROXY_LAT_BUCKETS - 1)
-				rc |= putf(out, "\",le=\"%g\"} %llu\n", proxy_lat_bounds[c] / 1000.0,
+				rc |= core_buf_printf(out, "\",le=\"%g\"} %llu\n", proxy_lat_bounds[c] / 1000.0,
 					   (unsigned long long)cum);
 			else
-				rc |= putf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
+				rc |= core_buf_printf(out, "\",le=\"+Inf\"} %llu\n", (unsigned long long)cum);
 		}
-		rc |= putf(out, "keel_route_duration_seconds_sum{route=\"");
+		rc |= core_buf_printf(out, "keel_route_duration_seconds_sum{route=\"");
 		rc |= put_label(out, st->routes[i].key);
-		rc |= putf(out, "\"} %.3f\nkeel_route_duration_seconds_count{route=\"",
+		rc |= core_buf_printf(out, "\"} %.3f\nkeel_route_duration_seconds_count{route=\"",
 			   proxy_stat_get(st->routes[i].latency_ms) / 1000.0);
 		rc |= put_label(out, st->routes[i].key);
-		rc |= putf(out, "\"} %llu\n", (unsigned long long)cum);
+		rc |= core_buf_printf(out, "\"} %llu\n", (unsigned long long)cum);
 	}
 
-	rc |= putf(out, "# HELP keel_server_up Whether the server takes requests (active and passive health).\n"
+	rc |= core_buf_printf(out, "# HELP keel_server_up Whether the server takes requests (active and passive health).\n"
 		   "# TYPE keel_server_up gauge\n");
 	for (i = 0; i < st->nservers; i++) {
-		rc |= putf(out, "keel_server_up{upstream=\"");
+		rc |= core_buf_printf(out, "keel_server_up{upstream=\"");
 		rc |= put_label(out, srv[i].upstream);
-		rc |= putf(out, "\",server=\"%s\"} %d\n", srv[i].name,
+		rc |= core_buf_printf(out, "\",server=\"%s\"} %d\n", srv[i].name,
 			   core_clock_before(now, proxy_stat_get(srv[i].out_until)) ||
 			   proxy_stat_get(srv[i].check_down) ? 0 : 1);
 	}
 	for (k = 0; k < CORE_ARRAY_SIZE(server_series); k++) {
 		const struct series *se = &server_series[k];
 
-		rc |= putf(out, "# HELP %s %s\n# TYPE %s %s\n", se->name, se->help, se->name,
+		rc |= core_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", se->name, se->help, se->name,
 			   se->type);
 		for (i = 0; i < st->nservers; i++) {
 			const uint64_t *v = (const uint64_t *)(const void *)
 					    ((const char *)&srv[i] + se->offset);
 
-			rc |= putf(out, "%s{upstream=\"", se->name);
+			rc |= core_buf_printf(out, "%s{upstream=\"", se->name);
 			rc |= put_label(out, srv[i].upstream);
-			rc |= putf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
+			rc |= core_buf_printf(out, "\",server=\"%s\"} %llu\n", srv[i].name,
 				   (unsigned long long)__atomic_load_n(v, __ATOMIC_RELAXED));
 		}
 	}
-	rc |= putf(out, "# HELP keel_server_responses_total Responses from each server by status class.\n"
+	rc |= core_buf_printf(out, "# HELP keel_server_responses_total Responses from each server by status class.\n"
 		   "# TYPE keel_server_responses_total counter\n");
 	for (i = 0; i < st->nservers; i++)
 		for (c = 0; c < 5; c++) {
-			rc |= putf(out, "keel_server_responses_total{upstream=\"");
+			rc |= core_buf_printf(out, "keel_server_responses_total{upstream=\"");
 			rc |= put_label(out, srv[i].upstream);
-			rc |= putf(out, "\",server=\"%s\",code=\"%s\"} %llu\n", srv[i].name,
+			rc |= core_buf_printf(out, "\",server=\"%s\",code=\"%s\"} %llu\n", srv[i].name,
 				   classes[c], (unsigned long long)proxy_stat_get(srv[i].responses[c]));
 		}
 	return rc == CORE_OK ? CORE_OK : CORE_ERROR;

@@ -14,6 +14,7 @@
 #include <yaml.h>
 
 #include "api.h"
+#include "cache/cache.h"
 #include "core/clock.h"
 #include "core/conf.h"
 #include "core/control.h"
@@ -112,22 +113,6 @@ static int put(struct core_buf *b, const char *s)
 	return core_buf_append(b, s, strlen(s));
 }
 
-static int putf(struct core_buf *b, const char *fmt, ...) CORE_PRINTF(2, 3);
-
-static int putf(struct core_buf *b, const char *fmt, ...)
-{
-	char tmp[512];
-	va_list ap;
-	int n;
-
-	va_start(ap, fmt);
-	n = vsnprintf(tmp, sizeof(tmp), fmt, ap);
-	va_end(ap);
-	if (n < 0 || (size_t)n >= sizeof(tmp))
-		return CORE_ERROR;
-	return core_buf_append(b, tmp, (size_t)n);
-}
-
 /* ---- JSON in (through libyaml: JSON is YAML's flow style) -------------------------------- */
 
 struct json_in {
@@ -211,7 +196,7 @@ static enum MHD_Result reply_session(struct web_req *r, unsigned status,
 	core_json_str(&b, s->user);
 	put(&b, ",\"csrf\":");
 	core_json_str(&b, s->csrf);
-	putf(&b, ",\"idle_timeout_s\":%d}\n", AUTH_IDLE_MS / 1000);
+	core_buf_printf(&b, ",\"idle_timeout_s\":%d}\n", AUTH_IDLE_MS / 1000);
 	session_cookie(cookie, sizeof(cookie), s);
 	rc = reply_json(r, status, &b, set_cookie ? cookie : NULL);
 	core_buf_free(&b);
@@ -496,7 +481,7 @@ static void put_conf_errors(struct core_buf *b, const struct core_conf *c)
 			snprintf(field, sizeof(field), "%.*s", (int)(sep - p), p);
 			p = sep + 2;
 		}
-		putf(b, "%s{\"line\":%ld,\"field\":", n++ ? "," : "", line);
+		core_buf_printf(b, "%s{\"line\":%ld,\"field\":", n++ ? "," : "", line);
 		core_json_str(b, field);
 		put(b, ",\"message\":");
 		core_json_str(b, p);
@@ -643,7 +628,7 @@ static enum MHD_Result apply_text(struct web_req *r, const char *user, const cha
 	}
 	core_buf_free(&yaml);
 	audit(r, user, "apply", comment);
-	putf(&b, "{\"revision\":%lld,\"generation\":%u", (long long)rev,
+	core_buf_printf(&b, "{\"revision\":%lld,\"generation\":%u", (long long)rev,
 	     core_control_conf()->generation);
 	if (risky || api.confirm_at) {
 		uint64_t ms = (uint64_t)core_settings_of(core_control_conf())->admin.confirm_timeout;
@@ -658,7 +643,7 @@ static enum MHD_Result apply_text(struct web_req *r, const char *user, const cha
 				      "reverted to %lld unless confirmed within %llu s", (long long)rev,
 				      (long long)back, (unsigned long long)(ms / 1000));
 		}
-		putf(&b, ",\"confirm\":{\"revert_to\":%lld,\"seconds\":%llu}",
+		core_buf_printf(&b, ",\"confirm\":{\"revert_to\":%lld,\"seconds\":%llu}",
 		     (long long)back,
 		     (unsigned long long)((api.confirm_at - core_loop_now(api.loop) + 999) / 1000));
 	}
@@ -844,7 +829,7 @@ static enum MHD_Result api_revisions(struct web_req *r, const struct auth_sessio
 			core_buf_init(&d, 16 << 20);
 			if (diff_lines(a.yaml, b.yaml, &d) == CORE_OK) {
 				core_buf_append(&d, "", 1);
-				putf(&out, "{\"from\":%lld,\"to\":%lld,\"diff\":", (long long)a.id,
+				core_buf_printf(&out, "{\"from\":%lld,\"to\":%lld,\"diff\":", (long long)a.id,
 				     (long long)b.id);
 				core_json_str(&out, core_buf_head(&d));
 				put(&out, "}\n");
@@ -882,7 +867,7 @@ static enum MHD_Result api_revisions(struct web_req *r, const struct auth_sessio
 		core_buf_free(&out);
 		return rc;
 	}
-	putf(&out, "{\"id\":%lld,\"created\":%lld,\"author\":", (long long)a.id,
+	core_buf_printf(&out, "{\"id\":%lld,\"created\":%lld,\"author\":", (long long)a.id,
 	     (long long)a.created);
 	core_json_str(&out, a.author);
 	put(&out, ",\"comment\":");
@@ -909,23 +894,25 @@ static enum MHD_Result api_status(struct web_req *r)
 	core_buf_init(&b, 8 << 20);
 	put(&b, "{\"node\":");
 	core_json_str(&b, core_settings_of(core_control_conf())->node);
-	putf(&b, ",\"version\":\"%s\",\"generation\":%u,\"revision\":%lld,\"uptime_s\":%llu",
+	core_buf_printf(&b, ",\"version\":\"%s\",\"generation\":%u,\"revision\":%lld,\"uptime_s\":%llu",
 	     KEEL_VERSION, core_control_conf()->generation,
 	     store() ? (long long)core_store_current_id(store()) : 0LL,
 	     (unsigned long long)((now - api.started) / 1000));
-	putf(&b, ",\"time\":%llu", (unsigned long long)core_clock_wall_ms());
+	core_buf_printf(&b, ",\"time\":%llu", (unsigned long long)core_clock_wall_ms());
+	put(&b, ",\"redis\":");
+	cache_status_json(&b);
 	if (api.https) {
 		put(&b, ",\"admin_fingerprint\":");
 		core_json_str(&b, web_front_fingerprint());
 	}
 	if (api.confirm_at != 0)
-		putf(&b, ",\"confirm\":{\"revision\":%lld,\"revert_to\":%lld,\"seconds\":%llu}",
+		core_buf_printf(&b, ",\"confirm\":{\"revision\":%lld,\"revert_to\":%lld,\"seconds\":%llu}",
 		     (long long)api.confirm_rev, (long long)api.confirm_back,
 		     (unsigned long long)((api.confirm_at - now + 999) / 1000));
 	if (st != NULL) {
 		struct proxy_stat_server *sv = proxy_stats_servers(st);
 
-		putf(&b, ",\"connections\":%llu,\"active\":%llu,\"bad_requests\":%llu,\"routes\":[",
+		core_buf_printf(&b, ",\"connections\":%llu,\"active\":%llu,\"bad_requests\":%llu,\"routes\":[",
 		     (unsigned long long)proxy_stat_get(st->connections),
 		     (unsigned long long)proxy_stat_get(st->active),
 		     (unsigned long long)proxy_stat_get(st->bad_requests));
@@ -934,22 +921,22 @@ static enum MHD_Result api_status(struct web_req *r)
 			core_json_str(&b, st->routes[i].key);
 			put(&b, ",\"upstream\":");
 			core_json_str(&b, st->routes[i].upstream);
-			putf(&b, ",\"requests\":%llu,\"responses\":[",
+			core_buf_printf(&b, ",\"requests\":%llu,\"responses\":[",
 			     (unsigned long long)proxy_stat_get(st->routes[i].requests));
 			for (c = 0; c < 5; c++)
-				putf(&b, "%s%llu", c ? "," : "",
+				core_buf_printf(&b, "%s%llu", c ? "," : "",
 				     (unsigned long long)proxy_stat_get(st->routes[i].responses[c]));
 			put(&b, "],\"latency\":[");
 			for (c = 0; c < PROXY_LAT_BUCKETS; c++)
-				putf(&b, "%s%llu", c ? "," : "",
+				core_buf_printf(&b, "%s%llu", c ? "," : "",
 				     (unsigned long long)proxy_stat_get(st->routes[i].latency[c]));
-			putf(&b, "],\"latency_ms\":%llu,\"bytes\":%llu}",
+			core_buf_printf(&b, "],\"latency_ms\":%llu,\"bytes\":%llu}",
 			     (unsigned long long)proxy_stat_get(st->routes[i].latency_ms),
 			     (unsigned long long)proxy_stat_get(st->routes[i].bytes));
 		}
 		put(&b, "],\"latency_bounds_ms\":[");
 		for (c = 0; c < PROXY_LAT_BUCKETS - 1; c++)
-			putf(&b, "%s%u", c ? "," : "", proxy_lat_bounds[c]);
+			core_buf_printf(&b, "%s%u", c ? "," : "", proxy_lat_bounds[c]);
 		put(&b, "],\"servers\":[");
 		for (i = 0; i < st->nservers; i++) {
 			uint64_t out_until = proxy_stat_get(sv[i].out_until);
@@ -960,7 +947,7 @@ static enum MHD_Result api_status(struct web_req *r)
 			core_json_str(&b, sv[i].upstream);
 			put(&b, ",\"address\":");
 			core_json_str(&b, sv[i].name);
-			putf(&b, ",\"state\":\"%s\",\"requests\":%llu,\"failures\":%llu,"
+			core_buf_printf(&b, ",\"state\":\"%s\",\"requests\":%llu,\"failures\":%llu,"
 				 "\"active\":%llu,\"checks\":%llu,\"checks_failed\":%llu,\"check_error\":",
 			     state, (unsigned long long)proxy_stat_get(sv[i].requests),
 			     (unsigned long long)proxy_stat_get(sv[i].failures),
@@ -970,7 +957,7 @@ static enum MHD_Result api_status(struct web_req *r)
 			core_json_str(&b, sv[i].check_error);
 			put(&b, ",\"responses\":[");
 			for (c = 0; c < 5; c++)
-				putf(&b, "%s%llu", c ? "," : "",
+				core_buf_printf(&b, "%s%llu", c ? "," : "",
 				     (unsigned long long)proxy_stat_get(sv[i].responses[c]));
 			put(&b, "]}");
 		}
@@ -991,7 +978,7 @@ static void log_line(uint64_t seq, const char *line, void *arg)
 {
 	struct log_walk *w = arg;
 
-	putf(w->b, "%s{\"seq\":%llu,\"line\":", w->n++ ? "," : "", (unsigned long long)seq);
+	core_buf_printf(w->b, "%s{\"seq\":%llu,\"line\":", w->n++ ? "," : "", (unsigned long long)seq);
 	core_json_str(w->b, line);
 	put(w->b, "}");
 }
@@ -1006,7 +993,7 @@ static enum MHD_Result api_logs(struct web_req *r)
 	core_buf_init(&b, 16 << 20);
 	put(&b, "{\"lines\":[");
 	last = core_log_ring_walk((uint64_t)query_int(r, "after"), log_line, &w);
-	putf(&b, "],\"last\":%llu}\n", (unsigned long long)last);
+	core_buf_printf(&b, "],\"last\":%llu}\n", (unsigned long long)last);
 	rc = reply_json(r, MHD_HTTP_OK, &b, NULL);
 	core_buf_free(&b);
 	return rc;
@@ -1132,7 +1119,7 @@ static enum MHD_Result api_history(struct web_req *r)
 	core_buf_init(&b, 1 << 20);
 	put(&b, "{\"name\":");
 	core_json_str(&b, name);
-	putf(&b, ",\"from\":%llu,\"to\":%llu,\"points\":", (unsigned long long)from,
+	core_buf_printf(&b, ",\"from\":%llu,\"to\":%llu,\"points\":", (unsigned long long)from,
 	     (unsigned long long)to);
 	if (proxy_monitor_history(name, from, to, (unsigned)points, &b) != CORE_OK) {
 		core_buf_free(&b);
@@ -1178,7 +1165,7 @@ static void put_cert(struct core_buf *b, const char *used_by, const char *cert, 
 		core_json_str(b, info.issuer);
 		put(b, ",\"names\":");
 		core_json_str(b, info.names);
-		putf(b, ",\"not_before\":\"%s\",\"not_after\":\"%s\",\"fingerprint\":\"%s\","
+		core_buf_printf(b, ",\"not_before\":\"%s\",\"not_after\":\"%s\",\"fingerprint\":\"%s\","
 			"\"self_signed\":%s", info.not_before, info.not_after, info.fingerprint,
 		     info.self_signed ? "true" : "false");
 	}
@@ -1310,7 +1297,7 @@ static enum MHD_Result api_cert_upload(struct web_req *r, const struct auth_sess
 	core_json_str(&b, fc);
 	put(&b, ",\"key\":");
 	core_json_str(&b, fk);
-	putf(&b, ",\"replaced\":%s}\n", replaced ? "true" : "false");
+	core_buf_printf(&b, ",\"replaced\":%s}\n", replaced ? "true" : "false");
 	rc = reply_json(r, MHD_HTTP_OK, &b, NULL);
 	core_buf_free(&b);
 	return rc;
@@ -1343,7 +1330,8 @@ static enum MHD_Result api_metrics(struct web_req *r)
 	enum MHD_Result rc;
 
 	core_buf_init(&out, 4 << 20);
-	if (proxy_metrics_write(&out, core_loop_now(api.loop)) != CORE_OK) {
+	if (proxy_metrics_write(&out, core_loop_now(api.loop)) != CORE_OK ||
+	    cache_metrics(&out) != CORE_OK) {
 		core_buf_free(&out);
 		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "metrics too large");
 	}

@@ -276,6 +276,72 @@ def raw_request(port, data, host="127.0.0.1", timeout=5):
         return out
 
 
+class RespError(Exception):
+    """A Redis error reply, returned (not raised) by Resp.read."""
+
+
+class Resp:
+    """A small RESP2 client: one connection, replies parsed as Python values
+    (bytes, str for status lines, int, None, list, RespError)."""
+
+    def __init__(self, port, timeout=3.0, host="127.0.0.1"):
+        self.sock = socket.create_connection((host, port), timeout=timeout)
+        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.buf = b""
+
+    @staticmethod
+    def encode(args):
+        out = [b"*%d\r\n" % len(args)]
+        for a in args:
+            a = a if isinstance(a, bytes) else str(a).encode()
+            out.append(b"$%d\r\n%s\r\n" % (len(a), a))
+        return b"".join(out)
+
+    def send(self, *args):
+        self.sock.sendall(self.encode(args))
+
+    def call(self, *args):
+        self.send(*args)
+        return self.read()
+
+    def _fill(self):
+        chunk = self.sock.recv(1 << 16)
+        if not chunk:
+            raise ConnectionError("closed by the server")
+        self.buf += chunk
+
+    def _line(self):
+        while b"\r\n" not in self.buf:
+            self._fill()
+        line, self.buf = self.buf.split(b"\r\n", 1)
+        return line
+
+    def read(self):
+        line = self._line()
+        t, rest = line[:1], line[1:]
+        if t == b"+":
+            return rest.decode()
+        if t == b"-":
+            return RespError(rest.decode())
+        if t == b":":
+            return int(rest)
+        if t == b"$":
+            n = int(rest)
+            if n < 0:
+                return None
+            while len(self.buf) < n + 2:
+                self._fill()
+            v, self.buf = self.buf[:n], self.buf[n + 2:]
+            return v
+        if t == b"*":
+            n = int(rest)
+            return None if n < 0 else [self.read() for _ in range(n)]
+        raise ValueError("bad reply line %r" % line)
+
+    def close(self):
+        self.sock.close()
+
+
 def redis_cmd(port, *args):
     with socket.create_connection(("127.0.0.1", port), timeout=2) as s:
         req = "*%d\r\n" % len(args) + "".join(

@@ -1,0 +1,36 @@
+/* The RESP front (front.c) and what the cache module shares with the
+ * admin server (cache.c). */
+#ifndef KEEL_CACHE_CACHE_H
+#define KEEL_CACHE_CACHE_H
+
+#include <stdint.h>
+
+#include "topo.h"
+#include "core/buf.h"
+#include "core/settings-t.h"
+
+/* Counters every worker adds to, in memory shared with the master. */
+struct cache_front_stats {
+	uint64_t	clients;		/* open now */
+	uint64_t	connections;		/* accepted */
+	uint64_t	replies;
+	uint64_t	bytes_in, bytes_out;
+	uint64_t	bad_commands;		/* clients closed for a protocol error */
+	uint64_t	dropped_at_failover;
+	uint64_t	waits_expired;		/* no master within wait_master */
+};
+
+/* Worker: serves the inherited listening sockets lfd[0..nl). */
+int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf *conf,
+		      int *lfd, unsigned nl, struct cache_front_stats *stats,
+		      struct cache_topo_opts *topo, char *err, size_t errlen);
+unsigned cache_front_drain(void);
+void cache_front_stop(void);
+
+/* Master, for the admin API: "null" or the Redis topology, its nodes'
+ * health and the front's counters, as a JSON value. */
+int cache_status_json(struct core_buf *out);
+/* Master: Prometheus text. */
+int cache_metrics(struct core_buf *out);
+
+#endif

@@ -1,0 +1,565 @@
+/*
+ * The RESP front: one stable Redis address for the apps.
+ *
+ * Every client connection gets its own connection to the master, opened
+ * when the client arrives, and bytes flow both ways as they come, so
+ * whatever state Redis keeps per connection (AUTH, SELECT, HELLO, MULTI,
+ * a blocking BLPOP, SUBSCRIBE) is exactly what the client set up. Both
+ * directions go through the streaming RESP scanner: a client's malformed
+ * or oversized command closes it with an error, and a top-level READONLY
+ * or LOADING reply makes the topology check the master at once.
+ *
+ * A client only ever reaches a master that ROLE verified in this worker.
+ * When the master is lost or switched, every client on it is closed (what
+ * Sentinel does with CLIENT KILL); clients that arrive while there is none
+ * wait, reading nothing from Redis, until one is verified or wait_master
+ * is over.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "cache.h"
+#include "resp.h"
+#include "core/buf.h"
+#include "core/core.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/net.h"
+
+#define FRONT_BUF	(64 << 10)	/* per direction, per client */
+#define FRONT_ACCEPTS	64		/* per wakeup */
+
+enum { F_WAITING, F_CONNECTING, F_OPEN };
+
+struct front_client {
+	struct front_client *prev, *next;
+	int		 cfd, sfd;	/* client, server (-1: none yet) */
+	struct core_io	 cio, sio;
+	struct core_buf	 in, out;	/* to the server, to the client */
+	struct resp_stream cmds, reps;
+	uint64_t	 ncmds, nreps;
+	uint64_t	 epoch;		/* of the master it is connected to */
+	uint64_t	 since, active;
+	struct core_timer timer;
+	int		 state;
+	bool		 closing;	/* flush out, then close */
+	char		 peer[64];
+};
+
+static struct {
+	struct core_loop	*loop;
+	struct cache_front_stats *stats;
+	struct cache_topo	*topo;
+	const struct keel_redis_front_conf *conf;
+	struct resp_limits	 cmd_lim, rep_lim;
+	struct front_client	*clients;
+	unsigned		 nclients;
+	struct sockaddr_storage	 master;
+	socklen_t		 masterlen;
+	uint64_t		 epoch;
+	char			 why[160];	/* no master: the last reason */
+	int			*lfd;
+	struct core_io		*lio;
+	unsigned		 nl;
+	bool			 paused, draining;
+} fr;
+
+static void stat_add(uint64_t *v, int64_t d)
+{
+	if (fr.stats != NULL)
+		__atomic_fetch_add(v, (uint64_t)d, __ATOMIC_RELAXED);
+}
+
+/* ---- closing ------------------------------------------------------------------------------ */
+
+static void accept_set(bool on);
+
+static void client_free(struct front_client *c)
+{
+	if (c->cfd != -1) {
+		core_io_stop(&c->cio);
+		close(c->cfd);
+	}
+	if (c->sfd != -1) {
+		core_io_stop(&c->sio);
+		close(c->sfd);
+	}
+	core_timer_stop(&c->timer);
+	core_buf_free(&c->in);
+	core_buf_free(&c->out);
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		fr.clients = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+	fr.nclients--;
+	stat_add(&fr.stats->clients, -1);
+	free(c);
+	if (fr.paused && !fr.draining)
+		accept_set(true);
+}
+
+/* Writes what is pending toward fd; false when the peer is gone. */
+static bool flush(struct core_buf *b, int fd)
+{
+	ssize_t n;
+
+	if (core_buf_len(b) == 0)
+		return true;
+	n = core_buf_write(b, fd);
+	return n >= 0 || n == CORE_AGAIN;
+}
+
+/* Sends one error line where the client expects a reply, then closes. */
+static void client_fail(struct front_client *c, const char *line)
+{
+	if (c->sfd != -1) {
+		core_io_stop(&c->sio);
+		close(c->sfd);
+		c->sfd = -1;
+	}
+	c->closing = true;
+	c->in.start = c->in.end;
+	/* Half a reply may be in flight: an error then would be read as its
+	 * rest, so only a client between replies is told. */
+	if (core_buf_len(&c->out) == 0 && resp_stream_idle(&c->reps))
+		core_buf_append(&c->out, line, strlen(line));
+	if (!flush(&c->out, c->cfd) || core_buf_len(&c->out) == 0) {
+		client_free(c);
+		return;
+	}
+	core_io_set(&c->cio, CORE_IO_WRITE);
+	core_timer_start(&c->timer, 1000);	/* a client that does not read */
+}
+
+/* ---- moving bytes ------------------------------------------------------------------------- */
+
+static bool buf_room(const struct core_buf *b)
+{
+	return core_buf_len(b) < b->max;
+}
+
+static void client_arm(struct front_client *c)
+{
+	unsigned ce = 0, se = 0;
+
+	if (c->closing)
+		return;
+	if (buf_room(&c->in))
+		ce |= CORE_IO_READ;
+	if (core_buf_len(&c->out) > 0)
+		ce |= CORE_IO_WRITE;
+	core_io_set(&c->cio, ce);
+	if (c->state == F_CONNECTING)
+		se = CORE_IO_WRITE;
+	else if (c->state == F_OPEN) {
+		if (buf_room(&c->out))
+			se |= CORE_IO_READ;
+		if (core_buf_len(&c->in) > 0)
+			se |= CORE_IO_WRITE;
+	}
+	if (c->sfd != -1)
+		core_io_set(&c->sio, se);
+}
+
+static void client_read(struct front_client *c)
+{
+	size_t before = core_buf_len(&c->in);
+	ssize_t n = core_buf_read(&c->in, c->cfd);
+	const char *why;
+	char line[128];
+
+	if (n == 0 || (n < 0 && n != CORE_AGAIN && n != CORE_FULL)) {
+		client_free(c);		/* the client left: so does its server side */
+		return;
+	}
+	if (n <= 0)
+		return;
+	c->active = core_loop_now(fr.loop);
+	if (resp_stream_feed(&c->cmds, core_buf_head(&c->in) + before, (size_t)n, &fr.cmd_lim,
+			     &c->ncmds, &why) != RESP_OK) {
+		core_log_info("redis", "front: %s: closed: %s", c->peer, why);
+		stat_add(&fr.stats->bad_commands, 1);
+		snprintf(line, sizeof(line), "-ERR Protocol error: %s\r\n", why);
+		client_fail(c, line);
+		return;
+	}
+	stat_add(&fr.stats->bytes_in, n);
+	if (c->state == F_OPEN && !flush(&c->in, c->sfd)) {
+		client_free(c);
+		return;
+	}
+	client_arm(c);
+}
+
+static void server_read(struct front_client *c)
+{
+	size_t before = core_buf_len(&c->out);
+	ssize_t n = core_buf_read(&c->out, c->sfd);
+	uint64_t was = c->nreps;
+	const char *why;
+
+	if (n == 0 || (n < 0 && n != CORE_AGAIN && n != CORE_FULL)) {
+		/* Redis closed it (QUIT, a kill, a crash): so do we, after
+		 * what it said. */
+		core_io_stop(&c->sio);
+		close(c->sfd);
+		c->sfd = -1;
+		c->closing = true;
+		if (!flush(&c->out, c->cfd) || core_buf_len(&c->out) == 0)
+			client_free(c);
+		else {
+			core_io_set(&c->cio, CORE_IO_WRITE);
+			core_timer_start(&c->timer, 1000);
+		}
+		return;
+	}
+	if (n <= 0)
+		return;
+	if (resp_stream_feed(&c->reps, core_buf_head(&c->out) + before, (size_t)n, &fr.rep_lim,
+			     &c->nreps, &why) != RESP_OK) {
+		core_log_warn("redis", "front: %s: the server's reply: %s", c->peer, why);
+		client_free(c);
+		return;
+	}
+	stat_add(&fr.stats->replies, (int64_t)(c->nreps - was));
+	stat_add(&fr.stats->bytes_out, n);
+	if (c->reps.seen != 0) {
+		cache_topo_suspect(fr.topo, c->reps.seen & RESP_SEEN_READONLY ?
+				   "a client got READONLY" : "a client got LOADING");
+		c->reps.seen = 0;
+	}
+	if (!flush(&c->out, c->cfd)) {
+		client_free(c);
+		return;
+	}
+	client_arm(c);
+}
+
+static void client_on_io(struct core_io *io, unsigned revents)
+{
+	struct front_client *c = io->data;
+
+	if (c->closing) {
+		if (!flush(&c->out, c->cfd) || core_buf_len(&c->out) == 0)
+			client_free(c);
+		return;
+	}
+	if (revents & CORE_IO_WRITE) {
+		if (!flush(&c->out, c->cfd)) {
+			client_free(c);
+			return;
+		}
+		if (!(revents & CORE_IO_READ)) {
+			client_arm(c);
+			return;
+		}
+	}
+	client_read(c);
+}
+
+static void server_connected(struct front_client *c)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	if (getsockopt(c->sfd, SOL_SOCKET, SO_ERROR, &err, &len) == -1)
+		err = errno;
+	if (err != 0) {
+		char msg[160];
+
+		core_log_info("redis", "front: %s: connecting to the master: %s", c->peer,
+			      strerror(err));
+		snprintf(msg, sizeof(msg), "connecting to the master: %s", strerror(err));
+		cache_topo_suspect(fr.topo, msg);
+		client_fail(c, "-MASTERDOWN keel could not reach the Redis master\r\n");
+		return;
+	}
+	c->state = F_OPEN;
+	if (!flush(&c->in, c->sfd)) {
+		client_free(c);
+		return;
+	}
+	client_arm(c);
+}
+
+static void server_on_io(struct core_io *io, unsigned revents)
+{
+	struct front_client *c = io->data;
+
+	if (c->state == F_CONNECTING) {
+		server_connected(c);
+		return;
+	}
+	if (revents & CORE_IO_WRITE) {
+		if (!flush(&c->in, c->sfd)) {
+			client_free(c);
+			return;
+		}
+		if (!(revents & CORE_IO_READ)) {
+			client_arm(c);
+			return;
+		}
+	}
+	server_read(c);
+}
+
+/* Opens the client's own connection to the verified master. */
+static void client_connect(struct front_client *c)
+{
+	int fd, one = 1;
+
+	core_timer_stop(&c->timer);
+	fd = socket(fr.master.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd == -1) {
+		core_log_error("redis", "front: socket: %s", strerror(errno));
+		client_fail(c, "-ERR keel is out of sockets\r\n");
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->sfd = fd;
+	c->epoch = fr.epoch;
+	c->state = F_CONNECTING;
+	core_io_init(fr.loop, &c->sio, fd, server_on_io, c);
+	if (fr.conf->idle_timeout > 0)
+		core_timer_start(&c->timer, (uint64_t)fr.conf->idle_timeout);
+	if (connect(fd, (struct sockaddr *)&fr.master, fr.masterlen) == 0) {
+		server_connected(c);
+		return;
+	}
+	if (errno != EINPROGRESS) {
+		char msg[160];
+
+		snprintf(msg, sizeof(msg), "connecting to the master: %s", strerror(errno));
+		cache_topo_suspect(fr.topo, msg);
+		client_fail(c, "-MASTERDOWN keel could not reach the Redis master\r\n");
+		return;
+	}
+	client_arm(c);
+}
+
+static void client_on_timer(struct core_timer *t)
+{
+	struct front_client *c = t->data;
+	uint64_t now = core_loop_now(fr.loop), idle = (uint64_t)fr.conf->idle_timeout;
+
+	if (c->closing) {
+		client_free(c);		/* it would not read its error */
+		return;
+	}
+	if (c->state == F_WAITING) {
+		char line[240];
+
+		stat_add(&fr.stats->waits_expired, 1);
+		snprintf(line, sizeof(line), "-MASTERDOWN keel has no Redis master: %.180s\r\n",
+			 fr.why[0] ? fr.why : "none verified yet");
+		client_fail(c, line);
+		return;
+	}
+	if (idle == 0)
+		return;
+	if (now - c->active >= idle && c->ncmds <= c->nreps && core_buf_len(&c->in) == 0) {
+		client_free(c);
+		return;
+	}
+	core_timer_start(t, now - c->active >= idle ? idle : idle - (now - c->active));
+}
+
+/* ---- accepting ---------------------------------------------------------------------------- */
+
+static void accept_set(bool on)
+{
+	unsigned i;
+
+	fr.paused = !on;
+	for (i = 0; i < fr.nl; i++)
+		core_io_set(&fr.lio[i], on ? CORE_IO_READ : 0);
+}
+
+static void listener_on_io(struct core_io *io, unsigned revents)
+{
+	int lfd = *(int *)io->data;
+	unsigned i;
+
+	(void)revents;
+	for (i = 0; i < FRONT_ACCEPTS; i++) {
+		struct sockaddr_storage ss;
+		socklen_t sl = sizeof(ss);
+		struct front_client *c;
+		char ip[48];
+		int fd, one = 1;
+
+		if (fr.nclients >= (unsigned)fr.conf->max_clients) {
+			accept_set(false);	/* the rest wait in the queue */
+			return;
+		}
+		fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd == -1) {
+			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+				core_log_error("redis", "front: accept: %s", strerror(errno));
+			return;
+		}
+		if ((c = calloc(1, sizeof(*c))) == NULL) {
+			close(fd);
+			core_log_error("redis", "front: out of memory for a client");
+			return;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		c->cfd = fd;
+		c->sfd = -1;
+		c->since = c->active = core_loop_now(fr.loop);
+		snprintf(c->peer, sizeof(c->peer), "%s:%u",
+			 core_net_ntop((struct sockaddr *)&ss, ip, sizeof(ip)),
+			 ntohs(((struct sockaddr_in *)&ss)->sin_port));
+		core_buf_init(&c->in, FRONT_BUF);
+		core_buf_init(&c->out, FRONT_BUF);
+		resp_stream_init(&c->cmds, 1);
+		resp_stream_init(&c->reps, 0);
+		core_io_init(fr.loop, &c->cio, fd, client_on_io, c);
+		core_timer_init(fr.loop, &c->timer, client_on_timer, c);
+		c->next = fr.clients;
+		if (fr.clients != NULL)
+			fr.clients->prev = c;
+		fr.clients = c;
+		fr.nclients++;
+		stat_add(&fr.stats->clients, 1);
+		stat_add(&fr.stats->connections, 1);
+		if (fr.masterlen > 0)
+			client_connect(c);
+		else {
+			c->state = F_WAITING;
+			client_arm(c);
+			core_timer_start(&c->timer, (uint64_t)fr.conf->wait_master);
+		}
+	}
+}
+
+/* ---- the master moving ---------------------------------------------------------------------- */
+
+static void front_changed(void *data, const struct cache_addr *m, const char *why)
+{
+	struct front_client *c, *next;
+	unsigned dropped = 0;
+
+	(void)data;
+	cache_topo_master(fr.topo, &fr.epoch);
+	fr.masterlen = 0;
+	snprintf(fr.why, sizeof(fr.why), "%s", why != NULL ? why : "");
+	if (m != NULL) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&fr.master;
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&fr.master;
+
+		memset(&fr.master, 0, sizeof(fr.master));
+		if (inet_pton(AF_INET, m->ip, &in->sin_addr) == 1) {
+			in->sin_family = AF_INET;
+			in->sin_port = htons((uint16_t)m->port);
+			fr.masterlen = sizeof(*in);
+		} else if (inet_pton(AF_INET6, m->ip, &in6->sin6_addr) == 1) {
+			in6->sin6_family = AF_INET6;
+			in6->sin6_port = htons((uint16_t)m->port);
+			fr.masterlen = sizeof(*in6);
+		} else
+			core_log_error("redis", "front: the master's address %s is not an IP", m->ip);
+	}
+	/* Nobody stays on the old master; those waiting go to the new one. */
+	for (c = fr.clients; c != NULL; c = next) {
+		next = c->next;
+		if (c->closing)
+			continue;
+		if (c->state != F_WAITING && c->epoch != fr.epoch) {
+			dropped++;
+			client_free(c);
+		} else if (c->state == F_WAITING && fr.masterlen > 0)
+			client_connect(c);
+	}
+	if (dropped > 0) {
+		stat_add(&fr.stats->dropped_at_failover, dropped);
+		core_log_info("redis", "front: %u client%s disconnected from the old master",
+			      dropped, dropped == 1 ? "" : "s");
+	}
+}
+
+/* ---- the module's side ---------------------------------------------------------------------- */
+
+int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf *conf,
+		      int *lfd, unsigned nl, struct cache_front_stats *stats,
+		      struct cache_topo_opts *topo, char *err, size_t errlen)
+{
+	unsigned i;
+
+	memset(&fr, 0, sizeof(fr));
+	fr.loop = loop;
+	fr.conf = conf;
+	fr.stats = stats;
+	fr.cmd_lim = (struct resp_limits){
+		.max_bulk = (uint64_t)conf->max_bulk, .max_elems = 1u << 20,
+		.max_depth = 1, .max_inline = 64 << 10,
+	};
+	fr.rep_lim = (struct resp_limits){
+		.max_bulk = UINT64_MAX >> 2, .max_elems = UINT32_MAX, .max_depth = RESP_STACK,
+		.max_inline = 1 << 20,
+	};
+	fr.lfd = lfd;
+	fr.nl = nl;
+	if ((fr.lio = calloc(nl ? nl : 1, sizeof(*fr.lio))) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CORE_ERROR;
+	}
+	topo->changed = front_changed;
+	if ((fr.topo = cache_topo_new(loop, topo)) == NULL) {
+		snprintf(err, errlen, "out of memory");
+		return CORE_ERROR;
+	}
+	for (i = 0; i < nl; i++) {
+		core_io_init(loop, &fr.lio[i], lfd[i], listener_on_io, &fr.lfd[i]);
+		if (core_io_set(&fr.lio[i], CORE_IO_READ) != CORE_OK) {
+			snprintf(err, errlen, "cannot watch the front's socket: %s", strerror(errno));
+			return CORE_ERROR;
+		}
+	}
+	return CORE_OK;
+}
+
+unsigned cache_front_drain(void)
+{
+	struct front_client *c, *next;
+	unsigned i;
+
+	if (!fr.draining) {
+		fr.draining = true;
+		for (i = 0; i < fr.nl; i++)
+			core_io_stop(&fr.lio[i]);
+	}
+	/* Clients between commands go now; the next generation takes their
+	 * reconnects. The others finish what they asked first. */
+	for (c = fr.clients; c != NULL; c = next) {
+		next = c->next;
+		if (!c->closing && c->ncmds <= c->nreps && core_buf_len(&c->in) == 0 &&
+		    core_buf_len(&c->out) == 0)
+			client_free(c);
+	}
+	return fr.nclients;
+}
+
+void cache_front_stop(void)
+{
+	unsigned i;
+
+	while (fr.clients != NULL)
+		client_free(fr.clients);
+	for (i = 0; i < fr.nl && fr.lio != NULL; i++)
+		if (fr.lio[i].loop != NULL)
+			core_io_stop(&fr.lio[i]);
+	free(fr.lio);
+	fr.lio = NULL;
+	cache_topo_free(fr.topo);
+	fr.topo = NULL;
+}
