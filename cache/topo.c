@@ -94,6 +94,7 @@ struct cache_topo {
 	uint64_t	   since_wall, failover_wall;
 	uint64_t	   failovers, recovery_ms, switch_ms;
 	char		   last_error[160];
+	char		   auth_error[128];
 	unsigned	   rng;
 };
 
@@ -180,15 +181,27 @@ static struct cache_conn *topo_open(struct cache_topo *t, const struct cache_add
 	return c;
 }
 
+/* A refused AUTH is what the next failure is about (not its NOAUTH). */
+static void auth_reply(redisAsyncContext *ac, void *reply, void *data)
+{
+	struct cache_topo *t = data;
+	const redisReply *r = reply;
+
+	(void)ac;
+	if (r != NULL && r->type == REDIS_REPLY_ERROR)
+		snprintf(t->auth_error, sizeof(t->auth_error), "AUTH: %s", r->str);
+}
+
 /* AUTH first when a password is set: pipelined ahead of what follows. */
-static void topo_auth(redisAsyncContext *ac, const char *user, const char *pass)
+static void topo_auth(struct cache_topo *t, redisAsyncContext *ac, const char *user,
+		      const char *pass)
 {
 	if (pass[0] == '\0')
 		return;
 	if (user[0] != '\0')
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", user, pass);
+		redisAsyncCommand(ac, auth_reply, t, "AUTH %s %s", user, pass);
 	else
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", pass);
+		redisAsyncCommand(ac, auth_reply, t, "AUTH %s", pass);
 }
 
 static bool reply_str(const redisReply *r, const char *s)
@@ -341,7 +354,9 @@ static void role_reply(redisAsyncContext *ac, void *reply, void *data)
 			core_timer_start(&t->timer, t->o.check_interval);
 		return;
 	}
-	if (why != NULL)
+	if (why != NULL && t->auth_error[0] != '\0')
+		snprintf(msg, sizeof(msg), "%s: %.100s", addr_str(&t->cand, s, sizeof(s)), t->auth_error);
+	else if (why != NULL)
 		snprintf(msg, sizeof(msg), "%s: ROLE: %s", addr_str(&t->cand, s, sizeof(s)), why);
 	else
 		snprintf(msg, sizeof(msg), "%s is a %s, not the master",
@@ -358,7 +373,7 @@ static void chk_up(struct cache_conn *c, const char *why)
 	(void)why;
 	if (c != t->chk)
 		return;
-	topo_auth(ac, t->o.username, t->o.password);
+	topo_auth(t, ac, t->o.username, t->o.password);
 	t->check_pending = true;
 	redisAsyncCommand(ac, role_reply, t, "ROLE");
 }
@@ -379,6 +394,7 @@ static void chk_down(struct cache_conn *c, const char *why)
 static void topo_verify(struct cache_topo *t, const struct cache_addr *a)
 {
 	topo_close(&t->chk);
+	t->auth_error[0] = '\0';
 	t->cand = *a;
 	t->state = T_VERIFYING;
 	t->check_pending = false;
@@ -484,7 +500,8 @@ static void ask_reply(redisAsyncContext *ac, void *reply, void *data)
 	    r->element[0]->type != REDIS_REPLY_STRING ||
 	    r->element[1]->type != REDIS_REPLY_STRING) {
 		topo_error(t, "Sentinel %s: %s", addr_str(&t->o.sentinels[i], s, sizeof(s)),
-			   r->type == REDIS_REPLY_ERROR ? r->str : "does not know the master");
+			   t->auth_error[0] ? t->auth_error : r->type == REDIS_REPLY_ERROR ? r->str :
+			   "does not know the master");
 		topo_log(t, CORE_LOG_WARN, "%s", t->last_error);
 		t->sentinel_ok[i] = false;
 		topo_close(&t->ask);
@@ -529,7 +546,7 @@ static void ask_up(struct cache_conn *c, const char *why)
 	(void)why;
 	if (c != t->ask)
 		return;
-	topo_auth(ac, t->o.sentinel_username, t->o.sentinel_password);
+	topo_auth(t, ac, t->o.sentinel_username, t->o.sentinel_password);
 	redisAsyncCommand(ac, ask_reply, t, "SENTINEL get-master-addr-by-name %s",
 			  t->o.master_name);
 }
@@ -553,6 +570,7 @@ static void topo_ask(struct cache_topo *t, unsigned i)
 {
 	for (; i < t->o.nsentinels; i++) {
 		t->state = T_ASKING;
+		t->auth_error[0] = '\0';
 		t->asking = i;
 		t->ask = topo_open(t, &t->o.sentinels[i], true, t->o.sentinel_timeout,
 				   ask_up, ask_down, t);
@@ -629,7 +647,7 @@ static void sub_up(struct cache_conn *c, const char *why)
 	(void)why;
 	if (c != t->sub)
 		return;
-	topo_auth(ac, t->o.sentinel_username, t->o.sentinel_password);
+	topo_auth(t, ac, t->o.sentinel_username, t->o.sentinel_password);
 	redisAsyncCommand(ac, sub_message, t, "SUBSCRIBE +switch-master");
 }
 
@@ -709,7 +727,8 @@ static void probe_reply(redisAsyncContext *ac, void *reply, void *data)
 		return;
 	nd->offset = 0;
 	nd->role = role_parse(reply, &nd->offset, &why);
-	snprintf(nd->why, sizeof(nd->why), "%s", why ? why : "");
+	snprintf(nd->why, sizeof(nd->why), "%s", why && nd->t->auth_error[0] ? nd->t->auth_error :
+		 why ? why : "");
 	topo_close(&nd->conn);
 	probe_done(nd->t);
 }
@@ -722,7 +741,7 @@ static void probe_up(struct cache_conn *c, const char *why)
 	(void)why;
 	if (c != nd->conn)
 		return;
-	topo_auth(ac, nd->t->o.username, nd->t->o.password);
+	topo_auth(nd->t, ac, nd->t->o.username, nd->t->o.password);
 	redisAsyncCommand(ac, probe_reply, nd, "ROLE");
 }
 

@@ -14,6 +14,7 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+ROOT = os.path.abspath(os.path.join(HERE, "..", ".."))
 KEEL = os.environ.get("KEEL_BIN", os.path.join(HERE, "..", "..", "build", "keel"))
 SANITIZED = os.environ.get("KEEL_SAN") == "1"   # KEEL is an ASan+UBSan build
 
