@@ -187,6 +187,7 @@ bench: $(B)/keel
 	$(Q)python3 tests/bench/proxy.py
 	$(Q)python3 tests/bench/hung.py
 	$(Q)python3 tests/bench/tls.py
+	$(Q)python3 tests/bench/redis.py
 
 demo: $(B)/keel
 	$(Q)tests/demo.sh $(B)/keel

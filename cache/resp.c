@@ -397,6 +397,27 @@ static int stream_line_end(struct resp_stream *st, const struct resp_limits *lim
 	}
 }
 
+/* The common case in one step: a whole "$N\r\n<N bytes>\r\n" at p with
+ * nothing unusual about it. Returns the bytes it took, or 0 to leave it
+ * to the general path (which also finds any error). */
+static size_t stream_bulk_fast(struct resp_stream *st, const char *p, size_t len,
+			       const struct resp_limits *lim, uint64_t *values)
+{
+	uint64_t n = 0;
+	size_t i = 1;
+
+	while (i < len && i <= 19 && p[i] >= '0' && p[i] <= '9')
+		n = n * 10 + (uint64_t)(p[i++] - '0');
+	if (i == 1 || i > 19 || i + 1 >= len || p[i] != '\r' || p[i + 1] != '\n' ||
+	    n > lim->max_bulk || (p[1] == '0' && i > 2))
+		return 0;
+	i += 2;
+	if (len - i < n + 2 || p[i + n] != '\r' || p[i + n + 1] != '\n')
+		return 0;
+	stream_value(st, values);
+	return i + (size_t)n + 2;
+}
+
 int resp_stream_feed(struct resp_stream *st, const char *buf, size_t len,
 		     const struct resp_limits *lim, uint64_t *values, const char **why)
 {
@@ -428,6 +449,14 @@ int resp_stream_feed(struct resp_stream *st, const char *buf, size_t len,
 			stream_value(st, values);
 			continue;
 		case ST_TYPE:
+			if (buf[i] == '$' && (st->depth > 0 || !st->commands)) {
+				size_t k = stream_bulk_fast(st, buf + i, len - i, lim, values);
+
+				if (k > 0) {
+					i += k;
+					continue;
+				}
+			}
 			if (st->commands && st->depth > 0 && buf[i] != '$')
 				return stream_bad(st, why, "expected '$' (a bulk string) in a command");
 			st->type = buf[i];
