@@ -48,8 +48,10 @@ struct front_client {
 	uint64_t	 epoch;		/* of the master it is connected to */
 	uint64_t	 since, active;
 	struct core_timer timer;
+	struct core_defer reap;
 	int		 state;
 	bool		 closing;	/* flush out, then close */
+	bool		 gone;		/* closed; freed after the loop's batch */
 	char		 peer[64];
 };
 
@@ -81,8 +83,18 @@ static void stat_add(uint64_t *v, int64_t d)
 
 static void accept_set(bool on);
 
+static void client_reap(struct core_defer *d)
+{
+	free(CORE_CONTAINER_OF(d, struct front_client, reap));
+}
+
+/* Closes both sides now; the memory goes after the loop's batch, which
+ * may still hold an event for the other side. */
 static void client_free(struct front_client *c)
 {
+	if (c->gone)
+		return;
+	c->gone = true;
 	if (c->cfd != -1) {
 		core_io_stop(&c->cio);
 		close(c->cfd);
@@ -102,7 +114,7 @@ static void client_free(struct front_client *c)
 		c->next->prev = c->prev;
 	fr.nclients--;
 	stat_add(&fr.stats->clients, -1);
-	free(c);
+	core_loop_defer(fr.loop, &c->reap, client_reap);
 	if (fr.paused && !fr.draining)
 		accept_set(true);
 }
