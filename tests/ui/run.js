@@ -121,8 +121,10 @@ async function main() {
 	for (const f of fs.readdirSync(OUT)) if (f.endsWith('.png')) fs.unlinkSync(path.join(OUT, f));
 	const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'keel-ui-'));
 	T.dir = dir;
-	const [pa, pb, pc, padmin, pfront, ptls] = await Promise.all([1, 2, 3, 4, 5, 6].map(freePort));
-	T.ports = { pa, pb, pc, ptls };
+	const [pa, pb, pc, padmin, pfront, ptls, predis] = await Promise.all([1, 2, 3, 4, 5, 6, 7].map(freePort));
+	T.ports = { pa, pb, pc, ptls, predis };
+	start('redis-server', ['--port', predis, '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no', '--dir', dir],
+		path.join(dir, 'redis.log'));
 	for (const [port, name] of [[pa, 's1'], [pb, 's2'], [pc, 's3']])
 		start('python3', [path.join(ROOT, 'tests/integration/backend.py'), '--port', port, '--name', name],
 			path.join(dir, name + '.log'));
@@ -133,6 +135,7 @@ async function main() {
 		`admin: { listen: ["127.0.0.1:${padmin}"], confirm_timeout: 20s }`,
 		`listeners: [ { address: "127.0.0.1:${pfront}" } ]`,
 		'monitors: { interval: 1s, timeout: 1s }',
+		`redis: { nodes: ["127.0.0.1:${predis}"] }`,
 		''].join('\n'));
 	T.log = path.join(dir, 'keel.log');
 	T.keel = start(KEEL, ['-c', path.join(dir, 'keel.yaml')], T.log);
@@ -213,6 +216,10 @@ async function main() {
 		});
 		await p.locator('.pill.up').first().waitFor();
 		if (await p.locator('svg.chart path').count() < 3) throw new Error('charts not drawn');
+		/* The shared Redis: its master, verified by ROLE. */
+		const redis = p.locator('section.panel', { hasText: 'Redis (shared sessions)' });
+		await redis.getByText(`127.0.0.1:${T.ports.predis}`).first().waitFor();
+		await redis.locator('.pill.master').waitFor();
 		await shot('05-dashboard');
 		await p.setViewportSize({ width: 768, height: 1024 });	/* a tablet */
 		await shot('05-dashboard-tablet');

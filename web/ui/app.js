@@ -327,8 +327,10 @@ const pages = {};
 pages['/'] = async main => {
 	main.append(h('h1', { text: 'Dashboard' }));
 	const cards = h('div', { class: 'cards' }), charts = h('div', { class: 'grid' });
-	const servers = h('div', { class: 'scroll' }), alerts = h('div');
-	main.append(cards, charts, panel('Servers', servers), panel('Recent alerts', alerts));
+	const servers = h('div', { class: 'scroll' }), alerts = h('div'), redis = h('div', { class: 'scroll' });
+	const redisPanel = panel('Redis (shared sessions)', redis);
+	redisPanel.hidden = true;
+	main.append(cards, charts, panel('Servers', servers), redisPanel, panel('Recent alerts', alerts));
 	const cfg = (await api('GET', '/api/v1/config')).data;
 	const flags = {};
 	for (const [u, up] of Object.entries(cfg.upstreams || {}))
@@ -360,12 +362,34 @@ pages['/'] = async main => {
 					h('td', { class: 'num', text: s.requests }), h('td', { class: 'num', text: s.failures }),
 					h('td', { class: 'muted', text: s.check_error || (s.checks ? 'passed' : '') }));
 			})));
+		redisPanel.hidden = !st.redis;
+		if (st.redis) redis.replaceChildren(...redisView(st.redis));
 	});
 	every(10000, async () => {
 		const m = await api('GET', '/api/v1/monitors');
 		if (m.ok) alerts.replaceChildren(alertTable(m.data.alerts.slice(0, 8)));
 	});
 };
+
+/* The Redis master, its replicas' lag, the Sentinels and the front. */
+function redisView(r) {
+	const t = r.topology, out = [];
+	const master = t.master ? h('span', { class: 'mono', text: t.master }) : h('span', {}, pill('down'), ' ' + (t.last_error || 'no master yet'));
+	out.push(h('p', {}, h('strong', { text: 'Master: ' }), master,
+		t.mode === 'sentinel' ? ` (Sentinel, “${t.master_name}”)` : ' (static nodes, by ROLE)',
+		t.since ? ` · since ${t.since.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}` : '',
+		` · failovers: ${t.failovers}`, t.last_failover ? ` · last ${t.last_failover.replace('T', ' ').replace(/\.\d+Z$/, ' UTC')}, clients back ${t.last_switch_to_ready_ms} ms after the switch` : ''));
+	const rows = [];
+	if (t.master) rows.push(h('tr', {}, h('td', { class: 'mono', text: t.master }), h('td', {}, pill('master')), h('td', { class: 'num', text: t.offset }), h('td', { class: 'num', text: '–' })));
+	for (const x of t.replicas) rows.push(h('tr', {}, h('td', { class: 'mono', text: x.address }), h('td', {}, pill('replica')), h('td', { class: 'num', text: x.offset }), h('td', { class: 'num', text: x.lag_bytes + ' B' })));
+	for (const n of t.nodes) if (n.role !== 'master' && n.role !== 'replica') rows.push(h('tr', {}, h('td', { class: 'mono', text: n.address }), h('td', {}, pill('down')), h('td', { class: 'muted', text: n.error }), h('td')));
+	out.push(h('table', {}, h('tr', {}, ['Node', 'Role', 'Offset', 'Lag'].map(x => h('th', { text: x }))), rows));
+	if (t.sentinels.length)
+		out.push(h('p', {}, h('strong', { text: 'Sentinels: ' }), t.sentinels.map(x => h('span', { class: 'mono' }, x.address + ' ', pill(x.answered ? 'up' : 'down'), x.subscribed ? ' (subscribed) ' : ' '))));
+	if (r.front)
+		out.push(h('p', { class: 'muted', text: `Front: ${r.front.clients} clients now, ${r.front.connections} accepted, ${r.front.dropped_at_failover} moved at failovers, ${r.front.bad_commands} refused for protocol errors.` }));
+	return out;
+}
 
 function alertTable(list) {
 	if (!list.length) return h('p', { class: 'muted', text: 'No alerts.' });
