@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "cache.h"
+#include "kv.h"
 #include "topo.h"
 #include "core/conf.h"
 #include "core/core.h"
@@ -31,6 +32,7 @@ static struct {
 	struct core_loop	*loop;
 	struct cache_topo	*topo;		/* master: for the reports */
 	struct cache_topo_opts	 opts;
+	int			 db;
 	struct cache_front_stats *stats;	/* shared with the workers */
 	int			 lfd[FRONT_MAX_LISTEN];
 	char			 lname[FRONT_MAX_LISTEN][64];
@@ -70,6 +72,7 @@ static void topo_opts(const struct keel_redis_conf *r, struct cache_topo_opts *o
 static void master_changed(void *data, const struct cache_addr *m, const char *why)
 {
 	(void)data;
+	cache_kv_master(m, &cm.opts, cm.db);
 	proxy_monitor_incident("redis master", m == NULL, why != NULL ? why : "");
 }
 
@@ -83,6 +86,7 @@ static int cache_build(const struct core_conf *conf)
 			core_log_info("redis", "no sentinels or nodes configured: not following Redis");
 		cache_topo_free(cm.topo);
 		cm.topo = NULL;
+		cache_kv_master(NULL, NULL, 0);
 		return CORE_OK;
 	}
 	topo_opts(r, &o);
@@ -91,7 +95,9 @@ static int cache_build(const struct core_conf *conf)
 	if (cm.topo != NULL && !memcmp(&o, &cm.opts, sizeof(o)))
 		return CORE_OK;		/* the same Redis: keep following it */
 	cache_topo_free(cm.topo);
+	cache_kv_master(NULL, NULL, 0);
 	cm.opts = o;
+	cm.db = (int)r->db;
 	if ((cm.topo = cache_topo_new(cm.loop, &o)) == NULL)
 		return CORE_ERROR;
 	if (o.nsentinels > 0)
@@ -107,6 +113,7 @@ static int cache_start(struct core_loop *loop, const struct core_conf *conf,
 		       char *err, size_t errlen)
 {
 	cm.loop = loop;
+	cache_kv_init(loop);
 	if (cache_build(conf) != CORE_OK) {
 		snprintf(err, errlen, "out of memory");
 		return CORE_ERROR;
@@ -123,6 +130,7 @@ static void cache_stop(void)
 {
 	cache_topo_free(cm.topo);
 	cm.topo = NULL;
+	cache_kv_shutdown();
 }
 
 int cache_status_json(struct core_buf *out)
@@ -131,7 +139,8 @@ int cache_status_json(struct core_buf *out)
 
 	if (cm.topo == NULL)
 		return core_buf_append(out, "null", 4);
-	core_buf_append(out, "{\"topology\":", 12);
+	core_buf_printf(out, "{\"shared_state\":\"%s\",\"topology\":",
+			cache_kv_mirrored() ? "redis" : "memory");
 	cache_topo_json(cm.topo, out);
 	if (s != NULL && cm.nl > 0)
 		core_buf_printf(out, ",\"front\":{\"clients\":%llu,\"connections\":%llu,"

@@ -13,8 +13,11 @@
 
 #include <mbedtls/md.h>
 #include <mbedtls/pkcs5.h>
+#include <mbedtls/sha256.h>
 
 #include "auth.h"
+#include "cache/kv.h"
+#include "core/clock.h"
 #include "core/core.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -220,22 +223,54 @@ static bool session_live(const struct auth_session *s, uint64_t now)
 	       now - s->created < AUTH_MAX_AGE_MS;
 }
 
-struct auth_session *auth_session_new(const char *user, const char *ip)
+/*
+ * Sessions are also written to the shared key-value table (cache/kv.h), so
+ * a gateway sharing the same Redis knows them: under "session:" and the
+ * SHA-256 of the token (the token itself is never stored), the user, the
+ * address, the CSRF token and the wall time it was made. Without Redis the
+ * table is this process's memory, as before.
+ */
+static void session_key(const char *token, char *key, size_t len)
+{
+	unsigned char h[32];
+	size_t i, n;
+
+	mbedtls_sha256((const unsigned char *)token, strlen(token), h, 0);
+	n = (size_t)snprintf(key, len, "session:");
+	for (i = 0; i < sizeof(h) && n + 2 < len; i++, n += 2)
+		snprintf(key + n, len - n, "%02x", h[i]);
+}
+
+static void session_share(const struct auth_session *s)
 {
 	uint64_t now = core_loop_now(au.loop);
-	struct auth_session *s = NULL, *oldest = &au.sessions[0];
+	char key[80], val[256];
+
+	session_key(s->token, key, sizeof(key));
+	snprintf(val, sizeof(val), "%s\t%s\t%s\t%llu", s->user, s->ip, s->csrf,
+		 (unsigned long long)(core_clock_wall_ms() - (now - s->created)));
+	cache_kv_set(key, val, AUTH_MAX_AGE_MS - (now - s->created));
+}
+
+static struct auth_session *session_slot(uint64_t now)
+{
+	struct auth_session *oldest = &au.sessions[0];
 	size_t i;
 
 	for (i = 0; i < AUTH_SESSIONS; i++) {
-		if (!session_live(&au.sessions[i], now)) {
-			s = &au.sessions[i];
-			break;
-		}
+		if (!session_live(&au.sessions[i], now))
+			return &au.sessions[i];
 		if (au.sessions[i].last < oldest->last)
 			oldest = &au.sessions[i];
 	}
-	if (s == NULL)
-		s = oldest;	/* full: the least recently used goes */
+	return oldest;	/* full: the least recently used goes (here only) */
+}
+
+struct auth_session *auth_session_new(const char *user, const char *ip)
+{
+	uint64_t now = core_loop_now(au.loop);
+	struct auth_session *s = session_slot(now);
+
 	memset(s, 0, sizeof(*s));
 	if (auth_random_hex(s->token, AUTH_TOKEN_HEX / 2) != CORE_OK ||
 	    auth_random_hex(s->csrf, AUTH_TOKEN_HEX / 2) != CORE_OK) {
@@ -245,7 +280,45 @@ struct auth_session *auth_session_new(const char *user, const char *ip)
 	snprintf(s->user, sizeof(s->user), "%s", user);
 	snprintf(s->ip, sizeof(s->ip), "%s", ip);
 	s->created = s->last = now;
+	session_share(s);
 	return s;
+}
+
+/* A session another gateway made: from the shared table into a slot. */
+static struct auth_session *session_adopt(const char *token, uint64_t now)
+{
+	char key[80], user[64], ip[64], csrf[AUTH_TOKEN_HEX + 1];
+	unsigned long long made;
+	struct auth_session *s;
+	uint64_t wall = core_clock_wall_ms(), age;
+	const char *v;
+
+	session_key(token, key, sizeof(key));
+	if ((v = cache_kv_get(key)) == NULL ||
+	    sscanf(v, "%63[^\t]\t%63[^\t]\t%64[0-9a-f]\t%llu", user, ip, csrf, &made) != 4 ||
+	    strlen(csrf) != AUTH_TOKEN_HEX)
+		return NULL;
+	age = wall > made ? wall - made : 0;
+	if (age >= AUTH_MAX_AGE_MS || age > now)
+		return NULL;
+	s = session_slot(now);
+	memset(s, 0, sizeof(*s));
+	memcpy(s->token, token, AUTH_TOKEN_HEX);
+	memcpy(s->csrf, csrf, AUTH_TOKEN_HEX);
+	snprintf(s->user, sizeof(s->user), "%s", user);
+	snprintf(s->ip, sizeof(s->ip), "%s", ip);
+	s->created = now - age;
+	s->last = now;
+	return s;
+}
+
+static void session_forget(struct auth_session *s)
+{
+	char key[80];
+
+	session_key(s->token, key, sizeof(key));
+	cache_kv_del(key);
+	memset(s, 0, sizeof(*s));
 }
 
 struct auth_session *auth_session_find(const char *token)
@@ -253,13 +326,22 @@ struct auth_session *auth_session_find(const char *token)
 	uint64_t now = core_loop_now(au.loop);
 	size_t i;
 
-	if (token == NULL || strlen(token) != AUTH_TOKEN_HEX)
+	if (token == NULL || strlen(token) != AUTH_TOKEN_HEX ||
+	    strspn(token, "0123456789abcdef") != AUTH_TOKEN_HEX)
 		return NULL;
 	for (i = 0; i < AUTH_SESSIONS; i++) {
 		struct auth_session *s = &au.sessions[i];
 
 		if (s->token[0] != '\0' && auth_equal(s->token, token, AUTH_TOKEN_HEX)) {
+			char key[80];
+
 			if (!session_live(s, now)) {
+				session_forget(s);
+				return NULL;
+			}
+			/* Ended on another gateway: gone from the shared table. */
+			session_key(token, key, sizeof(key));
+			if (cache_kv_get(key) == NULL) {
 				memset(s, 0, sizeof(*s));
 				return NULL;
 			}
@@ -267,23 +349,41 @@ struct auth_session *auth_session_find(const char *token)
 			return s;
 		}
 	}
-	return NULL;
+	return session_adopt(token, now);
 }
 
 void auth_session_end(struct auth_session *s)
 {
 	if (s != NULL)
-		memset(s, 0, sizeof(*s));
+		session_forget(s);
+}
+
+struct end_user {
+	const char	*user;
+	char		 keep[80];
+};
+
+static void end_shared(const char *key, const char *val, void *arg)
+{
+	const struct end_user *eu = arg;
+	size_t n = strlen(eu->user);
+
+	if (strcmp(key, eu->keep) != 0 && !strncmp(val, eu->user, n) && val[n] == '\t')
+		cache_kv_del(key);
 }
 
 void auth_sessions_end_user(const char *user, const struct auth_session *keep)
 {
+	struct end_user eu = { .user = user, .keep = "" };
 	size_t i;
 
+	if (keep != NULL)
+		session_key(keep->token, eu.keep, sizeof(eu.keep));
 	for (i = 0; i < AUTH_SESSIONS; i++)
 		if (&au.sessions[i] != keep && au.sessions[i].token[0] != '\0' &&
 		    strcmp(au.sessions[i].user, user) == 0)
 			memset(&au.sessions[i], 0, sizeof(au.sessions[i]));
+	cache_kv_each("session:", end_shared, &eu);
 }
 
 /* ---- lockout ------------------------------------------------------------------------------- */

@@ -389,3 +389,40 @@ def test_redis_requiring_auth(h):
     got = Resp(front2).call("PING")
     check(isinstance(got, RespError) and str(got).startswith("MASTERDOWN"), "front: %r" % got)
     check("wrong" not in re.sub(r"WRONGPASS[^\n]*", "", k2.log()), "the password is not logged")
+
+
+def test_admin_sessions_shared_through_redis(h):
+    """Two gateways on one Redis: a login on one is a session on the other,
+    a logout on either ends it; with Redis gone, logins still work (in
+    memory) and are written back when it returns."""
+    r = node(h, "redis-a")
+    lines = "redis:\n  nodes: [\"127.0.0.1:%d\"]\n" % r
+    a_admin, a_front, b_admin, b_front = free_port(), free_port(), free_port(), free_port()
+    ka = h.keel(keel_conf(a_admin, lines, a_front), wait_port=a_admin)
+    kb = h.keel('state_dir: "%s"\n' % h.path("state-b") + keel_conf(b_admin, lines, b_front),
+                name="keel-b", wait_port=b_admin)
+    a, _ = test_api.setup(ka, a_admin)      # setup logs the admin in on A
+    wait_for("A's session in Redis", lambda: len(call(r, "KEYS", "keel:kv:session:*")) == 1)
+    check(a.cookie.split("=", 1)[1] not in str(call(r, "KEYS", "*")), "the raw token is not stored")
+    b = test_api.Admin(b_admin)
+    b.cookie, b.csrf = a.cookie, a.csrf
+    st, js = b.call("GET", "/api/v1/status")
+    check(st == 200 and js["redis"]["shared_state"] == "redis", "A's session on B: %s %s" % (st, js))
+    st, _ = b.call("POST", "/api/v1/logout", {})
+    check(st == 200, "logout on B")
+    wait_for("the session to end on A", lambda: a.call("GET", "/api/v1/status")[0] == 401)
+
+    # Redis gone: A keeps sessions in memory, nothing fails.
+    [p for p in h.procs if p.name == "redis-a"][0].popen.kill()
+    st, js = a.login()
+    check(st == 200, "login without Redis: %s %s" % (st, js))
+    st, js = a.call("GET", "/api/v1/status")
+    check(st == 200 and js["redis"]["shared_state"] == "memory", "memory only: %s" % js.get("redis"))
+    # Redis back (empty): A writes its sessions back.
+    node(h, "redis-a2", port=r)
+    wait_for("A's session written back", lambda: len(call(r, "KEYS", "keel:kv:session:*")) == 1,
+             timeout=10)
+    st, _ = b.call("GET", "/api/v1/status")
+    check(st == 401, "the old cookie stays ended")
+    b.cookie, b.csrf = a.cookie, a.csrf
+    wait_for("the new session on B", lambda: b.call("GET", "/api/v1/status")[0] == 200, timeout=5)
