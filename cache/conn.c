@@ -170,6 +170,17 @@ void *cache_conn_data(struct cache_conn *c)
 	return c->data;
 }
 
+void cache_conn_auth(redisAsyncContext *ac, const char *user, const char *pass,
+		     redisCallbackFn *fn, void *data)
+{
+	if (pass[0] == '\0')
+		return;
+	if (user[0] != '\0')
+		redisAsyncCommand(ac, fn, data, "AUTH %s %s", user, pass);
+	else
+		redisAsyncCommand(ac, fn, data, "AUTH %s", pass);
+}
+
 void cache_conn_close(struct cache_conn *c)
 {
 	if (c->closing)

@@ -34,6 +34,10 @@ struct cache_conn *cache_conn_open(struct core_loop *loop, const struct cache_co
 redisAsyncContext *cache_conn_ctx(struct cache_conn *c);
 void *cache_conn_data(struct cache_conn *c);
 
+/* Queues AUTH (with user when not "") if pass is not "": fn gets the reply. */
+void cache_conn_auth(redisAsyncContext *ac, const char *user, const char *pass,
+		     redisCallbackFn *fn, void *data);
+
 /* Closes it: pending commands get a NULL reply, `down` is called with
  * "closed", and c is freed after the loop's current batch. */
 void cache_conn_close(struct cache_conn *c);

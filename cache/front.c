@@ -139,7 +139,7 @@ static void client_fail(struct front_client *c, const char *line)
 		c->sfd = -1;
 	}
 	c->closing = true;
-	c->in.start = c->in.end;
+	core_buf_consume(&c->in, core_buf_len(&c->in));
 	/* Half a reply may be in flight: an error then would be read as its
 	 * rest, so only a client between replies is told. */
 	if (core_buf_len(&c->out) == 0 && resp_stream_idle(&c->reps))

@@ -206,12 +206,7 @@ static void scanned(redisAsyncContext *ac, void *reply, void *data)
 
 static void kv_auth(redisAsyncContext *ac)
 {
-	if (kv.o.password[0] == '\0')
-		return;
-	if (kv.o.username[0] != '\0')
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s %s", kv.o.username, kv.o.password);
-	else
-		redisAsyncCommand(ac, NULL, NULL, "AUTH %s", kv.o.password);
+	cache_conn_auth(ac, kv.o.username, kv.o.password, NULL, NULL);
 }
 
 static void cmd_up(struct cache_conn *c, const char *why)

@@ -196,12 +196,7 @@ static void auth_reply(redisAsyncContext *ac, void *reply, void *data)
 static void topo_auth(struct cache_topo *t, redisAsyncContext *ac, const char *user,
 		      const char *pass)
 {
-	if (pass[0] == '\0')
-		return;
-	if (user[0] != '\0')
-		redisAsyncCommand(ac, auth_reply, t, "AUTH %s %s", user, pass);
-	else
-		redisAsyncCommand(ac, auth_reply, t, "AUTH %s", pass);
+	cache_conn_auth(ac, user, pass, auth_reply, t);
 }
 
 static bool reply_str(const redisReply *r, const char *s)
