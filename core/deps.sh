@@ -14,17 +14,21 @@
 # build step below changes.
 set -euo pipefail
 
-# Pins: source package, Debian version, upstream tarball, its sha256.
+# Pins: source package, upstream version, upstream tarball, its sha256.
+# The upstream tarball is the pin: Debian's revision of a package moves with
+# every security update (and the archive keeps only the newest), but the
+# .orig tarball and its sha256 stay the same across those revisions, so any
+# revision the archive offers for the pinned upstream version will do.
 # All from Debian 13 (trixie): mbedTLS 3.6 is the LTS line with TLS 1.3.
 PINS='
-mbedtls       3.6.6-0.1~deb13u1  mbedtls_3.6.6.orig.tar.bz2          8fb65fae8dcae5840f793c0a334860a411f884cc537ea290ce1c52bb64ca007a
-hiredis       1.2.0-6            hiredis_1.2.0.orig.tar.gz           82ad632d31ee05da13b537c124f819eb88e18851d9cb0c30ae0552084811588c
-libnfs        5.0.2-1+deb13u1    libnfs_5.0.2.orig.tar.gz            637e56643b19da9fba98f06847788c4dad308b723156a64748041035dcdf9bd3
-sqlite3       3.46.1-7+deb13u2   sqlite3_3.46.1.orig.tar.xz          d0cdd2ece271b29e7ce18095745d892517ee26d0f270065b3a25c2e9eb11639c
-libmicrohttpd 1.0.1-4            libmicrohttpd_1.0.1.orig.tar.gz     a89e09fc9b4de34dde19f4fcb4faaa1ce10299b9908db1132bbfa1de47882b94
-libyaml       0.2.5-2            libyaml_0.2.5.orig.tar.gz           fa240dbf262be053f3898006d502d514936c818e422afdcf33921c63bed9bf2e
+mbedtls       3.6.6   mbedtls_3.6.6.orig.tar.bz2          8fb65fae8dcae5840f793c0a334860a411f884cc537ea290ce1c52bb64ca007a
+hiredis       1.2.0   hiredis_1.2.0.orig.tar.gz           82ad632d31ee05da13b537c124f819eb88e18851d9cb0c30ae0552084811588c
+libnfs        5.0.2   libnfs_5.0.2.orig.tar.gz            637e56643b19da9fba98f06847788c4dad308b723156a64748041035dcdf9bd3
+sqlite3       3.46.1  sqlite3_3.46.1.orig.tar.xz          d0cdd2ece271b29e7ce18095745d892517ee26d0f270065b3a25c2e9eb11639c
+libmicrohttpd 1.0.1   libmicrohttpd_1.0.1.orig.tar.gz     a89e09fc9b4de34dde19f4fcb4faaa1ce10299b9908db1132bbfa1de47882b94
+libyaml       0.2.5   libyaml_0.2.5.orig.tar.gz           fa240dbf262be053f3898006d502d514936c818e422afdcf33921c63bed9bf2e
 '
-RECIPE=1
+RECIPE=2
 
 print_only=0
 if [ "${1:-}" = "--print" ]; then print_only=1; shift; fi
@@ -61,12 +65,18 @@ apt_install() {
 
 ensure_deb_src() {
 	local f=/etc/apt/sources.list.d/keel-src.sources
-	[ -f "$f" ] && return 0
+	grep -qs debian-security "$f" && return 0
 	log "adding deb-src entries ($f)"
 	cat >"$f" <<'EOF'
 Types: deb-src
 URIs: http://deb.debian.org/debian
-Suites: bookworm trixie
+Suites: bookworm bookworm-updates trixie trixie-updates
+Components: main
+Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
+
+Types: deb-src
+URIs: http://deb.debian.org/debian-security
+Suites: bookworm-security trixie-security
 Components: main
 Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
 EOF
@@ -78,21 +88,37 @@ apt_install musl-tools autoconf automake libtool tcl dpkg-dev make xz-utils bzip
 
 # --- sources ----------------------------------------------------------------
 
-fetch() {			# fetch PKG VERSION TARBALL SHA256
-	local pkg=$1 ver=$2 tar=$3 sum=$4
+# Debian versions of source package $1 whose upstream part is $2, newest
+# first: "1:3.6.6-0.1~deb13u1" has upstream "3.6.6".
+debian_versions() {
+	apt-cache showsrc "$1" 2>/dev/null | awk -v up="$2" '
+		$1 == "Version:" { v = $2; u = v; sub(/^[0-9]+:/, "", u); sub(/-[^-]*$/, "", u)
+				   if (u == up) print v }' | sort -ruV
+}
+
+have() { echo "$2  $SRC/$1" | sha256sum -c --status 2>/dev/null; }
+
+fetch() {			# fetch PKG UPSTREAM TARBALL SHA256
+	local pkg=$1 up=$2 tar=$3 sum=$4 v tried=
 	mkdir -p "$SRC"
-	if [ ! -f "$SRC/$tar" ] || ! echo "$sum  $SRC/$tar" | sha256sum -c --status; then
-		ensure_deb_src
-		log "downloading $pkg $ver"
-		# apt-get may fail on a missing .dsc (libnfs's is a 404 on the
-		# mirror) after fetching the tarball; the sha256 below decides.
+	have "$tar" "$sum" && return 0
+	ensure_deb_src
+	for v in $(debian_versions "$pkg" "$up"); do
+		log "downloading $pkg $v (upstream $up)"
+		tried="$tried $v"
+		# apt-get may fail on a missing .dsc or .debian.tar after
+		# fetching the tarball; the sha256 below decides.
 		(cd "$SRC" && apt-get source -qq -o APT::Sandbox::User=root \
-			--download-only "$pkg=$ver" >&2) || true
+			--download-only "$pkg=$v" >&2) || true
+		have "$tar" "$sum" && return 0
+	done
+	if [ -z "$tried" ]; then
+		log "$pkg: the archive offers no revision of upstream $up" \
+		    "(apt-cache showsrc $pkg); update the pin in core/deps.sh"
+	else
+		log "$pkg: $tar missing or sha256 mismatch after trying$tried (want $sum)"
 	fi
-	if ! echo "$sum  $SRC/$tar" | sha256sum -c --status 2>/dev/null; then
-		log "$tar: missing or sha256 mismatch (want $sum)"
-		exit 1
-	fi
+	exit 1
 }
 
 while read -r pkg ver tar sum; do
