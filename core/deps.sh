@@ -46,6 +46,13 @@ SRC=$CACHE/src
 if [ -f "$PREFIX/.done" ]; then echo "$PREFIX"; exit 0; fi
 if [ $print_only = 1 ]; then echo "$PREFIX"; exit 1; fi
 
+# Two builds of one tree (make -j, or two checkouts) share the cache: one
+# builds, the other waits and then finds it done.
+mkdir -p "$CACHE"
+exec 9>"$CACHE/.lock-$ARCH"
+flock 9
+if [ -f "$PREFIX/.done" ]; then echo "$PREFIX"; exit 0; fi
+
 log() { echo "deps: $*" >&2; }
 JOBS=$(nproc 2>/dev/null || echo 2)
 
