@@ -59,7 +59,7 @@ LIBS	:= -L$(DEPS)/lib -lmicrohttpd -lnfs -lhiredis -lsqlite3 -lyaml \
 # the module objects explicitly, because a module registers itself through a
 # linker section that nothing references by name.
 CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
-MOD_SRC	:= $(wildcard proxy/*.c web/*.c cache/*.c)
+MOD_SRC	:= $(wildcard proxy/*.c cache/*.c monitor/*.c web/*.c)
 LIB_OBJ	:= $(CORE_SRC:%.c=$(B)/%.o) $(MOD_SRC:%.c=$(B)/%.o)
 UI_FILES := web/ui/index.html web/ui/app.css web/ui/app.js
 KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(B)/gen/ui_assets.o \
@@ -166,7 +166,7 @@ FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 fuzz-build: $(FUZZ_BIN)
 
 # The targets need core, the HTTP parser and the RESP scanner, nothing else.
-build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) proxy/http.c cache/resp.c build/fuzz/gen/default_yaml.c
+build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) cache/resp.c build/fuzz/gen/default_yaml.c
 	@test -f $(FUZZ_DEPS)/.done || core/deps.sh glibc >/dev/null
 	@mkdir -p $(@D)
 	$(call say,FUZZ,$@)clang -std=gnu11 -g -O1 -D_GNU_SOURCE \

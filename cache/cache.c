@@ -20,11 +20,13 @@
 #include "topo.h"
 #include "core/conf.h"
 #include "core/core.h"
+#include "core/event.h"
+#include "core/kv.h"
 #include "core/log.h"
 #include "core/module.h"
 #include "core/net.h"
 #include "core/settings.h"
-#include "proxy/monitor.h"
+#include "core/status.h"
 
 #define FRONT_MAX_LISTEN	8
 
@@ -73,7 +75,10 @@ static void master_changed(void *data, const struct cache_addr *m, const char *w
 {
 	(void)data;
 	cache_kv_master(m, &cm.opts, cm.db);
-	proxy_monitor_incident("redis master", m == NULL, why != NULL ? why : "");
+	if (m == NULL)
+		core_event_raise("redis", "redis master", "%s", why != NULL ? why : "lost");
+	else
+		core_event_clear("redis", "redis master", "UP: %s:%d", m->ip, m->port);
 }
 
 static int cache_build(const struct core_conf *conf)
@@ -133,14 +138,14 @@ static void cache_stop(void)
 	cache_kv_shutdown();
 }
 
-int cache_status_json(struct core_buf *out)
+static int cache_status_json(struct core_buf *out)
 {
 	const struct cache_front_stats *s = cm.stats;
 
 	if (cm.topo == NULL)
 		return core_buf_append(out, "null", 4);
 	core_buf_printf(out, "{\"shared_state\":\"%s\",\"topology\":",
-			cache_kv_mirrored() ? "redis" : "memory");
+			core_kv_mirrored() ? "redis" : "memory");
 	cache_topo_json(cm.topo, out);
 	if (s != NULL && cm.nl > 0)
 		core_buf_printf(out, ",\"front\":{\"clients\":%llu,\"connections\":%llu,"
@@ -155,7 +160,7 @@ int cache_status_json(struct core_buf *out)
 	return core_buf_append(out, "}", 1);
 }
 
-int cache_metrics(struct core_buf *out)
+static int cache_status_metrics(struct core_buf *out)
 {
 	const struct cache_front_stats *s = cm.stats;
 
@@ -181,6 +186,14 @@ int cache_metrics(struct core_buf *out)
 		(unsigned long long)s->replies, (unsigned long long)s->bad_commands,
 		(unsigned long long)s->dropped_at_failover);
 }
+
+static const struct core_status_provider cache_status = {
+	.name = "redis",
+	.order = 40,
+	.json = cache_status_json,
+	.metrics = cache_status_metrics,
+};
+CORE_STATUS_PROVIDER(cache_status);
 
 static const struct core_module cache_module = {
 	.name = "redis",

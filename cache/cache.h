@@ -1,5 +1,6 @@
-/* The RESP front (front.c) and what the cache module shares with the
- * admin server (cache.c). */
+/* What cache.c and the RESP front (front.c) share. The rest of keel sees
+ * the cache only through core: its module, its status provider "redis",
+ * the "redis master" event and the key-value mirror. */
 #ifndef KEEL_CACHE_CACHE_H
 #define KEEL_CACHE_CACHE_H
 
@@ -26,11 +27,5 @@ int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf
 		      struct cache_topo_opts *topo, char *err, size_t errlen);
 unsigned cache_front_drain(void);
 void cache_front_stop(void);
-
-/* Master, for the admin API: "null" or the Redis topology, its nodes'
- * health and the front's counters, as a JSON value. */
-int cache_status_json(struct core_buf *out);
-/* Master: Prometheus text. */
-int cache_metrics(struct core_buf *out);
 
 #endif

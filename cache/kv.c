@@ -1,4 +1,4 @@
-/* The shared key-value table; see kv.h. */
+/* The mirror of core's key-value table on the Redis master; see kv.h. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,25 +7,15 @@
 #include "kv.h"
 #include "core/clock.h"
 #include "core/core.h"
+#include "core/kv.h"
 #include "core/log.h"
 #include "core/loop.h"
 
-#define KV_BUCKETS	256
 #define KV_PREFIX	"keel:kv:"
 #define KV_CHANNEL	"keel:kv"
-#define KV_MAX		4096		/* entries; past it the soonest to expire goes */
-
-struct kv_entry {
-	struct kv_entry	*next;
-	uint64_t	 expires;	/* wall ms; 0: never */
-	char		*val;
-	char		 key[];
-};
 
 static struct {
 	struct core_loop  *loop;
-	struct kv_entry   *b[KV_BUCKETS];
-	unsigned	   n;
 	struct cache_conn *cmd, *sub;	/* to the master: commands, pub/sub */
 	struct cache_addr  master;
 	struct cache_topo_opts o;
@@ -33,101 +23,6 @@ static struct {
 	bool		   have_master, ready;
 	struct core_timer  retry;
 } kv;
-
-static unsigned kv_hash(const char *s)
-{
-	uint32_t h = 2166136261u;
-
-	for (; *s != '\0'; s++)
-		h = (h ^ (uint8_t)*s) * 16777619u;
-	return h % KV_BUCKETS;
-}
-
-static bool expired(const struct kv_entry *e, uint64_t now)
-{
-	return e->expires != 0 && e->expires <= now;
-}
-
-static struct kv_entry **kv_slot(const char *key)
-{
-	struct kv_entry **pp = &kv.b[kv_hash(key)];
-
-	while (*pp != NULL && strcmp((*pp)->key, key) != 0)
-		pp = &(*pp)->next;
-	return pp;
-}
-
-static void kv_unlink(struct kv_entry **pp)
-{
-	struct kv_entry *e = *pp;
-
-	*pp = e->next;
-	free(e->val);
-	free(e);
-	kv.n--;
-}
-
-/* Makes room: the expired go first, then the one expiring soonest. */
-static void kv_evict(void)
-{
-	uint64_t now = core_clock_wall_ms();
-	struct kv_entry **victim = NULL;
-	unsigned i;
-
-	for (i = 0; i < KV_BUCKETS; i++) {
-		struct kv_entry **pp = &kv.b[i];
-
-		while (*pp != NULL) {
-			if (expired(*pp, now)) {
-				kv_unlink(pp);
-				continue;
-			}
-			if (victim == NULL || ((*pp)->expires != 0 &&
-					       ((*victim)->expires == 0 ||
-						(*pp)->expires < (*victim)->expires)))
-				victim = pp;
-			pp = &(*pp)->next;
-		}
-	}
-	if (kv.n >= KV_MAX && victim != NULL)
-		kv_unlink(victim);
-}
-
-/* The local table alone. */
-static int kv_put(const char *key, const char *val, uint64_t expires)
-{
-	struct kv_entry **pp = kv_slot(key), *e = *pp;
-	char *v = strdup(val);
-
-	if (v == NULL)
-		return CORE_ERROR;
-	if (e == NULL) {
-		if (kv.n >= KV_MAX) {
-			kv_evict();
-			pp = kv_slot(key);
-		}
-		if ((e = calloc(1, sizeof(*e) + strlen(key) + 1)) == NULL) {
-			free(v);
-			return CORE_ERROR;
-		}
-		strcpy(e->key, key);
-		e->next = *pp;
-		*pp = e;
-		kv.n++;
-	} else
-		free(e->val);
-	e->val = v;
-	e->expires = expires;
-	return CORE_OK;
-}
-
-static void kv_remove(const char *key)
-{
-	struct kv_entry **pp = kv_slot(key);
-
-	if (*pp != NULL)
-		kv_unlink(pp);
-}
 
 /* ---- the Redis mirror ---------------------------------------------------------------------- */
 
@@ -163,10 +58,10 @@ static void got_value(redisAsyncContext *ac, void *reply, void *data)
 		const redisReply *v = r->element[0], *ttl = r->element[1];
 
 		if (v->type == REDIS_REPLY_STRING && ttl->type == REDIS_REPLY_INTEGER)
-			kv_put(key, v->str, ttl->integer > 0 ?
-			       core_clock_wall_ms() + (uint64_t)ttl->integer : 0);
+			core_kv_store(key, v->str, ttl->integer > 0 ?
+				      core_clock_wall_ms() + (uint64_t)ttl->integer : 0);
 		else if (v->type == REDIS_REPLY_NIL)
-			kv_remove(key);
+			core_kv_forget(key);
 	}
 	free(key);
 }
@@ -209,10 +104,15 @@ static void kv_auth(redisAsyncContext *ac)
 	cache_conn_auth(ac, kv.o.username, kv.o.password, NULL, NULL);
 }
 
+static void push_entry(const char *key, const char *val, uint64_t expires, void *arg)
+{
+	kv_push(arg, key, val, expires);
+}
+
 static void cmd_up(struct cache_conn *c, const char *why)
 {
 	redisAsyncContext *ac = cache_conn_ctx(c);
-	unsigned i;
+	unsigned n = core_kv_count();
 
 	(void)why;
 	if (c != kv.cmd)
@@ -222,15 +122,10 @@ static void cmd_up(struct cache_conn *c, const char *why)
 	kv.ready = true;
 	/* What was written while Redis was away goes there first; then
 	 * everything the other gateways wrote comes here. */
-	for (i = 0; i < KV_BUCKETS; i++) {
-		struct kv_entry *e;
-
-		for (e = kv.b[i]; e != NULL; e = e->next)
-			kv_push(ac, e->key, e->val, e->expires);
-	}
+	core_kv_each_entry(push_entry, ac);
 	redisAsyncCommand(ac, scanned, NULL, "SCAN 0 MATCH " KV_PREFIX "* COUNT 500");
-	core_log_info("redis", "shared state mirrored to the master (%u key%s here)", kv.n,
-		      kv.n == 1 ? "" : "s");
+	core_log_info("redis", "shared state mirrored to the master (%u key%s here)", n,
+		      n == 1 ? "" : "s");
 }
 
 static void cmd_down(struct cache_conn *c, const char *why)
@@ -319,23 +214,52 @@ static void kv_on_retry(struct core_timer *t)
 		kv_reconnect();
 }
 
+static void mirror_set(const char *key, const char *val, uint64_t expires, void *arg)
+{
+	redisAsyncContext *ac = kv_ctx();
+
+	(void)arg;
+	if (ac != NULL)
+		kv_push(ac, key, val, expires);
+}
+
+static void mirror_del(const char *key, void *arg)
+{
+	redisAsyncContext *ac = kv_ctx();
+
+	(void)arg;
+	if (ac != NULL) {
+		redisAsyncCommand(ac, NULL, NULL, "DEL " KV_PREFIX "%s", key);
+		redisAsyncCommand(ac, NULL, NULL, "PUBLISH " KV_CHANNEL " %s", key);
+	}
+}
+
+static bool mirror_up(void *arg)
+{
+	(void)arg;
+	return kv_ctx() != NULL;
+}
+
+static const struct core_kv_mirror kv_mirror = {
+	.set = mirror_set,
+	.del = mirror_del,
+	.up = mirror_up,
+};
+
 void cache_kv_init(struct core_loop *loop)
 {
 	kv.loop = loop;
 	core_timer_init(loop, &kv.retry, kv_on_retry, NULL);
+	core_kv_mirror_set(&kv_mirror);
 }
 
 void cache_kv_shutdown(void)
 {
-	unsigned i;
-
+	core_kv_mirror_set(NULL);
 	kv.have_master = false;
 	if (kv.loop != NULL)
 		core_timer_stop(&kv.retry);
 	kv_reconnect();
-	for (i = 0; i < KV_BUCKETS; i++)
-		while (kv.b[i] != NULL)
-			kv_unlink(&kv.b[i]);
 }
 
 void cache_kv_master(const struct cache_addr *m, const struct cache_topo_opts *o, int db)
@@ -348,63 +272,4 @@ void cache_kv_master(const struct cache_addr *m, const struct cache_topo_opts *o
 	}
 	if (kv.loop != NULL)
 		kv_reconnect();
-}
-
-int cache_kv_set(const char *key, const char *val, uint64_t ttl_ms)
-{
-	uint64_t expires = ttl_ms ? core_clock_wall_ms() + ttl_ms : 0;
-	redisAsyncContext *ac;
-
-	if (kv_put(key, val, expires) != CORE_OK)
-		return CORE_ERROR;
-	if ((ac = kv_ctx()) != NULL)
-		kv_push(ac, key, val, expires);
-	return CORE_OK;
-}
-
-const char *cache_kv_get(const char *key)
-{
-	struct kv_entry **pp = kv_slot(key);
-
-	if (*pp == NULL)
-		return NULL;
-	if (expired(*pp, core_clock_wall_ms())) {
-		kv_unlink(pp);
-		return NULL;
-	}
-	return (*pp)->val;
-}
-
-void cache_kv_del(const char *key)
-{
-	redisAsyncContext *ac;
-
-	kv_remove(key);
-	if ((ac = kv_ctx()) != NULL) {
-		redisAsyncCommand(ac, NULL, NULL, "DEL " KV_PREFIX "%s", key);
-		redisAsyncCommand(ac, NULL, NULL, "PUBLISH " KV_CHANNEL " %s", key);
-	}
-}
-
-void cache_kv_each(const char *prefix, void (*fn)(const char *key, const char *val, void *arg),
-		   void *arg)
-{
-	uint64_t now = core_clock_wall_ms();
-	size_t n = strlen(prefix);
-	unsigned i;
-
-	for (i = 0; i < KV_BUCKETS; i++) {
-		struct kv_entry *e, *next;
-
-		for (e = kv.b[i]; e != NULL; e = next) {
-			next = e->next;		/* fn may delete e */
-			if (!expired(e, now) && !strncmp(e->key, prefix, n))
-				fn(e->key, e->val, arg);
-		}
-	}
-}
-
-int cache_kv_mirrored(void)
-{
-	return kv_ctx() != NULL;
 }

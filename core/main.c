@@ -27,6 +27,8 @@
 #include "module.h"
 #include "settings.h"
 #include "control.h"
+#include "event.h"
+#include "kv.h"
 #include "state.h"
 #include "store.h"
 #include "tls.h"
@@ -123,6 +125,9 @@ static void main_stop_modules(bool worker)
 		if (m->worker == worker && m->stop != NULL)
 			m->stop();
 	}
+	/* What the parts left in core's seams goes with them. */
+	core_event_reset();
+	core_kv_clear();
 }
 
 static int main_prepare_modules(const struct core_conf *conf, const struct core_conf *prev)

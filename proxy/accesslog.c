@@ -12,7 +12,7 @@
 #include "core/loop.h"
 #include "core/settings.h"
 #include "accesslog.h"
-#include "http.h"
+#include "core/http.h"
 
 #define LOG_BUF		65536
 #define LOG_FLUSH_MS	1000
@@ -120,9 +120,9 @@ static void copy_field(char *dst, size_t len, const char *buf, struct proxy_span
 }
 
 void proxy_log_fill(struct proxy_logrec *r, const char *client,
-		    const struct proxy_http_msg *m, const char *buf, uint64_t now_mono)
+		    const struct core_http_msg *m, const char *buf, uint64_t now_mono)
 {
-	const struct proxy_http_header *h;
+	const struct core_http_header *h;
 
 	memset(r, 0, sizeof(*r));
 	r->start_wall = core_clock_wall_ms();
@@ -141,10 +141,10 @@ void proxy_log_fill(struct proxy_logrec *r, const char *client,
 	copy_field(r->method, sizeof(r->method), buf, m->method);
 	copy_field(r->host, sizeof(r->host), buf, m->host);
 	copy_field(r->path, sizeof(r->path), buf, m->target);
-	h = proxy_http_find(m, buf, "referer");
+	h = core_http_find(m, buf, "referer");
 	copy_field(r->referer, sizeof(r->referer), buf,
 		   h ? h->value : (struct proxy_span){ 0, 0 });
-	h = proxy_http_find(m, buf, "user-agent");
+	h = core_http_find(m, buf, "user-agent");
 	copy_field(r->agent, sizeof(r->agent), buf,
 		   h ? h->value : (struct proxy_span){ 0, 0 });
 }

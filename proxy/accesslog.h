@@ -8,7 +8,7 @@
 
 #include "core/conf-t.h"
 #include "core/loop-t.h"
-#include "http-t.h"
+#include "core/http-t.h"
 
 enum proxy_log_format {
 	PROXY_LOG_OFF = 0,
@@ -41,7 +41,7 @@ int proxy_log_enabled(void);
 
 /* Fills a record from a parsed request head (any field may be missing). */
 void proxy_log_fill(struct proxy_logrec *r, const char *client,
-		    const struct proxy_http_msg *m, const char *buf, uint64_t now_mono);
+		    const struct core_http_msg *m, const char *buf, uint64_t now_mono);
 void proxy_log_write(const struct proxy_logrec *r, uint64_t now_mono);
 
 #endif

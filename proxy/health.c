@@ -9,12 +9,12 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/conf.h"
+#include "core/event.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
 #include "core/settings.h"
-#include "monitor.h"
-#include "probe.h"
+#include "core/probe.h"
 #include "proxy.h"
 #include "stats.h"
 
@@ -29,7 +29,7 @@ struct health_spec {
 struct health_check {
 	const struct health_spec *spec;
 	struct proxy_stat_server *st;	/* in the current shared region */
-	struct probe	 probe;
+	struct core_probe	 probe;
 	char		 request[1024];
 	struct core_timer next;		/* the next check */
 	uint64_t	 started;
@@ -44,9 +44,21 @@ static struct {
 	unsigned	    nchecks;
 } hc;
 
+/* Tells whoever listens (monitoring) that a server went DOWN or came back. */
+static void health_event(const struct proxy_stat_server *st, bool down, const char *why)
+{
+	char subject[160];
+
+	snprintf(subject, sizeof(subject), "server %s/%s", st->upstream, st->name);
+	if (down)
+		core_event_raise("proxy", subject, "%s", why);
+	else
+		core_event_clear("proxy", subject, "UP");
+}
+
 /* One check ended: count it, move the state when a threshold is reached,
  * and plan the next one an interval after this one began. */
-static void health_done(struct probe *p, bool ok, uint64_t ms, unsigned status,
+static void health_done(struct core_probe *p, bool ok, uint64_t ms, unsigned status,
 			const char *why)
 {
 	struct health_check *c = p->data;
@@ -54,9 +66,10 @@ static void health_done(struct probe *p, bool ok, uint64_t ms, unsigned status,
 	uint64_t now = core_loop_now(hc.loop);
 	uint64_t next = c->started + c->spec->interval;
 
-	(void)ms;
-	(void)status;
 	proxy_stat_add(st->checks, 1);
+	proxy_stat_set(st->check_wall, core_clock_wall_ms());
+	proxy_stat_set(st->check_ms, ms);
+	proxy_stat_set(st->check_status, status);
 	if (ok) {
 		c->passes++;
 		c->fails = 0;
@@ -65,7 +78,7 @@ static void health_done(struct probe *p, bool ok, uint64_t ms, unsigned status,
 			proxy_stat_set(st->check_down, 0);
 			core_log_info("health", "%s/%s UP after %u passed check%s", st->upstream,
 				      st->name, c->passes, c->passes == 1 ? "" : "s");
-			proxy_monitor_health(st->upstream, st->name, false, NULL);
+			health_event(st, false, NULL);
 		}
 	} else {
 		proxy_stat_add(st->checks_failed, 1);
@@ -76,7 +89,7 @@ static void health_done(struct probe *p, bool ok, uint64_t ms, unsigned status,
 			proxy_stat_set(st->check_down, 1);
 			core_log_warn("health", "%s/%s DOWN after %u failed check%s: %s",
 				      st->upstream, st->name, c->fails, c->fails == 1 ? "" : "s", why);
-			proxy_monitor_health(st->upstream, st->name, true, why);
+			health_event(st, true, why);
 		} else if (!proxy_stat_get(st->check_down))
 			core_log_info("health", "%s/%s check failed (%u of %u): %s", st->upstream,
 				      st->name, c->fails, c->spec->unhealthy, why);
@@ -89,7 +102,7 @@ static void health_on_next(struct core_timer *t)
 	struct health_check *c = t->data;
 
 	c->started = core_loop_now(hc.loop);
-	proxy_probe_start(&c->probe);
+	core_probe_start(&c->probe);
 }
 
 static void health_stop(void)
@@ -97,7 +110,7 @@ static void health_stop(void)
 	unsigned i;
 
 	for (i = 0; i < hc.nchecks; i++) {
-		proxy_probe_cancel(&hc.checks[i].probe);
+		core_probe_cancel(&hc.checks[i].probe);
 		core_timer_stop(&hc.checks[i].next);
 	}
 	free(hc.checks);
@@ -152,15 +165,15 @@ static int health_build(const struct core_conf *conf, char *err, size_t errlen)
 		spec->unhealthy = (unsigned)h->unhealthy;
 		for (j = 0; j < uc[i].servers.n; j++, s++) {
 			struct health_check *c = &hc.checks[hc.nchecks++];
-			struct probe *p = &c->probe;
+			struct core_probe *p = &c->probe;
 
 			c->spec = spec;
 			c->st = &sst[s];
-			proxy_probe_init(hc.loop, p);
+			core_probe_init(hc.loop, p);
 			memcpy(&p->sa, &sc[j].address.sa, sizeof(p->sa));
 			p->salen = sc[j].address.salen;
 			p->tcp_only = h->type == KEEL_CHECK_TCP;
-			proxy_probe_tls(p, spec->tls, uc[i].tls.server_name, &sc[j].address);
+			core_probe_tls(p, spec->tls, uc[i].tls.server_name, &sc[j].address);
 			p->request = c->request;
 			p->reqlen = (size_t)snprintf(c->request, sizeof(c->request),
 				"%s %s HTTP/1.1\r\nHost: %s\r\nUser-Agent: keel-health\r\n"

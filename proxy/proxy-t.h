@@ -10,7 +10,7 @@
 #include "core/buf.h"
 #include "core/loop-t.h"
 #include "accesslog.h"
-#include "http-t.h"
+#include "core/http-t.h"
 #include "upstream-t.h"
 
 struct core_tls;
@@ -59,7 +59,7 @@ struct proxy_xchg {
 	uint64_t	 started;	/* monotonic ms of the request head */
 	uint64_t	 connect_at;	/* when the current try began */
 	uint64_t	 up_wait;	/* upstream deadline base: last progress */
-	enum proxy_http_method method;
+	enum core_http_method method;
 	unsigned	 client_version; /* 10 or 11 */
 	bool		 idempotent;
 	bool		 upgrade;	/* the client asked for a protocol switch */

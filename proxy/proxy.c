@@ -21,9 +21,9 @@
 #include "core/net.h"
 #include "core/settings.h"
 #include "core/state.h"
+#include "core/status.h"
 #include "core/tls.h"
-#include "http.h"
-#include "monitor.h"
+#include "core/http.h"
 #include "proxy-t.h"
 #include "proxy.h"
 #include "upstream.h"
@@ -52,7 +52,7 @@ static struct {
 	unsigned char	      ticket_key[32];	/* the generation's, for TLS tickets */
 	unsigned char	      ticket_prev[32];	/* the last one's, still read */
 	bool		      have_prev;
-	struct proxy_http_msg msg;	/* scratch: one head parsed at a time */
+	struct core_http_msg msg;	/* scratch: one head parsed at a time */
 } px;
 
 #define XF_SERVER_FAULT	0x1	/* count it against the server */
@@ -516,8 +516,8 @@ static int put_str(struct core_buf *b, const char *s)
  * Copies the header lines `keep` accepts as they came, in runs of
  * consecutive kept lines: a head costs a few copies, not one per field.
  */
-static int put_headers(struct core_buf *b, const struct proxy_http_msg *m, const char *buf,
-		       bool (*keep)(const struct proxy_http_header *h, const void *arg),
+static int put_headers(struct core_buf *b, const struct core_http_msg *m, const char *buf,
+		       bool (*keep)(const struct core_http_header *h, const void *arg),
 		       const void *arg)
 {
 	uint32_t run = 0, end = 0;
@@ -526,7 +526,7 @@ static int put_headers(struct core_buf *b, const struct proxy_http_msg *m, const
 	int rc = CORE_OK;
 
 	for (i = 0; i < m->nhdr; i++) {
-		const struct proxy_http_header *h = &m->hdr[i];
+		const struct core_http_header *h = &m->hdr[i];
 
 		if (keep(h, arg)) {
 			if (!open)
@@ -580,7 +580,7 @@ static int put_path(struct core_buf *b, const struct proxy_route *r, const char 
 /* Request headers that go to the server as they are: not hop-by-hop, and
  * not one of the forwarding headers keel writes itself (a client's copies
  * of X-Real-IP and friends are dropped; X-Forwarded-For is appended to). */
-static bool keep_request_header(const struct proxy_http_header *h, const void *arg)
+static bool keep_request_header(const struct core_http_header *h, const void *arg)
 {
 	(void)arg;
 	if (h->hop)
@@ -600,10 +600,10 @@ static bool keep_request_header(const struct proxy_http_header *h, const void *a
 /* Builds the head the server gets from the parsed request in px.msg. */
 static int xchg_build_head(struct proxy_stream *s, struct proxy_xchg *x, const char *buf)
 {
-	const struct proxy_http_msg *m = &px.msg;
+	const struct core_http_msg *m = &px.msg;
 	struct core_buf *b = &x->uhead;
 	char ip[INET6_ADDRSTRLEN];
-	const struct proxy_http_header *up_hdr = NULL, *te_hdr = NULL;
+	const struct core_http_header *up_hdr = NULL, *te_hdr = NULL;
 	unsigned i;
 	int rc = CORE_OK;
 
@@ -625,7 +625,7 @@ static int xchg_build_head(struct proxy_stream *s, struct proxy_xchg *x, const c
 	/* One X-Forwarded-For listing every hop so far, then this client. */
 	rc |= PUT_LIT(b, "X-Forwarded-For: ");
 	for (i = 0; i < m->nhdr; i++) {
-		const struct proxy_http_header *h = &m->hdr[i];
+		const struct core_http_header *h = &m->hdr[i];
 
 		if (h->kind == PROXY_H_X_FORWARDED_FOR) {
 			rc |= put_span(b, buf, h->value);
@@ -810,7 +810,7 @@ static void xchg_fail(struct proxy_stream *s, unsigned status, const char *why,
 
 /* The server a request's affinity cookie names, from its Cookie headers. */
 static struct proxy_server *cookie_find(struct proxy_upstream *up,
-					const struct proxy_http_msg *m, const char *buf)
+					const struct core_http_msg *m, const char *buf)
 {
 	unsigned i;
 
@@ -844,7 +844,7 @@ static struct proxy_server *cookie_find(struct proxy_upstream *up,
 static void stream_redirect_https(struct proxy_stream *s, const struct proxy_route *route,
 				  const char *buf)
 {
-	const struct proxy_http_msg *m = &px.msg;
+	const struct core_http_msg *m = &px.msg;
 	const char *host = buf + m->host.off;
 	uint32_t hlen = m->host.len;
 	char loc[PROXY_LOCATION_MAX], port[8] = "";
@@ -879,7 +879,7 @@ static void stream_redirect_https(struct proxy_stream *s, const struct proxy_rou
 
 static void stream_handle_head(struct proxy_stream *s, int head_len)
 {
-	const struct proxy_http_msg *m = &px.msg;
+	const struct core_http_msg *m = &px.msg;
 	const char *buf = core_buf_head(&s->cin);
 	const struct proxy_route *route, *redirect;
 	struct proxy_xchg *x;
@@ -930,7 +930,7 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 	x->started = core_loop_now(px.loop);
 	x->method = m->method_id;
 	x->client_version = m->version;
-	x->idempotent = proxy_http_idempotent(m->method_id);
+	x->idempotent = core_http_idempotent(m->method_id);
 	x->upgrade = (m->flags & PROXY_HF_UPGRADE) != 0;
 	if (route->up->balance == KEEL_BALANCE_COOKIE)
 		x->pinned = cookie_find(route->up, m, buf);
@@ -975,9 +975,9 @@ static void stream_read_head(struct proxy_stream *s)
 
 	if (core_buf_len(&s->cin) == 0)
 		return;
-	proxy_http_msg_reset(&px.msg);
+	core_http_msg_reset(&px.msg);
 	px.msg.scan = s->scan;
-	rc = proxy_http_parse_request(core_buf_head(&s->cin), core_buf_len(&s->cin),
+	rc = core_http_parse_request(core_buf_head(&s->cin), core_buf_len(&s->cin),
 				      &px.rt->lim, &px.msg);
 	s->scan = px.msg.scan;
 	if (rc == 0)
@@ -998,9 +998,9 @@ static void stream_read_head(struct proxy_stream *s)
 
 /* Response headers that reach the client: hop-by-hop ones do not, except
  * the framing and protocol switch keel passes on unchanged. */
-static bool keep_response_header(const struct proxy_http_header *h, const void *arg)
+static bool keep_response_header(const struct core_http_header *h, const void *arg)
 {
-	const struct proxy_http_msg *m = arg;
+	const struct core_http_msg *m = arg;
 
 	if (!h->hop)
 		return true;
@@ -1011,7 +1011,7 @@ static bool keep_response_header(const struct proxy_http_header *h, const void *
 /* Builds the client's head from the response in px.msg (parsed from uin). */
 static int xchg_build_resp_head(struct proxy_stream *s, struct proxy_xchg *x, const char *buf)
 {
-	const struct proxy_http_msg *m = &px.msg;
+	const struct core_http_msg *m = &px.msg;
 	struct core_buf *b = &s->cout;
 	char code[4] = { (char)('0' + m->status / 100), (char)('0' + m->status / 10 % 10),
 			 (char)('0' + m->status % 10), ' ' };
@@ -1059,15 +1059,15 @@ static int xchg_build_resp_head(struct proxy_stream *s, struct proxy_xchg *x, co
 static bool xchg_read_resp_head(struct proxy_stream *s)
 {
 	struct proxy_xchg *x = s->x;
-	const struct proxy_http_msg *m = &px.msg;
+	const struct core_http_msg *m = &px.msg;
 	int rc;
 
 	while (!x->resp_head) {
 		if (core_buf_len(&x->uin) == 0 && !x->up_eof)
 			return true;
-		proxy_http_msg_reset(&px.msg);
+		core_http_msg_reset(&px.msg);
 		px.msg.scan = x->resp_scan;
-		rc = proxy_http_parse_response(core_buf_head(&x->uin), core_buf_len(&x->uin),
+		rc = core_http_parse_response(core_buf_head(&x->uin), core_buf_len(&x->uin),
 					       &x->rt->lim, &px.msg);
 		x->resp_scan = px.msg.scan;
 		if (rc == 0) {
@@ -1820,12 +1820,23 @@ struct proxy_stats *proxy_stats_current(void)
 	return px.stats;
 }
 
-int proxy_metrics_write(struct core_buf *out, uint64_t now)
+static int proxy_status_json(struct core_buf *out)
 {
-	if (px.stats != NULL && proxy_stats_write(px.stats, now, out) != CORE_OK)
-		return CORE_ERROR;
-	return proxy_monitor_metrics(out);
+	return proxy_stats_json(px.stats, core_clock_mono_ms(), out);
 }
+
+static int proxy_status_metrics(struct core_buf *out)
+{
+	return px.stats != NULL ? proxy_stats_write(px.stats, core_clock_mono_ms(), out) : CORE_OK;
+}
+
+static const struct core_status_provider proxy_status = {
+	.name = "proxy",
+	.order = 30,
+	.json = proxy_status_json,
+	.metrics = proxy_status_metrics,
+};
+CORE_STATUS_PROVIDER(proxy_status);
 
 static void proxy_close_listeners(void)
 {

@@ -1,14 +1,12 @@
-/* The HTTP proxy, as the rest of keel sees it. */
+/* What the proxy's own files share (the health checker reads the region).
+ * The rest of keel sees the proxy only through core: its module, its status
+ * provider "proxy" and the events its health checks raise. */
 #ifndef KEEL_PROXY_PROXY_H
 #define KEEL_PROXY_PROXY_H
 
 #include <stdint.h>
 
 #include "core/buf.h"
-
-/* Master: appends the Prometheus text of the current generation's
- * counters (routes, servers, connections) to out. */
-int proxy_metrics_write(struct core_buf *out, uint64_t now);
 
 struct proxy_stats;
 

@@ -6,6 +6,7 @@
 #include <sys/mman.h>
 
 #include "core/clock.h"
+#include "core/conf.h"
 #include "core/core.h"
 #include "core/settings.h"
 #include "stats.h"
@@ -263,5 +264,77 @@ int proxy_stats_write(const struct proxy_stats *cst, uint64_t now, struct core_b
 			rc |= core_buf_printf(out, "\",server=\"%s\",code=\"%s\"} %llu\n", srv[i].name,
 				   classes[c], (unsigned long long)proxy_stat_get(srv[i].responses[c]));
 		}
+	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
+}
+
+/* The admin API's view of the region: connections, every route's counters
+ * and response-time histogram, every server's state and its last check. */
+int proxy_stats_json(const struct proxy_stats *st, uint64_t now, struct core_buf *b)
+{
+	const struct proxy_stat_server *sv;
+	unsigned i, c;
+	int rc = CORE_OK;
+
+	if (st == NULL)
+		return core_buf_append(b, "null", 4);
+	sv = proxy_stats_servers((struct proxy_stats *)(uintptr_t)st);
+	rc |= core_buf_printf(b, "{\"generation\":%u,\"connections\":%llu,\"active\":%llu,"
+			      "\"bad_requests\":%llu,\"routes\":[", st->generation,
+			      (unsigned long long)proxy_stat_get(st->connections),
+			      (unsigned long long)proxy_stat_get(st->active),
+			      (unsigned long long)proxy_stat_get(st->bad_requests));
+	for (i = 0; i < st->nroutes; i++) {
+		const struct proxy_stat_route *r = &st->routes[i];
+
+		rc |= core_buf_append(b, i ? ",{\"key\":" : "{\"key\":", i ? 8 : 7);
+		rc |= core_json_str(b, r->key);
+		rc |= core_buf_append(b, ",\"upstream\":", 12);
+		rc |= core_json_str(b, r->upstream);
+		rc |= core_buf_printf(b, ",\"requests\":%llu,\"responses\":[",
+				      (unsigned long long)proxy_stat_get(r->requests));
+		for (c = 0; c < 5; c++)
+			rc |= core_buf_printf(b, "%s%llu", c ? "," : "",
+					      (unsigned long long)proxy_stat_get(r->responses[c]));
+		rc |= core_buf_append(b, "],\"latency\":[", 13);
+		for (c = 0; c < PROXY_LAT_BUCKETS; c++)
+			rc |= core_buf_printf(b, "%s%llu", c ? "," : "",
+					      (unsigned long long)proxy_stat_get(r->latency[c]));
+		rc |= core_buf_printf(b, "],\"latency_ms\":%llu,\"bytes\":%llu}",
+				      (unsigned long long)proxy_stat_get(r->latency_ms),
+				      (unsigned long long)proxy_stat_get(r->bytes));
+	}
+	rc |= core_buf_append(b, "],\"latency_bounds_ms\":[", 23);
+	for (c = 0; c < PROXY_LAT_BUCKETS - 1; c++)
+		rc |= core_buf_printf(b, "%s%u", c ? "," : "", proxy_lat_bounds[c]);
+	rc |= core_buf_append(b, "],\"servers\":[", 13);
+	for (i = 0; i < st->nservers; i++) {
+		uint64_t out_until = proxy_stat_get(sv[i].out_until);
+		const char *state = proxy_stat_get(sv[i].check_down) ? "down" :
+				    out_until > now ? "failed" : "up";
+
+		rc |= core_buf_append(b, i ? ",{\"upstream\":" : "{\"upstream\":", i ? 13 : 12);
+		rc |= core_json_str(b, sv[i].upstream);
+		rc |= core_buf_append(b, ",\"address\":", 11);
+		rc |= core_json_str(b, sv[i].name);
+		rc |= core_buf_printf(b, ",\"state\":\"%s\",\"requests\":%llu,\"failures\":%llu,"
+				      "\"active\":%llu,\"checks\":%llu,\"checks_failed\":%llu,"
+				      "\"last_check\":%llu,\"last_check_ms\":%llu,"
+				      "\"last_check_status\":%llu,\"check_error\":",
+				      state, (unsigned long long)proxy_stat_get(sv[i].requests),
+				      (unsigned long long)proxy_stat_get(sv[i].failures),
+				      (unsigned long long)proxy_stat_get(sv[i].active),
+				      (unsigned long long)proxy_stat_get(sv[i].checks),
+				      (unsigned long long)proxy_stat_get(sv[i].checks_failed),
+				      (unsigned long long)proxy_stat_get(sv[i].check_wall),
+				      (unsigned long long)proxy_stat_get(sv[i].check_ms),
+				      (unsigned long long)proxy_stat_get(sv[i].check_status));
+		rc |= core_json_str(b, sv[i].check_error);
+		rc |= core_buf_append(b, ",\"responses\":[", 14);
+		for (c = 0; c < 5; c++)
+			rc |= core_buf_printf(b, "%s%llu", c ? "," : "",
+					      (unsigned long long)proxy_stat_get(sv[i].responses[c]));
+		rc |= core_buf_append(b, "]}", 2);
+	}
+	rc |= core_buf_append(b, "]}", 2);
 	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
 }

@@ -31,6 +31,9 @@ struct proxy_stat_server {
 	uint64_t	back_at;	/* monotonic ms it last came back (slow start) */
 	uint64_t	checks;		/* run */
 	uint64_t	checks_failed;
+	uint64_t	check_wall;	/* wall ms the last check ended; 0: none yet */
+	uint64_t	check_ms;	/* how long it took */
+	uint64_t	check_status;	/* the HTTP status it got; 0: none */
 	char		check_error[96];	/* why the last check failed */
 };
 
@@ -72,6 +75,9 @@ static inline struct proxy_stat_server *proxy_stats_servers(struct proxy_stats *
 struct proxy_stats *proxy_stats_create(const struct core_conf *conf,
 				       const struct proxy_stats *prev);
 void proxy_stats_free(struct proxy_stats *st);
+
+/* Appends the region as the admin API's JSON object ("null" for NULL). */
+int proxy_stats_json(const struct proxy_stats *st, uint64_t now, struct core_buf *out);
 
 /* Appends the Prometheus text exposition of the region to out. */
 int proxy_stats_write(const struct proxy_stats *st, uint64_t now, struct core_buf *out);

@@ -9,7 +9,7 @@
 
 #include "core/loop-t.h"
 #include "core/tls.h"
-#include "http-t.h"
+#include "core/http-t.h"
 #include "stats.h"
 
 struct proxy_upstream;
@@ -109,7 +109,7 @@ struct proxy_runtime {
 	unsigned	 nroutes;
 	struct proxy_upstream *ups;
 	unsigned	 nups;
-	struct proxy_http_limits lim;
+	struct core_http_limits lim;
 	uint64_t	 header_timeout;
 	uint32_t	 buffer_size;
 	unsigned	 max_connections;

@@ -14,20 +14,18 @@
 #include <yaml.h>
 
 #include "api.h"
-#include "cache/cache.h"
 #include "core/clock.h"
 #include "core/conf.h"
+#include "core/event.h"
 #include "core/control.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/settings.h"
 #include "core/state.h"
+#include "core/status.h"
 #include "core/store.h"
 #include "core/tls.h"
 #include "front.h"
-#include "proxy/monitor.h"
-#include "proxy/proxy.h"
-#include "proxy/stats.h"
 #include "version.h"
 
 #define API_COOKIE	"keel_session"
@@ -883,13 +881,13 @@ static enum MHD_Result api_revisions(struct web_req *r, const struct auth_sessio
 
 /* ---- status, logs, audit ---------------------------------------------------------------------- */
 
+/* The node, then whatever the parts publish, each under its own name
+ * ("proxy", "redis", "monitors"; core/status.h). */
 static enum MHD_Result api_status(struct web_req *r)
 {
-	struct proxy_stats *st = proxy_stats_current();
 	uint64_t now = core_loop_now(api.loop);
 	struct core_buf b;
 	enum MHD_Result rc;
-	unsigned i, c;
 
 	core_buf_init(&b, 8 << 20);
 	put(&b, "{\"node\":");
@@ -899,8 +897,6 @@ static enum MHD_Result api_status(struct web_req *r)
 	     store() ? (long long)core_store_current_id(store()) : 0LL,
 	     (unsigned long long)((now - api.started) / 1000));
 	core_buf_printf(&b, ",\"time\":%llu", (unsigned long long)core_clock_wall_ms());
-	put(&b, ",\"redis\":");
-	cache_status_json(&b);
 	if (api.https) {
 		put(&b, ",\"admin_fingerprint\":");
 		core_json_str(&b, web_front_fingerprint());
@@ -909,59 +905,9 @@ static enum MHD_Result api_status(struct web_req *r)
 		core_buf_printf(&b, ",\"confirm\":{\"revision\":%lld,\"revert_to\":%lld,\"seconds\":%llu}",
 		     (long long)api.confirm_rev, (long long)api.confirm_back,
 		     (unsigned long long)((api.confirm_at - now + 999) / 1000));
-	if (st != NULL) {
-		struct proxy_stat_server *sv = proxy_stats_servers(st);
-
-		core_buf_printf(&b, ",\"connections\":%llu,\"active\":%llu,\"bad_requests\":%llu,\"routes\":[",
-		     (unsigned long long)proxy_stat_get(st->connections),
-		     (unsigned long long)proxy_stat_get(st->active),
-		     (unsigned long long)proxy_stat_get(st->bad_requests));
-		for (i = 0; i < st->nroutes; i++) {
-			put(&b, i ? ",{\"key\":" : "{\"key\":");
-			core_json_str(&b, st->routes[i].key);
-			put(&b, ",\"upstream\":");
-			core_json_str(&b, st->routes[i].upstream);
-			core_buf_printf(&b, ",\"requests\":%llu,\"responses\":[",
-			     (unsigned long long)proxy_stat_get(st->routes[i].requests));
-			for (c = 0; c < 5; c++)
-				core_buf_printf(&b, "%s%llu", c ? "," : "",
-				     (unsigned long long)proxy_stat_get(st->routes[i].responses[c]));
-			put(&b, "],\"latency\":[");
-			for (c = 0; c < PROXY_LAT_BUCKETS; c++)
-				core_buf_printf(&b, "%s%llu", c ? "," : "",
-				     (unsigned long long)proxy_stat_get(st->routes[i].latency[c]));
-			core_buf_printf(&b, "],\"latency_ms\":%llu,\"bytes\":%llu}",
-			     (unsigned long long)proxy_stat_get(st->routes[i].latency_ms),
-			     (unsigned long long)proxy_stat_get(st->routes[i].bytes));
-		}
-		put(&b, "],\"latency_bounds_ms\":[");
-		for (c = 0; c < PROXY_LAT_BUCKETS - 1; c++)
-			core_buf_printf(&b, "%s%u", c ? "," : "", proxy_lat_bounds[c]);
-		put(&b, "],\"servers\":[");
-		for (i = 0; i < st->nservers; i++) {
-			uint64_t out_until = proxy_stat_get(sv[i].out_until);
-			const char *state = proxy_stat_get(sv[i].check_down) ? "down" :
-					    out_until > now ? "failed" : "up";
-
-			put(&b, i ? ",{\"upstream\":" : "{\"upstream\":");
-			core_json_str(&b, sv[i].upstream);
-			put(&b, ",\"address\":");
-			core_json_str(&b, sv[i].name);
-			core_buf_printf(&b, ",\"state\":\"%s\",\"requests\":%llu,\"failures\":%llu,"
-				 "\"active\":%llu,\"checks\":%llu,\"checks_failed\":%llu,\"check_error\":",
-			     state, (unsigned long long)proxy_stat_get(sv[i].requests),
-			     (unsigned long long)proxy_stat_get(sv[i].failures),
-			     (unsigned long long)proxy_stat_get(sv[i].active),
-			     (unsigned long long)proxy_stat_get(sv[i].checks),
-			     (unsigned long long)proxy_stat_get(sv[i].checks_failed));
-			core_json_str(&b, sv[i].check_error);
-			put(&b, ",\"responses\":[");
-			for (c = 0; c < 5; c++)
-				core_buf_printf(&b, "%s%llu", c ? "," : "",
-				     (unsigned long long)proxy_stat_get(sv[i].responses[c]));
-			put(&b, "]}");
-		}
-		put(&b, "]");
+	if (core_status_json(&b) != CORE_OK) {
+		core_buf_free(&b);
+		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "status too large");
 	}
 	put(&b, "}\n");
 	rc = reply_json(r, MHD_HTTP_OK, &b, NULL);
@@ -1083,11 +1029,12 @@ static enum MHD_Result api_user_delete(struct web_req *r, const struct auth_sess
 
 static enum MHD_Result api_monitors(struct web_req *r)
 {
+	const struct core_status_provider *p = core_status_find("monitors");
 	struct core_buf b;
 	enum MHD_Result rc;
 
 	core_buf_init(&b, 4 << 20);
-	if (proxy_monitor_json(&b) != CORE_OK) {
+	if (p == NULL || p->json(&b) != CORE_OK) {
 		core_buf_free(&b);
 		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "too many monitors");
 	}
@@ -1103,6 +1050,7 @@ static enum MHD_Result api_history(struct web_req *r)
 	const char *name = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND, "name");
 	int64_t range = query_int(r, "range"), points = query_int(r, "points");
 	uint64_t to = core_clock_wall_ms(), from;
+	const struct core_status_provider *p;
 	struct core_buf b;
 	enum MHD_Result rc;
 
@@ -1121,7 +1069,9 @@ static enum MHD_Result api_history(struct web_req *r)
 	core_json_str(&b, name);
 	core_buf_printf(&b, ",\"from\":%llu,\"to\":%llu,\"points\":", (unsigned long long)from,
 	     (unsigned long long)to);
-	if (proxy_monitor_history(name, from, to, (unsigned)points, &b) != CORE_OK) {
+	p = core_status_find("monitors");
+	if (p == NULL || p->history == NULL ||
+	    p->history(name, from, to, (unsigned)points, &b) != CORE_OK) {
 		core_buf_free(&b);
 		return reply_error(r, MHD_HTTP_SERVICE_UNAVAILABLE, NULL,
 				   "monitor results are not being kept (see the log)");
@@ -1134,9 +1084,10 @@ static enum MHD_Result api_history(struct web_req *r)
 
 static enum MHD_Result api_alert_test(struct web_req *r, const struct auth_session *s)
 {
-	if (proxy_monitor_test(s->user) != CORE_OK)
-		return reply_error(r, MHD_HTTP_CONFLICT, "alerts",
-				   "no alert channel is configured: add a webhook or e-mail recipients");
+	char err[200];
+
+	if (core_event_test(s->user, err, sizeof(err)) != CORE_OK)
+		return reply_error(r, MHD_HTTP_CONFLICT, "alerts", "%s", err);
 	audit(r, s->user, "test alert", "");
 	return reply_error(r, MHD_HTTP_OK, NULL, "sent");
 }
@@ -1330,8 +1281,7 @@ static enum MHD_Result api_metrics(struct web_req *r)
 	enum MHD_Result rc;
 
 	core_buf_init(&out, 4 << 20);
-	if (proxy_metrics_write(&out, core_loop_now(api.loop)) != CORE_OK ||
-	    cache_metrics(&out) != CORE_OK) {
+	if (core_status_metrics(&out) != CORE_OK) {
 		core_buf_free(&out);
 		return reply_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "metrics too large");
 	}

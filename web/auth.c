@@ -16,9 +16,9 @@
 #include <mbedtls/sha256.h>
 
 #include "auth.h"
-#include "cache/kv.h"
 #include "core/clock.h"
 #include "core/core.h"
+#include "core/kv.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/tls.h"
@@ -249,7 +249,7 @@ static void session_share(const struct auth_session *s)
 	session_key(s->token, key, sizeof(key));
 	snprintf(val, sizeof(val), "%s\t%s\t%s\t%llu", s->user, s->ip, s->csrf,
 		 (unsigned long long)(core_clock_wall_ms() - (now - s->created)));
-	cache_kv_set(key, val, AUTH_MAX_AGE_MS - (now - s->created));
+	core_kv_set(key, val, AUTH_MAX_AGE_MS - (now - s->created));
 }
 
 static struct auth_session *session_slot(uint64_t now)
@@ -294,7 +294,7 @@ static struct auth_session *session_adopt(const char *token, uint64_t now)
 	const char *v;
 
 	session_key(token, key, sizeof(key));
-	if ((v = cache_kv_get(key)) == NULL ||
+	if ((v = core_kv_get(key)) == NULL ||
 	    sscanf(v, "%63[^\t]\t%63[^\t]\t%64[0-9a-f]\t%llu", user, ip, csrf, &made) != 4 ||
 	    strlen(csrf) != AUTH_TOKEN_HEX)
 		return NULL;
@@ -317,7 +317,7 @@ static void session_forget(struct auth_session *s)
 	char key[80];
 
 	session_key(s->token, key, sizeof(key));
-	cache_kv_del(key);
+	core_kv_del(key);
 	memset(s, 0, sizeof(*s));
 }
 
@@ -341,7 +341,7 @@ struct auth_session *auth_session_find(const char *token)
 			}
 			/* Ended on another gateway: gone from the shared table. */
 			session_key(token, key, sizeof(key));
-			if (cache_kv_get(key) == NULL) {
+			if (core_kv_get(key) == NULL) {
 				memset(s, 0, sizeof(*s));
 				return NULL;
 			}
@@ -369,7 +369,7 @@ static void end_shared(const char *key, const char *val, void *arg)
 	size_t n = strlen(eu->user);
 
 	if (strcmp(key, eu->keep) != 0 && !strncmp(val, eu->user, n) && val[n] == '\t')
-		cache_kv_del(key);
+		core_kv_del(key);
 }
 
 void auth_sessions_end_user(const char *user, const struct auth_session *keep)
@@ -383,7 +383,7 @@ void auth_sessions_end_user(const char *user, const struct auth_session *keep)
 		if (&au.sessions[i] != keep && au.sessions[i].token[0] != '\0' &&
 		    strcmp(au.sessions[i].user, user) == 0)
 			memset(&au.sessions[i], 0, sizeof(au.sessions[i]));
-	cache_kv_each("session:", end_shared, &eu);
+	core_kv_each("session:", end_shared, &eu);
 }
 
 /* ---- lockout ------------------------------------------------------------------------------- */

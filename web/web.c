@@ -23,7 +23,6 @@
 #include "core/state.h"
 #include "api.h"
 #include "front.h"
-#include "proxy/proxy.h"
 #include "ui.h"
 #include "version.h"
 

@@ -7,9 +7,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proxy/http.h"
+#include "core/http.h"
 
-static const struct proxy_http_limits lim = {
+static const struct core_http_limits lim = {
 	.max_line = 512, .max_head = 4096, .max_headers = 32,
 };
 
@@ -19,7 +19,7 @@ static void check_span(struct proxy_span s, int head)
 		abort();
 }
 
-static void check_msg(const struct proxy_http_msg *m, int rc, size_t len)
+static void check_msg(const struct core_http_msg *m, int rc, size_t len)
 {
 	unsigned i;
 
@@ -43,14 +43,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	struct proxy_http_msg m;
+	struct core_http_msg m;
 	struct proxy_chunked c;
 	const char *p = (const char *)data, *why = NULL;
 	size_t off, step;
 	int rc;
 
-	proxy_http_msg_reset(&m);
-	rc = proxy_http_parse_request(p, size, &lim, &m);
+	core_http_msg_reset(&m);
+	rc = core_http_parse_request(p, size, &lim, &m);
 	check_msg(&m, rc, size);
 	if (rc > 0) {
 		check_span(m.method, rc);
@@ -59,8 +59,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_span(m.host, rc);
 	}
 
-	proxy_http_msg_reset(&m);
-	rc = proxy_http_parse_response(p, size, &lim, &m);
+	core_http_msg_reset(&m);
+	rc = core_http_parse_response(p, size, &lim, &m);
 	check_msg(&m, rc, size);
 
 	if (size == 0)

@@ -216,6 +216,36 @@ async function main() {
 		});
 		await p.locator('.pill.up').first().waitFor();
 		if (await p.locator('svg.chart path').count() < 3) throw new Error('charts not drawn');
+		/* The Servers table, read by the cell under each header: each
+		 * header is aligned as its cells are, the Requests cell is the
+		 * server's request count (not the next column's), and Last check
+		 * says when and what. */
+		await until('a server row with a last check', async () =>
+			/ago · \d{3} in \d+ ms/.test(await p.locator('#servers tr').nth(1).textContent()));
+		const table = await p.locator('#servers').evaluate(t => {
+			const rows = [...t.querySelectorAll('tr')];
+			const heads = [...rows[0].querySelectorAll('th')].map(th => ({ text: th.textContent, align: getComputedStyle(th).textAlign }));
+			return { heads, rows: rows.slice(1).map(r => [...r.querySelectorAll('td')].map(td => ({ text: td.textContent, align: getComputedStyle(td).textAlign }))) };
+		});
+		const col = name => table.heads.findIndex(x => x.text.toLowerCase() === name.toLowerCase());
+		for (const row of table.rows)
+			table.heads.forEach((hd, i) => {
+				if (row[i].align !== hd.align)
+					throw new Error(`column "${hd.text}": header ${hd.align}, cell "${row[i].text}" ${row[i].align}`);
+			});
+		const st = await (await p.request.get(`${T.admin}/api/v1/status`)).json();
+		let total = 0;
+		for (const row of table.rows) {
+			const sv = st.proxy.servers.find(s => s.address === row[col('Server')].text);
+			if (!sv) throw new Error('no server ' + row[col('Server')].text + ' in the status');
+			const shown = parseInt(row[col('Requests')].text, 10);
+			if (!(shown <= sv.requests && parseInt(row[col('Failures')].text, 10) <= sv.failures))
+				throw new Error(`Requests shows ${shown}, the server has ${sv.requests}`);
+			total += shown;
+			if (!/^\d+ (s|min) ago · /.test(row[col('Last check')].text))
+				throw new Error('Last check shows ' + JSON.stringify(row[col('Last check')].text));
+		}
+		if (total === 0) throw new Error('no requests shown under Requests');
 		/* The shared Redis: its master, verified by ROLE. */
 		const redis = p.locator('section.panel', { hasText: 'Redis (shared sessions)' });
 		await redis.getByText(`127.0.0.1:${T.ports.predis}`).first().waitFor();

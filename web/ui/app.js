@@ -8,6 +8,12 @@ const $ = (sel, el) => (el || document).querySelector(sel);
 
 /* ---- elements ---------------------------------------------------------------------------- */
 
+/* A header row; a name starting with '#' heads a column of numbers, which
+ * are right-aligned, so it is right-aligned too. */
+function heads(...names) {
+	return h('tr', {}, names.map(n => n.startsWith('#') ? h('th', { class: 'num', text: n.slice(1) }) : h('th', { text: n })));
+}
+
 function h(tag, attrs, ...kids) {
 	const el = document.createElement(tag);
 	for (const [k, v] of Object.entries(attrs || {})) {
@@ -258,9 +264,23 @@ function uptimeBars(points, from, to) {
 
 /* ---- status polling: live figures for the dashboard ------------------------------------------ */
 
+/* The proxy's part of the status (its provider's object, or nothing yet). */
+function proxyOf(st) {
+	return (st && st.proxy) || { routes: [], servers: [], latency_bounds_ms: [], active: 0 };
+}
+
+/* A server's last health check: "2 s ago · 200 in 3 ms", or why it failed. */
+function lastCheck(s, now) {
+	if (!s.last_check) return s.checks ? '' : 'no checks';
+	const ago = Math.max(0, Math.round((now - s.last_check) / 1000));
+	const when = ago < 60 ? `${ago} s ago` : ago < 3600 ? `${Math.round(ago / 60)} min ago` : fmtTime(s.last_check);
+	if (s.check_error && s.state === 'down') return `${when} · ${s.check_error}`;
+	return `${when} · ${s.last_check_status ? s.last_check_status : 'connected'} in ${s.last_check_ms} ms`;
+}
+
 function totals(st) {
 	const t = { t: Date.now(), req: 0, resp: 0, err: 0, lat: null };
-	for (const r of st.routes || []) {
+	for (const r of proxyOf(st).routes || []) {
 		t.req += r.requests;
 		t.resp += r.responses.reduce((a, b) => a + b, 0);
 		t.err += r.responses[4];
@@ -293,8 +313,8 @@ async function refreshStatus() {
 		const dh = cur.lat && prev.lat ? cur.lat.map((c, i) => c - prev.lat[i]) : [];
 		S.samples.push({ t: cur.t, rps: (cur.req - prev.req) / dt,
 			err: dr > 0 ? 100 * (cur.err - prev.err) / dr : 0,
-			p50: quantile(dh, st.latency_bounds_ms || [], 0.5),
-			p99: quantile(dh, st.latency_bounds_ms || [], 0.99) });
+			p50: quantile(dh, proxyOf(st).latency_bounds_ms || [], 0.5),
+			p99: quantile(dh, proxyOf(st).latency_bounds_ms || [], 0.99) });
 		if (S.samples.length > 180) S.samples.shift();
 	}
 	showConfirm(st.confirm);
@@ -338,13 +358,13 @@ pages['/'] = async main => {
 	every(2000, async () => {
 		const st = await refreshStatus();
 		if (!st) return;
-		const last = S.samples[S.samples.length - 1] || {};
-		const up = (st.servers || []).filter(s => s.state === 'up').length;
+		const last = S.samples[S.samples.length - 1] || {}, px = proxyOf(st);
+		const up = (px.servers || []).filter(s => s.state === 'up').length;
 		cards.replaceChildren(...[
 			['Requests/s', fmtNum(last.rps)], ['p50 latency', last.p50 === null || last.p50 === undefined ? '–' : fmtNum(last.p50, 1) + ' ms'],
 			['p99 latency', last.p99 === null || last.p99 === undefined ? '–' : fmtNum(last.p99, 1) + ' ms'],
-			['5xx rate', fmtNum(last.err, 2) + ' %'], ['Servers up', `${up} / ${(st.servers || []).length}`],
-			['Connections', st.active], ['Uptime', fmtUptime(st.uptime_s)], ['Version', st.version],
+			['5xx rate', fmtNum(last.err, 2) + ' %'], ['Servers up', `${up} / ${(px.servers || []).length}`],
+			['Connections', px.active], ['Uptime', fmtUptime(st.uptime_s)], ['Version', st.version],
 		].map(([k, v]) => h('div', { class: 'card' }, h('div', { class: 'k', text: k }), h('div', { class: 'v', text: v }))));
 		const pts = key => S.samples.filter(s => s[key] !== null).map(s => [s.t, s[key]]);
 		charts.replaceChildren(
@@ -352,15 +372,15 @@ pages['/'] = async main => {
 			panel('Latency (ms)', lineChart([{ name: 'p50', color: '#2da44e', points: pts('p50') },
 				{ name: 'p99', color: '#bf8700', points: pts('p99') }], { min: 0, fmt: v => fmtNum(v, 1) })),
 			panel('Error rate (5xx %)', lineChart([{ name: '5xx', color: '#cf222e', points: pts('err') }], { min: 0, fmt: v => fmtNum(v, 1) })));
-		servers.replaceChildren(h('table', {},
-			h('tr', {}, ['Upstream', 'Server', 'State', 'Active', 'Requests', 'Failures', 'Last check'].map(t => h('th', { text: t }))),
-			(st.servers || []).map(s => {
+		servers.replaceChildren(h('table', { id: 'servers' },
+			heads('Upstream', 'Server', 'State', '#Active', '#Requests', '#Failures', 'Last check'),
+			(px.servers || []).map(s => {
 				const f = flags[s.upstream + '/' + s.address] || {};
 				const state = f.down ? 'maintenance' : f.drain ? 'drain' : s.state;
 				return h('tr', {}, h('td', { text: s.upstream }), h('td', { class: 'mono', text: s.address }),
 					h('td', {}, pill(state)), h('td', { class: 'num', text: s.active }),
 					h('td', { class: 'num', text: s.requests }), h('td', { class: 'num', text: s.failures }),
-					h('td', { class: 'muted', text: s.check_error || (s.checks ? 'passed' : '') }));
+					h('td', { class: 'muted', text: lastCheck(s, st.time) }));
 			})));
 		redisPanel.hidden = !st.redis;
 		if (st.redis) redis.replaceChildren(...redisView(st.redis));
@@ -383,7 +403,7 @@ function redisView(r) {
 	if (t.master) rows.push(h('tr', {}, h('td', { class: 'mono', text: t.master }), h('td', {}, pill('master')), h('td', { class: 'num', text: t.offset }), h('td', { class: 'num', text: '–' })));
 	for (const x of t.replicas) rows.push(h('tr', {}, h('td', { class: 'mono', text: x.address }), h('td', {}, pill('replica')), h('td', { class: 'num', text: x.offset }), h('td', { class: 'num', text: x.lag_bytes + ' B' })));
 	for (const n of t.nodes) if (n.role !== 'master' && n.role !== 'replica') rows.push(h('tr', {}, h('td', { class: 'mono', text: n.address }), h('td', {}, pill('down')), h('td', { class: 'muted', text: n.error }), h('td')));
-	out.push(h('table', {}, h('tr', {}, ['Node', 'Role', 'Offset', 'Lag'].map(x => h('th', { text: x }))), rows));
+	out.push(h('table', {}, heads('Node', 'Role', '#Offset', '#Lag'), rows));
 	if (t.sentinels.length)
 		out.push(h('p', {}, h('strong', { text: 'Sentinels: ' }), t.sentinels.map(x => h('span', { class: 'mono' }, x.address + ' ', pill(x.answered ? 'up' : 'down'), x.subscribed ? ' (subscribed) ' : ' '))));
 	if (r.front)
@@ -445,10 +465,10 @@ pages['/routes'] = async main => {
 /* Upstreams and servers */
 pages['/upstreams'] = async main => {
 	const cfg = (await api('GET', '/api/v1/config')).data;
-	const st = await refreshStatus() || { servers: [] };
+	const st = await refreshStatus();
 	main.append(h('h1', { text: 'Upstreams and servers' }));
 	const live = {};
-	for (const s of st.servers || []) live[s.upstream + '/' + s.address] = s;
+	for (const s of proxyOf(st).servers || []) live[s.upstream + '/' + s.address] = s;
 	for (const [name, up] of Object.entries(cfg.upstreams)) {
 		const rows = up.servers.map((s, i) => {
 			const l = live[name + '/' + s.address] || {};
@@ -515,7 +535,7 @@ pages['/upstreams'] = async main => {
 			if (await applyChange(form, `HTTPS to ${name}`, c => Object.assign(c.upstreams[name].tls, v))) render();
 		});
 		main.append(h('section', { class: 'panel', 'data-upstream': name }, h('h2', { text: name }),
-			h('div', { class: 'scroll' }, h('table', {}, h('tr', {}, ['Server', 'Weight', '', 'State', 'Requests', 'Last error', ''].map(t => h('th', { text: t }))), rows)),
+			h('div', { class: 'scroll' }, h('table', {}, heads('Server', '#Weight', '', 'State', '#Requests', 'Last error', ''), rows)),
 			h('h3', { text: 'Add a server' }), addForm, h('h3', { text: 'Health check' }), healthForm,
 			h('h3', { text: 'Balancing' }), balForm, h('h3', { text: 'HTTPS to the servers' }), tlsForm));
 	}
@@ -538,7 +558,7 @@ pages['/monitors'] = async main => {
 	main.append(h('h1', { text: 'Health and monitors' }));
 	const m = await api('GET', '/api/v1/monitors');
 	const cfg = (await api('GET', '/api/v1/config')).data;
-	const table = h('table', {}, h('tr', {}, ['Monitor', 'State', 'Probes', 'Failed', 'Uptime', 'Last', 'Last error'].map(t => h('th', { text: t }))));
+	const table = h('table', {}, heads('Monitor', 'State', '#Probes', '#Failed', '#Uptime', '#Last', 'Last error'));
 	const detail = h('div');
 	for (const x of (m.data.monitors || [])) {
 		table.append(h('tr', {}, h('td', {}, h('button', { type: 'button', class: 'link', text: x.name, onclick: () => show(x.name, 3600) })),
@@ -689,7 +709,7 @@ pages['/revisions'] = async main => {
 	const r = await api('GET', '/api/v1/revisions?limit=200');
 	const revs = Array.isArray(r.data) ? r.data : (r.data.revisions || []);
 	const diffBox = h('div');
-	const table = h('table', {}, h('tr', {}, ['', '', 'Revision', 'Time', 'Author', 'Comment', ''].map(t => h('th', { text: t }))),
+	const table = h('table', {}, heads('', '', '#Revision', 'Time', 'Author', 'Comment', ''),
 		revs.map((v, i) => h('tr', { 'data-rev': v.id },
 			h('td', {}, h('input', { type: 'radio', name: 'from', value: v.id, checked: i === 1, 'aria-label': 'from' })),
 			h('td', {}, h('input', { type: 'radio', name: 'to', value: v.id, checked: i === 0, 'aria-label': 'to' })),

@@ -1,8 +1,8 @@
 /* Monitor results kept in SQLite for the UI's uptime and latency charts:
  * raw rows for 48 hours, per-minute rows for 14 days, per-hour rows for
  * 400 days, and the file held under a size cap by dropping the oldest. */
-#ifndef KEEL_PROXY_HISTORY_H
-#define KEEL_PROXY_HISTORY_H
+#ifndef KEEL_MONITOR_HISTORY_H
+#define KEEL_MONITOR_HISTORY_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -14,16 +14,16 @@
 #define PROXY_HISTORY_MINUTE_MS	(14ULL * 24 * 3600 * 1000)
 #define PROXY_HISTORY_HOUR_MS	(400ULL * 24 * 3600 * 1000)
 
-struct proxy_history;
+struct monitor_history;
 
 /* Opens (creating) the database at path. NULL with the reason in err. */
-struct proxy_history *proxy_history_open(const char *path, int64_t max_bytes,
+struct monitor_history *monitor_history_open(const char *path, int64_t max_bytes,
 					 char *err, size_t errlen);
-void proxy_history_close(struct proxy_history *h);
+void monitor_history_close(struct monitor_history *h);
 
 /* Records one result (wall_ms: its time). CORE_OK, or CORE_ERROR with the
  * reason in err (a full disk, say): the caller reports it and goes on. */
-int proxy_history_add(struct proxy_history *h, const char *monitor, uint64_t wall_ms,
+int monitor_history_add(struct monitor_history *h, const char *monitor, uint64_t wall_ms,
 		      bool ok, uint64_t ms, unsigned status, const char *error,
 		      char *err, size_t errlen);
 
@@ -31,13 +31,13 @@ int proxy_history_add(struct proxy_history *h, const char *monitor, uint64_t wal
  * monitor between wall times from and to, in about `points` buckets: from
  * the raw rows for spans within 2 hours, per-minute rows within 14 days,
  * per-hour rows beyond. */
-int proxy_history_json(struct proxy_history *h, const char *monitor, uint64_t from,
+int monitor_history_json(struct monitor_history *h, const char *monitor, uint64_t from,
 		       uint64_t to, unsigned points, struct core_buf *out);
 
 /* Applies the retention periods and the size cap. */
-int proxy_history_prune(struct proxy_history *h, uint64_t wall_ms, char *err, size_t errlen);
+int monitor_history_prune(struct monitor_history *h, uint64_t wall_ms, char *err, size_t errlen);
 
 /* The database's size in bytes (pages in use). */
-int64_t proxy_history_size(struct proxy_history *h);
+int64_t monitor_history_size(struct monitor_history *h);
 
 #endif

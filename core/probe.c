@@ -7,11 +7,11 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "core/clock.h"
-#include "core/core.h"
-#include "core/loop.h"
-#include "core/net.h"
-#include "core/settings.h"
+#include "clock.h"
+#include "core.h"
+#include "loop.h"
+#include "net.h"
+#include "settings.h"
 #include "http.h"
 #include "probe.h"
 
@@ -27,7 +27,7 @@ enum probe_phase {
 static void probe_on_io(struct core_io *io, unsigned revents);
 static void probe_on_timer(struct core_timer *t);
 
-void proxy_probe_init(struct core_loop *loop, struct probe *p)
+void core_probe_init(struct core_loop *loop, struct core_probe *p)
 {
 	p->fd = -1;
 	p->phase = PROBE_IDLE;
@@ -35,12 +35,12 @@ void proxy_probe_init(struct core_loop *loop, struct probe *p)
 	core_timer_init(loop, &p->timer, probe_on_timer, p);
 }
 
-bool proxy_probe_busy(const struct probe *p)
+bool core_probe_busy(const struct core_probe *p)
 {
 	return p->phase != PROBE_IDLE;
 }
 
-static void probe_close(struct probe *p)
+static void probe_close(struct core_probe *p)
 {
 	core_tls_free(p->conn);
 	p->conn = NULL;
@@ -54,7 +54,7 @@ static void probe_close(struct probe *p)
 	p->phase = PROBE_IDLE;
 }
 
-void proxy_probe_tls(struct probe *p, struct core_tls_server *cli, const char *server_name,
+void core_probe_tls(struct core_probe *p, struct core_tls_server *cli, const char *server_name,
 		     const struct core_conf_addr *a)
 {
 	p->tls = cli;
@@ -64,12 +64,12 @@ void proxy_probe_tls(struct probe *p, struct core_tls_server *cli, const char *s
 		core_net_ntop((const struct sockaddr *)&a->sa, p->tls_name, sizeof(p->tls_name));
 }
 
-void proxy_probe_cancel(struct probe *p)
+void core_probe_cancel(struct core_probe *p)
 {
 	probe_close(p);
 }
 
-static void probe_finish(struct probe *p, bool ok, unsigned status, const char *why)
+static void probe_finish(struct core_probe *p, bool ok, unsigned status, const char *why)
 {
 	uint64_t ms = core_loop_now(p->timer.loop) - p->started;
 
@@ -78,12 +78,12 @@ static void probe_finish(struct probe *p, bool ok, unsigned status, const char *
 }
 
 /* Judges what came back; returns without a verdict while more may come. */
-static void probe_judge(struct probe *p, bool eof)
+static void probe_judge(struct core_probe *p, bool eof)
 {
-	static const struct proxy_http_limits lim = {
+	static const struct core_http_limits lim = {
 		.max_line = 8192, .max_head = PROBE_MAX_RESPONSE, .max_headers = 128,
 	};
-	struct proxy_http_msg *m;
+	struct core_http_msg *m;
 	char why[96];
 	unsigned status;
 	int rc;
@@ -93,8 +93,8 @@ static void probe_judge(struct probe *p, bool eof)
 		probe_finish(p, false, 0, "out of memory");
 		return;
 	}
-	proxy_http_msg_reset(m);
-	rc = proxy_http_parse_response(core_buf_head(&p->in), core_buf_len(&p->in), &lim, m);
+	core_http_msg_reset(m);
+	rc = core_http_parse_response(core_buf_head(&p->in), core_buf_len(&p->in), &lim, m);
 	status = m->status;
 	if (rc == 0) {
 		free(m);
@@ -131,7 +131,7 @@ static void probe_judge(struct probe *p, bool eof)
 
 /* HTTPS: CORE_OK once up, CORE_AGAIN (waiting on the socket), or
  * CORE_ERROR with the reason (a certificate refused, say) in why. */
-static int probe_handshake(struct probe *p, char *why, size_t len)
+static int probe_handshake(struct core_probe *p, char *why, size_t len)
 {
 	char err[200], verify[200];
 	int rc;
@@ -156,7 +156,7 @@ static int probe_handshake(struct probe *p, char *why, size_t len)
 }
 
 /* Reads what there is, through TLS when the probe speaks it. */
-static ssize_t probe_read(struct probe *p)
+static ssize_t probe_read(struct core_probe *p)
 {
 	ssize_t n, total = 0;
 
@@ -174,7 +174,7 @@ static ssize_t probe_read(struct probe *p)
 
 static void probe_on_io(struct core_io *io, unsigned revents)
 {
-	struct probe *p = io->data;
+	struct core_probe *p = io->data;
 	char why[320];
 	ssize_t n;
 
@@ -234,7 +234,7 @@ static void probe_on_io(struct core_io *io, unsigned revents)
 
 static void probe_on_timer(struct core_timer *t)
 {
-	struct probe *p = t->data;
+	struct core_probe *p = t->data;
 	char why[96];
 
 	if (p->phase == PROBE_FAILED) {
@@ -247,7 +247,7 @@ static void probe_on_timer(struct core_timer *t)
 	probe_finish(p, false, 0, why);
 }
 
-void proxy_probe_start(struct probe *p)
+void core_probe_start(struct core_probe *p)
 {
 	int one = 1;
 

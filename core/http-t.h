@@ -1,12 +1,12 @@
 /* Types of the HTTP/1.x parser: a parsed message head, as offsets into the
  * caller's buffer (which may move), and the chunked-body decoder state. */
-#ifndef KEEL_PROXY_HTTP_T_H
-#define KEEL_PROXY_HTTP_T_H
+#ifndef KEEL_CORE_HTTP_T_H
+#define KEEL_CORE_HTTP_T_H
 
 #include <stdint.h>
 
-#define PROXY_HTTP_MAX_HEADERS		128	/* hard ceiling of the table */
-#define PROXY_HTTP_MAX_CONN_TOKENS	16	/* names listed in Connection */
+#define CORE_HTTP_MAX_HEADERS		128	/* hard ceiling of the table */
+#define CORE_HTTP_MAX_CONN_TOKENS	16	/* names listed in Connection */
 
 /* A byte range of the buffer the head was parsed from. */
 struct proxy_span {
@@ -38,7 +38,7 @@ enum proxy_hdr_kind {
 	PROXY_H_COOKIE,
 };
 
-struct proxy_http_header {
+struct core_http_header {
 	struct proxy_span name;
 	struct proxy_span value;	/* without surrounding whitespace */
 	uint32_t	line_end;	/* offset just past the line's CRLF */
@@ -46,7 +46,7 @@ struct proxy_http_header {
 	uint8_t		hop;		/* hop-by-hop: fixed set or named in Connection */
 };
 
-enum proxy_http_method {
+enum core_http_method {
 	PROXY_M_OTHER = 0,	/* a valid token we do not know: passed through */
 	PROXY_M_GET,
 	PROXY_M_HEAD,
@@ -60,10 +60,10 @@ enum proxy_http_method {
 };
 
 /* Limits on a head; past them the parser answers 414 or 431. */
-struct proxy_http_limits {
+struct core_http_limits {
 	uint32_t	max_line;	/* request line, bytes */
 	uint32_t	max_head;	/* line + headers + blank line, bytes */
-	uint32_t	max_headers;	/* header fields, at most PROXY_HTTP_MAX_HEADERS */
+	uint32_t	max_headers;	/* header fields, at most CORE_HTTP_MAX_HEADERS */
 };
 
 /* Message flags, set from the headers. */
@@ -74,7 +74,7 @@ struct proxy_http_limits {
 #define PROXY_HF_CONTINUE	0x010	/* Expect: 100-continue */
 #define PROXY_HF_HAS_CL		0x020	/* content_length is valid */
 
-struct proxy_http_msg {
+struct core_http_msg {
 	uint32_t	scan;		/* bytes already searched for the end */
 	uint32_t	head_len;	/* bytes of the whole head, once complete */
 	unsigned	version;	/* 10 or 11 */
@@ -82,7 +82,7 @@ struct proxy_http_msg {
 	const char	*why;		/* what was wrong, when parsing failed */
 
 	/* request */
-	enum proxy_http_method method_id;
+	enum core_http_method method_id;
 	struct proxy_span method;
 	struct proxy_span target;	/* as sent */
 	struct proxy_span path;		/* origin-form part of target */
@@ -94,9 +94,9 @@ struct proxy_http_msg {
 
 	int64_t		content_length;	/* with PROXY_HF_HAS_CL */
 	unsigned	nconn;
-	struct proxy_span conn[PROXY_HTTP_MAX_CONN_TOKENS]; /* Connection tokens */
+	struct proxy_span conn[CORE_HTTP_MAX_CONN_TOKENS]; /* Connection tokens */
 	unsigned	nhdr;
-	struct proxy_http_header hdr[PROXY_HTTP_MAX_HEADERS];
+	struct core_http_header hdr[CORE_HTTP_MAX_HEADERS];
 };
 
 /* Chunked transfer coding, decoded incrementally while it is passed on. */

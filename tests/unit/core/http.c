@@ -1,26 +1,26 @@
-/* Tests of proxy/http.c: strict request and response heads, limits, and
+/* Tests of core/http.c: strict request and response heads, limits, and
  * the chunked decoder. */
 #include <stdio.h>
 
 #include "runner.h"
-#include "proxy/http.c"
+#include "core/http.c"
 
-static const struct proxy_http_limits lim = {
+static const struct core_http_limits lim = {
 	.max_line = 256, .max_head = 1024, .max_headers = 8,
 };
 
-static struct proxy_http_msg msg;
+static struct core_http_msg msg;
 
 static int req(const char *s)
 {
-	proxy_http_msg_reset(&msg);
-	return proxy_http_parse_request(s, strlen(s), &lim, &msg);
+	core_http_msg_reset(&msg);
+	return core_http_parse_request(s, strlen(s), &lim, &msg);
 }
 
 static int resp(const char *s)
 {
-	proxy_http_msg_reset(&msg);
-	return proxy_http_parse_response(s, strlen(s), &lim, &msg);
+	core_http_msg_reset(&msg);
+	return core_http_parse_response(s, strlen(s), &lim, &msg);
 }
 
 static const char *spanstr(const char *buf, struct proxy_span s)
@@ -62,9 +62,9 @@ TEST(incomplete_head_needs_more_and_resumes_where_it_stopped)
 	size_t n;
 	int rc = 0;
 
-	proxy_http_msg_reset(&msg);
+	core_http_msg_reset(&msg);
 	for (n = 1; n <= strlen(r); n++) {
-		rc = proxy_http_parse_request(r, n, &lim, &msg);
+		rc = core_http_parse_request(r, n, &lim, &msg);
 		if (n < strlen(r))
 			CHECK_INT(rc, ==, 0);
 	}
@@ -152,8 +152,8 @@ TEST(nul_in_a_header_value_is_refused)
 {
 	static const char r[] = "GET / HTTP/1.1\r\nHost: a\r\nX-A: b\0c\r\n\r\n";
 
-	proxy_http_msg_reset(&msg);
-	CHECK_INT(proxy_http_parse_request(r, sizeof(r) - 1, &lim, &msg), ==, -400);
+	core_http_msg_reset(&msg);
+	CHECK_INT(core_http_parse_request(r, sizeof(r) - 1, &lim, &msg), ==, -400);
 	CHECK_STR(msg.why, "NUL in header value");
 }
 
@@ -203,9 +203,9 @@ TEST(unknown_methods_pass_as_tokens)
 {
 	CHECK(req("PROPFIND /dav HTTP/1.1\r\nHost: a\r\n\r\n") > 0);
 	CHECK_INT(msg.method_id, ==, PROXY_M_OTHER);
-	CHECK(!proxy_http_idempotent(PROXY_M_POST));
-	CHECK(proxy_http_idempotent(PROXY_M_PUT));
-	CHECK(!proxy_http_idempotent(PROXY_M_OTHER));
+	CHECK(!core_http_idempotent(PROXY_M_POST));
+	CHECK(core_http_idempotent(PROXY_M_PUT));
+	CHECK(!core_http_idempotent(PROXY_M_OTHER));
 }
 
 TEST(responses)

@@ -2,15 +2,15 @@
  * responses, and the chunked transfer coding. It allocates nothing and
  * refuses anything ambiguous, because a proxy that reads a message one way
  * while the server behind it reads it another is open to smuggling. */
-#ifndef KEEL_PROXY_HTTP_H
-#define KEEL_PROXY_HTTP_H
+#ifndef KEEL_CORE_HTTP_H
+#define KEEL_CORE_HTTP_H
 
 #include <stddef.h>
 #include <sys/types.h>
 
 #include "http-t.h"
 
-static inline void proxy_http_msg_reset(struct proxy_http_msg *m)
+static inline void core_http_msg_reset(struct core_http_msg *m)
 {
 	m->scan = 0;
 	m->head_len = 0;
@@ -28,24 +28,24 @@ static inline void proxy_http_msg_reset(struct proxy_http_msg *m)
  * long), -431 (head too large or too many fields), -501 (unsupported
  * transfer coding), -505 (HTTP version). m->why says what was wrong.
  */
-int proxy_http_parse_request(const char *buf, size_t len,
-			     const struct proxy_http_limits *lim,
-			     struct proxy_http_msg *m);
+int core_http_parse_request(const char *buf, size_t len,
+			     const struct core_http_limits *lim,
+			     struct core_http_msg *m);
 
 /* The same for a response head; any failure is -502 (invalid header). */
-int proxy_http_parse_response(const char *buf, size_t len,
-			      const struct proxy_http_limits *lim,
-			      struct proxy_http_msg *m);
+int core_http_parse_response(const char *buf, size_t len,
+			      const struct core_http_limits *lim,
+			      struct core_http_msg *m);
 
 /* Case-insensitive match of a span against a lowercase literal. */
 int proxy_span_eq(const char *buf, struct proxy_span s, const char *lower);
 
 /* Finds a header by lowercase name; NULL when absent. */
-const struct proxy_http_header *
-proxy_http_find(const struct proxy_http_msg *m, const char *buf, const char *lower);
+const struct core_http_header *
+core_http_find(const struct core_http_msg *m, const char *buf, const char *lower);
 
 /* Whether a method may be sent twice with the effect of once (RFC 9110 9.2.2). */
-int proxy_http_idempotent(enum proxy_http_method m);
+int core_http_idempotent(enum core_http_method m);
 
 static inline void proxy_chunked_init(struct proxy_chunked *c)
 {

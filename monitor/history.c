@@ -9,7 +9,7 @@
 #include "core/core.h"
 #include "history.h"
 
-struct proxy_history {
+struct monitor_history {
 	sqlite3		*db;
 	int64_t		 max_bytes;
 	sqlite3_stmt	*add_raw;
@@ -42,13 +42,13 @@ static const char schema[] =
 	"fails = fails + excluded.fails, ms_sum = ms_sum + excluded.ms_sum, " \
 	"ms_max = max(ms_max, excluded.ms_max)"
 
-static int history_fail(struct proxy_history *h, const char *what, char *err, size_t errlen)
+static int history_fail(struct monitor_history *h, const char *what, char *err, size_t errlen)
 {
 	snprintf(err, errlen, "%s: %s", what, sqlite3_errmsg(h->db));
 	return CORE_ERROR;
 }
 
-void proxy_history_close(struct proxy_history *h)
+void monitor_history_close(struct monitor_history *h)
 {
 	if (h == NULL)
 		return;
@@ -59,10 +59,10 @@ void proxy_history_close(struct proxy_history *h)
 	free(h);
 }
 
-struct proxy_history *proxy_history_open(const char *path, int64_t max_bytes,
+struct monitor_history *monitor_history_open(const char *path, int64_t max_bytes,
 					 char *err, size_t errlen)
 {
-	struct proxy_history *h = calloc(1, sizeof(*h));
+	struct monitor_history *h = calloc(1, sizeof(*h));
 
 	if (h == NULL) {
 		snprintf(err, errlen, "out of memory");
@@ -88,11 +88,11 @@ struct proxy_history *proxy_history_open(const char *path, int64_t max_bytes,
 	}
 	return h;
 fail:
-	proxy_history_close(h);
+	monitor_history_close(h);
 	return NULL;
 }
 
-static int step(struct proxy_history *h, sqlite3_stmt *st, const char *what,
+static int step(struct monitor_history *h, sqlite3_stmt *st, const char *what,
 		char *err, size_t errlen)
 {
 	int rc = sqlite3_step(st);
@@ -104,7 +104,7 @@ static int step(struct proxy_history *h, sqlite3_stmt *st, const char *what,
 	return CORE_OK;
 }
 
-static int add_aggregate(struct proxy_history *h, sqlite3_stmt *st, uint64_t bucket,
+static int add_aggregate(struct monitor_history *h, sqlite3_stmt *st, uint64_t bucket,
 			 const char *monitor, bool ok, uint64_t ms, char *err, size_t errlen)
 {
 	sqlite3_bind_int64(st, 1, (sqlite3_int64)bucket);
@@ -114,7 +114,7 @@ static int add_aggregate(struct proxy_history *h, sqlite3_stmt *st, uint64_t buc
 	return step(h, st, "recording an aggregate", err, errlen);
 }
 
-int proxy_history_add(struct proxy_history *h, const char *monitor, uint64_t wall_ms,
+int monitor_history_add(struct monitor_history *h, const char *monitor, uint64_t wall_ms,
 		      bool ok, uint64_t ms, unsigned status, const char *error,
 		      char *err, size_t errlen)
 {
@@ -143,7 +143,7 @@ int proxy_history_add(struct proxy_history *h, const char *monitor, uint64_t wal
 	return rc;
 }
 
-int proxy_history_json(struct proxy_history *h, const char *monitor, uint64_t from,
+int monitor_history_json(struct monitor_history *h, const char *monitor, uint64_t from,
 		       uint64_t to, unsigned points, struct core_buf *out)
 {
 	static const char raw[] =
@@ -190,7 +190,7 @@ int proxy_history_json(struct proxy_history *h, const char *monitor, uint64_t fr
 	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
 }
 
-int64_t proxy_history_size(struct proxy_history *h)
+int64_t monitor_history_size(struct monitor_history *h)
 {
 	sqlite3_stmt *st;
 	int64_t pages = 0, size = 0, freel = 0;
@@ -208,7 +208,7 @@ int64_t proxy_history_size(struct proxy_history *h)
 	return (pages - freel) * size;
 }
 
-static int exec_at(struct proxy_history *h, const char *sql, int64_t value,
+static int exec_at(struct monitor_history *h, const char *sql, int64_t value,
 		   char *err, size_t errlen)
 {
 	sqlite3_stmt *st;
@@ -224,7 +224,7 @@ static int exec_at(struct proxy_history *h, const char *sql, int64_t value,
 	return CORE_OK;
 }
 
-int proxy_history_prune(struct proxy_history *h, uint64_t wall_ms, char *err, size_t errlen)
+int monitor_history_prune(struct monitor_history *h, uint64_t wall_ms, char *err, size_t errlen)
 {
 	static const char *const oldest[] = {
 		/* Over the cap: drop the oldest tenth, raw rows first. */
@@ -244,7 +244,7 @@ int proxy_history_prune(struct proxy_history *h, uint64_t wall_ms, char *err, si
 	    exec_at(h, "DELETE FROM hour WHERE ts < ?1",
 		    (int64_t)(wall_ms - PROXY_HISTORY_HOUR_MS), err, errlen) != CORE_OK)
 		return CORE_ERROR;
-	for (rounds = 0, i = 0; h->max_bytes > 0 && proxy_history_size(h) > h->max_bytes &&
+	for (rounds = 0, i = 0; h->max_bytes > 0 && monitor_history_size(h) > h->max_bytes &&
 	     rounds < 60; rounds++) {
 		sqlite3_stmt *st;
 		int changed;

@@ -3,9 +3,12 @@
  * server, and those an operator adds. Results go to SQLite (history.c).
  * A monitor with `failures` failures within `window` opens an incident,
  * which is notified once and closed, with a recovery notice, after
- * `recover` passes in a row; health checks' DOWN and UP transitions are
- * incidents too. Notifications go to webhooks (JSON, HMAC-signed), with
- * retries and a cap per hour against storms. */
+ * `recover` passes in a row. Conditions other parts raise through core's
+ * event seam (a server DOWN by health checks, the Redis master lost) are
+ * incidents too: this part is their sink. Notifications go to webhooks
+ * (JSON, HMAC-signed) and e-mail, with retries and a cap per hour against
+ * storms. What it knows reaches the admin API and /metrics as the
+ * "monitors" status provider. */
 #include <arpa/inet.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,16 +19,17 @@
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/conf.h"
+#include "core/event.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
 #include "core/settings.h"
+#include "core/probe.h"
 #include "core/state.h"
+#include "core/status.h"
 #include "core/tls.h"
 #include "history.h"
 #include "mail.h"
-#include "monitor.h"
-#include "probe.h"
 
 #define MON_MAX_FAILS		100	/* alerts.failures' bound */
 #define MON_PRUNE_MS		(10 * 60 * 1000)
@@ -36,7 +40,7 @@ struct monitor {
 	char		 name[160];
 	char		 request[1024];
 	uint64_t	 interval;
-	struct probe	 probe;
+	struct core_probe	 probe;
 	struct core_timer next;
 	uint64_t	 started;
 
@@ -65,7 +69,7 @@ struct recent {
 /* A notification on its way to one webhook. */
 struct delivery {
 	struct delivery	*next;
-	struct probe	 probe;
+	struct core_probe	 probe;
 	struct core_timer retry;
 	unsigned	 tries;
 	char		 url[700];	/* its own copy: a reload replaces mon.hooks */
@@ -82,7 +86,7 @@ static struct {
 	struct core_loop *loop;
 	struct monitor	*mons;
 	unsigned	 nmons;
-	struct proxy_history *db;
+	struct monitor_history *db;
 	struct core_timer prune;
 	char		 node[64];
 
@@ -94,10 +98,6 @@ static struct {
 	struct delivery	*deliveries;	/* in flight or waiting to retry */
 	uint64_t	 hour_start;
 	unsigned	 sent_this_hour, suppressed;
-
-	/* incidents from health checks, by server */
-	char		 down[64][160];
-	unsigned	 ndown;
 
 	const struct keel_email_conf *email;	/* in the running config; NULL: none */
 	uint64_t	 alerts, recoveries, delivery_failures;
@@ -141,7 +141,7 @@ static void delivery_free(struct delivery *d)
 			*pp = d->next;
 			break;
 		}
-	proxy_probe_cancel(&d->probe);
+	core_probe_cancel(&d->probe);
 	core_timer_stop(&d->retry);
 	free(d->request);
 	free(d);
@@ -151,10 +151,10 @@ static void delivery_on_retry(struct core_timer *t)
 {
 	struct delivery *d = t->data;
 
-	proxy_probe_start(&d->probe);
+	core_probe_start(&d->probe);
 }
 
-static void delivery_done(struct probe *p, bool ok, uint64_t ms, unsigned status,
+static void delivery_done(struct core_probe *p, bool ok, uint64_t ms, unsigned status,
 			  const char *why)
 {
 	struct delivery *d = p->data;
@@ -214,7 +214,7 @@ static void hook_send(size_t i, const char *body, size_t blen)
 		     h->url.path, h->url.host, blen, sig, body);
 	d->len = (size_t)n;
 	snprintf(d->url, sizeof(d->url), "%s", h->url.text);
-	proxy_probe_init(mon.loop, &d->probe);
+	core_probe_init(mon.loop, &d->probe);
 	memcpy(&d->probe.sa, &h->url.addr.sa, sizeof(d->probe.sa));
 	d->probe.salen = h->url.addr.salen;
 	d->probe.request = d->request;
@@ -226,7 +226,7 @@ static void hook_send(size_t i, const char *body, size_t blen)
 	core_timer_init(mon.loop, &d->retry, delivery_on_retry, d);
 	d->next = mon.deliveries;
 	mon.deliveries = d;
-	proxy_probe_start(&d->probe);
+	core_probe_start(&d->probe);
 }
 
 /* One notification, to every webhook, within the hourly cap. */
@@ -279,7 +279,7 @@ static void notify(const char *event, const char *subject, const char *detail)
 			 !strcmp(event, "recovery") ? "RECOVERED" : "TEST", subject);
 		snprintf(text, sizeof(text), "%s\n\n%s\n\nnode: %s\ntime: %s\n", subject, detail,
 			 mon.node, core_clock_format_utc(core_clock_wall_ms(), ts2, sizeof(ts2)));
-		proxy_mail_send(mon.loop, mon.email, mon.node, subj, text);
+		monitor_mail_send(mon.loop, mon.email, mon.node, subj, text);
 	}
 }
 
@@ -316,37 +316,45 @@ static void monitor_judge(struct monitor *m, bool ok, const char *why, uint64_t 
 	}
 }
 
-void proxy_monitor_incident(const char *subject, bool down, const char *why)
+/* Another part's condition: raised opens an incident, cleared closes it. */
+static void monitor_on_event(const struct core_event *ev, void *arg)
 {
-	char detail[200];
-	unsigned i;
+	char detail[300];
 
+	(void)arg;
 	if (mon.loop == NULL)
 		return;
-	for (i = 0; i < mon.ndown && strcmp(mon.down[i], subject) != 0; i++)
-		;
-	if (down && i == mon.ndown && mon.ndown < CORE_ARRAY_SIZE(mon.down)) {
-		snprintf(mon.down[mon.ndown++], sizeof(mon.down[0]), "%s", subject);
-		snprintf(detail, sizeof(detail), "DOWN: %s", why);
-		notify("alert", subject, detail);
-	} else if (!down && i < mon.ndown) {
-		memmove(mon.down[i], mon.down[i + 1], (mon.ndown - i - 1) * sizeof(mon.down[0]));
-		mon.ndown--;
-		notify("recovery", subject, "UP");
-	}
+	if (ev->raised) {
+		snprintf(detail, sizeof(detail), "DOWN: %s", ev->reason);
+		notify("alert", ev->subject, detail);
+	} else
+		notify("recovery", ev->subject, ev->reason[0] != '\0' ? ev->reason : "UP");
 }
 
-void proxy_monitor_health(const char *upstream, const char *server, bool down, const char *why)
+static int monitor_on_test(const char *who, char *err, size_t errlen, void *arg)
 {
-	char subject[160];
+	char detail[200];
 
-	snprintf(subject, sizeof(subject), "server %s/%s", upstream, server);
-	proxy_monitor_incident(subject, down, why);
+	(void)arg;
+	if (mon.loop == NULL || (mon.nhooks == 0 && mon.email == NULL)) {
+		snprintf(err, errlen, "no alert channel is configured: "
+			 "add a webhook or e-mail recipients");
+		return CORE_ERROR;
+	}
+	snprintf(detail, sizeof(detail), "a test notification, sent by %s from the admin UI", who);
+	notify("test", "test alert", detail);
+	return CORE_OK;
 }
+
+static struct core_event_sink monitor_sink = {
+	.name = "monitor",
+	.notify = monitor_on_event,
+	.test = monitor_on_test,
+};
 
 /* ---- monitors --------------------------------------------------------------------------- */
 
-static void monitor_done(struct probe *p, bool ok, uint64_t ms, unsigned status,
+static void monitor_done(struct core_probe *p, bool ok, uint64_t ms, unsigned status,
 			 const char *why)
 {
 	struct monitor *m = p->data;
@@ -360,7 +368,7 @@ static void monitor_done(struct probe *p, bool ok, uint64_t ms, unsigned status,
 	m->last_wall = core_clock_wall_ms();
 	snprintf(m->last_error, sizeof(m->last_error), "%s", ok || why == NULL ? "" : why);
 	if (mon.db != NULL &&
-	    proxy_history_add(mon.db, m->name, core_clock_wall_ms(), ok, ms, status, why,
+	    monitor_history_add(mon.db, m->name, core_clock_wall_ms(), ok, ms, status, why,
 			      err, sizeof(err)) != CORE_OK) {
 		if (!mon.db_error_logged)	/* a full disk: once, not per probe */
 			core_log_error("monitor", "results not kept: %s", err);
@@ -376,14 +384,14 @@ static void monitor_on_next(struct core_timer *t)
 	struct monitor *m = t->data;
 
 	m->started = core_loop_now(mon.loop);
-	proxy_probe_start(&m->probe);
+	core_probe_start(&m->probe);
 }
 
 static void monitor_on_prune(struct core_timer *t)
 {
 	char err[256];
 
-	if (mon.db != NULL && proxy_history_prune(mon.db, core_clock_wall_ms(), err,
+	if (mon.db != NULL && monitor_history_prune(mon.db, core_clock_wall_ms(), err,
 						  sizeof(err)) != CORE_OK)
 		core_log_error("monitor", "pruning the results: %s", err);
 	core_timer_start(t, MON_PRUNE_MS);
@@ -394,12 +402,12 @@ static struct monitor *monitor_add(const char *name, const struct core_conf_addr
 				   const char *body, uint64_t interval, uint64_t timeout)
 {
 	struct monitor *m = &mon.mons[mon.nmons++];
-	struct probe *p = &m->probe;
+	struct core_probe *p = &m->probe;
 
 	snprintf(m->name, sizeof(m->name), "%s", name);
 	m->interval = interval;
 	m->up = true;
-	proxy_probe_init(mon.loop, p);
+	core_probe_init(mon.loop, p);
 	memcpy(&p->sa, &addr->sa, sizeof(p->sa));
 	p->salen = addr->salen;
 	p->request = m->request;
@@ -420,7 +428,7 @@ static void monitor_stop_all(void)
 	unsigned i;
 
 	for (i = 0; i < mon.nmons; i++) {
-		proxy_probe_cancel(&mon.mons[i].probe);
+		core_probe_cancel(&mon.mons[i].probe);
 		core_timer_stop(&mon.mons[i].next);
 		core_tls_server_drop(mon.mons[i].probe.tls);
 	}
@@ -464,7 +472,7 @@ static int monitor_build(const struct core_conf *conf, const struct monitor *old
 	mon.window = (uint64_t)k->alerts.window;
 	mon.recover = (unsigned)k->alerts.recover;
 	mon.max_per_hour = (unsigned)k->alerts.max_per_hour;
-	/* proxy_mail_send() copies what it needs: pointing into the running
+	/* monitor_mail_send() copies what it needs: pointing into the running
 	 * config is safe until the next reload replaces this pointer. */
 	mon.email = k->alerts.email.to.n > 0 ? &k->alerts.email : NULL;
 	free(mon.hooks);
@@ -517,7 +525,7 @@ static int monitor_build(const struct core_conf *conf, const struct monitor *old
 			if (cli == NULL)
 				continue;
 			core_tls_server_hold(cli);
-			proxy_probe_tls(&m->probe, cli, uc[i].tls.server_name, &sc[j].address);
+			core_probe_tls(&m->probe, cli, uc[i].tls.server_name, &sc[j].address);
 		}
 		core_tls_server_drop(cli);
 	}
@@ -569,14 +577,18 @@ static int monitor_start(struct core_loop *loop, const struct core_conf *conf,
 		if (k->monitors.database[0] == '\0' &&
 		    core_state_dir(k->state_dir, dberr, sizeof(dberr)) != CORE_OK)
 			core_log_error("monitor", "results not kept: %s", dberr);
-		else if ((mon.db = proxy_history_open(path, k->monitors.max_db_size, dberr,
+		else if ((mon.db = monitor_history_open(path, k->monitors.max_db_size, dberr,
 						      sizeof(dberr))) == NULL)
 			core_log_error("monitor", "results not kept: %s", dberr);
 	}
 	core_timer_init(loop, &mon.prune, monitor_on_prune, NULL);
 	if (mon.db != NULL)
 		core_timer_start(&mon.prune, 0);
-	return monitor_build(conf, NULL, 0, err, errlen);
+	if (monitor_build(conf, NULL, 0, err, errlen) != CORE_OK)
+		return CORE_ERROR;
+	/* Conditions raised before now (a server already DOWN) alert now. */
+	core_event_sink_add(&monitor_sink);
+	return CORE_OK;
 }
 
 static int monitor_reload(const struct core_conf *conf, char *err, size_t errlen)
@@ -586,7 +598,7 @@ static int monitor_reload(const struct core_conf *conf, char *err, size_t errlen
 	int rc;
 
 	for (i = 0; i < nold; i++) {
-		proxy_probe_cancel(&old[i].probe);
+		core_probe_cancel(&old[i].probe);
 		core_timer_stop(&old[i].next);
 	}
 	mon.mons = NULL;
@@ -600,14 +612,15 @@ static int monitor_reload(const struct core_conf *conf, char *err, size_t errlen
 
 static void monitor_stop(void)
 {
+	core_event_sink_del(&monitor_sink);
 	monitor_stop_all();
-	proxy_mail_stop();
+	monitor_mail_stop();
 	mon.email = NULL;
 	while (mon.deliveries != NULL)
 		delivery_free(mon.deliveries);
 	if (mon.loop != NULL)
 		core_timer_stop(&mon.prune);
-	proxy_history_close(mon.db);
+	monitor_history_close(mon.db);
 	mon.db = NULL;
 	free(mon.hooks);
 	mon.hooks = NULL;
@@ -628,7 +641,7 @@ static const char *label(const char *name, char *buf, size_t len)
 	return buf;
 }
 
-int proxy_monitor_metrics(struct core_buf *out)
+static int monitor_status_metrics(struct core_buf *out)
 {
 	char line[800], lab[330];
 	unsigned i;
@@ -666,14 +679,14 @@ int proxy_monitor_metrics(struct core_buf *out)
 		     "keel_alert_deliveries_failed_total{via=\"webhook\"} %llu\n"
 		     "keel_alert_deliveries_failed_total{via=\"email\"} %lu\n",
 		     (unsigned long long)mon.alerts, (unsigned long long)mon.recoveries,
-		     (unsigned long long)mon.delivery_failures, proxy_mail_failures());
+		     (unsigned long long)mon.delivery_failures, monitor_mail_failures());
 	rc |= core_buf_append(out, line, (size_t)n);
 	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
 }
 
 /* ---- for the admin API ------------------------------------------------------------------ */
 
-int proxy_monitor_json(struct core_buf *out)
+static int monitor_status_json(struct core_buf *out)
 {
 	char line[1400], a[400], b[700];
 	unsigned i;
@@ -711,30 +724,28 @@ int proxy_monitor_json(struct core_buf *out)
 		     "],\"webhooks\":%zu,\"email\":%s,\"sent_this_hour\":%u,\"suppressed\":%u,"
 		     "\"delivery_failures\":%llu,\"history\":%s}",
 		     mon.nhooks, mon.email != NULL ? "true" : "false", mon.sent_this_hour,
-		     mon.suppressed, (unsigned long long)(mon.delivery_failures + proxy_mail_failures()),
+		     mon.suppressed, (unsigned long long)(mon.delivery_failures + monitor_mail_failures()),
 		     mon.db != NULL ? "true" : "false");
 	rc |= core_buf_append(out, line, (size_t)n);
 	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
 }
 
-int proxy_monitor_history(const char *name, uint64_t from, uint64_t to, unsigned points,
-			  struct core_buf *out)
+static int monitor_status_history(const char *name, uint64_t from, uint64_t to,
+				  unsigned points, struct core_buf *out)
 {
 	if (mon.db == NULL)
 		return CORE_ERROR;
-	return proxy_history_json(mon.db, name, from, to, points, out);
+	return monitor_history_json(mon.db, name, from, to, points, out);
 }
 
-int proxy_monitor_test(const char *who)
-{
-	char detail[200];
-
-	if (mon.loop == NULL || (mon.nhooks == 0 && mon.email == NULL))
-		return CORE_ERROR;
-	snprintf(detail, sizeof(detail), "a test notification, sent by %s from the admin UI", who);
-	notify("test", "test alert", detail);
-	return CORE_OK;
-}
+static const struct core_status_provider monitor_status = {
+	.name = "monitors",
+	.order = 70,
+	.json = monitor_status_json,
+	.metrics = monitor_status_metrics,
+	.history = monitor_status_history,
+};
+CORE_STATUS_PROVIDER(monitor_status);
 
 static const struct core_module monitor_module = {
 	.name = "monitor",

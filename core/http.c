@@ -3,7 +3,7 @@
  * sender costs O(n) in total. Nothing is allocated: results are offsets. */
 #include <string.h>
 
-#include "core/core.h"
+#include "core.h"
 #include "http.h"
 
 #define C_TCHAR	0x01	/* token character (RFC 9110 5.6.2) */
@@ -63,8 +63,8 @@ int proxy_span_eq(const char *buf, struct proxy_span s, const char *lower)
 	return 1;
 }
 
-const struct proxy_http_header *
-proxy_http_find(const struct proxy_http_msg *m, const char *buf, const char *lower)
+const struct core_http_header *
+core_http_find(const struct core_http_msg *m, const char *buf, const char *lower)
 {
 	unsigned i;
 
@@ -129,7 +129,7 @@ static int http_kind_is_hop(uint8_t k)
 	}
 }
 
-int proxy_http_idempotent(enum proxy_http_method m)
+int core_http_idempotent(enum core_http_method m)
 {
 	switch (m) {
 	case PROXY_M_GET:
@@ -150,8 +150,8 @@ int proxy_http_idempotent(enum proxy_http_method m)
  * Searches for CRLF CRLF from m->scan. Returns the head length, 0 if not
  * there yet, or a negative status when a limit is passed first.
  */
-static int http_find_end(const char *buf, size_t len, const struct proxy_http_limits *lim,
-			 struct proxy_http_msg *m, int is_request)
+static int http_find_end(const char *buf, size_t len, const struct core_http_limits *lim,
+			 struct core_http_msg *m, int is_request)
 {
 	size_t i = m->scan > 3 ? m->scan - 3 : 0;
 	size_t limit = len < lim->max_head ? len : lim->max_head;
@@ -275,7 +275,7 @@ static int http_te_one(const char *buf, struct proxy_span e, void *arg)
 
 static int http_conn_one(const char *buf, struct proxy_span e, void *arg)
 {
-	struct proxy_http_msg *m = arg;
+	struct core_http_msg *m = arg;
 	size_t i;
 
 	for (i = 0; i < e.len; i++)
@@ -285,7 +285,7 @@ static int http_conn_one(const char *buf, struct proxy_span e, void *arg)
 		m->flags |= PROXY_HF_CLOSE;
 	else if (proxy_span_eq(buf, e, "keep-alive"))
 		m->flags |= PROXY_HF_KEEPALIVE;
-	if (m->nconn == PROXY_HTTP_MAX_CONN_TOKENS)
+	if (m->nconn == CORE_HTTP_MAX_CONN_TOKENS)
 		return -1;
 	m->conn[m->nconn++] = e;
 	return 0;
@@ -296,18 +296,18 @@ static int http_conn_one(const char *buf, struct proxy_span e, void *arg)
  * then derives framing. Returns 0 or a negative status.
  */
 static int http_parse_fields(const char *buf, const char *p, const char *end,
-			     const struct proxy_http_limits *lim,
-			     struct proxy_http_msg *m, int bad)
+			     const struct core_http_limits *lim,
+			     struct core_http_msg *m, int bad)
 {
 	struct te_state te = { 0, 0, 0 };
 	int nhost = 0, has_te = 0, has_upgrade = 0;
-	unsigned max = lim->max_headers < PROXY_HTTP_MAX_HEADERS ?
-		       lim->max_headers : PROXY_HTTP_MAX_HEADERS;
+	unsigned max = lim->max_headers < CORE_HTTP_MAX_HEADERS ?
+		       lim->max_headers : CORE_HTTP_MAX_HEADERS;
 
 	m->content_length = -1;
 	while (p < end) {
 		const char *name = p, *colon, *v, *ve, *eol;
-		struct proxy_http_header *h;
+		struct core_http_header *h;
 
 		if (IS(*p, C_WS)) {
 			m->why = "obsolete line folding";
@@ -462,9 +462,9 @@ static int http_version(const char *p, unsigned *v)
 	return 0;
 }
 
-static enum proxy_http_method http_method_id(const char *p, size_t n)
+static enum core_http_method http_method_id(const char *p, size_t n)
 {
-	static const struct { const char *s; enum proxy_http_method id; } ms[] = {
+	static const struct { const char *s; enum core_http_method id; } ms[] = {
 		{ "GET", PROXY_M_GET }, { "HEAD", PROXY_M_HEAD },
 		{ "POST", PROXY_M_POST }, { "PUT", PROXY_M_PUT },
 		{ "DELETE", PROXY_M_DELETE }, { "OPTIONS", PROXY_M_OPTIONS },
@@ -479,9 +479,9 @@ static enum proxy_http_method http_method_id(const char *p, size_t n)
 	return PROXY_M_OTHER;
 }
 
-int proxy_http_parse_request(const char *buf, size_t len,
-			     const struct proxy_http_limits *lim,
-			     struct proxy_http_msg *m)
+int core_http_parse_request(const char *buf, size_t len,
+			     const struct core_http_limits *lim,
+			     struct core_http_msg *m)
 {
 	const char *p, *end, *s;
 	int rc, head;
@@ -565,9 +565,9 @@ int proxy_http_parse_request(const char *buf, size_t len,
 	return head;
 }
 
-int proxy_http_parse_response(const char *buf, size_t len,
-			      const struct proxy_http_limits *lim,
-			      struct proxy_http_msg *m)
+int core_http_parse_response(const char *buf, size_t len,
+			      const struct core_http_limits *lim,
+			      struct core_http_msg *m)
 {
 	const char *p, *end, *s;
 	int rc, head;

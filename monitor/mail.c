@@ -677,7 +677,7 @@ static char *mail_message(const struct keel_email_conf *c, char *const *to, size
 	return b.data;
 }
 
-void proxy_mail_send(struct core_loop *loop, const struct keel_email_conf *conf,
+void monitor_mail_send(struct core_loop *loop, const struct keel_email_conf *conf,
 		     const char *node, const char *subject, const char *body)
 {
 	char *const *to = conf->to.v;
@@ -724,7 +724,7 @@ oom:
 	}
 }
 
-void proxy_mail_stop(void)
+void monitor_mail_stop(void)
 {
 	while (ml.all != NULL)
 		mail_free(ml.all);
@@ -735,7 +735,7 @@ void proxy_mail_stop(void)
 	}
 }
 
-unsigned long proxy_mail_failures(void)
+unsigned long monitor_mail_failures(void)
 {
 	return ml.failures;
 }
