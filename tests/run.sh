@@ -8,7 +8,7 @@ FUZZ_SECONDS=${FUZZ_SECONDS:-30}
 
 rm -f build/tests/unit/result build/san/tests/unit/result \
 	build/tests/integration/result build/san/tests/integration/result \
-	build/fuzz-result build/tests/ui/result
+	build/fuzz-result build/tests/ui/result build/tests/layout/result
 status=0
 step() {
 	echo
@@ -17,6 +17,8 @@ step() {
 	"$@" || status=1
 }
 
+step "layout: no part includes another part's header" python3 tests/layout/check.py \
+	--result build/tests/layout/result
 step "build" make -s all || { echo "0 passed, 1 failed"; exit 1; }
 step "unit tests" make -s test-unit
 step "unit and integration tests, ASan+UBSan" make -s test-san
@@ -31,7 +33,7 @@ step "admin UI in headless Chromium (screenshots in build/ui)" node tests/ui/run
 passed=0 failed=0
 echo
 echo "==== summary"
-for suite in "unit:build/tests/unit/result" "unit-san:build/san/tests/unit/result" \
+for suite in "layout:build/tests/layout/result" "unit:build/tests/unit/result" "unit-san:build/san/tests/unit/result" \
 	"integ-san:build/san/tests/integration/result" "fuzz:build/fuzz-result" \
 	"integration:build/tests/integration/result" "ui:build/tests/ui/result"; do
 	name=${suite%%:*} file=${suite#*:}

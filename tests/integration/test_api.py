@@ -416,8 +416,11 @@ def test_monitors_alerts_and_certificates_api(h):
     for _ in range(20):
         http_get(front, "/x")
     st, status = a.call("GET", "/api/v1/status")
-    check(sum(status["routes"][0]["latency"]) >= 20, status["routes"][0])
-    check(len(status["latency_bounds_ms"]) == len(status["routes"][0]["latency"]) - 1, status)
+    # Every part's status provider, each under its own name.
+    check({"proxy", "redis", "monitors"} <= set(status), sorted(status))
+    px = status["proxy"]
+    check(sum(px["routes"][0]["latency"]) >= 20, px["routes"][0])
+    check(len(px["latency_bounds_ms"]) == len(px["routes"][0]["latency"]) - 1, px)
     metrics = http_get(admin, "/metrics", headers={"Authorization": "Bearer " + harness.METRICS_TOKEN}).body
     check('keel_route_duration_seconds_bucket{route="/",le="+Inf"}' in metrics, metrics[-800:])
 
