@@ -280,7 +280,7 @@ static int front_start(struct core_loop *loop, const struct core_conf *conf,
 	if (cm.nl == 0 || !redis_configured(r))
 		return CORE_OK;
 	topo_opts(r, &o);
-	if (cache_front_start(loop, &r->front, cm.lfd, cm.nl, cm.stats, &o, err, errlen) != CORE_OK)
+	if (cache_front_start(loop, &r->front, cm.lfd, (const char (*)[64])cm.lname, cm.nl, cm.stats, &o, err, errlen) != CORE_OK)
 		return CORE_ERROR;
 	front_running = true;
 	return CORE_OK;

@@ -23,7 +23,7 @@ struct cache_front_stats {
 
 /* Worker: serves the inherited listening sockets lfd[0..nl). */
 int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf *conf,
-		      int *lfd, unsigned nl, struct cache_front_stats *stats,
+		      const int *lfd, const char (*lname)[64], unsigned nl, struct cache_front_stats *stats,
 		      struct cache_topo_opts *topo, char *err, size_t errlen);
 unsigned cache_front_drain(void);
 void cache_front_stop(void);

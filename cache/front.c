@@ -34,7 +34,6 @@
 #include "core/net.h"
 
 #define FRONT_BUF	(64 << 10)	/* per direction, per client */
-#define FRONT_ACCEPTS	64		/* per wakeup */
 
 enum { F_WAITING, F_CONNECTING, F_OPEN };
 
@@ -67,10 +66,10 @@ static struct {
 	socklen_t		 masterlen;
 	uint64_t		 epoch;
 	char			 why[160];	/* no master: the last reason */
-	int			*lfd;
-	struct core_io		*lio;
+	struct core_net_acceptor acceptor;
+	struct core_net_listener *ls;
 	unsigned		 nl;
-	bool			 paused, draining;
+	bool			 draining;
 } fr;
 
 static void stat_add(uint64_t *v, int64_t d)
@@ -80,8 +79,6 @@ static void stat_add(uint64_t *v, int64_t d)
 }
 
 /* ---- closing ------------------------------------------------------------------------------ */
-
-static void accept_set(bool on);
 
 static void client_reap(struct core_defer *d)
 {
@@ -115,8 +112,8 @@ static void client_free(struct front_client *c)
 	fr.nclients--;
 	stat_add(&fr.stats->clients, -1);
 	core_loop_defer(fr.loop, &c->reap, client_reap);
-	if (fr.paused && !fr.draining)
-		accept_set(true);
+	if (!fr.draining)
+		core_net_accept_wake(&fr.acceptor);
 }
 
 /* Writes what is pending toward fd; false when the peer is gone. */
@@ -387,70 +384,47 @@ static void client_on_timer(struct core_timer *t)
 
 /* ---- accepting ---------------------------------------------------------------------------- */
 
-static void accept_set(bool on)
+/* A client from the accept path (core/net.h). */
+static void front_on_accept(struct core_net_listener *ln, int fd,
+			    const struct sockaddr_storage *ss, socklen_t sl)
 {
-	unsigned i;
+	struct front_client *c;
+	char ip[48];
+	int one = 1;
 
-	fr.paused = !on;
-	for (i = 0; i < fr.nl; i++)
-		core_io_set(&fr.lio[i], on ? CORE_IO_READ : 0);
-}
-
-static void listener_on_io(struct core_io *io, unsigned revents)
-{
-	int lfd = *(int *)io->data;
-	unsigned i;
-
-	(void)revents;
-	for (i = 0; i < FRONT_ACCEPTS; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		struct front_client *c;
-		char ip[48];
-		int fd, one = 1;
-
-		if (fr.nclients >= (unsigned)fr.conf->max_clients) {
-			accept_set(false);	/* the rest wait in the queue */
-			return;
-		}
-		fd = accept4(lfd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				core_log_error("redis", "front: accept: %s", strerror(errno));
-			return;
-		}
-		if ((c = calloc(1, sizeof(*c))) == NULL) {
-			close(fd);
-			core_log_error("redis", "front: out of memory for a client");
-			return;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		c->cfd = fd;
-		c->sfd = -1;
-		c->since = c->active = core_loop_now(fr.loop);
-		snprintf(c->peer, sizeof(c->peer), "%s:%u",
-			 core_net_ntop((struct sockaddr *)&ss, ip, sizeof(ip)),
-			 ntohs(((struct sockaddr_in *)&ss)->sin_port));
-		core_buf_init(&c->in, FRONT_BUF);
-		core_buf_init(&c->out, FRONT_BUF);
-		resp_stream_init(&c->cmds, 1);
-		resp_stream_init(&c->reps, 0);
-		core_io_init(fr.loop, &c->cio, fd, client_on_io, c);
-		core_timer_init(fr.loop, &c->timer, client_on_timer, c);
-		c->next = fr.clients;
-		if (fr.clients != NULL)
-			fr.clients->prev = c;
-		fr.clients = c;
-		fr.nclients++;
-		stat_add(&fr.stats->clients, 1);
-		stat_add(&fr.stats->connections, 1);
-		if (fr.masterlen > 0)
-			client_connect(c);
-		else {
-			c->state = F_WAITING;
-			client_arm(c);
-			core_timer_start(&c->timer, (uint64_t)fr.conf->wait_master);
-		}
+	(void)ln;
+	(void)sl;
+	if ((c = calloc(1, sizeof(*c))) == NULL) {
+		close(fd);
+		core_log_error("redis", "front: out of memory for a client");
+		return;
+	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	c->cfd = fd;
+	c->sfd = -1;
+	c->since = c->active = core_loop_now(fr.loop);
+	snprintf(c->peer, sizeof(c->peer), "%s:%u",
+		 core_net_ntop((const struct sockaddr *)ss, ip, sizeof(ip)),
+		 ntohs(((const struct sockaddr_in *)ss)->sin_port));
+	core_buf_init(&c->in, FRONT_BUF);
+	core_buf_init(&c->out, FRONT_BUF);
+	resp_stream_init(&c->cmds, 1);
+	resp_stream_init(&c->reps, 0);
+	core_io_init(fr.loop, &c->cio, fd, client_on_io, c);
+	core_timer_init(fr.loop, &c->timer, client_on_timer, c);
+	c->next = fr.clients;
+	if (fr.clients != NULL)
+		fr.clients->prev = c;
+	fr.clients = c;
+	fr.nclients++;
+	stat_add(&fr.stats->clients, 1);
+	stat_add(&fr.stats->connections, 1);
+	if (fr.masterlen > 0)
+		client_connect(c);
+	else {
+		c->state = F_WAITING;
+		client_arm(c);
+		core_timer_start(&c->timer, (uint64_t)fr.conf->wait_master);
 	}
 }
 
@@ -502,7 +476,7 @@ static void front_changed(void *data, const struct cache_addr *m, const char *wh
 /* ---- the module's side ---------------------------------------------------------------------- */
 
 int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf *conf,
-		      int *lfd, unsigned nl, struct cache_front_stats *stats,
+		      const int *lfd, const char (*lname)[64], unsigned nl, struct cache_front_stats *stats,
 		      struct cache_topo_opts *topo, char *err, size_t errlen)
 {
 	unsigned i;
@@ -519,24 +493,20 @@ int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf
 		.max_bulk = UINT64_MAX >> 2, .max_elems = UINT32_MAX, .max_depth = RESP_STACK,
 		.max_inline = 1 << 20,
 	};
-	fr.lfd = lfd;
 	fr.nl = nl;
-	if ((fr.lio = calloc(nl ? nl : 1, sizeof(*fr.lio))) == NULL) {
-		snprintf(err, errlen, "out of memory");
+	if ((fr.ls = calloc(nl ? nl : 1, sizeof(*fr.ls))) == NULL) {
+		snprintf(err, errlen, "out of memory for %u listeners", nl);
 		return CORE_ERROR;
 	}
+	core_net_accept_init(&fr.acceptor, loop, "redis", (unsigned)conf->max_clients,
+			     &fr.nclients, front_on_accept);
 	topo->changed = front_changed;
 	if ((fr.topo = cache_topo_new(loop, topo)) == NULL) {
 		snprintf(err, errlen, "out of memory");
 		return CORE_ERROR;
 	}
-	for (i = 0; i < nl; i++) {
-		core_io_init(loop, &fr.lio[i], lfd[i], listener_on_io, &fr.lfd[i]);
-		if (core_io_set(&fr.lio[i], CORE_IO_READ) != CORE_OK) {
-			snprintf(err, errlen, "cannot watch the front's socket: %s", strerror(errno));
-			return CORE_ERROR;
-		}
-	}
+	for (i = 0; i < nl; i++)
+		core_net_accept_add(&fr.acceptor, &fr.ls[i], lfd[i], lname[i]);
 	return CORE_OK;
 }
 
@@ -547,8 +517,9 @@ unsigned cache_front_drain(void)
 
 	if (!fr.draining) {
 		fr.draining = true;
+		core_net_accept_stop(&fr.acceptor);
 		for (i = 0; i < fr.nl; i++)
-			core_io_stop(&fr.lio[i]);
+			core_net_accept_del(&fr.ls[i]);
 	}
 	/* Clients between commands go now; the next generation takes their
 	 * reconnects. The others finish what they asked first. */
@@ -567,11 +538,13 @@ void cache_front_stop(void)
 
 	while (fr.clients != NULL)
 		client_free(fr.clients);
-	for (i = 0; i < fr.nl && fr.lio != NULL; i++)
-		if (fr.lio[i].loop != NULL)
-			core_io_stop(&fr.lio[i]);
-	free(fr.lio);
-	fr.lio = NULL;
+	if (fr.ls != NULL) {
+		core_net_accept_stop(&fr.acceptor);
+		for (i = 0; i < fr.nl; i++)
+			core_net_accept_del(&fr.ls[i]);
+	}
+	free(fr.ls);
+	fr.ls = NULL;
 	cache_topo_free(fr.topo);
 	fr.topo = NULL;
 }

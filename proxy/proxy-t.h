@@ -9,6 +9,7 @@
 
 #include "core/buf.h"
 #include "core/loop-t.h"
+#include "core/net.h"
 #include "accesslog.h"
 #include "core/http-t.h"
 #include "upstream-t.h"
@@ -18,7 +19,7 @@ struct core_tls_server;
 
 struct proxy_listener {
 	int		 fd;
-	struct core_io	 io;
+	struct core_net_listener acc;	/* worker: on the accept path */
 	struct core_tls_server *tls;	/* worker: HTTPS when set */
 	char		 name[64];
 };

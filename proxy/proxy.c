@@ -29,7 +29,6 @@
 #include "upstream.h"
 
 #define PROXY_MAX_LISTENERS	32
-#define PROXY_ACCEPT_BATCH	64
 #define PROXY_LINGER_MS		2000	/* reading after an error reply */
 #define PROXY_HEAD_EXTRA	4096	/* room for the headers keel adds */
 #define PROXY_LOCATION_MAX	2048	/* longest Location keel redirects to */
@@ -41,14 +40,13 @@ static struct {
 	unsigned	      nls;
 	unsigned	      nconns;
 	struct proxy_stream  *streams;	/* every open client connection */
-	bool		      paused;	/* accept paused: limit or EMFILE */
+	struct core_net_acceptor acceptor;	/* worker: every listener's */
 	bool		      draining;	/* this worker's generation is ending */
 	struct core_timer     tick;	/* housekeeping, once a second */
 	struct core_timer     stall;	/* stalled servers, ten times a second */
 	struct proxy_stats   *stats;	/* master: the current generation's */
 	unsigned char	      key[CORE_STATE_KEY_LEN];	/* install key, for cookies */
 	bool		      have_key;
-	struct core_timer     resume;
 	unsigned char	      ticket_key[32];	/* the generation's, for TLS tickets */
 	unsigned char	      ticket_prev[32];	/* the last one's, still read */
 	bool		      have_prev;
@@ -100,94 +98,52 @@ static const char *peer_str(const struct proxy_stream *s, char *buf, size_t len)
 
 /* ---- listeners and accepting -------------------------------------------------------- */
 
-static void accept_set(bool on)
-{
-	unsigned i;
-
-	px.paused = !on;
-	for (i = 0; i < px.nls; i++)
-		core_io_set(&px.ls[i].io, on ? CORE_IO_READ : 0);
-}
-
-static void accept_resume(struct core_timer *t)
-{
-	(void)t;
-	if (!px.draining && px.nconns < px.rt->max_connections)
-		accept_set(true);
-}
-
 static void stream_on_io(struct core_io *io, unsigned revents);
 static void stream_on_timer(struct core_timer *t);
 
-static void listener_on_io(struct core_io *io, unsigned revents)
+/* A client connection from the accept path (core/net.h). */
+static void proxy_on_accept(struct core_net_listener *nl, int fd,
+			    const struct sockaddr_storage *ss, socklen_t sl)
 {
-	struct proxy_listener *ln = io->data;
-	int i;
+	struct proxy_listener *ln = CORE_CONTAINER_OF(nl, struct proxy_listener, acc);
+	struct proxy_stream *s;
+	int one = 1;
 
-	(void)revents;
-	for (i = 0; i < PROXY_ACCEPT_BATCH; i++) {
-		struct proxy_stream *s;
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		int fd, one = 1;
-
-		if (px.nconns >= px.rt->max_connections) {
-			core_log_warn("proxy", "%s: %u connections, the limit: accepting paused",
-				      ln->name, px.nconns);
-			accept_set(false);
-			return;
-		}
-		fd = accept4(ln->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1) {
-			if (errno == EAGAIN || errno == EINTR || errno == ECONNABORTED)
-				return;
-			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
-				/* Out of descriptors: pause rather than spin, retry soon. */
-				core_log_error("proxy", "%s: accept: %s; pausing 100 ms",
-					       ln->name, strerror(errno));
-				accept_set(false);
-				core_timer_start(&px.resume, 100);
-				return;
-			}
-			core_log_error("proxy", "%s: accept: %s", ln->name, strerror(errno));
-			return;
-		}
-		s = calloc(1, sizeof(*s));
-		if (s == NULL) {
-			close(fd);
-			core_log_error("proxy", "%s: out of memory for a connection", ln->name);
-			return;
-		}
-		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-		s->fd = fd;
-		s->ln = ln;
-		memcpy(&s->peer, &ss, sl < sizeof(s->peer) ? sl : sizeof(s->peer));
-		s->since = core_loop_now(px.loop);
-		s->state = PROXY_ST_HEAD;
-		if (ln->tls != NULL) {
-			if ((s->tls = core_tls_new(ln->tls, fd)) == NULL) {
-				close(fd);
-				free(s);
-				core_log_error("proxy", "%s: out of memory for TLS", ln->name);
-				return;
-			}
-			s->state = PROXY_ST_HANDSHAKE;
-		}
-		core_buf_init(&s->cin, px.rt->lim.max_head > px.rt->buffer_size ?
-				       px.rt->lim.max_head : px.rt->buffer_size);
-		core_buf_init(&s->cout, px.rt->buffer_size + PROXY_HEAD_EXTRA +
-					px.rt->lim.max_head);
-		core_io_init(px.loop, &s->io, fd, stream_on_io, s);
-		core_timer_init(px.loop, &s->timer, stream_on_timer, s);
-		s->next = px.streams;
-		if (px.streams != NULL)
-			px.streams->prev = s;
-		px.streams = s;
-		px.nconns++;
-		proxy_stat_add(px.rt->stats->connections, 1);
-		proxy_stat_add(px.rt->stats->active, 1);
-		stream_arm(s);
+	s = calloc(1, sizeof(*s));
+	if (s == NULL) {
+		close(fd);
+		core_log_error("proxy", "%s: out of memory for a connection", ln->name);
+		return;
 	}
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	s->fd = fd;
+	s->ln = ln;
+	memcpy(&s->peer, ss, sl < sizeof(s->peer) ? sl : sizeof(s->peer));
+	s->since = core_loop_now(px.loop);
+	s->state = PROXY_ST_HEAD;
+	if (ln->tls != NULL) {
+		if ((s->tls = core_tls_new(ln->tls, fd)) == NULL) {
+			close(fd);
+			free(s);
+			core_log_error("proxy", "%s: out of memory for TLS", ln->name);
+			return;
+		}
+		s->state = PROXY_ST_HANDSHAKE;
+	}
+	core_buf_init(&s->cin, px.rt->lim.max_head > px.rt->buffer_size ?
+			       px.rt->lim.max_head : px.rt->buffer_size);
+	core_buf_init(&s->cout, px.rt->buffer_size + PROXY_HEAD_EXTRA +
+				px.rt->lim.max_head);
+	core_io_init(px.loop, &s->io, fd, stream_on_io, s);
+	core_timer_init(px.loop, &s->timer, stream_on_timer, s);
+	s->next = px.streams;
+	if (px.streams != NULL)
+		px.streams->prev = s;
+	px.streams = s;
+	px.nconns++;
+	proxy_stat_add(px.rt->stats->connections, 1);
+	proxy_stat_add(px.rt->stats->active, 1);
+	stream_arm(s);
 }
 
 static int listener_open(struct proxy_listener *ln, const struct core_conf_addr *a,
@@ -421,9 +377,8 @@ static void stream_close(struct proxy_stream *s)
 	core_buf_free(&s->cout);
 	px.nconns--;
 	proxy_stat_sub(px.rt->stats->active, 1);
-	if (px.paused && !px.draining && px.nconns < px.rt->max_connections &&
-	    !core_timer_armed(&px.resume))
-		accept_set(true);
+	if (!px.draining)
+		core_net_accept_wake(&px.acceptor);
 	core_loop_defer(px.loop, &s->reap, stream_reap);
 }
 
@@ -1843,8 +1798,7 @@ static void proxy_close_listeners(void)
 	unsigned i;
 
 	for (i = 0; i < px.nls; i++) {
-		if (px.ls[i].io.loop != NULL)
-			core_io_stop(&px.ls[i].io);
+		core_net_accept_del(&px.ls[i].acc);
 		close(px.ls[i].fd);
 		core_tls_server_drop(px.ls[i].tls);
 		px.ls[i].tls = NULL;
@@ -2016,7 +1970,6 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 	unsigned i;
 
 	px.loop = loop;
-	core_timer_init(loop, &px.resume, accept_resume, NULL);
 	core_timer_init(loop, &px.tick, proxy_on_tick, NULL);
 	core_timer_start(&px.tick, 1000);
 	core_timer_init(loop, &px.stall, proxy_on_stall_check, NULL);
@@ -2030,6 +1983,8 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 		snprintf(err, errlen, "out of memory");
 		return CORE_ERROR;
 	}
+	core_net_accept_init(&px.acceptor, loop, "proxy", px.rt->max_connections, &px.nconns,
+			     proxy_on_accept);
 	for (i = 0; i < px.nls; i++) {
 		const struct keel_listener_conf *lc = (const struct keel_listener_conf *)
 			core_settings_of(conf)->listeners.v + i;
@@ -2050,11 +2005,7 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 				return CORE_ERROR;
 			}
 		}
-		core_io_init(loop, &px.ls[i].io, px.ls[i].fd, listener_on_io, &px.ls[i]);
-		if (core_io_set(&px.ls[i].io, CORE_IO_READ) != CORE_OK) {
-			snprintf(err, errlen, "%s: cannot watch: %s", px.ls[i].name, strerror(errno));
-			return CORE_ERROR;
-		}
+		core_net_accept_add(&px.acceptor, &px.ls[i].acc, px.ls[i].fd, px.ls[i].name);
 	}
 	return CORE_OK;
 }
@@ -2071,7 +2022,7 @@ static unsigned proxy_drain(void)
 
 	if (!px.draining) {
 		px.draining = true;
-		core_timer_stop(&px.resume);
+		core_net_accept_stop(&px.acceptor);
 		proxy_close_listeners();
 		core_log_info("proxy", "draining %u connection%s", px.nconns,
 			      px.nconns == 1 ? "" : "s");
@@ -2094,7 +2045,7 @@ static void proxy_stop(void)
 	proxy_log_close();
 	px_conf = NULL;
 	if (px.loop != NULL) {
-		core_timer_stop(&px.resume);
+		core_net_accept_stop(&px.acceptor);
 		core_timer_stop(&px.tick);
 		core_timer_stop(&px.stall);
 	}
