@@ -43,7 +43,7 @@ struct front_conn {
 
 struct front_listener {
 	int		   fd;
-	struct core_io	   io;
+	struct core_net_listener acc;
 	char		   name[64];
 };
 
@@ -54,8 +54,9 @@ static struct {
 	struct core_tls_server *tls;
 	struct front_listener *ls[16];	/* by pointer: a reload keeps some */
 	unsigned	   nls;
+	struct core_net_acceptor acceptor;
 	struct front_conn *conns;
-	unsigned	   nconns, limit;
+	unsigned	   nconns;
 	uint64_t	   idle_ms;
 	char		   fingerprint[128];
 } fr;
@@ -89,6 +90,7 @@ static void conn_close(struct front_conn *c)
 		c->next->prev = c->prev;
 	fr.nconns--;
 	core_loop_defer(fr.loop, &c->reap, conn_reap);
+	core_net_accept_wake(&fr.acceptor);
 }
 
 static const char *peer_text(const struct front_conn *c, char *buf, size_t len)
@@ -261,51 +263,34 @@ static void front_on_timer(struct core_timer *t)
 	conn_close(c);
 }
 
-static void listener_on_io(struct core_io *io, unsigned revents)
+/* An admin connection from the accept path (core/net.h): its handshake
+ * starts here. */
+static void front_on_accept(struct core_net_listener *nl, int fd,
+			    const struct sockaddr_storage *ss, socklen_t sl)
 {
-	struct front_listener *ln = io->data;
-	unsigned i;
+	struct front_listener *ln = CORE_CONTAINER_OF(nl, struct front_listener, acc);
+	struct front_conn *c;
 
-	(void)revents;
-	for (i = 0; i < 16; i++) {
-		struct sockaddr_storage ss;
-		socklen_t sl = sizeof(ss);
-		struct front_conn *c;
-		int fd;
-
-		fd = accept4(ln->fd, (struct sockaddr *)&ss, &sl, SOCK_NONBLOCK | SOCK_CLOEXEC);
-		if (fd == -1) {
-			if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
-				core_log_error("web", "%s: accept: %s", ln->name, strerror(errno));
-			return;
-		}
-		if (fr.nconns >= fr.limit) {
-			core_log_warn("web", "%s: %u admin connections, the limit; refused",
-				      ln->name, fr.nconns);
-			close(fd);
-			continue;
-		}
-		if ((c = calloc(1, sizeof(*c))) == NULL ||
-		    (c->tls = core_tls_new(fr.tls, fd)) == NULL) {
-			free(c);
-			close(fd);
-			core_log_error("web", "%s: out of memory for a connection", ln->name);
-			return;
-		}
-		c->cfd = fd;
-		c->mfd = -1;
-		memcpy(&c->peer, &ss, sl);
-		c->peerlen = sl;
-		c->since = core_loop_now(fr.loop);
-		core_io_init(fr.loop, &c->cio, fd, front_on_io, c);
-		core_timer_init(fr.loop, &c->timer, front_on_timer, c);
-		c->next = fr.conns;
-		if (fr.conns != NULL)
-			fr.conns->prev = c;
-		fr.conns = c;
-		fr.nconns++;
-		front_arm(c);
+	if ((c = calloc(1, sizeof(*c))) == NULL ||
+	    (c->tls = core_tls_new(fr.tls, fd)) == NULL) {
+		free(c);
+		close(fd);
+		core_log_error("web", "%s: out of memory for a connection", ln->name);
+		return;
 	}
+	c->cfd = fd;
+	c->mfd = -1;
+	memcpy(&c->peer, ss, sl);
+	c->peerlen = sl;
+	c->since = core_loop_now(fr.loop);
+	core_io_init(fr.loop, &c->cio, fd, front_on_io, c);
+	core_timer_init(fr.loop, &c->timer, front_on_timer, c);
+	c->next = fr.conns;
+	if (fr.conns != NULL)
+		fr.conns->prev = c;
+	fr.conns = c;
+	fr.nconns++;
+	front_arm(c);
 }
 
 /* The server context for the configured or self-signed certificates. */
@@ -351,7 +336,7 @@ static struct core_tls_server *front_tls(const struct keel_admin_conf *ac,
 
 static void listener_close(struct front_listener *ln)
 {
-	core_io_stop(&ln->io);
+	core_net_accept_del(&ln->acc);
 	close(ln->fd);
 	free(ln);
 }
@@ -388,11 +373,7 @@ static int front_listen(const struct keel_admin_conf *ac, char *err, size_t errl
 			next[i] = NULL;
 			goto fail;
 		}
-		core_io_init(fr.loop, &next[i]->io, next[i]->fd, listener_on_io, next[i]);
-		if (core_io_set(&next[i]->io, CORE_IO_READ) != CORE_OK) {
-			snprintf(err, errlen, "%s: cannot watch: %s", next[i]->name, strerror(errno));
-			goto fail;
-		}
+		core_net_accept_add(&fr.acceptor, &next[i]->acc, next[i]->fd, next[i]->name);
 	}
 	for (j = 0; j < fr.nls; j++)
 		if (fr.ls[j] != NULL) {
@@ -429,7 +410,8 @@ int web_front_start(struct core_loop *loop, const struct keel_admin_conf *ac,
 	fr.loop = loop;
 	fr.mhd = mhd;
 	fr.kick = kick;
-	fr.limit = (unsigned)ac->max_connections;
+	core_net_accept_init(&fr.acceptor, loop, "web", (unsigned)ac->max_connections,
+			     &fr.nconns, front_on_accept);
 	fr.idle_ms = (uint64_t)ac->idle_timeout;
 	if ((fr.tls = front_tls(ac, state_dir, node, err, errlen)) == NULL)
 		return CORE_ERROR;
@@ -452,7 +434,7 @@ int web_front_reload(const struct keel_admin_conf *ac, const char *state_dir,
 	/* Open connections keep the context they started with. */
 	core_tls_server_drop(fr.tls);
 	fr.tls = srv;
-	fr.limit = (unsigned)ac->max_connections;
+	core_net_accept_limit(&fr.acceptor, (unsigned)ac->max_connections);
 	fr.idle_ms = (uint64_t)ac->idle_timeout;
 	return CORE_OK;
 }
@@ -471,6 +453,8 @@ void web_front_stop(void)
 	for (i = 0; i < fr.nls; i++)
 		listener_close(fr.ls[i]);
 	fr.nls = 0;
+	if (fr.loop != NULL)
+		core_net_accept_stop(&fr.acceptor);
 	fr.loop = NULL;
 	core_tls_server_drop(fr.tls);
 	fr.tls = NULL;
