@@ -33,7 +33,10 @@ DEPS	:= $(shell core/deps.sh --print $(DEPS_TARGET))
 ifeq ($(SAN),1)
 CC	:= gcc
 AR	:= ar
-SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all
+SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
+	    -DKEEL_FAULT
+# The sanitizer build is also the fault-injection build (core/fault.h).
+LDFAULT	:= -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
 LDSTATIC :=
 RUN	:=
 else ifeq ($(ARCH),x86_64)
@@ -51,7 +54,7 @@ endif
 WARN	:= -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Werror
 CFLAGS	:= -std=gnu11 -O2 -g $(WARN) -ffunction-sections -fdata-sections \
 	   -D_GNU_SOURCE -I. -I$(B)/gen -isystem $(DEPS)/include $(SANFLAGS)
-LDFLAGS	:= $(LDSTATIC) -Wl,--gc-sections $(SANFLAGS)
+LDFLAGS	:= $(LDSTATIC) -Wl,--gc-sections $(SANFLAGS) $(LDFAULT)
 LIBS	:= -L$(DEPS)/lib -lmicrohttpd -lnfs -lhiredis -lsqlite3 -lyaml \
 	   -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm
 

@@ -777,10 +777,13 @@ struct core_conf *core_conf_load(const struct core_conf_section *schema,
 	}
 	yaml_parser_set_input_string(&parser, (const unsigned char *)text, len);
 	if (!yaml_parser_load(&parser, &doc)) {
-		conf_error(c, (int)parser.problem_mark.line + 1, NULL,
-			   "YAML syntax: %s%s%s", parser.problem,
-			   parser.context ? " " : "",
-			   parser.context ? parser.context : "");
+		if (parser.error == YAML_MEMORY_ERROR || parser.problem == NULL)
+			conf_error(c, 0, NULL, "out of memory while parsing");
+		else
+			conf_error(c, (int)parser.problem_mark.line + 1, NULL,
+				   "YAML syntax: %s%s%s", parser.problem,
+				   parser.context ? " " : "",
+				   parser.context ? parser.context : "");
 		yaml_parser_delete(&parser);
 		return c;
 	}

@@ -28,6 +28,7 @@
 #include "settings.h"
 #include "control.h"
 #include "event.h"
+#include "fault.h"
 #include "kv.h"
 #include "state.h"
 #include "store.h"
@@ -557,6 +558,7 @@ static void main_reload(void)
 	const char *prev = core_log_action("reloading the configuration");
 	char why[256], *text = NULL;
 
+	core_fault_arm("reload");
 	conf = main_load_conf_text(&text);
 	if (conf == NULL) {
 		core_log_error("main", "out of memory; keeping generation %u",
@@ -576,6 +578,7 @@ static void main_reload(void)
 		main_record(text, "file", "reloaded from the file");
 out:
 	free(text);
+	core_fault_disarm("reload");
 	core_log_action(prev);
 }
 
@@ -593,7 +596,7 @@ int core_control_reload(char *err, size_t errlen)
 		return CORE_ERROR;
 	}
 	if (conf->nerrors > 0) {
-		snprintf(err, errlen, "%s", conf->errors->msg);
+		snprintf(err, errlen, "%s", conf->errors != NULL ? conf->errors->msg : "out of memory");
 		core_conf_free(conf);
 		return CORE_ERROR;
 	}
@@ -903,7 +906,9 @@ static int main_check(void)
 	const struct core_conf_err *e;
 	int rc = 0;
 
+	core_fault_arm("load");
 	keel.conf = main_load_conf();
+	core_fault_disarm("load");
 	if (keel.conf == NULL) {
 		fprintf(stderr, "keel: out of memory\n");
 		return 1;

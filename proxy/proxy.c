@@ -15,6 +15,7 @@
 
 #include "core/clock.h"
 #include "core/conf.h"
+#include "core/fault.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
@@ -109,10 +110,12 @@ static void proxy_on_accept(struct core_net_listener *nl, int fd,
 	struct proxy_stream *s;
 	int one = 1;
 
+	core_fault_arm("request");
 	s = calloc(1, sizeof(*s));
 	if (s == NULL) {
 		close(fd);
 		core_log_error("proxy", "%s: out of memory for a connection", ln->name);
+		core_fault_disarm("request");
 		return;
 	}
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
@@ -126,6 +129,7 @@ static void proxy_on_accept(struct core_net_listener *nl, int fd,
 			close(fd);
 			free(s);
 			core_log_error("proxy", "%s: out of memory for TLS", ln->name);
+			core_fault_disarm("request");
 			return;
 		}
 		s->state = PROXY_ST_HANDSHAKE;
@@ -379,6 +383,7 @@ static void stream_close(struct proxy_stream *s)
 	proxy_stat_sub(px.rt->stats->active, 1);
 	if (!px.draining)
 		core_net_accept_wake(&px.acceptor);
+	core_fault_disarm("request");
 	core_loop_defer(px.loop, &s->reap, stream_reap);
 }
 
