@@ -129,3 +129,36 @@ def test_every_allocation_of_a_proxied_request_can_fail(h):
     check(done, "the request never ran out of allocations to fail")
     h.stop_all()
     check(not h.sanitizer_reports(), h.sanitizer_reports())
+
+
+def test_every_allocation_of_an_api_apply_can_fail(h):
+    need_fault_build()
+    import test_api
+    back = h.http_backend()
+    admin, front = free_port(), free_port()
+    k, _ = start_faulty(h, "apply:1+", conf(admin, front, back) % h.path("state"))
+    wait_for("keel", lambda: http_get(admin, "/healthz").status == 200)
+    a, _ = test_api.setup(k, admin)
+    st, cfg = a.call("GET", "/api/v1/config")
+    check(st == 200, cfg)
+    done = False
+    for n in range(1, MAX_STEPS):
+        revs = len(a.call("GET", "/api/v1/revisions")[1])
+        cfg["routes"].append({"path": "/r%d/" % n, "upstream": "u"})
+        st, js = a.call("PUT", "/api/v1/config", cfg)
+        wait_for("apply %d to end" % n, lambda: re.search(r"fault: apply #%d: " % n, k.log()),
+                 timeout=10)
+        check(k.alive(), "keel died at allocation %d:\n%s" % (n, k.log()[-3000:]))
+        check(st == 200 or (st >= 400 and js.get("error")), "apply %d: %s %s" % (n, st, js))
+        if st == 200:	# what was answered as applied is recorded and serves
+            check(len(a.call("GET", "/api/v1/revisions")[1]) == revs + 1, "apply %d" % n)
+            wait_for("route /r%d/" % n, lambda: http_get(front, "/r%d/x" % n).status == 200)
+        check(http_get(front, "/x").status == 200, "the running config stopped serving")
+        if "apply #%d: done after" % n in k.log():
+            check(st == 200, (st, js))
+            print("    apply: each of %d allocations failed once" % (n - 1))
+            done = True
+            break
+    check(done, "the apply never ran out of allocations to fail")
+    h.stop_all()
+    check(not h.sanitizer_reports(), h.sanitizer_reports())
