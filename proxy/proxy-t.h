@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "core/buf.h"
+#include "core/list.h"
 #include "core/loop-t.h"
 #include "core/net.h"
 #include "accesslog.h"
@@ -47,8 +48,7 @@ enum proxy_body {
 struct proxy_xchg {
 	struct proxy_runtime *rt;	/* holds a reference */
 	struct proxy_stream *stream;	/* the client connection it serves */
-	struct proxy_xchg *wait_prev;	/* in srv's list of unanswered requests */
-	struct proxy_xchg *wait_next;
+	struct core_list wait;		/* in srv's list of unanswered requests */
 	uint64_t	 sent_at;	/* when the whole request was out */
 	bool		 waiting;	/* on that list */
 	const struct proxy_route *route;
@@ -101,7 +101,7 @@ struct proxy_stream {
 	struct core_io	 io;
 	struct core_timer timer;
 	struct core_defer reap;
-	struct proxy_stream *prev, *next;	/* all open streams */
+	struct core_list link;		/* in the worker's list of open streams */
 	struct proxy_listener *ln;
 	union {
 		struct sockaddr_in  v4;

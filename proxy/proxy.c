@@ -40,7 +40,7 @@ static struct {
 	struct proxy_listener ls[PROXY_MAX_LISTENERS];
 	unsigned	      nls;
 	unsigned	      nconns;
-	struct proxy_stream  *streams;	/* every open client connection */
+	struct core_list      streams;	/* every open client connection */
 	struct core_net_acceptor acceptor;	/* worker: every listener's */
 	bool		      draining;	/* this worker's generation is ending */
 	struct core_timer     tick;	/* housekeeping, once a second */
@@ -52,7 +52,7 @@ static struct {
 	unsigned char	      ticket_prev[32];	/* the last one's, still read */
 	bool		      have_prev;
 	struct core_http_msg msg;	/* scratch: one head parsed at a time */
-} px;
+} px = { .streams = { &px.streams, &px.streams } };
 
 #define XF_SERVER_FAULT	0x1	/* count it against the server */
 #define XF_QUIET	0x2	/* part of a batch logged once elsewhere */
@@ -140,10 +140,7 @@ static void proxy_on_accept(struct core_net_listener *nl, int fd,
 				px.rt->lim.max_head);
 	core_io_init(px.loop, &s->io, fd, stream_on_io, s);
 	core_timer_init(px.loop, &s->timer, stream_on_timer, s);
-	s->next = px.streams;
-	if (px.streams != NULL)
-		px.streams->prev = s;
-	px.streams = s;
+	core_list_add(&px.streams, &s->link);
 	px.nconns++;
 	proxy_stat_add(px.rt->stats->connections, 1);
 	proxy_stat_add(px.rt->stats->active, 1);
@@ -170,13 +167,7 @@ static void wait_add(struct proxy_xchg *x, uint64_t now)
 
 	x->sent_at = now;
 	x->waiting = true;
-	x->wait_next = NULL;
-	x->wait_prev = srv->wait_last;
-	if (srv->wait_last != NULL)
-		srv->wait_last->wait_next = x;
-	else
-		srv->wait_first = x;
-	srv->wait_last = x;
+	core_list_add_tail(&srv->waiting, &x->wait);
 	srv->nwait++;
 }
 
@@ -186,17 +177,9 @@ static void wait_remove(struct proxy_xchg *x)
 
 	if (!x->waiting)
 		return;
-	if (x->wait_prev != NULL)
-		x->wait_prev->wait_next = x->wait_next;
-	else
-		srv->wait_first = x->wait_next;
-	if (x->wait_next != NULL)
-		x->wait_next->wait_prev = x->wait_prev;
-	else
-		srv->wait_last = x->wait_prev;
+	core_list_del(&x->wait);
 	srv->nwait--;
 	x->waiting = false;
-	x->wait_prev = x->wait_next = NULL;
 }
 
 /* Exchanges come and go with every request: keep a few for the next. */
@@ -229,14 +212,14 @@ static struct proxy_xchg *xchg_get(void)
 static void stall_check_server(struct proxy_server *srv, uint64_t now)
 {
 	struct proxy_upstream *up = srv->up;
-	struct proxy_xchg *x, *next;
+	struct core_list *it, *tmp;
 	uint64_t stall = up->stall_timeout, last, age;
 	unsigned moved = 0, i;
 	bool other = false;
 
 	if (srv->nwait == 0 || stall == 0)
 		return;
-	age = now - srv->wait_first->sent_at;
+	age = now - core_list_first(&srv->waiting, struct proxy_xchg, wait)->sent_at;
 	last = proxy_stat_get(srv->st->last_byte);
 	if (age < stall || now - last < stall)
 		return;
@@ -258,10 +241,10 @@ static void stall_check_server(struct proxy_server *srv, uint64_t now)
 			      (unsigned long long)srv->fail_timeout);
 	}
 	/* Out (by us, another worker, or health): move what may be moved. */
-	for (x = srv->wait_first; x != NULL; x = next) {
+	core_list_each(it, tmp, &srv->waiting) {
+		struct proxy_xchg *x = core_list_elem(it, struct proxy_xchg, wait);
 		struct proxy_stream *s = x->stream;
 
-		next = x->wait_next;
 		if (now - x->sent_at < stall)
 			break;
 		if (!x->idempotent || x->req_sent > 0 || x->resp_any)
@@ -363,12 +346,7 @@ static void stream_close(struct proxy_stream *s)
 		       proxy_stream_state_str(s->state), s->requests,
 		       s->requests == 1 ? "" : "s");
 	s->state = PROXY_ST_CLOSED;
-	if (s->prev != NULL)
-		s->prev->next = s->next;
-	else
-		px.streams = s->next;
-	if (s->next != NULL)
-		s->next->prev = s->prev;
+	core_list_del(&s->link);
 	xchg_free(s->x, false);
 	s->x = NULL;
 	core_io_stop(&s->io);
@@ -2023,7 +2001,7 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
  */
 static unsigned proxy_drain(void)
 {
-	struct proxy_stream *s, *next;
+	struct core_list *it, *tmp;
 
 	if (!px.draining) {
 		px.draining = true;
@@ -2032,8 +2010,9 @@ static unsigned proxy_drain(void)
 		core_log_info("proxy", "draining %u connection%s", px.nconns,
 			      px.nconns == 1 ? "" : "s");
 	}
-	for (s = px.streams; s != NULL; s = next) {
-		next = s->next;
+	core_list_each(it, tmp, &px.streams) {
+		struct proxy_stream *s = core_list_elem(it, struct proxy_stream, link);
+
 		s->close_after = true;
 		if (s->state == PROXY_ST_HEAD && core_buf_len(&s->cin) == 0 && s->requests > 0 &&
 		    core_loop_now(px.loop) - s->since > 1000)
@@ -2044,8 +2023,8 @@ static unsigned proxy_drain(void)
 
 static void proxy_stop(void)
 {
-	while (px.streams != NULL)
-		stream_close(px.streams);
+	while (!core_list_empty(&px.streams))
+		stream_close(core_list_first(&px.streams, struct proxy_stream, link));
 	proxy_close_listeners();
 	proxy_log_close();
 	px_conf = NULL;

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
+#include "core/list.h"
 #include "core/loop-t.h"
 #include "core/tls.h"
 #include "core/http-t.h"
@@ -23,7 +24,7 @@ struct proxy_upconn {
 	struct core_io	   io;
 	struct core_timer  idle;	/* while pooled: keepalive_timeout */
 	struct proxy_server *srv;
-	struct proxy_upconn *next;	/* in the server's pool */
+	struct core_list   link;	/* in the server's pool */
 	struct core_defer  reap;	/* freed after the batch, never inside it */
 	uint32_t	   served;	/* requests completed on it */
 };
@@ -45,10 +46,9 @@ struct proxy_server {
 
 	/* live state of this worker */
 	int		 cw;		/* smooth round-robin's current weight */
-	struct proxy_upconn *pool;	/* idle connections */
+	struct core_list pool;		/* idle connections, the latest first */
 	unsigned	 npool;
-	struct proxy_xchg *wait_first;	/* requests sent, no answer yet, oldest first */
-	struct proxy_xchg *wait_last;
+	struct core_list waiting;	/* exchanges sent, no answer yet, oldest first */
 	unsigned	 nwait;
 
 	/* shared by every worker: health and counters */

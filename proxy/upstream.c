@@ -30,7 +30,7 @@ static void runtime_free(struct proxy_runtime *rt)
 		struct proxy_upstream *up = &rt->ups[i];
 
 		for (j = 0; j < up->nservers; j++)
-			while (up->servers[j].pool != NULL)
+			while (up->servers[j].npool > 0)
 				proxy_upconn_close(proxy_pool_get(&up->servers[j]));
 		free(up->servers);
 		free(up->name);
@@ -146,6 +146,8 @@ static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_
 
 		s->up = up;
 		s->st = &st[j];
+		core_list_init(&s->waiting);
+		core_list_init(&s->pool);
 		memcpy(&s->sa, &sc[j].address.sa, sizeof(s->sa));
 		s->salen = sc[j].address.salen;
 		snprintf(s->name, sizeof(s->name), "%s", sc[j].address.text);
@@ -662,16 +664,10 @@ void proxy_upconn_close(struct proxy_upconn *uc)
 
 static void pool_unlink(struct proxy_upconn *uc)
 {
-	struct proxy_server *s = uc->srv;
-	struct proxy_upconn **pp;
-
-	for (pp = &s->pool; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == uc) {
-			*pp = uc->next;
-			s->npool--;
-			break;
-		}
-	uc->next = NULL;
+	if (core_list_linked(&uc->link)) {
+		core_list_del(&uc->link);
+		uc->srv->npool--;
+	}
 }
 
 /* A pooled connection became readable: the server closed it (or sent
@@ -698,13 +694,12 @@ static void pool_on_idle(struct core_timer *t)
  * (read) is the same on both sides. */
 struct proxy_upconn *proxy_pool_get(struct proxy_server *s)
 {
-	struct proxy_upconn *uc = s->pool;
+	struct proxy_upconn *uc = core_list_first(&s->pool, struct proxy_upconn, link);
 
 	if (uc == NULL)
 		return NULL;
-	s->pool = uc->next;
+	core_list_del(&uc->link);
 	s->npool--;
-	uc->next = NULL;
 	core_timer_stop(&uc->idle);
 	return uc;
 }
@@ -726,7 +721,6 @@ void proxy_pool_put(struct proxy_upconn *uc)
 		proxy_upconn_close(uc);
 		return;
 	}
-	uc->next = s->pool;
-	s->pool = uc;
+	core_list_add(&s->pool, &uc->link);
 	s->npool++;
 }
