@@ -20,6 +20,7 @@
 #include "core/clock.h"
 #include "core/conf.h"
 #include "core/event.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
@@ -68,7 +69,7 @@ struct recent {
 
 /* A notification on its way to one webhook. */
 struct delivery {
-	struct delivery	*next;
+	struct core_list link;		/* in mon.deliveries */
 	struct core_probe	 probe;
 	struct core_timer retry;
 	unsigned	 tries;
@@ -95,7 +96,7 @@ static struct {
 	uint64_t	 window;
 	struct hook	*hooks;
 	size_t		 nhooks;
-	struct delivery	*deliveries;	/* in flight or waiting to retry */
+	struct core_list deliveries;	/* in flight or waiting to retry */
 	uint64_t	 hour_start;
 	unsigned	 sent_this_hour, suppressed;
 
@@ -105,7 +106,7 @@ static struct {
 
 	struct recent	 recent[MON_RECENT];	/* a ring */
 	unsigned	 nrecent, recent_head;
-} mon;
+} mon = { .deliveries = { &mon.deliveries, &mon.deliveries } };
 
 /* ---- webhooks ---------------------------------------------------------------------- */
 
@@ -134,13 +135,7 @@ static size_t json_escape(char *out, size_t room, const char *s)
 
 static void delivery_free(struct delivery *d)
 {
-	struct delivery **pp;
-
-	for (pp = &mon.deliveries; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == d) {
-			*pp = d->next;
-			break;
-		}
+	core_list_del(&d->link);
 	core_probe_cancel(&d->probe);
 	core_timer_stop(&d->retry);
 	free(d->request);
@@ -224,8 +219,7 @@ static void hook_send(size_t i, const char *body, size_t blen)
 	d->probe.done = delivery_done;
 	d->probe.data = d;
 	core_timer_init(mon.loop, &d->retry, delivery_on_retry, d);
-	d->next = mon.deliveries;
-	mon.deliveries = d;
+	core_list_add(&mon.deliveries, &d->link);
 	core_probe_start(&d->probe);
 }
 
@@ -616,8 +610,8 @@ static void monitor_stop(void)
 	monitor_stop_all();
 	monitor_mail_stop();
 	mon.email = NULL;
-	while (mon.deliveries != NULL)
-		delivery_free(mon.deliveries);
+	while (!core_list_empty(&mon.deliveries))
+		delivery_free(core_list_first(&mon.deliveries, struct delivery, link));
 	if (mon.loop != NULL)
 		core_timer_stop(&mon.prune);
 	monitor_history_close(mon.db);
