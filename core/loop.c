@@ -1,6 +1,8 @@
 /* The event loop. See loop.h for the contract. */
 #include <limits.h>
 #include <stdio.h>
+#include <stddef.h>
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -310,6 +312,59 @@ static void loop_signal_read(struct core_io *io, unsigned revents)
 			loop->sig[si.ssi_signo].cb(loop, (int)si.ssi_signo,
 						   loop->sig[si.ssi_signo].data);
 	}
+}
+
+/* ---- memory freed after the batch ------------------------------------------ */
+
+/* Where the deferred call sits: after n * size bytes, aligned. */
+static size_t loop_block_tail(size_t n, size_t size)
+{
+	size_t a = _Alignof(struct core_defer);
+
+	return (n * size + a - 1) / a * a;
+}
+
+void *core_loop_calloc(size_t n, size_t size)
+{
+	if (size != 0 && n > (SIZE_MAX - 2 * sizeof(struct core_defer)) / size)
+		return NULL;
+	return calloc(1, loop_block_tail(n, size) + sizeof(struct core_defer));
+}
+
+static void loop_block_reap(struct core_defer *d)
+{
+	free((char *)d - d->arg);
+}
+
+void core_loop_free_later(struct core_loop *loop, void *p, size_t n, size_t size)
+{
+	struct core_defer *d;
+
+	if (p == NULL)
+		return;
+	if (loop == NULL) {
+		free(p);
+		return;
+	}
+	d = (struct core_defer *)(void *)((char *)p + loop_block_tail(n, size));
+	d->arg = loop_block_tail(n, size);
+	core_loop_defer(loop, d, loop_block_reap);
+}
+
+/* In a child just forked: the parent's queued calls are the parent's
+ * business, but memory it was about to free is this process's copy, so
+ * it is freed here rather than lost when the child builds its own loop. */
+void core_loop_after_fork(struct core_loop *loop)
+{
+	struct core_defer *d, *next;
+
+	for (d = loop->defer_head; d != NULL; d = next) {
+		next = d->next;
+		if (d->fn == loop_block_reap)
+			loop_block_reap(d);
+	}
+	loop->defer_head = NULL;
+	loop->defer_tail = &loop->defer_head;
 }
 
 /* ---- running ------------------------------------------------------------- */

@@ -42,6 +42,19 @@ static inline int core_timer_armed(const struct core_timer *t)
 void core_loop_defer(struct core_loop *loop, struct core_defer *d,
 		     void (*fn)(struct core_defer *d));
 
+/* Memory that holds watchers or timers (an array of probes, say) and may
+ * be let go while the loop's current batch still points into it: allocate
+ * it with core_loop_calloc() and release it with core_loop_free_later()
+ * and the same n and size, which frees it after the batch (or at
+ * core_loop_free). The block starts where the caller's memory does (its
+ * deferred call sits after it), so leak checkers see the caller's pointer
+ * as the block's. NULL is ignored. */
+void *core_loop_calloc(size_t n, size_t size);
+void core_loop_free_later(struct core_loop *loop, void *p, size_t n, size_t size);
+/* A forked child drops the parent's queued calls, freeing the blocks of
+ * core_loop_free_later that were among them. */
+void core_loop_after_fork(struct core_loop *loop);
+
 /* Delivers signo through the loop instead of an async handler. */
 int core_loop_signal(struct core_loop *loop, int signo,
 		     void (*cb)(struct core_loop *loop, int signo, void *data),

@@ -243,6 +243,7 @@ static void __attribute__((noreturn)) worker_main(unsigned slot, pid_t master)
 
 	/* A loop of our own; the master's fds were closed above, and its
 	 * timers belong to the master. */
+	core_loop_after_fork(&keel.loop);
 	free(keel.loop.heap);
 	if (core_loop_init(&keel.loop, err, sizeof(err)) != CORE_OK) {
 		core_log_error("main", "cannot create the event loop: %s", err);

@@ -86,7 +86,7 @@ struct hook {
 static struct {
 	struct core_loop *loop;
 	struct monitor	*mons;
-	unsigned	 nmons;
+	unsigned	 nmons, capmons;	/* in use, allocated */
 	struct monitor_history *db;
 	struct core_timer prune;
 	char		 node[64];
@@ -426,7 +426,8 @@ static void monitor_stop_all(void)
 		core_timer_stop(&mon.mons[i].next);
 		core_tls_server_drop(mon.mons[i].probe.tls);
 	}
-	free(mon.mons);
+	/* The loop's current batch may still point at a probe in there. */
+	core_loop_free_later(mon.loop, mon.mons, mon.capmons, sizeof(*mon.mons));
 	mon.mons = NULL;
 	mon.nmons = 0;
 }
@@ -481,7 +482,8 @@ static int monitor_build(const struct core_conf *conf, const struct monitor *old
 		n += (unsigned)k->routes.n;
 	for (i = 0; mc->servers && i < k->upstreams.n; i++)
 		n += (unsigned)uc[i].servers.n;
-	mon.mons = n ? calloc(n, sizeof(*mon.mons)) : NULL;
+	mon.mons = n ? core_loop_calloc(n, sizeof(*mon.mons)) : NULL;
+	mon.capmons = mon.mons != NULL ? n : 0;
 	if (n && mon.mons == NULL) {
 		snprintf(err, errlen, "out of memory for %u monitors", n);
 		return CORE_ERROR;
@@ -588,7 +590,7 @@ static int monitor_start(struct core_loop *loop, const struct core_conf *conf,
 static int monitor_reload(const struct core_conf *conf, char *err, size_t errlen)
 {
 	struct monitor *old = mon.mons;
-	unsigned nold = mon.nmons, i;
+	unsigned nold = mon.nmons, capold = mon.capmons, i;
 	int rc;
 
 	for (i = 0; i < nold; i++) {
@@ -596,11 +598,11 @@ static int monitor_reload(const struct core_conf *conf, char *err, size_t errlen
 		core_timer_stop(&old[i].next);
 	}
 	mon.mons = NULL;
-	mon.nmons = 0;
+	mon.nmons = mon.capmons = 0;
 	rc = monitor_build(conf, old, nold, err, errlen);
 	for (i = 0; i < nold; i++)
 		core_tls_server_drop(old[i].probe.tls);
-	free(old);
+	core_loop_free_later(mon.loop, old, capold, sizeof(*old));
 	return rc;
 }
 

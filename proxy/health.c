@@ -41,7 +41,7 @@ static struct {
 	struct health_spec *specs;
 	unsigned	    nspecs;
 	struct health_check *checks;
-	unsigned	    nchecks;
+	unsigned	    nchecks, cap;	/* in use, allocated */
 } hc;
 
 /* Tells whoever listens (monitoring) that a server went DOWN or came back. */
@@ -113,13 +113,14 @@ static void health_stop(void)
 		core_probe_cancel(&hc.checks[i].probe);
 		core_timer_stop(&hc.checks[i].next);
 	}
-	free(hc.checks);
+	/* The loop's current batch may still point at a probe in there. */
+	core_loop_free_later(hc.loop, hc.checks, hc.cap, sizeof(*hc.checks));
 	for (i = 0; i < hc.nspecs; i++)
 		core_tls_server_drop(hc.specs[i].tls);
 	free(hc.specs);
 	hc.checks = NULL;
 	hc.specs = NULL;
-	hc.nchecks = hc.nspecs = 0;
+	hc.nchecks = hc.nspecs = hc.cap = 0;
 }
 
 /* Builds the checks of a config against the current shared region. The
@@ -141,7 +142,8 @@ static int health_build(const struct core_conf *conf, char *err, size_t errlen)
 	if (n == 0)
 		return CORE_OK;
 	hc.specs = calloc(k->upstreams.n, sizeof(*hc.specs));
-	hc.checks = calloc(n, sizeof(*hc.checks));
+	hc.checks = core_loop_calloc(n, sizeof(*hc.checks));
+	hc.cap = hc.checks != NULL ? n : 0;
 	if (hc.specs == NULL || hc.checks == NULL) {
 		snprintf(err, errlen, "out of memory for %u health checks", n);
 		return CORE_ERROR;

@@ -35,12 +35,12 @@ def fault_env(spec):
 def conf(admin, front, back, extra_route=""):
     return ('state_dir: "%s"\n'
             "workers: { count: 1 }\n"
-            "monitors: { routes: false, servers: false }\n"
+            "monitors: { routes: true, servers: true, interval: 1h }\n"
             "admin: { listen: [\"127.0.0.1:%d\"], tls: { enabled: false } }\n"
             "listeners: [{ address: \"127.0.0.1:%d\" }]\n"
             "upstreams:\n"
             "  u: { servers: [{ address: \"127.0.0.1:%d\" }, { address: \"127.0.0.1:%d\", weight: 2 }],"
-            " health: { path: / } }\n"
+            " health: { type: http, path: /, interval: 1h } }\n"
             "routes:\n  - { path: /, upstream: u }\n%s"
             % ("%s", admin, front, back, back, extra_route))
 
