@@ -18,6 +18,7 @@ struct cache_conn {
 	struct core_io	   io;
 	struct core_timer  timer;	/* hiredis's connect or command timeout */
 	struct core_defer  reap;
+	struct cache_conn **owner;	/* the slot that holds c, or NULL */
 	unsigned	   events;
 	cache_conn_fn	   up, down;
 	void		  *data;
@@ -75,7 +76,16 @@ static void conn_on_io(struct core_io *io, unsigned revents)
 		redisAsyncHandleWrite(c->ac);
 }
 
-/* The context is gone (or going): tell the owner once, free c once. */
+/* The owner's slot lets go of c (if it still holds c). */
+static void conn_unlink(struct cache_conn *c)
+{
+	if (c->owner != NULL && *c->owner == c)
+		*c->owner = NULL;
+	c->owner = NULL;
+}
+
+/* The context is gone (or going): tell the owner once, take c out of its
+ * slot, and free c once, after the loop's batch. */
 static void conn_gone(struct cache_conn *c, const char *why)
 {
 	c->ac = NULL;
@@ -84,6 +94,7 @@ static void conn_gone(struct cache_conn *c, const char *why)
 		if (c->down != NULL)
 			c->down(c, why);
 	}
+	conn_unlink(c);
 	if (!c->reaping) {
 		c->reaping = true;
 		core_loop_defer(c->loop, &c->reap, conn_reap);
@@ -181,8 +192,17 @@ void cache_conn_auth(redisAsyncContext *ac, const char *user, const char *pass,
 		redisAsyncCommand(ac, fn, data, "AUTH %s", pass);
 }
 
+void cache_conn_own(struct cache_conn *c, struct cache_conn **slot)
+{
+	if (c->owner != slot)
+		conn_unlink(c);
+	c->owner = slot;
+	*slot = c;
+}
+
 void cache_conn_close(struct cache_conn *c)
 {
+	conn_unlink(c);
 	if (c->closing)
 		return;
 	c->closing = true;

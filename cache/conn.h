@@ -38,8 +38,16 @@ void *cache_conn_data(struct cache_conn *c);
 void cache_conn_auth(redisAsyncContext *ac, const char *user, const char *pass,
 		     redisCallbackFn *fn, void *data);
 
+/* Who holds c: *slot. When c goes (the server closed it, a timeout, or
+ * cache_conn_close), `down` runs first, then *slot is set to NULL if it
+ * still holds c, and only then is c queued for freeing; so an owner never
+ * keeps a pointer to a connection that the loop will free. Handing c to
+ * another slot unlinks the one it had. */
+void cache_conn_own(struct cache_conn *c, struct cache_conn **slot);
+
 /* Closes it: pending commands get a NULL reply, `down` is called with
- * "closed", and c is freed after the loop's current batch. */
+ * "closed", its slot is unlinked, and c is freed after the loop's current
+ * batch. Only for a c that its caller still owns (its slot holds it). */
 void cache_conn_close(struct cache_conn *c);
 
 #endif

@@ -9,6 +9,12 @@
  * or oversized command closes it with an error, and a top-level READONLY
  * or LOADING reply makes the topology check the master at once.
  *
+ * A client that does not read its replies is not read either: while the
+ * replies waiting for it fill its buffer, or FRONT_INFLIGHT of its commands
+ * are at Redis unanswered, its next commands wait here (and then in its
+ * socket), so neither keel nor Redis's output buffer for it grows without
+ * bound (Redis itself would buffer replies for as long as commands come).
+ *
  * A client only ever reaches a master that ROLE verified in this worker.
  * When the master is lost or switched, every client on it is closed (what
  * Sentinel does with CLIENT KILL); clients that arrive while there is none
@@ -34,6 +40,7 @@
 #include "core/net.h"
 
 #define FRONT_BUF	(64 << 10)	/* per direction, per client */
+#define FRONT_INFLIGHT	128		/* a client's commands at Redis, unanswered */
 
 enum { F_WAITING, F_CONNECTING, F_OPEN };
 
@@ -43,7 +50,9 @@ struct front_client {
 	struct core_io	 cio, sio;
 	struct core_buf	 in, out;	/* to the server, to the client */
 	struct resp_stream cmds, reps;
-	uint64_t	 ncmds, nreps;
+	struct resp_stream fwd;		/* the commands' framing, as far as sent */
+	uint64_t	 ncmds, nreps;	/* commands read, replies read */
+	uint64_t	 nfwd;		/* commands sent to Redis whole */
 	uint64_t	 epoch;		/* of the master it is connected to */
 	uint64_t	 since, active;
 	struct core_timer timer;
@@ -156,13 +165,28 @@ static bool buf_room(const struct core_buf *b)
 	return core_buf_len(b) < b->max;
 }
 
+/* Commands at Redis without their reply yet (pub/sub replies without a
+ * command may outnumber them: then none). */
+static uint64_t client_inflight(const struct front_client *c)
+{
+	return c->nfwd > c->nreps ? c->nfwd - c->nreps : 0;
+}
+
+/* Whether the client's commands may go to Redis now: only while its
+ * replies are being read. */
+static bool client_may_send(const struct front_client *c)
+{
+	return core_buf_len(&c->in) > 0 && buf_room(&c->out) &&
+	       client_inflight(c) < FRONT_INFLIGHT;
+}
+
 static void client_arm(struct front_client *c)
 {
 	unsigned ce = 0, se = 0;
 
 	if (c->closing)
 		return;
-	if (buf_room(&c->in))
+	if (buf_room(&c->in) && buf_room(&c->out))
 		ce |= CORE_IO_READ;
 	if (core_buf_len(&c->out) > 0)
 		ce |= CORE_IO_WRITE;
@@ -172,11 +196,49 @@ static void client_arm(struct front_client *c)
 	else if (c->state == F_OPEN) {
 		if (buf_room(&c->out))
 			se |= CORE_IO_READ;
-		if (core_buf_len(&c->in) > 0)
+		if (client_may_send(c))
 			se |= CORE_IO_WRITE;
 	}
 	if (c->sfd != -1)
 		core_io_set(&c->sio, se);
+}
+
+/*
+ * Sends the client's buffered commands to Redis, whole commands up to
+ * FRONT_INFLIGHT unanswered ones (a command larger than the buffer streams
+ * through). False when the server side is gone.
+ */
+static bool server_send(struct front_client *c)
+{
+	const char *head = core_buf_head(&c->in), *why;
+	size_t len = core_buf_len(&c->in), n = len;
+	struct resp_stream st;
+	uint64_t count;
+	ssize_t w;
+
+	if (!client_may_send(c))
+		return true;
+	if (c->ncmds > c->nreps + FRONT_INFLIGHT) {
+		/* More than the bound is buffered: find where it ends. */
+		st = c->fwd;
+		count = c->nfwd;
+		(void)resp_stream_feed_until(&st, head, len, &fr.cmd_lim, &count,
+					     c->nreps + FRONT_INFLIGHT, &n, &why);
+		if (n == 0)
+			return true;
+	}
+	do
+		w = write(c->sfd, head, n);
+	while (w == -1 && errno == EINTR);
+	if (w == -1)
+		return errno == EAGAIN || errno == EWOULDBLOCK;
+	if ((size_t)w == len) {
+		c->fwd = c->cmds;	/* all read is sent: the same framing */
+		c->nfwd = c->ncmds;
+	} else
+		(void)resp_stream_feed(&c->fwd, head, (size_t)w, &fr.cmd_lim, &c->nfwd, &why);
+	core_buf_consume(&c->in, (size_t)w);
+	return true;
 }
 
 static void client_read(struct front_client *c)
@@ -202,7 +264,7 @@ static void client_read(struct front_client *c)
 		return;
 	}
 	stat_add(&fr.stats->bytes_in, n);
-	if (c->state == F_OPEN && !flush(&c->in, c->sfd)) {
+	if (c->state == F_OPEN && !server_send(c)) {
 		client_free(c);
 		return;
 	}
@@ -246,8 +308,8 @@ static void server_read(struct front_client *c)
 				   "a client got READONLY" : "a client got LOADING");
 		c->reps.seen = 0;
 	}
-	if (!flush(&c->out, c->cfd)) {
-		client_free(c);
+	if (!flush(&c->out, c->cfd) || !server_send(c)) {
+		client_free(c);		/* answers make room for more commands */
 		return;
 	}
 	client_arm(c);
@@ -293,7 +355,7 @@ static void server_connected(struct front_client *c)
 		return;
 	}
 	c->state = F_OPEN;
-	if (!flush(&c->in, c->sfd)) {
+	if (!server_send(c)) {
 		client_free(c);
 		return;
 	}
@@ -309,7 +371,7 @@ static void server_on_io(struct core_io *io, unsigned revents)
 		return;
 	}
 	if (revents & CORE_IO_WRITE) {
-		if (!flush(&c->in, c->sfd)) {
+		if (!server_send(c)) {
 			client_free(c);
 			return;
 		}
@@ -410,6 +472,7 @@ static void front_on_accept(struct core_net_listener *ln, int fd,
 	core_buf_init(&c->out, FRONT_BUF);
 	resp_stream_init(&c->cmds, 1);
 	resp_stream_init(&c->reps, 0);
+	resp_stream_init(&c->fwd, 1);
 	core_io_init(fr.loop, &c->cio, fd, client_on_io, c);
 	core_timer_init(fr.loop, &c->timer, client_on_timer, c);
 	c->next = fr.clients;

@@ -181,13 +181,25 @@ static void kv_close(struct cache_conn **cp)
 		cache_conn_close(c);
 }
 
+/* *slot holds the connection until it goes (see cache_conn_own). */
+static void kv_open(struct cache_conn **slot, const struct cache_conn_opts *co)
+{
+	struct cache_conn *c;
+	char why[160];
+
+	if ((c = cache_conn_open(kv.loop, co, why, sizeof(why))) == NULL) {
+		core_log_warn("redis", "shared state: %s", why);
+		return;
+	}
+	cache_conn_own(c, slot);
+}
+
 static void kv_reconnect(void)
 {
 	struct cache_conn_opts co = {
 		.ip = kv.master.ip, .port = kv.master.port,
 		.connect_timeout = kv.o.connect_timeout, .command_timeout = kv.o.command_timeout,
 	};
-	char why[160];
 
 	kv.ready = false;
 	kv_close(&kv.cmd);
@@ -196,13 +208,11 @@ static void kv_reconnect(void)
 		return;
 	co.up = cmd_up;
 	co.down = cmd_down;
-	if ((kv.cmd = cache_conn_open(kv.loop, &co, why, sizeof(why))) == NULL)
-		core_log_warn("redis", "shared state: %s", why);
+	kv_open(&kv.cmd, &co);
 	co.up = sub_up;
 	co.down = sub_down;
 	co.command_timeout = 0;		/* messages come when they come */
-	if ((kv.sub = cache_conn_open(kv.loop, &co, why, sizeof(why))) == NULL)
-		core_log_warn("redis", "shared state: %s", why);
+	kv_open(&kv.sub, &co);
 }
 
 /* ---- the interface -------------------------------------------------------------------------- */

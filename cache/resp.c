@@ -418,17 +418,20 @@ static size_t stream_bulk_fast(struct resp_stream *st, const char *p, size_t len
 	return i + (size_t)n + 2;
 }
 
-int resp_stream_feed(struct resp_stream *st, const char *buf, size_t len,
-		     const struct resp_limits *lim, uint64_t *values, const char **why)
+/* Feeds buf[0..len) until *values reaches stop; *used gets the bytes taken. */
+static int stream_feed(struct resp_stream *st, const char *buf, size_t len,
+		       const struct resp_limits *lim, uint64_t *values, uint64_t stop,
+		       size_t *used, const char **why)
 {
 	size_t i = 0;
 
 	*why = NULL;
+	*used = 0;
 	if (st->state == ST_BAD) {
 		*why = "the stream went bad earlier";
 		return RESP_BAD;
 	}
-	while (i < len) {
+	while (i < len && *values < stop) {
 		switch (st->state) {
 		case ST_BODY: {
 			uint64_t take = st->skip < len - i ? st->skip : len - i;
@@ -490,5 +493,21 @@ int resp_stream_feed(struct resp_stream *st, const char *buf, size_t len,
 		}
 		}
 	}
+	*used = i;
 	return RESP_OK;
+}
+
+int resp_stream_feed(struct resp_stream *st, const char *buf, size_t len,
+		     const struct resp_limits *lim, uint64_t *values, const char **why)
+{
+	size_t used;
+
+	return stream_feed(st, buf, len, lim, values, UINT64_MAX, &used, why);
+}
+
+int resp_stream_feed_until(struct resp_stream *st, const char *buf, size_t len,
+			   const struct resp_limits *lim, uint64_t *values, uint64_t stop,
+			   size_t *used, const char **why)
+{
+	return stream_feed(st, buf, len, lim, values, stop, used, why);
 }

@@ -89,4 +89,11 @@ static inline int resp_stream_idle(const struct resp_stream *st)
 int resp_stream_feed(struct resp_stream *st, const char *buf, size_t len,
 		     const struct resp_limits *lim, uint64_t *values, const char **why);
 
+/* The same, but it stops right after the value that brings *values to
+ * stop (at once if it is there already): *used gets the bytes it took, so
+ * a caller can pass on exactly that many whole values. */
+int resp_stream_feed_until(struct resp_stream *st, const char *buf, size_t len,
+			   const struct resp_limits *lim, uint64_t *values, uint64_t stop,
+			   size_t *used, const char **why);
+
 #endif

@@ -163,9 +163,12 @@ static void topo_close(struct cache_conn **cp)
 		cache_conn_close(c);
 }
 
-static struct cache_conn *topo_open(struct cache_topo *t, const struct cache_addr *a,
-				    bool sentinel, uint64_t command_timeout,
-				    cache_conn_fn up, cache_conn_fn down, void *data)
+/* Opens a connection held by *slot (see cache_conn_own): it leaves the
+ * slot by itself when it goes, so the slot never points at a freed one. */
+static struct cache_conn *topo_open(struct cache_topo *t, struct cache_conn **slot,
+				    const struct cache_addr *a, bool sentinel,
+				    uint64_t command_timeout, cache_conn_fn up,
+				    cache_conn_fn down, void *data)
 {
 	struct cache_conn_opts co = {
 		.ip = a->ip, .port = a->port,
@@ -176,8 +179,12 @@ static struct cache_conn *topo_open(struct cache_topo *t, const struct cache_add
 	struct cache_conn *c;
 	char why[160];
 
-	if ((c = cache_conn_open(t->loop, &co, why, sizeof(why))) == NULL)
+	topo_close(slot);
+	if ((c = cache_conn_open(t->loop, &co, why, sizeof(why))) == NULL) {
 		topo_error(t, "%s", why);
+		return NULL;
+	}
+	cache_conn_own(c, slot);
 	return c;
 }
 
@@ -393,7 +400,7 @@ static void topo_verify(struct cache_topo *t, const struct cache_addr *a)
 	t->cand = *a;
 	t->state = T_VERIFYING;
 	t->check_pending = false;
-	t->chk = topo_open(t, a, false, t->o.command_timeout, chk_up, chk_down, t);
+	(void)topo_open(t, &t->chk, a, false, t->o.command_timeout, chk_up, chk_down, t);
 	if (t->chk == NULL)
 		topo_retry(t, t->last_error);
 }
@@ -515,8 +522,7 @@ static void ask_reply(redisAsyncContext *ac, void *reply, void *data)
 
 	/* The same connection then lists the other Sentinels. */
 	topo_close(&t->refresh);
-	t->refresh = t->ask;
-	t->ask = NULL;
+	cache_conn_own(t->ask, &t->refresh);	/* and t->ask lets go of it */
 	redisAsyncCommand(ac, sentinels_reply, t, "SENTINEL sentinels %s", t->o.master_name);
 
 	if (t->have_master && addr_eq(&a, &t->master)) {
@@ -567,8 +573,8 @@ static void topo_ask(struct cache_topo *t, unsigned i)
 		t->state = T_ASKING;
 		t->auth_error[0] = '\0';
 		t->asking = i;
-		t->ask = topo_open(t, &t->o.sentinels[i], true, t->o.sentinel_timeout,
-				   ask_up, ask_down, t);
+		(void)topo_open(t, &t->ask, &t->o.sentinels[i], true, t->o.sentinel_timeout,
+				ask_up, ask_down, t);
 		if (t->ask != NULL)
 			return;
 		t->sentinel_ok[i] = false;
@@ -669,7 +675,7 @@ static void topo_subscribe(struct cache_topo *t)
 
 	t->sub_at = i;
 	t->sub_addr = t->o.sentinels[i];
-	t->sub = topo_open(t, &t->o.sentinels[i], true, 0, sub_up, sub_down, t);
+	(void)topo_open(t, &t->sub, &t->o.sentinels[i], true, 0, sub_up, sub_down, t);
 	if (t->sub == NULL) {
 		t->sub_at++;
 		core_timer_start(&t->sub_timer, topo_backoff(t, t->sub_fails++));
@@ -764,8 +770,8 @@ static void topo_probe_all(struct cache_topo *t)
 		topo_close(&nd->conn);
 		nd->role = ROLE_UNKNOWN;
 		nd->why[0] = '\0';
-		nd->conn = topo_open(t, &nd->addr, false, t->o.command_timeout,
-				     probe_up, probe_down, nd);
+		(void)topo_open(t, &nd->conn, &nd->addr, false, t->o.command_timeout,
+				probe_up, probe_down, nd);
 		if (nd->conn == NULL) {
 			nd->role = ROLE_DOWN;
 			snprintf(nd->why, sizeof(nd->why), "%s", t->last_error);
@@ -832,8 +838,10 @@ void cache_topo_free(struct cache_topo *t)
 	topo_close(&t->chk);
 	for (i = 0; i < t->o.nnodes; i++)
 		topo_close(&t->nodes[i].conn);
-	/* Outside hiredis callbacks, closing runs the connections' last
-	 * callbacks now: they found nothing that is theirs. */
+	/* Each slot holds only a live connection (one that went has left
+	 * its slot), so this closes exactly what the topology still owns.
+	 * Outside hiredis callbacks, closing runs the connections' last
+	 * callbacks now: they find nothing that is theirs. */
 	free(t);
 }
 

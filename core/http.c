@@ -185,40 +185,26 @@ static int http_find_end(const char *buf, size_t len, const struct core_http_lim
 
 /* ---- header fields ------------------------------------------------------------ */
 
-/* Parses a Content-Length value (a list of identical values is tolerated). */
+/*
+ * Parses a Content-Length value: one plain decimal number and nothing else.
+ * A list, even of equal values ("10, 10"), is refused rather than
+ * normalised (RFC 9112 6.3 allows either): a server behind us might read
+ * such a list its own way, and one message must mean the same to both.
+ */
 static int http_content_length(const char *p, size_t n, int64_t *out)
 {
-	int64_t v = -1, cur;
-	size_t i = 0;
+	int64_t v = 0;
+	size_t i;
 
-	while (i < n) {
+	if (n == 0)
+		return -1;
+	for (i = 0; i < n; i++) {
 		if (!(p[i] >= '0' && p[i] <= '9'))
 			return -1;
-		cur = 0;
-		for (; i < n && p[i] >= '0' && p[i] <= '9'; i++) {
-			if (cur > (INT64_MAX - 9) / 10)
-				return -1;
-			cur = cur * 10 + (p[i] - '0');
-		}
-		if (v != -1 && cur != v)
+		if (v > (INT64_MAX - 9) / 10)
 			return -1;
-		v = cur;
-		while (i < n && IS(p[i], C_WS))
-			i++;
-		if (i < n) {
-			if (p[i] != ',')
-				return -1;
-			i++;
-			while (i < n && IS(p[i], C_WS))
-				i++;
-			if (i == n)
-				return -1;
-		}
+		v = v * 10 + (p[i] - '0');
 	}
-	if (v == -1)
-		return -1;
-	if (*out != -1 && *out != v)
-		return -1;
 	*out = v;
 	return 0;
 }
@@ -352,9 +338,13 @@ static int http_parse_fields(const char *buf, const char *p, const char *end,
 		if (h->kind == PROXY_H_OTHER)
 			continue;
 		if (h->kind == PROXY_H_CONTENT_LENGTH) {
+			if (m->flags & PROXY_HF_HAS_CL) {
+				m->why = "more than one Content-Length";
+				return bad;
+			}
 			if (http_content_length(buf + h->value.off, h->value.len,
 						&m->content_length) != 0) {
-				m->why = "invalid or conflicting Content-Length";
+				m->why = "Content-Length is not a single decimal number";
 				return bad;
 			}
 			m->flags |= PROXY_HF_HAS_CL;

@@ -1961,11 +1961,9 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 		return CORE_ERROR;
 	px_conf = conf;
 	core_loop_signal(loop, SIGUSR1, proxy_on_usr1, NULL);
-	px.rt = proxy_runtime_build(conf, loop, px.stats, px.have_key ? px.key : NULL);
-	if (px.rt == NULL) {
-		snprintf(err, errlen, "out of memory");
+	px.rt = proxy_runtime_build(conf, loop, px.stats, px.have_key ? px.key : NULL, err, errlen);
+	if (px.rt == NULL)
 		return CORE_ERROR;
-	}
 	core_net_accept_init(&px.acceptor, loop, "proxy", px.rt->max_connections, &px.nconns,
 			     proxy_on_accept);
 	for (i = 0; i < px.nls; i++) {

@@ -1,6 +1,7 @@
 /* The proxy's runtime: routes and upstreams copied out of a config (which
  * a reload frees), server selection, passive health and idle pools. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -110,7 +111,8 @@ struct proxy_server *proxy_cookie_server(struct proxy_upstream *up, const char *
 }
 
 static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_conf *uc,
-			  struct proxy_stat_server *st, const unsigned char *key)
+			  struct proxy_stat_server *st, const unsigned char *key,
+			  char *err, size_t errlen)
 {
 	const struct keel_server_conf *sc = uc->servers.v;
 	unsigned j;
@@ -125,20 +127,20 @@ static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_
 	up->keepalive = (unsigned)uc->keepalive;
 	up->keepalive_timeout = (uint64_t)uc->keepalive_timeout;
 	up->nservers = (unsigned)uc->servers.n;
-	up->servers = calloc(up->nservers, sizeof(*up->servers));
-	if (up->name == NULL || up->servers == NULL)
-		return CORE_ERROR;
+	up->servers = calloc(up->nservers ? up->nservers : 1, sizeof(*up->servers));
+	if (up->name == NULL || up->cookie == NULL || up->servers == NULL)
+		goto nomem;
 	if (uc->tls.enabled) {
-		char err[384];
+		char why[384];
 
 		/* proxy_prepare checked the CA file; this is a worker's copy. */
-		up->tls = core_tls_client_new(uc->tls.ca_file, uc->tls.verify, err, sizeof(err));
+		up->tls = core_tls_client_new(uc->tls.ca_file, uc->tls.verify, why, sizeof(why));
 		if (up->tls == NULL) {
-			core_log_error("proxy", "upstreams.%s.tls: %s", uc->name, err);
+			snprintf(err, errlen, "upstreams.%s.tls: %s", uc->name, why);
 			return CORE_ERROR;
 		}
 		if (uc->tls.server_name[0] != '\0' && (up->tls_name = strdup(uc->tls.server_name)) == NULL)
-			return CORE_ERROR;
+			goto nomem;
 	}
 
 	for (j = 0; j < up->nservers; j++) {
@@ -162,6 +164,9 @@ static int build_upstream(struct proxy_upstream *up, const struct keel_upstream_
 			server_cookie(s, key);
 	}
 	return CORE_OK;
+nomem:
+	snprintf(err, errlen, "upstreams.%s: out of memory", uc->name);
+	return CORE_ERROR;
 }
 
 static char *dup_lower(const char *s)
@@ -175,7 +180,8 @@ static char *dup_lower(const char *s)
 }
 
 static int build_route(struct proxy_runtime *rt, struct proxy_route *r,
-		       const struct keel_route_conf *rc, unsigned index)
+		       const struct keel_route_conf *rc, unsigned index,
+		       char *err, size_t errlen)
 {
 	char *const *hosts = rc->hosts.v;
 	unsigned j;
@@ -185,11 +191,11 @@ static int build_route(struct proxy_runtime *rt, struct proxy_route *r,
 	r->nhosts = (unsigned)rc->hosts.n;
 	r->hosts = r->nhosts ? calloc(r->nhosts, sizeof(char *)) : NULL;
 	if (r->path == NULL || (r->nhosts && r->hosts == NULL))
-		return CORE_ERROR;
+		goto nomem;
 	r->path_len = (uint32_t)strlen(r->path);
 	for (j = 0; j < r->nhosts; j++)
 		if ((r->hosts[j] = dup_lower(hosts[j])) == NULL)
-			return CORE_ERROR;
+			goto nomem;
 
 	if (strcmp(rc->rewrite, "keep") == 0)
 		r->rewrite = PROXY_REWRITE_KEEP;
@@ -198,15 +204,18 @@ static int build_route(struct proxy_runtime *rt, struct proxy_route *r,
 	else {
 		r->rewrite = PROXY_REWRITE_REPLACE;
 		if ((r->replace = strdup(rc->rewrite)) == NULL)
-			return CORE_ERROR;
+			goto nomem;
 		r->replace_len = (uint32_t)strlen(r->replace);
 	}
 
 	for (j = 0; j < rt->nups; j++)
 		if (strcmp(rt->ups[j].name, rc->upstream) == 0)
 			r->up = &rt->ups[j];
-	if (r->up == NULL)		/* the config check makes this impossible */
+	if (r->up == NULL) {		/* the config check makes this impossible */
+		snprintf(err, errlen, "routes[%u] (%s): no upstream \"%s\"", index, rc->path,
+			 rc->upstream);
 		return CORE_ERROR;
+	}
 
 	r->connect_timeout = (uint64_t)rc->connect_timeout;
 	r->send_timeout = (uint64_t)rc->send_timeout;
@@ -221,12 +230,16 @@ static int build_route(struct proxy_runtime *rt, struct proxy_route *r,
 	r->https_port = (unsigned)rc->https_port;
 	r->hsts = (uint64_t)rc->hsts / 1000;
 	return CORE_OK;
+nomem:
+	snprintf(err, errlen, "routes[%u] (%s): out of memory", index, rc->path);
+	return CORE_ERROR;
 }
 
 struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 					  struct core_loop *loop,
 					  struct proxy_stats *stats,
-					  const unsigned char *key)
+					  const unsigned char *key,
+					  char *err, size_t errlen)
 {
 	const struct keel_conf *k = core_settings_of(conf);
 	const struct keel_upstream_conf *ucs = k->upstreams.v;
@@ -236,14 +249,18 @@ struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 	unsigned i;
 
 	rt = calloc(1, sizeof(*rt));
-	if (rt == NULL)
+	if (rt == NULL) {
+		snprintf(err, errlen, "out of memory");
 		return NULL;
+	}
 	rt->refs = 1;
 	rt->stats = stats;
 	if (stats == NULL) {
 		rt->stats = proxy_stats_create(conf, NULL);
 		rt->own_stats = true;
 		if (rt->stats == NULL) {
+			snprintf(err, errlen, "cannot map the statistics region: %s",
+				 strerror(errno));
 			free(rt);
 			return NULL;
 		}
@@ -262,16 +279,19 @@ struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 	rt->ups = rt->nups ? calloc(rt->nups, sizeof(*rt->ups)) : NULL;
 	rt->nroutes = (unsigned)k->routes.n;
 	rt->routes = rt->nroutes ? calloc(rt->nroutes, sizeof(*rt->routes)) : NULL;
-	if ((rt->nups && rt->ups == NULL) || (rt->nroutes && rt->routes == NULL))
+	if ((rt->nups && rt->ups == NULL) || (rt->nroutes && rt->routes == NULL)) {
+		snprintf(err, errlen, "out of memory for %u upstreams and %u routes", rt->nups,
+			 rt->nroutes);
 		goto fail;
+	}
 	for (i = 0; i < rt->nups; i++) {
 		rt->ups[i].rt = rt;
-		if (build_upstream(&rt->ups[i], &ucs[i], sst, key) != CORE_OK)
+		if (build_upstream(&rt->ups[i], &ucs[i], sst, key, err, errlen) != CORE_OK)
 			goto fail;
 		sst += ucs[i].servers.n;	/* the region lists them in config order */
 	}
 	for (i = 0; i < rt->nroutes; i++) {
-		if (build_route(rt, &rt->routes[i], &rcs[i], i) != CORE_OK)
+		if (build_route(rt, &rt->routes[i], &rcs[i], i, err, errlen) != CORE_OK)
 			goto fail;
 		rt->routes[i].st = &rt->stats->routes[i];
 	}

@@ -13,12 +13,15 @@
  * in `stats` (made by proxy_stats_create() for this config, shared between
  * workers); NULL maps a private region. `key` (the install key, 32 bytes)
  * signs affinity cookies; NULL when no upstream uses them. Returns NULL
- * when out of memory. The runtime starts with one reference.
+ * with the cause in err (out of memory, an upstream's TLS context that
+ * cannot be made, the statistics region that cannot be mapped). The
+ * runtime starts with one reference.
  */
 struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 					  struct core_loop *loop,
 					  struct proxy_stats *stats,
-					  const unsigned char *key);
+					  const unsigned char *key,
+					  char *err, size_t errlen);
 
 /* The server a request's affinity cookie names, if its value is one keel
  * signed for this upstream (Cookie header values in buf). NULL otherwise. */

@@ -1,12 +1,15 @@
 """A real HTTP/1.1 app server for tests. By default it answers with JSON
 saying who it is and what it received (method, path, headers, body size,
 the client port, so tests can tell reused connections from new ones).
-Special paths:
+Each request's first line goes to stdout (the test's NAME.log) as it
+arrives, before its body is read, so a test can wait for a request to be
+at the backend. Special paths:
   /_status/CODE         answer with that status
   /_sleep/MS            wait, then answer
   /_big/BYTES           a body of that many bytes, with Content-Length
   /_chunked/N/SIZE      N chunks of SIZE bytes, chunked
   /_close               answer without a length, then close (body until EOF)
+  /_cl_list             a 2-byte body framed by "Content-Length: 2, 2"
   /_upgrade             101 to the "echo" protocol, then echo every byte
 """
 
@@ -65,6 +68,8 @@ class Handler(socketserver.StreamRequestHandler):
             if head is None:
                 return
             method, target, version, headers = head
+            sys.stdout.write("%s %s %s\n" % (method, target, version))
+            sys.stdout.flush()
             body_len, chunked = self.read_body(headers)
             hmap = {k.lower(): v for k, v in headers}
             close = hmap.get("connection", "").lower() == "close" or version == "HTTP/1.0"
@@ -95,6 +100,9 @@ class Handler(socketserver.StreamRequestHandler):
                 for _ in range(n):
                     self.wfile.write(b"%x\r\n" % size + b"c" * size + b"\r\n")
                 self.wfile.write(b"0\r\n\r\n")
+                self.wfile.flush()
+            elif special.startswith("/_cl_list"):
+                self.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\nok")
                 self.wfile.flush()
             elif special.startswith("/_close"):
                 self.wfile.write(b"HTTP/1.1 200 OK\r\nX-Backend: " + self.server.name.encode()

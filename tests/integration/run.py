@@ -1,7 +1,9 @@
 """Runs the integration tests: every test_* function of every test_*.py here,
 each with a fresh Harness and a time limit. Whatever a test started is
 stopped by PID when it ends, fails, times out, or the runner is killed.
-The last line is "N passed, N failed"."""
+A test that calls harness.skip() is counted as skipped, never as passed.
+The last line is "N passed, N failed, N skipped"; --result gets the three
+numbers."""
 
 import argparse
 import atexit
@@ -49,7 +51,7 @@ def discover(where, only):
         fns.sort(key=lambda f: f.__code__.co_firstlineno)
         for f in fns:
             name = "%s.%s" % (fname[:-3], f.__name__[5:])
-            if only is None or only in name:
+            if not only or any(o in name for o in only):
                 tests.append((name, f))
     return tests
 
@@ -62,7 +64,7 @@ def main():
     ap.add_argument("--timeout", type=int, default=90)
     ap.add_argument("--san", action="store_true", help="KEEL is an ASan+UBSan build")
     ap.add_argument("--dir", default=HERE, help="where the test_*.py files are")
-    ap.add_argument("only", nargs="?")
+    ap.add_argument("only", nargs="*", help="run the tests whose name contains one of these")
     args = ap.parse_args()
 
     os.environ["KEEL_BIN"] = harness.KEEL = os.path.abspath(args.keel)
@@ -74,15 +76,19 @@ def main():
     signal.signal(signal.SIGINT, on_term)
     atexit.register(lambda: current and current.stop_all())
 
-    passed = failed = 0
+    passed = failed = skipped = 0
     for name, fn in discover(os.path.abspath(args.dir), args.only):
         current = h = harness.Harness(name.replace(".", "-"))
         t0 = time.monotonic()
         ok = False
+        skip_why = None
         signal.alarm(args.timeout)
         try:
             fn(h)
             ok = True
+        except harness.TestSkipped as e:
+            ok = True
+            skip_why = str(e)
         except BaseException as e:  # noqa: B902 - report everything, then go on
             if isinstance(e, KeyboardInterrupt):
                 raise
@@ -104,7 +110,11 @@ def main():
             print("FAIL %s: sanitizer report from %s:" % (name, pname))
             for line in text.splitlines()[-30:]:
                 print("    " + line)
-        if ok:
+        if ok and skip_why is not None:
+            skipped += 1
+            print("SKIP %s: %s" % (name, skip_why))
+            shutil.rmtree(h.dir, ignore_errors=True)
+        elif ok:
             passed += 1
             print("ok   %s (%.1fs)" % (name, time.monotonic() - t0))
             shutil.rmtree(h.dir, ignore_errors=True)
@@ -116,8 +126,8 @@ def main():
     if args.result:
         os.makedirs(os.path.dirname(args.result), exist_ok=True)
         with open(args.result, "w") as f:
-            f.write("%d %d\n" % (passed, failed))
-    print("%d passed, %d failed" % (passed, failed))
+            f.write("%d %d %d\n" % (passed, failed, skipped))
+    print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 
 

@@ -240,6 +240,12 @@ def test_config_export_import_round_trip(h):
 
 
 def test_an_apply_killed_midway_leaves_the_old_or_the_new_revision(h):
+    """SIGKILL at a random moment of an apply through the API: the config
+    store is never corrupt and its current revision loads; keel comes back
+    with the old or the new configuration; and an apply that answered 200
+    before the kill is never lost (the file and the store are synced
+    before the answer). Every third round waits for the answer first, so
+    that guarantee is checked whatever the timing."""
     be = h.http_backend("b0")
     front, admin = free_port(), free_port()
     text = yaml_conf(front, admin, {"u": [be]}, [{"path": "/", "upstream": "u"}])
@@ -252,10 +258,15 @@ def test_an_apply_killed_midway_leaves_the_old_or_the_new_revision(h):
     conf_path = h.path("keel.yaml")
     for i in range(12):
         conf["upstreams"]["u"]["keepalive"] = 10 + i
-        t = threading.Thread(target=lambda c=json.loads(json.dumps(conf)): _quiet(
-            a.call, "PUT", "/api/v1/config?comment=loop%d" % i, c))
+        answer = {}
+        t = threading.Thread(target=lambda c=json.loads(json.dumps(conf)), ans=answer: _quiet(
+            _put, a, "/api/v1/config?comment=loop%d" % i, c, ans))
         t.start()
-        time.sleep(rng.uniform(0, 0.03))
+        if i % 3 == 2:
+            t.join(15)          # the answer first, then the kill
+            check(answer.get("status") == 200, "run %d: the apply answered %r" % (i, answer))
+        else:
+            time.sleep(rng.uniform(0, 0.03))
         workers = k.children()
         k.signal(signal.SIGKILL)
         k.wait()
@@ -281,10 +292,20 @@ def test_an_apply_killed_midway_leaves_the_old_or_the_new_revision(h):
         got = now["upstreams"]["u"]["keepalive"]
         check(got in (10 + i, prev), "run %d: keepalive %s, neither old %s nor new %s"
               % (i, got, prev, 10 + i))
-        outcomes.append(got == 10 + i)
+        if answer.get("status") == 200:
+            check(got == 10 + i, "run %d: the apply answered 200, then the kill lost it "
+                  "(keepalive %s, not %s)" % (i, got, 10 + i))
+        outcomes.append((answer.get("status") == 200, got == 10 + i))
         prev = got
         conf["upstreams"]["u"]["keepalive"] = got
-    print("    applies that survived the kill: %d of %d" % (sum(outcomes), len(outcomes)))
+    answered = sum(1 for ok, _ in outcomes if ok)
+    check(answered >= 4, "only %d applies answered before the kill" % answered)
+    print("    applies answered before the kill: %d of %d; in effect after it: %d"
+          % (answered, len(outcomes), sum(1 for _, kept in outcomes if kept)))
+
+
+def _put(a, path, body, answer):
+    answer["status"], answer["body"] = a.call("PUT", path, body)
 
 
 def _quiet(fn, *args):

@@ -213,6 +213,37 @@ def test_ambiguous_requests_get_400_and_the_connection_closes(h):
         check(out.count(b"HTTP/1.1") == 1, "connection stayed open after 400: %r" % out)
 
 
+def test_a_content_length_list_is_refused_and_never_reaches_the_server(h):
+    """Content-Length must be one plain decimal number: a list, even of
+    equal values, and a repeated header get 400 and a closed connection,
+    and the server never sees them (RFC 9112 6.3). A server's response
+    framed that way is a 502."""
+    a = h.http_backend("a")
+    front, _, k = start(h, {"ua": [a]}, [{"path": "/", "upstream": "ua"}])
+    cases = [
+        b"POST /cl1 HTTP/1.1\r\nHost: a\r\nContent-Length: 10, 10\r\n\r\n0123456789",
+        b"POST /cl2 HTTP/1.1\r\nHost: a\r\nContent-Length: 10,10\r\n\r\n0123456789",
+        b"POST /cl3 HTTP/1.1\r\nHost: a\r\nContent-Length: 10\r\nContent-Length: 10\r\n\r\n0123456789",
+        b"POST /cl4 HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 10\r\n\r\n0123456789",
+        b"POST /cl5 HTTP/1.1\r\nHost: a\r\nContent-Length: +10\r\n\r\n0123456789",
+    ]
+    for req in cases:
+        # A request that smuggles a second one in its body, then a good one.
+        out = raw_request(front, req + b"GET /after HTTP/1.1\r\nHost: a\r\n\r\n")
+        check(out.startswith(b"HTTP/1.1 400 "), (req, out[:60]))
+        check(out.count(b"HTTP/1.1") == 1, "connection stayed open after 400: %r" % out)
+    # The server saw none of them (and nothing after them), but it is
+    # there: a plain request reaches it.
+    check(get(front, "/plain", method="POST", headers={"Content-Length": "0"}).status == 200)
+    wait_for("the plain request at the server", lambda: "POST /plain" in open(h.path("a.log")).read())
+    seen = open(h.path("a.log")).read()
+    check(not re.search(r"/cl\d|/after", seen), "the server saw: %r" % seen)
+    # The response side: a server's list is a 502, not passed on.
+    r = get(front, "/_cl_list")
+    check(r.status == 502, (r.status, r.body))
+    k.wait_log(r"Content-Length")
+
+
 def test_bad_chunked_body_is_refused(h):
     a = h.http_backend("a")
     front, _, _ = start(h, {"ua": [a]}, [{"path": "/", "upstream": "ua"}])
@@ -281,12 +312,12 @@ def test_request_bodies_stream_with_length_and_chunked(h):
     a = h.http_backend("a")
     front, _, _ = start(h, {"ua": [a]}, [{"path": "/", "upstream": "ua", "max_body": "10M"}])
     body = b"q" * 3_000_000
-    r = http_get(front, "/up", method="POST", headers={"Host": "a", "Content-Length": str(len(body))},
-                 timeout=20) if False else None
     import http.client
     c = http.client.HTTPConnection("127.0.0.1", front, timeout=20)
-    c.request("POST", "/up", body=body, headers={"Host": "a"})
+    c.request("POST", "/up", body=body, headers={"Host": "a"})   # with Content-Length
     info = json.loads(c.getresponse().read())
+    hdrs = dict((k.lower(), v) for k, v in info["headers"])
+    check(hdrs.get("content-length") == str(len(body)), hdrs)
     check(info["body_len"] == len(body) and not info["chunked"], info["body_len"])
 
     def chunks():
@@ -541,8 +572,8 @@ def test_retry_5xx_is_opt_in_for_idempotent_requests(h):
 
 
 def test_ipv6_listener(h):
-    if not __import__("harness").have_ipv6_loopback():
-        return
+    if not harness.have_ipv6_loopback():
+        harness.skip("this machine has no IPv6 loopback (::1)")
     a = h.http_backend("a")
     front6, admin = free_port(socket.AF_INET6, "::1"), free_port()
     text = yaml_conf(8, admin, {"ua": [a]}, [{"path": "/", "upstream": "ua"}]).replace(
@@ -559,7 +590,7 @@ def test_accepting_pauses_at_max_connections_and_resumes(h):
     front, _, k = start(h, {"ua": [a]}, [{"path": "/", "upstream": "ua"}],
                         proxy="max_connections: 3\n")
     held = [socket.create_connection(("127.0.0.1", front)) for _ in range(3)]
-    k.wait_log(r"3 connections, the limit: accepting paused", timeout=5) if False else None
+    k.wait_log(r"3 connections, the limit: accepting paused", timeout=5)
     with socket.create_connection(("127.0.0.1", front)) as s:
         s.sendall(b"GET / HTTP/1.1\r\nHost: a\r\n\r\n")
         s.settimeout(0.5)

@@ -238,6 +238,64 @@ class Monitor:
         return out
 
 
+def _omem(port):
+    """The largest output buffer Redis holds for a client (CLIENT LIST omem,
+    bytes), leaving out the connection that asks."""
+    out = call(port, "CLIENT", "LIST").decode()
+    sizes = [int(re.search(r"\bomem=(\d+)", line).group(1)) for line in out.splitlines()
+             if "cmd=client|list" not in line and "cmd=client " not in line]
+    return max(sizes or [0])
+
+
+def _rss_kb(pids):
+    total = 0
+    for pid in pids:
+        with open("/proc/%d/status" % pid) as f:
+            total += int(re.search(r"VmRSS:\s+(\d+) kB", f.read()).group(1))
+    return total
+
+
+def test_a_client_that_does_not_read_its_replies_is_not_read(h):
+    """A client pipelines 2000 GETs of a 128 KiB value (250 MiB of replies)
+    and reads nothing: the front stops taking its commands while its
+    replies wait, so Redis's output buffer for it (CLIENT LIST omem) and
+    keel's memory stay small; other clients are served meanwhile; when the
+    client reads at last, every reply comes, in order."""
+    r = node(h, "redis-a")
+    admin, front = free_port(), free_port()
+    k = h.keel(keel_conf(admin, "redis:\n  nodes: [\"127.0.0.1:%d\"]\n" % r, front),
+               wait_port=admin)
+    front_ready(front)
+    value = os.urandom(128 << 10)
+    check(call(r, "SET", "big", value) == "OK")
+    n = 2000
+    base_rss = _rss_kb(k.children())
+    slow = Resp(front, timeout=30)
+    slow.sock.sendall(Resp.encode(["GET", "big"]) * n)      # 44 KB: all of it at once
+    omem = rss = 0
+    end = time.monotonic() + 3
+    while time.monotonic() < end:     # the most seen over 3 s
+        omem = max(omem, _omem(r))
+        rss = max(rss, _rss_kb(k.children()) - base_rss)
+        time.sleep(0.1)
+    print("    not reading: Redis omem at most %d KiB, keel's RSS grew %d KiB" % (omem >> 10, rss))
+    # Unbounded, omem would reach n * 128 KiB = 250 MiB.
+    check(omem < 48 << 20, "Redis buffers %d MiB of replies for a client that does not read"
+          % (omem >> 20))
+    check(rss < 32 << 10, "keel's workers grew by %d KiB" % rss)
+    # The others are served meanwhile.
+    other = Resp(front)
+    check(other.call("SET", "x", "1") == "OK" and other.call("GET", "x") == b"1")
+    other.close()
+    # It reads at last: all the replies, whole and in order.
+    for i in range(n):
+        got = slow.read()
+        if got != value:
+            check(False, "reply %d of %d: %r" % (i, n, got[:40] if got else got))
+    check(slow.call("PING") == "PONG")
+    slow.close()
+
+
 def test_sentinel_failover_kill_9(h):
     """kill -9 the master: the front's clients are back within 200 ms of
     +switch-master, nothing reaches the old master once it is back, and the

@@ -52,9 +52,9 @@ def test_sigterm_lets_in_flight_requests_finish(h):
         result["r"] = get(front, "/_sleep/1500", timeout=10)
     t = threading.Thread(target=slow)
     t.start()
-    wait_for("the request in flight", lambda: "GET /_sleep" in open(h.path("a.log")).read()
-             or True, timeout=1)
-    time.sleep(0.3)           # the request is now at the backend
+    at_backend = lambda: any("GET /_sleep/1500" in open(h.path(n + ".log")).read()
+                             for n in ("a", "b"))
+    wait_for("the request at a backend", at_backend, timeout=5)
     k.signal(signal.SIGTERM)
     t.join(10)
     check(result.get("r") is not None and result["r"].status == 200, result)

@@ -208,3 +208,54 @@ TEST(closing_with_commands_pending_answers_them_null_once)
 	close(lfd);
 	core_loop_free(&loop);
 }
+
+static struct cache_conn *watched_slot_holder;
+static struct cache_conn **watched_slot;
+
+static void on_down_slot(struct cache_conn *c, const char *why)
+{
+	on_down(c, why);
+	watched_slot_holder = *watched_slot;	/* what the owner sees in `down` */
+}
+
+TEST(a_connection_that_goes_leaves_its_slot_before_it_is_freed)
+{
+	struct cache_conn_opts o = { .ip = "127.0.0.1", .connect_timeout = 2000,
+				     .command_timeout = 300, .up = on_up, .down = on_down_slot };
+	struct cache_conn *slot_a = NULL, *slot_b = NULL, *c;
+	char err[128], why[128];
+	int lfd;
+
+	CHECK(core_loop_init(&loop, err, sizeof(err)) == CORE_OK);
+	o.port = free_port(&lfd);
+	memset(&seen, 0, sizeof(seen));
+	c = cache_conn_open(&loop, &o, why, sizeof(why));
+	CHECK(c != NULL);
+	cache_conn_own(c, &slot_a);
+	CHECK(slot_a == c);
+	/* Handed on (the topology's ask -> refresh): the first slot lets go. */
+	cache_conn_own(c, &slot_b);
+	CHECK(slot_a == NULL && slot_b == c);
+	watched_slot = &slot_b;
+	RUN_UNTIL(seen.ups == 1, 5000);
+	CHECK_INT(seen.ups, ==, 1);
+	/* It times out: the owner still sees it in `down`, and the slot is
+	 * empty before the deferred free runs. */
+	redisAsyncCommand(cache_conn_ctx(c), on_reply, NULL, "PING");
+	RUN_UNTIL(seen.downs == 1, 5000);
+	CHECK_INT(seen.downs, ==, 1);
+	CHECK(watched_slot_holder == c);
+	CHECK(slot_b == NULL);
+	core_loop_run_once(&loop, 0);		/* the free */
+
+	/* Closing unlinks too. */
+	c = cache_conn_open(&loop, &o, why, sizeof(why));
+	CHECK(c != NULL);
+	cache_conn_own(c, &slot_a);
+	watched_slot = &slot_a;
+	cache_conn_close(slot_a);
+	CHECK(slot_a == NULL);
+	core_loop_run_once(&loop, 0);
+	close(lfd);
+	core_loop_free(&loop);
+}

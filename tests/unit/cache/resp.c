@@ -244,3 +244,31 @@ TEST(a_stream_refuses_what_the_scanner_refuses)
 		CHECK(why != NULL);
 	}
 }
+
+TEST(a_stream_fed_until_a_count_stops_right_after_that_value)
+{
+	const char *s = "*1\r\n$4\r\nPING\r\n" "GET k\r\n" "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n" "*1\r\n$4";
+	size_t first = 14, third = 14 + 7 + 20;	/* after PING, and after the GETs */
+	struct resp_stream st;
+	uint64_t n = 0;
+	size_t took;
+
+	resp_stream_init(&st, 1);
+	CHECK_INT(resp_stream_feed_until(&st, s, strlen(s), &lim, &n, 1, &took, &why), ==, RESP_OK);
+	CHECK_INT(n, ==, 1);
+	CHECK_INT(took, ==, first);
+	/* At the count already: nothing taken. */
+	CHECK_INT(resp_stream_feed_until(&st, s + took, strlen(s) - took, &lim, &n, 1, &took, &why),
+		  ==, RESP_OK);
+	CHECK_INT(took, ==, 0);
+	CHECK_INT(resp_stream_feed_until(&st, s + first, strlen(s) - first, &lim, &n, 3, &took, &why),
+		  ==, RESP_OK);
+	CHECK_INT(n, ==, 3);
+	CHECK_INT(first + took, ==, third);
+	/* Past the last whole value, the rest (half a command) is taken. */
+	CHECK_INT(resp_stream_feed_until(&st, s + third, strlen(s) - third, &lim, &n, 10, &took, &why),
+		  ==, RESP_OK);
+	CHECK_INT(n, ==, 3);
+	CHECK_INT(took, ==, strlen(s) - third);
+	CHECK(!resp_stream_idle(&st));
+}

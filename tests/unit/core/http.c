@@ -85,7 +85,12 @@ TEST(content_length_and_chunked_framing)
 	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 42\r\n\r\n") > 0);
 	CHECK(msg.flags & PROXY_HF_HAS_CL);
 	CHECK_INT(msg.content_length, ==, 42);
-	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n") > 0);
+	/* Optional whitespace around the value is not part of it. */
+	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \t7 \r\n\r\n") > 0);
+	CHECK_INT(msg.content_length, ==, 7);
+	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0\r\n\r\n") > 0);
+	CHECK_INT(msg.content_length, ==, 0);
+	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n") > 0);
 	CHECK_INT(msg.content_length, ==, 7);
 	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n") > 0);
 	CHECK(msg.flags & PROXY_HF_CHUNKED);
@@ -100,6 +105,20 @@ static const struct { const char *req; int rc; const char *why; } bad[] = {
 	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
 	  -400, "Content-Length" },
 	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 5, 6\r\n\r\n", -400, "Content-Length" },
+	/* Lists and repeats of one value too: never forwarded as they came. */
+	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10, 10\r\n\r\n", -400,
+	  "not a single decimal number" },
+	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10,10\r\n\r\n", -400, "Content-Length" },
+	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10,\r\n\r\n", -400, "Content-Length" },
+	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: ,10\r\n\r\n", -400, "Content-Length" },
+	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7\r\nContent-Length: 7\r\n\r\n", -400,
+	  "more than one Content-Length" },
+	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 7, 7\r\nContent-Length: 7\r\n\r\n", -400,
+	  "Content-Length" },
+	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 1 0\r\n\r\n", -400, "Content-Length" },
+	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 10;x\r\n\r\n", -400, "Content-Length" },
+	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 9223372036854775808\r\n\r\n", -400,
+	  "Content-Length" },
 	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: -1\r\n\r\n", -400, "Content-Length" },
 	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: +5\r\n\r\n", -400, "Content-Length" },
 	{ "POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 0x10\r\n\r\n", -400, "Content-Length" },
@@ -229,6 +248,11 @@ TEST(responses)
 	CHECK_INT(resp("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nTransfer-Encoding: chunked\r\n\r\n"), ==, -502);
 	CHECK_INT(resp("HTTP/1.1 200 OK\r\nX: a\rb\r\n\r\n"), ==, -502);
 	CHECK_INT(resp("HTTP/1.1 200 OK\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n"), ==, -502);
+	/* A server's list of equal values is refused as well (nginx does). */
+	CHECK_INT(resp("HTTP/1.1 200 OK\r\nContent-Length: 2, 2\r\n\r\n"), ==, -502);
+	CHECK(msg.why != NULL && strstr(msg.why, "Content-Length") != NULL);
+	CHECK_INT(resp("HTTP/1.1 200 OK\r\nContent-Length: 2\r\nContent-Length: 2\r\n\r\n"), ==, -502);
+	CHECK(msg.why != NULL && strstr(msg.why, "more than one Content-Length") != NULL);
 }
 
 /* ---- chunked ---- */

@@ -14,12 +14,15 @@ static struct proxy_runtime *rt;
 
 static void build(const char *yaml, const unsigned char *key)
 {
+	char err[256];
+
 	conf = core_conf_load(&core_settings, "t.yaml", yaml, strlen(yaml));
 	CHECK(conf != NULL);
 	if (conf->nerrors)
 		test_fail(__FILE__, __LINE__, "config: %s", conf->errors->msg);
-	rt = proxy_runtime_build(conf, NULL, NULL, key);
-	CHECK(rt != NULL);
+	rt = proxy_runtime_build(conf, NULL, NULL, key, err, sizeof(err));
+	if (rt == NULL)
+		test_fail(__FILE__, __LINE__, "runtime: %s", err);
 }
 
 static const struct proxy_route *route(const char *host, const char *path)
@@ -214,4 +217,28 @@ TEST(cookie_values_are_opaque_stable_and_checked)
 	CHECK(proxy_cookie_server(up, bad, 21) == NULL);
 	proxy_runtime_unref(rt);
 	core_conf_free(conf);
+}
+
+TEST(a_runtime_that_cannot_be_built_says_why)
+{
+	static const char *yaml =
+		"upstreams:\n"
+		"  s: { servers: [ { address: '10.0.0.1:443' } ],\n"
+		"       tls: { enabled: true, ca_file: /nonexistent/keel-test-ca.pem } }\n"
+		"routes:\n"
+		"  - { path: /, upstream: s }\n";
+	struct core_conf *c = core_conf_load(&core_settings, "t.yaml", yaml, strlen(yaml));
+	struct proxy_runtime *r;
+	char err[256] = "";
+
+	CHECK(c != NULL);
+	if (c->nerrors)
+		test_fail(__FILE__, __LINE__, "config: %s", c->errors->msg);
+	r = proxy_runtime_build(c, NULL, NULL, NULL, err, sizeof(err));
+	CHECK(r == NULL);
+	/* The cause, with where it came from; not "out of memory". */
+	if (strstr(err, "upstreams.s.tls: ") != err || strstr(err, "keel-test-ca.pem") == NULL)
+		test_fail(__FILE__, __LINE__, "err: %s", err);
+	CHECK(strstr(err, "out of memory") == NULL);
+	core_conf_free(c);
 }
