@@ -41,6 +41,7 @@
 
 #define FRONT_BUF	(64 << 10)	/* per direction, per client */
 #define FRONT_INFLIGHT	128		/* a client's commands at Redis, unanswered */
+#define FRONT_RESERVED	"keel:"		/* keel's shared state lives under it */
 
 enum { F_WAITING, F_CONNECTING, F_OPEN };
 
@@ -261,6 +262,16 @@ static void client_read(struct front_client *c)
 		stat_add(&fr.stats->bad_commands, 1);
 		snprintf(line, sizeof(line), "-ERR Protocol error: %s\r\n", why);
 		client_fail(c, line);
+		return;
+	}
+	if (c->cmds.seen & RESP_SEEN_RESERVED) {
+		/* keel's own keys and channel (the shared admin state): nothing
+		 * of this read reaches Redis, and the client is closed. */
+		core_log_warn("redis", "front: %s: closed: a command named a \"%s\" key or "
+			      "channel, which keel keeps for itself", c->peer, FRONT_RESERVED);
+		stat_add(&fr.stats->bad_commands, 1);
+		client_fail(c, "-NOPERM keys and channels starting with \"" FRONT_RESERVED
+			    "\" are reserved for keel\r\n");
 		return;
 	}
 	stat_add(&fr.stats->bytes_in, n);
@@ -551,6 +562,7 @@ int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf
 	fr.cmd_lim = (struct resp_limits){
 		.max_bulk = (uint64_t)conf->max_bulk, .max_elems = 1u << 20,
 		.max_depth = 1, .max_inline = 64 << 10,
+		.reserved = FRONT_RESERVED,
 	};
 	fr.rep_lim = (struct resp_limits){
 		.max_bulk = UINT64_MAX >> 2, .max_elems = UINT32_MAX, .max_depth = RESP_STACK,

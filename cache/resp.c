@@ -351,6 +351,7 @@ static int stream_line_end(struct resp_stream *st, const struct resp_limits *lim
 			return stream_bad(st, why, "bulk string too long");
 		st->skip = (uint64_t)n;
 		st->state = n > 0 ? ST_BODY : ST_CR;
+		st->pmatch = 0;		/* an argument begins */
 		return RESP_OK;
 	}
 	switch (st->type) {
@@ -397,6 +398,45 @@ static int stream_line_end(struct resp_stream *st, const struct resp_limits *lim
 	}
 }
 
+/* Follows an argument's bytes p[0..n) against the reserved prefix (the
+ * argument's first bytes; a prefix may arrive in pieces). */
+static void stream_reserved(struct resp_stream *st, const struct resp_limits *lim,
+			    const char *p, size_t n)
+{
+	size_t plen, k;
+
+	if (lim->reserved == NULL || st->pmatch == RESP_NO_MATCH)
+		return;
+	plen = strlen(lim->reserved);
+	for (k = 0; k < n && st->pmatch < plen; k++)
+		if (p[k] != lim->reserved[st->pmatch++]) {
+			st->pmatch = RESP_NO_MATCH;
+			return;
+		}
+	if (st->pmatch == plen) {
+		st->seen |= RESP_SEEN_RESERVED;
+		st->pmatch = RESP_NO_MATCH;
+	}
+}
+
+/* An inline command's arguments are its words (quotes dropped). */
+static void stream_reserved_inline(struct resp_stream *st, const struct resp_limits *lim,
+				   const char *p, size_t n)
+{
+	size_t k;
+
+	if (lim->reserved == NULL)
+		return;
+	for (k = 0; k < n; k++) {
+		if (p[k] == ' ' || p[k] == '\t')
+			st->pmatch = 0;			/* the next word begins */
+		else if (st->pmatch == 0 && (p[k] == '"' || p[k] == '\''))
+			continue;
+		else
+			stream_reserved(st, lim, p + k, 1);
+	}
+}
+
 /* The common case in one step: a whole "$N\r\n<N bytes>\r\n" at p with
  * nothing unusual about it. Returns the bytes it took, or 0 to leave it
  * to the general path (which also finds any error). */
@@ -414,6 +454,10 @@ static size_t stream_bulk_fast(struct resp_stream *st, const char *p, size_t len
 	i += 2;
 	if (len - i < n + 2 || p[i + n] != '\r' || p[i + n + 1] != '\n')
 		return 0;
+	if (st->commands) {
+		st->pmatch = 0;
+		stream_reserved(st, lim, p + i, (size_t)n);
+	}
 	stream_value(st, values);
 	return i + (size_t)n + 2;
 }
@@ -436,6 +480,8 @@ static int stream_feed(struct resp_stream *st, const char *buf, size_t len,
 		case ST_BODY: {
 			uint64_t take = st->skip < len - i ? st->skip : len - i;
 
+			if (st->commands)
+				stream_reserved(st, lim, buf + i, (size_t)take);
 			i += (size_t)take;
 			if ((st->skip -= take) == 0)
 				st->state = ST_CR;
@@ -465,6 +511,7 @@ static int stream_feed(struct resp_stream *st, const char *buf, size_t len,
 			st->type = buf[i];
 			st->linelen = st->nonspace = 0;
 			st->last = 0;
+			st->pmatch = 0;
 			st->state = ST_LINE;
 			__attribute__((fallthrough));	/* the type byte is the line's first */
 		case ST_LINE: {
@@ -477,9 +524,11 @@ static int stream_feed(struct resp_stream *st, const char *buf, size_t len,
 								     : "line too long");
 			for (k = 0; k < take && st->linelen + k < sizeof(st->line); k++)
 				st->line[st->linelen + k] = buf[i + k];
-			if (is_inline)
+			if (is_inline) {
 				for (k = 0; k < take; k++)
 					st->nonspace += buf[i + k] != ' ' && buf[i + k] != '\t';
+				stream_reserved_inline(st, lim, buf + i, take);
+			}
 			if (take > 0)
 				st->last = buf[i + take - 1];
 			st->linelen += (uint32_t)take;

@@ -21,6 +21,8 @@ struct resp_limits {
 	uint32_t	max_elems;	/* elements in one aggregate */
 	uint32_t	max_depth;	/* aggregates inside aggregates (replies) */
 	uint32_t	max_inline;	/* bytes of an inline command or a simple line */
+	const char	*reserved;	/* streams of commands: an argument starting
+					 * with it sets RESP_SEEN_RESERVED; NULL: none */
 };
 
 /* What the front learns about a command. */
@@ -55,10 +57,12 @@ int resp_scan_reply(const char *buf, size_t len, const struct resp_limits *lim,
  * the scanners above accept and refuse them.
  */
 #define RESP_STACK	32	/* depth cap, whatever the limits say */
+#define RESP_NO_MATCH	0xff
 
 enum {
 	RESP_SEEN_READONLY = 0x1,	/* a top-level -READONLY error */
 	RESP_SEEN_LOADING = 0x2,	/* a top-level -LOADING error */
+	RESP_SEEN_RESERVED = 0x4,	/* a command argument in the reserved prefix */
 };
 
 struct resp_stream {
@@ -72,6 +76,8 @@ struct resp_stream {
 	char		type;		/* the current line's first byte */
 	char		last;		/* and its last one so far */
 	char		line[24];	/* its first bytes */
+	uint8_t		pmatch;		/* bytes of the current argument matching
+					 * the reserved prefix; RESP_NO_MATCH: none */
 	unsigned	seen;		/* RESP_SEEN_*: set here, cleared by the caller */
 };
 

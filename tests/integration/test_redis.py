@@ -296,6 +296,45 @@ def test_a_client_that_does_not_read_its_replies_is_not_read(h):
     slow.close()
 
 
+def test_apps_cannot_write_keels_keys_or_channel_through_the_front(h):
+    """keel's shared state (admin sessions) lives under "keel:" on the same
+    Redis: a command through the front that names a key or channel there is
+    refused with -NOPERM and the connection closed, before any of it reaches
+    Redis, in one piece or split anywhere; other keys are untouched."""
+    r = node(h, "redis-a")
+    admin, front = free_port(), free_port()
+    h.keel(keel_conf(admin, "redis:\n  nodes: [\"127.0.0.1:%d\"]\n" % r, front), wait_port=admin)
+    front_ready(front)
+
+    def refused(chunks):
+        s = socket.create_connection(("127.0.0.1", front), timeout=3)
+        try:
+            for chunk in chunks:
+                s.sendall(chunk)
+                time.sleep(0.05)
+            got = b""
+            while True:
+                b = s.recv(4096)
+                if not b:
+                    return got
+                got += b
+        finally:
+            s.close()
+
+    forged = Resp.encode(["SET", "keel:kv:session:%s" % ("a" * 64), "forged"])
+    for chunks in ([forged], [forged[:20], forged[20:]],
+                   [Resp.encode(["PUBLISH", "keel:kv", "session:x"])],
+                   [b"SET keel:kv:inline x\r\n"],
+                   [Resp.encode(["SET", "ok", "1"]) + Resp.encode(["SET", "keel:kv:y", "z"])]):
+        got = refused(chunks)
+        check(got.endswith(b"-NOPERM keys and channels starting with \"keel:\" are reserved "
+                           b"for keel\r\n"), got)
+    check(call(r, "KEYS", "keel:*") == [], "keel: keys reached Redis")
+    c = Resp(front)
+    check(c.call("SET", "keelish", "1") == "OK" and c.call("GET", "keelish") == b"1")
+    c.close()
+
+
 def test_sentinel_failover_kill_9(h):
     """kill -9 the master: the front's clients are back within 200 ms of
     +switch-master, nothing reaches the old master once it is back, and the

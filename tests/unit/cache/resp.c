@@ -272,3 +272,44 @@ TEST(a_stream_fed_until_a_count_stops_right_after_that_value)
 	CHECK_INT(took, ==, strlen(s) - third);
 	CHECK(!resp_stream_idle(&st));
 }
+
+/* Whether commands s, fed in pieces of every size, name the reserved prefix. */
+static int reserved_in(const char *s)
+{
+	struct resp_limits r = lim;
+	size_t len = strlen(s), piece, pos;
+	int seen = -1;
+
+	r.reserved = "keel:";
+	for (piece = 1; piece <= len; piece++) {
+		struct resp_stream st;
+		uint64_t n = 0;
+		const char *why;
+		int now;
+
+		resp_stream_init(&st, 1);
+		for (pos = 0; pos < len; pos += piece) {
+			size_t k = len - pos < piece ? len - pos : piece;
+
+			CHECK(resp_stream_feed(&st, s + pos, k, &r, &n, &why) == RESP_OK);
+		}
+		now = (st.seen & RESP_SEEN_RESERVED) != 0;
+		if (seen != -1)
+			CHECK_INT(now, ==, seen);	/* the same in any pieces */
+		seen = now;
+	}
+	return seen;
+}
+
+TEST(a_stream_flags_arguments_in_the_reserved_prefix_in_any_pieces)
+{
+	CHECK(reserved_in("*3\r\n$3\r\nSET\r\n$12\r\nkeel:kv:abcd\r\n$1\r\nv\r\n"));
+	CHECK(reserved_in("*3\r\n$7\r\nPUBLISH\r\n$7\r\nkeel:kv\r\n$1\r\nx\r\n"));
+	CHECK(reserved_in("*2\r\n$4\r\nPING\r\n$1\r\nx\r\n*2\r\n$3\r\nDEL\r\n$5\r\nkeel:\r\n"));
+	CHECK(reserved_in("SET keel:kv:a b\r\n"));
+	CHECK(reserved_in("SET \"keel:kv:a\" b\r\n"));
+	CHECK(!reserved_in("*3\r\n$3\r\nSET\r\n$4\r\nkeel\r\n$5\r\nxkeel\r\n"));
+	CHECK(!reserved_in("*2\r\n$3\r\nGET\r\n$5\r\nKEEL:\r\n"));
+	CHECK(!reserved_in("SET skeel:a b\r\n"));
+	CHECK(!reserved_in("*1\r\n$4\r\nPING\r\n"));
+}
