@@ -13,6 +13,7 @@
 
 static const struct resp_limits lim = {
 	.max_bulk = 1024, .max_elems = 64, .max_depth = 8, .max_inline = 256,
+	.reserved = "keel:",	/* exercised on the command streams; flags only */
 };
 
 typedef int (*scan_fn)(const char *buf, size_t len, size_t *used, const char **why);
