@@ -35,6 +35,7 @@
 #include "resp.h"
 #include "core/buf.h"
 #include "core/core.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/net.h"
@@ -43,22 +44,36 @@
 #define FRONT_INFLIGHT	128		/* a client's commands at Redis, unanswered */
 #define FRONT_RESERVED	"keel:"		/* keel's shared state lives under it */
 
-enum { F_WAITING, F_CONNECTING, F_OPEN };
+enum cache_front_state {
+	CACHE_FRONT_WAITING = 0,	/* no verified master yet: commands wait */
+	CACHE_FRONT_CONNECTING,		/* connecting to the master */
+	CACHE_FRONT_OPEN,		/* bytes flow both ways */
+};
+
+static const char *cache_front_state_str(enum cache_front_state st)
+{
+	switch (st) {
+	case CACHE_FRONT_WAITING:	return "waiting for a master";
+	case CACHE_FRONT_CONNECTING:	return "connecting";
+	case CACHE_FRONT_OPEN:		return "open";
+	}
+	return "?";
+}
 
 struct front_client {
-	struct front_client *prev, *next;
+	struct core_list link;		/* in fr.clients */
 	int		 cfd, sfd;	/* client, server (-1: none yet) */
 	struct core_io	 cio, sio;
 	struct core_buf	 in, out;	/* to the server, to the client */
-	struct resp_stream cmds, reps;
-	struct resp_stream fwd;		/* the commands' framing, as far as sent */
+	struct cache_resp_stream cmds, reps;
+	struct cache_resp_stream fwd;		/* the commands' framing, as far as sent */
 	uint64_t	 ncmds, nreps;	/* commands read, replies read */
 	uint64_t	 nfwd;		/* commands sent to Redis whole */
 	uint64_t	 epoch;		/* of the master it is connected to */
 	uint64_t	 since, active;
 	struct core_timer timer;
 	struct core_defer reap;
-	int		 state;
+	enum cache_front_state state;
 	bool		 closing;	/* flush out, then close */
 	bool		 gone;		/* closed; freed after the loop's batch */
 	char		 peer[64];
@@ -69,8 +84,8 @@ static struct {
 	struct cache_front_stats *stats;
 	struct cache_topo	*topo;
 	const struct keel_redis_front_conf *conf;
-	struct resp_limits	 cmd_lim, rep_lim;
-	struct front_client	*clients;
+	struct cache_resp_limits	 cmd_lim, rep_lim;
+	struct core_list	 clients;	/* every client, open or closing */
 	unsigned		 nclients;
 	struct sockaddr_storage	 master;
 	socklen_t		 masterlen;
@@ -113,12 +128,7 @@ static void client_free(struct front_client *c)
 	core_timer_stop(&c->timer);
 	core_buf_free(&c->in);
 	core_buf_free(&c->out);
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		fr.clients = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
+	core_list_del(&c->link);
 	fr.nclients--;
 	stat_add(&fr.stats->clients, -1);
 	core_loop_defer(fr.loop, &c->reap, client_reap);
@@ -149,7 +159,7 @@ static void client_fail(struct front_client *c, const char *line)
 	core_buf_consume(&c->in, core_buf_len(&c->in));
 	/* Half a reply may be in flight: an error then would be read as its
 	 * rest, so only a client between replies is told. */
-	if (core_buf_len(&c->out) == 0 && resp_stream_idle(&c->reps))
+	if (core_buf_len(&c->out) == 0 && cache_resp_stream_idle(&c->reps))
 		core_buf_append(&c->out, line, strlen(line));
 	if (!flush(&c->out, c->cfd) || core_buf_len(&c->out) == 0) {
 		client_free(c);
@@ -192,9 +202,9 @@ static void client_arm(struct front_client *c)
 	if (core_buf_len(&c->out) > 0)
 		ce |= CORE_IO_WRITE;
 	core_io_set(&c->cio, ce);
-	if (c->state == F_CONNECTING)
+	if (c->state == CACHE_FRONT_CONNECTING)
 		se = CORE_IO_WRITE;
-	else if (c->state == F_OPEN) {
+	else if (c->state == CACHE_FRONT_OPEN) {
 		if (buf_room(&c->out))
 			se |= CORE_IO_READ;
 		if (client_may_send(c))
@@ -213,7 +223,7 @@ static bool server_send(struct front_client *c)
 {
 	const char *head = core_buf_head(&c->in), *why;
 	size_t len = core_buf_len(&c->in), n = len;
-	struct resp_stream st;
+	struct cache_resp_stream st;
 	uint64_t count;
 	ssize_t w;
 
@@ -223,7 +233,7 @@ static bool server_send(struct front_client *c)
 		/* More than the bound is buffered: find where it ends. */
 		st = c->fwd;
 		count = c->nfwd;
-		(void)resp_stream_feed_until(&st, head, len, &fr.cmd_lim, &count,
+		(void)cache_resp_stream_feed_until(&st, head, len, &fr.cmd_lim, &count,
 					     c->nreps + FRONT_INFLIGHT, &n, &why);
 		if (n == 0)
 			return true;
@@ -237,7 +247,7 @@ static bool server_send(struct front_client *c)
 		c->fwd = c->cmds;	/* all read is sent: the same framing */
 		c->nfwd = c->ncmds;
 	} else
-		(void)resp_stream_feed(&c->fwd, head, (size_t)w, &fr.cmd_lim, &c->nfwd, &why);
+		(void)cache_resp_stream_feed(&c->fwd, head, (size_t)w, &fr.cmd_lim, &c->nfwd, &why);
 	core_buf_consume(&c->in, (size_t)w);
 	return true;
 }
@@ -256,15 +266,16 @@ static void client_read(struct front_client *c)
 	if (n <= 0)
 		return;
 	c->active = core_loop_now(fr.loop);
-	if (resp_stream_feed(&c->cmds, core_buf_head(&c->in) + before, (size_t)n, &fr.cmd_lim,
-			     &c->ncmds, &why) != RESP_OK) {
-		core_log_info("redis", "front: %s: closed: %s", c->peer, why);
+	if (cache_resp_stream_feed(&c->cmds, core_buf_head(&c->in) + before, (size_t)n, &fr.cmd_lim,
+			     &c->ncmds, &why) != CACHE_RESP_OK) {
+		core_log_info("redis", "front: %s (%s): closed: %s", c->peer,
+			      cache_front_state_str(c->state), why);
 		stat_add(&fr.stats->bad_commands, 1);
 		snprintf(line, sizeof(line), "-ERR Protocol error: %s\r\n", why);
 		client_fail(c, line);
 		return;
 	}
-	if (c->cmds.seen & RESP_SEEN_RESERVED) {
+	if (c->cmds.seen & CACHE_RESP_SEEN_RESERVED) {
 		/* keel's own keys and channel (the shared admin state): nothing
 		 * of this read reaches Redis, and the client is closed. */
 		core_log_warn("redis", "front: %s: closed: a command named a \"%s\" key or "
@@ -275,7 +286,7 @@ static void client_read(struct front_client *c)
 		return;
 	}
 	stat_add(&fr.stats->bytes_in, n);
-	if (c->state == F_OPEN && !server_send(c)) {
+	if (c->state == CACHE_FRONT_OPEN && !server_send(c)) {
 		client_free(c);
 		return;
 	}
@@ -306,8 +317,8 @@ static void server_read(struct front_client *c)
 	}
 	if (n <= 0)
 		return;
-	if (resp_stream_feed(&c->reps, core_buf_head(&c->out) + before, (size_t)n, &fr.rep_lim,
-			     &c->nreps, &why) != RESP_OK) {
+	if (cache_resp_stream_feed(&c->reps, core_buf_head(&c->out) + before, (size_t)n, &fr.rep_lim,
+			     &c->nreps, &why) != CACHE_RESP_OK) {
 		core_log_warn("redis", "front: %s: the server's reply: %s", c->peer, why);
 		client_free(c);
 		return;
@@ -315,7 +326,7 @@ static void server_read(struct front_client *c)
 	stat_add(&fr.stats->replies, (int64_t)(c->nreps - was));
 	stat_add(&fr.stats->bytes_out, n);
 	if (c->reps.seen != 0) {
-		cache_topo_suspect(fr.topo, c->reps.seen & RESP_SEEN_READONLY ?
+		cache_topo_suspect(fr.topo, c->reps.seen & CACHE_RESP_SEEN_READONLY ?
 				   "a client got READONLY" : "a client got LOADING");
 		c->reps.seen = 0;
 	}
@@ -365,7 +376,7 @@ static void server_connected(struct front_client *c)
 		client_fail(c, "-MASTERDOWN keel could not reach the Redis master\r\n");
 		return;
 	}
-	c->state = F_OPEN;
+	c->state = CACHE_FRONT_OPEN;
 	if (!server_send(c)) {
 		client_free(c);
 		return;
@@ -377,7 +388,7 @@ static void server_on_io(struct core_io *io, unsigned revents)
 {
 	struct front_client *c = io->data;
 
-	if (c->state == F_CONNECTING) {
+	if (c->state == CACHE_FRONT_CONNECTING) {
 		server_connected(c);
 		return;
 	}
@@ -409,7 +420,7 @@ static void client_connect(struct front_client *c)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	c->sfd = fd;
 	c->epoch = fr.epoch;
-	c->state = F_CONNECTING;
+	c->state = CACHE_FRONT_CONNECTING;
 	core_io_init(fr.loop, &c->sio, fd, server_on_io, c);
 	if (fr.conf->idle_timeout > 0)
 		core_timer_start(&c->timer, (uint64_t)fr.conf->idle_timeout);
@@ -437,7 +448,7 @@ static void client_on_timer(struct core_timer *t)
 		client_free(c);		/* it would not read its error */
 		return;
 	}
-	if (c->state == F_WAITING) {
+	if (c->state == CACHE_FRONT_WAITING) {
 		char line[240];
 
 		stat_add(&fr.stats->waits_expired, 1);
@@ -481,22 +492,19 @@ static void front_on_accept(struct core_net_listener *ln, int fd,
 		 ntohs(((const struct sockaddr_in *)ss)->sin_port));
 	core_buf_init(&c->in, FRONT_BUF);
 	core_buf_init(&c->out, FRONT_BUF);
-	resp_stream_init(&c->cmds, 1);
-	resp_stream_init(&c->reps, 0);
-	resp_stream_init(&c->fwd, 1);
+	cache_resp_stream_init(&c->cmds, 1);
+	cache_resp_stream_init(&c->reps, 0);
+	cache_resp_stream_init(&c->fwd, 1);
 	core_io_init(fr.loop, &c->cio, fd, client_on_io, c);
 	core_timer_init(fr.loop, &c->timer, client_on_timer, c);
-	c->next = fr.clients;
-	if (fr.clients != NULL)
-		fr.clients->prev = c;
-	fr.clients = c;
+	core_list_add(&fr.clients, &c->link);
 	fr.nclients++;
 	stat_add(&fr.stats->clients, 1);
 	stat_add(&fr.stats->connections, 1);
 	if (fr.masterlen > 0)
 		client_connect(c);
 	else {
-		c->state = F_WAITING;
+		c->state = CACHE_FRONT_WAITING;
 		client_arm(c);
 		core_timer_start(&c->timer, (uint64_t)fr.conf->wait_master);
 	}
@@ -506,7 +514,7 @@ static void front_on_accept(struct core_net_listener *ln, int fd,
 
 static void front_changed(void *data, const struct cache_addr *m, const char *why)
 {
-	struct front_client *c, *next;
+	struct core_list *it, *tmp;
 	unsigned dropped = 0;
 
 	(void)data;
@@ -530,14 +538,15 @@ static void front_changed(void *data, const struct cache_addr *m, const char *wh
 			core_log_error("redis", "front: the master's address %s is not an IP", m->ip);
 	}
 	/* Nobody stays on the old master; those waiting go to the new one. */
-	for (c = fr.clients; c != NULL; c = next) {
-		next = c->next;
+	core_list_each(it, tmp, &fr.clients) {
+		struct front_client *c = core_list_elem(it, struct front_client, link);
+
 		if (c->closing)
 			continue;
-		if (c->state != F_WAITING && c->epoch != fr.epoch) {
+		if (c->state != CACHE_FRONT_WAITING && c->epoch != fr.epoch) {
 			dropped++;
 			client_free(c);
-		} else if (c->state == F_WAITING && fr.masterlen > 0)
+		} else if (c->state == CACHE_FRONT_WAITING && fr.masterlen > 0)
 			client_connect(c);
 	}
 	if (dropped > 0) {
@@ -556,16 +565,17 @@ int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf
 	unsigned i;
 
 	memset(&fr, 0, sizeof(fr));
+	core_list_init(&fr.clients);
 	fr.loop = loop;
 	fr.conf = conf;
 	fr.stats = stats;
-	fr.cmd_lim = (struct resp_limits){
+	fr.cmd_lim = (struct cache_resp_limits){
 		.max_bulk = (uint64_t)conf->max_bulk, .max_elems = 1u << 20,
 		.max_depth = 1, .max_inline = 64 << 10,
 		.reserved = FRONT_RESERVED,
 	};
-	fr.rep_lim = (struct resp_limits){
-		.max_bulk = UINT64_MAX >> 2, .max_elems = UINT32_MAX, .max_depth = RESP_STACK,
+	fr.rep_lim = (struct cache_resp_limits){
+		.max_bulk = UINT64_MAX >> 2, .max_elems = UINT32_MAX, .max_depth = CACHE_RESP_STACK,
 		.max_inline = 1 << 20,
 	};
 	fr.nl = nl;
@@ -587,7 +597,7 @@ int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf
 
 unsigned cache_front_drain(void)
 {
-	struct front_client *c, *next;
+	struct core_list *it, *tmp;
 	unsigned i;
 
 	if (!fr.draining) {
@@ -598,8 +608,9 @@ unsigned cache_front_drain(void)
 	}
 	/* Clients between commands go now; the next generation takes their
 	 * reconnects. The others finish what they asked first. */
-	for (c = fr.clients; c != NULL; c = next) {
-		next = c->next;
+	core_list_each(it, tmp, &fr.clients) {
+		struct front_client *c = core_list_elem(it, struct front_client, link);
+
 		if (!c->closing && c->ncmds <= c->nreps && core_buf_len(&c->in) == 0 &&
 		    core_buf_len(&c->out) == 0)
 			client_free(c);
@@ -611,8 +622,8 @@ void cache_front_stop(void)
 {
 	unsigned i;
 
-	while (fr.clients != NULL)
-		client_free(fr.clients);
+	while (fr.clients.next != NULL && !core_list_empty(&fr.clients))
+		client_free(core_list_first(&fr.clients, struct front_client, link));
 	if (fr.ls != NULL) {
 		core_net_accept_stop(&fr.acceptor);
 		for (i = 0; i < fr.nl; i++)

@@ -7,7 +7,7 @@
 #include "resp.h"
 
 /* The line at buf[pos..]: *end is where its "\r\n" starts. */
-static int resp_line(const char *buf, size_t len, size_t pos, size_t max, size_t *end,
+static int cache_resp_line(const char *buf, size_t len, size_t pos, size_t max, size_t *end,
 		     const char **why)
 {
 	size_t room = len - pos, lim = max + 2 < room ? max + 2 : room;
@@ -16,20 +16,20 @@ static int resp_line(const char *buf, size_t len, size_t pos, size_t max, size_t
 	if (nl == NULL) {
 		if (room >= max + 2) {
 			*why = "line too long";
-			return RESP_BAD;
+			return CACHE_RESP_BAD;
 		}
-		return RESP_AGAIN;
+		return CACHE_RESP_AGAIN;
 	}
 	if (nl == buf + pos || nl[-1] != '\r') {
 		*why = "line not ended by CRLF";
-		return RESP_BAD;
+		return CACHE_RESP_BAD;
 	}
 	*end = (size_t)(nl - buf) - 1;
-	return RESP_OK;
+	return CACHE_RESP_OK;
 }
 
 /* A decimal integer filling buf[from..to): strict, no spaces or '+'. */
-static int resp_int(const char *buf, size_t from, size_t to, int64_t *out)
+static int cache_resp_int(const char *buf, size_t from, size_t to, int64_t *out)
 {
 	int64_t v = 0;
 	int neg = 0;
@@ -50,7 +50,7 @@ static int resp_int(const char *buf, size_t from, size_t to, int64_t *out)
 	return 0;
 }
 
-static void resp_lower(char *dst, size_t room, const char *src, size_t n)
+static void cache_resp_lower(char *dst, size_t room, const char *src, size_t n)
 {
 	size_t i;
 
@@ -65,8 +65,8 @@ static void resp_lower(char *dst, size_t room, const char *src, size_t n)
 
 /* ---- commands ------------------------------------------------------------------------- */
 
-static int resp_inline(const char *buf, size_t len, const struct resp_limits *lim,
-		       size_t *used, struct resp_cmd *cmd, const char **why)
+static int cache_resp_inline(const char *buf, size_t len, const struct cache_resp_limits *lim,
+		       size_t *used, struct cache_resp_cmd *cmd, const char **why)
 {
 	const char *nl = memchr(buf, '\n', len < (size_t)lim->max_inline + 1 ?
 					    len : (size_t)lim->max_inline + 1);
@@ -75,9 +75,9 @@ static int resp_inline(const char *buf, size_t len, const struct resp_limits *li
 	if (nl == NULL) {
 		if (len > lim->max_inline) {
 			*why = "inline command too long";
-			return RESP_BAD;
+			return CACHE_RESP_BAD;
 		}
-		return RESP_AGAIN;
+		return CACHE_RESP_AGAIN;
 	}
 	end = (size_t)(nl - buf);
 	*used = end + 1;
@@ -95,7 +95,7 @@ static int resp_inline(const char *buf, size_t len, const struct resp_limits *li
 		while (i < end && buf[i] != ' ' && buf[i] != '\t')
 			i++;
 		if (cmd->argc == 0)
-			resp_lower(cmd->name, sizeof(cmd->name), buf + start, i - start);
+			cache_resp_lower(cmd->name, sizeof(cmd->name), buf + start, i - start);
 		else if (cmd->argc == 1) {
 			cmd->arg1_off = (uint32_t)start;
 			cmd->arg1_len = (uint32_t)(i - start);
@@ -103,11 +103,11 @@ static int resp_inline(const char *buf, size_t len, const struct resp_limits *li
 		cmd->argc++;
 	}
 	cmd->is_inline = 1;
-	return RESP_OK;
+	return CACHE_RESP_OK;
 }
 
-int resp_scan_command(const char *buf, size_t len, const struct resp_limits *lim,
-		      size_t *used, struct resp_cmd *cmd, const char **why)
+int cache_resp_scan_command(const char *buf, size_t len, const struct cache_resp_limits *lim,
+		      size_t *used, struct cache_resp_cmd *cmd, const char **why)
 {
 	size_t pos, end;
 	int64_t n, blen, i;
@@ -116,55 +116,55 @@ int resp_scan_command(const char *buf, size_t len, const struct resp_limits *lim
 	memset(cmd, 0, sizeof(*cmd));
 	*why = NULL;
 	if (len == 0)
-		return RESP_AGAIN;
+		return CACHE_RESP_AGAIN;
 	if (buf[0] != '*')
-		return resp_inline(buf, len, lim, used, cmd, why);
-	if ((rc = resp_line(buf, len, 0, 32, &end, why)) != RESP_OK)
+		return cache_resp_inline(buf, len, lim, used, cmd, why);
+	if ((rc = cache_resp_line(buf, len, 0, 32, &end, why)) != CACHE_RESP_OK)
 		return rc;
-	if (resp_int(buf, 1, end, &n) != 0) {
+	if (cache_resp_int(buf, 1, end, &n) != 0) {
 		*why = "bad array length";
-		return RESP_BAD;
+		return CACHE_RESP_BAD;
 	}
 	pos = end + 2;
 	if (n <= 0) {			/* Redis skips these */
 		*used = pos;
-		return RESP_OK;
+		return CACHE_RESP_OK;
 	}
 	if (n > (int64_t)lim->max_elems) {
 		*why = "too many arguments";
-		return RESP_BAD;
+		return CACHE_RESP_BAD;
 	}
 	for (i = 0; i < n; i++) {
 		if (pos >= len)
-			return RESP_AGAIN;
+			return CACHE_RESP_AGAIN;
 		if (buf[pos] != '$') {
 			*why = "expected '$' (a bulk string) in a command";
-			return RESP_BAD;
+			return CACHE_RESP_BAD;
 		}
-		if ((rc = resp_line(buf, len, pos, 32, &end, why)) != RESP_OK)
+		if ((rc = cache_resp_line(buf, len, pos, 32, &end, why)) != CACHE_RESP_OK)
 			return rc;
-		if (resp_int(buf, pos + 1, end, &blen) != 0 || blen < 0) {
+		if (cache_resp_int(buf, pos + 1, end, &blen) != 0 || blen < 0) {
 			*why = "bad bulk length";
-			return RESP_BAD;
+			return CACHE_RESP_BAD;
 		}
 		if ((uint64_t)blen > lim->max_bulk) {
 			*why = "bulk string too long";
-			return RESP_BAD;
+			return CACHE_RESP_BAD;
 		}
 		pos = end + 2;
 		if (len - pos < (uint64_t)blen + 2) {
 			if (len - pos > (uint64_t)blen && buf[pos + (size_t)blen] != '\r') {
 				*why = "bulk string not followed by CRLF";
-				return RESP_BAD;
+				return CACHE_RESP_BAD;
 			}
-			return RESP_AGAIN;
+			return CACHE_RESP_AGAIN;
 		}
 		if (buf[pos + (size_t)blen] != '\r' || buf[pos + (size_t)blen + 1] != '\n') {
 			*why = "bulk string not followed by CRLF";
-			return RESP_BAD;
+			return CACHE_RESP_BAD;
 		}
 		if (i == 0)
-			resp_lower(cmd->name, sizeof(cmd->name), buf + pos, (size_t)blen);
+			cache_resp_lower(cmd->name, sizeof(cmd->name), buf + pos, (size_t)blen);
 		else if (i == 1) {
 			cmd->arg1_off = (uint32_t)pos;
 			cmd->arg1_len = (uint32_t)blen;
@@ -173,16 +173,16 @@ int resp_scan_command(const char *buf, size_t len, const struct resp_limits *lim
 	}
 	cmd->argc = (uint32_t)n;
 	*used = pos;
-	return RESP_OK;
+	return CACHE_RESP_OK;
 }
 
 /* ---- replies ---------------------------------------------------------------------------- */
 
-int resp_scan_reply(const char *buf, size_t len, const struct resp_limits *lim,
-		    size_t *used, struct resp_reply *rep, const char **why)
+int cache_resp_scan_reply(const char *buf, size_t len, const struct cache_resp_limits *lim,
+		    size_t *used, struct cache_resp_reply *rep, const char **why)
 {
-	uint64_t left[RESP_STACK];	/* elements still due, per open aggregate */
-	unsigned depth = 0, max_depth = lim->max_depth < RESP_STACK ? lim->max_depth : RESP_STACK;
+	uint64_t left[CACHE_RESP_STACK];	/* elements still due, per open aggregate */
+	unsigned depth = 0, max_depth = lim->max_depth < CACHE_RESP_STACK ? lim->max_depth : CACHE_RESP_STACK;
 	size_t pos = 0, end;
 	int64_t n;
 	int rc;
@@ -194,26 +194,26 @@ int resp_scan_reply(const char *buf, size_t len, const struct resp_limits *lim,
 		int first = depth == 1 && left[0] == rep->elems;
 
 		if (pos >= len)
-			return RESP_AGAIN;
+			return CACHE_RESP_AGAIN;
 		c = buf[pos];
 		if (pos == 0)
 			rep->type = c;
-		if ((rc = resp_line(buf, len, pos, lim->max_inline, &end, why)) != RESP_OK)
+		if ((rc = cache_resp_line(buf, len, pos, lim->max_inline, &end, why)) != CACHE_RESP_OK)
 			return rc;
 		switch (c) {
 		case '+': case '-': case ':': case '_': case '#': case ',': case '(':
 			if (first && (c == '+'))
-				resp_lower(rep->kind, sizeof(rep->kind), buf + pos + 1, end - pos - 1);
+				cache_resp_lower(rep->kind, sizeof(rep->kind), buf + pos + 1, end - pos - 1);
 			pos = end + 2;
 			break;
 		case '$': case '!': case '=':
-			if (resp_int(buf, pos + 1, end, &n) != 0 || n < -1) {
+			if (cache_resp_int(buf, pos + 1, end, &n) != 0 || n < -1) {
 				*why = "bad bulk length";
-				return RESP_BAD;
+				return CACHE_RESP_BAD;
 			}
 			if ((uint64_t)(n < 0 ? 0 : n) > lim->max_bulk) {
 				*why = "bulk string too long";
-				return RESP_BAD;
+				return CACHE_RESP_BAD;
 			}
 			pos = end + 2;
 			if (n < 0)	/* null */
@@ -221,33 +221,33 @@ int resp_scan_reply(const char *buf, size_t len, const struct resp_limits *lim,
 			if (len - pos < (uint64_t)n + 2) {
 				if (len - pos > (uint64_t)n && buf[pos + (size_t)n] != '\r') {
 					*why = "bulk string not followed by CRLF";
-					return RESP_BAD;
+					return CACHE_RESP_BAD;
 				}
-				return RESP_AGAIN;
+				return CACHE_RESP_AGAIN;
 			}
 			if (buf[pos + (size_t)n] != '\r' || buf[pos + (size_t)n + 1] != '\n') {
 				*why = "bulk string not followed by CRLF";
-				return RESP_BAD;
+				return CACHE_RESP_BAD;
 			}
 			if (first)
-				resp_lower(rep->kind, sizeof(rep->kind), buf + pos, (size_t)n);
+				cache_resp_lower(rep->kind, sizeof(rep->kind), buf + pos, (size_t)n);
 			pos += (size_t)n + 2;
 			break;
 		case '*': case '>': case '~': case '%': case '|':
-			if (resp_int(buf, pos + 1, end, &n) != 0 || n < -1) {
+			if (cache_resp_int(buf, pos + 1, end, &n) != 0 || n < -1) {
 				*why = "bad aggregate length";
-				return RESP_BAD;
+				return CACHE_RESP_BAD;
 			}
 			if (n > (int64_t)lim->max_elems) {
 				*why = "too many elements";
-				return RESP_BAD;
+				return CACHE_RESP_BAD;
 			}
 			pos = end + 2;
 			if (n <= 0)	/* empty or null: one whole value */
 				break;
 			if (depth == max_depth) {
 				*why = "nested too deep";
-				return RESP_BAD;
+				return CACHE_RESP_BAD;
 			}
 			/* A map holds pairs; an attribute's pairs come before the
 			 * value they describe, which ends it. */
@@ -258,7 +258,7 @@ int resp_scan_reply(const char *buf, size_t len, const struct resp_limits *lim,
 			continue;
 		default:
 			*why = "unknown RESP type";
-			return RESP_BAD;
+			return CACHE_RESP_BAD;
 		}
 		/* A whole value: it completes an element of each aggregate
 		 * whose last element it was. */
@@ -266,7 +266,7 @@ int resp_scan_reply(const char *buf, size_t len, const struct resp_limits *lim,
 			depth--;
 		if (depth == 0) {
 			*used = pos;
-			return RESP_OK;
+			return CACHE_RESP_OK;
 		}
 	}
 }
@@ -275,22 +275,22 @@ int resp_scan_reply(const char *buf, size_t len, const struct resp_limits *lim,
 
 enum { ST_TYPE, ST_LINE, ST_BODY, ST_CR, ST_LF, ST_BAD };
 
-void resp_stream_init(struct resp_stream *st, int commands)
+void cache_resp_stream_init(struct cache_resp_stream *st, int commands)
 {
 	memset(st, 0, sizeof(*st));
 	st->commands = (uint8_t)(commands != 0);
 }
 
-static int stream_bad(struct resp_stream *st, const char **why, const char *what)
+static int stream_bad(struct cache_resp_stream *st, const char **why, const char *what)
 {
 	st->state = ST_BAD;
 	*why = what;
-	return RESP_BAD;
+	return CACHE_RESP_BAD;
 }
 
 /* A value ended: it completes an element of every aggregate it was the
  * last element of, and maybe a top-level value. */
-static void stream_value(struct resp_stream *st, uint64_t *values)
+static void stream_value(struct cache_resp_stream *st, uint64_t *values)
 {
 	while (st->depth > 0 && --st->left[st->depth - 1] == 0)
 		st->depth--;
@@ -300,7 +300,7 @@ static void stream_value(struct resp_stream *st, uint64_t *values)
 }
 
 /* The longest line the current one may be, CR included. */
-static uint32_t stream_line_max(const struct resp_stream *st, const struct resp_limits *lim)
+static uint32_t stream_line_max(const struct cache_resp_stream *st, const struct cache_resp_limits *lim)
 {
 	if (!st->commands)
 		return lim->max_inline + 1;
@@ -310,17 +310,17 @@ static uint32_t stream_line_max(const struct resp_stream *st, const struct resp_
 }
 
 /* The number after the type byte of a whole line, CR excluded. */
-static int stream_int(const struct resp_stream *st, int64_t *n)
+static int stream_int(const struct cache_resp_stream *st, int64_t *n)
 {
 	if (st->linelen > sizeof(st->line))
-		return -1;	/* more digits than resp_int takes anyway */
-	return resp_int(st->line, 1, st->linelen - 1, n);
+		return -1;	/* more digits than cache_resp_int takes anyway */
+	return cache_resp_int(st->line, 1, st->linelen - 1, n);
 }
 
-static int stream_line_end(struct resp_stream *st, const struct resp_limits *lim,
+static int stream_line_end(struct cache_resp_stream *st, const struct cache_resp_limits *lim,
 			   uint64_t *values, const char **why)
 {
-	uint32_t max_depth = lim->max_depth < RESP_STACK ? lim->max_depth : RESP_STACK;
+	uint32_t max_depth = lim->max_depth < CACHE_RESP_STACK ? lim->max_depth : CACHE_RESP_STACK;
 	int64_t n;
 
 	if (st->commands && st->depth == 0 && st->type != '*') {
@@ -328,7 +328,7 @@ static int stream_line_end(struct resp_stream *st, const struct resp_limits *lim
 		if (st->nonspace > (uint32_t)(st->last == '\r'))
 			(*values)++;
 		st->state = ST_TYPE;
-		return RESP_OK;
+		return CACHE_RESP_OK;
 	}
 	if (st->linelen == 0 || st->last != '\r')
 		return stream_bad(st, why, "line not ended by CRLF");
@@ -343,7 +343,7 @@ static int stream_line_end(struct resp_stream *st, const struct resp_limits *lim
 				st->depth = 1;
 			}
 			st->state = ST_TYPE;	/* n <= 0: skipped, as Redis does */
-			return RESP_OK;
+			return CACHE_RESP_OK;
 		}
 		if (stream_int(st, &n) != 0 || n < 0)
 			return stream_bad(st, why, "bad bulk length");
@@ -352,20 +352,20 @@ static int stream_line_end(struct resp_stream *st, const struct resp_limits *lim
 		st->skip = (uint64_t)n;
 		st->state = n > 0 ? ST_BODY : ST_CR;
 		st->pmatch = 0;		/* an argument begins */
-		return RESP_OK;
+		return CACHE_RESP_OK;
 	}
 	switch (st->type) {
 	case '-':
 		if (st->depth == 0) {
 			if (st->linelen >= 9 && !memcmp(st->line, "-READONLY", 9))
-				st->seen |= RESP_SEEN_READONLY;
+				st->seen |= CACHE_RESP_SEEN_READONLY;
 			else if (st->linelen >= 8 && !memcmp(st->line, "-LOADING", 8))
-				st->seen |= RESP_SEEN_LOADING;
+				st->seen |= CACHE_RESP_SEEN_LOADING;
 		}
 		__attribute__((fallthrough));
 	case '+': case ':': case '_': case '#': case ',': case '(':
 		stream_value(st, values);
-		return RESP_OK;
+		return CACHE_RESP_OK;
 	case '$': case '!': case '=':
 		if (stream_int(st, &n) != 0 || n < -1)
 			return stream_bad(st, why, "bad bulk length");
@@ -373,11 +373,11 @@ static int stream_line_end(struct resp_stream *st, const struct resp_limits *lim
 			return stream_bad(st, why, "bulk string too long");
 		if (n < 0) {
 			stream_value(st, values);
-			return RESP_OK;
+			return CACHE_RESP_OK;
 		}
 		st->skip = (uint64_t)n;
 		st->state = n > 0 ? ST_BODY : ST_CR;
-		return RESP_OK;
+		return CACHE_RESP_OK;
 	case '*': case '>': case '~': case '%': case '|':
 		if (stream_int(st, &n) != 0 || n < -1)
 			return stream_bad(st, why, "bad aggregate length");
@@ -385,14 +385,14 @@ static int stream_line_end(struct resp_stream *st, const struct resp_limits *lim
 			return stream_bad(st, why, "too many elements");
 		if (n <= 0) {
 			stream_value(st, values);
-			return RESP_OK;
+			return CACHE_RESP_OK;
 		}
 		if (st->depth == max_depth)
 			return stream_bad(st, why, "nested too deep");
 		st->left[st->depth++] = (uint64_t)n * (st->type == '%' || st->type == '|' ? 2 : 1) +
 					(st->type == '|');
 		st->state = ST_TYPE;
-		return RESP_OK;
+		return CACHE_RESP_OK;
 	default:
 		return stream_bad(st, why, "unknown RESP type");
 	}
@@ -400,27 +400,27 @@ static int stream_line_end(struct resp_stream *st, const struct resp_limits *lim
 
 /* Follows an argument's bytes p[0..n) against the reserved prefix (the
  * argument's first bytes; a prefix may arrive in pieces). */
-static void stream_reserved(struct resp_stream *st, const struct resp_limits *lim,
+static void stream_reserved(struct cache_resp_stream *st, const struct cache_resp_limits *lim,
 			    const char *p, size_t n)
 {
 	size_t plen, k;
 
-	if (lim->reserved == NULL || st->pmatch == RESP_NO_MATCH)
+	if (lim->reserved == NULL || st->pmatch == CACHE_RESP_NO_MATCH)
 		return;
 	plen = strlen(lim->reserved);
 	for (k = 0; k < n && st->pmatch < plen; k++)
 		if (p[k] != lim->reserved[st->pmatch++]) {
-			st->pmatch = RESP_NO_MATCH;
+			st->pmatch = CACHE_RESP_NO_MATCH;
 			return;
 		}
 	if (st->pmatch == plen) {
-		st->seen |= RESP_SEEN_RESERVED;
-		st->pmatch = RESP_NO_MATCH;
+		st->seen |= CACHE_RESP_SEEN_RESERVED;
+		st->pmatch = CACHE_RESP_NO_MATCH;
 	}
 }
 
 /* An inline command's arguments are its words (quotes dropped). */
-static void stream_reserved_inline(struct resp_stream *st, const struct resp_limits *lim,
+static void stream_reserved_inline(struct cache_resp_stream *st, const struct cache_resp_limits *lim,
 				   const char *p, size_t n)
 {
 	size_t k;
@@ -440,8 +440,8 @@ static void stream_reserved_inline(struct resp_stream *st, const struct resp_lim
 /* The common case in one step: a whole "$N\r\n<N bytes>\r\n" at p with
  * nothing unusual about it. Returns the bytes it took, or 0 to leave it
  * to the general path (which also finds any error). */
-static size_t stream_bulk_fast(struct resp_stream *st, const char *p, size_t len,
-			       const struct resp_limits *lim, uint64_t *values)
+static size_t stream_bulk_fast(struct cache_resp_stream *st, const char *p, size_t len,
+			       const struct cache_resp_limits *lim, uint64_t *values)
 {
 	uint64_t n = 0;
 	size_t i = 1;
@@ -463,8 +463,8 @@ static size_t stream_bulk_fast(struct resp_stream *st, const char *p, size_t len
 }
 
 /* Feeds buf[0..len) until *values reaches stop; *used gets the bytes taken. */
-static int stream_feed(struct resp_stream *st, const char *buf, size_t len,
-		       const struct resp_limits *lim, uint64_t *values, uint64_t stop,
+static int stream_feed(struct cache_resp_stream *st, const char *buf, size_t len,
+		       const struct cache_resp_limits *lim, uint64_t *values, uint64_t stop,
 		       size_t *used, const char **why)
 {
 	size_t i = 0;
@@ -473,7 +473,7 @@ static int stream_feed(struct resp_stream *st, const char *buf, size_t len,
 	*used = 0;
 	if (st->state == ST_BAD) {
 		*why = "the stream went bad earlier";
-		return RESP_BAD;
+		return CACHE_RESP_BAD;
 	}
 	while (i < len && *values < stop) {
 		switch (st->state) {
@@ -536,26 +536,26 @@ static int stream_feed(struct resp_stream *st, const char *buf, size_t len,
 			if (nl == NULL)
 				continue;
 			i++;
-			if (stream_line_end(st, lim, values, why) != RESP_OK)
-				return RESP_BAD;
+			if (stream_line_end(st, lim, values, why) != CACHE_RESP_OK)
+				return CACHE_RESP_BAD;
 			continue;
 		}
 		}
 	}
 	*used = i;
-	return RESP_OK;
+	return CACHE_RESP_OK;
 }
 
-int resp_stream_feed(struct resp_stream *st, const char *buf, size_t len,
-		     const struct resp_limits *lim, uint64_t *values, const char **why)
+int cache_resp_stream_feed(struct cache_resp_stream *st, const char *buf, size_t len,
+		     const struct cache_resp_limits *lim, uint64_t *values, const char **why)
 {
 	size_t used;
 
 	return stream_feed(st, buf, len, lim, values, UINT64_MAX, &used, why);
 }
 
-int resp_stream_feed_until(struct resp_stream *st, const char *buf, size_t len,
-			   const struct resp_limits *lim, uint64_t *values, uint64_t stop,
+int cache_resp_stream_feed_until(struct cache_resp_stream *st, const char *buf, size_t len,
+			   const struct cache_resp_limits *lim, uint64_t *values, uint64_t stop,
 			   size_t *used, const char **why)
 {
 	return stream_feed(st, buf, len, lim, values, stop, used, why);

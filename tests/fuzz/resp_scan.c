@@ -11,7 +11,7 @@
 
 #include "cache/resp.h"
 
-static const struct resp_limits lim = {
+static const struct cache_resp_limits lim = {
 	.max_bulk = 1024, .max_elems = 64, .max_depth = 8, .max_inline = 256,
 	.reserved = "keel:",	/* exercised on the command streams; flags only */
 };
@@ -20,21 +20,21 @@ typedef int (*scan_fn)(const char *buf, size_t len, size_t *used, const char **w
 
 static int scan_cmd(const char *buf, size_t len, size_t *used, const char **why)
 {
-	struct resp_cmd c;
-	int rc = resp_scan_command(buf, len, &lim, used, &c, why);
+	struct cache_resp_cmd c;
+	int rc = cache_resp_scan_command(buf, len, &lim, used, &c, why);
 
-	if (rc == RESP_OK && c.argc > 1 && (size_t)c.arg1_off + c.arg1_len > *used)
+	if (rc == CACHE_RESP_OK && c.argc > 1 && (size_t)c.arg1_off + c.arg1_len > *used)
 		abort();
-	if (rc == RESP_OK && strlen(c.name) >= sizeof(c.name))
+	if (rc == CACHE_RESP_OK && strlen(c.name) >= sizeof(c.name))
 		abort();
 	return rc;
 }
 
 static int scan_rep(const char *buf, size_t len, size_t *used, const char **why)
 {
-	struct resp_reply r;
+	struct cache_resp_reply r;
 
-	return resp_scan_reply(buf, len, &lim, used, &r, why);
+	return cache_resp_scan_reply(buf, len, &lim, used, &r, why);
 }
 
 static void stream(const char *buf, size_t len, scan_fn scan)
@@ -46,18 +46,18 @@ static void stream(const char *buf, size_t len, scan_fn scan)
 	while (pos < len && n++ < 64) {
 		int rc = scan(buf + pos, len - pos, &used, &why);
 
-		if (rc == RESP_AGAIN || rc == RESP_BAD) {
-			if (rc == RESP_BAD && why == NULL)
+		if (rc == CACHE_RESP_AGAIN || rc == CACHE_RESP_BAD) {
+			if (rc == CACHE_RESP_BAD && why == NULL)
 				abort();
 			return;
 		}
-		if (rc != RESP_OK || used == 0 || used > len - pos)
+		if (rc != CACHE_RESP_OK || used == 0 || used > len - pos)
 			abort();
 		/* The same value, cut where it ends: found whole again. */
-		if (scan(buf + pos, used, &again, &why) != RESP_OK || again != used)
+		if (scan(buf + pos, used, &again, &why) != CACHE_RESP_OK || again != used)
 			abort();
 		/* One byte short: more is needed, never another answer. */
-		if (scan(buf + pos, used - 1, &again, &why) != RESP_AGAIN)
+		if (scan(buf + pos, used - 1, &again, &why) != CACHE_RESP_AGAIN)
 			abort();
 		pos += used;
 	}
@@ -73,14 +73,14 @@ static uint64_t count_whole(const char *buf, size_t len, int commands, int *bad)
 
 	*bad = 0;
 	while (pos < len) {
-		struct resp_cmd c;
-		struct resp_reply r;
-		int rc = commands ? resp_scan_command(buf + pos, len - pos, &lim, &used, &c, &why)
-				  : resp_scan_reply(buf + pos, len - pos, &lim, &used, &r, &why);
+		struct cache_resp_cmd c;
+		struct cache_resp_reply r;
+		int rc = commands ? cache_resp_scan_command(buf + pos, len - pos, &lim, &used, &c, &why)
+				  : cache_resp_scan_reply(buf + pos, len - pos, &lim, &used, &r, &why);
 
-		if (rc == RESP_AGAIN)
+		if (rc == CACHE_RESP_AGAIN)
 			break;
-		if (rc == RESP_BAD) {
+		if (rc == CACHE_RESP_BAD) {
 			*bad = 1;
 			break;
 		}
@@ -92,20 +92,20 @@ static uint64_t count_whole(const char *buf, size_t len, int commands, int *bad)
 
 static void differ(const char *buf, size_t len, int commands, unsigned seed)
 {
-	struct resp_stream st;
+	struct cache_resp_stream st;
 	uint64_t whole, streamed = 0;
 	size_t pos = 0;
 	int bad, sbad = 0;
 	const char *why;
 
 	whole = count_whole(buf, len, commands, &bad);
-	resp_stream_init(&st, commands);
+	cache_resp_stream_init(&st, commands);
 	while (pos < len) {
 		size_t piece = 1 + (seed = seed * 1103515245u + 12345u) % 7;
 
 		if (piece > len - pos)
 			piece = len - pos;
-		if (resp_stream_feed(&st, buf + pos, piece, &lim, &streamed, &why) != RESP_OK) {
+		if (cache_resp_stream_feed(&st, buf + pos, piece, &lim, &streamed, &why) != CACHE_RESP_OK) {
 			if (why == NULL)
 				abort();
 			sbad = 1;

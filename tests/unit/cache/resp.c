@@ -6,167 +6,167 @@
 #include "runner.h"
 #include "cache/resp.c"
 
-static const struct resp_limits lim = {
+static const struct cache_resp_limits lim = {
 	.max_bulk = 64, .max_elems = 8, .max_depth = 3, .max_inline = 32,
 };
 
 static const char *why;
 static size_t used;
 
-static int cmd(const char *s, struct resp_cmd *c)
+static int cmd(const char *s, struct cache_resp_cmd *c)
 {
 	used = 0;
-	return resp_scan_command(s, strlen(s), &lim, &used, c, &why);
+	return cache_resp_scan_command(s, strlen(s), &lim, &used, c, &why);
 }
 
-static int rep(const char *s, struct resp_reply *r)
+static int rep(const char *s, struct cache_resp_reply *r)
 {
 	used = 0;
-	return resp_scan_reply(s, strlen(s), &lim, &used, r, &why);
+	return cache_resp_scan_reply(s, strlen(s), &lim, &used, r, &why);
 }
 
 TEST(commands_end_where_they_end_and_name_themselves)
 {
-	struct resp_cmd c;
+	struct cache_resp_cmd c;
 	const char *s = "*3\r\n$3\r\nSET\r\n$1\r\nk\r\n$5\r\nhello\r\n*1\r\n$4\r\nPING\r\n";
 
-	CHECK_INT(cmd(s, &c), ==, RESP_OK);
+	CHECK_INT(cmd(s, &c), ==, CACHE_RESP_OK);
 	CHECK_INT(used, ==, 31);
 	CHECK_STR(c.name, "set");
 	CHECK_INT(c.argc, ==, 3);
 	CHECK(c.arg1_len == 1 && s[c.arg1_off] == 'k');
-	CHECK_INT(cmd(s + used, &c), ==, RESP_OK);
+	CHECK_INT(cmd(s + used, &c), ==, CACHE_RESP_OK);
 	CHECK_STR(c.name, "ping");
 	/* Binary-safe values: CRLF inside a bulk string is data. */
-	CHECK_INT(cmd("*2\r\n$4\r\nECHO\r\n$4\r\na\r\nb\r\n", &c), ==, RESP_OK);
+	CHECK_INT(cmd("*2\r\n$4\r\nECHO\r\n$4\r\na\r\nb\r\n", &c), ==, CACHE_RESP_OK);
 	CHECK_INT(used, ==, 24);
 }
 
 TEST(every_prefix_of_a_command_asks_for_more)
 {
 	const char *s = "*2\r\n$6\r\nSELECT\r\n$1\r\n3\r\n";
-	struct resp_cmd c;
+	struct cache_resp_cmd c;
 	size_t n;
 
 	for (n = 0; n < strlen(s); n++) {
 		used = 0;
-		CHECK_INT(resp_scan_command(s, n, &lim, &used, &c, &why), ==, RESP_AGAIN);
+		CHECK_INT(cache_resp_scan_command(s, n, &lim, &used, &c, &why), ==, CACHE_RESP_AGAIN);
 	}
-	CHECK_INT(cmd(s, &c), ==, RESP_OK);
+	CHECK_INT(cmd(s, &c), ==, CACHE_RESP_OK);
 	CHECK_INT(used, ==, strlen(s));
 }
 
 TEST(inline_commands_and_empty_ones)
 {
-	struct resp_cmd c;
+	struct cache_resp_cmd c;
 
-	CHECK_INT(cmd("ping\r\n", &c), ==, RESP_OK);
+	CHECK_INT(cmd("ping\r\n", &c), ==, CACHE_RESP_OK);
 	CHECK(c.is_inline && c.argc == 1);
 	CHECK_STR(c.name, "ping");
-	CHECK_INT(cmd("  GET   key \n", &c), ==, RESP_OK);
+	CHECK_INT(cmd("  GET   key \n", &c), ==, CACHE_RESP_OK);
 	CHECK_INT(c.argc, ==, 2);
 	CHECK_STR(c.name, "get");
-	CHECK_INT(cmd("\r\n", &c), ==, RESP_OK);
+	CHECK_INT(cmd("\r\n", &c), ==, CACHE_RESP_OK);
 	CHECK_INT(c.argc, ==, 0);
-	CHECK_INT(cmd("*0\r\n", &c), ==, RESP_OK);
+	CHECK_INT(cmd("*0\r\n", &c), ==, CACHE_RESP_OK);
 	CHECK_INT(c.argc, ==, 0);
-	CHECK_INT(cmd("get k", &c), ==, RESP_AGAIN);
+	CHECK_INT(cmd("get k", &c), ==, CACHE_RESP_AGAIN);
 }
 
 TEST(bad_commands_and_limits_are_refused_with_a_reason)
 {
-	struct resp_cmd c;
+	struct cache_resp_cmd c;
 
-	CHECK_INT(cmd("*9\r\n", &c), ==, RESP_BAD);
+	CHECK_INT(cmd("*9\r\n", &c), ==, CACHE_RESP_BAD);
 	CHECK_STR(why, "too many arguments");
-	CHECK_INT(cmd("*1\r\n$65\r\n", &c), ==, RESP_BAD);
+	CHECK_INT(cmd("*1\r\n$65\r\n", &c), ==, CACHE_RESP_BAD);
 	CHECK_STR(why, "bulk string too long");
-	CHECK_INT(cmd("*1\r\n:1\r\n", &c), ==, RESP_BAD);
-	CHECK_INT(cmd("*1\r\n$-1\r\n", &c), ==, RESP_BAD);
-	CHECK_INT(cmd("*1\r\n$3\r\nabcd\r\n", &c), ==, RESP_BAD);
+	CHECK_INT(cmd("*1\r\n:1\r\n", &c), ==, CACHE_RESP_BAD);
+	CHECK_INT(cmd("*1\r\n$-1\r\n", &c), ==, CACHE_RESP_BAD);
+	CHECK_INT(cmd("*1\r\n$3\r\nabcd\r\n", &c), ==, CACHE_RESP_BAD);
 	CHECK_STR(why, "bulk string not followed by CRLF");
-	CHECK_INT(cmd("*x\r\n", &c), ==, RESP_BAD);
-	CHECK_INT(cmd("*1\n", &c), ==, RESP_BAD);
-	CHECK_INT(cmd("*+1\r\n", &c), ==, RESP_BAD);
-	CHECK_INT(cmd("this inline command is much longer than thirty-two bytes", &c), ==, RESP_BAD);
+	CHECK_INT(cmd("*x\r\n", &c), ==, CACHE_RESP_BAD);
+	CHECK_INT(cmd("*1\n", &c), ==, CACHE_RESP_BAD);
+	CHECK_INT(cmd("*+1\r\n", &c), ==, CACHE_RESP_BAD);
+	CHECK_INT(cmd("this inline command is much longer than thirty-two bytes", &c), ==, CACHE_RESP_BAD);
 	CHECK_STR(why, "inline command too long");
 }
 
 TEST(replies_of_every_type_and_nesting)
 {
-	struct resp_reply r;
+	struct cache_resp_reply r;
 
-	CHECK_INT(rep("+OK\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("+OK\r\n", &r), ==, CACHE_RESP_OK);
 	CHECK(r.type == '+' && used == 5);
-	CHECK_INT(rep("-ERR no\r\n", &r), ==, RESP_OK);
-	CHECK_INT(rep(":42\r\n", &r), ==, RESP_OK);
-	CHECK_INT(rep("$-1\r\n", &r), ==, RESP_OK);
-	CHECK_INT(rep("*-1\r\n", &r), ==, RESP_OK);
-	CHECK_INT(rep("*0\r\n", &r), ==, RESP_OK);
-	CHECK_INT(rep("$5\r\nhello\r\n+next\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("-ERR no\r\n", &r), ==, CACHE_RESP_OK);
+	CHECK_INT(rep(":42\r\n", &r), ==, CACHE_RESP_OK);
+	CHECK_INT(rep("$-1\r\n", &r), ==, CACHE_RESP_OK);
+	CHECK_INT(rep("*-1\r\n", &r), ==, CACHE_RESP_OK);
+	CHECK_INT(rep("*0\r\n", &r), ==, CACHE_RESP_OK);
+	CHECK_INT(rep("$5\r\nhello\r\n+next\r\n", &r), ==, CACHE_RESP_OK);
 	CHECK_INT(used, ==, 11);
-	CHECK_INT(rep("*2\r\n*2\r\n:1\r\n:2\r\n$1\r\nx\r\n:9\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("*2\r\n*2\r\n:1\r\n:2\r\n$1\r\nx\r\n:9\r\n", &r), ==, CACHE_RESP_OK);
 	CHECK_INT(used, ==, 23);
 	CHECK_INT(r.elems, ==, 2);
 	/* RESP3: a map counts pairs; an attribute precedes its value. */
-	CHECK_INT(rep("%1\r\n+a\r\n:1\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("%1\r\n+a\r\n:1\r\n", &r), ==, CACHE_RESP_OK);
 	CHECK_INT(used, ==, 12);
-	CHECK_INT(rep("|1\r\n+ttl\r\n:3\r\n+v\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("|1\r\n+ttl\r\n:3\r\n+v\r\n", &r), ==, CACHE_RESP_OK);
 	CHECK_INT(used, ==, 18);
-	CHECK_INT(rep("_\r\n", &r), ==, RESP_OK);
-	CHECK_INT(rep("#t\r\n", &r), ==, RESP_OK);
-	CHECK_INT(rep(",1.5\r\n", &r), ==, RESP_OK);
-	CHECK_INT(rep("=8\r\ntxt:abcd\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("_\r\n", &r), ==, CACHE_RESP_OK);
+	CHECK_INT(rep("#t\r\n", &r), ==, CACHE_RESP_OK);
+	CHECK_INT(rep(",1.5\r\n", &r), ==, CACHE_RESP_OK);
+	CHECK_INT(rep("=8\r\ntxt:abcd\r\n", &r), ==, CACHE_RESP_OK);
 }
 
 TEST(pubsub_messages_say_what_they_are)
 {
-	struct resp_reply r;
+	struct cache_resp_reply r;
 
-	CHECK_INT(rep("*3\r\n$7\r\nMESSAGE\r\n$2\r\nch\r\n$2\r\nhi\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("*3\r\n$7\r\nMESSAGE\r\n$2\r\nch\r\n$2\r\nhi\r\n", &r), ==, CACHE_RESP_OK);
 	CHECK_STR(r.kind, "message");
 	CHECK(r.type == '*' && r.elems == 3);
-	CHECK_INT(rep(">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep(">3\r\n$9\r\nsubscribe\r\n$2\r\nch\r\n:1\r\n", &r), ==, CACHE_RESP_OK);
 	CHECK_STR(r.kind, "subscribe");
 	CHECK(r.type == '>');
-	CHECK_INT(rep("*2\r\n:1\r\n$7\r\nmessage\r\n", &r), ==, RESP_OK);
+	CHECK_INT(rep("*2\r\n:1\r\n$7\r\nmessage\r\n", &r), ==, CACHE_RESP_OK);
 	CHECK_STR(r.kind, "");		/* only the first element names it */
 }
 
 TEST(partial_and_bad_replies)
 {
 	const char *s = "*2\r\n$3\r\nabc\r\n*1\r\n:7\r\n";
-	struct resp_reply r;
+	struct cache_resp_reply r;
 	size_t n;
 
 	for (n = 0; n < strlen(s); n++) {
 		used = 0;
-		CHECK_INT(resp_scan_reply(s, n, &lim, &used, &r, &why), ==, RESP_AGAIN);
+		CHECK_INT(cache_resp_scan_reply(s, n, &lim, &used, &r, &why), ==, CACHE_RESP_AGAIN);
 	}
-	CHECK_INT(rep(s, &r), ==, RESP_OK);
-	CHECK_INT(rep("*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", &r), ==, RESP_BAD);
+	CHECK_INT(rep(s, &r), ==, CACHE_RESP_OK);
+	CHECK_INT(rep("*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", &r), ==, CACHE_RESP_BAD);
 	CHECK_STR(why, "nested too deep");
-	CHECK_INT(rep("*9\r\n", &r), ==, RESP_BAD);
-	CHECK_INT(rep("$65\r\n", &r), ==, RESP_BAD);
-	CHECK_INT(rep("$-2\r\n", &r), ==, RESP_BAD);
-	CHECK_INT(rep("?x\r\n", &r), ==, RESP_BAD);
+	CHECK_INT(rep("*9\r\n", &r), ==, CACHE_RESP_BAD);
+	CHECK_INT(rep("$65\r\n", &r), ==, CACHE_RESP_BAD);
+	CHECK_INT(rep("$-2\r\n", &r), ==, CACHE_RESP_BAD);
+	CHECK_INT(rep("?x\r\n", &r), ==, CACHE_RESP_BAD);
 	CHECK_STR(why, "unknown RESP type");
-	CHECK_INT(rep("+a long simple string that goes past the limit\r\n", &r), ==, RESP_BAD);
+	CHECK_INT(rep("+a long simple string that goes past the limit\r\n", &r), ==, CACHE_RESP_BAD);
 	CHECK_STR(why, "line too long");
 }
 
-static int feed(struct resp_stream *st, const char *s, size_t piece, uint64_t *n)
+static int feed(struct cache_resp_stream *st, const char *s, size_t piece, uint64_t *n)
 {
 	size_t pos = 0, len = strlen(s);
 
 	while (pos < len) {
 		size_t k = piece < len - pos ? piece : len - pos;
 
-		if (resp_stream_feed(st, s + pos, k, &lim, n, &why) != RESP_OK)
-			return RESP_BAD;
+		if (cache_resp_stream_feed(st, s + pos, k, &lim, n, &why) != CACHE_RESP_OK)
+			return CACHE_RESP_BAD;
 		pos += k;
 	}
-	return RESP_OK;
+	return CACHE_RESP_OK;
 }
 
 TEST(a_stream_counts_commands_in_any_pieces)
@@ -176,11 +176,11 @@ TEST(a_stream_counts_commands_in_any_pieces)
 	size_t piece;
 
 	for (piece = 1; piece <= strlen(s); piece++) {
-		struct resp_stream st;
+		struct cache_resp_stream st;
 		uint64_t n = 0;
 
-		resp_stream_init(&st, 1);
-		CHECK_INT(feed(&st, s, piece, &n), ==, RESP_OK);
+		cache_resp_stream_init(&st, 1);
+		CHECK_INT(feed(&st, s, piece, &n), ==, CACHE_RESP_OK);
 		/* The blank inline line and *0 get no reply from Redis. */
 		CHECK_INT(n, ==, 3);
 	}
@@ -188,39 +188,39 @@ TEST(a_stream_counts_commands_in_any_pieces)
 
 TEST(a_stream_passes_values_larger_than_any_buffer)
 {
-	struct resp_limits big = lim;
-	struct resp_stream st;
+	struct cache_resp_limits big = lim;
+	struct cache_resp_stream st;
 	static char body[1 << 16];
 	uint64_t n = 0;
 
 	big.max_bulk = sizeof(body);
 	memset(body, '\n', sizeof(body));	/* CRLF-looking data is data */
-	resp_stream_init(&st, 0);
-	CHECK_INT(resp_stream_feed(&st, "*2\r\n$65536\r\n", 12, &big, &n, &why), ==, RESP_OK);
-	CHECK_INT(resp_stream_feed(&st, body, 1000, &big, &n, &why), ==, RESP_OK);
-	CHECK_INT(resp_stream_feed(&st, body, sizeof(body) - 1000, &big, &n, &why), ==, RESP_OK);
+	cache_resp_stream_init(&st, 0);
+	CHECK_INT(cache_resp_stream_feed(&st, "*2\r\n$65536\r\n", 12, &big, &n, &why), ==, CACHE_RESP_OK);
+	CHECK_INT(cache_resp_stream_feed(&st, body, 1000, &big, &n, &why), ==, CACHE_RESP_OK);
+	CHECK_INT(cache_resp_stream_feed(&st, body, sizeof(body) - 1000, &big, &n, &why), ==, CACHE_RESP_OK);
 	CHECK_INT(n, ==, 0);
-	CHECK_INT(resp_stream_feed(&st, "\r\n:1\r\n", 6, &big, &n, &why), ==, RESP_OK);
+	CHECK_INT(cache_resp_stream_feed(&st, "\r\n:1\r\n", 6, &big, &n, &why), ==, CACHE_RESP_OK);
 	CHECK_INT(n, ==, 1);
 	/* Past the limit: refused, and refused from then on. */
-	CHECK_INT(resp_stream_feed(&st, "$65537\r\n", 8, &big, &n, &why), ==, RESP_BAD);
+	CHECK_INT(cache_resp_stream_feed(&st, "$65537\r\n", 8, &big, &n, &why), ==, CACHE_RESP_BAD);
 	CHECK_STR(why, "bulk string too long");
-	CHECK_INT(resp_stream_feed(&st, "+OK\r\n", 5, &big, &n, &why), ==, RESP_BAD);
+	CHECK_INT(cache_resp_stream_feed(&st, "+OK\r\n", 5, &big, &n, &why), ==, CACHE_RESP_BAD);
 }
 
 TEST(a_stream_sees_readonly_and_loading_only_at_the_top)
 {
-	struct resp_stream st;
+	struct cache_resp_stream st;
 	uint64_t n = 0;
 
-	resp_stream_init(&st, 0);
-	CHECK_INT(feed(&st, "*1\r\n-READONLY inside\r\n+OK\r\n", 3, &n), ==, RESP_OK);
+	cache_resp_stream_init(&st, 0);
+	CHECK_INT(feed(&st, "*1\r\n-READONLY inside\r\n+OK\r\n", 3, &n), ==, CACHE_RESP_OK);
 	CHECK_INT(st.seen, ==, 0);
 	CHECK_INT(feed(&st, "-READONLY replica\r\n", 5, &n),
-		  ==, RESP_OK);
-	CHECK_INT(st.seen, ==, RESP_SEEN_READONLY);
-	CHECK_INT(feed(&st, "-LOADING dataset\r\n", 7, &n), ==, RESP_OK);
-	CHECK_INT(st.seen, ==, RESP_SEEN_READONLY | RESP_SEEN_LOADING);
+		  ==, CACHE_RESP_OK);
+	CHECK_INT(st.seen, ==, CACHE_RESP_SEEN_READONLY);
+	CHECK_INT(feed(&st, "-LOADING dataset\r\n", 7, &n), ==, CACHE_RESP_OK);
+	CHECK_INT(st.seen, ==, CACHE_RESP_SEEN_READONLY | CACHE_RESP_SEEN_LOADING);
 	CHECK_INT(n, ==, 4);
 }
 
@@ -236,11 +236,11 @@ TEST(a_stream_refuses_what_the_scanner_refuses)
 	size_t i;
 
 	for (i = 0; i < CORE_ARRAY_SIZE(bad); i++) {
-		struct resp_stream st;
+		struct cache_resp_stream st;
 		uint64_t n = 0;
 
-		resp_stream_init(&st, 1);
-		CHECK_INT(feed(&st, bad[i], 2, &n), ==, RESP_BAD);
+		cache_resp_stream_init(&st, 1);
+		CHECK_INT(feed(&st, bad[i], 2, &n), ==, CACHE_RESP_BAD);
 		CHECK(why != NULL);
 	}
 }
@@ -249,51 +249,50 @@ TEST(a_stream_fed_until_a_count_stops_right_after_that_value)
 {
 	const char *s = "*1\r\n$4\r\nPING\r\n" "GET k\r\n" "*2\r\n$3\r\nGET\r\n$1\r\nk\r\n" "*1\r\n$4";
 	size_t first = 14, third = 14 + 7 + 20;	/* after PING, and after the GETs */
-	struct resp_stream st;
+	struct cache_resp_stream st;
 	uint64_t n = 0;
 	size_t took;
 
-	resp_stream_init(&st, 1);
-	CHECK_INT(resp_stream_feed_until(&st, s, strlen(s), &lim, &n, 1, &took, &why), ==, RESP_OK);
+	cache_resp_stream_init(&st, 1);
+	CHECK_INT(cache_resp_stream_feed_until(&st, s, strlen(s), &lim, &n, 1, &took, &why), ==, CACHE_RESP_OK);
 	CHECK_INT(n, ==, 1);
 	CHECK_INT(took, ==, first);
 	/* At the count already: nothing taken. */
-	CHECK_INT(resp_stream_feed_until(&st, s + took, strlen(s) - took, &lim, &n, 1, &took, &why),
-		  ==, RESP_OK);
+	CHECK_INT(cache_resp_stream_feed_until(&st, s + took, strlen(s) - took, &lim, &n, 1, &took, &why),
+		  ==, CACHE_RESP_OK);
 	CHECK_INT(took, ==, 0);
-	CHECK_INT(resp_stream_feed_until(&st, s + first, strlen(s) - first, &lim, &n, 3, &took, &why),
-		  ==, RESP_OK);
+	CHECK_INT(cache_resp_stream_feed_until(&st, s + first, strlen(s) - first, &lim, &n, 3, &took, &why),
+		  ==, CACHE_RESP_OK);
 	CHECK_INT(n, ==, 3);
 	CHECK_INT(first + took, ==, third);
 	/* Past the last whole value, the rest (half a command) is taken. */
-	CHECK_INT(resp_stream_feed_until(&st, s + third, strlen(s) - third, &lim, &n, 10, &took, &why),
-		  ==, RESP_OK);
+	CHECK_INT(cache_resp_stream_feed_until(&st, s + third, strlen(s) - third, &lim, &n, 10, &took, &why),
+		  ==, CACHE_RESP_OK);
 	CHECK_INT(n, ==, 3);
 	CHECK_INT(took, ==, strlen(s) - third);
-	CHECK(!resp_stream_idle(&st));
+	CHECK(!cache_resp_stream_idle(&st));
 }
 
 /* Whether commands s, fed in pieces of every size, name the reserved prefix. */
 static int reserved_in(const char *s)
 {
-	struct resp_limits r = lim;
+	struct cache_resp_limits r = lim;
 	size_t len = strlen(s), piece, pos;
 	int seen = -1;
 
 	r.reserved = "keel:";
 	for (piece = 1; piece <= len; piece++) {
-		struct resp_stream st;
+		struct cache_resp_stream st;
 		uint64_t n = 0;
-		const char *why;
 		int now;
 
-		resp_stream_init(&st, 1);
+		cache_resp_stream_init(&st, 1);
 		for (pos = 0; pos < len; pos += piece) {
 			size_t k = len - pos < piece ? len - pos : piece;
 
-			CHECK(resp_stream_feed(&st, s + pos, k, &r, &n, &why) == RESP_OK);
+			CHECK(cache_resp_stream_feed(&st, s + pos, k, &r, &n, &why) == CACHE_RESP_OK);
 		}
-		now = (st.seen & RESP_SEEN_RESERVED) != 0;
+		now = (st.seen & CACHE_RESP_SEEN_RESERVED) != 0;
 		if (seen != -1)
 			CHECK_INT(now, ==, seen);	/* the same in any pieces */
 		seen = now;
