@@ -117,6 +117,35 @@ static void differ(const char *buf, size_t len, int commands, unsigned seed)
 		abort();
 }
 
+/* Fed one value at a time (the RESP front's bound on commands in flight),
+ * the stream takes the same values and refuses the same input. */
+static void until_one(const char *buf, size_t len, int commands)
+{
+	struct resp_stream st;
+	uint64_t whole, n = 0, before;
+	size_t pos = 0, used;
+	int bad, sbad = 0;
+	const char *why;
+
+	whole = count_whole(buf, len, commands, &bad);
+	resp_stream_init(&st, commands);
+	while (pos < len) {
+		before = n;
+		if (resp_stream_feed_until(&st, buf + pos, len - pos, &lim, &n, n + 1, &used,
+					   &why) != RESP_OK) {
+			if (why == NULL)
+				abort();
+			sbad = 1;
+			break;
+		}
+		if (n - before > 1 || used > len - pos || (used == 0 && n == before))
+			abort();
+		pos += used;
+	}
+	if (sbad != bad || n != whole)
+		abort();
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	unsigned seed = size > 0 ? data[0] : 0;
@@ -125,5 +154,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	stream((const char *)data, size, scan_rep);
 	differ((const char *)data, size, 1, seed);
 	differ((const char *)data, size, 0, seed);
+	until_one((const char *)data, size, 1);
+	until_one((const char *)data, size, 0);
 	return 0;
 }

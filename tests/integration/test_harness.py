@@ -18,13 +18,17 @@ def test_real_peers_start_and_answer(h):
 
 
 def test_teardown_kills_peers_of_failing_and_hanging_tests(h):
+    """...and a skipped test is counted as skipped, never as passed."""
     pids = h.path("pids")
     env = dict(os.environ, KEEL_IT_PIDS=pids)
     r = subprocess.run([sys.executable, os.path.join(HERE, "run.py"), "--timeout", "5",
-                        "--dir", os.path.join(HERE, "fixtures")],
+                        "--dir", os.path.join(HERE, "fixtures"), "--result", h.path("result")],
                        capture_output=True, text=True, env=env, timeout=60)
     check(r.returncode == 1, r.stdout)
-    check(r.stdout.rstrip().endswith("0 passed, 2 failed"), r.stdout)
+    check(r.stdout.rstrip().endswith("0 passed, 2 failed, 1 skipped"), r.stdout)
+    check("SKIP test_fails.skips_here: nothing to check on this machine" in r.stdout, r.stdout)
+    with open(h.path("result")) as f:
+        check(f.read() == "0 2 1\n", "the result file")
     check("this test fails on purpose" in r.stdout and "timed out" in r.stdout, r.stdout)
     with open(pids) as f:
         started = [int(x) for x in f.read().split()]
