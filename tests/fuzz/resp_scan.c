@@ -121,18 +121,18 @@ static void differ(const char *buf, size_t len, int commands, unsigned seed)
  * the stream takes the same values and refuses the same input. */
 static void until_one(const char *buf, size_t len, int commands)
 {
-	struct resp_stream st;
+	struct cache_resp_stream st;
 	uint64_t whole, n = 0, before;
 	size_t pos = 0, used;
 	int bad, sbad = 0;
 	const char *why;
 
 	whole = count_whole(buf, len, commands, &bad);
-	resp_stream_init(&st, commands);
+	cache_resp_stream_init(&st, commands);
 	while (pos < len) {
 		before = n;
-		if (resp_stream_feed_until(&st, buf + pos, len - pos, &lim, &n, n + 1, &used,
-					   &why) != RESP_OK) {
+		if (cache_resp_stream_feed_until(&st, buf + pos, len - pos, &lim, &n, n + 1, &used,
+					   &why) != CACHE_RESP_OK) {
 			if (why == NULL)
 				abort();
 			sbad = 1;
