@@ -6,20 +6,10 @@
 
 #include <stdint.h>
 
+#include "cache-t.h"
 #include "topo.h"
 #include "core/buf.h"
 #include "core/settings-t.h"
-
-/* Counters every worker adds to, in memory shared with the master. */
-struct cache_front_stats {
-	uint64_t	clients;		/* open now */
-	uint64_t	connections;		/* accepted */
-	uint64_t	replies;
-	uint64_t	bytes_in, bytes_out;
-	uint64_t	bad_commands;		/* clients closed for a protocol error */
-	uint64_t	dropped_at_failover;
-	uint64_t	waits_expired;		/* no master within wait_master */
-};
 
 /* Worker: serves the inherited listening sockets lfd[0..nl). */
 int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf *conf,

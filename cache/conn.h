@@ -9,22 +9,8 @@
 
 #include <hiredis/async.h>
 
+#include "conn-t.h"
 #include "core/loop-t.h"
-
-struct cache_conn;
-
-/* Connected (why NULL) or gone (why says why: refused, timed out, closed
- * by the server, closed by us). Called once each, from the loop. */
-typedef void (*cache_conn_fn)(struct cache_conn *c, const char *why);
-
-struct cache_conn_opts {
-	const char	*ip;		/* an address: names are not resolved */
-	int		 port;
-	uint64_t	 connect_timeout;	/* ms */
-	uint64_t	 command_timeout;	/* ms; 0: none */
-	cache_conn_fn	 up, down;
-	void		*data;
-};
 
 /* Starts connecting. NULL (out of memory, a bad address) with why set. */
 struct cache_conn *cache_conn_open(struct core_loop *loop, const struct cache_conn_opts *o,

@@ -38,17 +38,34 @@
 #define BACKOFF_BASE	25	/* ms, doubled per failure in a row */
 #define BACKOFF_MAX	1000
 
-enum { ROLE_UNKNOWN, ROLE_MASTER, ROLE_REPLICA, ROLE_SENTINEL, ROLE_DOWN };
-static const char *const role_names[] = { "unknown", "master", "replica", "sentinel", "down" };
+const char *cache_node_role_str(enum cache_node_role r)
+{
+	switch (r) {
+	case CACHE_ROLE_UNKNOWN:	return "unknown";
+	case CACHE_ROLE_MASTER:		return "master";
+	case CACHE_ROLE_REPLICA:	return "replica";
+	case CACHE_ROLE_SENTINEL:	return "sentinel";
+	case CACHE_ROLE_DOWN:		return "down";
+	}
+	return "?";
+}
 
-/* A step of finding the master; having one is a separate flag. */
-enum { T_IDLE, T_ASKING, T_VERIFYING, T_WAITING };
+const char *cache_topo_state_str(enum cache_topo_state st)
+{
+	switch (st) {
+	case CACHE_TOPO_IDLE:		return "idle";
+	case CACHE_TOPO_ASKING:		return "asking";
+	case CACHE_TOPO_VERIFYING:	return "verifying";
+	case CACHE_TOPO_WAITING:	return "waiting";
+	}
+	return "?";
+}
 
 struct topo_node {			/* static mode: a node and its probe */
 	struct cache_topo *t;
 	struct cache_addr addr;
 	struct cache_conn *conn;
-	int		 role;
+	enum cache_node_role role;
 	long long	 offset;
 	char		 why[160];
 };
@@ -61,7 +78,7 @@ struct topo_replica {
 struct cache_topo {
 	struct core_loop  *loop;
 	struct cache_topo_opts o;	/* o.sentinels is kept in answer order */
-	int		   state;
+	enum cache_topo_state state;
 	struct core_timer  timer;	/* backoff, or the next ROLE check */
 	unsigned	   fails;	/* in a row */
 
@@ -213,32 +230,32 @@ static bool reply_str(const redisReply *r, const char *s)
 }
 
 /* ROLE's answer: the role, and for a master its offset and replicas. */
-static int role_parse(const redisReply *r, long long *offset, const char **why)
+static enum cache_node_role role_parse(const redisReply *r, long long *offset, const char **why)
 {
 	if (r == NULL) {
 		*why = "no answer";
-		return ROLE_DOWN;
+		return CACHE_ROLE_DOWN;
 	}
 	if (r->type == REDIS_REPLY_ERROR) {
 		*why = r->str;
-		return ROLE_UNKNOWN;
+		return CACHE_ROLE_UNKNOWN;
 	}
 	if (r->type != REDIS_REPLY_ARRAY || r->elements < 1) {
 		*why = "ROLE answered something else";
-		return ROLE_UNKNOWN;
+		return CACHE_ROLE_UNKNOWN;
 	}
 	*why = NULL;
 	if (reply_str(r->element[0], "master")) {
 		if (r->elements > 1 && r->element[1]->type == REDIS_REPLY_INTEGER)
 			*offset = r->element[1]->integer;
-		return ROLE_MASTER;
+		return CACHE_ROLE_MASTER;
 	}
 	if (reply_str(r->element[0], "slave") || reply_str(r->element[0], "replica"))
-		return ROLE_REPLICA;
+		return CACHE_ROLE_REPLICA;
 	if (reply_str(r->element[0], "sentinel"))
-		return ROLE_SENTINEL;
+		return CACHE_ROLE_SENTINEL;
 	*why = "ROLE answered an unknown role";
-	return ROLE_UNKNOWN;
+	return CACHE_ROLE_UNKNOWN;
 }
 
 static void replicas_parse(struct cache_topo *t, const redisReply *r)
@@ -276,7 +293,7 @@ static void topo_set_master(struct cache_topo *t, const struct cache_addr *a)
 	t->master = *a;
 	t->epoch++;
 	t->fails = 0;
-	t->state = T_IDLE;
+	t->state = CACHE_TOPO_IDLE;
 	t->since_wall = core_clock_wall_ms();
 	t->last_error[0] = '\0';
 	if (t->lost_at != 0) {
@@ -324,7 +341,7 @@ static void topo_retry(struct cache_topo *t, const char *why)
 
 	topo_close(&t->ask);
 	topo_close(&t->chk);
-	t->state = T_WAITING;
+	t->state = CACHE_TOPO_WAITING;
 	topo_error(t, "%s", why);
 	topo_log(t, t->fails == 1 ? CORE_LOG_WARN : CORE_LOG_DEBUG,
 		 "no master yet (%s); trying again in %llu ms", why, (unsigned long long)d);
@@ -341,13 +358,13 @@ static void role_reply(redisAsyncContext *ac, void *reply, void *data)
 	long long offset = 0;
 	const char *why;
 	char s[80], msg[200];
-	int role;
+	enum cache_node_role role;
 
 	if (r == NULL || c != t->chk)
 		return;		/* gone: the down callback takes it from here */
 	t->check_pending = false;
 	role = role_parse(r, &offset, &why);
-	if (role == ROLE_MASTER) {
+	if (role == CACHE_ROLE_MASTER) {
 		t->offset = offset;
 		replicas_parse(t, r);
 		if (!t->have_master || !addr_eq(&t->master, &t->cand))
@@ -362,7 +379,7 @@ static void role_reply(redisAsyncContext *ac, void *reply, void *data)
 		snprintf(msg, sizeof(msg), "%s: ROLE: %s", addr_str(&t->cand, s, sizeof(s)), why);
 	else
 		snprintf(msg, sizeof(msg), "%s is a %s, not the master",
-			 addr_str(&t->cand, s, sizeof(s)), role_names[role]);
+			 addr_str(&t->cand, s, sizeof(s)), cache_node_role_str(role));
 	topo_drop(t, msg);
 	topo_retry(t, msg);
 }
@@ -398,7 +415,7 @@ static void topo_verify(struct cache_topo *t, const struct cache_addr *a)
 	topo_close(&t->chk);
 	t->auth_error[0] = '\0';
 	t->cand = *a;
-	t->state = T_VERIFYING;
+	t->state = CACHE_TOPO_VERIFYING;
 	t->check_pending = false;
 	(void)topo_open(t, &t->chk, a, false, t->o.command_timeout, chk_up, chk_down, t);
 	if (t->chk == NULL)
@@ -425,7 +442,7 @@ void cache_topo_suspect(struct cache_topo *t, const char *why)
 	topo_log(t, CORE_LOG_DEBUG, "checking the master again: %s", why);
 	if (t->have_master)
 		topo_check(t);
-	else if (t->state == T_WAITING) {
+	else if (t->state == CACHE_TOPO_WAITING) {
 		core_timer_stop(&t->timer);
 		topo_resolve(t);
 	}
@@ -526,7 +543,7 @@ static void ask_reply(redisAsyncContext *ac, void *reply, void *data)
 	redisAsyncCommand(ac, sentinels_reply, t, "SENTINEL sentinels %s", t->o.master_name);
 
 	if (t->have_master && addr_eq(&a, &t->master)) {
-		t->state = T_IDLE;	/* asked again, same answer */
+		t->state = CACHE_TOPO_IDLE;	/* asked again, same answer */
 		return;
 	}
 	if (t->have_master) {
@@ -570,7 +587,7 @@ static void ask_down(struct cache_conn *c, const char *why)
 static void topo_ask(struct cache_topo *t, unsigned i)
 {
 	for (; i < t->o.nsentinels; i++) {
-		t->state = T_ASKING;
+		t->state = CACHE_TOPO_ASKING;
 		t->auth_error[0] = '\0';
 		t->asking = i;
 		(void)topo_open(t, &t->ask, &t->o.sentinels[i], true, t->o.sentinel_timeout,
@@ -580,7 +597,7 @@ static void topo_ask(struct cache_topo *t, unsigned i)
 		t->sentinel_ok[i] = false;
 	}
 	if (t->have_master) {
-		t->state = T_IDLE;	/* keep it: ROLE still says master */
+		t->state = CACHE_TOPO_IDLE;	/* keep it: ROLE still says master */
 		return;
 	}
 	topo_retry(t, "no Sentinel answered");
@@ -611,7 +628,7 @@ static void sub_message(redisAsyncContext *ac, void *reply, void *data)
 		if (t->sub_lost) {
 			/* A switch may have gone by while we were not listening. */
 			t->sub_lost = false;
-			if (t->state == T_IDLE)
+			if (t->state == CACHE_TOPO_IDLE)
 				topo_ask(t, 0);
 		}
 		return;
@@ -696,7 +713,7 @@ static void probe_done(struct cache_topo *t)
 	for (i = 0; i < t->o.nnodes; i++) {
 		struct topo_node *nd = &t->nodes[i];
 
-		if (nd->role != ROLE_MASTER)
+		if (nd->role != CACHE_ROLE_MASTER)
 			continue;
 		masters++;
 		if (best == NULL || nd->offset > best->offset)
@@ -708,7 +725,7 @@ static void probe_done(struct cache_topo *t)
 			n += (size_t)snprintf(why + n, sizeof(why) - n, "%s%s: %s", i ? "; " : "",
 					      addr_str(&t->nodes[i].addr, s, sizeof(s)),
 					      t->nodes[i].why[0] ? t->nodes[i].why :
-					      role_names[t->nodes[i].role]);
+					      cache_node_role_str(t->nodes[i].role));
 		topo_retry(t, why);
 		return;
 	}
@@ -753,7 +770,7 @@ static void probe_down(struct cache_conn *c, const char *why)
 	if (c != nd->conn)
 		return;
 	nd->conn = NULL;
-	nd->role = ROLE_DOWN;
+	nd->role = CACHE_ROLE_DOWN;
 	snprintf(nd->why, sizeof(nd->why), "%s", why);
 	probe_done(nd->t);
 }
@@ -762,18 +779,18 @@ static void topo_probe_all(struct cache_topo *t)
 {
 	unsigned i;
 
-	t->state = T_ASKING;
+	t->state = CACHE_TOPO_ASKING;
 	t->probing = t->o.nnodes + 1;	/* held until every probe is out */
 	for (i = 0; i < t->o.nnodes; i++) {
 		struct topo_node *nd = &t->nodes[i];
 
 		topo_close(&nd->conn);
-		nd->role = ROLE_UNKNOWN;
+		nd->role = CACHE_ROLE_UNKNOWN;
 		nd->why[0] = '\0';
 		(void)topo_open(t, &nd->conn, &nd->addr, false, t->o.command_timeout,
 				probe_up, probe_down, nd);
 		if (nd->conn == NULL) {
-			nd->role = ROLE_DOWN;
+			nd->role = CACHE_ROLE_DOWN;
 			snprintf(nd->why, sizeof(nd->why), "%s", t->last_error);
 			t->probing--;
 		}
@@ -797,7 +814,7 @@ static void topo_on_timer(struct core_timer *tm)
 
 	if (t->have_master)
 		topo_check(t);
-	else if (t->state == T_WAITING)
+	else if (t->state == CACHE_TOPO_WAITING)
 		topo_resolve(t);
 }
 
@@ -859,7 +876,8 @@ int cache_topo_json(const struct cache_topo *t, struct core_buf *out)
 	char s[80], when[40];
 	unsigned i;
 
-	core_buf_printf(out, "{\"mode\":\"%s\",", t->o.nsentinels ? "sentinel" : "static");
+	core_buf_printf(out, "{\"mode\":\"%s\",\"step\":\"%s\",", t->o.nsentinels ? "sentinel" : "static",
+			cache_topo_state_str(t->state));
 	if (t->o.nsentinels) {
 		core_buf_append(out, "\"master_name\":", 14);
 		core_json_str(out, t->o.master_name);
@@ -887,7 +905,7 @@ int cache_topo_json(const struct cache_topo *t, struct core_buf *out)
 	for (i = 0; i < t->o.nnodes; i++) {
 		core_buf_printf(out, "%s{\"address\":\"%s\",\"role\":\"%s\",\"error\":", i ? "," : "",
 				addr_str(&t->nodes[i].addr, s, sizeof(s)),
-				role_names[t->nodes[i].role]);
+				cache_node_role_str(t->nodes[i].role));
 		core_json_str(out, t->nodes[i].why);
 		core_buf_append(out, "}", 1);
 	}
