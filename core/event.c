@@ -22,12 +22,14 @@ static void event_init(void)
 	}
 }
 
+/* Subjects and sources are kept cut to their fields' size: compare so. */
 static int event_find(const char *source, const char *subject)
 {
 	unsigned i;
 
 	for (i = 0; i < ev.n; i++)
-		if (!strcmp(ev.raised[i].source, source) && !strcmp(ev.raised[i].subject, subject))
+		if (!strncmp(ev.raised[i].source, source, sizeof(ev.raised[i].source) - 1) &&
+		    !strncmp(ev.raised[i].subject, subject, sizeof(ev.raised[i].subject) - 1))
 			return (int)i;
 	return -1;
 }

@@ -470,8 +470,12 @@ static void main_record(const char *text, const char *author, const char *commen
 	char err[256];
 	int rc;
 
-	if (keel.store == NULL || text == NULL)
+	if (keel.store == NULL)
 		return;
+	if (text == NULL) {
+		core_log_error("main", "%s: not recorded as a revision: out of memory", comment);
+		return;
+	}
 	rc = core_store_current(keel.store, &rev, err, sizeof(err));
 	if (rc == CORE_OK && strcmp(rev.yaml, text) == 0) {
 		free(rev.yaml);

@@ -65,7 +65,9 @@ static void accept_watch(struct core_net_acceptor *a, bool on)
 	core_list_each(it, tmp, &a->listeners) {
 		struct core_net_listener *ln = core_list_elem(it, struct core_net_listener, link);
 
-		core_io_set(&ln->io, on ? CORE_IO_READ : 0);
+		if (core_io_set(&ln->io, on ? CORE_IO_READ : 0) != CORE_OK)
+			core_log_error(a->who, "%s: cannot %s watching it: %s", ln->name,
+				       on ? "start" : "stop", strerror(errno));
 	}
 }
 
@@ -80,14 +82,26 @@ static bool accept_full(const struct core_net_acceptor *a)
 	return a->max != 0 && a->nconns != NULL && *a->nconns >= a->max;
 }
 
+static void accept_on_io(struct core_io *io, unsigned revents);
+
+/* Tries every listener now: an accept either works, finds the queue empty
+ * (either ends the pause), or fails the same way (it goes on, silently). */
 static void accept_on_retry(struct core_timer *t)
 {
 	struct core_net_acceptor *a = t->data;
+	struct core_list *it, *tmp;
 
 	if (a->state != CORE_NET_PAUSED_FDS)
 		return;
 	a->retries++;
-	accept_set_state(a, CORE_NET_ACCEPTING);	/* the next accept4 tells */
+	accept_set_state(a, CORE_NET_ACCEPTING);
+	core_list_each(it, tmp, &a->listeners) {
+		struct core_net_listener *ln = core_list_elem(it, struct core_net_listener, link);
+
+		if (a->state != CORE_NET_ACCEPTING)
+			break;
+		accept_on_io(&ln->io, CORE_IO_READ);
+	}
 }
 
 /* Out of descriptors (or memory): stop watching until the timer, so a
@@ -102,7 +116,8 @@ static void accept_pause_fds(struct core_net_acceptor *a, const struct core_net_
 			       ln->name, strerror(e), CORE_NET_RETRY_MS);
 	}
 	accept_set_state(a, CORE_NET_PAUSED_FDS);
-	core_timer_start(&a->retry, CORE_NET_RETRY_MS);
+	if (core_timer_start(&a->retry, CORE_NET_RETRY_MS) != CORE_OK)
+		accept_set_state(a, CORE_NET_ACCEPTING);	/* spinning beats deafness */
 }
 
 static void accept_on_io(struct core_io *io, unsigned revents)
@@ -118,9 +133,17 @@ static void accept_on_io(struct core_io *io, unsigned revents)
 		int fd;
 
 		if (accept_full(a)) {
-			a->limit_pauses++;
-			core_log_warn(a->who, "%s: %u connections, the limit: accepting paused",
-				      ln->name, *a->nconns);
+			uint64_t now = core_loop_now(a->loop);
+
+			/* Under sustained load every close lets one more in and
+			 * the limit is hit again: say so once a minute. */
+			if (a->limit_pauses++ == 0 || now - a->limit_logged >= 60000) {
+				core_log_warn(a->who, "%s: %u connections, the limit: accepting "
+					      "paused (%llu time%s)", ln->name, *a->nconns,
+					      (unsigned long long)a->limit_pauses,
+					      a->limit_pauses == 1 ? "" : "s");
+				a->limit_logged = now;
+			}
 			accept_set_state(a, CORE_NET_PAUSED_LIMIT);
 			return;
 		}

@@ -69,6 +69,7 @@ struct core_net_acceptor {
 	uint64_t	 accepts;
 	uint64_t	 fd_pauses;	/* times out of descriptors */
 	uint64_t	 limit_pauses;	/* times the limit was reached */
+	uint64_t	 limit_logged;	/* loop ms the limit was last logged */
 };
 
 #define CORE_NET_ACCEPT_BATCH	64	/* accepts per wakeup */

@@ -698,6 +698,9 @@ void monitor_mail_send(struct core_loop *loop, const struct keel_email_conf *con
 	m->conf.password = dup_or_empty(conf->password);
 	m->conf.from = dup_or_empty(conf->from);
 	m->conf.helo = dup_or_empty(conf->helo);
+	if (m->conf.tls_name == NULL || m->conf.ca_file == NULL || m->conf.user == NULL ||
+	    m->conf.password == NULL || m->conf.from == NULL || m->conf.helo == NULL)
+		goto oom;
 	snprintf(m->subject, sizeof(m->subject), "%s", subject);
 	m->to = calloc(conf->to.n, sizeof(char *));
 	if (m->to == NULL)

@@ -473,7 +473,12 @@ static int monitor_build(const struct core_conf *conf, const struct monitor *old
 	free(mon.hooks);
 	mon.nhooks = k->alerts.webhooks.n;
 	mon.hooks = mon.nhooks ? calloc(mon.nhooks, sizeof(*mon.hooks)) : NULL;
-	for (i = 0; i < mon.nhooks && mon.hooks != NULL; i++) {
+	if (mon.nhooks > 0 && mon.hooks == NULL) {
+		mon.nhooks = 0;
+		snprintf(err, errlen, "out of memory for %zu webhooks", k->alerts.webhooks.n);
+		return CORE_ERROR;
+	}
+	for (i = 0; i < mon.nhooks; i++) {
 		mon.hooks[i].url = wc[i].url;
 		snprintf(mon.hooks[i].secret, sizeof(mon.hooks[i].secret), "%s", wc[i].secret);
 	}

@@ -70,6 +70,7 @@ static void health_done(struct core_probe *p, bool ok, uint64_t ms, unsigned sta
 	proxy_stat_set(st->check_wall, core_clock_wall_ms());
 	proxy_stat_set(st->check_ms, ms);
 	proxy_stat_set(st->check_status, status);
+	proxy_stat_set(st->check_ok, ok ? 1 : 0);
 	if (ok) {
 		c->passes++;
 		c->fails = 0;
@@ -202,12 +203,48 @@ static int health_start(struct core_loop *loop, const struct core_conf *conf,
 	return health_build(conf, err, errlen);
 }
 
+struct stale {
+	char	subject[sizeof(((struct core_event *)0)->subject)];
+	bool	found;
+};
+
+/* A DOWN condition of ours for a server no check watches any more. */
+static void health_find_stale(const struct core_event *ev, void *arg)
+{
+	struct stale *st = arg;
+	char subject[sizeof(ev->subject)];
+	unsigned i;
+
+	if (st->found || strcmp(ev->source, "proxy") != 0 || strncmp(ev->subject, "server ", 7))
+		return;
+	for (i = 0; i < hc.nchecks; i++) {
+		snprintf(subject, sizeof(subject), "server %s/%s", hc.checks[i].st->upstream,
+			 hc.checks[i].st->name);
+		if (!strcmp(subject, ev->subject))
+			return;
+	}
+	snprintf(st->subject, sizeof(st->subject), "%s", ev->subject);
+	st->found = true;
+}
+
 /* A reload has a new shared region (counters and states carried over):
- * check again from scratch against it. */
+ * check again from scratch against it. A server removed (or no longer
+ * checked) while DOWN has its condition cleared, or it would stay raised. */
 static int health_reload(const struct core_conf *conf, char *err, size_t errlen)
 {
+	struct stale st;
+	int rc;
+
 	health_stop();
-	return health_build(conf, err, errlen);
+	rc = health_build(conf, err, errlen);
+	for (;;) {
+		st.found = false;
+		core_event_each(health_find_stale, &st);
+		if (!st.found)
+			break;
+		core_event_clear("proxy", st.subject, "no longer checked (configuration changed)");
+	}
+	return rc;
 }
 
 static const struct core_module health_module = {

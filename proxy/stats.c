@@ -113,6 +113,10 @@ struct proxy_stats *proxy_stats_create(const struct core_conf *conf,
 				srv[i].back_at = o[j].back_at;
 				srv[i].checks = o[j].checks;
 				srv[i].checks_failed = o[j].checks_failed;
+				srv[i].check_wall = o[j].check_wall;
+				srv[i].check_ms = o[j].check_ms;
+				srv[i].check_status = o[j].check_status;
+				srv[i].check_ok = o[j].check_ok;
 				memcpy(srv[i].check_error, o[j].check_error, sizeof(o[j].check_error));
 				break;
 			}
@@ -319,7 +323,8 @@ int proxy_stats_json(const struct proxy_stats *st, uint64_t now, struct core_buf
 		rc |= core_buf_printf(b, ",\"state\":\"%s\",\"requests\":%llu,\"failures\":%llu,"
 				      "\"active\":%llu,\"checks\":%llu,\"checks_failed\":%llu,"
 				      "\"last_check\":%llu,\"last_check_ms\":%llu,"
-				      "\"last_check_status\":%llu,\"check_error\":",
+				      "\"last_check_status\":%llu,\"last_check_ok\":%s,"
+				      "\"check_error\":",
 				      state, (unsigned long long)proxy_stat_get(sv[i].requests),
 				      (unsigned long long)proxy_stat_get(sv[i].failures),
 				      (unsigned long long)proxy_stat_get(sv[i].active),
@@ -327,7 +332,8 @@ int proxy_stats_json(const struct proxy_stats *st, uint64_t now, struct core_buf
 				      (unsigned long long)proxy_stat_get(sv[i].checks_failed),
 				      (unsigned long long)proxy_stat_get(sv[i].check_wall),
 				      (unsigned long long)proxy_stat_get(sv[i].check_ms),
-				      (unsigned long long)proxy_stat_get(sv[i].check_status));
+				      (unsigned long long)proxy_stat_get(sv[i].check_status),
+				      proxy_stat_get(sv[i].check_ok) ? "true" : "false");
 		rc |= core_json_str(b, sv[i].check_error);
 		rc |= core_buf_append(b, ",\"responses\":[", 14);
 		for (c = 0; c < 5; c++)

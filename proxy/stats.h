@@ -34,6 +34,7 @@ struct proxy_stat_server {
 	uint64_t	check_wall;	/* wall ms the last check ended; 0: none yet */
 	uint64_t	check_ms;	/* how long it took */
 	uint64_t	check_status;	/* the HTTP status it got; 0: none */
+	uint64_t	check_ok;	/* 1: it passed */
 	char		check_error[96];	/* why the last check failed */
 };
 

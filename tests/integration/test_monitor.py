@@ -6,6 +6,7 @@ transitions alert; webhook deliveries are retried."""
 import hashlib
 import hmac
 import json
+import signal
 import os
 import sqlite3
 import time
@@ -126,6 +127,31 @@ def test_health_transitions_alert_and_recover(h):
             ready=lambda: http_get(a, "/").status == 200)
     got = wait_for("the UP notice", lambda: hooks(out)[1:], timeout=5)
     check(json.loads(got[0]["body"])["event"] == "recovery", got)
+
+
+def test_a_down_server_removed_by_a_reload_is_recovered_not_left_raised(h):
+    a, b = h.http_backend("a"), h.http_backend("b")
+    hook, out = receiver(h)
+    front, admin = free_port(), free_port()
+    ups = {"ua": ["health: { type: http, path: /, interval: 300ms, timeout: 200ms }", a, b]}
+    k = h.keel(conf(front, admin, ups, [{"path": "/", "upstream": "ua"}], hook,
+                    "routes: false, servers: false"), wait_port=admin)
+    victim = [p for p in h.procs if p.name == "a"][0]
+    victim.popen.kill()
+    victim.popen.wait(5)
+    wait_for("the DOWN alert", lambda: hooks(out), timeout=5)
+    # Take the dead server out of the config: its incident closes.
+    with open(h.path("keel.yaml")) as f:
+        text = f.read()
+    with open(h.path("keel.yaml"), "w") as f:
+        f.write(text.replace("127.0.0.1:%d" % a, "127.0.0.1:%d" % b, 1)
+                if text.count("127.0.0.1:%d" % b) == 1 else text)
+    check(open(h.path("keel.yaml")).read().count("127.0.0.1:%d" % a) == 0, "a still configured")
+    k.signal(signal.SIGHUP)
+    got = wait_for("the recovery", lambda: hooks(out)[1:], timeout=5)
+    msg = json.loads(got[0]["body"])
+    check(msg["event"] == "recovery" and msg["subject"] == "server ua/127.0.0.1:%d" % a
+          and "no longer checked" in msg["detail"], msg)
 
 
 def test_webhook_deliveries_are_retried(h):

@@ -274,7 +274,7 @@ function lastCheck(s, now) {
 	if (!s.last_check) return s.checks ? '' : 'no checks';
 	const ago = Math.max(0, Math.round((now - s.last_check) / 1000));
 	const when = ago < 60 ? `${ago} s ago` : ago < 3600 ? `${Math.round(ago / 60)} min ago` : fmtTime(s.last_check);
-	if (s.check_error && s.state === 'down') return `${when} · ${s.check_error}`;
+	if (!s.last_check_ok) return `${when} · failed: ${s.check_error}`;
 	return `${when} · ${s.last_check_status ? s.last_check_status : 'connected'} in ${s.last_check_ms} ms`;
 }
 
