@@ -41,12 +41,12 @@ __attribute__((constructor)) static void http_init_ctype(void)
 
 #define IS(c, k)	(ctype[(unsigned char)(c)] & (k))
 
-static struct proxy_span span(const char *base, const char *p, size_t n)
+static struct core_http_span span(const char *base, const char *p, size_t n)
 {
-	return (struct proxy_span){ (uint32_t)(p - base), (uint32_t)n };
+	return (struct core_http_span){ (uint32_t)(p - base), (uint32_t)n };
 }
 
-int proxy_span_eq(const char *buf, struct proxy_span s, const char *lower)
+int core_http_span_eq(const char *buf, struct core_http_span s, const char *lower)
 {
 	size_t i;
 
@@ -69,60 +69,60 @@ core_http_find(const struct core_http_msg *m, const char *buf, const char *lower
 	unsigned i;
 
 	for (i = 0; i < m->nhdr; i++)
-		if (proxy_span_eq(buf, m->hdr[i].name, lower))
+		if (core_http_span_eq(buf, m->hdr[i].name, lower))
 			return &m->hdr[i];
 	return NULL;
 }
 
 /* Recognises the header names the proxy acts on; one compare at most per
  * length, as names of the same length rarely collide. */
-static enum proxy_hdr_kind http_header_kind(const char *p, size_t n)
+static enum core_http_hdr_kind http_header_kind(const char *p, size_t n)
 {
 #define K(s, k)	{ s, sizeof(s) - 1, k }
 	static const struct { const char *name; uint8_t len, kind; } known[] = {
-		K("te", PROXY_H_TE),
-		K("host", PROXY_H_HOST),
-		K("cookie", PROXY_H_COOKIE),
-		K("expect", PROXY_H_EXPECT),
-		K("upgrade", PROXY_H_UPGRADE),
-		K("trailer", PROXY_H_TRAILER),
-		K("referer", PROXY_H_REFERER),
-		K("x-real-ip", PROXY_H_X_REAL_IP),
-		K("connection", PROXY_H_CONNECTION),
-		K("keep-alive", PROXY_H_KEEP_ALIVE),
-		K("user-agent", PROXY_H_USER_AGENT),
-		K("content-length", PROXY_H_CONTENT_LENGTH),
-		K("x-forwarded-for", PROXY_H_X_FORWARDED_FOR),
-		K("proxy-connection", PROXY_H_PROXY_CONNECTION),
-		K("x-forwarded-host", PROXY_H_X_FORWARDED_HOST),
-		K("transfer-encoding", PROXY_H_TRANSFER_ENCODING),
-		K("x-forwarded-proto", PROXY_H_X_FORWARDED_PROTO),
-		K("proxy-authenticate", PROXY_H_PROXY_AUTHENTICATE),
-		K("proxy-authorization", PROXY_H_PROXY_AUTHORIZATION),
+		K("te", CORE_HTTP_H_TE),
+		K("host", CORE_HTTP_H_HOST),
+		K("cookie", CORE_HTTP_H_COOKIE),
+		K("expect", CORE_HTTP_H_EXPECT),
+		K("upgrade", CORE_HTTP_H_UPGRADE),
+		K("trailer", CORE_HTTP_H_TRAILER),
+		K("referer", CORE_HTTP_H_REFERER),
+		K("x-real-ip", CORE_HTTP_H_X_REAL_IP),
+		K("connection", CORE_HTTP_H_CONNECTION),
+		K("keep-alive", CORE_HTTP_H_KEEP_ALIVE),
+		K("user-agent", CORE_HTTP_H_USER_AGENT),
+		K("content-length", CORE_HTTP_H_CONTENT_LENGTH),
+		K("x-forwarded-for", CORE_HTTP_H_X_FORWARDED_FOR),
+		K("proxy-connection", CORE_HTTP_H_PROXY_CONNECTION),
+		K("x-forwarded-host", CORE_HTTP_H_X_FORWARDED_HOST),
+		K("transfer-encoding", CORE_HTTP_H_TRANSFER_ENCODING),
+		K("x-forwarded-proto", CORE_HTTP_H_X_FORWARDED_PROTO),
+		K("proxy-authenticate", CORE_HTTP_H_PROXY_AUTHENTICATE),
+		K("proxy-authorization", CORE_HTTP_H_PROXY_AUTHORIZATION),
 	};
 #undef K
 	size_t i;
 
 	if (n < 2 || n > 19)
-		return PROXY_H_OTHER;
+		return CORE_HTTP_H_OTHER;
 	for (i = 0; i < CORE_ARRAY_SIZE(known); i++)
 		if (known[i].len == n && strncasecmp(p, known[i].name, n) == 0)
-			return (enum proxy_hdr_kind)known[i].kind;
-	return PROXY_H_OTHER;
+			return (enum core_http_hdr_kind)known[i].kind;
+	return CORE_HTTP_H_OTHER;
 }
 
 static int http_kind_is_hop(uint8_t k)
 {
 	switch (k) {
-	case PROXY_H_CONNECTION:
-	case PROXY_H_KEEP_ALIVE:
-	case PROXY_H_PROXY_CONNECTION:
-	case PROXY_H_TE:
-	case PROXY_H_TRAILER:
-	case PROXY_H_TRANSFER_ENCODING:
-	case PROXY_H_UPGRADE:
-	case PROXY_H_PROXY_AUTHENTICATE:
-	case PROXY_H_PROXY_AUTHORIZATION:
+	case CORE_HTTP_H_CONNECTION:
+	case CORE_HTTP_H_KEEP_ALIVE:
+	case CORE_HTTP_H_PROXY_CONNECTION:
+	case CORE_HTTP_H_TE:
+	case CORE_HTTP_H_TRAILER:
+	case CORE_HTTP_H_TRANSFER_ENCODING:
+	case CORE_HTTP_H_UPGRADE:
+	case CORE_HTTP_H_PROXY_AUTHENTICATE:
+	case CORE_HTTP_H_PROXY_AUTHORIZATION:
 		return 1;
 	default:
 		return 0;
@@ -132,12 +132,12 @@ static int http_kind_is_hop(uint8_t k)
 int core_http_idempotent(enum core_http_method m)
 {
 	switch (m) {
-	case PROXY_M_GET:
-	case PROXY_M_HEAD:
-	case PROXY_M_PUT:
-	case PROXY_M_DELETE:
-	case PROXY_M_OPTIONS:
-	case PROXY_M_TRACE:
+	case CORE_HTTP_M_GET:
+	case CORE_HTTP_M_HEAD:
+	case CORE_HTTP_M_PUT:
+	case CORE_HTTP_M_DELETE:
+	case CORE_HTTP_M_OPTIONS:
+	case CORE_HTTP_M_TRACE:
 		return 1;
 	default:
 		return 0;
@@ -213,8 +213,8 @@ static int http_content_length(const char *p, size_t n, int64_t *out)
  * Calls fn for each element of a comma-separated list value; empty
  * elements are skipped as RFC 9110 5.6.1 requires. Elements are trimmed.
  */
-static int http_list_each(const char *buf, struct proxy_span v,
-			  int (*fn)(const char *buf, struct proxy_span e, void *arg),
+static int http_list_each(const char *buf, struct core_http_span v,
+			  int (*fn)(const char *buf, struct core_http_span e, void *arg),
 			  void *arg)
 {
 	const char *p = buf + v.off, *end = p + v.len;
@@ -242,7 +242,7 @@ struct te_state {
 	unsigned	chunked_count;
 };
 
-static int http_te_one(const char *buf, struct proxy_span e, void *arg)
+static int http_te_one(const char *buf, struct core_http_span e, void *arg)
 {
 	struct te_state *t = arg;
 	size_t i;
@@ -252,14 +252,14 @@ static int http_te_one(const char *buf, struct proxy_span e, void *arg)
 	for (i = 0; i < e.len; i++)
 		if (!IS(buf[e.off + i], C_TCHAR))
 			return -1;
-	if (proxy_span_eq(buf, e, "chunked")) {
+	if (core_http_span_eq(buf, e, "chunked")) {
 		t->chunked_at = t->n;
 		t->chunked_count++;
 	}
 	return 0;
 }
 
-static int http_conn_one(const char *buf, struct proxy_span e, void *arg)
+static int http_conn_one(const char *buf, struct core_http_span e, void *arg)
 {
 	struct core_http_msg *m = arg;
 	size_t i;
@@ -267,10 +267,10 @@ static int http_conn_one(const char *buf, struct proxy_span e, void *arg)
 	for (i = 0; i < e.len; i++)
 		if (!IS(buf[e.off + i], C_TCHAR))
 			return -1;
-	if (proxy_span_eq(buf, e, "close"))
-		m->flags |= PROXY_HF_CLOSE;
-	else if (proxy_span_eq(buf, e, "keep-alive"))
-		m->flags |= PROXY_HF_KEEPALIVE;
+	if (core_http_span_eq(buf, e, "close"))
+		m->flags |= CORE_HTTP_HF_CLOSE;
+	else if (core_http_span_eq(buf, e, "keep-alive"))
+		m->flags |= CORE_HTTP_HF_KEEPALIVE;
 	if (m->nconn == CORE_HTTP_MAX_CONN_TOKENS)
 		return -1;
 	m->conn[m->nconn++] = e;
@@ -335,10 +335,10 @@ static int http_parse_fields(const char *buf, const char *p, const char *end,
 		h->kind = (uint8_t)http_header_kind(name, (size_t)(colon - name));
 		h->hop = (uint8_t)http_kind_is_hop(h->kind);
 
-		if (h->kind == PROXY_H_OTHER)
+		if (h->kind == CORE_HTTP_H_OTHER)
 			continue;
-		if (h->kind == PROXY_H_CONTENT_LENGTH) {
-			if (m->flags & PROXY_HF_HAS_CL) {
+		if (h->kind == CORE_HTTP_H_CONTENT_LENGTH) {
+			if (m->flags & CORE_HTTP_HF_HAS_CL) {
 				m->why = "more than one Content-Length";
 				return bad;
 			}
@@ -347,31 +347,31 @@ static int http_parse_fields(const char *buf, const char *p, const char *end,
 				m->why = "Content-Length is not a single decimal number";
 				return bad;
 			}
-			m->flags |= PROXY_HF_HAS_CL;
-		} else if (h->kind == PROXY_H_TRANSFER_ENCODING) {
+			m->flags |= CORE_HTTP_HF_HAS_CL;
+		} else if (h->kind == CORE_HTTP_H_TRANSFER_ENCODING) {
 			has_te = 1;
 			if (http_list_each(buf, h->value, http_te_one, &te) != 0) {
 				m->why = "invalid Transfer-Encoding";
 				return bad;
 			}
-		} else if (h->kind == PROXY_H_HOST) {
+		} else if (h->kind == CORE_HTTP_H_HOST) {
 			nhost++;
 			m->host = h->value;
-		} else if (h->kind == PROXY_H_CONNECTION) {
+		} else if (h->kind == CORE_HTTP_H_CONNECTION) {
 			if (http_list_each(buf, h->value, http_conn_one, m) != 0) {
 				m->why = "invalid Connection header";
 				return bad;
 			}
-		} else if (h->kind == PROXY_H_UPGRADE) {
+		} else if (h->kind == CORE_HTTP_H_UPGRADE) {
 			has_upgrade = 1;
-		} else if (h->kind == PROXY_H_EXPECT) {
-			if (proxy_span_eq(buf, h->value, "100-continue"))
-				m->flags |= PROXY_HF_CONTINUE;
+		} else if (h->kind == CORE_HTTP_H_EXPECT) {
+			if (core_http_span_eq(buf, h->value, "100-continue"))
+				m->flags |= CORE_HTTP_HF_CONTINUE;
 		}
 	}
 
 	if (has_te) {
-		if (m->flags & PROXY_HF_HAS_CL) {
+		if (m->flags & CORE_HTTP_HF_HAS_CL) {
 			m->why = "both Content-Length and Transfer-Encoding";
 			return bad;
 		}
@@ -383,7 +383,7 @@ static int http_parse_fields(const char *buf, const char *p, const char *end,
 			m->why = "Transfer-Encoding must end with a single chunked";
 			return bad == -400 && te.chunked_count == 0 ? -501 : bad;
 		}
-		m->flags |= PROXY_HF_CHUNKED;
+		m->flags |= CORE_HTTP_HF_CHUNKED;
 	}
 
 	if (bad == -400) {		/* request-only rules */
@@ -410,17 +410,17 @@ static int http_parse_fields(const char *buf, const char *p, const char *end,
 		unsigned i;
 
 		for (i = 0; i < m->nconn; i++)
-			if (proxy_span_eq(buf, m->conn[i], "upgrade"))
-				m->flags |= PROXY_HF_UPGRADE;
+			if (core_http_span_eq(buf, m->conn[i], "upgrade"))
+				m->flags |= CORE_HTTP_HF_UPGRADE;
 	}
 	/* Names listed in Connection are hop-by-hop too (RFC 9110 7.6.1). */
 	if (m->nconn > 0) {
 		unsigned i, j;
 
 		for (i = 0; i < m->nconn; i++) {
-			struct proxy_span c = m->conn[i];
+			struct core_http_span c = m->conn[i];
 
-			if (proxy_span_eq(buf, c, "close") || proxy_span_eq(buf, c, "keep-alive"))
+			if (core_http_span_eq(buf, c, "close") || core_http_span_eq(buf, c, "keep-alive"))
 				continue;
 			for (j = 0; j < m->nhdr; j++)
 				if (m->hdr[j].name.len == c.len &&
@@ -428,8 +428,8 @@ static int http_parse_fields(const char *buf, const char *p, const char *end,
 					m->hdr[j].hop = 1;
 		}
 	}
-	if (m->version == 10 && !(m->flags & PROXY_HF_KEEPALIVE))
-		m->flags |= PROXY_HF_CLOSE;
+	if (m->version == 10 && !(m->flags & CORE_HTTP_HF_KEEPALIVE))
+		m->flags |= CORE_HTTP_HF_CLOSE;
 	return 0;
 }
 
@@ -455,18 +455,18 @@ static int http_version(const char *p, unsigned *v)
 static enum core_http_method http_method_id(const char *p, size_t n)
 {
 	static const struct { const char *s; enum core_http_method id; } ms[] = {
-		{ "GET", PROXY_M_GET }, { "HEAD", PROXY_M_HEAD },
-		{ "POST", PROXY_M_POST }, { "PUT", PROXY_M_PUT },
-		{ "DELETE", PROXY_M_DELETE }, { "OPTIONS", PROXY_M_OPTIONS },
-		{ "PATCH", PROXY_M_PATCH }, { "TRACE", PROXY_M_TRACE },
-		{ "CONNECT", PROXY_M_CONNECT },
+		{ "GET", CORE_HTTP_M_GET }, { "HEAD", CORE_HTTP_M_HEAD },
+		{ "POST", CORE_HTTP_M_POST }, { "PUT", CORE_HTTP_M_PUT },
+		{ "DELETE", CORE_HTTP_M_DELETE }, { "OPTIONS", CORE_HTTP_M_OPTIONS },
+		{ "PATCH", CORE_HTTP_M_PATCH }, { "TRACE", CORE_HTTP_M_TRACE },
+		{ "CONNECT", CORE_HTTP_M_CONNECT },
 	};
 	size_t i;
 
 	for (i = 0; i < CORE_ARRAY_SIZE(ms); i++)
 		if (strlen(ms[i].s) == n && memcmp(ms[i].s, p, n) == 0)
 			return ms[i].id;
-	return PROXY_M_OTHER;
+	return CORE_HTTP_M_OTHER;
 }
 
 int core_http_parse_request(const char *buf, size_t len,
@@ -519,10 +519,10 @@ int core_http_parse_request(const char *buf, size_t len,
 
 	/* Request target: origin-form, absolute-form, or OPTIONS's asterisk. */
 	s = buf + m->target.off;
-	m->host = (struct proxy_span){ 0, 0 };
+	m->host = (struct core_http_span){ 0, 0 };
 	if (*s == '/') {
 		m->path = m->target;
-	} else if (m->target.len == 1 && *s == '*' && m->method_id == PROXY_M_OPTIONS) {
+	} else if (m->target.len == 1 && *s == '*' && m->method_id == CORE_HTTP_M_OPTIONS) {
 		m->path = m->target;
 	} else if (m->target.len > 7 && strncasecmp(s, "http://", 7) == 0) {
 		const char *a = s + 7, *te = s + m->target.len, *slash;
@@ -536,9 +536,9 @@ int core_http_parse_request(const char *buf, size_t len,
 		m->path = slash ? span(buf, slash, (size_t)(te - slash))
 				: span(buf, te, 0);	/* "/" is implied */
 	} else {
-		m->why = m->method_id == PROXY_M_CONNECT ? "CONNECT is not supported"
+		m->why = m->method_id == CORE_HTTP_M_CONNECT ? "CONNECT is not supported"
 			 : "invalid request target";
-		return m->method_id == PROXY_M_CONNECT ? -405 : -400;
+		return m->method_id == CORE_HTTP_M_CONNECT ? -405 : -400;
 	}
 
 	rc = http_parse_fields(buf, p, end, lim, m, -400);
@@ -613,16 +613,16 @@ static int hexval(char c)
 	return c - 'A' + 10;
 }
 
-ssize_t proxy_chunked_feed(struct proxy_chunked *c, const char *p, size_t len,
+ssize_t core_http_chunked_feed(struct core_http_chunked *c, const char *p, size_t len,
 			   const char **why)
 {
 	size_t i = 0;
 
-	while (i < len && c->state != PROXY_CH_DONE) {
+	while (i < len && c->state != CORE_HTTP_CH_DONE) {
 		char ch = p[i];
 
 		switch (c->state) {
-		case PROXY_CH_SIZE:
+		case CORE_HTTP_CH_SIZE:
 			if (IS(ch, C_HEX)) {
 				if (++c->digits > CHUNK_MAX_DIGITS) {
 					*why = "chunk size has too many digits";
@@ -631,9 +631,9 @@ ssize_t proxy_chunked_feed(struct proxy_chunked *c, const char *p, size_t len,
 				c->left = c->left * 16 + (uint64_t)hexval(ch);
 				c->saw_digit = 1;
 			} else if (c->saw_digit && ch == '\r') {
-				c->state = PROXY_CH_SIZE_LF;
+				c->state = CORE_HTTP_CH_SIZE_LF;
 			} else if (c->saw_digit && (ch == ';' || IS(ch, C_WS))) {
-				c->state = PROXY_CH_EXT;
+				c->state = CORE_HTTP_CH_EXT;
 				c->semi = ch == ';';
 				c->ext_len = 1;
 			} else {
@@ -643,11 +643,11 @@ ssize_t proxy_chunked_feed(struct proxy_chunked *c, const char *p, size_t len,
 			i++;
 			break;
 
-		case PROXY_CH_EXT:
+		case CORE_HTTP_CH_EXT:
 			/* BWS ";" name [ "=" value ]: only whitespace may come
 			 * between the size and the first ';'. */
 			if (ch == '\r' && c->semi) {
-				c->state = PROXY_CH_SIZE_LF;
+				c->state = CORE_HTTP_CH_SIZE_LF;
 			} else if (ch == ';') {
 				c->semi = 1;
 			} else if (!c->semi && !IS(ch, C_WS)) {
@@ -664,7 +664,7 @@ ssize_t proxy_chunked_feed(struct proxy_chunked *c, const char *p, size_t len,
 			i++;
 			break;
 
-		case PROXY_CH_SIZE_LF:
+		case CORE_HTTP_CH_SIZE_LF:
 			if (ch != '\n') {
 				*why = "bare CR in chunk size line";
 				return -1;
@@ -673,13 +673,13 @@ ssize_t proxy_chunked_feed(struct proxy_chunked *c, const char *p, size_t len,
 			c->digits = 0;
 			c->saw_digit = 0;
 			if (c->left == 0) {
-				c->state = PROXY_CH_TRAILER;
+				c->state = CORE_HTTP_CH_TRAILER;
 				c->trailer_len = 0;
 			} else
-				c->state = PROXY_CH_DATA;
+				c->state = CORE_HTTP_CH_DATA;
 			break;
 
-		case PROXY_CH_DATA: {
+		case CORE_HTTP_CH_DATA: {
 			size_t n = len - i;
 
 			if (n > c->left)
@@ -688,33 +688,33 @@ ssize_t proxy_chunked_feed(struct proxy_chunked *c, const char *p, size_t len,
 			c->total += n;
 			i += n;
 			if (c->left == 0)
-				c->state = PROXY_CH_DATA_CR;
+				c->state = CORE_HTTP_CH_DATA_CR;
 			break;
 		}
 
-		case PROXY_CH_DATA_CR:
+		case CORE_HTTP_CH_DATA_CR:
 			if (ch != '\r') {
 				*why = "chunk data longer than its size";
 				return -1;
 			}
-			c->state = PROXY_CH_DATA_LF;
+			c->state = CORE_HTTP_CH_DATA_LF;
 			i++;
 			break;
 
-		case PROXY_CH_DATA_LF:
+		case CORE_HTTP_CH_DATA_LF:
 			if (ch != '\n') {
 				*why = "bare CR after chunk data";
 				return -1;
 			}
-			c->state = PROXY_CH_SIZE;
+			c->state = CORE_HTTP_CH_SIZE;
 			i++;
 			break;
 
-		case PROXY_CH_TRAILER:
+		case CORE_HTTP_CH_TRAILER:
 			if (ch == '\r') {
-				c->state = PROXY_CH_END_LF;
+				c->state = CORE_HTTP_CH_END_LF;
 			} else if (IS(ch, C_TCHAR)) {
-				c->state = PROXY_CH_TRAILER_LINE;
+				c->state = CORE_HTTP_CH_TRAILER_LINE;
 				c->colon = 0;
 			} else {
 				*why = "invalid trailer field";
@@ -727,13 +727,13 @@ ssize_t proxy_chunked_feed(struct proxy_chunked *c, const char *p, size_t len,
 			i++;
 			break;
 
-		case PROXY_CH_TRAILER_LINE:
+		case CORE_HTTP_CH_TRAILER_LINE:
 			if (ch == '\r') {
 				if (!c->colon) {
 					*why = "trailer field without a colon";
 					return -1;
 				}
-				c->state = PROXY_CH_TRAILER_LF;
+				c->state = CORE_HTTP_CH_TRAILER_LF;
 			} else if (!c->colon) {
 				if (ch == ':')
 					c->colon = 1;
@@ -752,18 +752,18 @@ ssize_t proxy_chunked_feed(struct proxy_chunked *c, const char *p, size_t len,
 			i++;
 			break;
 
-		case PROXY_CH_TRAILER_LF:
-		case PROXY_CH_END_LF:
+		case CORE_HTTP_CH_TRAILER_LF:
+		case CORE_HTTP_CH_END_LF:
 			if (ch != '\n') {
 				*why = "bare CR in trailer section";
 				return -1;
 			}
-			c->state = c->state == PROXY_CH_END_LF ? PROXY_CH_DONE
-							       : PROXY_CH_TRAILER;
+			c->state = c->state == CORE_HTTP_CH_END_LF ? CORE_HTTP_CH_DONE
+							       : CORE_HTTP_CH_TRAILER;
 			i++;
 			break;
 
-		case PROXY_CH_DONE:
+		case CORE_HTTP_CH_DONE:
 			break;
 		}
 	}

@@ -38,7 +38,7 @@ int core_http_parse_response(const char *buf, size_t len,
 			      struct core_http_msg *m);
 
 /* Case-insensitive match of a span against a lowercase literal. */
-int proxy_span_eq(const char *buf, struct proxy_span s, const char *lower);
+int core_http_span_eq(const char *buf, struct core_http_span s, const char *lower);
 
 /* Finds a header by lowercase name; NULL when absent. */
 const struct core_http_header *
@@ -47,18 +47,18 @@ core_http_find(const struct core_http_msg *m, const char *buf, const char *lower
 /* Whether a method may be sent twice with the effect of once (RFC 9110 9.2.2). */
 int core_http_idempotent(enum core_http_method m);
 
-static inline void proxy_chunked_init(struct proxy_chunked *c)
+static inline void core_http_chunked_init(struct core_http_chunked *c)
 {
-	*c = (struct proxy_chunked){ 0 };
+	*c = (struct core_http_chunked){ 0 };
 }
 
 /*
  * Walks len bytes of a chunked body. Returns how many bytes belong to the
  * body (all of len unless the body ended inside it); the caller forwards
- * those bytes unchanged. c->state is PROXY_CH_DONE once the last chunk and
+ * those bytes unchanged. c->state is CORE_HTTP_CH_DONE once the last chunk and
  * trailers have passed. Returns -1 on malformed framing, with *why set.
  */
-ssize_t proxy_chunked_feed(struct proxy_chunked *c, const char *p, size_t len,
+ssize_t core_http_chunked_feed(struct core_http_chunked *c, const char *p, size_t len,
 			   const char **why);
 
 #endif

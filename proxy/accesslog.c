@@ -107,7 +107,7 @@ int proxy_log_enabled(void)
 }
 
 /* Copies a field of the head, or "-" when it is missing. */
-static void copy_field(char *dst, size_t len, const char *buf, struct proxy_span sp)
+static void copy_field(char *dst, size_t len, const char *buf, struct core_http_span sp)
 {
 	size_t n = sp.len < len - 1 ? sp.len : len - 1;
 
@@ -143,10 +143,10 @@ void proxy_log_fill(struct proxy_logrec *r, const char *client,
 	copy_field(r->path, sizeof(r->path), buf, m->target);
 	h = core_http_find(m, buf, "referer");
 	copy_field(r->referer, sizeof(r->referer), buf,
-		   h ? h->value : (struct proxy_span){ 0, 0 });
+		   h ? h->value : (struct core_http_span){ 0, 0 });
 	h = core_http_find(m, buf, "user-agent");
 	copy_field(r->agent, sizeof(r->agent), buf,
-		   h ? h->value : (struct proxy_span){ 0, 0 });
+		   h ? h->value : (struct core_http_span){ 0, 0 });
 }
 
 /* Appends s escaped for a JSON string or for combined's quoted fields. */

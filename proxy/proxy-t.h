@@ -71,7 +71,7 @@ struct proxy_xchg {
 	size_t		 uhead_sent;
 	enum proxy_body	 req_body;
 	uint64_t	 req_left;	/* LENGTH: body bytes not yet sent */
-	struct proxy_chunked req_ch;
+	struct core_http_chunked req_ch;
 	size_t		 req_ready;	/* bytes at the head of cin that are body */
 	uint64_t	 req_sent;	/* body bytes sent to the server */
 	bool		 req_done;
@@ -83,7 +83,7 @@ struct proxy_xchg {
 	bool		 resp_any;	/* bytes of it went to the client */
 	enum proxy_body	 resp_body;
 	uint64_t	 resp_left;
-	struct proxy_chunked resp_ch;
+	struct core_http_chunked resp_ch;
 	size_t		 resp_ready;	/* bytes at the head of uin that are body */
 	bool		 resp_done;
 	bool		 up_eof;	/* the server closed its side */

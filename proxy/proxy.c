@@ -481,7 +481,7 @@ static int put_headers(struct core_buf *b, const struct core_http_msg *m, const 
 	return rc;
 }
 
-static int put_span(struct core_buf *b, const char *base, struct proxy_span sp)
+static int put_span(struct core_buf *b, const char *base, struct core_http_span sp)
 {
 	return core_buf_append(b, base + sp.off, sp.len);
 }
@@ -524,11 +524,11 @@ static bool keep_request_header(const struct core_http_header *h, const void *ar
 	if (h->hop)
 		return false;
 	switch (h->kind) {
-	case PROXY_H_HOST:
-	case PROXY_H_X_FORWARDED_FOR:
-	case PROXY_H_X_REAL_IP:
-	case PROXY_H_X_FORWARDED_PROTO:
-	case PROXY_H_X_FORWARDED_HOST:
+	case CORE_HTTP_H_HOST:
+	case CORE_HTTP_H_X_FORWARDED_FOR:
+	case CORE_HTTP_H_X_REAL_IP:
+	case CORE_HTTP_H_X_FORWARDED_PROTO:
+	case CORE_HTTP_H_X_FORWARDED_HOST:
 		return false;
 	default:
 		return true;
@@ -565,12 +565,12 @@ static int xchg_build_head(struct proxy_stream *s, struct proxy_xchg *x, const c
 	for (i = 0; i < m->nhdr; i++) {
 		const struct core_http_header *h = &m->hdr[i];
 
-		if (h->kind == PROXY_H_X_FORWARDED_FOR) {
+		if (h->kind == CORE_HTTP_H_X_FORWARDED_FOR) {
 			rc |= put_span(b, buf, h->value);
 			rc |= PUT_LIT(b, ", ");
-		} else if (h->kind == PROXY_H_UPGRADE)
+		} else if (h->kind == CORE_HTTP_H_UPGRADE)
 			up_hdr = h;
-		else if (h->kind == PROXY_H_TRANSFER_ENCODING)
+		else if (h->kind == CORE_HTTP_H_TRANSFER_ENCODING)
 			te_hdr = h;
 	}
 	rc |= put_str(b, ip);
@@ -755,7 +755,7 @@ static struct proxy_server *cookie_find(struct proxy_upstream *up,
 	for (i = 0; i < m->nhdr; i++) {
 		const char *p, *end;
 
-		if (m->hdr[i].kind != PROXY_H_COOKIE)
+		if (m->hdr[i].kind != CORE_HTTP_H_COOKIE)
 			continue;
 		p = buf + m->hdr[i].value.off;
 		end = p + m->hdr[i].value.len;
@@ -786,7 +786,7 @@ static void stream_redirect_https(struct proxy_stream *s, const struct proxy_rou
 	const char *host = buf + m->host.off;
 	uint32_t hlen = m->host.len;
 	char loc[PROXY_LOCATION_MAX], port[8] = "";
-	bool safe = m->method_id == PROXY_M_GET || m->method_id == PROXY_M_HEAD;
+	bool safe = m->method_id == CORE_HTTP_M_GET || m->method_id == CORE_HTTP_M_HEAD;
 	int n;
 
 	if (hlen == 0) {
@@ -845,7 +845,7 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 		stream_redirect_https(s, route, buf);
 		return;
 	}
-	if ((m->flags & PROXY_HF_HAS_CL) && m->content_length > route->max_body) {
+	if ((m->flags & CORE_HTTP_HF_HAS_CL) && m->content_length > route->max_body) {
 		core_log_info("proxy", "%s: %.*s body of %lld bytes refused (route %u allows %lld)",
 			      peer_str(s, peer, sizeof(peer)), (int)m->path.len, buf + m->path.off,
 			      (long long)m->content_length, route->index,
@@ -869,19 +869,19 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 	x->method = m->method_id;
 	x->client_version = m->version;
 	x->idempotent = core_http_idempotent(m->method_id);
-	x->upgrade = (m->flags & PROXY_HF_UPGRADE) != 0;
+	x->upgrade = (m->flags & CORE_HTTP_HF_UPGRADE) != 0;
 	if (route->up->balance == KEEL_BALANCE_COOKIE)
 		x->pinned = cookie_find(route->up, m, buf);
 	if (proxy_log_enabled() && (x->log = malloc(sizeof(*x->log))) != NULL)
 		proxy_log_fill(x->log, peer_str(s, peer, sizeof(peer)), m, buf, x->started);
 	s->idle_timeout = route->idle_timeout;
-	if (m->flags & PROXY_HF_CLOSE)
+	if (m->flags & CORE_HTTP_HF_CLOSE)
 		s->close_after = true;
 
-	if (m->flags & PROXY_HF_CHUNKED) {
+	if (m->flags & CORE_HTTP_HF_CHUNKED) {
 		x->req_body = PROXY_BODY_CHUNKED;
-		proxy_chunked_init(&x->req_ch);
-	} else if ((m->flags & PROXY_HF_HAS_CL) && m->content_length > 0) {
+		core_http_chunked_init(&x->req_ch);
+	} else if ((m->flags & CORE_HTTP_HF_HAS_CL) && m->content_length > 0) {
 		x->req_body = PROXY_BODY_LENGTH;
 		x->req_left = (uint64_t)m->content_length;
 	} else {
@@ -942,8 +942,8 @@ static bool keep_response_header(const struct core_http_header *h, const void *a
 
 	if (!h->hop)
 		return true;
-	return (h->kind == PROXY_H_TRANSFER_ENCODING && (m->flags & PROXY_HF_CHUNKED)) ||
-	       (h->kind == PROXY_H_UPGRADE && m->status == 101);
+	return (h->kind == CORE_HTTP_H_TRANSFER_ENCODING && (m->flags & CORE_HTTP_HF_CHUNKED)) ||
+	       (h->kind == CORE_HTTP_H_UPGRADE && m->status == 101);
 }
 
 /* Builds the client's head from the response in px.msg (parsed from uin). */
@@ -1047,25 +1047,25 @@ static bool xchg_read_resp_head(struct proxy_stream *s)
 			xchg_fail(s, 502, "answered 5xx", XF_SERVER_FAULT);
 			return false;
 		}
-		if (x->client_version == 10 && (m->flags & PROXY_HF_CHUNKED)) {
+		if (x->client_version == 10 && (m->flags & CORE_HTTP_HF_CHUNKED)) {
 			xchg_fail(s, 502, "chunked response to an HTTP/1.0 request", XF_SERVER_FAULT);
 			return false;
 		}
 
 		/* Body framing (RFC 9112 6.3). */
-		if (x->method == PROXY_M_HEAD || m->status == 204 || m->status == 304 ||
+		if (x->method == CORE_HTTP_M_HEAD || m->status == 204 || m->status == 304 ||
 		    m->status == 101)
 			x->resp_body = PROXY_BODY_NONE;
-		else if (m->flags & PROXY_HF_CHUNKED) {
+		else if (m->flags & CORE_HTTP_HF_CHUNKED) {
 			x->resp_body = PROXY_BODY_CHUNKED;
-			proxy_chunked_init(&x->resp_ch);
-		} else if (m->flags & PROXY_HF_HAS_CL) {
+			core_http_chunked_init(&x->resp_ch);
+		} else if (m->flags & CORE_HTTP_HF_HAS_CL) {
 			x->resp_body = m->content_length ? PROXY_BODY_LENGTH : PROXY_BODY_NONE;
 			x->resp_left = (uint64_t)m->content_length;
 		} else
 			x->resp_body = PROXY_BODY_EOF;
 
-		x->up_reuse = m->version == 11 && !(m->flags & PROXY_HF_CLOSE) &&
+		x->up_reuse = m->version == 11 && !(m->flags & CORE_HTTP_HF_CLOSE) &&
 			      x->resp_body != PROXY_BODY_EOF && m->status != 101 &&
 			      x->client_version == 11 && x->route->up->keepalive > 0;
 		if (x->resp_body == PROXY_BODY_EOF || (!x->req_done && m->status >= 200))
@@ -1112,8 +1112,8 @@ static bool xchg_scan_request(struct proxy_stream *s)
 		x->req_ready = len < x->req_left ? len : (size_t)x->req_left;
 		break;
 	case PROXY_BODY_CHUNKED:
-		if (x->req_ch.state != PROXY_CH_DONE && x->req_ready < len) {
-			ssize_t k = proxy_chunked_feed(&x->req_ch, core_buf_head(&s->cin) + x->req_ready,
+		if (x->req_ch.state != CORE_HTTP_CH_DONE && x->req_ready < len) {
+			ssize_t k = core_http_chunked_feed(&x->req_ch, core_buf_head(&s->cin) + x->req_ready,
 						       len - x->req_ready, &why);
 
 			if (k < 0) {
@@ -1157,8 +1157,8 @@ static bool xchg_scan_response(struct proxy_stream *s)
 		x->resp_ready = len < x->resp_left ? len : (size_t)x->resp_left;
 		break;
 	case PROXY_BODY_CHUNKED:
-		if (x->resp_ch.state != PROXY_CH_DONE && x->resp_ready < len) {
-			ssize_t k = proxy_chunked_feed(&x->resp_ch, core_buf_head(&x->uin) + x->resp_ready,
+		if (x->resp_ch.state != CORE_HTTP_CH_DONE && x->resp_ready < len) {
+			ssize_t k = core_http_chunked_feed(&x->resp_ch, core_buf_head(&x->uin) + x->resp_ready,
 						       len - x->resp_ready, &why);
 
 			if (k < 0) {
@@ -1246,7 +1246,7 @@ static bool xchg_write_up(struct proxy_stream *s)
 		x->up_wait = core_loop_now(px.loop);
 	if (x->uhead_sent == core_buf_len(&x->uhead) && x->req_ready == 0 &&
 	    ((x->req_body == PROXY_BODY_LENGTH && x->req_left == 0) ||
-	     (x->req_body == PROXY_BODY_CHUNKED && x->req_ch.state == PROXY_CH_DONE)))
+	     (x->req_body == PROXY_BODY_CHUNKED && x->req_ch.state == CORE_HTTP_CH_DONE)))
 		x->req_done = true;
 	if (x->req_done && !x->waiting && !x->resp_head && core_buf_len(&x->uin) == 0 &&
 	    x->uhead_sent == core_buf_len(&x->uhead) && s->state == PROXY_ST_EXCHANGE)
@@ -1289,7 +1289,7 @@ static bool xchg_response_complete(const struct proxy_xchg *x, const struct prox
 	switch (x->resp_body) {
 	case PROXY_BODY_NONE:	 return true;
 	case PROXY_BODY_LENGTH:	 return x->resp_left == 0;
-	case PROXY_BODY_CHUNKED: return x->resp_ch.state == PROXY_CH_DONE && x->resp_ready == 0;
+	case PROXY_BODY_CHUNKED: return x->resp_ch.state == CORE_HTTP_CH_DONE && x->resp_ready == 0;
 	case PROXY_BODY_EOF:	 return x->up_eof && core_buf_len(&x->uin) == 0;
 	}
 	return false;

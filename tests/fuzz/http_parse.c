@@ -13,7 +13,7 @@ static const struct core_http_limits lim = {
 	.max_line = 512, .max_head = 4096, .max_headers = 32,
 };
 
-static void check_span(struct proxy_span s, int head)
+static void check_span(struct core_http_span s, int head)
 {
 	if ((int64_t)s.off + s.len > head)
 		abort();
@@ -35,7 +35,7 @@ static void check_msg(const struct core_http_msg *m, int rc, size_t len)
 	}
 	for (i = 0; i < m->nconn; i++)
 		check_span(m->conn[i], rc);
-	if ((m->flags & PROXY_HF_CHUNKED) && (m->flags & PROXY_HF_HAS_CL))
+	if ((m->flags & CORE_HTTP_HF_CHUNKED) && (m->flags & CORE_HTTP_HF_HAS_CL))
 		abort();
 }
 
@@ -44,7 +44,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct core_http_msg m;
-	struct proxy_chunked c;
+	struct core_http_chunked c;
 	const char *p = (const char *)data, *why = NULL;
 	size_t off, step;
 	int rc;
@@ -66,14 +66,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (size == 0)
 		return 0;
 	step = (size_t)(data[0] % 17) + 1;
-	proxy_chunked_init(&c);
-	for (off = 1; off < size && c.state != PROXY_CH_DONE; ) {
+	core_http_chunked_init(&c);
+	for (off = 1; off < size && c.state != CORE_HTTP_CH_DONE; ) {
 		size_t n = size - off < step ? size - off : step;
-		ssize_t k = proxy_chunked_feed(&c, p + off, n, &why);
+		ssize_t k = core_http_chunked_feed(&c, p + off, n, &why);
 
 		if (k < 0)
 			break;
-		if ((size_t)k > n || ((size_t)k < n && c.state != PROXY_CH_DONE))
+		if ((size_t)k > n || ((size_t)k < n && c.state != CORE_HTTP_CH_DONE))
 			abort();
 		off += (size_t)k;
 	}

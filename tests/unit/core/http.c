@@ -23,7 +23,7 @@ static int resp(const char *s)
 	return core_http_parse_response(s, strlen(s), &lim, &msg);
 }
 
-static const char *spanstr(const char *buf, struct proxy_span s)
+static const char *spanstr(const char *buf, struct core_http_span s)
 {
 	static char out[4][256];
 	static int n;
@@ -40,16 +40,16 @@ TEST(simple_get_parses_with_every_part)
 			"x-hop: 1\r\n\r\n";
 
 	CHECK_INT(req(r), ==, (int)strlen(r));
-	CHECK_INT(msg.method_id, ==, PROXY_M_GET);
+	CHECK_INT(msg.method_id, ==, CORE_HTTP_M_GET);
 	CHECK_STR(spanstr(r, msg.path), "/app_a/x?y=1");
 	CHECK_STR(spanstr(r, msg.host), "example.com");
 	CHECK_INT(msg.version, ==, 11);
 	CHECK_INT(msg.nhdr, ==, 4);
 	CHECK_STR(spanstr(r, msg.hdr[1].name), "X-A");
 	CHECK_STR(spanstr(r, msg.hdr[1].value), "v with  spaces");
-	CHECK(msg.flags & PROXY_HF_KEEPALIVE);
-	CHECK(!(msg.flags & PROXY_HF_CLOSE));
-	CHECK(!(msg.flags & PROXY_HF_HAS_CL));
+	CHECK(msg.flags & CORE_HTTP_HF_KEEPALIVE);
+	CHECK(!(msg.flags & CORE_HTTP_HF_CLOSE));
+	CHECK(!(msg.flags & CORE_HTTP_HF_HAS_CL));
 	CHECK_INT(msg.nconn, ==, 2);
 	CHECK(msg.hdr[2].hop);		/* Connection itself */
 	CHECK(msg.hdr[3].hop);		/* named in Connection (any case) */
@@ -74,16 +74,16 @@ TEST(incomplete_head_needs_more_and_resumes_where_it_stopped)
 TEST(http10_closes_unless_keepalive)
 {
 	CHECK(req("GET / HTTP/1.0\r\n\r\n") > 0);
-	CHECK(msg.flags & PROXY_HF_CLOSE);
+	CHECK(msg.flags & CORE_HTTP_HF_CLOSE);
 	CHECK_INT(msg.version, ==, 10);
 	CHECK(req("GET / HTTP/1.0\r\nConnection: Keep-Alive\r\n\r\n") > 0);
-	CHECK(!(msg.flags & PROXY_HF_CLOSE));
+	CHECK(!(msg.flags & CORE_HTTP_HF_CLOSE));
 }
 
 TEST(content_length_and_chunked_framing)
 {
 	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 42\r\n\r\n") > 0);
-	CHECK(msg.flags & PROXY_HF_HAS_CL);
+	CHECK(msg.flags & CORE_HTTP_HF_HAS_CL);
 	CHECK_INT(msg.content_length, ==, 42);
 	/* Optional whitespace around the value is not part of it. */
 	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: \t7 \r\n\r\n") > 0);
@@ -93,9 +93,9 @@ TEST(content_length_and_chunked_framing)
 	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nContent-Length: 007\r\n\r\n") > 0);
 	CHECK_INT(msg.content_length, ==, 7);
 	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: gzip, chunked\r\n\r\n") > 0);
-	CHECK(msg.flags & PROXY_HF_CHUNKED);
+	CHECK(msg.flags & CORE_HTTP_HF_CHUNKED);
 	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\n") > 0);
-	CHECK(msg.flags & PROXY_HF_CHUNKED);
+	CHECK(msg.flags & CORE_HTTP_HF_CHUNKED);
 }
 
 /* Each of these is ambiguous or malformed: 400 and close. */
@@ -205,26 +205,26 @@ TEST(absolute_form_target_gives_host_and_path)
 	CHECK_STR(spanstr(r, msg.host), "app.example.com:8080");
 	CHECK_STR(spanstr(r, msg.path), "/a/b");
 	CHECK(req("OPTIONS * HTTP/1.1\r\nHost: a\r\n\r\n") > 0);
-	CHECK_INT(msg.method_id, ==, PROXY_M_OPTIONS);
+	CHECK_INT(msg.method_id, ==, CORE_HTTP_M_OPTIONS);
 }
 
 TEST(upgrade_needs_both_headers)
 {
 	CHECK(req("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\r\n") > 0);
-	CHECK(msg.flags & PROXY_HF_UPGRADE);
+	CHECK(msg.flags & CORE_HTTP_HF_UPGRADE);
 	CHECK(req("GET /ws HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\n\r\n") > 0);
-	CHECK(!(msg.flags & PROXY_HF_UPGRADE));
+	CHECK(!(msg.flags & CORE_HTTP_HF_UPGRADE));
 	CHECK(req("POST / HTTP/1.1\r\nHost: a\r\nExpect: 100-continue\r\nContent-Length: 1\r\n\r\n") > 0);
-	CHECK(msg.flags & PROXY_HF_CONTINUE);
+	CHECK(msg.flags & CORE_HTTP_HF_CONTINUE);
 }
 
 TEST(unknown_methods_pass_as_tokens)
 {
 	CHECK(req("PROPFIND /dav HTTP/1.1\r\nHost: a\r\n\r\n") > 0);
-	CHECK_INT(msg.method_id, ==, PROXY_M_OTHER);
-	CHECK(!core_http_idempotent(PROXY_M_POST));
-	CHECK(core_http_idempotent(PROXY_M_PUT));
-	CHECK(!core_http_idempotent(PROXY_M_OTHER));
+	CHECK_INT(msg.method_id, ==, CORE_HTTP_M_OTHER);
+	CHECK(!core_http_idempotent(CORE_HTTP_M_POST));
+	CHECK(core_http_idempotent(CORE_HTTP_M_PUT));
+	CHECK(!core_http_idempotent(CORE_HTTP_M_OTHER));
 }
 
 TEST(responses)
@@ -236,11 +236,11 @@ TEST(responses)
 	CHECK_STR(spanstr(r, msg.reason), "Not Found");
 	CHECK_INT(msg.content_length, ==, 3);
 	CHECK(resp("HTTP/1.1 200\r\nTransfer-Encoding: chunked\r\n\r\n") > 0);
-	CHECK(msg.flags & PROXY_HF_CHUNKED);
+	CHECK(msg.flags & CORE_HTTP_HF_CHUNKED);
 	CHECK(resp("HTTP/1.0 200 OK\r\n\r\n") > 0);
-	CHECK(msg.flags & PROXY_HF_CLOSE);
+	CHECK(msg.flags & CORE_HTTP_HF_CLOSE);
 	CHECK(resp("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: upgrade\r\n\r\n") > 0);
-	CHECK(msg.flags & PROXY_HF_UPGRADE);
+	CHECK(msg.flags & CORE_HTTP_HF_UPGRADE);
 
 	CHECK_INT(resp("HTTP/1.1 20 OK\r\n\r\n"), ==, -502);
 	CHECK_INT(resp("HTTP/1.1 600 What\r\n\r\n"), ==, -502);
@@ -259,14 +259,14 @@ TEST(responses)
 
 static int chunked_all(const char *s, size_t len, size_t step, size_t *used, const char **why)
 {
-	struct proxy_chunked c;
+	struct core_http_chunked c;
 	size_t off = 0;
 
-	proxy_chunked_init(&c);
+	core_http_chunked_init(&c);
 	*why = NULL;
-	while (off < len && c.state != PROXY_CH_DONE) {
+	while (off < len && c.state != CORE_HTTP_CH_DONE) {
 		size_t n = len - off < step ? len - off : step;
-		ssize_t k = proxy_chunked_feed(&c, s + off, n, why);
+		ssize_t k = core_http_chunked_feed(&c, s + off, n, why);
 
 		if (k < 0)
 			return -1;
@@ -275,7 +275,7 @@ static int chunked_all(const char *s, size_t len, size_t step, size_t *used, con
 			break;
 	}
 	*used = off;
-	return c.state == PROXY_CH_DONE ? 1 : 0;
+	return c.state == CORE_HTTP_CH_DONE ? 1 : 0;
 }
 
 TEST(chunked_body_ends_exactly_and_in_any_split)
