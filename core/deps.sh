@@ -110,14 +110,22 @@ fetch() {			# fetch PKG UPSTREAM TARBALL SHA256
 	mkdir -p "$SRC"
 	have "$tar" "$sum" && return 0
 	ensure_deb_src
-	for v in $(debian_versions "$pkg" "$up"); do
-		log "downloading $pkg $v (upstream $up)"
-		tried="$tried $v"
-		# apt-get may fail on a missing .dsc or .debian.tar after
-		# fetching the tarball; the sha256 below decides.
-		(cd "$SRC" && apt-get source -qq -o APT::Sandbox::User=root \
-			--download-only "$pkg=$v" >&2) || true
-		have "$tar" "$sum" && return 0
+	# Twice: the second time with fresh package lists (an old list names a
+	# revision the archive has replaced since).
+	for pass in 1 2; do
+		if [ $pass = 2 ]; then
+			log "$pkg: refreshing the package lists"
+			apt-get update -qq >&2 || true
+		fi
+		for v in $(debian_versions "$pkg" "$up"); do
+			log "downloading $pkg $v (upstream $up)"
+			tried="$tried $v"
+			# apt-get may fail on a missing .dsc or .debian.tar
+			# after fetching the tarball; the sha256 decides.
+			(cd "$SRC" && apt-get source -qq -o APT::Sandbox::User=root \
+				--download-only "$pkg=$v" >&2) || true
+			have "$tar" "$sum" && return 0
+		done
 	done
 	if [ -z "$tried" ]; then
 		log "$pkg: the archive offers no revision of upstream $up" \
