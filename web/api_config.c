@@ -238,6 +238,11 @@ enum MHD_Result web_api_apply(struct web_req *r, const char *user, const char *t
 	/* What is stored: keel's own YAML of the validated settings, or the
 	 * text as given (an imported YAML file keeps its comments). */
 	core_buf_init(&yaml, 16 << 20);
+	/* Text that kept a secret as "(secret)" (a masked export sent back) is
+	 * stored as keel's own YAML, which holds the secret's value: the file
+	 * keel runs from must not lose it. Its comments are lost then. */
+	if (!canonical && memmem(text, len, "(secret)", 8) != NULL)
+		canonical = true;
 	if (canonical ? core_conf_write(&yaml, c, false, true) != CORE_OK
 		      : core_buf_append(&yaml, text, len) != CORE_OK) {
 		core_conf_free(c);
@@ -288,6 +293,9 @@ static enum MHD_Result config_put(struct web_req *r, bool yaml)
 	web_api_query_comment(r, comment, sizeof(comment), yaml ? "YAML import" : "changed in the API");
 	if (core_buf_len(&r->body) == 0)
 		return web_api_error(r, MHD_HTTP_BAD_REQUEST, NULL, "no configuration in the body");
+	if (web_json_too_deep(core_buf_head(&r->body), core_buf_len(&r->body), WEB_JSON_DEPTH))
+		return web_api_error(r, MHD_HTTP_BAD_REQUEST, NULL,
+				     "the body nests deeper than %d levels", WEB_JSON_DEPTH);
 	return web_api_apply(r, r->session->user, core_buf_head(&r->body), core_buf_len(&r->body),
 			     !yaml, comment);
 }

@@ -27,6 +27,7 @@
 #define FRONT_BUF		16384
 #define FRONT_HANDSHAKE_MS	10000
 #define FRONT_LOG_EVERY_MS	10000	/* refusals past the per-address cap */
+#define FRONT_LINGER_MS		2000	/* reading what follows a final answer */
 
 struct front_conn {
 	enum web_conn_state state;
@@ -45,6 +46,7 @@ struct front_conn {
 	unsigned	   eoh;		/* end-of-head scanner: CR LF CR LF matched so far */
 	bool		   answered;	/* the daemon wrote since the head ended */
 	bool		   c_eof, m_eof;
+	bool		   m_gone;	/* the daemon stopped reading: client bytes are dropped */
 	size_t		   in_len, in_off;	/* client -> daemon */
 	size_t		   out_len, out_off;	/* daemon -> client */
 	char		   in[FRONT_BUF];
@@ -80,6 +82,7 @@ const char *web_conn_state_str(enum web_conn_state s)
 		[WEB_CONN_HANDSHAKE] = "handshake",
 		[WEB_CONN_HEAD] = "head",
 		[WEB_CONN_BUSY] = "busy",
+		[WEB_CONN_LINGER] = "linger",
 		[WEB_CONN_CLOSED] = "closed",
 	};
 
@@ -149,6 +152,9 @@ static void front_arm(struct front_conn *c)
 	if (c->state == WEB_CONN_HANDSHAKE) {
 		cev = core_tls_want(c->tls);
 		ms = left(c->since + FRONT_HANDSHAKE_MS, now);
+	} else if (c->state == WEB_CONN_LINGER) {
+		cev = CORE_IO_READ;
+		ms = left(c->head_at + FRONT_LINGER_MS, now);
 	} else {
 		if (c->in_len == 0 && !c->c_eof)
 			cev |= CORE_IO_READ;
@@ -222,6 +228,38 @@ static ssize_t client_write(struct front_conn *c, const char *buf, size_t len)
 	return errno == EAGAIN || errno == EINTR ? 0 : CORE_ERROR;
 }
 
+/* The daemon closed after its answer while the client may still be
+ * sending (a body refused on its head): a close now would reset the
+ * connection and could destroy the answer before the client reads it. */
+static void conn_linger(struct front_conn *c)
+{
+	core_io_stop(&c->mio);
+	close(c->mfd);
+	c->mfd = -1;
+	shutdown(c->cfd, SHUT_WR);
+	c->state = WEB_CONN_LINGER;
+	c->head_at = core_loop_now(fr.loop);
+}
+
+/* Reads and drops; false when the connection closed. */
+static bool conn_drain(struct front_conn *c)
+{
+	unsigned i;
+	ssize_t n;
+
+	for (i = 0; i < 16; i++) {
+		n = client_read(c, c->in, sizeof(c->in));
+		if (n == CORE_AGAIN)
+			return true;
+		if (n <= 0)
+			break;
+	}
+	if (i == 16)
+		return true;	/* more later: the loop comes back */
+	conn_close(c);
+	return false;
+}
+
 /* Moves what it can; false when the connection closed. */
 static bool front_pump(struct front_conn *c)
 {
@@ -241,13 +279,22 @@ static bool front_pump(struct front_conn *c)
 		} else if (n != CORE_AGAIN)
 			return conn_close(c), false;
 	}
+	if (c->in_off < c->in_len && c->m_gone) {
+		c->in_len = c->in_off = 0;	/* nobody reads it: dropped */
+		moved = true;
+	}
 	if (c->in_off < c->in_len) {
-		n = write(c->mfd, c->in + c->in_off, c->in_len - c->in_off);
+		n = send(c->mfd, c->in + c->in_off, c->in_len - c->in_off, MSG_NOSIGNAL);
 		if (n > 0) {
 			c->in_off += (size_t)n;
 			moved = true;
 			if (c->in_off == c->in_len)
 				c->in_len = c->in_off = 0;
+		} else if (n == -1 && (errno == EPIPE || errno == ECONNRESET)) {
+			/* The daemon answered and closed without reading it all
+			 * (a body refused on its head): its answer still goes out. */
+			c->m_gone = true;
+			c->in_len = c->in_off = 0;
 		} else if (n == -1 && errno != EAGAIN && errno != EINTR)
 			return conn_close(c), false;
 	}
@@ -278,8 +325,12 @@ static bool front_pump(struct front_conn *c)
 	if (c->m_eof && c->out_len == 0) {
 		if (c->tls != NULL)
 			core_tls_close(c->tls);
-		conn_close(c);
-		return false;
+		if (c->c_eof) {
+			conn_close(c);
+			return false;
+		}
+		conn_linger(c);
+		return true;
 	}
 	if (c->c_eof && c->m_eof)
 		return conn_close(c), false;
@@ -311,11 +362,16 @@ static void front_step(struct front_conn *c)
 			return;
 		}
 	}
+	if (c->state == WEB_CONN_LINGER) {
+		if (conn_drain(c))
+			front_arm(c);
+		return;
+	}
 	/* A few rounds: TLS may hold plaintext the socket will not signal. */
 	for (guard = 0; guard < 4; guard++) {
 		if (!front_pump(c))
 			return;
-		if (c->tls == NULL || c->in_len != 0 || c->c_eof || core_tls_pending(c->tls) == 0)
+		if (c->state == WEB_CONN_LINGER || c->tls == NULL || c->in_len != 0 || c->c_eof || core_tls_pending(c->tls) == 0)
 			break;
 	}
 	fr.kick();

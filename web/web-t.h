@@ -111,6 +111,9 @@ enum web_conn_state {
 	WEB_CONN_HANDSHAKE = 0,	/* TLS handshake under way (HTTPS only) */
 	WEB_CONN_HEAD,		/* a request head is arriving: admin.head_timeout runs */
 	WEB_CONN_BUSY,		/* the head is in: body and answer, admin.idle_timeout runs */
+	WEB_CONN_LINGER,	/* answered and closing: what the client still sends (a body
+				 * refused on its head) is read and dropped for a moment, so
+				 * the close does not reset the answer away */
 	WEB_CONN_CLOSED,	/* closed, waiting for its deferred free */
 };
 
