@@ -93,7 +93,8 @@ static const struct core_conf_def admin_defs[] = {
 	  .dflt = "127.0.0.1:8443", .min = 1, .max = 16,
 	  .doc = "Addresses the admin server listens on: `1.2.3.4:8443`, `[::1]:8443`, `*:8443`; "
 		 "one interface's address keeps it off the others. A change made in the UI or "
-		 "API is reverted unless confirmed within `confirm_timeout`." },
+		 "API is reverted unless confirmed within `confirm_timeout` (over plain HTTP, "
+		 "with `tls.enabled: false`, it needs a restart)." },
 	{ .name = "confirm_timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_admin_conf, confirm_timeout), .dflt = "60s",
 	  .min = 1000, .max = 600000,

@@ -570,6 +570,19 @@ fail:
 	return CORE_ERROR;
 }
 
+static bool front_same_addresses(const struct keel_admin_conf *ac)
+{
+	const struct core_conf_addr *a = ac->listen.v;
+	size_t i;
+
+	if (ac->listen.n != fr.nls)
+		return false;
+	for (i = 0; i < fr.nls; i++)
+		if (strcmp(a[i].text, fr.ls[i]->name))
+			return false;
+	return true;
+}
+
 static void front_limits(const struct keel_admin_conf *ac)
 {
 	fr.idle_ms = (uint64_t)ac->idle_timeout;
@@ -603,7 +616,13 @@ int web_front_reload(const struct keel_admin_conf *ac, const char *state_dir,
 		return CORE_OK;
 	if (fr.https && (srv = front_tls(ac, state_dir, node, err, errlen)) == NULL)
 		return CORE_ERROR;
-	if (front_listen(ac, err, errlen) != CORE_OK) {
+	/* Over plain HTTP the addresses stay what they were at start: there is
+	 * no confirm-or-revert to save an admin who moved it by mistake from
+	 * a browser that cannot follow (documented; a restart applies it). */
+	if (!fr.https && !front_same_addresses(ac))
+		core_log_warn("web", "admin.listen: changing it needs a restart when admin.tls is off; "
+			      "the running addresses stay");
+	else if (front_listen(ac, err, errlen) != CORE_OK) {
 		core_tls_server_drop(srv);
 		return CORE_ERROR;
 	}

@@ -132,19 +132,26 @@ static bool method_is(const char *want, const char *got)
 	return !strcmp(want, got) || (!strcmp(want, "GET") && !strcmp(got, "HEAD"));
 }
 
-/* The route for method and url, or NULL; *path_known when some route has
- * the path with another method. */
-static const struct web_route *route_find(struct web_req *r, bool *path_known)
+/* The route for method and url, or NULL. Otherwise the methods other
+ * routes take on the path go to allow ("" when none), and *open says
+ * whether all of them are open to anyone. */
+static const struct web_route *route_find(struct web_req *r, char *allow, size_t len,
+					  bool *open)
 {
 	char params[WEB_ROUTE_PARAMS][128];
-	size_t i;
+	size_t i, n = 0;
 
-	*path_known = false;
+	allow[0] = '\0';
+	*open = true;
 	for (i = 0; i < web_nroutes; i++) {
 		if (!route_match(web_routes[i].path, r->url, params))
 			continue;
 		if (!method_is(web_routes[i].method, r->method)) {
-			*path_known = true;
+			n += (size_t)snprintf(allow + n, n < len ? len - n : 0, "%s%s%s", n ? ", " : "",
+					      web_routes[i].method,
+					      strcmp(web_routes[i].method, "GET") ? "" : ", HEAD");
+			if (web_routes[i].auth != WEB_AUTH_NONE)
+				*open = false;
 			continue;
 		}
 		memcpy(r->params, params, sizeof(params));
@@ -177,6 +184,26 @@ static enum MHD_Result refuse(struct web_req *r, unsigned status, const char *ms
 	return web_api_error(r, status, NULL, "%s", msg);
 }
 
+static enum MHD_Result refuse_method(struct web_req *r, const char *allow)
+{
+	char body[160];
+	struct MHD_Response *resp;
+	enum MHD_Result rc;
+
+	snprintf(body, sizeof(body), "{\"error\":\"method not allowed; use %s\"}\n", allow);
+	resp = MHD_create_response_from_buffer_copy(strlen(body), body);
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type", "application/json");
+	MHD_add_response_header(resp, "Cache-Control", "no-store");
+	MHD_add_response_header(resp, "Allow", allow);
+	web_api_security_headers(resp, web_api_https());
+	rc = MHD_queue_response(r->conn, MHD_HTTP_METHOD_NOT_ALLOWED, resp);
+	MHD_destroy_response(resp);
+	r->state = WEB_REQ_ANSWERED;
+	return rc;
+}
+
 enum MHD_Result web_route_head(struct web_req *r)
 {
 	const char *len = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Length");
@@ -184,12 +211,15 @@ enum MHD_Result web_route_head(struct web_req *r)
 	const char *type = MHD_lookup_connection_value(r->conn, MHD_HEADER_KIND, "Content-Type");
 	const char *token, *csrf;
 	enum web_auth auth;
-	bool path_known, has_body;
+	char allow[64];
+	bool open, has_body;
 	unsigned long long n = len != NULL ? strtoull(len, NULL, 10) : 0;
 
-	r->route = route_find(r, &path_known);
-	/* An unknown route is no business of anyone without a session. */
-	auth = r->route != NULL ? r->route->auth : WEB_AUTH_SESSION;
+	r->route = route_find(r, allow, sizeof(allow), &open);
+	/* A wrong method on an open path is said so to anyone; any other
+	 * unknown route is no business of anyone without a session. */
+	auth = r->route != NULL ? r->route->auth :
+	       allow[0] != '\0' && open ? WEB_AUTH_NONE : WEB_AUTH_SESSION;
 	if (auth == WEB_AUTH_BEARER && bearer_ok(r))
 		auth = WEB_AUTH_NONE;
 	else if (auth == WEB_AUTH_BEARER)
@@ -201,9 +231,8 @@ enum MHD_Result web_route_head(struct web_req *r)
 		snprintf(r->token, sizeof(r->token), "%s", r->session->token);
 	}
 	if (r->route == NULL) {
-		if (path_known)
-			return web_api_error(r, MHD_HTTP_METHOD_NOT_ALLOWED, NULL,
-					     "%s is not allowed on %s", r->method, r->url);
+		if (allow[0] != '\0')
+			return refuse_method(r, allow);
 		return web_api_error(r, MHD_HTTP_NOT_FOUND, NULL, "no such route: %s %s",
 				     r->method, r->url);
 	}
