@@ -262,6 +262,14 @@ enum MHD_Result web_route_head(struct web_req *r)
 	    r->route->handler != web_api_status && r->route->handler != web_api_metrics)
 		return refuse(r, MHD_HTTP_SERVICE_UNAVAILABLE,
 			      "the config store is not available (see the log)");
+	/* An open route that takes no body (/healthz, the UI's files) is
+	 * answered on the head, as it always was: libmicrohttpd then closes
+	 * the connection after the answer, so a load balancer's probes and a
+	 * page load hold no admin connection open. */
+	if (auth == WEB_AUTH_NONE && r->route->body == WEB_BODY_NONE && !has_body) {
+		r->state = WEB_REQ_BODY;
+		return r->route->handler(r);
+	}
 	core_buf_init(&r->body, r->route->body_max);
 	r->state = WEB_REQ_BODY;
 	return MHD_YES;
