@@ -11,7 +11,6 @@
 #include <stdint.h>
 
 #include <microhttpd.h>
-#include <yaml.h>
 
 #include "core/core.h"
 #include "core/loop-t.h"
@@ -56,11 +55,6 @@ uint64_t web_api_started(void);
 uint64_t web_api_now(void);		/* the loop's monotonic ms */
 
 /* ---- JSON in (api.c): through libyaml, JSON being YAML's flow style ---- */
-
-struct web_json {
-	yaml_document_t	 doc;
-	bool		 ok;
-};
 
 /* Whether text nests deeper than max ('[' and '{' outside strings): a
  * byte scan done before any parser sees the text. */

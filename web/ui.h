@@ -8,12 +8,7 @@
 
 #include <microhttpd.h>
 
-struct web_ui_asset {
-	const char	*path;		/* "/ui/app.js" */
-	const char	*type;
-	const char	*data;
-	size_t		 len;
-};
+#include "web-t.h"
 
 extern const struct web_ui_asset web_ui_assets[];	/* ends with a NULL path */
 

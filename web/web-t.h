@@ -1,7 +1,7 @@
 /* The admin server's types: the route table's rows, a request on its way
  * through them, sessions and password jobs, and the states of the front's
- * connections. The handlers return libmicrohttpd's result, so its header
- * is the one library header here. */
+ * connections. The handlers return libmicrohttpd's result and JSON comes
+ * in through libyaml, so their headers are the library headers here. */
 #ifndef KEEL_WEB_WEB_T_H
 #define KEEL_WEB_WEB_T_H
 
@@ -10,6 +10,7 @@
 #include <stdint.h>
 
 #include <microhttpd.h>
+#include <yaml.h>
 
 #include "core/buf.h"
 
@@ -103,6 +104,20 @@ struct web_req {
 	struct web_auth_job job;	/* a password being hashed */
 	char		 user[64];	/* the login being checked */
 	char		 password[256];	/* a new password waiting for the current one's check */
+};
+
+/* A JSON body, parsed by libyaml (JSON is YAML's flow style). */
+struct web_json {
+	yaml_document_t	 doc;
+	bool		 ok;
+};
+
+/* One of the UI's files, built into the binary (web/ui/assets.sh). */
+struct web_ui_asset {
+	const char	*path;		/* "/ui/app.js" */
+	const char	*type;
+	const char	*data;
+	size_t		 len;
 };
 
 /* ---- the front's connections ---- */
