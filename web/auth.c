@@ -144,7 +144,7 @@ static int auth_key_load(const char *path, char *err, size_t errlen)
 	ssize_t n;
 	int fd;
 
-	fd = open(path, O_RDONLY | O_CLOEXEC | O_NOFOLLOW);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd == -1 && errno == ENOENT) {
 		if (getrandom(au.key, sizeof(au.key), 0) != (ssize_t)sizeof(au.key)) {
 			snprintf(err, errlen, "session key: getrandom: %s", strerror(errno));
