@@ -39,6 +39,9 @@ struct keel_admin_conf {
 	int64_t		max_connections;
 	int64_t		idle_timeout;	/* ms */
 	int64_t		request_memory;	/* bytes per connection, headers included */
+	int64_t		head_timeout;	/* ms for a whole request head */
+	int64_t		max_connections_per_ip;
+	char		*session_key_file; /* "": state_dir/session.key */
 };
 
 enum keel_balance {

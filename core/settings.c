@@ -121,6 +121,22 @@ static const struct core_conf_def admin_defs[] = {
 	  .offset = offsetof(struct keel_admin_conf, request_memory),
 	  .dflt = "32k", .min = 4 * KB, .max = 1 * MB,
 	  .doc = "Memory for one request's line and headers; larger requests get 431." },
+	{ .name = "head_timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_admin_conf, head_timeout),
+	  .dflt = "10s", .min = 100, .max = 600 * SEC,
+	  .doc = "A request's line and headers must all arrive within this time from their "
+		 "first byte (or the connection's start); else the connection is closed." },
+	{ .name = "max_connections_per_ip", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_admin_conf, max_connections_per_ip),
+	  .dflt = "16", .min = 1, .max = 10000,
+	  .doc = "Connections one client address may hold open at once; more are closed at "
+		 "once, so one address cannot take all of `max_connections`." },
+	{ .name = "session_key_file", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_admin_conf, session_key_file), .dflt = "",
+	  .min = 0, .max = 255,
+	  .doc = "The key (32 bytes) that signs admin sessions shared through Redis; made "
+		 "(mode 0600) when missing. Gateways that share sessions must share this file; "
+		 "Redis never sees it. Empty: `state_dir/session.key`." },
 	{ 0 }
 };
 

@@ -8,13 +8,45 @@
 #include <unistd.h>
 
 #include "core.h"
+#include "log.h"
 #include "state.h"
+
+/* A state directory that others can enter would show them keel's
+ * secrets (config.db, the -c file, session.key): it is made private, with
+ * a log line, or refused when that cannot be done. */
+static int state_dir_private(const char *dir, char *err, size_t errlen)
+{
+	struct stat st;
+
+	if (stat(dir, &st) == -1) {
+		snprintf(err, errlen, "state directory %s: %s", dir, strerror(errno));
+		return CORE_ERROR;
+	}
+	if (!S_ISDIR(st.st_mode)) {
+		snprintf(err, errlen, "state directory %s is not a directory", dir);
+		return CORE_ERROR;
+	}
+	if ((st.st_mode & 077) == 0)
+		return CORE_OK;
+	if (chmod(dir, st.st_mode & 0700) == -1) {
+		snprintf(err, errlen, "state directory %s is open to other users (mode %03o) and "
+			 "cannot be made private: %s", dir, (unsigned)(st.st_mode & 0777),
+			 strerror(errno));
+		return CORE_ERROR;
+	}
+	core_log_warn("state", "state directory %s was open to other users (mode %03o); made it "
+		      "%03o", dir, (unsigned)(st.st_mode & 0777), (unsigned)(st.st_mode & 0700));
+	return CORE_OK;
+}
 
 int core_state_dir(const char *dir, char *err, size_t errlen)
 {
 	char path[512];
 	size_t i, n = strlen(dir);
 
+	/* What keel creates from now on is its own: databases, the config
+	 * file it rewrites, keys. */
+	umask(077);
 	if (n == 0 || n >= sizeof(path)) {
 		snprintf(err, errlen, "state directory '%s' is not usable", dir);
 		return CORE_ERROR;
@@ -30,7 +62,7 @@ int core_state_dir(const char *dir, char *err, size_t errlen)
 		}
 		path[i] = i < n ? '/' : '\0';
 	}
-	return CORE_OK;
+	return state_dir_private(dir, err, errlen);
 }
 
 int core_state_key(const char *dir, unsigned char key[CORE_STATE_KEY_LEN],
@@ -88,6 +120,10 @@ int core_state_write(const char *path, const void *data, size_t len, mode_t mode
 		snprintf(err, errlen, "%s: path too long", path);
 		return CORE_ERROR;
 	}
+	/* Never readable by others, whatever the caller asked: a config file
+	 * holds secrets. The old file's mode does not carry over. */
+	mode &= 0700;
+	unlink(tmp);
 	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode);
 	if (fd == -1) {
 		snprintf(err, errlen, "%s: %s", tmp, strerror(errno));

@@ -3,12 +3,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <time.h>
 
 #include <sqlite3.h>
 
 #include "conf.h"
 #include "core.h"
+#include "log.h"
 #include "state.h"
 #include "store.h"
 
@@ -36,6 +38,23 @@ static int store_fail(struct core_store *st, const char *what, char *err, size_t
 	return CORE_ERROR;
 }
 
+/* The store holds the configuration's secrets: a database (and its WAL
+ * files) made readable by others before keel set a umask is made 0600. */
+static void store_private(const char *db)
+{
+	static const char *const suffix[] = { "", "-wal", "-shm" };
+	char path[600];
+	struct stat sb;
+	size_t i;
+
+	for (i = 0; i < CORE_ARRAY_SIZE(suffix); i++) {
+		snprintf(path, sizeof(path), "%s%s", db, suffix[i]);
+		if (stat(path, &sb) == 0 && (sb.st_mode & 077) != 0 && chmod(path, 0600) == 0)
+			core_log_warn("store", "%s was readable by other users (mode %03o); made it 600",
+				      path, (unsigned)(sb.st_mode & 0777));
+	}
+}
+
 struct core_store *core_store_open(const char *state_dir, char *err, size_t errlen)
 {
 	struct core_store *st;
@@ -56,6 +75,7 @@ struct core_store *core_store_open(const char *state_dir, char *err, size_t errl
 		core_store_close(st);
 		return NULL;
 	}
+	store_private(path);
 	return st;
 }
 

@@ -1,40 +1,52 @@
-/* The admin server's HTTPS front. libmicrohttpd is built without TLS, so
- * keel terminates TLS itself: each accepted connection does its handshake
- * here, then gets a socketpair whose other end is handed to the daemon
- * with the client's real address, and bytes are pumped both ways. */
+/* The admin server's front: every admin connection, HTTPS or plain HTTP,
+ * is accepted here (core/net.h's one accept path), TLS is terminated here
+ * when admin.tls is on, and the bytes go to libmicrohttpd over a
+ * socketpair with the client's real address; libmicrohttpd never listens
+ * itself. The front owns what must hold before a request reaches the
+ * daemon: one deadline for a whole request head (a client dripping header
+ * lines is closed), and a cap on connections per client address. */
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <unistd.h>
 
 #include <microhttpd.h>
 
 #include "core/core.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/net.h"
 #include "core/tls.h"
 #include "front.h"
 
-#define FRONT_BUF	16384
-#define FRONT_HANDSHAKE_MS 10000
+#define FRONT_BUF		16384
+#define FRONT_HANDSHAKE_MS	10000
+#define FRONT_LOG_EVERY_MS	10000	/* refusals past the per-address cap */
+#define FRONT_LINGER_MS		2000	/* reading what follows a final answer */
 
 struct front_conn {
-	struct core_tls	  *tls;
+	enum web_conn_state state;
+	struct core_tls	  *tls;		/* NULL: plain HTTP */
 	int		   cfd;		/* the client */
 	int		   mfd;		/* our end of the pair; -1 before */
 	struct core_io	   cio, mio;
 	struct core_timer  timer;
 	struct core_defer  reap;
-	struct front_conn *prev, *next;
+	struct core_list   link;	/* fr.conns */
 	struct sockaddr_storage peer;
 	socklen_t	   peerlen;
+	char		   ip[64];	/* the peer's address, for the cap and logs */
 	uint64_t	   since;	/* last progress */
-	bool		   up;		/* handshake done, pair made */
+	uint64_t	   head_at;	/* when the current head began */
+	unsigned	   eoh;		/* end-of-head scanner: CR LF CR LF matched so far */
+	bool		   answered;	/* the daemon wrote since the head ended */
 	bool		   c_eof, m_eof;
+	bool		   m_gone;	/* the daemon stopped reading: client bytes are dropped */
 	size_t		   in_len, in_off;	/* client -> daemon */
 	size_t		   out_len, out_off;	/* daemon -> client */
 	char		   in[FRONT_BUF];
@@ -51,17 +63,31 @@ static struct {
 	struct core_loop  *loop;
 	struct MHD_Daemon *mhd;
 	void		 (*kick)(void);
+	bool		   https;
 	struct core_tls_server *tls;
 	struct front_listener *ls[16];	/* by pointer: a reload keeps some */
 	unsigned	   nls;
 	struct core_net_acceptor acceptor;
-	struct front_conn *conns;
+	struct core_list   conns;
 	unsigned	   nconns;
-	uint64_t	   idle_ms;
+	uint64_t	   idle_ms, head_ms;
+	unsigned	   per_ip;
+	uint64_t	   capped, capped_logged_at;	/* refusals past the cap */
 	char		   fingerprint[128];
 } fr;
 
-static void front_step(struct front_conn *c);
+const char *web_conn_state_str(enum web_conn_state s)
+{
+	static const char *const names[] = {
+		[WEB_CONN_HANDSHAKE] = "handshake",
+		[WEB_CONN_HEAD] = "head",
+		[WEB_CONN_BUSY] = "busy",
+		[WEB_CONN_LINGER] = "linger",
+		[WEB_CONN_CLOSED] = "closed",
+	};
+
+	return (unsigned)s < CORE_ARRAY_SIZE(names) ? names[s] : "?";
+}
 
 static void conn_reap(struct core_defer *d)
 {
@@ -70,11 +96,13 @@ static void conn_reap(struct core_defer *d)
 
 static void conn_close(struct front_conn *c)
 {
-	if (c->cfd == -1)
+	if (c->state == WEB_CONN_CLOSED)
 		return;
+	c->state = WEB_CONN_CLOSED;
 	core_io_stop(&c->cio);
 	core_timer_stop(&c->timer);
 	core_tls_free(c->tls);
+	c->tls = NULL;
 	close(c->cfd);
 	c->cfd = -1;
 	if (c->mfd != -1) {
@@ -82,25 +110,15 @@ static void conn_close(struct front_conn *c)
 		close(c->mfd);	/* the daemon sees its end close */
 		c->mfd = -1;
 	}
-	if (c->prev != NULL)
-		c->prev->next = c->next;
-	else
-		fr.conns = c->next;
-	if (c->next != NULL)
-		c->next->prev = c->prev;
+	core_list_del(&c->link);
 	fr.nconns--;
 	core_loop_defer(fr.loop, &c->reap, conn_reap);
 	core_net_accept_wake(&fr.acceptor);
 }
 
-static const char *peer_text(const struct front_conn *c, char *buf, size_t len)
-{
-	return core_net_ntop((const struct sockaddr *)&c->peer, buf, len);
-}
-
 static void front_on_io(struct core_io *io, unsigned revents);
 
-/* Hands the established connection to the daemon. */
+/* Hands the connection to the daemon. */
 static int conn_attach(struct front_conn *c)
 {
 	int sp[2];
@@ -114,20 +132,29 @@ static int conn_attach(struct front_conn *c)
 	}
 	c->mfd = sp[0];
 	core_io_init(fr.loop, &c->mio, c->mfd, front_on_io, c);
-	c->up = true;
+	c->state = WEB_CONN_HEAD;
+	c->head_at = c->since = core_loop_now(fr.loop);
+	c->eoh = 0;
 	fr.kick();
 	return CORE_OK;
+}
+
+static uint64_t left(uint64_t deadline, uint64_t now)
+{
+	return deadline > now ? deadline - now : 0;
 }
 
 static void front_arm(struct front_conn *c)
 {
 	unsigned cev = 0, mev = 0;
-	uint64_t now = core_loop_now(fr.loop);
+	uint64_t now = core_loop_now(fr.loop), ms;
 
-	if (!c->up) {
+	if (c->state == WEB_CONN_HANDSHAKE) {
 		cev = core_tls_want(c->tls);
-		core_timer_start(&c->timer, c->since + FRONT_HANDSHAKE_MS > now ?
-					    c->since + FRONT_HANDSHAKE_MS - now : 0);
+		ms = left(c->since + FRONT_HANDSHAKE_MS, now);
+	} else if (c->state == WEB_CONN_LINGER) {
+		cev = CORE_IO_READ;
+		ms = left(c->head_at + FRONT_LINGER_MS, now);
 	} else {
 		if (c->in_len == 0 && !c->c_eof)
 			cev |= CORE_IO_READ;
@@ -137,12 +164,100 @@ static void front_arm(struct front_conn *c)
 			mev |= CORE_IO_READ;
 		if (c->in_off < c->in_len)
 			mev |= CORE_IO_WRITE;
-		core_timer_start(&c->timer, c->since + fr.idle_ms > now ?
-					    c->since + fr.idle_ms - now : 0);
+		ms = left(c->since + fr.idle_ms, now);
+		/* The head has one deadline, however steadily its bytes come. */
+		if (c->state == WEB_CONN_HEAD && left(c->head_at + fr.head_ms, now) < ms)
+			ms = left(c->head_at + fr.head_ms, now);
 	}
+	core_timer_start(&c->timer, ms);
 	if (core_io_set(&c->cio, cev) != CORE_OK ||
 	    (c->mfd != -1 && core_io_set(&c->mio, mev) != CORE_OK))
 		conn_close(c);
+}
+
+/*
+ * Follows the client's bytes for the end of a request head (an empty
+ * line). After the daemon answered, the next byte from the client starts
+ * the next head and its deadline. Body bytes are not parsed: a body is
+ * the daemon's to read, under admin.idle_timeout.
+ */
+static void conn_scan(struct front_conn *c, const char *p, size_t n)
+{
+	size_t i;
+
+	if (n > 0 && c->state == WEB_CONN_BUSY && c->answered) {
+		c->state = WEB_CONN_HEAD;
+		c->head_at = core_loop_now(fr.loop);
+		c->eoh = 0;
+		c->answered = false;
+	}
+	for (i = 0; i < n && c->state == WEB_CONN_HEAD; i++) {
+		if (p[i] == '\n')
+			c->eoh = c->eoh >= 1 ? 2 : 1;	/* "\n\n" or "\r\n\r\n" */
+		else if (p[i] != '\r')
+			c->eoh = 0;
+		if (c->eoh == 2) {
+			c->state = WEB_CONN_BUSY;
+			c->answered = false;
+		}
+	}
+}
+
+static ssize_t client_read(struct front_conn *c, void *buf, size_t len)
+{
+	ssize_t n;
+
+	if (c->tls != NULL)
+		return core_tls_read(c->tls, buf, len);
+	n = read(c->cfd, buf, len);
+	if (n >= 0)
+		return n;
+	return errno == EAGAIN || errno == EINTR ? CORE_AGAIN : CORE_ERROR;
+}
+
+static ssize_t client_write(struct front_conn *c, const char *buf, size_t len)
+{
+	struct iovec iov = { (void *)buf, len };
+	ssize_t n;
+
+	if (c->tls != NULL)
+		return core_tls_writev(c->tls, &iov, 1);
+	n = write(c->cfd, buf, len);
+	if (n >= 0)
+		return n;
+	return errno == EAGAIN || errno == EINTR ? 0 : CORE_ERROR;
+}
+
+/* The daemon closed after its answer while the client may still be
+ * sending (a body refused on its head): a close now would reset the
+ * connection and could destroy the answer before the client reads it. */
+static void conn_linger(struct front_conn *c)
+{
+	core_io_stop(&c->mio);
+	close(c->mfd);
+	c->mfd = -1;
+	shutdown(c->cfd, SHUT_WR);
+	c->state = WEB_CONN_LINGER;
+	c->head_at = core_loop_now(fr.loop);
+}
+
+/* Reads and drops; false when the connection closed. */
+static bool conn_drain(struct front_conn *c)
+{
+	unsigned i;
+	ssize_t n;
+
+	for (i = 0; i < 16; i++) {
+		n = client_read(c, c->in, sizeof(c->in));
+		if (n == CORE_AGAIN)
+			return true;
+		if (n <= 0)
+			break;
+	}
+	if (i == 16)
+		return true;	/* more later: the loop comes back */
+	conn_close(c);
+	return false;
 }
 
 /* Moves what it can; false when the connection closed. */
@@ -153,23 +268,33 @@ static bool front_pump(struct front_conn *c)
 
 	/* client -> daemon */
 	if (c->in_len == 0 && !c->c_eof) {
-		n = core_tls_read(c->tls, c->in, sizeof(c->in));
+		n = client_read(c, c->in, sizeof(c->in));
 		if (n > 0) {
 			c->in_len = (size_t)n;
 			c->in_off = 0;
+			conn_scan(c, c->in, (size_t)n);
 		} else if (n == 0) {
 			c->c_eof = true;
 			shutdown(c->mfd, SHUT_WR);
 		} else if (n != CORE_AGAIN)
 			return conn_close(c), false;
 	}
+	if (c->in_off < c->in_len && c->m_gone) {
+		c->in_len = c->in_off = 0;	/* nobody reads it: dropped */
+		moved = true;
+	}
 	if (c->in_off < c->in_len) {
-		n = write(c->mfd, c->in + c->in_off, c->in_len - c->in_off);
+		n = send(c->mfd, c->in + c->in_off, c->in_len - c->in_off, MSG_NOSIGNAL);
 		if (n > 0) {
 			c->in_off += (size_t)n;
 			moved = true;
 			if (c->in_off == c->in_len)
 				c->in_len = c->in_off = 0;
+		} else if (n == -1 && (errno == EPIPE || errno == ECONNRESET)) {
+			/* The daemon answered and closed without reading it all
+			 * (a body refused on its head): its answer still goes out. */
+			c->m_gone = true;
+			c->in_len = c->in_off = 0;
 		} else if (n == -1 && errno != EAGAIN && errno != EINTR)
 			return conn_close(c), false;
 	}
@@ -180,15 +305,14 @@ static bool front_pump(struct front_conn *c)
 		if (n > 0) {
 			c->out_len = (size_t)n;
 			c->out_off = 0;
+			c->answered = true;
 		} else if (n == 0)
 			c->m_eof = true;
 		else if (errno != EAGAIN && errno != EINTR)
 			return conn_close(c), false;
 	}
 	if (c->out_off < c->out_len) {
-		struct iovec iov = { c->out + c->out_off, c->out_len - c->out_off };
-
-		n = core_tls_writev(c->tls, &iov, 1);
+		n = client_write(c, c->out + c->out_off, c->out_len - c->out_off);
 		if (n < 0)
 			return conn_close(c), false;
 		if (n > 0) {
@@ -199,9 +323,14 @@ static bool front_pump(struct front_conn *c)
 		}
 	}
 	if (c->m_eof && c->out_len == 0) {
-		core_tls_close(c->tls);
-		conn_close(c);
-		return false;
+		if (c->tls != NULL)
+			core_tls_close(c->tls);
+		if (c->c_eof) {
+			conn_close(c);
+			return false;
+		}
+		conn_linger(c);
+		return true;
 	}
 	if (c->c_eof && c->m_eof)
 		return conn_close(c), false;
@@ -212,14 +341,14 @@ static bool front_pump(struct front_conn *c)
 
 static void front_step(struct front_conn *c)
 {
-	char err[160], peer[64];
+	char err[160];
 	unsigned guard;
 
-	if (!c->up) {
+	if (c->state == WEB_CONN_HANDSHAKE) {
 		int rc = core_tls_handshake(c->tls, err, sizeof(err));
 
 		if (rc == CORE_ERROR) {
-			core_log_info("web", "%s: TLS: %s", peer_text(c, peer, sizeof(peer)), err);
+			core_log_info("web", "%s: TLS: %s", c->ip, err);
 			conn_close(c);
 			return;
 		}
@@ -228,22 +357,25 @@ static void front_step(struct front_conn *c)
 			return;
 		}
 		if (conn_attach(c) != CORE_OK) {
-			core_log_warn("web", "%s: the admin server took no connection",
-				      peer_text(c, peer, sizeof(peer)));
+			core_log_warn("web", "%s: the admin server took no connection", c->ip);
 			conn_close(c);
 			return;
 		}
-		c->since = core_loop_now(fr.loop);
+	}
+	if (c->state == WEB_CONN_LINGER) {
+		if (conn_drain(c))
+			front_arm(c);
+		return;
 	}
 	/* A few rounds: TLS may hold plaintext the socket will not signal. */
 	for (guard = 0; guard < 4; guard++) {
 		if (!front_pump(c))
 			return;
-		if (c->in_len != 0 || c->c_eof || core_tls_pending(c->tls) == 0)
+		if (c->state == WEB_CONN_LINGER || c->tls == NULL || c->in_len != 0 || c->c_eof || core_tls_pending(c->tls) == 0)
 			break;
 	}
 	fr.kick();
-	if (c->cfd != -1)
+	if (c->state != WEB_CONN_CLOSED)
 		front_arm(c);
 }
 
@@ -256,23 +388,53 @@ static void front_on_io(struct core_io *io, unsigned revents)
 static void front_on_timer(struct core_timer *t)
 {
 	struct front_conn *c = t->data;
-	char peer[64];
+	uint64_t now = core_loop_now(fr.loop);
 
-	core_log_debug("web", "%s: admin connection %s", peer_text(c, peer, sizeof(peer)),
-		       c->up ? "idle; closed" : "handshake timed out");
+	if (c->state == WEB_CONN_HEAD && now >= c->head_at + fr.head_ms)
+		core_log_info("web", "%s: request head not complete after %llu ms; closed", c->ip,
+			      (unsigned long long)fr.head_ms);
+	else
+		core_log_debug("web", "%s: admin connection timed out in state %s; closed", c->ip,
+			       web_conn_state_str(c->state));
 	conn_close(c);
 }
 
-/* An admin connection from the accept path (core/net.h): its handshake
- * starts here. */
+/* Connections open from the address ip. The list holds at most
+ * admin.max_connections, so a walk is cheap next to an accept. */
+static unsigned conns_from(const char *ip)
+{
+	struct core_list *it, *tmp;
+	unsigned n = 0;
+
+	core_list_each(it, tmp, &fr.conns)
+		if (!strcmp(core_list_elem(it, struct front_conn, link)->ip, ip))
+			n++;
+	return n;
+}
+
+/* An admin connection from the accept path (core/net.h). */
 static void front_on_accept(struct core_net_listener *nl, int fd,
 			    const struct sockaddr_storage *ss, socklen_t sl)
 {
 	struct front_listener *ln = CORE_CONTAINER_OF(nl, struct front_listener, acc);
+	uint64_t now = core_loop_now(fr.loop);
 	struct front_conn *c;
+	char ip[64];
 
+	core_net_ntop((const struct sockaddr *)ss, ip, sizeof(ip));
+	if (conns_from(ip) >= fr.per_ip) {
+		close(fd);
+		fr.capped++;
+		if (now - fr.capped_logged_at >= FRONT_LOG_EVERY_MS || fr.capped_logged_at == 0) {
+			core_log_warn("web", "%s: %s already holds %u admin connections "
+				      "(admin.max_connections_per_ip); refused (%llu so far)",
+				      ln->name, ip, fr.per_ip, (unsigned long long)fr.capped);
+			fr.capped_logged_at = now;
+		}
+		return;
+	}
 	if ((c = calloc(1, sizeof(*c))) == NULL ||
-	    (c->tls = core_tls_new(fr.tls, fd)) == NULL) {
+	    (fr.https && (c->tls = core_tls_new(fr.tls, fd)) == NULL)) {
 		free(c);
 		close(fd);
 		core_log_error("web", "%s: out of memory for a connection", ln->name);
@@ -282,14 +444,18 @@ static void front_on_accept(struct core_net_listener *nl, int fd,
 	c->mfd = -1;
 	memcpy(&c->peer, ss, sl);
 	c->peerlen = sl;
-	c->since = core_loop_now(fr.loop);
+	snprintf(c->ip, sizeof(c->ip), "%s", ip);
+	c->since = now;
+	c->state = WEB_CONN_HANDSHAKE;
 	core_io_init(fr.loop, &c->cio, fd, front_on_io, c);
 	core_timer_init(fr.loop, &c->timer, front_on_timer, c);
-	c->next = fr.conns;
-	if (fr.conns != NULL)
-		fr.conns->prev = c;
-	fr.conns = c;
+	core_list_add(&fr.conns, &c->link);
 	fr.nconns++;
+	if (!fr.https && conn_attach(c) != CORE_OK) {
+		core_log_warn("web", "%s: the admin server took no connection", c->ip);
+		conn_close(c);
+		return;
+	}
 	front_arm(c);
 }
 
@@ -383,7 +549,8 @@ static int front_listen(const struct keel_admin_conf *ac, char *err, size_t errl
 	for (i = 0; i < n; i++) {
 		fr.ls[i] = next[i];
 		if (fresh[i])
-			core_log_info("web", "admin server listening on %s (https)", next[i]->name);
+			core_log_info("web", "admin server listening on %s%s", next[i]->name,
+				      fr.https ? " (https)" : "");
 	}
 	fr.nls = (unsigned)n;
 	return CORE_OK;
@@ -403,6 +570,26 @@ fail:
 	return CORE_ERROR;
 }
 
+static bool front_same_addresses(const struct keel_admin_conf *ac)
+{
+	const struct core_conf_addr *a = ac->listen.v;
+	size_t i;
+
+	if (ac->listen.n != fr.nls)
+		return false;
+	for (i = 0; i < fr.nls; i++)
+		if (strcmp(a[i].text, fr.ls[i]->name))
+			return false;
+	return true;
+}
+
+static void front_limits(const struct keel_admin_conf *ac)
+{
+	fr.idle_ms = (uint64_t)ac->idle_timeout;
+	fr.head_ms = (uint64_t)ac->head_timeout;
+	fr.per_ip = (unsigned)ac->max_connections_per_ip;
+}
+
 int web_front_start(struct core_loop *loop, const struct keel_admin_conf *ac,
 		    const char *state_dir, const char *node, struct MHD_Daemon *mhd,
 		    void (*kick)(void), char *err, size_t errlen)
@@ -410,10 +597,12 @@ int web_front_start(struct core_loop *loop, const struct keel_admin_conf *ac,
 	fr.loop = loop;
 	fr.mhd = mhd;
 	fr.kick = kick;
+	fr.https = ac->tls.enabled;
+	core_list_init(&fr.conns);
 	core_net_accept_init(&fr.acceptor, loop, "web", (unsigned)ac->max_connections,
 			     &fr.nconns, front_on_accept);
-	fr.idle_ms = (uint64_t)ac->idle_timeout;
-	if ((fr.tls = front_tls(ac, state_dir, node, err, errlen)) == NULL)
+	front_limits(ac);
+	if (fr.https && (fr.tls = front_tls(ac, state_dir, node, err, errlen)) == NULL)
 		return CORE_ERROR;
 	return front_listen(ac, err, errlen);
 }
@@ -421,21 +610,29 @@ int web_front_start(struct core_loop *loop, const struct keel_admin_conf *ac,
 int web_front_reload(const struct keel_admin_conf *ac, const char *state_dir,
 		     const char *node, char *err, size_t errlen)
 {
-	struct core_tls_server *srv;
+	struct core_tls_server *srv = NULL;
 
 	if (fr.loop == NULL)
 		return CORE_OK;
-	if ((srv = front_tls(ac, state_dir, node, err, errlen)) == NULL)
+	if (fr.https && (srv = front_tls(ac, state_dir, node, err, errlen)) == NULL)
 		return CORE_ERROR;
-	if (front_listen(ac, err, errlen) != CORE_OK) {
+	/* Over plain HTTP the addresses stay what they were at start: there is
+	 * no confirm-or-revert to save an admin who moved it by mistake from
+	 * a browser that cannot follow (documented; a restart applies it). */
+	if (!fr.https && !front_same_addresses(ac))
+		core_log_warn("web", "admin.listen: changing it needs a restart when admin.tls is off; "
+			      "the running addresses stay");
+	else if (front_listen(ac, err, errlen) != CORE_OK) {
 		core_tls_server_drop(srv);
 		return CORE_ERROR;
 	}
 	/* Open connections keep the context they started with. */
-	core_tls_server_drop(fr.tls);
-	fr.tls = srv;
+	if (fr.https) {
+		core_tls_server_drop(fr.tls);
+		fr.tls = srv;
+	}
 	core_net_accept_limit(&fr.acceptor, (unsigned)ac->max_connections);
-	fr.idle_ms = (uint64_t)ac->idle_timeout;
+	front_limits(ac);
 	return CORE_OK;
 }
 
@@ -448,13 +645,14 @@ void web_front_stop(void)
 {
 	unsigned i;
 
-	while (fr.conns != NULL)
-		conn_close(fr.conns);
+	if (fr.loop == NULL)
+		return;
+	while (!core_list_empty(&fr.conns))
+		conn_close(core_list_first(&fr.conns, struct front_conn, link));
 	for (i = 0; i < fr.nls; i++)
 		listener_close(fr.ls[i]);
 	fr.nls = 0;
-	if (fr.loop != NULL)
-		core_net_accept_stop(&fr.acceptor);
+	core_net_accept_stop(&fr.acceptor);
 	fr.loop = NULL;
 	core_tls_server_drop(fr.tls);
 	fr.tls = NULL;

@@ -11,25 +11,20 @@
 			"img-src 'self' data:; connect-src 'self'; base-uri 'none'; " \
 			"form-action 'self'; frame-ancestors 'none'"
 
-bool ui_is(const char *url)
+static const struct web_ui_asset *ui_find(const char *url)
 {
-	return !strcmp(url, "/") || !strcmp(url, "/index.html") || !strncmp(url, "/ui/", 4);
-}
-
-static const struct ui_asset *ui_find(const char *url)
-{
-	const struct ui_asset *a;
+	const struct web_ui_asset *a;
 
 	if (!strcmp(url, "/") || !strcmp(url, "/index.html"))
 		url = "/ui/index.html";
-	for (a = ui_assets; a->path != NULL; a++)
+	for (a = web_ui_assets; a->path != NULL; a++)
 		if (!strcmp(a->path, url))
 			return a;
 	return NULL;
 }
 
 static enum MHD_Result ui_reply(struct MHD_Connection *c, unsigned status, const char *type,
-				const char *body, size_t len, const char *etag)
+				const char *body, size_t len, const char *etag, bool https)
 {
 	struct MHD_Response *r;
 	enum MHD_Result rc;
@@ -40,7 +35,7 @@ static enum MHD_Result ui_reply(struct MHD_Connection *c, unsigned status, const
 	MHD_add_response_header(r, "Content-Type", type);
 	MHD_add_response_header(r, "Cache-Control", "no-cache");
 	MHD_add_response_header(r, "Content-Security-Policy", UI_POLICY);
-	api_security_headers(r);
+	web_api_security_headers(r, https);
 	if (etag != NULL)
 		MHD_add_response_header(r, "ETag", etag);
 	rc = MHD_queue_response(c, status, r);
@@ -48,19 +43,21 @@ static enum MHD_Result ui_reply(struct MHD_Connection *c, unsigned status, const
 	return rc;
 }
 
-enum MHD_Result ui_serve(struct MHD_Connection *c, const char *method, const char *url)
+enum MHD_Result web_ui_serve(struct MHD_Connection *c, const char *method, const char *url,
+			     bool https)
 {
 	/* The build's revision names the files' version. */
 	static const char etag[] = "\"" KEEL_REVISION "\"";
-	const struct ui_asset *a;
+	const struct web_ui_asset *a;
 	const char *inm;
 
 	if (strcmp(method, "GET") && strcmp(method, "HEAD"))
-		return ui_reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "use GET\n", 8, NULL);
+		return ui_reply(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain", "use GET\n", 8, NULL,
+				https);
 	if ((a = ui_find(url)) == NULL)
-		return ui_reply(c, MHD_HTTP_NOT_FOUND, "text/plain", "no such file\n", 13, NULL);
+		return ui_reply(c, MHD_HTTP_NOT_FOUND, "text/plain", "no such file\n", 13, NULL, https);
 	inm = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "If-None-Match");
 	if (inm != NULL && !strcmp(inm, etag) && strstr(etag, "dirty") == NULL)
-		return ui_reply(c, MHD_HTTP_NOT_MODIFIED, a->type, "", 0, etag);
-	return ui_reply(c, MHD_HTTP_OK, a->type, a->data, a->len, etag);
+		return ui_reply(c, MHD_HTTP_NOT_MODIFIED, a->type, "", 0, etag, https);
+	return ui_reply(c, MHD_HTTP_OK, a->type, a->data, a->len, etag, https);
 }

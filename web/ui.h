@@ -8,19 +8,12 @@
 
 #include <microhttpd.h>
 
-struct ui_asset {
-	const char	*path;		/* "/ui/app.js" */
-	const char	*type;
-	const char	*data;
-	size_t		 len;
-};
+#include "web-t.h"
 
-extern const struct ui_asset ui_assets[];	/* ends with a NULL path */
+extern const struct web_ui_asset web_ui_assets[];	/* ends with a NULL path */
 
-/* Whether url is one of the UI's: "/", "/ui/...". */
-bool ui_is(const char *url);
-
-/* Answers a GET or HEAD for url (ui_is said yes). */
-enum MHD_Result ui_serve(struct MHD_Connection *c, const char *method, const char *url);
+/* Answers a GET or HEAD for url: "/", "/index.html", "/ui/...". */
+enum MHD_Result web_ui_serve(struct MHD_Connection *c, const char *method, const char *url,
+			     bool https);
 
 #endif

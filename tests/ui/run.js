@@ -379,6 +379,29 @@ async function main() {
 		await shot('13-users');
 	});
 
+	await test('users: changing the password asks for the current one', async () => {
+		const p = T.page;
+		const form = p.locator('section', { hasText: 'Change your password' });
+		const change = async (current, next) => {
+			await form.getByLabel('Current password').fill(current);
+			await form.getByLabel('New password').fill(next);
+			await form.getByLabel('Again').fill(next);
+			await form.getByRole('button', { name: 'Change password' }).click();
+			await p.waitForTimeout(100);
+			await form.locator('button[type=submit]:not([disabled])').waitFor();
+		};
+		await change('not the password at all', 'yet another long password');
+		await form.locator('.field', { has: p.getByLabel('Current password') }).locator('.err', { hasText: 'current password is wrong' }).waitFor();
+		await change(PASSWORD, 'yet another long password');
+		await p.getByText('Password changed').first().waitFor();
+		await shot('13b-password');
+		/* And back, for the tests after this one. */
+		await change('yet another long password', PASSWORD);
+		const r = await p.evaluate(async pw => (await fetch('/api/v1/login', { method: 'POST',
+			headers: { 'Content-Type': 'application/json' }, body: JSON.stringify({ user: 'admin', password: pw }) })).status, PASSWORD);
+		if (r !== 200) throw new Error('the password was not changed back: ' + r);
+	});
+
 	await test('no script errors on any page', async () => {
 		if (T.errors.length) throw new Error(T.errors.join('\n'));
 	});

@@ -798,11 +798,12 @@ pages['/users'] = async main => {
 		render();
 	})));
 	main.append(panel('Change your password', mkform(h('div', { class: 'fields' },
+		field({ name: 'current', label: 'Current password', type: 'password', field: 'current', autocomplete: 'current-password' }),
 		field({ name: 'password', label: 'New password', type: 'password', field: 'password', autocomplete: 'new-password' }),
 		field({ name: 'again', label: 'Again', type: 'password', field: 'again', autocomplete: 'new-password' })),
 	'Change password', async (v, form) => {
 		if (v.password !== v.again) return showErrors(form, { field: 'again', error: 'the two passwords differ' });
-		const r = await api('POST', '/api/v1/password', { password: v.password });
+		const r = await api('POST', '/api/v1/password', { current: v.current, password: v.password });
 		if (!r.ok) return showErrors(form, r.data);
 		toast('Password changed; your other sessions were ended');
 	})));

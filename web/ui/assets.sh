@@ -11,10 +11,10 @@ here=$(dirname "$0")
 	echo '#include "web/ui.h"'
 	i=0
 	for f in "$@"; do
-		"$here/../../core/embed.sh" "ui_file_$i" "$f" | sed 's/^const char/static const char/'
+		"$here/../../core/embed.sh" "web_ui_file_$i" "$f" | sed 's/^const char/static const char/'
 		i=$((i + 1))
 	done
-	echo 'const struct ui_asset ui_assets[] = {'
+	echo 'const struct web_ui_asset web_ui_assets[] = {'
 	i=0
 	for f in "$@"; do
 		name=$(basename "$f")
@@ -24,7 +24,7 @@ here=$(dirname "$0")
 		*.js)	type='text/javascript; charset=utf-8' ;;
 		*)	echo "assets.sh: no type for $name" >&2; exit 1 ;;
 		esac
-		printf '\t{ "/ui/%s", "%s", ui_file_%d, sizeof(ui_file_%d) - 1 },\n' \
+		printf '\t{ "/ui/%s", "%s", web_ui_file_%d, sizeof(web_ui_file_%d) - 1 },\n' \
 			"$name" "$type" "$i" "$i"
 		i=$((i + 1))
 	done
