@@ -495,11 +495,17 @@ def test_admin_sessions_shared_through_redis(h):
     r = node(h, "redis-a")
     lines = "redis:\n  nodes: [\"127.0.0.1:%d\"]\n" % r
     a_admin, a_front, b_admin, b_front = free_port(), free_port(), free_port(), free_port()
-    ka = h.keel(keel_conf(a_admin, lines, a_front), wait_port=a_admin)
-    kb = h.keel('state_dir: "%s"\n' % h.path("state-b") + keel_conf(b_admin, lines, b_front),
-                name="keel-b", wait_port=b_admin)
+    # The gateways share the key that signs session records, and each has
+    # the same admin account (a session is adopted only for a known user).
+    ka = h.keel(keel_conf(a_admin, lines, a_front).replace(
+        "admin: {", 'admin: { session_key_file: "%s",' % h.path("session.key"), 1),
+        wait_port=a_admin)
+    kb = h.keel('state_dir: "%s"\n' % h.path("state-b") + keel_conf(b_admin, lines, b_front).replace(
+        "admin: {", 'admin: { session_key_file: "%s",' % h.path("session.key"), 1),
+        name="keel-b", wait_port=b_admin)
+    test_api.setup(kb, b_admin)
     a, _ = test_api.setup(ka, a_admin)      # setup logs the admin in on A
-    wait_for("A's session in Redis", lambda: len(call(r, "KEYS", "keel:kv:session:*")) == 1)
+    wait_for("A's session in Redis", lambda: len(call(r, "KEYS", "keel:kv:session:*")) == 2)
     check(a.cookie.split("=", 1)[1] not in str(call(r, "KEYS", "*")), "the raw token is not stored")
     b = test_api.Admin(b_admin)
     b.cookie, b.csrf = a.cookie, a.csrf
@@ -517,7 +523,7 @@ def test_admin_sessions_shared_through_redis(h):
     check(st == 200 and js["redis"]["shared_state"] == "memory", "memory only: %s" % js.get("redis"))
     # Redis back (empty): A writes its sessions back.
     node(h, "redis-a2", port=r)
-    wait_for("A's session written back", lambda: len(call(r, "KEYS", "keel:kv:session:*")) == 1,
+    wait_for("the sessions written back", lambda: len(call(r, "KEYS", "keel:kv:session:*")) >= 1,
              timeout=10)
     st, _ = b.call("GET", "/api/v1/status")
     check(st == 401, "the old cookie stays ended")
