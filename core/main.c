@@ -624,7 +624,6 @@ int core_control_apply(struct core_conf *conf, const char *yaml, const char *aut
 	const char *prev = core_log_action("applying a configuration");
 	int rc = CORE_ERROR;
 
-	core_fault_arm("apply");
 	*rev = 0;
 	if (keel.store == NULL) {
 		snprintf(err, errlen, "the config store is not available (see the log)");
@@ -658,7 +657,6 @@ int core_control_apply(struct core_conf *conf, const char *yaml, const char *aut
 	core_log_info("main", "revision %lld applied by %s: %s", (long long)*rev, author, comment);
 	rc = CORE_OK;
 out:
-	core_fault_disarm("apply");
 	core_log_action(prev);
 	return rc;
 }

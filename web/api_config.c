@@ -10,6 +10,7 @@
 
 #include "api.h"
 #include "core/conf.h"
+#include "core/fault.h"
 #include "core/control.h"
 #include "core/log.h"
 #include "core/loop.h"
@@ -286,7 +287,21 @@ enum MHD_Result web_api_apply(struct web_req *r, const char *user, const char *t
 	return rc;
 }
 
+static enum MHD_Result config_put_body(struct web_req *r, bool yaml);
+
 static enum MHD_Result config_put(struct web_req *r, bool yaml)
+{
+	enum MHD_Result rc;
+
+	/* The whole apply, from the body to the store, is one fault phase
+	 * (core/fault.h; test builds only). */
+	core_fault_arm("apply");
+	rc = config_put_body(r, yaml);
+	core_fault_disarm("apply");
+	return rc;
+}
+
+static enum MHD_Result config_put_body(struct web_req *r, bool yaml)
 {
 	char comment[256];
 
