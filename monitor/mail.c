@@ -22,6 +22,7 @@
 
 #include "core/buf.h"
 #include "core/core.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "mail.h"
@@ -59,7 +60,7 @@ static const char *mail_state_str(enum mail_state s)
 }
 
 struct mail {
-	struct mail	*next;
+	struct core_list link;		/* in ml.all */
 	enum mail_state	 state;
 	int		 fd;
 	struct core_io	 io;
@@ -85,13 +86,13 @@ struct mail {
 };
 
 static struct {
-	struct mail	*all;
+	struct core_list all;		/* mails on their way */
 	struct core_loop *loop;
 	bool		 rng_ready;
 	mbedtls_entropy_context entropy;
 	mbedtls_ctr_drbg_context drbg;
 	unsigned long	 failures;
-} ml;
+} ml = { .all = { &ml.all, &ml.all } };
 
 static void mail_step(struct mail *m);
 
@@ -130,14 +131,9 @@ static void mail_close_conn(struct mail *m)
 
 static void mail_free(struct mail *m)
 {
-	struct mail **pp;
 	size_t i;
 
-	for (pp = &ml.all; *pp != NULL; pp = &(*pp)->next)
-		if (*pp == m) {
-			*pp = m->next;
-			break;
-		}
+	core_list_del(&m->link);
 	mail_close_conn(m);
 	core_timer_stop(&m->timer);
 	for (i = 0; i < m->nto; i++)
@@ -712,8 +708,7 @@ void monitor_mail_send(struct core_loop *loop, const struct keel_email_conf *con
 	if (m->message == NULL)
 		goto oom;
 	core_timer_init(loop, &m->timer, mail_on_timer, m);
-	m->next = ml.all;
-	ml.all = m;
+	core_list_add(&ml.all, &m->link);
 	mail_attempt(m);
 	return;
 oom:
@@ -729,8 +724,8 @@ oom:
 
 void monitor_mail_stop(void)
 {
-	while (ml.all != NULL)
-		mail_free(ml.all);
+	while (!core_list_empty(&ml.all))
+		mail_free(core_list_first(&ml.all, struct mail, link));
 	if (ml.rng_ready) {
 		mbedtls_ctr_drbg_free(&ml.drbg);
 		mbedtls_entropy_free(&ml.entropy);
