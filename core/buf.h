@@ -6,13 +6,8 @@
 #include <stddef.h>
 #include <sys/types.h>
 
-struct core_buf {
-	char	*data;
-	size_t	 start;		/* first unread byte */
-	size_t	 end;		/* one past the last byte */
-	size_t	 size;		/* bytes allocated */
-	size_t	 max;		/* hard cap on size */
-};
+#include "buf-t.h"
+
 
 void core_buf_init(struct core_buf *b, size_t max);
 

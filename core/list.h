@@ -10,10 +10,8 @@
 #include <stddef.h>
 
 #include "core.h"
+#include "list-t.h"
 
-struct core_list {
-	struct core_list *next, *prev;
-};
 
 #define CORE_LIST_HEAD(name)	struct core_list name = { &(name), &(name) }
 

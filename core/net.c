@@ -7,6 +7,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "list.h"
 #include "log.h"
 #include "loop.h"
 #include "net.h"

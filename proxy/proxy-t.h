@@ -7,11 +7,10 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#include "core/buf.h"
-#include "core/list.h"
+#include "core/buf-t.h"
+#include "core/list-t.h"
 #include "core/loop-t.h"
-#include "core/net.h"
-#include "accesslog.h"
+#include "core/net-t.h"
 #include "core/http-t.h"
 #include "upstream-t.h"
 

@@ -28,6 +28,9 @@
 #include "proxy-t.h"
 #include "proxy.h"
 #include "upstream.h"
+#include "core/list.h"
+#include "accesslog.h"
+#include "stats.h"
 
 #define PROXY_MAX_LISTENERS	32
 #define PROXY_LINGER_MS		2000	/* reading after an error reply */

@@ -7,11 +7,9 @@
 #include <stdint.h>
 #include <sys/socket.h>
 
-#include "core/list.h"
+#include "core/list-t.h"
 #include "core/loop-t.h"
-#include "core/tls.h"
 #include "core/http-t.h"
-#include "stats.h"
 
 struct proxy_upstream;
 struct proxy_runtime;

@@ -20,6 +20,8 @@
 #include "core/tls.h"
 #include "core/state.h"
 #include "upstream.h"
+#include "core/list.h"
+#include "stats.h"
 
 /* ---- building and freeing ----------------------------------------------------- */
 

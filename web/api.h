@@ -12,6 +12,7 @@
 
 #include <microhttpd.h>
 
+#include "core/buf.h"
 #include "core/core.h"
 #include "core/loop-t.h"
 #include "web-t.h"

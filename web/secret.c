@@ -11,6 +11,7 @@
 #include <yaml.h>
 
 #include "api.h"
+#include "core/buf.h"
 #include "core/conf.h"
 #include "core/settings.h"
 

@@ -12,7 +12,7 @@
 #include <microhttpd.h>
 #include <yaml.h>
 
-#include "core/buf.h"
+#include "core/buf-t.h"
 
 /* ---- authentication ---- */
 

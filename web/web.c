@@ -11,6 +11,7 @@
 
 #include <microhttpd.h>
 
+#include "core/buf.h"
 #include "core/conf.h"
 #include "core/log.h"
 #include "core/loop.h"

@@ -56,6 +56,9 @@ def violations(allowed):
                 if owner not in parts and "/" in inc:
                     yield path, no, inc, "no such part: %s" % owner
                     continue
+                if path.endswith("-t.h") and not inc.endswith("-t.h") and (path, inc) not in allowed:
+                    yield path, no, inc, "a -t.h header includes only other -t.h headers"
+                    continue
                 if owner == part or owner == "core" or (path, inc) in allowed:
                     continue
                 yield path, no, inc, "%s/ may include only core/ and %s/" % (part, part)
