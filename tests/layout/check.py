@@ -1,6 +1,7 @@
 """The folders are the architecture: fails when a file of one part includes
 a header of another part. core/ includes only core/; a part (proxy, cache,
-monitor, web, ...) includes core/ and itself. Exceptions, if any, are the
+monitor, web, ...) includes core/ and itself; a -t.h header includes only
+other -t.h headers. Exceptions, if any, are the
 lines of docs/ARCHITECTURE.md's "Exceptions to the boundaries" section of
 the form "- `FILE` includes `HEADER`: why". Writes "passed failed" to
 --result and prints every violation with its file and line."""
