@@ -37,7 +37,6 @@ struct core_defer {
 	struct core_defer *next;
 	void		 (*fn)(struct core_defer *d);
 	unsigned	   queued;
-	size_t		   arg;		/* for fn: core_loop_free_later's offset */
 };
 
 struct core_loop_signal {

@@ -316,29 +316,39 @@ static void loop_signal_read(struct core_io *io, unsigned revents)
 
 /* ---- memory freed after the batch ------------------------------------------ */
 
-/* Where the deferred call sits: after n * size bytes, aligned. */
+/* What sits after the caller's memory: the deferred call, and how far
+ * back the block begins (kept out of struct core_defer, which every
+ * connection embeds). */
+struct loop_block_tail {
+	struct core_defer d;
+	size_t		  off;
+};
+
+/* Where the tail sits: after n * size bytes, aligned. */
 static size_t loop_block_tail(size_t n, size_t size)
 {
-	size_t a = _Alignof(struct core_defer);
+	size_t a = _Alignof(struct loop_block_tail);
 
 	return (n * size + a - 1) / a * a;
 }
 
 void *core_loop_calloc(size_t n, size_t size)
 {
-	if (size != 0 && n > (SIZE_MAX - 2 * sizeof(struct core_defer)) / size)
+	if (size != 0 && n > (SIZE_MAX - 2 * sizeof(struct loop_block_tail)) / size)
 		return NULL;
-	return calloc(1, loop_block_tail(n, size) + sizeof(struct core_defer));
+	return calloc(1, loop_block_tail(n, size) + sizeof(struct loop_block_tail));
 }
 
 static void loop_block_reap(struct core_defer *d)
 {
-	free((char *)d - d->arg);
+	struct loop_block_tail *t = CORE_CONTAINER_OF(d, struct loop_block_tail, d);
+
+	free((char *)t - t->off);
 }
 
 void core_loop_free_later(struct core_loop *loop, void *p, size_t n, size_t size)
 {
-	struct core_defer *d;
+	struct loop_block_tail *t;
 
 	if (p == NULL)
 		return;
@@ -346,9 +356,9 @@ void core_loop_free_later(struct core_loop *loop, void *p, size_t n, size_t size
 		free(p);
 		return;
 	}
-	d = (struct core_defer *)(void *)((char *)p + loop_block_tail(n, size));
-	d->arg = loop_block_tail(n, size);
-	core_loop_defer(loop, d, loop_block_reap);
+	t = (struct loop_block_tail *)(void *)((char *)p + loop_block_tail(n, size));
+	t->off = loop_block_tail(n, size);
+	core_loop_defer(loop, &t->d, loop_block_reap);
 }
 
 /* In a child just forked: the parent's queued calls are the parent's
