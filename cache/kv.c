@@ -147,10 +147,14 @@ static void message(redisAsyncContext *ac, void *reply, void *data)
 	(void)ac;
 	(void)data;
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
-	    r->element[0]->type != REDIS_REPLY_STRING ||
-	    r->element[2]->type != REDIS_REPLY_STRING || cmd == NULL)
+	    r->element[0]->type != REDIS_REPLY_STRING || cmd == NULL)
 		return;
-	if (!strcmp(r->element[0]->str, "message"))
+	/* Subscribed: what others wrote between the load at connect and now
+	 * was published to nobody here, so load everything once more. */
+	if (!strcmp(r->element[0]->str, "subscribe"))
+		redisAsyncCommand(cmd, scanned, NULL, "SCAN 0 MATCH " KV_PREFIX "* COUNT 500");
+	else if (!strcmp(r->element[0]->str, "message") &&
+		 r->element[2]->type == REDIS_REPLY_STRING)
 		kv_fetch(cmd, r->element[2]->str);
 }
 
