@@ -1,5 +1,5 @@
 """Real Redis for the tests: a master, a replica and three Sentinels on
-loopback (quorum 2, down-after-milliseconds 1000), or plain nodes."""
+loopback (quorum 2, down-after-milliseconds 2000), or plain nodes."""
 
 import os
 import time
@@ -58,7 +58,10 @@ class Cluster:
             port = free_port()
             conf = ["port %d" % port, "bind 127.0.0.1", "dir %s" % h.dir,
                     "sentinel monitor mymaster 127.0.0.1 %d 2" % self.ports["a"],
-                    "sentinel down-after-milliseconds mymaster 1000",
+                    # 1000 ms let a node busy for a second under make test's
+                    # load be failed over, and the restarted old master won
+                    # the second election.
+                    "sentinel down-after-milliseconds mymaster 2000",
                     "sentinel failover-timeout mymaster 3000",
                     "sentinel parallel-syncs mymaster 1"]
             if password:

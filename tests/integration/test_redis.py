@@ -369,8 +369,11 @@ def test_sentinel_failover_kill_9(h):
     h.start("redis-a-again", ["redis-server", "--port", str(old), "--bind", "127.0.0.1",
                               "--save", "", "--appendonly", "no", "--dir", h.path("redis-a")])
     mon = Monitor(old)
+    # Sentinel converts it once it has seen it report "master" for a while
+    # (its INFO period, up to 10 s, then 8 s more): on a busy machine this
+    # has taken over 30 s.
     wait_for("the old master to rejoin as a replica", lambda: role(old) == "slave",
-             timeout=30, interval=0.1)
+             timeout=50, interval=0.1)
     wait_for("it to sync", lambda: call(old, "DBSIZE") > 0, timeout=20, interval=0.1)
     time.sleep(1.0)		# writes keep coming through the front meanwhile
     w.stop = load.stop = True
