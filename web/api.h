@@ -130,6 +130,11 @@ int web_secret_mask(const char *text, size_t len, struct core_buf *out);
  * CORE_ERROR with the setting named in field otherwise. */
 int web_secret_check_targets(const void *new_settings, const void *old_settings,
 			     char *field, size_t fieldlen);
+/* Two settings' values are the same (NULL reads as ""), for strings and
+ * lists of addresses. */
+struct core_conf_list;
+bool web_conf_str_same(const char *a, const char *b);
+bool web_conf_addrs_same(const struct core_conf_list *a, const struct core_conf_list *b);
 
 /* Called once the daemon runs: setup token, password process, session key. */
 int web_api_start(struct core_loop *loop, bool https, char *err, size_t errlen);

@@ -111,11 +111,6 @@ static void put_conf_errors(struct core_buf *b, const struct core_conf *c)
 
 /* ---- confirm or revert ---------------------------------------------------------------------- */
 
-static bool strs_equal(const char *a, const char *b)
-{
-	return !strcmp(a ? a : "", b ? b : "");
-}
-
 static bool tls_equal(const struct keel_tls_conf *a, const struct keel_tls_conf *b)
 {
 	const struct keel_cert_conf *ca = a->certificates.v, *cb = b->certificates.v;
@@ -125,20 +120,8 @@ static bool tls_equal(const struct keel_tls_conf *a, const struct keel_tls_conf 
 	    a->certificates.n != b->certificates.n)
 		return false;
 	for (i = 0; i < a->certificates.n; i++)
-		if (!strs_equal(ca[i].cert, cb[i].cert) || !strs_equal(ca[i].key, cb[i].key))
-			return false;
-	return true;
-}
-
-static bool addrs_equal(const struct core_conf_list *a, const struct core_conf_list *b)
-{
-	const struct core_conf_addr *x = a->v, *y = b->v;
-	size_t i;
-
-	if (a->n != b->n)
-		return false;
-	for (i = 0; i < a->n; i++)
-		if (strcmp(x[i].text, y[i].text))
+		if (!web_conf_str_same(ca[i].cert, cb[i].cert) ||
+		    !web_conf_str_same(ca[i].key, cb[i].key))
 			return false;
 	return true;
 }
@@ -150,7 +133,7 @@ static bool risky_change(const struct keel_conf *a, const struct keel_conf *b)
 	const struct keel_listener_conf *la = a->listeners.v, *lb = b->listeners.v;
 	size_t i;
 
-	if (!addrs_equal(&a->admin.listen, &b->admin.listen) ||
+	if (!web_conf_addrs_same(&a->admin.listen, &b->admin.listen) ||
 	    !tls_equal(&a->admin.tls, &b->admin.tls) || a->listeners.n != b->listeners.n)
 		return true;
 	for (i = 0; i < a->listeners.n; i++)

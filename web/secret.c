@@ -225,12 +225,12 @@ static bool masked(const char *s)
 	return s != NULL && !strcmp(s, "(secret)");
 }
 
-static bool str_same(const char *a, const char *b)
+bool web_conf_str_same(const char *a, const char *b)
 {
 	return !strcmp(a != NULL ? a : "", b != NULL ? b : "");
 }
 
-static bool addrs_same(const struct core_conf_list *a, const struct core_conf_list *b)
+bool web_conf_addrs_same(const struct core_conf_list *a, const struct core_conf_list *b)
 {
 	const struct core_conf_addr *x = a->v, *y = b->v;
 	size_t i;
@@ -287,8 +287,8 @@ static bool smtp_same(const struct keel_conf *n, const struct keel_conf *o, size
 {
 	(void)i;
 	return !strcmp(n->alerts.email.server.text, o->alerts.email.server.text) &&
-	       str_same(n->alerts.email.user, o->alerts.email.user) &&
-	       str_same(n->alerts.email.tls_name, o->alerts.email.tls_name);
+	       web_conf_str_same(n->alerts.email.user, o->alerts.email.user) &&
+	       web_conf_str_same(n->alerts.email.tls_name, o->alerts.email.tls_name);
 }
 
 static bool redis_kept(const struct keel_conf *n, size_t i)
@@ -300,10 +300,10 @@ static bool redis_kept(const struct keel_conf *n, size_t i)
 static bool redis_same(const struct keel_conf *n, const struct keel_conf *o, size_t i)
 {
 	(void)i;
-	return addrs_same(&n->redis.nodes, &o->redis.nodes) &&
-	       addrs_same(&n->redis.sentinels, &o->redis.sentinels) &&
-	       str_same(n->redis.master_name, o->redis.master_name) &&
-	       str_same(n->redis.username, o->redis.username);
+	return web_conf_addrs_same(&n->redis.nodes, &o->redis.nodes) &&
+	       web_conf_addrs_same(&n->redis.sentinels, &o->redis.sentinels) &&
+	       web_conf_str_same(n->redis.master_name, o->redis.master_name) &&
+	       web_conf_str_same(n->redis.username, o->redis.username);
 }
 
 static bool sentinel_kept(const struct keel_conf *n, size_t i)
@@ -315,8 +315,8 @@ static bool sentinel_kept(const struct keel_conf *n, size_t i)
 static bool sentinel_same(const struct keel_conf *n, const struct keel_conf *o, size_t i)
 {
 	(void)i;
-	return addrs_same(&n->redis.sentinels, &o->redis.sentinels) &&
-	       str_same(n->redis.sentinel_username, o->redis.sentinel_username);
+	return web_conf_addrs_same(&n->redis.sentinels, &o->redis.sentinels) &&
+	       web_conf_str_same(n->redis.sentinel_username, o->redis.sentinel_username);
 }
 
 /* admin.metrics_token has no target outside keel: it is kept as it is. */
