@@ -17,6 +17,8 @@ struct cache_conn_opts {
 	uint64_t	 command_timeout;	/* ms; 0: none */
 	cache_conn_fn	 up, down;
 	void		*data;
+	const char	*name;		/* CLIENT SETNAME after AUTH, so an operator
+					 * tells keel's connections from the apps' */
 };
 
 #endif

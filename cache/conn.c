@@ -23,6 +23,7 @@ struct cache_conn {
 	cache_conn_fn	   up, down;
 	void		  *data;
 	bool		   connected, reported, closing, reaping;
+	char		   name[24];
 };
 
 static void conn_reap(struct core_defer *d)
@@ -155,6 +156,7 @@ struct cache_conn *cache_conn_open(struct core_loop *loop, const struct cache_co
 	c->up = o->up;
 	c->down = o->down;
 	c->data = o->data;
+	snprintf(c->name, sizeof(c->name), "%s", o->name != NULL ? o->name : "");
 	c->ac->data = c;
 	core_io_init(loop, &c->io, c->ac->c.fd, conn_on_io, c);
 	core_timer_init(loop, &c->timer, conn_on_timer, c);
@@ -181,15 +183,25 @@ void *cache_conn_data(struct cache_conn *c)
 	return c->data;
 }
 
-void cache_conn_auth(redisAsyncContext *ac, const char *user, const char *pass,
-		     redisCallbackFn *fn, void *data)
+void cache_conn_hello(struct cache_conn *c, const char *user, const char *pass,
+		      redisCallbackFn *fn, void *data)
 {
-	if (pass[0] == '\0')
+	redisAsyncContext *ac = c->ac;
+
+	if (ac == NULL)
 		return;
-	if (user[0] != '\0')
+	if (pass[0] != '\0' && user[0] != '\0')
 		redisAsyncCommand(ac, fn, data, "AUTH %s %s", user, pass);
-	else
+	else if (pass[0] != '\0')
 		redisAsyncCommand(ac, fn, data, "AUTH %s", pass);
+	/* An old server's or a Sentinel's refusal changes nothing. */
+	if (c->name[0] != '\0')
+		redisAsyncCommand(ac, NULL, NULL, "CLIENT SETNAME %s", c->name);
+}
+
+bool cache_conn_was_up(const struct cache_conn *c)
+{
+	return c->connected;
 }
 
 void cache_conn_own(struct cache_conn *c, struct cache_conn **slot)

@@ -5,6 +5,7 @@
 #ifndef KEEL_CACHE_CONN_H
 #define KEEL_CACHE_CONN_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include <hiredis/async.h>
@@ -20,9 +21,15 @@ struct cache_conn *cache_conn_open(struct core_loop *loop, const struct cache_co
 redisAsyncContext *cache_conn_ctx(struct cache_conn *c);
 void *cache_conn_data(struct cache_conn *c);
 
-/* Queues AUTH (with user when not "") if pass is not "": fn gets the reply. */
-void cache_conn_auth(redisAsyncContext *ac, const char *user, const char *pass,
-		     redisCallbackFn *fn, void *data);
+/* What every connection sends first: AUTH (with user when not "") if pass
+ * is not "", fn getting its reply, then CLIENT SETNAME with the name it
+ * was opened with. */
+void cache_conn_hello(struct cache_conn *c, const char *user, const char *pass,
+		      redisCallbackFn *fn, void *data);
+
+/* Whether it ever connected: one that did and then went was closed by the
+ * server or timed out a command; one that did not is unreachable. */
+bool cache_conn_was_up(const struct cache_conn *c);
 
 /* Who holds c: *slot. When c goes (the server closed it, a timeout, or
  * cache_conn_close), `down` runs first, then *slot is set to NULL if it

@@ -19,7 +19,14 @@
  * When the master is lost or switched, every client on it is closed (what
  * Sentinel does with CLIENT KILL); clients that arrive while there is none
  * wait, reading nothing from Redis, until one is verified or wait_master
- * is over.
+ * is over. A master that is only busy (a long script) is not lost: the
+ * topology keeps it, and its clients keep their connections.
+ *
+ * Where Redis would answer, keel answers as Redis does: a malformed
+ * command gets Redis's protocol error after the replies to the commands
+ * before it, then the connection closes. After SYNC or PSYNC the server's
+ * side stops being RESP (an RDB payload, then the replication stream): the
+ * replies are relayed as bytes from there on, a tunnel.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -73,10 +80,16 @@ struct front_client {
 	uint64_t	 since, active;
 	struct core_timer timer;
 	struct core_defer reap;
+	uint64_t	 tunnel_at;	/* the SYNC's number: replies after the one
+					 * before it are bytes, not RESP */
 	enum cache_front_state state;
 	bool		 closing;	/* flush out, then close */
 	bool		 gone;		/* closed; freed after the loop's batch */
+	bool		 tunnel;	/* a SYNC or PSYNC went by */
+	bool		 refusing;	/* a protocol error: answer what came
+					 * before it, then err, then close */
 	char		 peer[64];
+	char		 err[64];
 };
 
 static struct {
@@ -85,6 +98,7 @@ static struct {
 	struct cache_topo	*topo;
 	const struct keel_redis_front_conf *conf;
 	struct cache_resp_limits	 cmd_lim, rep_lim;
+	struct cache_resp_limits	 fwd_lim;	/* framing what was sent: no checks */
 	struct core_list	 clients;	/* every client, open or closing */
 	unsigned		 nclients;
 	struct sockaddr_storage	 master;
@@ -159,7 +173,7 @@ static void client_fail(struct front_client *c, const char *line)
 	core_buf_consume(&c->in, core_buf_len(&c->in));
 	/* Half a reply may be in flight: an error then would be read as its
 	 * rest, so only a client between replies is told. */
-	if (core_buf_len(&c->out) == 0 && cache_resp_stream_idle(&c->reps))
+	if (cache_resp_stream_idle(&c->reps) && !c->tunnel)
 		core_buf_append(&c->out, line, strlen(line));
 	if (!flush(&c->out, c->cfd) || core_buf_len(&c->out) == 0) {
 		client_free(c);
@@ -184,11 +198,11 @@ static uint64_t client_inflight(const struct front_client *c)
 }
 
 /* Whether the client's commands may go to Redis now: only while its
- * replies are being read. */
+ * replies are being read. A replica's acknowledgements get no reply. */
 static bool client_may_send(const struct front_client *c)
 {
 	return core_buf_len(&c->in) > 0 && buf_room(&c->out) &&
-	       client_inflight(c) < FRONT_INFLIGHT;
+	       (c->tunnel || client_inflight(c) < FRONT_INFLIGHT);
 }
 
 static void client_arm(struct front_client *c)
@@ -197,7 +211,7 @@ static void client_arm(struct front_client *c)
 
 	if (c->closing)
 		return;
-	if (buf_room(&c->in) && buf_room(&c->out))
+	if (buf_room(&c->in) && buf_room(&c->out) && !c->refusing)
 		ce |= CORE_IO_READ;
 	if (core_buf_len(&c->out) > 0)
 		ce |= CORE_IO_WRITE;
@@ -229,11 +243,11 @@ static bool server_send(struct front_client *c)
 
 	if (!client_may_send(c))
 		return true;
-	if (c->ncmds > c->nreps + FRONT_INFLIGHT) {
+	if (!c->tunnel && c->ncmds > c->nreps + FRONT_INFLIGHT) {
 		/* More than the bound is buffered: find where it ends. */
 		st = c->fwd;
 		count = c->nfwd;
-		(void)cache_resp_stream_feed_until(&st, head, len, &fr.cmd_lim, &count,
+		(void)cache_resp_stream_feed_until(&st, head, len, &fr.fwd_lim, &count,
 					     c->nreps + FRONT_INFLIGHT, &n, &why);
 		if (n == 0)
 			return true;
@@ -247,17 +261,96 @@ static bool server_send(struct front_client *c)
 		c->fwd = c->cmds;	/* all read is sent: the same framing */
 		c->nfwd = c->ncmds;
 	} else
-		(void)cache_resp_stream_feed(&c->fwd, head, (size_t)w, &fr.cmd_lim, &c->nfwd, &why);
+		(void)cache_resp_stream_feed(&c->fwd, head, (size_t)w, &fr.fwd_lim, &c->nfwd, &why);
 	core_buf_consume(&c->in, (size_t)w);
 	return true;
+}
+
+/*
+ * Once a protocol error was found: every whole command before it has been
+ * answered (Redis answers those first), so the error goes out and the
+ * client is closed. True when the client was closed here.
+ */
+static bool client_refused(struct front_client *c)
+{
+	if (!c->refusing || core_buf_len(&c->in) > 0 || c->nreps < c->nfwd ||
+	    !cache_resp_stream_idle(&c->reps))
+		return false;
+	client_fail(c, c->err);
+	return true;
+}
+
+/* A command Redis would refuse as a protocol error: only the whole
+ * commands before it go on, and nothing more is read. */
+static void client_refuse(struct front_client *c, const char *why)
+{
+	struct cache_resp_stream st = c->fwd;
+	uint64_t count = c->nfwd;
+	size_t keep = 0;
+	const char *w;
+
+	core_log_info("redis", "front: %s (%s): closed: %s", c->peer,
+		      cache_front_state_str(c->state), why);
+	stat_add(&fr.stats->bad_commands, 1);
+	snprintf(c->err, sizeof(c->err), "-ERR Protocol error: %s\r\n", why);
+	if (count < c->ncmds)
+		(void)cache_resp_stream_feed_until(&st, core_buf_head(&c->in), core_buf_len(&c->in),
+						   &fr.fwd_lim, &count, c->ncmds, &keep, &w);
+	core_buf_truncate(&c->in, keep);
+	c->refusing = true;
+	if (client_refused(c))
+		return;
+	if (c->state == CACHE_FRONT_OPEN && !server_send(c)) {
+		client_free(c);
+		return;
+	}
+	client_arm(c);
+}
+
+/* Scans what the client sent; false when it was refused (and is closing). */
+static bool client_scan(struct front_client *c, const char *p, size_t n)
+{
+	const char *why;
+	size_t used;
+	int rc;
+
+	for (;;) {
+		rc = cache_resp_stream_feed_until(&c->cmds, p, n, &fr.cmd_lim, &c->ncmds, UINT64_MAX,
+						  &used, &why);
+		if (c->cmds.seen & CACHE_RESP_SEEN_RESERVED) {
+			/* keel's own keys and channel (the shared admin state):
+			 * nothing of this read reaches Redis, and the client is
+			 * closed. */
+			core_log_warn("redis", "front: %s: closed: a command named a \"%s\" key or "
+				      "channel, which keel keeps for itself", c->peer, FRONT_RESERVED);
+			stat_add(&fr.stats->bad_commands, 1);
+			client_fail(c, "-NOPERM keys and channels starting with \"" FRONT_RESERVED
+				    "\" are reserved for keel\r\n");
+			return false;
+		}
+		if (rc != CACHE_RESP_OK) {
+			client_refuse(c, why);
+			return false;
+		}
+		if (!(c->cmds.seen & CACHE_RESP_SEEN_STOP))
+			return true;
+		/* SYNC or PSYNC: its reply is an RDB payload, then a stream. */
+		c->cmds.seen &= ~(unsigned)CACHE_RESP_SEEN_STOP;
+		if (!c->tunnel) {
+			c->tunnel = true;
+			c->tunnel_at = c->ncmds;
+			core_log_info("redis", "front: %s: a replication stream (SYNC/PSYNC): relayed "
+				      "as bytes", c->peer);
+		}
+		p += used;
+		n -= used;
+	}
 }
 
 static void client_read(struct front_client *c)
 {
 	size_t before = core_buf_len(&c->in);
 	ssize_t n = core_buf_read(&c->in, c->cfd);
-	const char *why;
-	char line[128];
 
 	if (n == 0 || (n < 0 && n != CORE_AGAIN && n != CORE_FULL)) {
 		client_free(c);		/* the client left: so does its server side */
@@ -266,31 +359,28 @@ static void client_read(struct front_client *c)
 	if (n <= 0)
 		return;
 	c->active = core_loop_now(fr.loop);
-	if (cache_resp_stream_feed(&c->cmds, core_buf_head(&c->in) + before, (size_t)n, &fr.cmd_lim,
-			     &c->ncmds, &why) != CACHE_RESP_OK) {
-		core_log_info("redis", "front: %s (%s): closed: %s", c->peer,
-			      cache_front_state_str(c->state), why);
-		stat_add(&fr.stats->bad_commands, 1);
-		snprintf(line, sizeof(line), "-ERR Protocol error: %s\r\n", why);
-		client_fail(c, line);
+	if (!client_scan(c, core_buf_head(&c->in) + before, (size_t)n))
 		return;
-	}
-	if (c->cmds.seen & CACHE_RESP_SEEN_RESERVED) {
-		/* keel's own keys and channel (the shared admin state): nothing
-		 * of this read reaches Redis, and the client is closed. */
-		core_log_warn("redis", "front: %s: closed: a command named a \"%s\" key or "
-			      "channel, which keel keeps for itself", c->peer, FRONT_RESERVED);
-		stat_add(&fr.stats->bad_commands, 1);
-		client_fail(c, "-NOPERM keys and channels starting with \"" FRONT_RESERVED
-			    "\" are reserved for keel\r\n");
-		return;
-	}
 	stat_add(&fr.stats->bytes_in, n);
 	if (c->state == CACHE_FRONT_OPEN && !server_send(c)) {
 		client_free(c);
 		return;
 	}
 	client_arm(c);
+}
+
+/* Scans the server's bytes up to the reply before a SYNC's; the rest is
+ * relayed as it is. */
+static int server_scan(struct front_client *c, const char *p, size_t n, const char **why)
+{
+	size_t used;
+
+	if (!c->tunnel)
+		return cache_resp_stream_feed(&c->reps, p, n, &fr.rep_lim, &c->nreps, why);
+	if (c->nreps + 1 >= c->tunnel_at)
+		return CACHE_RESP_OK;
+	return cache_resp_stream_feed_until(&c->reps, p, n, &fr.rep_lim, &c->nreps,
+					    c->tunnel_at - 1, &used, why);
 }
 
 static void server_read(struct front_client *c)
@@ -317,8 +407,7 @@ static void server_read(struct front_client *c)
 	}
 	if (n <= 0)
 		return;
-	if (cache_resp_stream_feed(&c->reps, core_buf_head(&c->out) + before, (size_t)n, &fr.rep_lim,
-			     &c->nreps, &why) != CACHE_RESP_OK) {
+	if (server_scan(c, core_buf_head(&c->out) + before, (size_t)n, &why) != CACHE_RESP_OK) {
 		core_log_warn("redis", "front: %s: the server's reply: %s", c->peer, why);
 		client_free(c);
 		return;
@@ -334,6 +423,8 @@ static void server_read(struct front_client *c)
 		client_free(c);		/* answers make room for more commands */
 		return;
 	}
+	if (client_refused(c))
+		return;
 	client_arm(c);
 }
 
@@ -381,6 +472,8 @@ static void server_connected(struct front_client *c)
 		client_free(c);
 		return;
 	}
+	if (client_refused(c))
+		return;
 	client_arm(c);
 }
 
@@ -558,6 +651,9 @@ static void front_changed(void *data, const struct cache_addr *m, const char *wh
 
 /* ---- the module's side ---------------------------------------------------------------------- */
 
+/* After these, the server's side of the connection is not RESP any more. */
+static const char *const front_stop_after[] = { "sync", "psync", NULL };
+
 int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf *conf,
 		      const int *lfd, const char (*lname)[64], unsigned nl, struct cache_front_stats *stats,
 		      struct cache_topo_opts *topo, char *err, size_t errlen)
@@ -571,12 +667,14 @@ int cache_front_start(struct core_loop *loop, const struct keel_redis_front_conf
 	fr.stats = stats;
 	fr.cmd_lim = (struct cache_resp_limits){
 		.max_bulk = (uint64_t)conf->max_bulk, .max_elems = 1u << 20,
-		.max_depth = 1, .max_inline = 64 << 10,
-		.reserved = FRONT_RESERVED,
+		.max_inline = 64 << 10,
+		.reserved = FRONT_RESERVED, .stop_after = front_stop_after,
 	};
+	fr.fwd_lim = fr.cmd_lim;
+	fr.fwd_lim.reserved = NULL;
+	fr.fwd_lim.stop_after = NULL;
 	fr.rep_lim = (struct cache_resp_limits){
-		.max_bulk = UINT64_MAX >> 2, .max_elems = UINT32_MAX, .max_depth = CACHE_RESP_STACK,
-		.max_inline = 1 << 20,
+		.max_bulk = UINT64_MAX >> 2, .max_elems = UINT32_MAX, .max_inline = 1 << 20,
 	};
 	fr.nl = nl;
 	if ((fr.ls = calloc(nl ? nl : 1, sizeof(*fr.ls))) == NULL) {

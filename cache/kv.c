@@ -99,9 +99,9 @@ static void scanned(redisAsyncContext *ac, void *reply, void *data)
 				  r->element[0]->str);
 }
 
-static void kv_auth(redisAsyncContext *ac)
+static void kv_hello(struct cache_conn *c)
 {
-	cache_conn_auth(ac, kv.o.username, kv.o.password, NULL, NULL);
+	cache_conn_hello(c, kv.o.username, kv.o.password, NULL, NULL);
 }
 
 static void push_entry(const char *key, const char *val, uint64_t expires, void *arg)
@@ -117,7 +117,7 @@ static void cmd_up(struct cache_conn *c, const char *why)
 	(void)why;
 	if (c != kv.cmd)
 		return;
-	kv_auth(ac);
+	kv_hello(c);
 	redisAsyncCommand(ac, NULL, NULL, "SELECT %d", kv.db);
 	kv.ready = true;
 	/* What was written while Redis was away goes there first; then
@@ -133,8 +133,10 @@ static void cmd_down(struct cache_conn *c, const char *why)
 	if (c != kv.cmd)
 		return;
 	kv.cmd = NULL;
+	/* Said once, not at every retry while the master is busy. */
+	core_log_write(kv.ready ? CORE_LOG_INFO : CORE_LOG_DEBUG, "redis",
+		       "shared state kept in memory only: %s", why);
 	kv.ready = false;
-	core_log_info("redis", "shared state kept in memory only: %s", why);
 	if (kv.have_master)
 		core_timer_start(&kv.retry, 1000);
 }
@@ -165,15 +167,20 @@ static void sub_up(struct cache_conn *c, const char *why)
 	(void)why;
 	if (c != kv.sub)
 		return;
-	kv_auth(ac);
+	kv_hello(c);
 	redisAsyncCommand(ac, message, NULL, "SUBSCRIBE " KV_CHANNEL);
 }
 
+/* Killed (CLIENT KILL) or timed out: subscribed again after a while, and
+ * the table loaded again once it is. */
 static void sub_down(struct cache_conn *c, const char *why)
 {
-	(void)why;
-	if (c == kv.sub)
-		kv.sub = NULL;
+	if (c != kv.sub)
+		return;
+	kv.sub = NULL;
+	core_log_debug("redis", "shared state: subscription lost: %s", why);
+	if (kv.have_master)
+		core_timer_start(&kv.retry, 1000);
 }
 
 static void kv_close(struct cache_conn **cp)
@@ -198,6 +205,23 @@ static void kv_open(struct cache_conn **slot, const struct cache_conn_opts *co)
 	cache_conn_own(c, slot);
 }
 
+static void kv_open_cmd(struct cache_conn_opts *co)
+{
+	co->up = cmd_up;
+	co->down = cmd_down;
+	co->name = "keel-kv";
+	kv_open(&kv.cmd, co);
+}
+
+static void kv_open_sub(struct cache_conn_opts *co)
+{
+	co->up = sub_up;
+	co->down = sub_down;
+	co->name = "keel-kv-sub";
+	co->command_timeout = 0;	/* messages come when they come */
+	kv_open(&kv.sub, co);
+}
+
 static void kv_reconnect(void)
 {
 	struct cache_conn_opts co = {
@@ -210,22 +234,27 @@ static void kv_reconnect(void)
 	kv_close(&kv.sub);
 	if (!kv.have_master)
 		return;
-	co.up = cmd_up;
-	co.down = cmd_down;
-	kv_open(&kv.cmd, &co);
-	co.up = sub_up;
-	co.down = sub_down;
-	co.command_timeout = 0;		/* messages come when they come */
-	kv_open(&kv.sub, &co);
+	kv_open_cmd(&co);
+	kv_open_sub(&co);
 }
 
 /* ---- the interface -------------------------------------------------------------------------- */
 
+/* Whichever of the two went is opened again; the other is left alone. */
 static void kv_on_retry(struct core_timer *t)
 {
+	struct cache_conn_opts co = {
+		.ip = kv.master.ip, .port = kv.master.port,
+		.connect_timeout = kv.o.connect_timeout, .command_timeout = kv.o.command_timeout,
+	};
+
 	(void)t;
-	if (kv.have_master && kv.cmd == NULL)
-		kv_reconnect();
+	if (!kv.have_master)
+		return;
+	if (kv.cmd == NULL)
+		kv_open_cmd(&co);
+	if (kv.sub == NULL)
+		kv_open_sub(&co);
 }
 
 static void mirror_set(const char *key, const char *val, uint64_t expires, void *arg)

@@ -2,6 +2,7 @@
  * and keep no state between calls: a value not complete yet is scanned
  * again from its start when more bytes came (values are small next to the
  * socket reads, and the front keeps whole values in its buffer anyway). */
+#include <stdio.h>
 #include <string.h>
 
 #include "resp.h"
@@ -74,7 +75,7 @@ static int cache_resp_inline(const char *buf, size_t len, const struct cache_res
 
 	if (nl == NULL) {
 		if (len > lim->max_inline) {
-			*why = "inline command too long";
+			*why = "too big inline request";
 			return CACHE_RESP_BAD;
 		}
 		return CACHE_RESP_AGAIN;
@@ -122,7 +123,7 @@ int cache_resp_scan_command(const char *buf, size_t len, const struct cache_resp
 	if ((rc = cache_resp_line(buf, len, 0, 32, &end, why)) != CACHE_RESP_OK)
 		return rc;
 	if (cache_resp_int(buf, 1, end, &n) != 0) {
-		*why = "bad array length";
+		*why = "invalid multibulk length";
 		return CACHE_RESP_BAD;
 	}
 	pos = end + 2;
@@ -131,24 +132,21 @@ int cache_resp_scan_command(const char *buf, size_t len, const struct cache_resp
 		return CACHE_RESP_OK;
 	}
 	if (n > (int64_t)lim->max_elems) {
-		*why = "too many arguments";
+		*why = "invalid multibulk length";
 		return CACHE_RESP_BAD;
 	}
 	for (i = 0; i < n; i++) {
 		if (pos >= len)
 			return CACHE_RESP_AGAIN;
 		if (buf[pos] != '$') {
-			*why = "expected '$' (a bulk string) in a command";
+			*why = "expected '$'";
 			return CACHE_RESP_BAD;
 		}
 		if ((rc = cache_resp_line(buf, len, pos, 32, &end, why)) != CACHE_RESP_OK)
 			return rc;
-		if (cache_resp_int(buf, pos + 1, end, &blen) != 0 || blen < 0) {
-			*why = "bad bulk length";
-			return CACHE_RESP_BAD;
-		}
-		if ((uint64_t)blen > lim->max_bulk) {
-			*why = "bulk string too long";
+		if (cache_resp_int(buf, pos + 1, end, &blen) != 0 || blen < 0 ||
+		    (uint64_t)blen > lim->max_bulk) {
+			*why = "invalid bulk length";
 			return CACHE_RESP_BAD;
 		}
 		pos = end + 2;
@@ -181,18 +179,18 @@ int cache_resp_scan_command(const char *buf, size_t len, const struct cache_resp
 int cache_resp_scan_reply(const char *buf, size_t len, const struct cache_resp_limits *lim,
 		    size_t *used, struct cache_resp_reply *rep, const char **why)
 {
-	uint64_t left[CACHE_RESP_STACK];	/* elements still due, per open aggregate */
-	unsigned depth = 0, max_depth = lim->max_depth < CACHE_RESP_STACK ? lim->max_depth : CACHE_RESP_STACK;
+	uint64_t pending = 0;	/* values due before the reply ends */
 	size_t pos = 0, end;
 	int64_t n;
-	int rc;
+	int rc, first = 0;
 
 	memset(rep, 0, sizeof(*rep));
 	*why = NULL;
 	for (;;) {
 		char c;
-		int first = depth == 1 && left[0] == rep->elems;
+		int is_first = first;	/* the top-level aggregate's first element */
 
+		first = 0;
 		if (pos >= len)
 			return CACHE_RESP_AGAIN;
 		c = buf[pos];
@@ -202,17 +200,14 @@ int cache_resp_scan_reply(const char *buf, size_t len, const struct cache_resp_l
 			return rc;
 		switch (c) {
 		case '+': case '-': case ':': case '_': case '#': case ',': case '(':
-			if (first && (c == '+'))
+			if (is_first && (c == '+'))
 				cache_resp_lower(rep->kind, sizeof(rep->kind), buf + pos + 1, end - pos - 1);
 			pos = end + 2;
 			break;
 		case '$': case '!': case '=':
-			if (cache_resp_int(buf, pos + 1, end, &n) != 0 || n < -1) {
-				*why = "bad bulk length";
-				return CACHE_RESP_BAD;
-			}
-			if ((uint64_t)(n < 0 ? 0 : n) > lim->max_bulk) {
-				*why = "bulk string too long";
+			if (cache_resp_int(buf, pos + 1, end, &n) != 0 || n < -1 ||
+			    (uint64_t)(n < 0 ? 0 : n) > lim->max_bulk) {
+				*why = "invalid bulk length";
 				return CACHE_RESP_BAD;
 			}
 			pos = end + 2;
@@ -229,13 +224,13 @@ int cache_resp_scan_reply(const char *buf, size_t len, const struct cache_resp_l
 				*why = "bulk string not followed by CRLF";
 				return CACHE_RESP_BAD;
 			}
-			if (first)
+			if (is_first)
 				cache_resp_lower(rep->kind, sizeof(rep->kind), buf + pos, (size_t)n);
 			pos += (size_t)n + 2;
 			break;
 		case '*': case '>': case '~': case '%': case '|':
 			if (cache_resp_int(buf, pos + 1, end, &n) != 0 || n < -1) {
-				*why = "bad aggregate length";
+				*why = "invalid aggregate length";
 				return CACHE_RESP_BAD;
 			}
 			if (n > (int64_t)lim->max_elems) {
@@ -245,26 +240,23 @@ int cache_resp_scan_reply(const char *buf, size_t len, const struct cache_resp_l
 			pos = end + 2;
 			if (n <= 0)	/* empty or null: one whole value */
 				break;
-			if (depth == max_depth) {
-				*why = "nested too deep";
-				return CACHE_RESP_BAD;
-			}
-			/* A map holds pairs; an attribute's pairs come before the
+			/* It takes its parent's slot and opens its own: a map
+			 * holds pairs, and an attribute's pairs come before the
 			 * value they describe, which ends it. */
-			left[depth] = (uint64_t)n * (c == '%' || c == '|' ? 2 : 1) + (c == '|');
-			if (depth == 0)
-				rep->elems = (uint32_t)left[0];
-			depth++;
+			if (pending == 0) {
+				rep->elems = (uint32_t)((uint64_t)n * (c == '%' || c == '|' ? 2 : 1) +
+							(c == '|'));
+				first = 1;
+			} else
+				pending--;
+			pending += (uint64_t)n * (c == '%' || c == '|' ? 2 : 1) + (c == '|');
 			continue;
 		default:
 			*why = "unknown RESP type";
 			return CACHE_RESP_BAD;
 		}
-		/* A whole value: it completes an element of each aggregate
-		 * whose last element it was. */
-		while (depth > 0 && --left[depth - 1] == 0)
-			depth--;
-		if (depth == 0) {
+		/* A whole value: the reply's last one, or one less due. */
+		if (pending == 0 || --pending == 0) {
 			*used = pos;
 			return CACHE_RESP_OK;
 		}
@@ -274,6 +266,9 @@ int cache_resp_scan_reply(const char *buf, size_t len, const struct cache_resp_l
 /* ---- streams ------------------------------------------------------------------------ */
 
 enum { ST_TYPE, ST_LINE, ST_BODY, ST_CR, ST_LF, ST_BAD };
+
+/* Far more than any server sends, far less than wraps around. */
+#define STREAM_PENDING_MAX	(UINT64_MAX >> 4)
 
 void cache_resp_stream_init(struct cache_resp_stream *st, int commands)
 {
@@ -288,15 +283,45 @@ static int stream_bad(struct cache_resp_stream *st, const char **why, const char
 	return CACHE_RESP_BAD;
 }
 
-/* A value ended: it completes an element of every aggregate it was the
- * last element of, and maybe a top-level value. */
-static void stream_value(struct cache_resp_stream *st, uint64_t *values)
+/* Whether the command that just ended is one of stop_after. */
+static int stream_stops(const struct cache_resp_stream *st, const struct cache_resp_limits *lim)
 {
-	while (st->depth > 0 && --st->left[st->depth - 1] == 0)
-		st->depth--;
-	if (st->depth == 0)
-		(*values)++;
+	const char *const *n;
+
+	if (lim->stop_after == NULL || st->namelen == CACHE_RESP_NO_MATCH)
+		return 0;
+	for (n = lim->stop_after; *n != NULL; n++)
+		if (strlen(*n) == st->namelen && !memcmp(*n, st->name, st->namelen))
+			return 1;
+	return 0;
+}
+
+/* A value ended: one less due in the top-level value, which may end. */
+static void stream_value(struct cache_resp_stream *st, const struct cache_resp_limits *lim,
+			 uint64_t *values)
+{
 	st->state = ST_TYPE;
+	st->naming = 0;
+	if (st->pending > 0 && --st->pending > 0)
+		return;
+	(*values)++;
+	if (st->commands && stream_stops(st, lim))
+		st->seen |= CACHE_RESP_SEEN_STOP;
+}
+
+/* Bytes of the command's first argument, lower case; a name too long for
+ * the buffer matches nothing. */
+static void stream_name(struct cache_resp_stream *st, const char *p, size_t n)
+{
+	size_t k;
+
+	for (k = 0; k < n && st->namelen != CACHE_RESP_NO_MATCH; k++) {
+		if (st->namelen == sizeof(st->name)) {
+			st->namelen = CACHE_RESP_NO_MATCH;
+			break;
+		}
+		st->name[st->namelen++] = (char)(p[k] >= 'A' && p[k] <= 'Z' ? p[k] + 32 : p[k]);
+	}
 }
 
 /* The longest line the current one may be, CR included. */
@@ -304,7 +329,7 @@ static uint32_t stream_line_max(const struct cache_resp_stream *st, const struct
 {
 	if (!st->commands)
 		return lim->max_inline + 1;
-	if (st->depth == 0 && st->type != '*')
+	if (st->pending == 0 && st->type != '*')
 		return lim->max_inline;		/* an inline command */
 	return 32 + 1;
 }
@@ -317,38 +342,52 @@ static int stream_int(const struct cache_resp_stream *st, int64_t *n)
 	return cache_resp_int(st->line, 1, st->linelen - 1, n);
 }
 
+/* An inline command's name: its first word, from the line's first bytes. */
+static void stream_inline_name(struct cache_resp_stream *st)
+{
+	size_t n = st->linelen < sizeof(st->line) ? st->linelen : sizeof(st->line), i = 0, from;
+
+	st->namelen = 0;
+	while (i < n && (st->line[i] == ' ' || st->line[i] == '\t'))
+		i++;
+	from = i;
+	while (i < n && st->line[i] != ' ' && st->line[i] != '\t' && st->line[i] != '\r')
+		i++;
+	if (i == n && n < st->linelen)
+		st->namelen = CACHE_RESP_NO_MATCH;	/* longer than the bytes kept */
+	else
+		stream_name(st, st->line + from, i - from);
+}
+
 static int stream_line_end(struct cache_resp_stream *st, const struct cache_resp_limits *lim,
 			   uint64_t *values, const char **why)
 {
-	uint32_t max_depth = lim->max_depth < CACHE_RESP_STACK ? lim->max_depth : CACHE_RESP_STACK;
+	uint64_t elems;
 	int64_t n;
 
-	if (st->commands && st->depth == 0 && st->type != '*') {
+	if (st->commands && st->pending == 0 && st->type != '*') {
 		/* Inline: CR optional, blank lines get no reply. */
-		if (st->nonspace > (uint32_t)(st->last == '\r'))
-			(*values)++;
 		st->state = ST_TYPE;
+		if (st->nonspace > (uint32_t)(st->last == '\r')) {
+			stream_inline_name(st);
+			stream_value(st, lim, values);
+		}
 		return CACHE_RESP_OK;
 	}
 	if (st->linelen == 0 || st->last != '\r')
 		return stream_bad(st, why, "line not ended by CRLF");
 	if (st->commands) {
-		if (st->depth == 0) {
-			if (stream_int(st, &n) != 0)
-				return stream_bad(st, why, "bad array length");
-			if (n > (int64_t)lim->max_elems)
-				return stream_bad(st, why, "too many arguments");
-			if (n > 0) {
-				st->left[0] = (uint64_t)n;
-				st->depth = 1;
-			}
+		if (st->pending == 0) {
+			if (stream_int(st, &n) != 0 || n > (int64_t)lim->max_elems)
+				return stream_bad(st, why, "invalid multibulk length");
+			st->pending = n > 0 ? (uint64_t)n : 0;
+			st->namelen = 0;
+			st->naming = 1;
 			st->state = ST_TYPE;	/* n <= 0: skipped, as Redis does */
 			return CACHE_RESP_OK;
 		}
-		if (stream_int(st, &n) != 0 || n < 0)
-			return stream_bad(st, why, "bad bulk length");
-		if ((uint64_t)n > lim->max_bulk)
-			return stream_bad(st, why, "bulk string too long");
+		if (stream_int(st, &n) != 0 || n < 0 || (uint64_t)n > lim->max_bulk)
+			return stream_bad(st, why, "invalid bulk length");
 		st->skip = (uint64_t)n;
 		st->state = n > 0 ? ST_BODY : ST_CR;
 		st->pmatch = 0;		/* an argument begins */
@@ -356,7 +395,7 @@ static int stream_line_end(struct cache_resp_stream *st, const struct cache_resp
 	}
 	switch (st->type) {
 	case '-':
-		if (st->depth == 0) {
+		if (st->pending == 0) {
 			if (st->linelen >= 9 && !memcmp(st->line, "-READONLY", 9))
 				st->seen |= CACHE_RESP_SEEN_READONLY;
 			else if (st->linelen >= 8 && !memcmp(st->line, "-LOADING", 8))
@@ -364,15 +403,13 @@ static int stream_line_end(struct cache_resp_stream *st, const struct cache_resp
 		}
 		__attribute__((fallthrough));
 	case '+': case ':': case '_': case '#': case ',': case '(':
-		stream_value(st, values);
+		stream_value(st, lim, values);
 		return CACHE_RESP_OK;
 	case '$': case '!': case '=':
-		if (stream_int(st, &n) != 0 || n < -1)
-			return stream_bad(st, why, "bad bulk length");
-		if ((uint64_t)(n < 0 ? 0 : n) > lim->max_bulk)
-			return stream_bad(st, why, "bulk string too long");
+		if (stream_int(st, &n) != 0 || n < -1 || (uint64_t)(n < 0 ? 0 : n) > lim->max_bulk)
+			return stream_bad(st, why, "invalid bulk length");
 		if (n < 0) {
-			stream_value(st, values);
+			stream_value(st, lim, values);
 			return CACHE_RESP_OK;
 		}
 		st->skip = (uint64_t)n;
@@ -380,17 +417,20 @@ static int stream_line_end(struct cache_resp_stream *st, const struct cache_resp
 		return CACHE_RESP_OK;
 	case '*': case '>': case '~': case '%': case '|':
 		if (stream_int(st, &n) != 0 || n < -1)
-			return stream_bad(st, why, "bad aggregate length");
+			return stream_bad(st, why, "invalid aggregate length");
 		if (n > (int64_t)lim->max_elems)
 			return stream_bad(st, why, "too many elements");
 		if (n <= 0) {
-			stream_value(st, values);
+			stream_value(st, lim, values);
 			return CACHE_RESP_OK;
 		}
-		if (st->depth == max_depth)
-			return stream_bad(st, why, "nested too deep");
-		st->left[st->depth++] = (uint64_t)n * (st->type == '%' || st->type == '|' ? 2 : 1) +
-					(st->type == '|');
+		/* It fills its parent's slot and opens its own: a map holds
+		 * pairs, and an attribute's pairs come before the value they
+		 * describe, which ends it. */
+		elems = (uint64_t)n * (st->type == '%' || st->type == '|' ? 2 : 1) + (st->type == '|');
+		if (st->pending > STREAM_PENDING_MAX)
+			return stream_bad(st, why, "too many elements");
+		st->pending += elems - (st->pending > 0);
 		st->state = ST_TYPE;
 		return CACHE_RESP_OK;
 	default:
@@ -437,6 +477,15 @@ static void stream_reserved_inline(struct cache_resp_stream *st, const struct ca
 	}
 }
 
+/* An argument's bytes: the reserved prefix and the command's name. */
+static void stream_arg(struct cache_resp_stream *st, const struct cache_resp_limits *lim,
+		       const char *p, size_t n)
+{
+	stream_reserved(st, lim, p, n);
+	if (st->naming)
+		stream_name(st, p, n);
+}
+
 /* The common case in one step: a whole "$N\r\n<N bytes>\r\n" at p with
  * nothing unusual about it. Returns the bytes it took, or 0 to leave it
  * to the general path (which also finds any error). */
@@ -456,17 +505,20 @@ static size_t stream_bulk_fast(struct cache_resp_stream *st, const char *p, size
 		return 0;
 	if (st->commands) {
 		st->pmatch = 0;
-		stream_reserved(st, lim, p + i, (size_t)n);
+		stream_arg(st, lim, p + i, (size_t)n);
 	}
-	stream_value(st, values);
+	stream_value(st, lim, values);
 	return i + (size_t)n + 2;
 }
 
-/* Feeds buf[0..len) until *values reaches stop; *used gets the bytes taken. */
+/* Feeds buf[0..len) until *values reaches stop (or, if at_stop_after, a
+ * stop_after command ended); *used gets the bytes taken. */
 static int stream_feed(struct cache_resp_stream *st, const char *buf, size_t len,
 		       const struct cache_resp_limits *lim, uint64_t *values, uint64_t stop,
-		       size_t *used, const char **why)
+		       int at_stop_after, size_t *used, const char **why)
 {
+	unsigned halt = at_stop_after ? CACHE_RESP_SEEN_STOP : 0;
+
 	size_t i = 0;
 
 	*why = NULL;
@@ -475,13 +527,13 @@ static int stream_feed(struct cache_resp_stream *st, const char *buf, size_t len
 		*why = "the stream went bad earlier";
 		return CACHE_RESP_BAD;
 	}
-	while (i < len && *values < stop) {
+	while (i < len && *values < stop && !(st->seen & halt)) {
 		switch (st->state) {
 		case ST_BODY: {
 			uint64_t take = st->skip < len - i ? st->skip : len - i;
 
 			if (st->commands)
-				stream_reserved(st, lim, buf + i, (size_t)take);
+				stream_arg(st, lim, buf + i, (size_t)take);
 			i += (size_t)take;
 			if ((st->skip -= take) == 0)
 				st->state = ST_CR;
@@ -495,10 +547,10 @@ static int stream_feed(struct cache_resp_stream *st, const char *buf, size_t len
 		case ST_LF:
 			if (buf[i++] != '\n')
 				return stream_bad(st, why, "bulk string not followed by CRLF");
-			stream_value(st, values);
+			stream_value(st, lim, values);
 			continue;
 		case ST_TYPE:
-			if (buf[i] == '$' && (st->depth > 0 || !st->commands)) {
+			if (buf[i] == '$' && (st->pending > 0 || !st->commands)) {
 				size_t k = stream_bulk_fast(st, buf + i, len - i, lim, values);
 
 				if (k > 0) {
@@ -506,8 +558,11 @@ static int stream_feed(struct cache_resp_stream *st, const char *buf, size_t len
 					continue;
 				}
 			}
-			if (st->commands && st->depth > 0 && buf[i] != '$')
-				return stream_bad(st, why, "expected '$' (a bulk string) in a command");
+			if (st->commands && st->pending > 0 && buf[i] != '$') {
+				/* Redis's words, which clients match on. */
+				snprintf(st->msg, sizeof(st->msg), "expected '$', got '%c'", buf[i]);
+				return stream_bad(st, why, st->msg);
+			}
 			st->type = buf[i];
 			st->linelen = st->nonspace = 0;
 			st->last = 0;
@@ -517,11 +572,13 @@ static int stream_feed(struct cache_resp_stream *st, const char *buf, size_t len
 		case ST_LINE: {
 			const char *nl = memchr(buf + i, '\n', len - i);
 			size_t take = nl != NULL ? (size_t)(nl - (buf + i)) : len - i, k;
-			int is_inline = st->commands && st->depth == 0 && st->type != '*';
+			int is_inline = st->commands && st->pending == 0 && st->type != '*';
 
 			if ((uint64_t)st->linelen + take > stream_line_max(st, lim))
-				return stream_bad(st, why, is_inline ? "inline command too long"
-								     : "line too long");
+				return stream_bad(st, why, is_inline ? "too big inline request" :
+						  !st->commands ? "line too long" :
+						  st->pending == 0 ? "too big mbulk count string" :
+						  "too big bulk count string");
 			for (k = 0; k < take && st->linelen + k < sizeof(st->line); k++)
 				st->line[st->linelen + k] = buf[i + k];
 			if (is_inline) {
@@ -551,12 +608,12 @@ int cache_resp_stream_feed(struct cache_resp_stream *st, const char *buf, size_t
 {
 	size_t used;
 
-	return stream_feed(st, buf, len, lim, values, UINT64_MAX, &used, why);
+	return stream_feed(st, buf, len, lim, values, UINT64_MAX, 0, &used, why);
 }
 
 int cache_resp_stream_feed_until(struct cache_resp_stream *st, const char *buf, size_t len,
 			   const struct cache_resp_limits *lim, uint64_t *values, uint64_t stop,
 			   size_t *used, const char **why)
 {
-	return stream_feed(st, buf, len, lim, values, stop, used, why);
+	return stream_feed(st, buf, len, lim, values, stop, 1, used, why);
 }

@@ -8,9 +8,17 @@
  *   verify  ROLE on that address must say "master" before anyone uses it;
  *   follow  one connection stays subscribed to +switch-master, and ROLE
  *           runs on the master every check interval.
- * A lost master (its connection gone, ROLE saying replica, a switch) is
- * reported at once, so users drop their connections to it, then the
- * address is asked for again with backoff and jitter until one verifies.
+ * A lost master (unreachable, ROLE saying replica, a switch) is reported
+ * at once, so users drop their connections to it, then the address is
+ * asked for again with backoff and jitter until one verifies.
+ *
+ * A busy master is not a lost one. A script or a slow command keeps Redis
+ * from answering ROLE for as long as it runs (then it answers BUSY), and
+ * an operator's CLIENT KILL may close keel's check connection: while a new
+ * connection to the master still connects, it is alive, its clients keep
+ * their connections, and ROLE is asked again on a new connection. Only a
+ * master that cannot be reached, says it is not the master, or that the
+ * Sentinels replace is lost.
  *
  * Static mode asks every node for its ROLE and verifies the one master.
  *
@@ -96,6 +104,10 @@ struct cache_topo {
 	struct cache_conn *chk;		/* ROLE on the candidate or the master */
 	struct cache_addr  cand;
 	bool		   check_pending;
+	unsigned	   rechecks;	/* in a row, of a master that went quiet */
+	uint64_t	   busy_since;	/* monotonic ms; 0: it answers */
+	uint64_t	   busy_wall;
+	char		   busy_why[120];
 
 	struct topo_node   nodes[CACHE_MAX_NODES];
 	unsigned	   probing;
@@ -183,7 +195,7 @@ static void topo_close(struct cache_conn **cp)
 /* Opens a connection held by *slot (see cache_conn_own): it leaves the
  * slot by itself when it goes, so the slot never points at a freed one. */
 static struct cache_conn *topo_open(struct cache_topo *t, struct cache_conn **slot,
-				    const struct cache_addr *a, bool sentinel,
+				    const struct cache_addr *a, bool sentinel, const char *name,
 				    uint64_t command_timeout, cache_conn_fn up,
 				    cache_conn_fn down, void *data)
 {
@@ -191,7 +203,7 @@ static struct cache_conn *topo_open(struct cache_topo *t, struct cache_conn **sl
 		.ip = a->ip, .port = a->port,
 		.connect_timeout = sentinel ? t->o.sentinel_timeout : t->o.connect_timeout,
 		.command_timeout = command_timeout,
-		.up = up, .down = down, .data = data,
+		.up = up, .down = down, .data = data, .name = name,
 	};
 	struct cache_conn *c;
 	char why[160];
@@ -216,11 +228,12 @@ static void auth_reply(redisAsyncContext *ac, void *reply, void *data)
 		snprintf(t->auth_error, sizeof(t->auth_error), "AUTH: %s", r->str);
 }
 
-/* AUTH first when a password is set: pipelined ahead of what follows. */
-static void topo_auth(struct cache_topo *t, redisAsyncContext *ac, const char *user,
-		      const char *pass)
+/* AUTH first when a password is set, and the connection's name:
+ * pipelined ahead of what follows. */
+static void topo_hello(struct cache_topo *t, struct cache_conn *c, const char *user,
+		       const char *pass)
 {
-	cache_conn_auth(ac, user, pass, auth_reply, t);
+	cache_conn_hello(c, user, pass, auth_reply, t);
 }
 
 static bool reply_str(const redisReply *r, const char *s)
@@ -293,6 +306,8 @@ static void topo_set_master(struct cache_topo *t, const struct cache_addr *a)
 	t->master = *a;
 	t->epoch++;
 	t->fails = 0;
+	t->rechecks = 0;
+	t->busy_since = 0;
 	t->state = CACHE_TOPO_IDLE;
 	t->since_wall = core_clock_wall_ms();
 	t->last_error[0] = '\0';
@@ -325,6 +340,7 @@ static void topo_drop(struct cache_topo *t, const char *why)
 	if (!t->have_master)
 		return;
 	t->have_master = false;
+	t->busy_since = 0;
 	t->epoch++;
 	t->nreplicas = 0;
 	t->lost_at = core_loop_now(t->loop);
@@ -350,6 +366,47 @@ static void topo_retry(struct cache_topo *t, const char *why)
 
 /* ---- verifying with ROLE, and checking the master ------------------------------------- */
 
+/* Whether the check is on the master we have (not a candidate). */
+static bool topo_checking_master(const struct cache_topo *t)
+{
+	return t->have_master && addr_eq(&t->cand, &t->master);
+}
+
+/* The master did not answer ROLE but is there: say so once, keep it. */
+static void topo_busy(struct cache_topo *t, const char *why)
+{
+	char s[80];
+
+	if (t->busy_since == 0) {
+		t->busy_since = core_loop_now(t->loop);
+		t->busy_wall = core_clock_wall_ms();
+		topo_log(t, CORE_LOG_WARN, "master %s is busy or keel's check of it was cut (%s): "
+			 "keeping it and its clients", addr_str(&t->master, s, sizeof(s)), why);
+	}
+	snprintf(t->busy_why, sizeof(t->busy_why), "%s", why);
+}
+
+static void topo_answers(struct cache_topo *t)
+{
+	char s[80];
+
+	t->rechecks = 0;
+	if (t->busy_since == 0)
+		return;
+	topo_log(t, CORE_LOG_INFO, "master %s answers ROLE again, after %llu ms",
+		 addr_str(&t->master, s, sizeof(s)),
+		 (unsigned long long)(core_loop_now(t->loop) - t->busy_since));
+	t->busy_since = 0;
+	t->busy_why[0] = '\0';
+}
+
+/* An error that says the server is there and just cannot answer now: a
+ * script or function running past busy-reply-threshold, or maxclients. */
+static bool role_error_alive(const char *err)
+{
+	return !strncmp(err, "BUSY", 4) || !strncmp(err, "ERR max number of clients", 25);
+}
+
 static void role_reply(redisAsyncContext *ac, void *reply, void *data)
 {
 	struct cache_topo *t = data;
@@ -367,10 +424,20 @@ static void role_reply(redisAsyncContext *ac, void *reply, void *data)
 	if (role == CACHE_ROLE_MASTER) {
 		t->offset = offset;
 		replicas_parse(t, r);
-		if (!t->have_master || !addr_eq(&t->master, &t->cand))
+		if (!t->have_master || !addr_eq(&t->master, &t->cand)) {
 			topo_set_master(t, &t->cand);
-		else
-			core_timer_start(&t->timer, t->o.check_interval);
+			return;
+		}
+		topo_answers(t);
+		t->state = CACHE_TOPO_IDLE;
+		core_timer_start(&t->timer, t->o.check_interval);
+		return;
+	}
+	if (role == CACHE_ROLE_UNKNOWN && r->type == REDIS_REPLY_ERROR &&
+	    topo_checking_master(t) && role_error_alive(r->str)) {
+		topo_busy(t, r->str);
+		t->state = CACHE_TOPO_IDLE;
+		core_timer_start(&t->timer, t->o.check_interval);
 		return;
 	}
 	if (why != NULL && t->auth_error[0] != '\0')
@@ -392,7 +459,7 @@ static void chk_up(struct cache_conn *c, const char *why)
 	(void)why;
 	if (c != t->chk)
 		return;
-	topo_auth(t, ac, t->o.username, t->o.password);
+	topo_hello(t, c, t->o.username, t->o.password);
 	t->check_pending = true;
 	redisAsyncCommand(ac, role_reply, t, "ROLE");
 }
@@ -405,6 +472,15 @@ static void chk_down(struct cache_conn *c, const char *why)
 	if (c != t->chk)
 		return;
 	t->chk = NULL;
+	t->check_pending = false;
+	if (topo_checking_master(t) && cache_conn_was_up(c)) {
+		/* It took the connection, then ROLE timed out or the server
+		 * closed it (CLIENT KILL): alive. Ask again on a new one. */
+		topo_busy(t, why);
+		t->state = CACHE_TOPO_IDLE;
+		core_timer_start(&t->timer, topo_backoff(t, t->rechecks++));
+		return;
+	}
 	snprintf(msg, sizeof(msg), "%s: %s", addr_str(&t->cand, s, sizeof(s)), why);
 	topo_drop(t, msg);
 	topo_retry(t, msg);
@@ -417,7 +493,8 @@ static void topo_verify(struct cache_topo *t, const struct cache_addr *a)
 	t->cand = *a;
 	t->state = CACHE_TOPO_VERIFYING;
 	t->check_pending = false;
-	(void)topo_open(t, &t->chk, a, false, t->o.command_timeout, chk_up, chk_down, t);
+	(void)topo_open(t, &t->chk, a, false, "keel-check", t->o.command_timeout, chk_up,
+			chk_down, t);
 	if (t->chk == NULL)
 		topo_retry(t, t->last_error);
 }
@@ -564,7 +641,7 @@ static void ask_up(struct cache_conn *c, const char *why)
 	(void)why;
 	if (c != t->ask)
 		return;
-	topo_auth(t, ac, t->o.sentinel_username, t->o.sentinel_password);
+	topo_hello(t, c, t->o.sentinel_username, t->o.sentinel_password);
 	redisAsyncCommand(ac, ask_reply, t, "SENTINEL get-master-addr-by-name %s",
 			  t->o.master_name);
 }
@@ -590,8 +667,8 @@ static void topo_ask(struct cache_topo *t, unsigned i)
 		t->state = CACHE_TOPO_ASKING;
 		t->auth_error[0] = '\0';
 		t->asking = i;
-		(void)topo_open(t, &t->ask, &t->o.sentinels[i], true, t->o.sentinel_timeout,
-				ask_up, ask_down, t);
+		(void)topo_open(t, &t->ask, &t->o.sentinels[i], true, "keel-sentinel",
+				t->o.sentinel_timeout, ask_up, ask_down, t);
 		if (t->ask != NULL)
 			return;
 		t->sentinel_ok[i] = false;
@@ -665,7 +742,7 @@ static void sub_up(struct cache_conn *c, const char *why)
 	(void)why;
 	if (c != t->sub)
 		return;
-	topo_auth(t, ac, t->o.sentinel_username, t->o.sentinel_password);
+	topo_hello(t, c, t->o.sentinel_username, t->o.sentinel_password);
 	redisAsyncCommand(ac, sub_message, t, "SUBSCRIBE +switch-master");
 }
 
@@ -692,7 +769,7 @@ static void topo_subscribe(struct cache_topo *t)
 
 	t->sub_at = i;
 	t->sub_addr = t->o.sentinels[i];
-	(void)topo_open(t, &t->sub, &t->o.sentinels[i], true, 0, sub_up, sub_down, t);
+	(void)topo_open(t, &t->sub, &t->o.sentinels[i], true, "keel-switch", 0, sub_up, sub_down, t);
 	if (t->sub == NULL) {
 		t->sub_at++;
 		core_timer_start(&t->sub_timer, topo_backoff(t, t->sub_fails++));
@@ -759,7 +836,7 @@ static void probe_up(struct cache_conn *c, const char *why)
 	(void)why;
 	if (c != nd->conn)
 		return;
-	topo_auth(nd->t, ac, nd->t->o.username, nd->t->o.password);
+	topo_hello(nd->t, c, nd->t->o.username, nd->t->o.password);
 	redisAsyncCommand(ac, probe_reply, nd, "ROLE");
 }
 
@@ -787,8 +864,8 @@ static void topo_probe_all(struct cache_topo *t)
 		topo_close(&nd->conn);
 		nd->role = CACHE_ROLE_UNKNOWN;
 		nd->why[0] = '\0';
-		(void)topo_open(t, &nd->conn, &nd->addr, false, t->o.command_timeout,
-				probe_up, probe_down, nd);
+		(void)topo_open(t, &nd->conn, &nd->addr, false, "keel-probe",
+				t->o.command_timeout, probe_up, probe_down, nd);
 		if (nd->conn == NULL) {
 			nd->role = CACHE_ROLE_DOWN;
 			snprintf(nd->why, sizeof(nd->why), "%s", t->last_error);
@@ -887,6 +964,13 @@ int cache_topo_json(const struct cache_topo *t, struct core_buf *out)
 		core_buf_printf(out, "\"master\":\"%s\",\"offset\":%lld,\"since\":\"%s\",",
 				addr_str(&t->master, s, sizeof(s)), t->offset,
 				core_clock_format_utc(t->since_wall, when, sizeof(when)));
+		if (t->busy_since != 0) {
+			core_buf_printf(out, "\"busy_since\":\"%s\",\"busy_reason\":",
+					core_clock_format_utc(t->busy_wall, when, sizeof(when)));
+			core_json_str(out, t->busy_why);
+			core_buf_append(out, ",", 1);
+		}
+		core_buf_printf(out, "\"busy\":%s,", t->busy_since != 0 ? "true" : "false");
 	} else
 		core_buf_printf(out, "\"master\":null,");
 	core_buf_append(out, "\"replicas\":[", 12);
@@ -930,11 +1014,15 @@ int cache_topo_metrics(const struct cache_topo *t, struct core_buf *out)
 
 	core_buf_printf(out, "# HELP keel_redis_master_up Whether a master verified by ROLE is known.\n"
 			"# TYPE keel_redis_master_up gauge\nkeel_redis_master_up %d\n"
+			"# HELP keel_redis_master_busy Whether the master took keel's check "
+			"connection but did not answer ROLE (a long script), or answered BUSY.\n"
+			"# TYPE keel_redis_master_busy gauge\nkeel_redis_master_busy %d\n"
 			"# HELP keel_redis_failovers_total +switch-master announcements seen.\n"
 			"# TYPE keel_redis_failovers_total counter\nkeel_redis_failovers_total %llu\n"
 			"# HELP keel_redis_recovery_ms From losing the master to verifying the next.\n"
 			"# TYPE keel_redis_recovery_ms gauge\nkeel_redis_recovery_ms %llu\n",
-			t->have_master, (unsigned long long)t->failovers,
+			t->have_master, t->have_master && t->busy_since != 0,
+			(unsigned long long)t->failovers,
 			(unsigned long long)t->recovery_ms);
 	core_buf_printf(out, "# HELP keel_redis_replica_lag_bytes Master offset minus the replica's.\n"
 			"# TYPE keel_redis_replica_lag_bytes gauge\n");

@@ -34,6 +34,13 @@ int core_buf_append(struct core_buf *b, const void *p, size_t n);
 int core_buf_printf(struct core_buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void core_buf_consume(struct core_buf *b, size_t n);
 
+/* Keeps only the first n bytes of what is buffered. */
+static inline void core_buf_truncate(struct core_buf *b, size_t n)
+{
+	if (n < core_buf_len(b))
+		b->end = b->start + n;
+}
+
 /* Reads what the fd has into free space, growing up to the cap. Returns the
  * byte count, 0 at end of file, CORE_AGAIN, CORE_FULL, or -errno. */
 ssize_t core_buf_read(struct core_buf *b, int fd);

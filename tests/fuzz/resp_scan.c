@@ -12,7 +12,7 @@
 #include "cache/resp.h"
 
 static const struct cache_resp_limits lim = {
-	.max_bulk = 1024, .max_elems = 64, .max_depth = 8, .max_inline = 256,
+	.max_bulk = 1024, .max_elems = 64, .max_inline = 256,
 	.reserved = "keel:",	/* exercised on the command streams; flags only */
 };
 

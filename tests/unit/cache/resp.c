@@ -7,7 +7,7 @@
 #include "cache/resp.c"
 
 static const struct cache_resp_limits lim = {
-	.max_bulk = 64, .max_elems = 8, .max_depth = 3, .max_inline = 32,
+	.max_bulk = 64, .max_elems = 8, .max_inline = 32,
 };
 
 static const char *why;
@@ -77,10 +77,13 @@ TEST(bad_commands_and_limits_are_refused_with_a_reason)
 {
 	struct cache_resp_cmd c;
 
+	/* In Redis's words, which clients match on. */
 	CHECK_INT(cmd("*9\r\n", &c), ==, CACHE_RESP_BAD);
-	CHECK_STR(why, "too many arguments");
+	CHECK_STR(why, "invalid multibulk length");
 	CHECK_INT(cmd("*1\r\n$65\r\n", &c), ==, CACHE_RESP_BAD);
-	CHECK_STR(why, "bulk string too long");
+	CHECK_STR(why, "invalid bulk length");
+	CHECK_INT(cmd("*1\r\n$-5\r\n", &c), ==, CACHE_RESP_BAD);
+	CHECK_STR(why, "invalid bulk length");
 	CHECK_INT(cmd("*1\r\n:1\r\n", &c), ==, CACHE_RESP_BAD);
 	CHECK_INT(cmd("*1\r\n$-1\r\n", &c), ==, CACHE_RESP_BAD);
 	CHECK_INT(cmd("*1\r\n$3\r\nabcd\r\n", &c), ==, CACHE_RESP_BAD);
@@ -89,7 +92,7 @@ TEST(bad_commands_and_limits_are_refused_with_a_reason)
 	CHECK_INT(cmd("*1\n", &c), ==, CACHE_RESP_BAD);
 	CHECK_INT(cmd("*+1\r\n", &c), ==, CACHE_RESP_BAD);
 	CHECK_INT(cmd("this inline command is much longer than thirty-two bytes", &c), ==, CACHE_RESP_BAD);
-	CHECK_STR(why, "inline command too long");
+	CHECK_STR(why, "too big inline request");
 }
 
 TEST(replies_of_every_type_and_nesting)
@@ -144,8 +147,9 @@ TEST(partial_and_bad_replies)
 		CHECK_INT(cache_resp_scan_reply(s, n, &lim, &used, &r, &why), ==, CACHE_RESP_AGAIN);
 	}
 	CHECK_INT(rep(s, &r), ==, CACHE_RESP_OK);
-	CHECK_INT(rep("*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", &r), ==, CACHE_RESP_BAD);
-	CHECK_STR(why, "nested too deep");
+	/* Nested as deep as the server likes (a Lua script's recursive table). */
+	CHECK_INT(rep("*1\r\n*1\r\n*1\r\n*1\r\n:1\r\n", &r), ==, CACHE_RESP_OK);
+	CHECK_INT(used, ==, 20);
 	CHECK_INT(rep("*9\r\n", &r), ==, CACHE_RESP_BAD);
 	CHECK_INT(rep("$65\r\n", &r), ==, CACHE_RESP_BAD);
 	CHECK_INT(rep("$-2\r\n", &r), ==, CACHE_RESP_BAD);
@@ -204,7 +208,7 @@ TEST(a_stream_passes_values_larger_than_any_buffer)
 	CHECK_INT(n, ==, 1);
 	/* Past the limit: refused, and refused from then on. */
 	CHECK_INT(cache_resp_stream_feed(&st, "$65537\r\n", 8, &big, &n, &why), ==, CACHE_RESP_BAD);
-	CHECK_STR(why, "bulk string too long");
+	CHECK_STR(why, "invalid bulk length");
 	CHECK_INT(cache_resp_stream_feed(&st, "+OK\r\n", 5, &big, &n, &why), ==, CACHE_RESP_BAD);
 }
 
@@ -242,6 +246,97 @@ TEST(a_stream_refuses_what_the_scanner_refuses)
 		cache_resp_stream_init(&st, 1);
 		CHECK_INT(feed(&st, bad[i], 2, &n), ==, CACHE_RESP_BAD);
 		CHECK(why != NULL);
+	}
+}
+
+TEST(a_stream_quotes_the_byte_redis_quotes)
+{
+	struct cache_resp_stream st;
+	uint64_t n = 0;
+
+	cache_resp_stream_init(&st, 1);
+	CHECK_INT(feed(&st, "*1\r\nfoo\r\n", 3, &n), ==, CACHE_RESP_BAD);
+	CHECK_STR(why, "expected '$', got 'f'");
+	cache_resp_stream_init(&st, 1);
+	CHECK_INT(feed(&st, "*1\r\n$1234567890123456789012345678901234\r\n", 5, &n), ==, CACHE_RESP_BAD);
+	CHECK_STR(why, "too big bulk count string");
+}
+
+TEST(a_stream_follows_replies_nested_past_any_stack)
+{
+	struct cache_resp_stream st;
+	static char deep[4 * 1000 + 16];
+	size_t i, len = 0;
+	uint64_t n = 0;
+
+	/* 1000 levels of *1, then a leaf, then another whole reply. */
+	for (i = 0; i < 1000; i++) {
+		memcpy(deep + len, "*1\r\n", 4);
+		len += 4;
+	}
+	memcpy(deep + len, ":7\r\n+OK\r\n", 9);
+	deep[len + 9] = '\0';
+	cache_resp_stream_init(&st, 0);
+	CHECK_INT(feed(&st, deep, 7, &n), ==, CACHE_RESP_OK);
+	CHECK_INT(n, ==, 2);
+	CHECK(cache_resp_stream_idle(&st));
+	/* A map inside an array inside a push, and an attribute. */
+	n = 0;
+	CHECK_INT(feed(&st, ">3\r\n*2\r\n%1\r\n+k\r\n:1\r\n_\r\n|1\r\n+a\r\n:1\r\n+v\r\n", 1, &n),
+		  ==, CACHE_RESP_OK);
+	CHECK_INT(n, ==, 0);
+	CHECK(!cache_resp_stream_idle(&st));
+	CHECK_INT(feed(&st, ":2\r\n", 1, &n), ==, CACHE_RESP_OK);
+	CHECK_INT(n, ==, 1);
+	CHECK(cache_resp_stream_idle(&st));
+}
+
+TEST(a_stream_stops_right_after_a_command_that_ends_resp)
+{
+	static const char *const stops[] = { "sync", "psync", NULL };
+	struct cache_resp_limits l = lim;
+	static const char *const cases[] = {
+		"*1\r\n$4\r\nPING\r\n*3\r\n$5\r\nPSYNC\r\n$1\r\n?\r\n$2\r\n-1\r\n",
+		"*1\r\n$4\r\nPING\r\n  SyNc\r\n",
+		"*1\r\n$4\r\nPING\r\nsync\n",
+	};
+	size_t i, piece;
+
+	l.stop_after = stops;
+	for (i = 0; i < CORE_ARRAY_SIZE(cases); i++)
+		for (piece = 1; piece <= strlen(cases[i]); piece++) {
+			const char *s = cases[i];
+			char tail[64];
+			struct cache_resp_stream st;
+			size_t pos = 0, took, len;
+			uint64_t n = 0;
+
+			/* Bytes that are not RESP follow the command. */
+			snprintf(tail, sizeof(tail), "%s\n$5\r\nab", s);
+			len = strlen(tail);
+			cache_resp_stream_init(&st, 1);
+			while (pos < len && !(st.seen & CACHE_RESP_SEEN_STOP)) {
+				size_t k = piece < len - pos ? piece : len - pos;
+
+				CHECK_INT(cache_resp_stream_feed_until(&st, tail + pos, k, &l, &n,
+								       UINT64_MAX, &took, &why),
+					  ==, CACHE_RESP_OK);
+				pos += took;
+			}
+			CHECK(st.seen & CACHE_RESP_SEEN_STOP);
+			CHECK_INT(n, ==, 2);
+			CHECK_INT(pos, ==, strlen(s));
+		}
+	/* Names that only start like one, and arguments that are one. */
+	{
+		const char *s = "*1\r\n$5\r\nSYNCX\r\n*2\r\n$4\r\nECHO\r\n$4\r\nsync\r\nsyncx\r\n";
+		struct cache_resp_stream st;
+		uint64_t n = 0;
+
+		cache_resp_stream_init(&st, 1);
+		CHECK_INT(cache_resp_stream_feed(&st, s, strlen(s), &l, &n, &why), ==, CACHE_RESP_OK);
+		CHECK_INT(n, ==, 3);
+		CHECK_INT(st.seen, ==, 0);
 	}
 }
 
