@@ -72,6 +72,7 @@ UNIT_SRC := $(shell find tests/unit -name '*.c' ! -name runner.c | sort)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 
 .PHONY: all deps test test-unit test-integration test-ui test-san soak-redis fuzz fuzz-build bench \
+	test-redis-suite \
 	demo docs check-docs clean help FORCE
 .DEFAULT_GOAL := all
 
@@ -90,6 +91,7 @@ help:
 	@echo 'make soak-redis       the Redis failover tests under ASan+UBSan, 20 rounds (SOAK_ROUNDS=N)'
 	@echo 'make fuzz             run the fuzz targets for longer (FUZZ_SECONDS=300)'
 	@echo 'make bench            keel against nginx and HAProxy: req/s, latency, memory'
+	@echo 'make test-redis-suite Redis'"'"'s own test suite, straight and through the RESP front'
 	@echo 'make demo             build keel, start four demo app servers and keel in front'
 	@echo 'make docs             regenerate docs/CONFIGURATION.md from the settings table'
 	@echo 'make clean            remove build/ (the deps cache stays)'
@@ -198,6 +200,14 @@ bench: $(B)/keel
 	$(Q)python3 tests/bench/hung.py
 	$(Q)python3 tests/bench/tls.py
 	$(Q)python3 tests/bench/redis.py
+	$(Q)python3 tests/redis-suite/run.py --keel $(B)/keel
+
+# Redis's own test suite (from the Debian source package of the installed
+# redis-server) in external mode, each unit straight to a fresh server and
+# through keel's RESP front; writes resp_suite_* to build/bench.json.
+test-redis-suite: $(B)/keel
+	$(Q)tests/setup.sh --bench
+	$(Q)python3 tests/redis-suite/run.py --keel $(B)/keel
 
 demo: $(B)/keel
 	$(Q)tests/demo.sh $(B)/keel

@@ -22,7 +22,7 @@ struct cache_conn {
 	unsigned	   events;
 	cache_conn_fn	   up, down;
 	void		  *data;
-	bool		   connected, reported, closing, reaping;
+	bool		   connected, reported, closing, reaping, timed_out;
 	char		   name[24];
 };
 
@@ -122,6 +122,7 @@ static void on_disconnect(const redisAsyncContext *ac, int status)
 {
 	struct cache_conn *c = ac->data;
 
+	c->timed_out = ac->err == REDIS_ERR_TIMEOUT;
 	conn_gone(c, status == REDIS_OK ? "closed" : ac->errstr[0] ? ac->errstr : "connection lost");
 }
 
@@ -202,6 +203,11 @@ void cache_conn_hello(struct cache_conn *c, const char *user, const char *pass,
 bool cache_conn_was_up(const struct cache_conn *c)
 {
 	return c->connected;
+}
+
+bool cache_conn_timed_out(const struct cache_conn *c)
+{
+	return c->timed_out;
 }
 
 void cache_conn_own(struct cache_conn *c, struct cache_conn **slot)

@@ -30,6 +30,8 @@ void cache_conn_hello(struct cache_conn *c, const char *user, const char *pass,
 /* Whether it ever connected: one that did and then went was closed by the
  * server or timed out a command; one that did not is unreachable. */
 bool cache_conn_was_up(const struct cache_conn *c);
+/* Whether it went because a command timed out (the server did not answer). */
+bool cache_conn_timed_out(const struct cache_conn *c);
 
 /* Who holds c: *slot. When c goes (the server closed it, a timeout, or
  * cache_conn_close), `down` runs first, then *slot is set to NULL if it

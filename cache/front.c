@@ -86,6 +86,7 @@ struct front_client {
 	bool		 closing;	/* flush out, then close */
 	bool		 gone;		/* closed; freed after the loop's batch */
 	bool		 tunnel;	/* a SYNC or PSYNC went by */
+	bool		 raw;		/* and its reply began: bytes from here on */
 	bool		 refusing;	/* a protocol error: answer what came
 					 * before it, then err, then close */
 	char		 peer[64];
@@ -173,7 +174,7 @@ static void client_fail(struct front_client *c, const char *line)
 	core_buf_consume(&c->in, core_buf_len(&c->in));
 	/* Half a reply may be in flight: an error then would be read as its
 	 * rest, so only a client between replies is told. */
-	if (cache_resp_stream_idle(&c->reps) && !c->tunnel)
+	if (cache_resp_stream_idle(&c->reps) && !c->raw)
 		core_buf_append(&c->out, line, strlen(line));
 	if (!flush(&c->out, c->cfd) || core_buf_len(&c->out) == 0) {
 		client_free(c);
@@ -211,7 +212,9 @@ static void client_arm(struct front_client *c)
 
 	if (c->closing)
 		return;
-	if (buf_room(&c->in) && buf_room(&c->out) && !c->refusing)
+	/* A refused client is still read (and what it sends dropped), so
+	 * that its leaving is noticed. */
+	if ((buf_room(&c->in) && buf_room(&c->out)) || c->refusing)
 		ce |= CORE_IO_READ;
 	if (core_buf_len(&c->out) > 0)
 		ce |= CORE_IO_WRITE;
@@ -292,6 +295,10 @@ static void client_refuse(struct front_client *c, const char *why)
 	core_log_info("redis", "front: %s (%s): closed: %s", c->peer,
 		      cache_front_state_str(c->state), why);
 	stat_add(&fr.stats->bad_commands, 1);
+	if (c->tunnel) {
+		client_free(c);		/* a replica: no reply of its own to wait for */
+		return;
+	}
 	snprintf(c->err, sizeof(c->err), "-ERR Protocol error: %s\r\n", why);
 	if (count < c->ncmds)
 		(void)cache_resp_stream_feed_until(&st, core_buf_head(&c->in), core_buf_len(&c->in),
@@ -347,10 +354,29 @@ static bool client_scan(struct front_client *c, const char *p, size_t n)
 	}
 }
 
+/* After a protocol error Redis reads on and ignores what comes. */
+static void client_drop_input(struct front_client *c)
+{
+	char junk[4096];
+	ssize_t n;
+
+	do
+		n = read(c->cfd, junk, sizeof(junk));
+	while (n > 0 || (n == -1 && errno == EINTR));
+	if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK))
+		client_free(c);
+}
+
 static void client_read(struct front_client *c)
 {
 	size_t before = core_buf_len(&c->in);
-	ssize_t n = core_buf_read(&c->in, c->cfd);
+	ssize_t n;
+
+	if (c->refusing) {
+		client_drop_input(c);
+		return;
+	}
+	n = core_buf_read(&c->in, c->cfd);
 
 	if (n == 0 || (n < 0 && n != CORE_AGAIN && n != CORE_FULL)) {
 		client_free(c);		/* the client left: so does its server side */
@@ -369,18 +395,32 @@ static void client_read(struct front_client *c)
 	client_arm(c);
 }
 
-/* Scans the server's bytes up to the reply before a SYNC's; the rest is
- * relayed as it is. */
+/* Scans the server's bytes up to the SYNC's reply; from there on they are
+ * relayed as they are, unless that reply is an error (NOAUTH, a SYNC in
+ * MULTI): then the connection goes on speaking RESP. */
 static int server_scan(struct front_client *c, const char *p, size_t n, const char **why)
 {
 	size_t used;
+	int rc;
 
-	if (!c->tunnel)
-		return cache_resp_stream_feed(&c->reps, p, n, &fr.rep_lim, &c->nreps, why);
-	if (c->nreps + 1 >= c->tunnel_at)
+	if (c->raw)
 		return CACHE_RESP_OK;
-	return cache_resp_stream_feed_until(&c->reps, p, n, &fr.rep_lim, &c->nreps,
-					    c->tunnel_at - 1, &used, why);
+	if (c->tunnel && c->nreps + 1 < c->tunnel_at) {
+		rc = cache_resp_stream_feed_until(&c->reps, p, n, &fr.rep_lim, &c->nreps,
+						  c->tunnel_at - 1, &used, why);
+		if (rc != CACHE_RESP_OK || c->nreps + 1 < c->tunnel_at)
+			return rc;
+		p += used;
+		n -= used;
+	}
+	if (c->tunnel && n > 0) {
+		if (p[0] != '-') {
+			c->raw = true;	/* +FULLRESYNC, $<rdb size>, or a keepalive \n */
+			return CACHE_RESP_OK;
+		}
+		c->tunnel = false;
+	}
+	return cache_resp_stream_feed(&c->reps, p, n, &fr.rep_lim, &c->nreps, why);
 }
 
 static void server_read(struct front_client *c)

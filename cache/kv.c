@@ -109,6 +109,24 @@ static void push_entry(const char *key, const char *val, uint64_t expires, void 
 	kv_push(arg, key, val, expires);
 }
 
+static void kv_close(struct cache_conn **cp);
+
+/* A refused SELECT (BUSY while a script runs, a bad db) would leave the
+ * writes in another database: the connection goes, and is opened again. */
+static void selected(redisAsyncContext *ac, void *reply, void *data)
+{
+	const redisReply *r = reply;
+
+	(void)data;
+	if (r != NULL && r->type == REDIS_REPLY_ERROR && ac->data == kv.cmd) {
+		core_log_debug("redis", "shared state: SELECT %d: %s", kv.db, r->str);
+		kv_close(&kv.cmd);
+		kv.ready = false;
+		if (kv.have_master)
+			core_timer_start(&kv.retry, 1000);
+	}
+}
+
 static void cmd_up(struct cache_conn *c, const char *why)
 {
 	redisAsyncContext *ac = cache_conn_ctx(c);
@@ -118,7 +136,7 @@ static void cmd_up(struct cache_conn *c, const char *why)
 	if (c != kv.cmd)
 		return;
 	kv_hello(c);
-	redisAsyncCommand(ac, NULL, NULL, "SELECT %d", kv.db);
+	redisAsyncCommand(ac, selected, NULL, "SELECT %d", kv.db);
 	kv.ready = true;
 	/* What was written while Redis was away goes there first; then
 	 * everything the other gateways wrote comes here. */
@@ -146,8 +164,15 @@ static void message(redisAsyncContext *ac, void *reply, void *data)
 	const redisReply *r = reply;
 	redisAsyncContext *cmd = kv_ctx();
 
-	(void)ac;
 	(void)data;
+	if (r != NULL && r->type == REDIS_REPLY_ERROR && ac->data == kv.sub) {
+		/* SUBSCRIBE refused (BUSY): subscribed again later. */
+		core_log_debug("redis", "shared state: SUBSCRIBE: %s", r->str);
+		kv_close(&kv.sub);
+		if (kv.have_master)
+			core_timer_start(&kv.retry, 1000);
+		return;
+	}
 	if (r == NULL || r->type != REDIS_REPLY_ARRAY || r->elements != 3 ||
 	    r->element[0]->type != REDIS_REPLY_STRING || cmd == NULL)
 		return;
@@ -255,6 +280,8 @@ static void kv_on_retry(struct core_timer *t)
 		kv_open_cmd(&co);
 	if (kv.sub == NULL)
 		kv_open_sub(&co);
+	if (kv.cmd == NULL || kv.sub == NULL)
+		core_timer_start(&kv.retry, 1000);	/* could not even start one */
 }
 
 static void mirror_set(const char *key, const char *val, uint64_t expires, void *arg)

@@ -351,12 +351,15 @@ static void stream_inline_name(struct cache_resp_stream *st)
 	while (i < n && (st->line[i] == ' ' || st->line[i] == '\t'))
 		i++;
 	from = i;
-	while (i < n && st->line[i] != ' ' && st->line[i] != '\t' && st->line[i] != '\r')
+	while (i < n && st->line[i] != ' ' && st->line[i] != '\t')
 		i++;
-	if (i == n && n < st->linelen)
+	if (i == n && n < st->linelen) {
 		st->namelen = CACHE_RESP_NO_MATCH;	/* longer than the bytes kept */
-	else
-		stream_name(st, st->line + from, i - from);
+		return;
+	}
+	if (i == st->linelen && i > from && st->line[i - 1] == '\r')
+		i--;				/* the line's CR, not the word's */
+	stream_name(st, st->line + from, i - from);
 }
 
 static int stream_line_end(struct cache_resp_stream *st, const struct cache_resp_limits *lim,
@@ -518,7 +521,6 @@ static int stream_feed(struct cache_resp_stream *st, const char *buf, size_t len
 		       int at_stop_after, size_t *used, const char **why)
 {
 	unsigned halt = at_stop_after ? CACHE_RESP_SEEN_STOP : 0;
-
 	size_t i = 0;
 
 	*why = NULL;
@@ -559,8 +561,10 @@ static int stream_feed(struct cache_resp_stream *st, const char *buf, size_t len
 				}
 			}
 			if (st->commands && st->pending > 0 && buf[i] != '$') {
-				/* Redis's words, which clients match on. */
-				snprintf(st->msg, sizeof(st->msg), "expected '$', got '%c'", buf[i]);
+				/* Redis's words, which clients match on; a
+				 * control byte would break the error line. */
+				snprintf(st->msg, sizeof(st->msg), "expected '$', got '%c'",
+					 (unsigned char)buf[i] < 0x20 || buf[i] == 0x7f ? ' ' : buf[i]);
 				return stream_bad(st, why, st->msg);
 			}
 			st->type = buf[i];

@@ -429,14 +429,16 @@ static void role_reply(redisAsyncContext *ac, void *reply, void *data)
 			return;
 		}
 		topo_answers(t);
-		t->state = CACHE_TOPO_IDLE;
+		if (t->state == CACHE_TOPO_VERIFYING)
+			t->state = CACHE_TOPO_IDLE;
 		core_timer_start(&t->timer, t->o.check_interval);
 		return;
 	}
 	if (role == CACHE_ROLE_UNKNOWN && r->type == REDIS_REPLY_ERROR &&
 	    topo_checking_master(t) && role_error_alive(r->str)) {
 		topo_busy(t, r->str);
-		t->state = CACHE_TOPO_IDLE;
+		if (t->state == CACHE_TOPO_VERIFYING)
+			t->state = CACHE_TOPO_IDLE;
 		core_timer_start(&t->timer, t->o.check_interval);
 		return;
 	}
@@ -474,11 +476,18 @@ static void chk_down(struct cache_conn *c, const char *why)
 	t->chk = NULL;
 	t->check_pending = false;
 	if (topo_checking_master(t) && cache_conn_was_up(c)) {
-		/* It took the connection, then ROLE timed out or the server
-		 * closed it (CLIENT KILL): alive. Ask again on a new one. */
-		topo_busy(t, why);
-		t->state = CACHE_TOPO_IDLE;
-		core_timer_start(&t->timer, topo_backoff(t, t->rechecks++));
+		/* It took the connection, then ROLE timed out (busy) or the
+		 * server closed it (CLIENT KILL, or a crash the next connect
+		 * tells): ask again on a new one, at once the first time. */
+		if (cache_conn_timed_out(c))
+			topo_busy(t, "ROLE timed out");
+		else
+			topo_log(t, CORE_LOG_DEBUG, "%s: keel's check connection went (%s): "
+				 "checking again", addr_str(&t->master, s, sizeof(s)), why);
+		if (t->state == CACHE_TOPO_VERIFYING)
+			t->state = CACHE_TOPO_IDLE;
+		core_timer_start(&t->timer, t->rechecks == 0 ? 0 : topo_backoff(t, t->rechecks));
+		t->rechecks++;
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s: %s", addr_str(&t->cand, s, sizeof(s)), why);
@@ -507,7 +516,8 @@ static void topo_check(struct cache_topo *t)
 		topo_verify(t, &t->master);
 		return;
 	}
-	if (!t->check_pending) {
+	/* Still connecting: chk_up asks, after AUTH and the name. */
+	if (!t->check_pending && cache_conn_was_up(t->chk)) {
 		t->check_pending = true;
 		redisAsyncCommand(ac, role_reply, t, "ROLE");
 	}

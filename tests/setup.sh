@@ -16,8 +16,9 @@ need=(
 # Node and npm for Playwright, unless a node is already installed (a
 # NodeSource node conflicts with Debian's npm package).
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
-# make bench also compares against nginx and HAProxy.
-[ "${1:-}" = "--bench" ] && need+=(haproxy)
+# make bench also compares against nginx and HAProxy, and runs Redis's own
+# test suite (Tcl, and dpkg-source to unpack it).
+[ "${1:-}" = "--bench" ] && need+=(haproxy tcl dpkg-dev)
 missing=()
 for p in "${need[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

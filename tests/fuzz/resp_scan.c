@@ -4,16 +4,21 @@
  * than its input, a value found once is found again with more bytes after
  * it (the same length), and every shorter prefix of it asks for more. The
  * streaming scanner, fed the input in pieces of varying size, must count
- * the same values as the whole-buffer scanners and refuse what they refuse. */
+ * the same values as the whole-buffer scanners and refuse what they refuse,
+ * and stop after exactly the commands the whole-buffer scanner names SYNC
+ * or PSYNC. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "cache/resp.h"
 
+static const char *const stops[] = { "sync", "psync", NULL };
+
 static const struct cache_resp_limits lim = {
 	.max_bulk = 1024, .max_elems = 64, .max_inline = 256,
 	.reserved = "keel:",	/* exercised on the command streams; flags only */
+	.stop_after = stops,	/* and the names of commands */
 };
 
 typedef int (*scan_fn)(const char *buf, size_t len, size_t *used, const char **why);
@@ -140,6 +145,21 @@ static void until_one(const char *buf, size_t len, int commands)
 		}
 		if (n - before > 1 || used > len - pos || (used == 0 && n == before))
 			abort();
+		if (commands && (st.seen & CACHE_RESP_SEEN_STOP)) {
+			/* It stopped after a command the whole scanner names so. */
+			struct cache_resp_cmd c = { .name = "" };
+			size_t p = pos, u;
+			int named = 0;
+
+			while (p < pos + used && cache_resp_scan_command(buf + p, pos + used - p, &lim,
+									 &u, &c, &why) == CACHE_RESP_OK) {
+				named = !strcmp(c.name, "sync") || !strcmp(c.name, "psync");
+				p += u;
+			}
+			if (!named || p != pos + used)
+				abort();
+			st.seen &= ~(unsigned)CACHE_RESP_SEEN_STOP;
+		}
 		pos += used;
 	}
 	if (sbad != bad || n != whole)

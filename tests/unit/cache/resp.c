@@ -258,6 +258,9 @@ TEST(a_stream_quotes_the_byte_redis_quotes)
 	CHECK_INT(feed(&st, "*1\r\nfoo\r\n", 3, &n), ==, CACHE_RESP_BAD);
 	CHECK_STR(why, "expected '$', got 'f'");
 	cache_resp_stream_init(&st, 1);
+	CHECK_INT(feed(&st, "*1\r\n\r\n", 3, &n), ==, CACHE_RESP_BAD);
+	CHECK_STR(why, "expected '$', got ' '");	/* the error stays one line */
+	cache_resp_stream_init(&st, 1);
 	CHECK_INT(feed(&st, "*1\r\n$1234567890123456789012345678901234\r\n", 5, &n), ==, CACHE_RESP_BAD);
 	CHECK_STR(why, "too big bulk count string");
 }
@@ -329,13 +332,14 @@ TEST(a_stream_stops_right_after_a_command_that_ends_resp)
 		}
 	/* Names that only start like one, and arguments that are one. */
 	{
-		const char *s = "*1\r\n$5\r\nSYNCX\r\n*2\r\n$4\r\nECHO\r\n$4\r\nsync\r\nsyncx\r\n";
+		const char *s = "*1\r\n$5\r\nSYNCX\r\n*2\r\n$4\r\nECHO\r\n$4\r\nsync\r\nsyncx\r\n"
+				"sync\rx\r\n";
 		struct cache_resp_stream st;
 		uint64_t n = 0;
 
 		cache_resp_stream_init(&st, 1);
 		CHECK_INT(cache_resp_stream_feed(&st, s, strlen(s), &l, &n, &why), ==, CACHE_RESP_OK);
-		CHECK_INT(n, ==, 3);
+		CHECK_INT(n, ==, 4);
 		CHECK_INT(st.seen, ==, 0);
 	}
 }
