@@ -104,7 +104,6 @@ struct cache_topo {
 	struct cache_conn *chk;		/* ROLE on the candidate or the master */
 	struct cache_addr  cand;
 	bool		   check_pending;
-	unsigned	   rechecks;	/* in a row, of a master that went quiet */
 	uint64_t	   busy_since;	/* monotonic ms; 0: it answers */
 	uint64_t	   busy_wall;
 	char		   busy_why[120];
@@ -306,7 +305,6 @@ static void topo_set_master(struct cache_topo *t, const struct cache_addr *a)
 	t->master = *a;
 	t->epoch++;
 	t->fails = 0;
-	t->rechecks = 0;
 	t->busy_since = 0;
 	t->state = CACHE_TOPO_IDLE;
 	t->since_wall = core_clock_wall_ms();
@@ -390,7 +388,6 @@ static void topo_answers(struct cache_topo *t)
 {
 	char s[80];
 
-	t->rechecks = 0;
 	if (t->busy_since == 0)
 		return;
 	topo_log(t, CORE_LOG_INFO, "master %s answers ROLE again, after %llu ms",
@@ -478,16 +475,17 @@ static void chk_down(struct cache_conn *c, const char *why)
 	if (topo_checking_master(t) && cache_conn_was_up(c)) {
 		/* It took the connection, then ROLE timed out (busy) or the
 		 * server closed it (CLIENT KILL, or a crash the next connect
-		 * tells): ask again on a new one, at once the first time. */
+		 * tells): ask again on a new one at the next check, quietly;
+		 * the apps' connections are their own. */
 		if (cache_conn_timed_out(c))
 			topo_busy(t, "ROLE timed out");
 		else
 			topo_log(t, CORE_LOG_DEBUG, "%s: keel's check connection went (%s): "
-				 "checking again", addr_str(&t->master, s, sizeof(s)), why);
+				 "checking again in %llu ms", addr_str(&t->master, s, sizeof(s)), why,
+				 (unsigned long long)t->o.check_interval);
 		if (t->state == CACHE_TOPO_VERIFYING)
 			t->state = CACHE_TOPO_IDLE;
-		core_timer_start(&t->timer, t->rechecks == 0 ? 0 : topo_backoff(t, t->rechecks));
-		t->rechecks++;
+		core_timer_start(&t->timer, t->o.check_interval);
 		return;
 	}
 	snprintf(msg, sizeof(msg), "%s: %s", addr_str(&t->cand, s, sizeof(s)), why);
