@@ -230,3 +230,32 @@ def test_deep_replies_replication_streams_and_protocol_errors(h):
         s.close()
     check(c.call("PING") == "PONG")
     no_loss(k)
+
+
+def test_replicaof_through_the_front_stops_keel_serving_that_node(h):
+    """REPLICAOF sent through the front makes the master a replica: keel's
+    verified-master rule then drops its clients and answers new ones
+    -MASTERDOWN naming why, until the node is a master again."""
+    r = node(h, "redis-a")
+    admin, front = free_port(), free_port()
+    h.keel("workers: { count: 1 }\nmonitors: { routes: false, servers: false }\n"
+           "admin: { listen: [\"127.0.0.1:%d\"], tls: { enabled: false } }\n"
+           "redis:\n  nodes: [\"127.0.0.1:%d\"]\n  check_interval: 200ms\n"
+           "  front: { listen: [\"127.0.0.1:%d\"], wait_master: 1s }\n" % (admin, r, front),
+           wait_port=admin)
+    front_ready(front)
+    c = Resp(front)
+    check(c.call("REPLICAOF", "127.0.0.1", str(free_port())) == "OK", "Redis took REPLICAOF")
+
+    def dropped():
+        try:
+            c.call("PING")
+            return False
+        except (OSError, ConnectionError):
+            return True
+    wait_for("the client to be dropped", dropped, timeout=5, interval=0.05)
+    got = Resp(front, timeout=5).call("PING")
+    check(isinstance(got, RespError) and str(got) == "MASTERDOWN keel has no Redis master: "
+          "127.0.0.1:%d is a replica, not the master" % r, "a new client: %r" % (got,))
+    check(call(r, "REPLICAOF", "NO", "ONE") == "OK")
+    front_ready(front)
