@@ -226,6 +226,26 @@ struct keel_redis_conf {
 	int		line;
 };
 
+enum keel_mount_type {
+	KEEL_MOUNT_NFS = 0,
+};
+
+/* storage.mounts.NAME: a shared folder and the servers that export it. */
+struct keel_mount_conf {
+	char		*name;
+	int		 type;		/* enum keel_mount_type */
+	struct core_conf_list servers;	/* of char *: IP addresses, primary first */
+	char		*export;	/* "/export" */
+	char		*path;		/* where it is mounted: "/share" */
+	int64_t		 probe_interval, probe_timeout, slow_after;	/* ms */
+	int64_t		 misses;	/* timeouts in a row that make it hung */
+	int		 line;
+};
+
+struct keel_storage_conf {
+	struct core_conf_list mounts;	/* map of struct keel_mount_conf */
+};
+
 struct keel_conf {
 	char		*node;		/* this box's name */
 	char		*pid_file;	/* "": none */
@@ -241,6 +261,7 @@ struct keel_conf {
 	struct keel_monitors_conf monitors;
 	struct keel_alerts_conf alerts;
 	struct keel_redis_conf redis;
+	struct keel_storage_conf storage;
 };
 
 #endif

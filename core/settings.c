@@ -1,5 +1,6 @@
 /* keel's settings, declared once: YAML loading, defaults, bounds, reload
  * rules and docs/CONFIGURATION.md all come from this table. */
+#include <arpa/inet.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -869,6 +870,93 @@ static const struct core_conf_section redis_section = {
 	       "keel keeps its own shared state in memory.",
 };
 
+/* ---- storage ------------------------------------------------------------------------ */
+
+static const char *const mount_types[] = { "nfs", NULL };
+
+static const struct core_conf_def mount_defs[] = {
+	{ .name = "type", .type = CORE_CONF_ENUM, .enums = mount_types,
+	  .offset = offsetof(struct keel_mount_conf, type), .dflt = "nfs",
+	  .doc = "The protocol: `nfs` (NFSv3 probes through libnfs; GlusterFS is not there yet)." },
+	{ .name = "servers", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_mount_conf, servers), .min = 1, .max = 8,
+	  .doc = "The servers that export it, as IP addresses, primary first, then backups." },
+	{ .name = "export", .type = CORE_CONF_STRING, .flags = CORE_CONF_REQUIRED,
+	  .offset = offsetof(struct keel_mount_conf, export), .min = 1, .max = 255,
+	  .doc = "The exported path on the servers, such as `/export`." },
+	{ .name = "path", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_mount_conf, path), .dflt = "", .min = 0, .max = 255,
+	  .doc = "Where the share is mounted on this box (`/share`): keel reports whether it is "
+		 "(from /proc/self/mountinfo, which never blocks); it does not mount it yet." },
+	{ .name = "probe_interval", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_mount_conf, probe_interval), .dflt = "1s",
+	  .min = 100, .max = 3600 * SEC,
+	  .doc = "Time between two probes of each server (GETATTR of the export's root and "
+		 "FSSTAT, through libnfs in keel's own loop)." },
+	{ .name = "probe_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_mount_conf, probe_timeout), .dflt = "1s",
+	  .min = 50, .max = 60 * SEC,
+	  .doc = "keel's own deadline for a probe (connecting and mounting included), instead "
+		 "of the 60 s RPC timeouts of libnfs and of the kernel." },
+	{ .name = "slow_after", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_mount_conf, slow_after), .dflt = "200ms",
+	  .min = 1, .max = 60 * SEC,
+	  .doc = "A server that answers a probe slower than this is `slow`." },
+	{ .name = "misses", .type = CORE_CONF_INT,
+	  .offset = offsetof(struct keel_mount_conf, misses), .dflt = "2", .min = 1, .max = 100,
+	  .doc = "Probes in a row that time out before a server is `hung`; with the defaults "
+		 "a server that stops answering is `hung` within about 2 s." },
+	{ 0 }
+};
+
+/* Servers are addresses: keel resolves no names for storage yet. */
+static void mount_check(struct core_conf_load *ld, void *obj, const char *path, int line)
+{
+	const struct keel_mount_conf *m = obj;
+	char *const *srv = m->servers.v;
+	unsigned char a[16];
+	char sub[160];
+	size_t i;
+
+	for (i = 0; i < m->servers.n; i++)
+		if (inet_pton(AF_INET, srv[i], a) != 1 && inet_pton(AF_INET6, srv[i], a) != 1) {
+			snprintf(sub, sizeof(sub), "%s.servers[%zu]", path, i);
+			core_conf_error(ld, line, sub, "\"%s\" is not an IP address", srv[i]);
+		}
+	if (m->export != NULL && m->export[0] != '/') {
+		snprintf(sub, sizeof(sub), "%s.export", path);
+		core_conf_error(ld, line, sub, "must start with '/'");
+	}
+	if (m->path != NULL && m->path[0] != '\0' && m->path[0] != '/') {
+		snprintf(sub, sizeof(sub), "%s.path", path);
+		core_conf_error(ld, line, sub, "must be an absolute path");
+	}
+	if (m->probe_timeout >= m->probe_interval * 10) {
+		snprintf(sub, sizeof(sub), "%s.probe_timeout", path);
+		core_conf_error(ld, line, sub, "must be less than 10 times probe_interval");
+	}
+}
+
+static const struct core_conf_section mount_section = {
+	.size = sizeof(struct keel_mount_conf), .defs = mount_defs, .check = mount_check,
+	.line_offset = offsetof(struct keel_mount_conf, line),
+	.doc = "A shared folder (the apps' `/share`) and the NFS servers that export it. keel "
+	       "watches each server from its own event loop and never blocks on it.",
+};
+
+static const struct core_conf_def storage_defs[] = {
+	{ .name = "mounts", .type = CORE_CONF_MAP, .flags = CORE_CONF_RELOAD,
+	  .sub = &mount_section, .min = 0, .max = 32,
+	  .offset = offsetof(struct keel_storage_conf, mounts),
+	  .doc = "Shared storage, by name." },
+	{ 0 }
+};
+
+static const struct core_conf_section storage_section = {
+	.size = sizeof(struct keel_storage_conf), .defs = storage_defs,
+	.doc = "Shared storage for the app servers.",
+};
+
 static const struct core_conf_def keel_defs[] = {
 	{ .name = "node", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_conf, node), .dflt = "keel",
@@ -910,6 +998,8 @@ static const struct core_conf_def keel_defs[] = {
 	  .offset = offsetof(struct keel_conf, alerts), .sub = &alerts_section },
 	{ .name = "redis", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, redis), .sub = &redis_section },
+	{ .name = "storage", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, storage), .sub = &storage_section },
 	{ 0 }
 };
 
