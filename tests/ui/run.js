@@ -136,6 +136,8 @@ async function main() {
 		`listeners: [ { address: "127.0.0.1:${pfront}" } ]`,
 		'monitors: { interval: 1s, timeout: 1s }',
 		`redis: { nodes: ["127.0.0.1:${predis}"] }`,
+		/* Nothing exports NFS at 127.0.0.9: the share is shown failed, with why. */
+		'storage: { mounts: { share: { servers: ["127.0.0.9"], export: "/export", path: "/share" } } }',
 		''].join('\n'));
 	T.log = path.join(dir, 'keel.log');
 	T.keel = start(KEEL, ['-c', path.join(dir, 'keel.yaml')], T.log);
@@ -250,6 +252,12 @@ async function main() {
 		const redis = p.locator('section.panel', { hasText: 'Redis (shared sessions)' });
 		await redis.getByText(`127.0.0.1:${T.ports.predis}`).first().waitFor();
 		await redis.locator('.pill.master').waitFor();
+		/* Shared storage: the mount, failed, and the server's reason. */
+		const storage = p.locator('section.panel', { hasText: 'Shared storage' });
+		await storage.locator('#storage .pill.failed').waitFor();
+		const detail = await storage.locator('#storage tr').nth(1).innerText();
+		if (!/share/.test(detail) || !/127\.0\.0\.9: MOUNT: /.test(detail) || !/\/share \(not mounted\)/.test(detail))
+			throw new Error('the storage row shows ' + JSON.stringify(detail));
 		await shot('05-dashboard');
 		await p.setViewportSize({ width: 768, height: 1024 });	/* a tablet */
 		await shot('05-dashboard-tablet');

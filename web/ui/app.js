@@ -349,8 +349,9 @@ pages['/'] = async main => {
 	const cards = h('div', { class: 'cards' }), charts = h('div', { class: 'grid' });
 	const servers = h('div', { class: 'scroll' }), alerts = h('div'), redis = h('div', { class: 'scroll' });
 	const redisPanel = panel('Redis (shared sessions)', redis);
-	redisPanel.hidden = true;
-	main.append(cards, charts, panel('Servers', servers), redisPanel, panel('Recent alerts', alerts));
+	const storage = h('div', { class: 'scroll' }), storagePanel = panel('Shared storage', storage);
+	redisPanel.hidden = storagePanel.hidden = true;
+	main.append(cards, charts, panel('Servers', servers), redisPanel, storagePanel, panel('Recent alerts', alerts));
 	const cfg = (await api('GET', '/api/v1/config')).data;
 	const flags = {};
 	for (const [u, up] of Object.entries(cfg.upstreams || {}))
@@ -384,6 +385,8 @@ pages['/'] = async main => {
 			})));
 		redisPanel.hidden = !st.redis;
 		if (st.redis) redis.replaceChildren(...redisView(st.redis));
+		storagePanel.hidden = !st.storage;
+		if (st.storage) storage.replaceChildren(storageView(st.storage));
 	});
 	every(10000, async () => {
 		const m = await api('GET', '/api/v1/monitors');
@@ -409,6 +412,18 @@ function redisView(r) {
 	if (r.front)
 		out.push(h('p', { class: 'muted', text: `Front: ${r.front.clients} clients now, ${r.front.connections} accepted, ${r.front.dropped_at_failover} moved at failovers, ${r.front.bad_commands} refused for protocol errors.` }));
 	return out;
+}
+
+/* Each mount: the server in use, its state and why, free space. */
+function storageView(s) {
+	const gib = b => b === undefined ? '–' : fmtNum(b / 1073741824, 1) + ' GiB';
+	return h('table', { id: 'storage' }, heads('Mount', 'Export', 'Server', 'State', '#Latency', '#Free', 'Mounted at', 'Detail'),
+		s.mounts.map(m => h('tr', {}, h('td', { text: m.name }), h('td', { class: 'mono', text: m.export }),
+			h('td', { class: 'mono', text: m.server || m.servers.map(x => x.address).join(', ') }),
+			h('td', {}, pill(m.state)), h('td', { class: 'num', text: m.server ? m.latency_ms + ' ms' : '–' }),
+			h('td', { class: 'num', text: gib(m.free_bytes) }),
+			h('td', { class: 'mono', text: m.path ? m.path + (m.mounted ? '' : ' (not mounted)') : '–' }),
+			h('td', { class: 'muted', text: m.state === 'healthy' ? '' : m.servers.map(x => `${x.address}: ${x.reason || x.state}`).join('; ') }))));
 }
 
 function alertTable(list) {
