@@ -889,7 +889,7 @@ static const struct core_conf_def mount_defs[] = {
 	  .doc = "Where the share is mounted on this box (`/share`): keel reports whether it is "
 		 "(from /proc/self/mountinfo, which never blocks); it does not mount it yet." },
 	{ .name = "probe_interval", .type = CORE_CONF_DURATION,
-	  .offset = offsetof(struct keel_mount_conf, probe_interval), .dflt = "1s",
+	  .offset = offsetof(struct keel_mount_conf, probe_interval), .dflt = "500ms",
 	  .min = 100, .max = 3600 * SEC,
 	  .doc = "Time between two probes of each server (GETATTR of the export's root and "
 		 "FSSTAT, through libnfs in keel's own loop)." },
@@ -905,7 +905,7 @@ static const struct core_conf_def mount_defs[] = {
 	{ .name = "misses", .type = CORE_CONF_INT,
 	  .offset = offsetof(struct keel_mount_conf, misses), .dflt = "2", .min = 1, .max = 100,
 	  .doc = "Probes in a row that time out before a server is `hung`; with the defaults "
-		 "a server that stops answering is `hung` within about 2 s." },
+		 "a server that stops answering is `hung` within 2.5 s." },
 	{ 0 }
 };
 
