@@ -918,6 +918,14 @@ static void mount_check(struct core_conf_load *ld, void *obj, const char *path, 
 	char sub[160];
 	size_t i;
 
+	/* The name is in alert subjects, mail headers and metric labels. */
+	for (i = 0; m->name != NULL && m->name[i] != '\0'; i++)
+		if (!((m->name[i] >= 'a' && m->name[i] <= 'z') || (m->name[i] >= 'A' && m->name[i] <= 'Z') ||
+		      (m->name[i] >= '0' && m->name[i] <= '9') || strchr("-_.", m->name[i]) != NULL)) {
+			core_conf_error(ld, line, path, "a mount's name may hold only letters, "
+					"digits, '-', '_' and '.'");
+			break;
+		}
 	for (i = 0; i < m->servers.n; i++)
 		if (inet_pton(AF_INET, srv[i], a) != 1 && inet_pton(AF_INET6, srv[i], a) != 1) {
 			snprintf(sub, sizeof(sub), "%s.servers[%zu]", path, i);
@@ -927,9 +935,10 @@ static void mount_check(struct core_conf_load *ld, void *obj, const char *path, 
 		snprintf(sub, sizeof(sub), "%s.export", path);
 		core_conf_error(ld, line, sub, "must start with '/'");
 	}
-	if (m->path != NULL && m->path[0] != '\0' && m->path[0] != '/') {
+	if (m->path != NULL && m->path[0] != '\0' &&
+	    (m->path[0] != '/' || (m->path[1] != '\0' && m->path[strlen(m->path) - 1] == '/'))) {
 		snprintf(sub, sizeof(sub), "%s.path", path);
-		core_conf_error(ld, line, sub, "must be an absolute path");
+		core_conf_error(ld, line, sub, "must be an absolute path, without a trailing '/'");
 	}
 	if (m->probe_timeout >= m->probe_interval * 10) {
 		snprintf(sub, sizeof(sub), "%s.probe_timeout", path);

@@ -103,7 +103,7 @@ struct storage_server {
 	struct core_io	 io;
 	struct core_timer timer;	/* the next probe, or this one's deadline */
 	enum storage_step step;
-	uint64_t	 started;	/* monotonic ms the probe began */
+	uint64_t	 asked;		/* monotonic ms GETATTR was sent */
 	unsigned	 misses;	/* timeouts in a row */
 	enum storage_state state;
 	uint64_t	 latency_ms;	/* the last answered probe's */
@@ -215,6 +215,26 @@ static void server_watch(struct storage_server *s)
 	(void)core_io_set(&s->io, want);
 }
 
+/*
+ * libnfs may call back inside any call into it (nfs_service, and an async
+ * call that finishes at once), and a callback may drop the context: it is
+ * then destroyed only once that call has returned.
+ */
+static void server_enter(struct storage_server *s)
+{
+	s->in_service = true;
+}
+
+static void server_leave(struct storage_server *s)
+{
+	s->in_service = false;
+	if (s->doomed != NULL) {
+		nfs_destroy_context(s->doomed);
+		s->doomed = NULL;
+	}
+	server_watch(s);
+}
+
 /* Closes the context; its callbacks, called then with an error, see that
  * it is not the server's any more and do nothing. Inside nfs_service (a
  * callback that failed) it is freed once nfs_service has returned. */
@@ -266,7 +286,7 @@ static void fsstat_done(int err, struct nfs_context *nfs, void *data, void *arg)
 	}
 	s->free_bytes = v->f_bavail * v->f_frsize;
 	s->total_bytes = v->f_blocks * v->f_frsize;
-	took = core_loop_now(sm.loop) - s->started;
+	took = core_loop_now(sm.loop) - s->asked;
 	s->latency_ms = took;
 	s->misses = 0;
 	if (took > s->m->slow_after)
@@ -294,6 +314,7 @@ static void getattr_done(int err, struct nfs_context *nfs, void *data, void *arg
 static void server_getattr(struct storage_server *s)
 {
 	s->step = STEP_GETATTR;
+	s->asked = core_loop_now(sm.loop);
 	if (nfs_stat64_async(s->nfs, "/", getattr_done, s) != 0)
 		server_failed(s, "GETATTR", nfs_get_error(s->nfs));
 }
@@ -305,7 +326,11 @@ static void mount_done(int err, struct nfs_context *nfs, void *data, void *arg)
 	if (nfs != s->nfs || s->step != STEP_MOUNT)
 		return;
 	if (err < 0) {
-		server_failed(s, "MOUNT", data);
+		/* data is not always a string here (a nested export's reply),
+		 * but libnfs then says what went wrong in the context. */
+		const char *e = nfs_get_error(nfs);
+
+		server_failed(s, "MOUNT", e != NULL && e[0] ? e : data);
 		return;
 	}
 	s->mounted = true;
@@ -319,15 +344,14 @@ static void server_on_io(struct core_io *io, unsigned revents)
 
 	if (s->nfs == NULL)
 		return;
-	s->in_service = true;
-	if (nfs_service(s->nfs, ev) < 0 && s->nfs != NULL)
-		server_failed(s, storage_step_str(s->step), nfs_get_error(s->nfs));
-	s->in_service = false;
-	if (s->doomed != NULL) {
-		nfs_destroy_context(s->doomed);
-		s->doomed = NULL;
+	server_enter(s);
+	if (nfs_service(s->nfs, ev) < 0 && s->nfs != NULL) {
+		if (s->step == STEP_IDLE)
+			server_drop(s);		/* a lost idle connection: the next probe says */
+		else
+			server_failed(s, storage_step_str(s->step), nfs_get_error(s->nfs));
 	}
-	server_watch(s);
+	server_leave(s);
 }
 
 /* A probe's deadline passed: the context goes, with its sockets. */
@@ -340,11 +364,18 @@ static void server_timed_out(struct storage_server *s)
 	snprintf(why, sizeof(why), "%s timed out after %llu ms (%u%s miss)",
 		 storage_step_str(s->step), (unsigned long long)s->m->timeout, s->misses,
 		 nth(s->misses));
-	server_drop(s);
 	if (s->misses >= s->m->max_misses)
 		server_set(s, STORAGE_HUNG, why);
 	else
 		snprintf(s->why, sizeof(s->why), "%s", why);
+	if (s->step == STEP_MOUNT) {
+		/* Still connecting or mounting: that attempt goes on (libnfs
+		 * cannot cancel a connect without leaking it), and answers
+		 * as soon as the server does. */
+		core_timer_start(&s->timer, s->m->timeout);
+		return;
+	}
+	server_drop(s);
 	server_probe(s);		/* at once: a miss is news */
 }
 
@@ -361,12 +392,11 @@ static void server_on_timer(struct core_timer *t)
 static void server_probe(struct storage_server *s)
 {
 	s->probes++;
-	s->started = core_loop_now(sm.loop);
 	core_timer_start(&s->timer, s->m->timeout);
 	if (s->nfs != NULL && s->mounted) {
+		server_enter(s);
 		server_getattr(s);
-		if (s->nfs != NULL)
-			server_watch(s);
+		server_leave(s);
 		return;
 	}
 	server_drop(s);
@@ -375,11 +405,10 @@ static void server_probe(struct storage_server *s)
 		return;
 	}
 	s->step = STEP_MOUNT;
-	if (nfs_mount_async(s->nfs, s->addr, s->m->export, mount_done, s) != 0) {
+	server_enter(s);
+	if (nfs_mount_async(s->nfs, s->addr, s->m->export, mount_done, s) != 0)
 		server_failed(s, "MOUNT", nfs_get_error(s->nfs));
-		return;
-	}
-	server_watch(s);
+	server_leave(s);
 }
 
 /* ---- /proc/self/mountinfo ------------------------------------------------------------------- */
@@ -404,13 +433,14 @@ static void unescape(char *p)
 static bool mountinfo_find(const char *path, char *fstype, size_t tlen, char *source,
 			   size_t slen)
 {
-	char line[4096];
+	char *line = NULL;
+	size_t cap = 0;
 	bool found = false;
 	FILE *f;
 
 	if (path[0] == '\0' || (f = fopen("/proc/self/mountinfo", "re")) == NULL)
 		return false;
-	while (fgets(line, sizeof(line), f) != NULL) {
+	while (getline(&line, &cap, f) != -1) {
 		char *field[6], *save = NULL, *dash, *tok;
 		unsigned n = 0;
 
@@ -433,6 +463,7 @@ static bool mountinfo_find(const char *path, char *fstype, size_t tlen, char *so
 		unescape(source);
 		found = true;
 	}
+	free(line);
 	fclose(f);
 	return found;
 }
@@ -448,7 +479,9 @@ static void storage_free_all(void)
 			core_timer_stop(&sm.mounts[i].servers[j].timer);
 			server_drop(&sm.mounts[i].servers[j]);
 		}
-	free(sm.mounts);
+	/* An event of this batch may still point into them. */
+	if (sm.mounts != NULL)
+		core_loop_free_later(sm.loop, sm.mounts, sm.n, sizeof(*sm.mounts));
 	sm.mounts = NULL;
 	sm.n = 0;
 }
@@ -459,7 +492,8 @@ static int storage_build(const struct keel_storage_conf *c, char *err, size_t er
 	struct storage_mount *old = sm.mounts, *mounts = NULL;
 	unsigned i, j, oldn = sm.n;
 
-	if (c->mounts.n > 0 && (mounts = calloc(c->mounts.n, sizeof(*mounts))) == NULL) {
+	if (c->mounts.n > 0 &&
+	    (mounts = core_loop_calloc(c->mounts.n, sizeof(*mounts))) == NULL) {
 		snprintf(err, errlen, "out of memory for %zu mounts", c->mounts.n);
 		return CORE_ERROR;
 	}

@@ -133,9 +133,12 @@ def test_what_is_wrong_with_a_mount_is_named(h):
     k.wait_log(r"storage empty: 127\.0\.0\.9:/export failed: MOUNT: ")
 
     bad = h.write("bad.yaml", "storage:\n  mounts:\n    s:\n      servers: [\"nas.local\"]\n"
-                  "      export: \"export\"\n      path: \"share\"\n")
+                  "      export: \"export\"\n      path: \"share\"\n"
+                  "    \"a b\":\n      servers: [\"10.0.0.7\"]\n      export: \"/x\"\n"
+                  "      path: \"/share/\"\n")
     r = h.run_keel("-t", "-c", bad)
     check(r.returncode != 0, "a bad storage config was accepted")
     for what in ("storage.mounts.s.servers[0]", "\"nas.local\" is not an IP address",
-                 "storage.mounts.s.export", "must start with '/'", "storage.mounts.s.path"):
+                 "storage.mounts.s.export", "must start with '/'", "storage.mounts.s.path",
+                 "may hold only letters", "without a trailing '/'"):
         check(what in r.stderr + r.stdout, "%r not in:\n%s" % (what, r.stderr + r.stdout))
