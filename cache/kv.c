@@ -247,12 +247,18 @@ static void kv_open_sub(struct cache_conn_opts *co)
 	kv_open(&kv.sub, co);
 }
 
-static void kv_reconnect(void)
+/* To the master, with the topology's timeouts. */
+static struct cache_conn_opts kv_opts(void)
 {
-	struct cache_conn_opts co = {
+	return (struct cache_conn_opts){
 		.ip = kv.master.ip, .port = kv.master.port,
 		.connect_timeout = kv.o.connect_timeout, .command_timeout = kv.o.command_timeout,
 	};
+}
+
+static void kv_reconnect(void)
+{
+	struct cache_conn_opts co = kv_opts();
 
 	kv.ready = false;
 	kv_close(&kv.cmd);
@@ -268,10 +274,7 @@ static void kv_reconnect(void)
 /* Whichever of the two went is opened again; the other is left alone. */
 static void kv_on_retry(struct core_timer *t)
 {
-	struct cache_conn_opts co = {
-		.ip = kv.master.ip, .port = kv.master.port,
-		.connect_timeout = kv.o.connect_timeout, .command_timeout = kv.o.command_timeout,
-	};
+	struct cache_conn_opts co = kv_opts();
 
 	(void)t;
 	if (!kv.have_master)

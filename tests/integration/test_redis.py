@@ -24,6 +24,15 @@ def keel_conf(admin, redis_lines, front, extra=""):
             extra)
 
 
+def dropped(c):
+    """Whether keel closed this client's connection."""
+    try:
+        c.call("PING")
+        return False
+    except (OSError, ConnectionError):
+        return True
+
+
 def front_ready(port):
     def probe():
         try:
@@ -451,14 +460,7 @@ def test_static_nodes_follow_role(h):
     check(call(b, "REPLICAOF", "NO", "ONE") == "OK")
     check(call(a, "REPLICAOF", "127.0.0.1", str(b)) == "OK")
     t0 = time.monotonic()
-
-    def dropped():
-        try:
-            c.call("PING")
-            return False
-        except (OSError, ConnectionError):
-            return True
-    wait_for("the old client to be dropped", dropped, timeout=5, interval=0.02)
+    wait_for("the old client to be dropped", lambda: dropped(c), timeout=5, interval=0.02)
     front_ready(front)
     d = Resp(front)
     check(d.call("SET", "k2", "on-b") == "OK", "a write after the switch")

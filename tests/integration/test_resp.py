@@ -14,7 +14,7 @@ import time
 import harness
 from harness import Resp, RespError, check, free_port, wait_for
 from rediscluster import call, node
-from test_redis import front_ready, keel_conf
+from test_redis import dropped, front_ready, keel_conf
 
 # Redis's clock, not ours: the script runs ARGV[1] ms, whatever the load.
 SPIN = ("local function now() local t = redis.call('TIME') "
@@ -246,14 +246,7 @@ def test_replicaof_through_the_front_stops_keel_serving_that_node(h):
     front_ready(front)
     c = Resp(front)
     check(c.call("REPLICAOF", "127.0.0.1", str(free_port())) == "OK", "Redis took REPLICAOF")
-
-    def dropped():
-        try:
-            c.call("PING")
-            return False
-        except (OSError, ConnectionError):
-            return True
-    wait_for("the client to be dropped", dropped, timeout=5, interval=0.05)
+    wait_for("the client to be dropped", lambda: dropped(c), timeout=5, interval=0.05)
     got = Resp(front, timeout=5).call("PING")
     check(isinstance(got, RespError) and str(got) == "MASTERDOWN keel has no Redis master: "
           "127.0.0.1:%d is a replica, not the master" % r, "a new client: %r" % (got,))
