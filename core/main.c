@@ -20,6 +20,7 @@
 #include <yaml.h>
 
 #include "core.h"
+#include "child.h"
 #include "clock.h"
 #include "conf.h"
 #include "log.h"
@@ -364,8 +365,10 @@ static void main_reap(void)
 
 		for (i = 0; i < keel.nworkers && keel.workers[i].pid != pid; i++)
 			;
-		if (i == keel.nworkers)
+		if (i == keel.nworkers) {
+			(void)core_child_reaped(pid, status);	/* a part's helper */
 			continue;
+		}
 		w = keel.workers[i];
 		keel.workers[i] = keel.workers[--keel.nworkers];
 
@@ -1021,9 +1024,12 @@ static int main_run(void)
 out:
 	if (keel.nworkers > 0) {
 		/* Left the loop early: do not leave workers behind. */
+		size_t w;
+
+		/* Only them: a part's helper may be stuck in the kernel. */
 		main_signal_workers(SIGKILL, false);
-		while (waitpid(-1, NULL, 0) > 0)
-			;
+		for (w = 0; w < keel.nworkers; w++)
+			(void)waitpid(keel.workers[w].pid, NULL, 0);
 	}
 	main_stop_modules(false);
 	core_loop_free(&keel.loop);

@@ -228,6 +228,7 @@ struct keel_redis_conf {
 
 enum keel_mount_type {
 	KEEL_MOUNT_NFS = 0,
+	KEEL_MOUNT_GLUSTERFS,
 };
 
 /* storage.mounts.NAME: a shared folder and the servers that export it. */
@@ -235,10 +236,17 @@ struct keel_mount_conf {
 	char		*name;
 	int		 type;		/* enum keel_mount_type */
 	struct core_conf_list servers;	/* of char *: IP addresses, primary first */
-	char		*export;	/* "/export" */
-	char		*path;		/* where it is mounted: "/share" */
+	char		*export;	/* NFS: "/export"; "" for GlusterFS */
+	char		*volume;	/* GlusterFS: "gv0"; "" for NFS */
+	char		*path;		/* where keel mounts it: "/share"; "": watch only */
+	char		*options;	/* mount options, over keel's defaults */
+	bool		 adopt;		/* take over a mount keel did not make */
+	bool		 failback;	/* back to the primary once it answers */
+	bool		 canary;	/* write and read a file in the mount */
+	int64_t		 mount_timeout;	/* ms a mount attempt may take */
 	int64_t		 probe_interval, probe_timeout, slow_after;	/* ms */
 	int64_t		 misses;	/* timeouts in a row that make it hung */
+	int64_t		 canary_interval, canary_timeout;	/* ms */
 	int		 line;
 };
 

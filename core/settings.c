@@ -872,22 +872,64 @@ static const struct core_conf_section redis_section = {
 
 /* ---- storage ------------------------------------------------------------------------ */
 
-static const char *const mount_types[] = { "nfs", NULL };
+static const char *const mount_types[] = { "nfs", "glusterfs", NULL };
 
 static const struct core_conf_def mount_defs[] = {
 	{ .name = "type", .type = CORE_CONF_ENUM, .enums = mount_types,
 	  .offset = offsetof(struct keel_mount_conf, type), .dflt = "nfs",
-	  .doc = "The protocol: `nfs` (NFSv3 probes through libnfs; GlusterFS is not there yet)." },
+	  .doc = "`nfs` (the servers are probed through libnfs from keel's own loop) or "
+		 "`glusterfs` (a FUSE mount; the servers' glusterd is probed over TCP)." },
 	{ .name = "servers", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING,
 	  .offset = offsetof(struct keel_mount_conf, servers), .min = 1, .max = 8,
-	  .doc = "The servers that export it, as IP addresses, primary first, then backups." },
-	{ .name = "export", .type = CORE_CONF_STRING, .flags = CORE_CONF_REQUIRED,
-	  .offset = offsetof(struct keel_mount_conf, export), .min = 1, .max = 255,
-	  .doc = "The exported path on the servers, such as `/export`." },
+	  .doc = "The servers that export it, as IP addresses, primary first, then backups. "
+		 "NFS: keel mounts from the first that answers and switches when it stops. "
+		 "GlusterFS: the first is the volfile server, the others its "
+		 "`backup-volfile-servers`." },
+	{ .name = "export", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_mount_conf, export), .dflt = "", .min = 0, .max = 255,
+	  .doc = "NFS: the exported path on the servers, such as `/export`." },
+	{ .name = "volume", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_mount_conf, volume), .dflt = "", .min = 0, .max = 255,
+	  .doc = "GlusterFS: the volume's name, such as `gv0`." },
 	{ .name = "path", .type = CORE_CONF_STRING,
 	  .offset = offsetof(struct keel_mount_conf, path), .dflt = "", .min = 0, .max = 255,
-	  .doc = "Where the share is mounted on this box (`/share`): keel reports whether it is "
-		 "(from /proc/self/mountinfo, which never blocks); it does not mount it yet." },
+	  .doc = "Where keel mounts the share on this box (`/share`), creating the folder if "
+		 "needed. Empty: keel only watches the servers and mounts nothing." },
+	{ .name = "options", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_mount_conf, options), .dflt = "", .min = 0, .max = 400,
+	  .doc = "Mount options, comma-separated, added to keel's defaults (an option named "
+		 "here replaces the default of the same name). NFS defaults: "
+		 "`nfsvers=4.1,hard,timeo=100,retrans=3,noresvport`. GlusterFS defaults: "
+		 "`backup-volfile-servers=` the other servers and `log-file=` "
+		 "`STATE_DIR/glusterfs-NAME.log`." },
+	{ .name = "adopt", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_mount_conf, adopt), .dflt = "false",
+	  .doc = "Take over a mount of `path` that keel did not make (from fstab, by hand), if "
+		 "it is from one of `servers`. Without it keel never touches such a mount and "
+		 "reports the mount `failed`." },
+	{ .name = "failback", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_mount_conf, failback), .dflt = "true",
+	  .doc = "NFS: once the primary has answered for 10 s again, remount from it." },
+	{ .name = "mount_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_mount_conf, mount_timeout), .dflt = "5s",
+	  .min = 100, .max = 300 * SEC,
+	  .doc = "Deadline of one mount attempt. The attempt runs in its own process, which "
+		 "keel kills when the deadline passes; attempts for other mounts never wait "
+		 "for it." },
+	{ .name = "canary", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_mount_conf, canary), .dflt = "true",
+	  .doc = "Write, sync and read back `.keel-canary-NODE` in the mount every "
+		 "`canary_interval` (set false for a read-only share: then only statvfs)." },
+	{ .name = "canary_interval", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_mount_conf, canary_interval), .dflt = "2s",
+	  .min = 100, .max = 3600 * SEC,
+	  .doc = "Time between two checks of the mounted filesystem (statvfs and the canary), "
+		 "each in a child process." },
+	{ .name = "canary_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_mount_conf, canary_timeout), .dflt = "3s",
+	  .min = 50, .max = 300 * SEC,
+	  .doc = "A check that has not come back by then makes the mount `hung`; its process "
+		 "is killed, or abandoned (and counted) if the kernel holds it." },
 	{ .name = "probe_interval", .type = CORE_CONF_DURATION,
 	  .offset = offsetof(struct keel_mount_conf, probe_interval), .dflt = "500ms",
 	  .min = 100, .max = 3600 * SEC,
@@ -909,6 +951,16 @@ static const struct core_conf_def mount_defs[] = {
 	{ 0 }
 };
 
+/* Whether s holds only letters, digits and the characters of also. */
+static bool mount_plain(const char *s, const char *also)
+{
+	for (; *s != '\0'; s++)
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || strchr(also, *s) != NULL))
+			return false;
+	return true;
+}
+
 /* Servers are addresses: keel resolves no names for storage yet. */
 static void mount_check(struct core_conf_load *ld, void *obj, const char *path, int line)
 {
@@ -919,26 +971,52 @@ static void mount_check(struct core_conf_load *ld, void *obj, const char *path, 
 	size_t i;
 
 	/* The name is in alert subjects, mail headers and metric labels. */
-	for (i = 0; m->name != NULL && m->name[i] != '\0'; i++)
-		if (!((m->name[i] >= 'a' && m->name[i] <= 'z') || (m->name[i] >= 'A' && m->name[i] <= 'Z') ||
-		      (m->name[i] >= '0' && m->name[i] <= '9') || strchr("-_.", m->name[i]) != NULL)) {
-			core_conf_error(ld, line, path, "a mount's name may hold only letters, "
-					"digits, '-', '_' and '.'");
-			break;
-		}
+	if (m->name != NULL && !mount_plain(m->name, "-_."))
+		core_conf_error(ld, line, path, "a mount's name may hold only letters, "
+				"digits, '-', '_' and '.'");
 	for (i = 0; i < m->servers.n; i++)
 		if (inet_pton(AF_INET, srv[i], a) != 1 && inet_pton(AF_INET6, srv[i], a) != 1) {
 			snprintf(sub, sizeof(sub), "%s.servers[%zu]", path, i);
 			core_conf_error(ld, line, sub, "\"%s\" is not an IP address", srv[i]);
 		}
-	if (m->export != NULL && m->export[0] != '/') {
+	if (m->type == KEEL_MOUNT_NFS && (m->export == NULL || m->export[0] != '/')) {
 		snprintf(sub, sizeof(sub), "%s.export", path);
-		core_conf_error(ld, line, sub, "must start with '/'");
+		core_conf_error(ld, line, sub, m->export == NULL || m->export[0] == '\0' ?
+				"an NFS mount needs the exported path, such as \"/export\"" :
+				"must start with '/'");
+	}
+	if (m->type == KEEL_MOUNT_NFS && m->volume != NULL && m->volume[0] != '\0') {
+		snprintf(sub, sizeof(sub), "%s.volume", path);
+		core_conf_error(ld, line, sub, "is for GlusterFS; an NFS mount names its export");
+	}
+	if (m->type == KEEL_MOUNT_GLUSTERFS) {
+		snprintf(sub, sizeof(sub), "%s.volume", path);
+		if (m->volume == NULL || m->volume[0] == '\0')
+			core_conf_error(ld, line, sub, "a GlusterFS mount needs its volume's name");
+		else if (!mount_plain(m->volume, "-_."))
+			core_conf_error(ld, line, sub, "a volume's name may hold only letters, "
+					"digits, '-', '_' and '.'");
+		if (m->export != NULL && m->export[0] != '\0') {
+			snprintf(sub, sizeof(sub), "%s.export", path);
+			core_conf_error(ld, line, sub, "is for NFS; a GlusterFS mount names its volume");
+		}
+		if (m->path == NULL || m->path[0] == '\0') {
+			snprintf(sub, sizeof(sub), "%s.path", path);
+			core_conf_error(ld, line, sub, "a GlusterFS mount needs its mount point");
+		}
+	}
+	/* Options go to mount(8) as one argument: no spaces, nothing odd. */
+	if (m->options != NULL && !mount_plain(m->options, "-_.,=/:+@")) {
+		snprintf(sub, sizeof(sub), "%s.options", path);
+		core_conf_error(ld, line, sub, "may hold only letters, digits and -_.,=/:+@");
 	}
 	if (m->path != NULL && m->path[0] != '\0' &&
 	    (m->path[0] != '/' || (m->path[1] != '\0' && m->path[strlen(m->path) - 1] == '/'))) {
 		snprintf(sub, sizeof(sub), "%s.path", path);
 		core_conf_error(ld, line, sub, "must be an absolute path, without a trailing '/'");
+	} else if (m->path != NULL && strcmp(m->path, "/") == 0) {
+		snprintf(sub, sizeof(sub), "%s.path", path);
+		core_conf_error(ld, line, sub, "keel does not mount over /");
 	}
 	if (m->probe_timeout >= m->probe_interval * 10) {
 		snprintf(sub, sizeof(sub), "%s.probe_timeout", path);
@@ -949,8 +1027,10 @@ static void mount_check(struct core_conf_load *ld, void *obj, const char *path, 
 static const struct core_conf_section mount_section = {
 	.size = sizeof(struct keel_mount_conf), .defs = mount_defs, .check = mount_check,
 	.line_offset = offsetof(struct keel_mount_conf, line),
-	.doc = "A shared folder (the apps' `/share`) and the NFS servers that export it. keel "
-	       "watches each server from its own event loop and never blocks on it.",
+	.doc = "A shared folder (the apps' `/share`) and the NFS or GlusterFS servers that "
+	       "export it. keel mounts it, watches each server from its own event loop and the "
+	       "mount from child processes with deadlines, remounts and fails over, and never "
+	       "blocks on it.",
 };
 
 static const struct core_conf_def storage_defs[] = {
@@ -961,8 +1041,26 @@ static const struct core_conf_def storage_defs[] = {
 	{ 0 }
 };
 
+/* Two mounts on one folder would take it from each other. */
+static void storage_check(struct core_conf_load *ld, void *obj, const char *path, int line)
+{
+	const struct keel_storage_conf *c = obj;
+	const struct keel_mount_conf *m = c->mounts.v;
+	char sub[160];
+	size_t i, j;
+
+	(void)line;
+	for (i = 0; i < c->mounts.n; i++)
+		for (j = 0; j < i; j++)
+			if (m[i].path[0] != '\0' && strcmp(m[i].path, m[j].path) == 0) {
+				snprintf(sub, sizeof(sub), "%s.mounts.%s.path", path, m[i].name);
+				core_conf_error(ld, m[i].line, sub, "%s is already the path of mount %s",
+						m[i].path, m[j].name);
+			}
+}
+
 static const struct core_conf_section storage_section = {
-	.size = sizeof(struct keel_storage_conf), .defs = storage_defs,
+	.size = sizeof(struct keel_storage_conf), .defs = storage_defs, .check = storage_check,
 	.doc = "Shared storage for the app servers.",
 };
 

@@ -1,61 +1,32 @@
 /*
- * Shared storage, watched without ever hanging.
+ * Shared storage, mounted and watched without ever hanging.
  *
- * Every tool that touches an NFS mount from inside the kernel's NFS path
- * (df, a stat of the mount point) can sit in D state for as long as the
- * server is gone. keel never goes there: each server of each mount is
- * probed from keel's own event loop through libnfs, over keel's own
- * sockets, with keel's own deadline. A probe mounts the export once (the
- * portmapper, MOUNT), then every probe_interval asks GETATTR of the
- * export's root and FSSTAT (free space) on the same connection. A probe
- * that misses its deadline has its libnfs context destroyed, which closes
- * its sockets; the next one starts over at once.
- *
- *   healthy   answered within slow_after
- *   slow      answered, but slower
- *   hung      `misses` probes in a row timed out (a frozen server, a cut
- *             network: the kernel would sit in its 60 s RPC timeouts)
- *   failed    refused: no server there, no such export, access denied
- *
- * A mount is as good as its best server, in the configured order: the
- * first that is healthy or slow is the one in use; with none, the
- * primary's state is the mount's. A mount that is hung or failed raises
- * the condition "storage NAME" (monitor/ turns it into an alert); a
- * healthy or slow one clears it. Whether the mount point is mounted comes
- * from /proc/self/mountinfo, which never blocks. Mounting and remounting
- * are not done here yet.
+ * Each configured mount has its servers probed from keel's own loop
+ * (probe.c) and, when it has a path, is mounted, checked and recovered by
+ * helper processes with deadlines (mount.c). This file holds the module:
+ * the mounts built from the configuration (a reload keeps every mount
+ * whose settings did not change, with its state and its helpers), and
+ * what the status API and /metrics show of them.
  */
-#include <arpa/inet.h>
-#include <errno.h>
-#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 
-#include <nfsc/libnfs.h>
-
+#include "core/core.h"
 #include "core/clock.h"
 #include "core/conf.h"
-#include "core/core.h"
 #include "core/event.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
 #include "core/settings.h"
 #include "core/status.h"
+#include "storage.h"
 
-#define STORAGE_MAX_SERVERS	8
+struct storage_globals sm;
 
-enum storage_state {
-	STORAGE_STARTING = 0,	/* no probe has ended yet */
-	STORAGE_HEALTHY,
-	STORAGE_SLOW,
-	STORAGE_HUNG,
-	STORAGE_FAILED,
-};
-
-static const char *storage_state_str(enum storage_state s)
+const char *storage_state_str(enum storage_state s)
 {
 	switch (s) {
 	case STORAGE_STARTING:	return "starting";
@@ -63,498 +34,216 @@ static const char *storage_state_str(enum storage_state s)
 	case STORAGE_SLOW:	return "slow";
 	case STORAGE_HUNG:	return "hung";
 	case STORAGE_FAILED:	return "failed";
+	case STORAGE_MOUNTING:	return "mounting";
+	case STORAGE_MISSING:	return "missing";
 	}
 	return "?";
 }
 
-static bool storage_state_up(enum storage_state s)
+bool storage_state_up(enum storage_state s)
 {
 	return s == STORAGE_HEALTHY || s == STORAGE_SLOW;
 }
 
-/* What a probe is waiting for. */
-enum storage_step {
-	STEP_IDLE = 0,
-	STEP_MOUNT,		/* the portmapper, then MOUNT */
-	STEP_GETATTR,		/* of the export's root */
-	STEP_FSSTAT,		/* free space */
-};
-
-static const char *storage_step_str(enum storage_step s)
-{
-	switch (s) {
-	case STEP_IDLE:		return "nothing";
-	case STEP_MOUNT:	return "MOUNT";
-	case STEP_GETATTR:	return "GETATTR";
-	case STEP_FSSTAT:	return "FSSTAT";
-	}
-	return "?";
-}
-
-struct storage_mount;
-
-struct storage_server {
-	struct storage_mount *m;
-	char		 addr[48];
-	struct nfs_context *nfs;	/* NULL between a failure and the next probe */
-	struct nfs_context *doomed;	/* dropped inside nfs_service: freed after it */
-	bool		 in_service;
-	bool		 mounted;	/* nfs holds the export */
-	struct core_io	 io;
-	struct core_timer timer;	/* the next probe, or this one's deadline */
-	enum storage_step step;
-	uint64_t	 asked;		/* monotonic ms GETATTR was sent */
-	unsigned	 misses;	/* timeouts in a row */
-	enum storage_state state;
-	uint64_t	 latency_ms;	/* the last answered probe's */
-	uint64_t	 free_bytes, total_bytes;
-	uint64_t	 probes, timeouts, failures;
-	uint64_t	 since_wall;	/* when state last changed */
-	char		 why[200];
-};
-
-struct storage_mount {
-	char		 name[64];
-	char		 export[256], path[256];
-	uint64_t	 interval, timeout, slow_after;
-	unsigned	 max_misses;
-	struct storage_server servers[STORAGE_MAX_SERVERS];
-	unsigned	 nservers;
-	enum storage_state state;
-	int		 current;	/* the server in use; -1: none */
-	uint64_t	 since_wall;
-	char		 why[240];
-	char		 subject[80];	/* the condition's name */
-};
-
-static struct {
-	struct core_loop	*loop;
-	struct storage_mount	*mounts;
-	unsigned		 n;
-} sm;
-
-static void server_probe(struct storage_server *s);
-
-/* ---- the mount's state -------------------------------------------------------------------- */
-
-static const char *nth(unsigned n)
+const char *storage_nth(unsigned n)
 {
 	return n % 10 == 1 && n % 100 != 11 ? "st" : n % 10 == 2 && n % 100 != 12 ? "nd" :
 	       n % 10 == 3 && n % 100 != 13 ? "rd" : "th";
 }
 
-/* The first server in order that answers is the one in use. */
-static void mount_update(struct storage_mount *m)
-{
-	enum storage_state st;
-	int cur = -1;
-	unsigned i;
-
-	for (i = 0; i < m->nservers && cur == -1; i++)
-		if (storage_state_up(m->servers[i].state))
-			cur = (int)i;
-	st = cur != -1 ? m->servers[cur].state : m->servers[0].state;
-	if (st == m->state && cur == m->current)
-		return;
-	if (cur != m->current && cur != -1 && m->current != -1)
-		core_log_warn("storage", "storage %s: now on %s (%s)", m->name,
-			      m->servers[cur].addr, cur == 0 ? "the primary" : "a backup");
-	m->current = cur;
-	if (st == m->state)
-		return;
-	m->state = st;
-	m->since_wall = core_clock_wall_ms();
-	if (st == STORAGE_HUNG || st == STORAGE_FAILED) {
-		snprintf(m->why, sizeof(m->why), "%s:%.60s %s: %.120s", m->servers[0].addr, m->export,
-			 storage_state_str(st), m->servers[0].why);
-		core_event_raise("storage", m->subject, "%s", m->why);
-	} else if (storage_state_up(st)) {
-		snprintf(m->why, sizeof(m->why), "%s:%.60s %s", m->servers[cur].addr, m->export,
-			 storage_state_str(st));
-		core_event_clear("storage", m->subject, "UP: %s", m->why);
-	}
-}
-
-static void server_set(struct storage_server *s, enum storage_state st, const char *why)
-{
-	struct storage_mount *m = s->m;
-
-	snprintf(s->why, sizeof(s->why), "%s", why);
-	if (st != s->state) {
-		s->state = st;
-		s->since_wall = core_clock_wall_ms();
-		core_log_write(storage_state_up(st) ? CORE_LOG_INFO : CORE_LOG_WARN, "storage",
-			       "storage %s: %s:%s %s%s%s", m->name, s->addr, m->export,
-			       storage_state_str(st), why[0] ? ": " : "", why);
-	}
-	mount_update(m);
-}
-
-/* ---- libnfs on keel's loop ------------------------------------------------------------------ */
-
-/*
- * libnfs changes sockets as it goes (the portmapper, mountd, nfsd) and may
- * close one and open the next under the same number, so the fd is looked
- * up again after every call into it and watched afresh. Only libnfs runs
- * between its close and this, so the number is never someone else's.
- */
-static void server_watch(struct storage_server *s)
-{
-	int fd, ev;
-	unsigned want = 0;
-
-	core_io_stop(&s->io);
-	if (s->nfs == NULL || (fd = nfs_get_fd(s->nfs)) < 0)
-		return;
-	ev = nfs_which_events(s->nfs);
-	if (ev & POLLIN)
-		want |= CORE_IO_READ;
-	if (ev & POLLOUT)
-		want |= CORE_IO_WRITE;
-	s->io.fd = fd;
-	(void)core_io_set(&s->io, want);
-}
-
-/*
- * libnfs may call back inside any call into it (nfs_service, and an async
- * call that finishes at once), and a callback may drop the context: it is
- * then destroyed only once that call has returned.
- */
-static void server_enter(struct storage_server *s)
-{
-	s->in_service = true;
-}
-
-static void server_leave(struct storage_server *s)
-{
-	s->in_service = false;
-	if (s->doomed != NULL) {
-		nfs_destroy_context(s->doomed);
-		s->doomed = NULL;
-	}
-	server_watch(s);
-}
-
-/* Closes the context; its callbacks, called then with an error, see that
- * it is not the server's any more and do nothing. Inside nfs_service (a
- * callback that failed) it is freed once nfs_service has returned. */
-static void server_drop(struct storage_server *s)
-{
-	struct nfs_context *nfs = s->nfs;
-
-	core_io_stop(&s->io);
-	s->nfs = NULL;
-	s->mounted = false;
-	s->step = STEP_IDLE;
-	if (nfs != NULL && s->in_service)
-		s->doomed = nfs;
-	else if (nfs != NULL)
-		nfs_destroy_context(nfs);
-}
-
-static void server_next(struct storage_server *s, uint64_t after)
-{
-	s->step = STEP_IDLE;
-	core_timer_start(&s->timer, after);
-}
-
-/* The server refused or broke the exchange: failed until it answers. */
-static void server_failed(struct storage_server *s, const char *what, const char *err)
-{
-	char why[200];
-
-	snprintf(why, sizeof(why), "%s: %s", what, err != NULL && err[0] ? err : "failed");
-	s->failures++;
-	s->misses = 0;
-	server_drop(s);
-	server_set(s, STORAGE_FAILED, why);
-	server_next(s, s->m->interval);
-}
-
-static void fsstat_done(int err, struct nfs_context *nfs, void *data, void *arg)
-{
-	struct storage_server *s = arg;
-	const struct nfs_statvfs_64 *v = data;
-	uint64_t took;
-	char why[120] = "";
-
-	if (nfs != s->nfs || s->step != STEP_FSSTAT)
-		return;
-	if (err < 0) {
-		server_failed(s, "FSSTAT", data);
-		return;
-	}
-	s->free_bytes = v->f_bavail * v->f_frsize;
-	s->total_bytes = v->f_blocks * v->f_frsize;
-	took = core_loop_now(sm.loop) - s->asked;
-	s->latency_ms = took;
-	s->misses = 0;
-	if (took > s->m->slow_after)
-		snprintf(why, sizeof(why), "answered in %llu ms (slow_after %llu ms)",
-			 (unsigned long long)took, (unsigned long long)s->m->slow_after);
-	server_set(s, took > s->m->slow_after ? STORAGE_SLOW : STORAGE_HEALTHY, why);
-	server_next(s, s->m->interval);
-}
-
-static void getattr_done(int err, struct nfs_context *nfs, void *data, void *arg)
-{
-	struct storage_server *s = arg;
-
-	if (nfs != s->nfs || s->step != STEP_GETATTR)
-		return;
-	if (err < 0) {
-		server_failed(s, "GETATTR", data);
-		return;
-	}
-	s->step = STEP_FSSTAT;
-	if (nfs_statvfs64_async(nfs, "/", fsstat_done, s) != 0)
-		server_failed(s, "FSSTAT", nfs_get_error(nfs));
-}
-
-static void server_getattr(struct storage_server *s)
-{
-	s->step = STEP_GETATTR;
-	s->asked = core_loop_now(sm.loop);
-	if (nfs_stat64_async(s->nfs, "/", getattr_done, s) != 0)
-		server_failed(s, "GETATTR", nfs_get_error(s->nfs));
-}
-
-static void mount_done(int err, struct nfs_context *nfs, void *data, void *arg)
-{
-	struct storage_server *s = arg;
-
-	if (nfs != s->nfs || s->step != STEP_MOUNT)
-		return;
-	if (err < 0) {
-		/* data is not always a string here (a nested export's reply),
-		 * but libnfs then says what went wrong in the context. */
-		const char *e = nfs_get_error(nfs);
-
-		server_failed(s, "MOUNT", e != NULL && e[0] ? e : data);
-		return;
-	}
-	s->mounted = true;
-	server_getattr(s);
-}
-
-static void server_on_io(struct core_io *io, unsigned revents)
-{
-	struct storage_server *s = io->data;
-	int ev = (revents & CORE_IO_READ ? POLLIN : 0) | (revents & CORE_IO_WRITE ? POLLOUT : 0);
-
-	if (s->nfs == NULL)
-		return;
-	server_enter(s);
-	if (nfs_service(s->nfs, ev) < 0 && s->nfs != NULL) {
-		if (s->step == STEP_IDLE)
-			server_drop(s);		/* a lost idle connection: the next probe says */
-		else
-			server_failed(s, storage_step_str(s->step), nfs_get_error(s->nfs));
-	}
-	server_leave(s);
-}
-
-/* A probe's deadline passed: the context goes, with its sockets. */
-static void server_timed_out(struct storage_server *s)
-{
-	char why[200];
-
-	s->timeouts++;
-	s->misses++;
-	snprintf(why, sizeof(why), "%s timed out after %llu ms (%u%s miss)",
-		 storage_step_str(s->step), (unsigned long long)s->m->timeout, s->misses,
-		 nth(s->misses));
-	if (s->misses >= s->m->max_misses)
-		server_set(s, STORAGE_HUNG, why);
-	else
-		snprintf(s->why, sizeof(s->why), "%s", why);
-	if (s->step == STEP_MOUNT) {
-		/* Still connecting or mounting: that attempt goes on (libnfs
-		 * cannot cancel a connect without leaking it), and answers
-		 * as soon as the server does. */
-		core_timer_start(&s->timer, s->m->timeout);
-		return;
-	}
-	server_drop(s);
-	server_probe(s);		/* at once: a miss is news */
-}
-
-static void server_on_timer(struct core_timer *t)
-{
-	struct storage_server *s = t->data;
-
-	if (s->step != STEP_IDLE)
-		server_timed_out(s);
-	else
-		server_probe(s);
-}
-
-static void server_probe(struct storage_server *s)
-{
-	s->probes++;
-	core_timer_start(&s->timer, s->m->timeout);
-	if (s->nfs != NULL && s->mounted) {
-		server_enter(s);
-		server_getattr(s);
-		server_leave(s);
-		return;
-	}
-	server_drop(s);
-	if ((s->nfs = nfs_init_context()) == NULL) {
-		server_failed(s, "MOUNT", "out of memory");
-		return;
-	}
-	s->step = STEP_MOUNT;
-	server_enter(s);
-	if (nfs_mount_async(s->nfs, s->addr, s->m->export, mount_done, s) != 0)
-		server_failed(s, "MOUNT", nfs_get_error(s->nfs));
-	server_leave(s);
-}
-
-/* ---- /proc/self/mountinfo ------------------------------------------------------------------- */
-
-/* Undoes mountinfo's octal escapes (\040 for a space) in place. */
-static void unescape(char *p)
-{
-	char *o = p;
-
-	for (; *p != '\0'; p++, o++) {
-		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' &&
-		    p[3] >= '0' && p[3] <= '7') {
-			*o = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-			p += 3;
-		} else
-			*o = *p;
-	}
-	*o = '\0';
-}
-
-/* Whether path is a mount point now, and of what type and source. */
-static bool mountinfo_find(const char *path, char *fstype, size_t tlen, char *source,
-			   size_t slen)
-{
-	char *line = NULL;
-	size_t cap = 0;
-	bool found = false;
-	FILE *f;
-
-	if (path[0] == '\0' || (f = fopen("/proc/self/mountinfo", "re")) == NULL)
-		return false;
-	while (getline(&line, &cap, f) != -1) {
-		char *field[6], *save = NULL, *dash, *tok;
-		unsigned n = 0;
-
-		if ((dash = strstr(line, " - ")) == NULL)
-			continue;
-		*dash = '\0';
-		for (tok = strtok_r(line, " ", &save); tok != NULL && n < 6;
-		     tok = strtok_r(NULL, " ", &save))
-			field[n++] = tok;
-		if (n < 5)
-			continue;
-		unescape(field[4]);
-		if (strcmp(field[4], path) != 0)
-			continue;
-		save = NULL;	/* the last one listed is the one on top */
-		tok = strtok_r(dash + 3, " \n", &save);
-		snprintf(fstype, tlen, "%s", tok != NULL ? tok : "");
-		tok = tok != NULL ? strtok_r(NULL, " \n", &save) : NULL;
-		snprintf(source, slen, "%s", tok != NULL ? tok : "");
-		unescape(source);
-		found = true;
-	}
-	free(line);
-	fclose(f);
-	return found;
-}
-
 /* ---- the module ----------------------------------------------------------------------------- */
 
-static void storage_free_all(void)
+static void storage_mount_free(struct storage_mount *m)
 {
-	unsigned i, j;
+	unsigned j;
 
-	for (i = 0; i < sm.n; i++)
-		for (j = 0; j < sm.mounts[i].nservers; j++) {
-			core_timer_stop(&sm.mounts[i].servers[j].timer);
-			server_drop(&sm.mounts[i].servers[j]);
-		}
-	/* An event of this batch may still point into them. */
-	if (sm.mounts != NULL)
-		core_loop_free_later(sm.loop, sm.mounts, sm.n, sizeof(*sm.mounts));
-	sm.mounts = NULL;
-	sm.n = 0;
+	storage_mount_stop(m);
+	for (j = 0; j < m->nservers; j++)
+		storage_probe_stop(&m->servers[j]);
+	/* An event of this batch may still point into it. */
+	core_loop_free_later(sm.loop, m, 1, sizeof(*m));
 }
 
-static int storage_build(const struct keel_storage_conf *c, char *err, size_t errlen)
+/* Everything configured about a mount, as one string: a reload keeps a
+ * mount whose string did not change. */
+static void storage_conf_key(const struct keel_mount_conf *c, char *out, size_t len)
 {
-	const struct keel_mount_conf *mc = c->mounts.v;
-	struct storage_mount *old = sm.mounts, *mounts = NULL;
-	unsigned i, j, oldn = sm.n;
+	char *const *srv = c->servers.v;
+	size_t n, i;
 
-	if (c->mounts.n > 0 &&
-	    (mounts = core_loop_calloc(c->mounts.n, sizeof(*mounts))) == NULL) {
+	n = (size_t)snprintf(out, len, "%s|%d|%s|%s|%s|%s|%d%d%d|%lld|%lld|%lld|%lld|%lld|%lld|%lld",
+			     c->name, c->type, c->export, c->volume, c->path, c->options,
+			     c->adopt, c->failback, c->canary, (long long)c->mount_timeout,
+			     (long long)c->probe_interval, (long long)c->probe_timeout,
+			     (long long)c->slow_after, (long long)c->misses,
+			     (long long)c->canary_interval, (long long)c->canary_timeout);
+	for (i = 0; i < c->servers.n && n < len; i++)
+		n += (size_t)snprintf(out + n, len - n, "|%s", srv[i]);
+}
+
+static struct storage_mount *storage_mount_new(const struct keel_mount_conf *c, const char *key,
+					       char *err, size_t errlen)
+{
+	struct storage_mount *m = core_loop_calloc(1, sizeof(*m));
+	char *const *srv = c->servers.v;
+	char logfile[400];
+	unsigned j;
+
+	if (m == NULL) {
+		snprintf(err, errlen, "storage.mounts.%s: out of memory", c->name);
+		return NULL;
+	}
+	snprintf(m->name, sizeof(m->name), "%s", c->name);
+	snprintf(m->conf_key, sizeof(m->conf_key), "%s", key);
+	m->type = c->type;
+	if (c->type == KEEL_MOUNT_GLUSTERFS)
+		snprintf(m->remote, sizeof(m->remote), "/%s", c->volume);
+	else
+		snprintf(m->remote, sizeof(m->remote), "%s", c->export);
+	snprintf(m->path, sizeof(m->path), "%s", c->path);
+	snprintf(logfile, sizeof(logfile), "%s/glusterfs-%s.log", sm.state_dir, c->name);
+	if (storage_mount_options(m->options, sizeof(m->options), c->type, c->options, srv,
+				  c->servers.n, logfile) == 0) {
+		snprintf(err, errlen, "storage.mounts.%s.options: too long with keel's defaults",
+			 c->name);
+		core_loop_free_later(sm.loop, m, 1, sizeof(*m));
+		return NULL;
+	}
+	snprintf(m->subject, sizeof(m->subject), "storage %s", c->name);
+	m->adopt = c->adopt;
+	m->failback = c->failback;
+	m->canary = c->canary;
+	m->interval = (uint64_t)c->probe_interval;
+	m->timeout = (uint64_t)c->probe_timeout;
+	m->slow_after = (uint64_t)c->slow_after;
+	m->max_misses = (unsigned)c->misses;
+	m->mount_timeout = (uint64_t)c->mount_timeout;
+	m->canary_interval = (uint64_t)c->canary_interval;
+	m->canary_timeout = (uint64_t)c->canary_timeout;
+	m->current = -1;
+	m->since_wall = core_clock_wall_ms();
+	m->nservers = (unsigned)(c->servers.n < STORAGE_MAX_SERVERS ?
+				 c->servers.n : STORAGE_MAX_SERVERS);
+	for (j = 0; j < m->nservers; j++) {
+		m->servers[j].m = m;
+		m->servers[j].sock = -1;
+		m->servers[j].since_wall = m->since_wall;
+		snprintf(m->servers[j].addr, sizeof(m->servers[j].addr), "%s", srv[j]);
+	}
+	return m;
+}
+
+static void storage_mount_begin(struct storage_mount *m)
+{
+	unsigned j;
+
+	storage_mount_start(m);
+	for (j = 0; j < m->nservers; j++)
+		storage_probe_init(&m->servers[j]);
+	core_log_info("storage", "storage %s: %s %s%s on %u server%s", m->name,
+		      m->path[0] ? "mounting" : "watching", m->remote,
+		      m->path[0] ? "" : " (no path: watch only)", m->nservers,
+		      m->nservers == 1 ? "" : "s");
+}
+
+/*
+ * A configuration, applied: mounts whose settings are unchanged go on as
+ * they are; changed ones start over (the new one finds the path mounted
+ * by keel and keeps or moves it); mounts that left drop their conditions
+ * and, if keel mounted them, are unmounted.
+ */
+static int storage_build(const struct keel_conf *k, char *err, size_t errlen)
+{
+	const struct keel_storage_conf *c = &k->storage;
+	const struct keel_mount_conf *mc = c->mounts.v;
+	struct storage_mount **old = sm.mounts, **mounts = NULL;
+	unsigned i, j, oldn = sm.n;
+	bool *kept = NULL;
+	char *key;
+	size_t p;
+
+	snprintf(sm.state_dir, sizeof(sm.state_dir), "%s", k->state_dir);
+	snprintf(sm.node, sizeof(sm.node), "%s", k->node);
+	for (p = 0; sm.node[p] != '\0'; p++)	/* it names the canary file */
+		if (strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._-",
+			   sm.node[p]) == NULL)
+			sm.node[p] = '_';
+	key = malloc(sizeof(old[0]->conf_key));
+	mounts = calloc(c->mounts.n + 1, sizeof(*mounts));
+	kept = calloc(oldn + 1, sizeof(*kept));
+	if (key == NULL || mounts == NULL || kept == NULL) {
 		snprintf(err, errlen, "out of memory for %zu mounts", c->mounts.n);
-		return CORE_ERROR;
+		goto fail;
 	}
-	/* Conditions of mounts that go away are cleared, not left raised. */
-	for (i = 0; i < oldn; i++) {
-		for (j = 0; j < c->mounts.n && strcmp(old[i].name, mc[j].name) != 0; j++)
+	/* First everything that can fail, with the running mounts untouched. */
+	for (i = 0; i < c->mounts.n; i++) {
+		storage_conf_key(&mc[i], key, sizeof(old[0]->conf_key));
+		for (j = 0; j < oldn && (kept[j] || strcmp(old[j]->conf_key, key) != 0); j++)
 			;
-		if (j == c->mounts.n)
-			core_event_clear("storage", old[i].subject,
-					 "no longer watched (configuration changed)");
+		if (j < oldn) {
+			mounts[i] = old[j];	/* unchanged: it goes on as it is */
+			kept[j] = true;
+		} else if ((mounts[i] = storage_mount_new(&mc[i], key, err, errlen)) == NULL)
+			goto fail;
 	}
-	storage_free_all();
+	for (j = 0; j < oldn; j++) {
+		if (kept[j])
+			continue;
+		for (i = 0; i < c->mounts.n && strcmp(old[j]->name, mc[i].name) != 0; i++)
+			;
+		if (i == c->mounts.n)
+			core_event_clear("storage", old[j]->subject,
+					 "no longer watched (configuration changed)");
+		for (i = 0; i < c->mounts.n && strcmp(old[j]->path, mc[i].path) != 0; i++)
+			;
+		if (old[j]->path[0] != '\0' && i == c->mounts.n)
+			storage_unmount_dropped(old[j]->name, old[j]->path);
+		storage_mount_free(old[j]);
+	}
 	sm.mounts = mounts;
 	sm.n = (unsigned)c->mounts.n;
-	for (i = 0; i < sm.n; i++) {
-		struct storage_mount *m = &mounts[i];
-		char *const *srv = mc[i].servers.v;
-
-		snprintf(m->name, sizeof(m->name), "%s", mc[i].name);
-		snprintf(m->export, sizeof(m->export), "%s", mc[i].export);
-		snprintf(m->path, sizeof(m->path), "%s", mc[i].path);
-		snprintf(m->subject, sizeof(m->subject), "storage %s", mc[i].name);
-		m->interval = (uint64_t)mc[i].probe_interval;
-		m->timeout = (uint64_t)mc[i].probe_timeout;
-		m->slow_after = (uint64_t)mc[i].slow_after;
-		m->max_misses = (unsigned)mc[i].misses;
-		m->current = -1;
-		m->since_wall = core_clock_wall_ms();
-		m->nservers = (unsigned)(mc[i].servers.n < STORAGE_MAX_SERVERS ?
-					 mc[i].servers.n : STORAGE_MAX_SERVERS);
-		for (j = 0; j < m->nservers; j++) {
-			struct storage_server *s = &m->servers[j];
-
-			s->m = m;
-			snprintf(s->addr, sizeof(s->addr), "%s", srv[j]);
-			s->since_wall = m->since_wall;
-			core_io_init(sm.loop, &s->io, -1, server_on_io, s);
-			core_timer_init(sm.loop, &s->timer, server_on_timer, s);
-			server_probe(s);
-		}
-		core_log_info("storage", "storage %s: watching %s on %u server%s", m->name,
-			      m->export, m->nservers, m->nservers == 1 ? "" : "s");
-	}
+	for (i = 0; i < sm.n; i++)
+		if (mounts[i]->tick.cb == NULL)		/* new: not started yet */
+			storage_mount_begin(mounts[i]);
+	free(old);
+	free(kept);
+	free(key);
 	return CORE_OK;
+fail:
+	for (i = 0; mounts != NULL && i < c->mounts.n; i++)
+		if (mounts[i] != NULL && mounts[i]->tick.cb == NULL)
+			core_loop_free_later(sm.loop, mounts[i], 1, sizeof(**mounts));
+	free(mounts);
+	free(kept);
+	free(key);
+	return CORE_ERROR;
 }
 
 static int storage_start(struct core_loop *loop, const struct core_conf *conf, char *err,
 			 size_t errlen)
 {
 	sm.loop = loop;
-	return storage_build(&core_settings_of(conf)->storage, err, errlen);
+	snprintf(sm.state_dir, sizeof(sm.state_dir), "%s", core_settings_of(conf)->state_dir);
+	storage_records_load();
+	return storage_build(core_settings_of(conf), err, errlen);
 }
 
 static int storage_reload(const struct core_conf *conf, char *err, size_t errlen)
 {
-	return storage_build(&core_settings_of(conf)->storage, err, errlen);
+	return storage_build(core_settings_of(conf), err, errlen);
 }
 
+/* Mounts stay mounted: the apps go on using them while keel restarts. */
 static void storage_stop(void)
 {
-	storage_free_all();
+	unsigned i;
+
+	for (i = 0; i < sm.n; i++)
+		storage_mount_free(sm.mounts[i]);
+	free(sm.mounts);
+	sm.mounts = NULL;
+	sm.n = 0;
+	storage_jobs_stop();
 }
 
 static const struct core_module storage_module = {
@@ -568,63 +257,97 @@ CORE_MODULE(storage_module);
 
 /* ---- status --------------------------------------------------------------------------------- */
 
-static int storage_status_json(struct core_buf *out)
+static void storage_json_mount(struct core_buf *out, const struct storage_mount *m)
 {
 	char when[40], fstype[32], source[300];
-	unsigned i, j;
+	bool mounted = storage_mountinfo_find(m->path, fstype, sizeof(fstype), source,
+					      sizeof(source));
+	unsigned j;
+
+	core_buf_append(out, "{\"name\":", 8);
+	core_json_str(out, m->name);
+	core_buf_printf(out, ",\"type\":\"%s\",\"%s\":",
+			m->type == KEEL_MOUNT_GLUSTERFS ? "glusterfs" : "nfs",
+			m->type == KEEL_MOUNT_GLUSTERFS ? "volume" : "export");
+	core_json_str(out, m->type == KEEL_MOUNT_GLUSTERFS ? m->remote + 1 : m->remote);
+	core_buf_append(out, ",\"path\":", 8);
+	core_json_str(out, m->path);
+	core_buf_printf(out, ",\"managed\":%s,\"mounted\":%s", m->path[0] ? "true" : "false",
+			mounted ? "true" : "false");
+	if (mounted) {
+		core_buf_append(out, ",\"fstype\":", 10);
+		core_json_str(out, fstype);
+		core_buf_append(out, ",\"source\":", 10);
+		core_json_str(out, source);
+	}
+	core_buf_printf(out, ",\"state\":\"%s\",\"since\":\"%s\",\"server\":",
+			storage_state_str(m->state),
+			core_clock_format_utc(m->since_wall, when, sizeof(when)));
+	if (m->current != -1) {
+		const struct storage_server *s = &m->servers[m->current];
+
+		core_json_str(out, s->addr);
+		core_buf_printf(out, ",\"latency_ms\":%llu,\"free_bytes\":%llu,\"total_bytes\":%llu",
+				(unsigned long long)s->latency_ms, (unsigned long long)s->free_bytes,
+				(unsigned long long)s->total_bytes);
+	} else
+		core_buf_append(out, "null", 4);
+	core_buf_append(out, ",\"reason\":", 10);
+	core_json_str(out, m->why);
+	if (m->path[0] != '\0') {
+		core_buf_append(out, ",\"options\":", 11);
+		core_json_str(out, m->options);
+		core_buf_printf(out, ",\"owner\":\"%s\",\"attempts\":%llu,\"mounts\":%llu,"
+				"\"giveups\":%llu,\"last_attempt\":", m->ours ? "keel" : mounted ?
+				"other" : "none", (unsigned long long)m->attempts,
+				(unsigned long long)m->mounts_ok, (unsigned long long)m->giveups);
+		core_json_str(out, m->last_attempt);
+		core_buf_printf(out, ",\"last_attempt_ms\":%llu,\"check\":{\"ok\":%s,\"ms\":%llu,"
+				"\"error\":", (unsigned long long)m->last_attempt_ms,
+				m->check_ok ? "true" : "false", (unsigned long long)m->check_ms);
+		core_json_str(out, m->check_err);
+		core_buf_printf(out, ",\"abandoned\":%llu,\"held_pid\":%d}",
+				(unsigned long long)m->abandoned,
+				m->check.late ? (int)m->check.child.pid : 0);
+	}
+	core_buf_append(out, ",\"last_incident\":", 17);
+	if (m->last_incident_wall != 0) {
+		core_buf_printf(out, "{\"at\":\"%s\",\"reason\":",
+				core_clock_format_utc(m->last_incident_wall, when, sizeof(when)));
+		core_json_str(out, m->last_incident);
+		core_buf_append(out, "}", 1);
+	} else
+		core_buf_append(out, "null", 4);
+	core_buf_append(out, ",\"servers\":[", 12);
+	for (j = 0; j < m->nservers; j++) {
+		const struct storage_server *s = &m->servers[j];
+
+		core_buf_append(out, j ? ",{\"address\":" : "{\"address\":", j ? 12 : 11);
+		core_json_str(out, s->addr);
+		core_buf_printf(out, ",\"state\":\"%s\",\"since\":\"%s\",\"latency_ms\":%llu,"
+				"\"misses\":%u,\"probes\":%llu,\"timeouts\":%llu,"
+				"\"failures\":%llu,\"reason\":", storage_state_str(s->state),
+				core_clock_format_utc(s->since_wall, when, sizeof(when)),
+				(unsigned long long)s->latency_ms, s->misses,
+				(unsigned long long)s->probes, (unsigned long long)s->timeouts,
+				(unsigned long long)s->failures);
+		core_json_str(out, s->why);
+		core_buf_append(out, "}", 1);
+	}
+	core_buf_append(out, "]}", 2);
+}
+
+static int storage_status_json(struct core_buf *out)
+{
+	unsigned i;
 
 	if (sm.n == 0)
 		return core_buf_append(out, "null", 4);
 	core_buf_append(out, "{\"mounts\":[", 11);
 	for (i = 0; i < sm.n; i++) {
-		const struct storage_mount *m = &sm.mounts[i];
-		bool mounted = mountinfo_find(m->path, fstype, sizeof(fstype), source, sizeof(source));
-
-		core_buf_append(out, i ? ",{\"name\":" : "{\"name\":", i ? 9 : 8);
-		core_json_str(out, m->name);
-		core_buf_append(out, ",\"type\":\"nfs\",\"export\":", 23);
-		core_json_str(out, m->export);
-		core_buf_append(out, ",\"path\":", 8);
-		core_json_str(out, m->path);
-		core_buf_printf(out, ",\"mounted\":%s", mounted ? "true" : "false");
-		if (mounted) {
-			core_buf_append(out, ",\"fstype\":", 10);
-			core_json_str(out, fstype);
-			core_buf_append(out, ",\"source\":", 10);
-			core_json_str(out, source);
-		}
-		core_buf_printf(out, ",\"state\":\"%s\",\"since\":\"%s\",\"server\":",
-				storage_state_str(m->state),
-				core_clock_format_utc(m->since_wall, when, sizeof(when)));
-		if (m->current != -1) {
-			const struct storage_server *s = &m->servers[m->current];
-
-			core_json_str(out, s->addr);
-			core_buf_printf(out, ",\"latency_ms\":%llu,\"free_bytes\":%llu,"
-					"\"total_bytes\":%llu", (unsigned long long)s->latency_ms,
-					(unsigned long long)s->free_bytes,
-					(unsigned long long)s->total_bytes);
-		} else
-			core_buf_append(out, "null", 4);
-		core_buf_append(out, ",\"reason\":", 10);
-		core_json_str(out, m->why);
-		core_buf_append(out, ",\"servers\":[", 12);
-		for (j = 0; j < m->nservers; j++) {
-			const struct storage_server *s = &m->servers[j];
-
-			core_buf_append(out, j ? ",{\"address\":" : "{\"address\":", j ? 12 : 11);
-			core_json_str(out, s->addr);
-			core_buf_printf(out, ",\"state\":\"%s\",\"since\":\"%s\",\"latency_ms\":%llu,"
-					"\"misses\":%u,\"probes\":%llu,\"timeouts\":%llu,"
-					"\"failures\":%llu,\"reason\":", storage_state_str(s->state),
-					core_clock_format_utc(s->since_wall, when, sizeof(when)),
-					(unsigned long long)s->latency_ms, s->misses,
-					(unsigned long long)s->probes, (unsigned long long)s->timeouts,
-					(unsigned long long)s->failures);
-			core_json_str(out, s->why);
-			core_buf_append(out, "}", 1);
-		}
-		core_buf_append(out, "]}", 2);
+		if (i > 0)
+			core_buf_append(out, ",", 1);
+		storage_json_mount(out, sm.mounts[i]);
 	}
 	return core_buf_append(out, "]}", 2);
 }
@@ -635,33 +358,49 @@ static int storage_status_metrics(struct core_buf *out)
 
 	if (sm.n == 0)
 		return CORE_OK;
-	core_buf_printf(out, "# HELP keel_storage_up Whether a server of the mount answers probes.\n"
+	core_buf_printf(out, "# HELP keel_storage_up Whether the mount is healthy or slow.\n"
 			"# TYPE keel_storage_up gauge\n");
 	for (i = 0; i < sm.n; i++)
-		core_buf_printf(out, "keel_storage_up{mount=\"%s\"} %d\n", sm.mounts[i].name,
-				storage_state_up(sm.mounts[i].state));
+		core_buf_printf(out, "keel_storage_up{mount=\"%s\"} %d\n", sm.mounts[i]->name,
+				storage_state_up(sm.mounts[i]->state));
 	core_buf_printf(out, "# HELP keel_storage_free_bytes Free space on the server in use.\n"
 			"# TYPE keel_storage_free_bytes gauge\n");
 	for (i = 0; i < sm.n; i++)
-		if (sm.mounts[i].current != -1)
+		if (sm.mounts[i]->current != -1)
 			core_buf_printf(out, "keel_storage_free_bytes{mount=\"%s\"} %llu\n",
-					sm.mounts[i].name, (unsigned long long)
-					sm.mounts[i].servers[sm.mounts[i].current].free_bytes);
+					sm.mounts[i]->name, (unsigned long long)
+					sm.mounts[i]->servers[sm.mounts[i]->current].free_bytes);
+	core_buf_printf(out, "# HELP keel_storage_mount_attempts_total Mount attempts, and how "
+			"they ended.\n# TYPE keel_storage_mount_attempts_total counter\n");
+	for (i = 0; i < sm.n; i++)
+		if (sm.mounts[i]->path[0] != '\0')
+			core_buf_printf(out, "keel_storage_mount_attempts_total{mount=\"%s\","
+					"result=\"mounted\"} %llu\nkeel_storage_mount_attempts_total"
+					"{mount=\"%s\",result=\"gave_up\"} %llu\n", sm.mounts[i]->name,
+					(unsigned long long)sm.mounts[i]->mounts_ok, sm.mounts[i]->name,
+					(unsigned long long)sm.mounts[i]->giveups);
+	core_buf_printf(out, "# HELP keel_storage_abandoned_checks_total Checks that did not come "
+			"back by their deadline.\n# TYPE keel_storage_abandoned_checks_total counter\n");
+	for (i = 0; i < sm.n; i++)
+		if (sm.mounts[i]->path[0] != '\0')
+			core_buf_printf(out, "keel_storage_abandoned_checks_total{mount=\"%s\"} %llu\n",
+					sm.mounts[i]->name,
+					(unsigned long long)sm.mounts[i]->abandoned);
 	core_buf_printf(out, "# HELP keel_storage_server_latency_ms The last answered probe's time.\n"
 			"# TYPE keel_storage_server_latency_ms gauge\n");
 	for (i = 0; i < sm.n; i++)
-		for (j = 0; j < sm.mounts[i].nservers; j++)
+		for (j = 0; j < sm.mounts[i]->nservers; j++)
 			core_buf_printf(out, "keel_storage_server_latency_ms{mount=\"%s\",server=\"%s\"} "
-					"%llu\n", sm.mounts[i].name, sm.mounts[i].servers[j].addr,
-					(unsigned long long)sm.mounts[i].servers[j].latency_ms);
+					"%llu\n", sm.mounts[i]->name, sm.mounts[i]->servers[j].addr,
+					(unsigned long long)sm.mounts[i]->servers[j].latency_ms);
 	core_buf_printf(out, "# HELP keel_storage_server_timeouts_total Probes that missed their "
 			"deadline.\n# TYPE keel_storage_server_timeouts_total counter\n");
 	for (i = 0; i < sm.n; i++)
-		for (j = 0; j < sm.mounts[i].nservers; j++)
+		for (j = 0; j < sm.mounts[i]->nservers; j++)
 			core_buf_printf(out, "keel_storage_server_timeouts_total{mount=\"%s\","
-					"server=\"%s\"} %llu\n", sm.mounts[i].name,
-					sm.mounts[i].servers[j].addr,
-					(unsigned long long)sm.mounts[i].servers[j].timeouts);
+					"server=\"%s\"} %llu\n", sm.mounts[i]->name,
+					sm.mounts[i]->servers[j].addr,
+					(unsigned long long)sm.mounts[i]->servers[j].timeouts);
 	return CORE_OK;
 }
 
