@@ -761,9 +761,8 @@ static void mount_attempt_done(struct storage_mount *m, struct storage_job *j, i
 	else
 		snprintf(m->last_attempt, sizeof(m->last_attempt), "mount %.200s: %s", source,
 			 words[0] ? words : "failed");
-	mount_set(m, STORAGE_FAILED, "%s (attempt %u%s; next in %.1f s)", m->last_attempt,
-		  m->failed_attempts, storage_nth(m->failed_attempts),
-		  (double)(m->retry_at - now) / 1000.0);
+	mount_set(m, STORAGE_FAILED, "%s (failure %u in a row; next attempt in %.1f s)",
+		  m->last_attempt, m->failed_attempts, (double)(m->retry_at - now) / 1000.0);
 }
 
 static void mount_check_done(struct storage_mount *m, struct storage_job *j, int status)
@@ -927,6 +926,8 @@ static void mount_eval(struct storage_mount *m)
 	s = &m->servers[on];
 	if (m->stale) {
 		m->stale = false;
+		mount_set(m, STORAGE_FAILED, "%s on %s: %s (remounting)", source, m->path,
+			  m->check_err);
 		mount_release(m, (r = first_up(m)) != -1 ? r : on, "stale: %s", m->check_err);
 		return;
 	}

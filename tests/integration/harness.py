@@ -113,6 +113,7 @@ class Harness:
         self.dir = tempfile.mkdtemp(prefix="keel-it-%s-" % name)
         self.procs = []
         self.stopped = []
+        self.cleanups = []
 
     # ---- processes ----
 
@@ -158,6 +159,15 @@ class Harness:
                 pass
         self.stopped += self.procs
         self.procs = []
+        while self.cleanups:
+            try:
+                self.cleanups.pop()()
+            except Exception as e:  # a cleanup must not hide the test's result
+                print("    cleanup failed: %s" % e)
+
+    def defer(self, fn):
+        """fn() runs after the test's processes are stopped (last first)."""
+        self.cleanups.append(fn)
 
     def sanitizer_reports(self):
         """Sanitizer reports in the logs of every keel this test ran."""

@@ -7,9 +7,12 @@ exist, and a configuration it refuses."""
 
 import os
 import re
+import shutil
 import signal
+import subprocess
 import time
 
+import glusterserver
 import harness
 import nfsserver
 import test_api
@@ -21,7 +24,6 @@ MOUNT = """storage:
     share:
       servers: [%s]
       export: "%s"
-      path: "/share"
       probe_interval: 500ms
       probe_timeout: 1s
 """
@@ -142,3 +144,185 @@ def test_what_is_wrong_with_a_mount_is_named(h):
                  "storage.mounts.s.export", "must start with '/'", "storage.mounts.s.path",
                  "may hold only letters", "without a trailing '/'"):
         check(what in r.stderr + r.stdout, "%r not in:\n%s" % (what, r.stderr + r.stdout))
+
+
+GLUSTER = """storage:
+  mounts:
+    share:
+      type: glusterfs
+      servers: ["127.0.0.2", "127.0.0.3"]
+      volume: gv0
+      path: "%s"
+      canary_interval: 500ms
+"""
+
+
+def mounted(path):
+    """(fstype, source) of path in this machine's mount table, or None."""
+    found = None
+    with open("/proc/self/mountinfo") as f:
+        for line in f:
+            a, b = line.split(" - ", 1)
+            if a.split()[4] == path:
+                found = tuple(b.split()[:2])    # the last one is on top
+    return found
+
+
+def by_name(a):
+    st, js = a.call("GET", "/api/v1/status")
+    check(st == 200, "status: %s %s" % (st, js))
+    return {m["name"]: m for m in js["storage"]["mounts"]}
+
+
+def test_keel_mounts_glusterfs_keeps_it_through_a_dead_brick_and_remounts_it(h):
+    """keel FUSE-mounts a replica-2 volume; one brick killed: still healthy;
+    glusterd and both bricks killed: detected and alerted; back: mounted
+    again and healthy; dropped from the config: unmounted."""
+    if not glusterserver.available():
+        harness.skip("glusterfs-server, glusterfs-client or /dev/fuse is missing "
+                     "(tests/setup.sh)")
+    g = glusterserver.start(h)
+    share = h.path("share")
+    admin = free_port()
+    base = ("workers: { count: 1 }\nmonitors: { routes: false, servers: false }\n"
+            "admin: { listen: [\"127.0.0.1:%d\"], tls: { enabled: false } }\n" % admin)
+    t0 = time.monotonic()
+    k = h.keel(base + GLUSTER % share, wait_port=admin)
+    a, _ = test_api.setup(k, admin)
+    wait_for("the volume to be mounted and healthy", lambda: by_name(a)["share"]["state"] ==
+             "healthy", timeout=20)
+    m = by_name(a)["share"]
+    check(mounted(share) == ("fuse.glusterfs", "127.0.0.2:/gv0"), "mount table: %r" %
+          (mounted(share),))
+    check(m["owner"] == "keel" and m["check"]["ok"] and "backup-volfile-servers=127.0.0.3"
+          in m["options"], "the mount: %r" % m)
+    k.wait_log(r"storage share: mounted 127\.0\.0\.2:/gv0 on .*/share in \d+ ms")
+    print("    mounted and healthy %.2f s after keel started" % (time.monotonic() - t0))
+    with open(os.path.join(share, "app.txt"), "w") as f:
+        f.write("uploaded\n")
+    check(all(os.path.exists(os.path.join(b, "app.txt")) for b in g.bricks),
+          "a file written to the mount is on both bricks")
+    check(os.path.exists(os.path.join(g.bricks[0], ".keel-canary-keel")), "no canary file")
+
+    # One brick gone: the replica serves; the mount stays healthy.
+    g.kill_brick(0)
+    end = time.monotonic() + 4
+    while time.monotonic() < end:
+        m = by_name(a)["share"]
+        check(m["state"] == "healthy", "one dead brick made the mount %s: %s" %
+              (m["state"], m["reason"]))
+        time.sleep(0.2)
+
+    # glusterd and both bricks gone: the checks fail, keel says so.
+    t1 = time.monotonic()
+    g.kill_all()
+    k.wait_log(r"alert: storage share: DOWN: ")
+    detect = time.monotonic() - t1
+    m = by_name(a)["share"]
+    check(m["state"] in ("failed", "hung", "missing", "mounting") and
+          m["last_incident"] is not None, "the mount after all servers went: %r" % m)
+    print("    all servers down: alert after %.2f s: %s" % (detect, m["last_incident"]["reason"]))
+    check(detect < 3, "noticed after %.2f s" % detect)
+    wait_for("a failed remount", lambda: by_name(a)["share"]["attempts"] >= 2, timeout=15)
+
+    # Back: keel mounts it again on its own.
+    t2 = time.monotonic()
+    g.start_glusterd()
+    g.wait_bricks()
+    wait_for("the mount to be healthy again", lambda: by_name(a)["share"]["state"] ==
+             "healthy", timeout=30, interval=0.2)
+    k.wait_log(r"recovery: storage share: UP: ")
+    m = by_name(a)["share"]
+    check(m["mounts"] >= 2 and mounted(share) is not None, "remounted: %r" % m)
+    print("    healthy %.2f s after glusterd came back (%d attempts, %d mounts)" %
+          (time.monotonic() - t2, m["attempts"], m["mounts"]))
+    with open(os.path.join(share, "app.txt")) as f:
+        check(f.read() == "uploaded\n", "the file is there after the remount")
+
+    # The mount leaves the configuration: keel unmounts what it made.
+    with open(k.argv[2], "w") as f:
+        f.write('pid_file: "%s"\nstate_dir: "%s"\n' % (h.path("keel.pid"), h.path("state")) +
+                base)
+    k.signal(signal.SIGHUP)
+    wait_for("the share to be unmounted", lambda: mounted(share) is None, timeout=10)
+    k.wait_log(r"storage: unmounted .*/share \(its mount left the configuration\)")
+
+
+def test_a_dead_nfs_server_holds_up_its_own_mount_attempt_only(h):
+    """mount(8) against a frozen NFS server would wait for minutes: keel
+    kills it at mount_timeout (5 s) while a GlusterFS mount next to it is
+    mounted at once."""
+    if not nfsserver.available() or not glusterserver.available() or \
+            not shutil.which("mount.nfs"):
+        harness.skip("nfs-ganesha, nfs-common or GlusterFS is missing (tests/setup.sh)")
+    ng, _ = nfsserver.start(h)
+    glusterserver.start(h)
+    admin = free_port()
+    nfs_path, gl_path = h.path("nfs"), h.path("share")
+    os.kill(ng.pid, signal.SIGSTOP)
+    h.defer(lambda: os.kill(ng.pid, signal.SIGCONT) if ng.alive() else None)
+    conf = (GLUSTER % gl_path) + ("    nfs:\n      servers: [\"127.0.0.1\"]\n"
+                                  "      export: /export\n      path: \"%s\"\n"
+                                  "      options: nfsvers=3\n" % nfs_path)
+    k = h.keel("workers: { count: 1 }\nmonitors: { routes: false, servers: false }\n"
+               "admin: { listen: [\"127.0.0.1:%d\"], tls: { enabled: false } }\n" % admin +
+               conf, wait_port=admin)
+    a, _ = test_api.setup(k, admin)
+    t0 = time.monotonic()
+    wait_for("the GlusterFS mount", lambda: by_name(a)["share"]["state"] == "healthy",
+             timeout=20, interval=0.05)
+    gl_ready = time.monotonic() - t0
+    check(by_name(a)["nfs"]["state"] == "mounting", "the NFS attempt: %r" % by_name(a)["nfs"])
+    wait_for("the NFS attempt to give up", lambda: by_name(a)["nfs"]["giveups"] >= 1,
+             timeout=10, interval=0.05)
+    m = by_name(a)["nfs"]
+    check(m["state"] == "failed" and "gave up after" in m["reason"], "the reason: %r" % m)
+    check(m["last_attempt_ms"] <= 5500, "gave up after %d ms" % m["last_attempt_ms"])
+    check(not pids_of_mount(nfs_path), "mount(8) still runs: %r" % pids_of_mount(nfs_path))
+    print("    GlusterFS healthy at %.2f s; the NFS attempt gave up after %d ms: %s" %
+          (gl_ready, m["last_attempt_ms"], m["reason"]))
+
+
+def pids_of_mount(path):
+    r = subprocess.run(["pgrep", "-f", "mount.* %s" % path], capture_output=True, text=True)
+    return r.stdout.split()
+
+
+def test_keel_never_touches_a_mount_it_did_not_make(h):
+    """A tmpfs on the path: keel reports it and leaves it; a bad storage
+    configuration names each mistake and the running one stays."""
+    path = h.path("share")
+    os.makedirs(path)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", "size=1m", "tmpfs", path], check=True)
+    h.defer(lambda: subprocess.run(["umount", "-l", path]))
+    admin = free_port()
+    conf = ("workers: { count: 1 }\nmonitors: { routes: false, servers: false }\n"
+            "admin: { listen: [\"127.0.0.1:%d\"], tls: { enabled: false } }\n"
+            "storage:\n  mounts:\n    share:\n      servers: [\"127.0.0.9\"]\n"
+            "      export: /export\n      path: \"%s\"\n      adopt: true\n" % (admin, path))
+    k = h.keel(conf, wait_port=admin)
+    a, _ = test_api.setup(k, admin)
+    wait_for("the mount to be refused", lambda: by_name(a)["share"]["state"] == "failed")
+    m = by_name(a)["share"]
+    check("is already mounted (tmpfs tmpfs), not by keel: not from one of its servers"
+          in m["reason"] and m["owner"] == "other", "the reason: %r" % m)
+    time.sleep(1.5)
+    check(mounted(path) == ("tmpfs", "tmpfs") and by_name(a)["share"]["attempts"] == 0,
+          "keel touched a mount it did not make: %r" % by_name(a)["share"])
+
+    bad = h.write("bad.yaml", "storage:\n  mounts:\n"
+                  "    a:\n      type: glusterfs\n      servers: [\"10.0.0.7\"]\n"
+                  "      export: /x\n      path: /share\n"
+                  "    b:\n      servers: [\"10.0.0.7\"]\n      volume: gv0\n"
+                  "      export: /x\n      path: /share\n      options: \"hard,soft;reboot\"\n"
+                  "    c:\n      servers: [\"10.0.0.7\"]\n      export: /x\n      path: /\n")
+    r = h.run_keel("-t", "-c", bad)
+    out = r.stderr + r.stdout
+    check(r.returncode != 0, "a bad storage config was accepted")
+    for what in ("storage.mounts.a.volume", "a GlusterFS mount needs its volume's name",
+                 "storage.mounts.a.export", "is for NFS; a GlusterFS mount names its volume",
+                 "storage.mounts.b.volume", "is for GlusterFS",
+                 "storage.mounts.b.options", "may hold only letters",
+                 "storage.mounts.b.path", "/share is already the path of mount a",
+                 "storage.mounts.c.path", "keel does not mount over /"):
+        check(what in out, "%r not in:\n%s" % (what, out))

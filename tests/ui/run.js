@@ -137,7 +137,7 @@ async function main() {
 		'monitors: { interval: 1s, timeout: 1s }',
 		`redis: { nodes: ["127.0.0.1:${predis}"] }`,
 		/* Nothing exports NFS at 127.0.0.9: the share is shown failed, with why. */
-		'storage: { mounts: { share: { servers: ["127.0.0.9"], export: "/export", path: "/share" } } }',
+		`storage: { mounts: { share: { servers: ["127.0.0.9"], export: "/export", path: "${path.join(dir, 'share')}", mount_timeout: 1s } } }`,
 		''].join('\n'));
 	T.log = path.join(dir, 'keel.log');
 	T.keel = start(KEEL, ['-c', path.join(dir, 'keel.yaml')], T.log);

@@ -417,13 +417,18 @@ function redisView(r) {
 /* Each mount: the server in use, its state and why, free space. */
 function storageView(s) {
 	const gib = b => b === undefined ? '–' : fmtNum(b / 1073741824, 1) + ' GiB';
+	const where = m => !m.managed ? '– (watch only)' : m.path + (m.mounted ? '' : ' (not mounted)');
+	const detail = m => m.state === 'healthy' ? '' : [m.managed ? m.reason : '']
+		.concat(m.servers.filter(x => x.state !== 'healthy').map(x => `${x.address}: ${x.reason || x.state}`))
+		.filter(Boolean).join('; ');
 	return h('table', { id: 'storage' }, heads('Mount', 'Export', 'Server', 'State', '#Latency', '#Free', 'Mounted at', 'Detail'),
-		s.mounts.map(m => h('tr', {}, h('td', { text: m.name }), h('td', { class: 'mono', text: m.export }),
+		s.mounts.map(m => h('tr', {}, h('td', { text: m.name }),
+			h('td', { class: 'mono', text: m.type === 'glusterfs' ? 'volume ' + m.volume : m.export }),
 			h('td', { class: 'mono', text: m.server || m.servers.map(x => x.address).join(', ') }),
 			h('td', {}, pill(m.state)), h('td', { class: 'num', text: m.server ? m.latency_ms + ' ms' : '–' }),
 			h('td', { class: 'num', text: gib(m.free_bytes) }),
-			h('td', { class: 'mono', text: m.path ? m.path + (m.mounted ? '' : ' (not mounted)') : '–' }),
-			h('td', { class: 'muted', text: m.state === 'healthy' ? '' : m.servers.map(x => `${x.address}: ${x.reason || x.state}`).join('; ') }))));
+			h('td', { class: 'mono', text: where(m) }),
+			h('td', { class: 'muted', text: detail(m) }))));
 }
 
 function alertTable(list) {
