@@ -352,15 +352,13 @@ mount_set(struct storage_mount *m, enum storage_state st, const char *fmt, ...)
 	}
 	if (changed || st == STORAGE_FAILED)	/* each failed attempt says why */
 		core_log_write(state_bad(st) ? CORE_LOG_WARN : CORE_LOG_INFO, "storage",
-			       "storage %s: %s%s%s", m->name, storage_state_str(st),
-			       why[0] ? ": " : "", why);
+			       "storage %s: %s", m->name, why[0] ? why : storage_state_str(st));
 	if (state_bad(st)) {
 		if (changed) {
 			m->last_incident_wall = m->since_wall;
-			snprintf(m->last_incident, sizeof(m->last_incident), "%s: %.280s",
-				 storage_state_str(st), why);
+			snprintf(m->last_incident, sizeof(m->last_incident), "%s", why);
 		}
-		core_event_raise("storage", m->subject, "%s: %s", storage_state_str(st), why);
+		core_event_raise("storage", m->subject, "%s", why);
 	} else if (storage_state_up(st) && changed)
 		core_event_clear("storage", m->subject, "UP: %s", why);
 }
@@ -872,20 +870,20 @@ static void mount_judge(struct storage_mount *m, int on)
 
 	mount_source(m, on, source, sizeof(source));
 	if (m->check_late)
-		mount_set(m, STORAGE_HUNG, "%s on %s: %s", source, m->path, m->check_err);
+		mount_set(m, STORAGE_HUNG, "%s hung: %s", source, m->check_err);
 	else if (m->type == KEEL_MOUNT_NFS && (s->state == STORAGE_HUNG || s->state == STORAGE_FAILED))
 		mount_set(m, s->state, "%s %s: %s", source, storage_state_str(s->state), s->why);
 	else if (!m->check_ok && m->check_err[0] != '\0')
-		mount_set(m, STORAGE_FAILED, "%s on %s: %s", source, m->path, m->check_err);
+		mount_set(m, STORAGE_FAILED, "%s failed: %s", source, m->check_err);
 	else if (!m->check_ok)
 		return;		/* mounted; the first check is under way */
 	else if (m->type == KEEL_MOUNT_NFS && s->state == STORAGE_SLOW)
-		mount_set(m, STORAGE_SLOW, "%s on %s: %s", source, m->path, s->why);
+		mount_set(m, STORAGE_SLOW, "%s slow: %s", source, s->why);
 	else if (m->check_ms > m->slow_after && m->type == KEEL_MOUNT_GLUSTERFS)
-		mount_set(m, STORAGE_SLOW, "%s on %s: the check took %llu ms", source, m->path,
+		mount_set(m, STORAGE_SLOW, "%s slow: the check took %llu ms", source,
 			  (unsigned long long)m->check_ms);
 	else
-		mount_set(m, STORAGE_HEALTHY, "%s on %s", source, m->path);
+		mount_set(m, STORAGE_HEALTHY, "%s healthy, mounted on %s", source, m->path);
 }
 
 static void mount_eval(struct storage_mount *m)
@@ -926,8 +924,7 @@ static void mount_eval(struct storage_mount *m)
 	s = &m->servers[on];
 	if (m->stale) {
 		m->stale = false;
-		mount_set(m, STORAGE_FAILED, "%s on %s: %s (remounting)", source, m->path,
-			  m->check_err);
+		mount_set(m, STORAGE_FAILED, "%s failed: %s (remounting)", source, m->check_err);
 		mount_release(m, (r = first_up(m)) != -1 ? r : on, "stale: %s", m->check_err);
 		return;
 	}

@@ -264,14 +264,15 @@ def test_a_dead_nfs_server_holds_up_its_own_mount_attempt_only(h):
     conf = (GLUSTER % gl_path) + ("    nfs:\n      servers: [\"127.0.0.1\"]\n"
                                   "      export: /export\n      path: \"%s\"\n"
                                   "      options: nfsvers=3\n" % nfs_path)
+    t0 = time.monotonic()
     k = h.keel("workers: { count: 1 }\nmonitors: { routes: false, servers: false }\n"
                "admin: { listen: [\"127.0.0.1:%d\"], tls: { enabled: false } }\n" % admin +
                conf, wait_port=admin)
     a, _ = test_api.setup(k, admin)
-    t0 = time.monotonic()
     wait_for("the GlusterFS mount", lambda: by_name(a)["share"]["state"] == "healthy",
              timeout=20, interval=0.05)
     gl_ready = time.monotonic() - t0
+    check(gl_ready < 4, "the GlusterFS mount waited for the NFS one: %.2f s" % gl_ready)
     check(by_name(a)["nfs"]["state"] == "mounting", "the NFS attempt: %r" % by_name(a)["nfs"])
     wait_for("the NFS attempt to give up", lambda: by_name(a)["nfs"]["giveups"] >= 1,
              timeout=10, interval=0.05)
