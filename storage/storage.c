@@ -379,6 +379,14 @@ static int storage_status_metrics(struct core_buf *out)
 					"{mount=\"%s\",result=\"gave_up\"} %llu\n", sm.mounts[i]->name,
 					(unsigned long long)sm.mounts[i]->mounts_ok, sm.mounts[i]->name,
 					(unsigned long long)sm.mounts[i]->giveups);
+	core_buf_printf(out, "# HELP keel_storage_mount_last_attempt_ms How long the last mount "
+			"attempt took, to its helper's end.\n# TYPE keel_storage_mount_last_attempt_ms "
+			"gauge\n");
+	for (i = 0; i < sm.n; i++)
+		if (sm.mounts[i]->path[0] != '\0' && sm.mounts[i]->attempts > 0)
+			core_buf_printf(out, "keel_storage_mount_last_attempt_ms{mount=\"%s\"} %llu\n",
+					sm.mounts[i]->name,
+					(unsigned long long)sm.mounts[i]->last_attempt_ms);
 	core_buf_printf(out, "# HELP keel_storage_abandoned_checks_total Checks that did not come "
 			"back by their deadline.\n# TYPE keel_storage_abandoned_checks_total counter\n");
 	for (i = 0; i < sm.n; i++)

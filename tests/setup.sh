@@ -8,6 +8,7 @@ need=(
 	gcc make musl-tools file git python3 curl wrk	# build, harness, load
 	redis-server nginx python3-websockets		# real peers
 	nfs-ganesha nfs-ganesha-vfs rpcbind libnfs-utils	# a real NFS server, nfs-ls
+	nfs-common glusterfs-server glusterfs-client	# mount.nfs; GlusterFS and its FUSE mount
 	python3-aiosmtpd openssl				# alert mail: SMTP server, a test cert
 	testssl.sh bsdextrautils				# TLS: weak protocols and ciphers
 	clang libclang-rt-14-dev			# libFuzzer
