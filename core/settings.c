@@ -961,6 +961,21 @@ static bool mount_plain(const char *s, const char *also)
 	return true;
 }
 
+/* A path as the kernel shows it in mountinfo: no "//", no "." or ".."
+ * part, no control character. */
+static bool mount_path_plain(const char *p)
+{
+	for (; *p != '\0'; p++) {
+		if ((unsigned char)*p < ' ' || *p == 0x7f)
+			return false;
+		if (p[0] == '/' && (p[1] == '/' ||
+		    (p[1] == '.' && (p[2] == '/' || p[2] == '\0')) ||
+		    (p[1] == '.' && p[2] == '.' && (p[3] == '/' || p[3] == '\0'))))
+			return false;
+	}
+	return true;
+}
+
 /* Servers are addresses: keel resolves no names for storage yet. */
 static void mount_check(struct core_conf_load *ld, void *obj, const char *path, int line)
 {
@@ -1017,6 +1032,10 @@ static void mount_check(struct core_conf_load *ld, void *obj, const char *path, 
 	} else if (m->path != NULL && strcmp(m->path, "/") == 0) {
 		snprintf(sub, sizeof(sub), "%s.path", path);
 		core_conf_error(ld, line, sub, "keel does not mount over /");
+	} else if (m->path != NULL && !mount_path_plain(m->path)) {
+		snprintf(sub, sizeof(sub), "%s.path", path);
+		core_conf_error(ld, line, sub, "must be a plain path: no '//', '.' or '..' "
+				"parts, no control characters");
 	}
 	if (m->probe_timeout >= m->probe_interval * 10) {
 		snprintf(sub, sizeof(sub), "%s.probe_timeout", path);
@@ -1051,12 +1070,20 @@ static void storage_check(struct core_conf_load *ld, void *obj, const char *path
 
 	(void)line;
 	for (i = 0; i < c->mounts.n; i++)
-		for (j = 0; j < i; j++)
-			if (m[i].path[0] != '\0' && strcmp(m[i].path, m[j].path) == 0) {
-				snprintf(sub, sizeof(sub), "%s.mounts.%s.path", path, m[i].name);
+		for (j = 0; j < c->mounts.n; j++) {
+			size_t n = strlen(m[j].path);
+
+			if (i == j || m[i].path[0] == '\0' || m[j].path[0] == '\0')
+				continue;
+			snprintf(sub, sizeof(sub), "%s.mounts.%s.path", path, m[i].name);
+			if (j < i && strcmp(m[i].path, m[j].path) == 0)
 				core_conf_error(ld, m[i].line, sub, "%s is already the path of mount %s",
 						m[i].path, m[j].name);
-			}
+			else if (strncmp(m[i].path, m[j].path, n) == 0 && m[i].path[n] == '/')
+				core_conf_error(ld, m[i].line, sub, "%s is inside mount %s (%s): one "
+						"mount's unmount would take the other", m[i].path,
+						m[j].name, m[j].path);
+		}
 }
 
 static const struct core_conf_section storage_section = {

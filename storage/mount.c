@@ -33,6 +33,7 @@
  * from the configuration is unmounted; stopping keel leaves mounts alone.
  */
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -55,7 +56,8 @@
 #include "core/state.h"
 #include "storage.h"
 
-#define FAILBACK_HOLD_MS	10000
+#define FAILBACK_HOLD_MS	10000	/* the primary answers that long: back to it */
+#define FAILBACK_PAUSE_MS	60000	/* after a failed mount from the primary */
 #define BACKOFF_MIN_MS		1000
 #define BACKOFF_MAX_MS		8000
 #define RECORDS_MAX		64
@@ -68,14 +70,28 @@ static struct {
 } records[RECORDS_MAX];
 static unsigned nrecords;
 
+/* Mounts do not outlive a boot: records of another boot are void. */
+static void boot_id(char *out, size_t len)
+{
+	FILE *f = fopen("/proc/sys/kernel/random/boot_id", "re");
+
+	out[0] = '\0';
+	if (f != NULL && fgets(out, (int)len, f) != NULL)
+		out[strcspn(out, "\n")] = '\0';
+	if (f != NULL)
+		fclose(f);
+}
+
 static void records_save(void)
 {
-	char file[300], err[200], *buf;
-	size_t len = 0, cap = (size_t)nrecords * 900 + 1;
+	char file[300], err[200], boot[64], *buf;
+	size_t len, cap = (size_t)nrecords * 900 + 80;
 	unsigned i;
 
 	if (sm.state_dir[0] == '\0' || (buf = malloc(cap)) == NULL)
 		return;
+	boot_id(boot, sizeof(boot));
+	len = (size_t)snprintf(buf, cap, "boot\t%s\n", boot);
 	for (i = 0; i < nrecords; i++)
 		len += (size_t)snprintf(buf + len, cap - len, "%s\t%s\n", records[i].path,
 					records[i].options);
@@ -87,22 +103,28 @@ static void records_save(void)
 
 void storage_records_load(void)
 {
-	char file[300], *line = NULL;
+	char file[300], boot[64], *line = NULL;
 	size_t cap = 0;
+	bool this_boot = false;
 	FILE *f;
 
 	nrecords = 0;
 	snprintf(file, sizeof(file), "%s/storage.mounts", sm.state_dir);
 	if (sm.state_dir[0] == '\0' || (f = fopen(file, "re")) == NULL)
 		return;
+	boot_id(boot, sizeof(boot));
 	while (getline(&line, &cap, f) != -1 && nrecords < RECORDS_MAX) {
 		char *tab = strchr(line, '\t'), *nl = strchr(line, '\n');
 
-		if (tab == NULL || line[0] != '/')
-			continue;
 		if (nl != NULL)
 			*nl = '\0';
+		if (tab == NULL)
+			continue;
 		*tab = '\0';
+		if (strcmp(line, "boot") == 0)
+			this_boot = boot[0] != '\0' && strcmp(tab + 1, boot) == 0;
+		if (!this_boot || line[0] != '/')
+			continue;
 		snprintf(records[nrecords].path, sizeof(records[0].path), "%s", line);
 		snprintf(records[nrecords].options, sizeof(records[0].options), "%s", tab + 1);
 		nrecords++;
@@ -256,10 +278,10 @@ size_t storage_mount_options(char *out, size_t len, int type, const char *user,
 
 	if (type == KEEL_MOUNT_GLUSTERFS) {
 		w = snprintf(dflt, sizeof(dflt), "log-file=%s", logfile);
-		for (k = 1; k < nservers; k++)
+		for (k = 1; k < nservers && w >= 0 && (size_t)w < sizeof(dflt); k++)
 			w += snprintf(dflt + w, sizeof(dflt) - (size_t)w, "%s%s",
 				      k == 1 ? ",backup-volfile-servers=" : ":", servers[k]);
-		if ((size_t)w >= sizeof(dflt))
+		if (w < 0 || (size_t)w >= sizeof(dflt))
 			return 0;
 	} else
 		snprintf(dflt, sizeof(dflt), "nfsvers=4.1,hard,timeo=100,retrans=3,noresvport");
@@ -306,6 +328,21 @@ static int mount_source_server(const struct storage_mount *m, const char *fstype
 	for (i = 0; i < m->nservers; i++) {
 		mount_source(m, (int)i, want, sizeof(want));
 		if (strcmp(want, source) == 0)
+			return (int)i;
+	}
+	return -1;
+}
+
+/* The first server that answers, from next_try on (after a failed
+ * attempt the next one gets its turn). */
+static int pick(const struct storage_mount *m)
+{
+	unsigned k;
+
+	for (k = 0; k < m->nservers; k++) {
+		unsigned i = ((unsigned)m->next_try + k) % m->nservers;
+
+		if (storage_state_up(m->servers[i].state))
 			return (int)i;
 	}
 	return -1;
@@ -464,6 +501,11 @@ static void job_reaped(struct core_child *c, int status)
 
 		if (j->kind == JOB_MOUNT && m != NULL)
 			m->last_attempt_ms = took;
+		if (j->kind == JOB_UMOUNT && WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+			record_del(j->path);	/* it did come off, late */
+			if (m != NULL)
+				m->ours = false;
+		}
 		core_log_info("storage", "storage %s: the late %s helper (pid %d) ended after %llu ms",
 			      m != NULL ? m->name : "-", j->kind == JOB_CHECK ? "check" :
 			      j->kind == JOB_MOUNT ? "mount" : "unmount", (int)c->pid,
@@ -498,8 +540,15 @@ static int job_spawn(struct storage_job *j, enum storage_job_kind kind, uint64_t
 	int p[2];
 	pid_t pid;
 
-	if (pipe2(p, O_CLOEXEC) == -1 || fcntl(p[0], F_SETFL, O_NONBLOCK) == -1)
+	if (pipe2(p, O_CLOEXEC) == -1)
 		return -errno;
+	if (fcntl(p[0], F_SETFL, O_NONBLOCK) == -1) {
+		int e = errno;
+
+		close(p[0]);
+		close(p[1]);
+		return -e;
+	}
 	pid = fork();
 	if (pid == -1) {
 		int e = errno;
@@ -520,6 +569,7 @@ static int job_spawn(struct storage_job *j, enum storage_job_kind kind, uint64_t
 		fn(j, arg);
 		_exit(127);
 	}
+	(void)setpgid(pid, pid);	/* as the child does: a kill at once finds the group */
 	close(p[1]);
 	j->kind = kind;
 	j->fd = p[0];
@@ -557,6 +607,12 @@ static void job_init(struct storage_job *j, struct storage_mount *m)
 
 /* ---- inside the helpers (after fork: no loop, no malloc'd state of keel's) ------------------ */
 
+/* An exit status for errno: never 0, as a short write leaves errno 0. */
+static int errno_code(void)
+{
+	return errno > 0 && errno < 256 ? errno : EIO;
+}
+
 struct mount_args {
 	const char	*fstype, *options, *source, *path;
 };
@@ -582,8 +638,18 @@ static void child_mount(const struct storage_job *j, const void *arg)
 	char *argv[] = { "mount", "-t", (char *)a->fstype, "-o", (char *)a->options,
 			 (char *)a->source, (char *)a->path, NULL };
 
+	char real[PATH_MAX];
+
 	(void)j;
 	mkdirs(a->path);
+	if (realpath(a->path, real) == NULL) {
+		dprintf(2, "%s: %s\n", a->path, strerror(errno));
+		_exit(1);
+	}
+	if (strcmp(real, a->path) != 0) {
+		dprintf(2, "%s leads to %s (a symbolic link): give that path\n", a->path, real);
+		_exit(1);
+	}
 	execvp("mount", argv);
 	dprintf(2, "cannot run mount(8): %s\n", strerror(errno));
 	_exit(127);
@@ -594,7 +660,7 @@ static void child_umount(const struct storage_job *j, const void *arg)
 	(void)arg;
 	if (umount2(j->path, MNT_DETACH) == -1 && errno != EINVAL && errno != ENOENT) {
 		dprintf(2, "%s\n", strerror(errno));
-		_exit(errno & 0xff ? errno & 0xff : 1);
+		_exit(errno_code());
 	}
 	_exit(0);
 }
@@ -633,16 +699,16 @@ static void child_check(const struct storage_job *j, const void *arg)
 	_exit(0);
 fail_statvfs:
 	dprintf(2, "statvfs %s: %s\n", m->path, strerror(errno));
-	_exit(errno & 0xff);
+	_exit(errno_code());
 fail_open:
 	dprintf(2, "create %s: %s\n", file, strerror(errno));
-	_exit(errno & 0xff);
+	_exit(errno_code());
 fail_write:
 	dprintf(2, "write %s: %s\n", file, strerror(errno));
-	_exit(errno & 0xff);
+	_exit(errno_code());
 fail_read:
 	dprintf(2, "read %s: %s\n", file, strerror(errno));
-	_exit(errno & 0xff);
+	_exit(errno_code());
 }
 
 /* ---- starting helpers ----------------------------------------------------------------------- */
@@ -657,7 +723,7 @@ static void mount_attempt(struct storage_mount *m, int i)
 	int rc;
 
 	mount_source(m, i, source, sizeof(source));
-	m->tried = true;
+	record_set(m->path, m->options);	/* before: a mount it makes is keel's */
 	m->attempts++;
 	m->job.server = i;
 	rc = job_spawn(&m->job, JOB_MOUNT, m->mount_timeout, child_mount, &a);
@@ -719,7 +785,7 @@ static uint64_t backoff(unsigned failed)
 static void mount_attempt_done(struct storage_mount *m, struct storage_job *j, int status)
 {
 	uint64_t now = core_loop_now(sm.loop), took = now - j->started;
-	char source[320], fstype[32], where[300];
+	char source[320], fstype[32], where[400];
 	const char *words = job_words(j);
 
 	mount_source(m, j->server, source, sizeof(source));
@@ -729,8 +795,9 @@ static void mount_attempt_done(struct storage_mount *m, struct storage_job *j, i
 	    mount_source_server(m, fstype, where) == j->server) {
 		m->ours = true;
 		m->mounts_ok++;
-		m->failed_attempts = 0;
+		m->next_try = 0;
 		m->stale = false;
+		job_kill(&m->check);	/* of the mount before: held, or beside the point */
 		m->check_late = false;
 		m->check_ok = false;
 		m->check_err[0] = '\0';
@@ -746,6 +813,11 @@ static void mount_attempt_done(struct storage_mount *m, struct storage_job *j, i
 	m->failed_attempts++;
 	m->retry_at = now + backoff(m->failed_attempts);
 	m->next_try = (j->server + 1) % (int)m->nservers;
+	if (j->server == 0)
+		m->primary_failed_at = now;
+	if (!j->late && !storage_mountinfo_find(m->path, fstype, sizeof(fstype), where,
+						sizeof(where)))
+		record_del(m->path);	/* nothing was mounted: not keel's */
 	if (j->late) {
 		m->giveups++;
 		snprintf(m->last_attempt, sizeof(m->last_attempt), "mount %.200s: gave up after %llu ms "
@@ -783,6 +855,7 @@ static void mount_check_done(struct storage_mount *m, struct storage_job *j, int
 	if (code == 0) {
 		m->check_ok = true;
 		m->check_err[0] = '\0';
+		m->failed_attempts = 0;	/* the mount works: the backoff starts over */
 		return;
 	}
 	m->check_ok = false;
@@ -857,9 +930,7 @@ static void mount_absent(struct storage_mount *m, uint64_t now)
 	m->current = -1;
 	if (now < m->retry_at)
 		return;
-	if ((i = first_up(m)) == -1)
-		i = m->next_try % (int)m->nservers;
-	mount_attempt(m, i);
+	mount_attempt(m, (i = pick(m)) != -1 ? i : m->next_try % (int)m->nservers);
 }
 
 /* The mount's state, from its server and its last check. */
@@ -889,9 +960,10 @@ static void mount_judge(struct storage_mount *m, int on)
 static void mount_eval(struct storage_mount *m)
 {
 	uint64_t now = core_loop_now(sm.loop);
-	char fstype[32], source[300];
+	char fstype[32], source[400];
 	const struct storage_server *s;
 	int on, alt, r;
+	bool wait;
 
 	if (m->job.kind != JOB_NONE)
 		return;			/* mounting or unmounting: its end decides */
@@ -901,7 +973,9 @@ static void mount_eval(struct storage_mount *m)
 	}
 	on = mount_source_server(m, fstype, source);
 	if (!m->ours) {
-		if (on == -1 || !(m->adopt || m->tried || storage_record_has(m->path))) {
+		bool keels = storage_record_has(m->path);
+
+		if (!keels && (on == -1 || !m->adopt)) {
 			m->current = -1;
 			mount_set(m, STORAGE_FAILED, "%s is already mounted (%s %s), not by keel: %s",
 				  m->path, fstype, source, on == -1 ? "not from one of its servers" :
@@ -910,41 +984,51 @@ static void mount_eval(struct storage_mount *m)
 		}
 		m->ours = true;
 		core_log_info("storage", "storage %s: %s %s on %s", m->name,
-			      storage_record_has(m->path) || m->tried ? "found its mount of" :
-			      "adopted", source, m->path);
-		if (!storage_record_has(m->path))
+			      keels ? "found its mount of" : "adopted", source, m->path);
+		if (!keels)
 			record_set(m->path, m->options);
 	}
+	m->current = on;
+	/* Every move waits for the backoff, so a move that fails (an
+	 * unmount refused, a check that fails at once) cannot loop. */
+	wait = now < m->retry_at;
 	if (on == -1) {
-		mount_release(m, (r = first_up(m)) != -1 ? r : 0, "mounted from %s, which is not "
-			      "one of its servers any more", source);
+		if (!wait)
+			mount_release(m, (r = pick(m)) != -1 ? r : 0, "mounted from %s, which is not "
+				      "one of its servers any more", source);
 		return;
 	}
-	m->current = on;
 	s = &m->servers[on];
 	if (m->stale) {
+		if (wait) {
+			mount_set(m, STORAGE_FAILED, "%s failed: %s (remounting in %.1f s)", source,
+				  m->check_err, (double)(m->retry_at - now) / 1000.0);
+			return;
+		}
 		m->stale = false;
+		m->failed_attempts++;
+		m->retry_at = now + backoff(m->failed_attempts);
 		mount_set(m, STORAGE_FAILED, "%s failed: %s (remounting)", source, m->check_err);
-		mount_release(m, (r = first_up(m)) != -1 ? r : on, "stale: %s", m->check_err);
+		mount_release(m, (r = pick(m)) != -1 ? r : on, "stale: %s", m->check_err);
 		return;
 	}
-	if ((r = record_find(m->path)) != -1 && strcmp(records[r].options, m->options) != 0) {
+	if (wait)
+		;
+	else if ((r = record_find(m->path)) != -1 && strcmp(records[r].options, m->options) != 0) {
 		mount_release(m, on, "its options changed");
 		return;
-	}
-	if (m->type == KEEL_MOUNT_NFS) {
-		if ((s->state == STORAGE_HUNG || s->state == STORAGE_FAILED) &&
-		    (alt = first_up(m)) != -1) {
-			mount_release(m, alt, "%s is %s (%s); switching to %s", s->addr,
-				      storage_state_str(s->state), s->why, m->servers[alt].addr);
-			return;
-		}
-		if (m->failback && on != 0 && storage_state_up(m->servers[0].state) &&
-		    now - m->servers[0].up_since >= FAILBACK_HOLD_MS) {
-			mount_release(m, 0, "the primary %s has answered for %d s: failing back",
-				      m->servers[0].addr, FAILBACK_HOLD_MS / 1000);
-			return;
-		}
+	} else if (m->type == KEEL_MOUNT_NFS && (s->state == STORAGE_HUNG ||
+		   s->state == STORAGE_FAILED) && (alt = pick(m)) != -1) {
+		mount_release(m, alt, "%s is %s (%s); switching to %s", s->addr,
+			      storage_state_str(s->state), s->why, m->servers[alt].addr);
+		return;
+	} else if (m->type == KEEL_MOUNT_NFS && m->failback && on != 0 &&
+		   storage_state_up(m->servers[0].state) &&
+		   now - m->servers[0].up_since >= FAILBACK_HOLD_MS &&
+		   (m->primary_failed_at == 0 || now - m->primary_failed_at >= FAILBACK_PAUSE_MS)) {
+		mount_release(m, 0, "the primary %s has answered for %d s: failing back",
+			      m->servers[0].addr, FAILBACK_HOLD_MS / 1000);
+		return;
 	}
 	mount_judge(m, on);
 	/* No check into an NFS mount whose server does not answer: it

@@ -196,9 +196,10 @@ static int storage_build(const struct keel_conf *k, char *err, size_t errlen)
 					 "no longer watched (configuration changed)");
 		for (i = 0; i < c->mounts.n && strcmp(old[j]->path, mc[i].path) != 0; i++)
 			;
+		/* Its helpers go first: an unmount never races its mount. */
+		storage_mount_free(old[j]);
 		if (old[j]->path[0] != '\0' && i == c->mounts.n)
 			storage_unmount_dropped(old[j]->name, old[j]->path);
-		storage_mount_free(old[j]);
 	}
 	sm.mounts = mounts;
 	sm.n = (unsigned)c->mounts.n;
@@ -259,7 +260,7 @@ CORE_MODULE(storage_module);
 
 static void storage_json_mount(struct core_buf *out, const struct storage_mount *m)
 {
-	char when[40], fstype[32], source[300];
+	char when[40], fstype[32], source[400];
 	bool mounted = storage_mountinfo_find(m->path, fstype, sizeof(fstype), source,
 					      sizeof(source));
 	unsigned j;

@@ -92,7 +92,7 @@ struct storage_mount {
 	char		 remote[256];	/* NFS: the export; GlusterFS: "/" and the volume */
 	char		 path[256];	/* "": watch only */
 	char		 options[640];	/* what goes to mount -o */
-	char		 conf_key[1600];	/* everything configured: equal means unchanged */
+	char		 conf_key[2048];	/* everything configured: equal means unchanged */
 	bool		 adopt, failback, canary;
 	uint64_t	 interval, timeout, slow_after, mount_timeout;
 	uint64_t	 canary_interval, canary_timeout;
@@ -111,10 +111,10 @@ struct storage_mount {
 	struct storage_job check;	/* statvfs and the canary */
 	struct core_timer tick;		/* mountinfo, retries, checks */
 	bool		 ours;		/* keel made it or adopted it */
-	bool		 tried;		/* keel attempted this path since it started */
 	bool		 stale;		/* a check said ESTALE, ENOTCONN or EIO */
 	unsigned	 failed_attempts;	/* in a row: the backoff */
-	int		 next_try;	/* the server to try next without a live one */
+	int		 next_try;	/* the server to try first */
+	uint64_t	 primary_failed_at;	/* a mount from the primary failed then */
 	uint64_t	 retry_at;	/* monotonic ms */
 	uint64_t	 check_at;
 	bool		 check_ok;	/* the last check passed */

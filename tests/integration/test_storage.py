@@ -316,7 +316,9 @@ def test_keel_never_touches_a_mount_it_did_not_make(h):
                   "      export: /x\n      path: /share\n"
                   "    b:\n      servers: [\"10.0.0.7\"]\n      volume: gv0\n"
                   "      export: /x\n      path: /share\n      options: \"hard,soft;reboot\"\n"
-                  "    c:\n      servers: [\"10.0.0.7\"]\n      export: /x\n      path: /\n")
+                  "    c:\n      servers: [\"10.0.0.7\"]\n      export: /x\n      path: /\n"
+                  "    d:\n      servers: [\"10.0.0.7\"]\n      export: /x\n      path: /share/d\n"
+                  "    e:\n      servers: [\"10.0.0.7\"]\n      export: /x\n      path: /srv/../e\n")
     r = h.run_keel("-t", "-c", bad)
     out = r.stderr + r.stdout
     check(r.returncode != 0, "a bad storage config was accepted")
@@ -325,5 +327,7 @@ def test_keel_never_touches_a_mount_it_did_not_make(h):
                  "storage.mounts.b.volume", "is for GlusterFS",
                  "storage.mounts.b.options", "may hold only letters",
                  "storage.mounts.b.path", "/share is already the path of mount a",
-                 "storage.mounts.c.path", "keel does not mount over /"):
+                 "storage.mounts.c.path", "keel does not mount over /",
+                 "storage.mounts.d.path", "/share/d is inside mount a (/share)",
+                 "storage.mounts.e.path", "must be a plain path: no '//', '.' or '..'"):
         check(what in out, "%r not in:\n%s" % (what, out))
