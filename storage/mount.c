@@ -306,6 +306,25 @@ size_t storage_mount_options(char *out, size_t len, int type, const char *user,
 	return n;
 }
 
+/*
+ * The NFS version the options ask for, for the probes to speak the same:
+ * 3 for vers=3 (or nfsvers=3), else 4 (keel's default is 4.1). The last
+ * one named wins, as with mount(8).
+ */
+int storage_nfs_version(const char *options)
+{
+	const char *o = options;
+	int v = 4;
+
+	while (*o != '\0') {
+		if (strncmp(o, "vers=", 5) == 0 || strncmp(o, "nfsvers=", 8) == 0)
+			v = o[o[0] == 'v' ? 5 : 8] == '3' ? 3 : 4;
+		o += strcspn(o, ",");
+		o += *o == ',';
+	}
+	return v;
+}
+
 /* What mount(8) is given and what mountinfo then shows: addr:/export
  * ([addr]:/export for IPv6), addr:/volume for GlusterFS. */
 static void mount_source(const struct storage_mount *m, int i, char *out, size_t len)

@@ -218,7 +218,11 @@ static void mount_done(int err, struct nfs_context *nfs, void *data, void *arg)
 		 * but libnfs then says what went wrong in the context. */
 		const char *e = nfs_get_error(nfs);
 
-		server_failed(s, "MOUNT", e != NULL && e[0] ? e : data);
+		if (e == NULL || e[0] == '\0')
+			e = data;
+		if (e == NULL || e[0] == '\0')	/* libnfs's NFSv4 connect says nothing */
+			e = "the connection to port 2049 failed (no NFS server there?)";
+		server_failed(s, "MOUNT", e);
 		return;
 	}
 	s->mounted = true;
@@ -291,10 +295,15 @@ static void server_on_io(struct core_io *io, unsigned revents)
 		return;
 	server_enter(s);
 	if (nfs_service(s->nfs, ev) < 0 && s->nfs != NULL) {
+		const char *e = nfs_get_error(s->nfs);
+
+		/* libnfs's NFSv4 connect says nothing when it fails */
+		if ((e == NULL || e[0] == '\0') && s->step == STEP_MOUNT)
+			e = "the connection to port 2049 failed (no NFS server there?)";
 		if (s->step == STEP_IDLE)
 			server_drop(s);		/* a lost idle connection: the next probe says */
 		else
-			server_failed(s, step_str(s->step), nfs_get_error(s->nfs));
+			server_failed(s, step_str(s->step), e);
 	}
 	server_leave(s);
 }
@@ -350,6 +359,12 @@ static void server_probe(struct storage_server *s)
 	server_drop(s);
 	if ((s->nfs = nfs_init_context()) == NULL) {
 		server_failed(s, "MOUNT", "out of memory");
+		return;
+	}
+	/* The version the kernel mounts with: NFSv4 goes straight to port
+	 * 2049 (a v4-only server has no portmapper or MOUNT service). */
+	if (nfs_set_version(s->nfs, s->m->nfs_version) != 0) {
+		server_failed(s, "MOUNT", nfs_get_error(s->nfs));
 		return;
 	}
 	s->step = STEP_MOUNT;

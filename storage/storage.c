@@ -109,6 +109,7 @@ static struct storage_mount *storage_mount_new(const struct keel_mount_conf *c, 
 		core_loop_free_later(sm.loop, m, 1, sizeof(*m));
 		return NULL;
 	}
+	m->nfs_version = storage_nfs_version(m->options);
 	snprintf(m->subject, sizeof(m->subject), "storage %s", c->name);
 	m->adopt = c->adopt;
 	m->failback = c->failback;

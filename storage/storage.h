@@ -94,6 +94,7 @@ struct storage_mount {
 	char		 options[640];	/* what goes to mount -o */
 	char		 conf_key[2048];	/* everything configured: equal means unchanged */
 	bool		 adopt, failback, canary;
+	int		 nfs_version;	/* the probes': 3 or 4, as the mount's options say */
 	uint64_t	 interval, timeout, slow_after, mount_timeout;
 	uint64_t	 canary_interval, canary_timeout;
 	unsigned	 max_misses;
@@ -153,6 +154,7 @@ void storage_unmount_dropped(const char *name, const char *path);
 void storage_jobs_stop(void);
 size_t storage_mount_options(char *out, size_t len, int type, const char *user,
 			     char *const *servers, size_t nservers, const char *logfile);
+int storage_nfs_version(const char *options);
 bool storage_mountinfo_find(const char *path, char *fstype, size_t tlen, char *source,
 			    size_t slen);
 void storage_records_load(void);

@@ -112,3 +112,13 @@ TEST(backoff_doubles_from_1_s_to_8_s_with_jitter)
 	for (f = 1; f < 40; f++)
 		CHECK(backoff(f) <= 9000);
 }
+
+TEST(the_probes_speak_the_nfs_version_the_mount_asks_for)
+{
+	CHECK(storage_nfs_version("nfsvers=4.1,hard") == 4);
+	CHECK(storage_nfs_version("") == 4);
+	CHECK(storage_nfs_version("retrans=3,vers=3") == 3);
+	CHECK(storage_nfs_version("nfsvers=3,vers=4.2") == 4);	/* the last one named */
+	CHECK(storage_nfs_version("minorversion=1,nfsvers=3") == 3);
+	CHECK(storage_nfs_version("nconnect=3") == 4);
+}
