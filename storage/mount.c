@@ -1066,6 +1066,47 @@ static void mount_on_tick(struct core_timer *t)
 	core_timer_start(&m->tick, m->interval);
 }
 
+/* ---- asked for (storage.c's commands) ------------------------------------------------------ */
+
+/*
+ * An operator's remount (server -1: from the server in use, or the best
+ * one) or switch (server i). It does not wait for the backoff. CORE_OK,
+ * or CORE_ERROR with why not in err.
+ */
+int storage_mount_move(struct storage_mount *m, int server, const char *who, char *err,
+		       size_t errlen)
+{
+	char fstype[32], source[400];
+	int to;
+
+	if (m->path[0] == '\0') {
+		snprintf(err, errlen, "mount %s has no path: keel only watches it", m->name);
+		return CORE_ERROR;
+	}
+	if (m->job.kind != JOB_NONE) {
+		snprintf(err, errlen, "mount %s: %s under way; try again when it ends", m->name,
+			 m->job.kind == JOB_MOUNT ? "a mount attempt is" : "an unmount is");
+		return CORE_ERROR;
+	}
+	m->stale = false;
+	m->retry_at = 0;
+	if (!storage_mountinfo_find(m->path, fstype, sizeof(fstype), source, sizeof(source))) {
+		if (server != -1)
+			m->next_try = server;
+		core_log_info("storage", "storage %s: %s asked for a mount now", m->name, who);
+		mount_eval(m);
+		return CORE_OK;
+	}
+	if (!m->ours) {
+		snprintf(err, errlen, "%s is mounted (%s), not by keel: keel does not touch it",
+			 m->path, source);
+		return CORE_ERROR;
+	}
+	to = server != -1 ? server : m->current != -1 ? m->current : pick(m) != -1 ? pick(m) : 0;
+	mount_release(m, to, "%s asked for %s", who, server != -1 ? "a switch" : "a remount");
+	return CORE_OK;
+}
+
 /* ---- the seams with storage.c --------------------------------------------------------------- */
 
 void storage_mount_update(struct storage_mount *m)

@@ -151,6 +151,8 @@ void storage_mount_start(struct storage_mount *m);
 void storage_mount_stop(struct storage_mount *m);
 void storage_mount_update(struct storage_mount *m);	/* a server changed */
 void storage_unmount_dropped(const char *name, const char *path);
+int storage_mount_move(struct storage_mount *m, int server, const char *who, char *err,
+		       size_t errlen);
 void storage_jobs_stop(void);
 size_t storage_mount_options(char *out, size_t len, int type, const char *user,
 			     char *const *servers, size_t nservers, const char *logfile);

@@ -68,6 +68,11 @@ const char *web_json_str(struct web_json *j, const char *key);
 
 /* ---- handlers, by resource ---- */
 
+/* api_commands.c: parts' commands (core/command.h) */
+enum MHD_Result web_api_commands(struct web_req *r);
+enum MHD_Result web_api_command(struct web_req *r);
+void web_api_command_end(struct web_req *r);
+
 /* api_status.c: health, status, metrics, logs, audit, the route table */
 enum MHD_Result web_api_healthz(struct web_req *r);
 enum MHD_Result web_api_status(struct web_req *r);

@@ -58,6 +58,10 @@ const struct web_route web_routes[] = {
 	{ "GET",    "/api/v1/monitors",                             WEB_AUTH_SESSION, WEB_BODY_NONE,   WEB_BODY_SMALL, web_api_monitors, NULL },
 	{ "GET",    "/api/v1/monitors/history",                     WEB_AUTH_SESSION, WEB_BODY_NONE,   WEB_BODY_SMALL, web_api_history, NULL },
 	{ "POST",   "/api/v1/alerts/test",                          WEB_AUTH_CSRF,    WEB_BODY_NONE,   WEB_BODY_SMALL, web_api_alert_test, NULL },
+	{ "GET",    "/api/v1/commands",                             WEB_AUTH_SESSION, WEB_BODY_NONE,   WEB_BODY_SMALL, web_api_commands,
+	  "what the parts offer: remount a share, list a server's exports..." },
+	{ "POST",   "/api/v1/commands/:name",                       WEB_AUTH_CSRF,    WEB_BODY_JSON,   WEB_BODY_SMALL, web_api_command,
+	  "{\"target\", \"arg\"}; audited" },
 	{ "GET",    "/api/v1/certificates",                         WEB_AUTH_SESSION, WEB_BODY_NONE,   WEB_BODY_SMALL, web_api_certs, NULL },
 	{ "POST",   "/api/v1/certificates",                         WEB_AUTH_CSRF,    WEB_BODY_JSON,   256 * KB,       web_api_cert_upload,
 	  "PEM certificate and key" },
@@ -91,6 +95,8 @@ const char *web_req_state_str(enum web_req_state s)
 		[WEB_REQ_BODY] = "body",
 		[WEB_REQ_HASHING] = "hashing",
 		[WEB_REQ_HASHED] = "hashed",
+		[WEB_REQ_COMMAND] = "command",
+		[WEB_REQ_COMMANDED] = "commanded",
 		[WEB_REQ_ANSWERED] = "answered",
 	};
 

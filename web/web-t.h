@@ -13,6 +13,7 @@
 #include <yaml.h>
 
 #include "core/buf-t.h"
+#include "core/command-t.h"
 
 /* ---- authentication ---- */
 
@@ -84,6 +85,8 @@ enum web_req_state {
 	WEB_REQ_BODY,		/* accepted: the body is being read */
 	WEB_REQ_HASHING,	/* suspended while a password is hashed */
 	WEB_REQ_HASHED,		/* resumed: the hash is in job.hash */
+	WEB_REQ_COMMAND,	/* suspended while a part's command runs on */
+	WEB_REQ_COMMANDED,	/* resumed: the command's answer is in cmd */
 	WEB_REQ_ANSWERED,	/* a response is queued; nothing more is read */
 };
 
@@ -104,6 +107,9 @@ struct web_req {
 	struct web_auth_job job;	/* a password being hashed */
 	char		 user[64];	/* the login being checked */
 	char		 password[256];	/* a new password waiting for the current one's check */
+	struct core_command_call cmd;	/* a part's command (api_commands.c) */
+	bool		 cmd_running;
+	bool		 cmd_suspended;
 };
 
 /* A JSON body, parsed by libyaml (JSON is YAML's flow style). */

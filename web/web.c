@@ -81,7 +81,8 @@ static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
 		*req_cls = r;
 		return web_route_head(r);
 	}
-	if (r->state == WEB_REQ_ANSWERED || r->state == WEB_REQ_HASHING) {
+	if (r->state == WEB_REQ_ANSWERED || r->state == WEB_REQ_HASHING ||
+	    r->state == WEB_REQ_COMMAND) {
 		*upload_data_size = 0;	/* answered already: nothing more is kept */
 		return MHD_YES;
 	}
@@ -109,6 +110,7 @@ static void web_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 		core_log_debug("web", "%s: %s %s ended early in state %s", r->ip, r->method, r->url,
 			       web_req_state_str(r->state));
 	web_api_req_done(r);
+	web_api_command_end(r);
 	core_buf_free(&r->body);
 	explicit_bzero(r, sizeof(*r));
 	free(r);

@@ -34,6 +34,7 @@ ROUTES = [
     ("POST", "/api/v1/config/confirm"), ("GET", "/api/v1/monitors"),
     ("GET", "/api/v1/monitors/history?name=x"), ("POST", "/api/v1/alerts/test"),
     ("GET", "/api/v1/certificates"), ("POST", "/api/v1/certificates"),
+    ("GET", "/api/v1/commands"), ("POST", "/api/v1/commands/storage.remount"),
 ]
 
 

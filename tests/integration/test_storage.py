@@ -132,6 +132,19 @@ def test_what_is_wrong_with_a_mount_is_named(h):
     print("    a missing export: %s; no server: %s" % (ms["share"]["servers"][0]["reason"],
                                                          ms["empty"]["servers"][0]["reason"]))
     k.wait_log(r"storage share: 127\.0\.0\.1:/nope failed: MOUNT: ")
+
+    # The form that adds a mount lists a server's exports first.
+    st, js = a.call("POST", "/api/v1/commands/storage.exports", {"arg": "127.0.0.1"})
+    check(st == 200 and [e["path"] for e in js["exports"]] == ["/export"], "%s %r" % (st, js))
+    st, js = a.call("POST", "/api/v1/commands/storage.exports", {"arg": "127.0.0.9"})
+    check(st == 502 and js["error"].startswith("127.0.0.9"), "no server: %s %r" % (st, js))
+    st, js = a.call("POST", "/api/v1/commands/storage.exports", {"arg": "nas.local"})
+    check(st == 400 and js["error"] == '"nas.local" is not an IP address', "%s %r" % (st, js))
+    st, js = a.call("POST", "/api/v1/commands/storage.nothing", {})
+    check(st == 404, "an unknown command: %s %r" % (st, js))
+    st, js = a.call("GET", "/api/v1/commands")
+    check({"storage.exports", "storage.remount", "storage.switch"} <=
+          {c["name"] for c in js["commands"]}, "the commands: %r" % js)
     k.wait_log(r"storage empty: 127\.0\.0\.9:/export failed: MOUNT: ")
 
     bad = h.write("bad.yaml", "storage:\n  mounts:\n    s:\n      servers: [\"nas.local\"]\n"
@@ -203,6 +216,24 @@ def test_keel_mounts_glusterfs_keeps_it_through_a_dead_brick_and_remounts_it(h):
     check(all(os.path.exists(os.path.join(b, "app.txt")) for b in g.bricks),
           "a file written to the mount is on both bricks")
     check(os.path.exists(os.path.join(g.bricks[0], ".keel-canary-keel")), "no canary file")
+
+    # An operator's remount, through the API: audited, and the mount comes back.
+    st, js = a.call("POST", "/api/v1/commands/storage.remount", {"target": "share"})
+    check(st == 202 and js["mount"] == "share", "remount: %s %r" % (st, js))
+    wait_for("the remount", lambda: by_name(a)["share"]["mounts"] == 2 and
+             by_name(a)["share"]["state"] == "healthy", timeout=15)
+    k.wait_log(r"storage share: unmounting .*/share: admin asked for a remount")
+    st, js = a.call("POST", "/api/v1/commands/storage.switch", {"target": "share",
+                                                                 "arg": "127.0.0.3"})
+    check(st == 400 and "GlusterFS" in js["error"], "switch on GlusterFS: %s %r" % (st, js))
+    st, js = a.call("POST", "/api/v1/commands/storage.remount", {"target": "nope"})
+    check(st == 404 and js["error"] == 'no mount named "nope"', "%s %r" % (st, js))
+    st, js = a.call("POST", "/api/v1/commands/storage.remount", {"target": "share"},
+                    headers={"X-CSRF-Token": "0" * 32})
+    check(st == 403, "a command without the CSRF token: %s" % st)
+    _, audit = a.call("GET", "/api/v1/audit")
+    check(any(e["action"] == "command" and e["detail"] == "storage.remount share: 202"
+              for e in audit), "the remount is not audited: %r" % audit[:5])
 
     # One brick gone: the replica serves; the mount stays healthy.
     g.kill_brick(0)

@@ -1,0 +1,29 @@
+/* Types of core/command.h: a command, and one call of it. */
+#ifndef KEEL_CORE_COMMAND_T_H
+#define KEEL_CORE_COMMAND_T_H
+
+#include "buf-t.h"
+
+struct core_command_call {
+	/* The caller's. */
+	char		 target[64];	/* what it acts on: a mount's name */
+	char		 arg[128];	/* its argument, if any: an address */
+	char		 who[64];	/* for the log: the user */
+	void		(*done)(struct core_command_call *call);
+	void		*ctx;
+	/* The command's answer, read in done. */
+	int		 status;	/* as HTTP: 200, 202, 400, 404, 409, 502, 504 */
+	struct core_buf	 out;		/* a JSON object; with an error, {"error": "..."} */
+	/* The command's own, while it runs on. */
+	void		(*cancel)(struct core_command_call *call);
+	void		*priv;
+};
+
+struct core_command {
+	const char	*name;		/* "storage.remount" */
+	const char	*doc;		/* for GET /api/v1/commands */
+	const char	*arg;		/* what arg means, or NULL if it takes none */
+	void		(*run)(struct core_command_call *call);
+};
+
+#endif

@@ -1,0 +1,129 @@
+/* Parts' commands through the API (core/command.h): the list, and running
+ * one. A command that answers later (a server asked over the network)
+ * suspends its request until it does; a client that goes away cancels it.
+ * Every run is audited with its user, target, argument and outcome. */
+#include <stdio.h>
+#include <string.h>
+
+#include <microhttpd.h>
+
+#include "api.h"
+#include "core/command.h"
+#include "core/conf.h"
+#include "core/log.h"
+
+static void list_one(const struct core_command *c, void *arg)
+{
+	struct core_buf *b = arg;
+
+	core_buf_append(b, core_buf_len(b) > 13 ? ",{\"name\":" : "{\"name\":",
+			core_buf_len(b) > 13 ? 9 : 8);
+	core_json_str(b, c->name);
+	core_buf_append(b, ",\"doc\":", 7);
+	core_json_str(b, c->doc);
+	core_buf_append(b, ",\"arg\":", 7);
+	if (c->arg != NULL)
+		core_json_str(b, c->arg);
+	else
+		core_buf_append(b, "null", 4);
+	core_buf_append(b, "}", 1);
+}
+
+/* GET /api/v1/commands */
+enum MHD_Result web_api_commands(struct web_req *r)
+{
+	struct core_buf b;
+	enum MHD_Result rc;
+
+	core_buf_init(&b, 64 << 10);
+	core_buf_append(&b, "{\"commands\":[", 13);
+	core_command_each(list_one, &b);
+	core_buf_append(&b, "]}", 2);
+	rc = web_api_reply_json(r, MHD_HTTP_OK, &b, NULL);
+	core_buf_free(&b);
+	return rc;
+}
+
+static void command_done(struct core_command_call *call)
+{
+	struct web_req *r = call->ctx;
+
+	r->cmd_running = false;
+	r->state = WEB_REQ_COMMANDED;
+	if (r->cmd_suspended) {
+		r->cmd_suspended = false;
+		MHD_resume_connection(r->conn);
+		if (web_api_kick != NULL)
+			web_api_kick();
+	}
+}
+
+static enum MHD_Result command_answer(struct web_req *r)
+{
+	const struct core_command *c = core_command_find(r->params[0]);
+	char detail[400];
+	enum MHD_Result rc;
+
+	snprintf(detail, sizeof(detail), "%s%s%s%s%s: %d", r->params[0],
+		 r->cmd.target[0] ? " " : "", r->cmd.target, r->cmd.arg[0] ? " " : "",
+		 r->cmd.arg, r->cmd.status);
+	web_api_audit(r, r->session->user, "command", detail);
+	if (c != NULL && (r->cmd.status < 200 || r->cmd.status > 299))
+		core_log_warn("web", "admin: %s ran %s: %d %.*s", r->session->user, detail,
+			      r->cmd.status, (int)core_buf_len(&r->cmd.out), core_buf_head(&r->cmd.out));
+	rc = web_api_reply_json(r, r->cmd.status >= 200 && r->cmd.status <= 599 ?
+				(unsigned)r->cmd.status : MHD_HTTP_INTERNAL_SERVER_ERROR, &r->cmd.out, NULL);
+	core_command_call_free(&r->cmd);
+	return rc;
+}
+
+/* POST /api/v1/commands/:name {"target": "...", "arg": "..."} */
+enum MHD_Result web_api_command(struct web_req *r)
+{
+	const struct core_command *c;
+	struct web_json j;
+	const char *target, *arg;
+
+	if (r->state == WEB_REQ_COMMANDED)
+		return command_answer(r);
+	if ((c = core_command_find(r->params[0])) == NULL)
+		return web_api_error(r, MHD_HTTP_NOT_FOUND, "name", "no command named %s",
+				     r->params[0]);
+	if (!web_json_parse(&j, &r->body))
+		return web_api_error(r, MHD_HTTP_BAD_REQUEST, NULL, "the body must be a JSON object");
+	target = web_json_str(&j, "target");
+	arg = web_json_str(&j, "arg");
+	if ((target != NULL && strlen(target) >= sizeof(r->cmd.target)) ||
+	    (arg != NULL && strlen(arg) >= sizeof(r->cmd.arg))) {
+		web_json_free(&j);
+		return web_api_error(r, MHD_HTTP_BAD_REQUEST, target != NULL &&
+				     strlen(target) >= sizeof(r->cmd.target) ? "target" : "arg",
+				     "too long");
+	}
+	memset(&r->cmd, 0, sizeof(r->cmd));
+	snprintf(r->cmd.target, sizeof(r->cmd.target), "%s", target != NULL ? target : "");
+	snprintf(r->cmd.arg, sizeof(r->cmd.arg), "%s", arg != NULL ? arg : "");
+	snprintf(r->cmd.who, sizeof(r->cmd.who), "%s", r->session->user);
+	web_json_free(&j);
+	r->cmd.done = command_done;
+	r->cmd.ctx = r;
+	r->cmd_running = true;
+	r->state = WEB_REQ_COMMAND;
+	core_command_run(c, &r->cmd);
+	if (!r->cmd_running)		/* answered at once */
+		return command_answer(r);
+	r->cmd_suspended = true;
+	MHD_suspend_connection(r->conn);
+	return MHD_YES;
+}
+
+/* The request ends: a command still running is dropped. */
+void web_api_command_end(struct web_req *r)
+{
+	if (r->cmd_running) {
+		core_command_cancel(&r->cmd);
+		r->cmd_running = false;
+	}
+	if (r->state == WEB_REQ_COMMAND || r->state == WEB_REQ_COMMANDED)
+		core_command_call_free(&r->cmd);
+}
