@@ -482,6 +482,88 @@ pages['/routes'] = async main => {
 	edit();
 };
 
+/* Shared storage: each mount with its state, remount and switch, and a
+ * mount added from the list of what a server exports. */
+pages['/storage'] = async main => {
+	const cfg = (await api('GET', '/api/v1/config')).data;
+	const st = await refreshStatus();
+	const mounts = (st && st.storage && st.storage.mounts) || [];
+	const gib = b => b === undefined ? '–' : fmtNum(b / 1073741824, 1) + ' GiB';
+	const command = async (name, body, done) => {
+		const r = await api('POST', '/api/v1/commands/' + name, body);
+		toast(r.ok ? done : r.data.error);
+		render();
+	};
+	main.append(h('h1', { text: 'Shared storage' }));
+	const rows = mounts.map(m => {
+		const others = m.servers.map(x => x.address).filter(a => a !== m.server);
+		const pickServer = h('select', { 'aria-label': `server for ${m.name}` }, others.map(a => h('option', { value: a, text: a })));
+		const detail = m.state !== 'healthy' ? `${m.reason} (since ${fmtTime(Date.parse(m.since))})` :
+			m.last_incident ? `last incident ${fmtTime(Date.parse(m.last_incident.at))}: ${m.last_incident.reason}` : '';
+		return h('tr', { 'data-mount': m.name }, h('td', { text: m.name }),
+			h('td', { class: 'mono', text: m.type === 'glusterfs' ? 'volume ' + m.volume : m.export }),
+			h('td', { class: 'mono', text: m.server || m.servers.map(x => x.address).join(', ') }),
+			h('td', {}, pill(m.state)), h('td', { class: 'num', text: m.server ? m.latency_ms + ' ms' : '–' }),
+			h('td', { class: 'num', text: gib(m.free_bytes) }),
+			h('td', { class: 'mono', text: m.managed ? m.path + (m.mounted ? '' : ' (not mounted)') : '– (watch only)' }),
+			h('td', { class: 'muted', text: detail }),
+			h('td', {}, m.managed ? h('button', { type: 'button', text: 'Remount', onclick: () => {
+				if (confirm(`Unmount ${m.path} lazily and mount it again?`))
+					command('storage.remount', { target: m.name }, `${m.name}: remounting`);
+			} }) : null,
+			m.managed && m.type === 'nfs' && m.servers.length > 1 && others.length ? h('span', {}, ' ', pickServer, ' ', h('button', { type: 'button', text: 'Switch', onclick: () => {
+				if (confirm(`Move ${m.path} to ${pickServer.value}?`))
+					command('storage.switch', { target: m.name, arg: pickServer.value }, `${m.name}: moving to ${pickServer.value}`);
+			} })) : null, ' ',
+			h('button', { type: 'button', class: 'danger', text: 'Remove', onclick: async () => {
+				if (!confirm(`Remove the mount ${m.name}? keel unmounts what it mounted.`)) return;
+				if (await applyChange(null, `removed mount ${m.name}`, c => { delete c.storage.mounts[m.name]; })) render();
+			} })));
+	});
+	main.append(panel('Mounts', mounts.length ? h('div', { class: 'scroll' }, h('table', { id: 'mounts' },
+		heads('Mount', 'Export', 'Server', 'State', '#Latency', '#Free', 'Mounted at', 'Detail', ''), rows)) :
+		h('p', { class: 'muted', text: 'No shared storage yet: add a mount below.' })));
+
+	/* Adding: the servers first, then what the first one exports. */
+	const exportBox = h('div', { class: 'field' }, h('label', { text: 'Export' }),
+		h('input', { name: 'export', type: 'text', placeholder: '/export', autocomplete: 'off' }),
+		h('div', { class: 'help', id: 'export-help', text: 'List the exports to pick one, or type it' }), h('div', { class: 'err' }));
+	const listBtn = h('button', { type: 'button', text: 'List exports', onclick: async () => {
+		const first = (form.querySelector('[name=servers]').value.split(',')[0] || '').trim();
+		const help = $('.help', exportBox);
+		if (!first) { help.textContent = 'Give a server first'; return; }
+		help.textContent = `Asking ${first}…`;
+		const r = await api('POST', '/api/v1/commands/storage.exports', { arg: first });
+		if (!r.ok) { help.textContent = r.data.error; return; }
+		if (!r.data.exports.length) { help.textContent = `${first} exports nothing`; return; }
+		exportBox.querySelector('[name=export]').replaceWith(h('select', { name: 'export', id: 'export-list' },
+			r.data.exports.map(e => h('option', { value: e.path, text: e.path + (e.groups.length ? ` (${e.groups.join(', ')})` : '') }))));
+		help.textContent = `${r.data.exports.length} export${r.data.exports.length === 1 ? '' : 's'} on ${first}`;
+	} });
+	const form = mkform(h('div', { class: 'fields' },
+		field({ name: 'name', label: 'Name', placeholder: 'share', help: 'Letters, digits, - _ .' }),
+		field({ name: 'type', label: 'Type', type: 'select', options: ['nfs', 'glusterfs'], value: 'nfs' }),
+		field({ name: 'servers', label: 'Servers', placeholder: '10.0.0.7, 10.0.0.8', help: 'IP addresses, primary first' }),
+		exportBox,
+		field({ name: 'volume', label: 'GlusterFS volume', placeholder: 'gv0' }),
+		field({ name: 'path', label: 'Mount at', placeholder: '/share', help: 'Empty: watch the servers only' }),
+		field({ name: 'options', label: 'Mount options', placeholder: 'keel\'s defaults', help: 'Added to keel\'s defaults' })),
+	'Add mount', async (v, f) => {
+		const ok = await applyChange(f, `added mount ${v.name}`, c => {
+			need(v.name, 'name', 'A name');
+			c.storage = c.storage || {};
+			c.storage.mounts = c.storage.mounts || {};
+			if (c.storage.mounts[v.name]) { const e = new Error(`a mount named ${v.name} exists`); e.field = 'name'; throw e; }
+			const m = { type: v.type, servers: v.servers.split(',').map(x => x.trim()).filter(Boolean), path: v.path };
+			if (v.type === 'nfs') m.export = v.export; else m.volume = v.volume;
+			if (v.options) m.options = v.options;
+			c.storage.mounts[v.name] = m;
+		});
+		if (ok) render();
+	}, listBtn);
+	main.append(panel('Add a mount', form));
+};
+
 /* Upstreams and servers */
 pages['/upstreams'] = async main => {
 	const cfg = (await api('GET', '/api/v1/config')).data;
