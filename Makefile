@@ -177,14 +177,18 @@ FUZZ_BIN  := $(FUZZ_SRC:tests/fuzz/%.c=build/fuzz/%)
 
 fuzz-build: $(FUZZ_BIN)
 
-# The targets need core, the HTTP parser and the RESP scanner, nothing else.
+# The targets need core, the HTTP parser and the RESP scanner; storage_parse
+# includes storage/mount.c itself.
 build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) cache/resp.c build/fuzz/gen/default_yaml.c
 	@test -f $(FUZZ_DEPS)/.done || core/deps.sh glibc >/dev/null
 	@mkdir -p $(@D)
 	$(call say,FUZZ,$@)clang -std=gnu11 -g -O1 -D_GNU_SOURCE \
 		-fsanitize=fuzzer,address,undefined -I. -Ibuild/fuzz/gen \
-		-isystem $(FUZZ_DEPS)/include $(filter %.c,$^) \
+		-isystem $(FUZZ_DEPS)/include $(filter-out storage/%,$(filter %.c,$^)) \
 		-L$(FUZZ_DEPS)/lib -lyaml -lsqlite3 -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm -o $@
+
+# storage_parse #includes these (a prerequisite only: not compiled apart).
+build/fuzz/storage_parse: storage/mount.c storage/storage.h
 
 build/fuzz/gen/default_yaml.c: core/default.yaml core/embed.sh
 	@mkdir -p $(@D)

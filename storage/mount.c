@@ -101,18 +101,14 @@ static void records_save(void)
 	free(buf);
 }
 
-void storage_records_load(void)
+/* The list in f, as records_save wrote it for boot. */
+static void records_parse(FILE *f, const char *boot)
 {
-	char file[300], boot[64], *line = NULL;
+	char *line = NULL;
 	size_t cap = 0;
 	bool this_boot = false;
-	FILE *f;
 
 	nrecords = 0;
-	snprintf(file, sizeof(file), "%s/storage.mounts", sm.state_dir);
-	if (sm.state_dir[0] == '\0' || (f = fopen(file, "re")) == NULL)
-		return;
-	boot_id(boot, sizeof(boot));
 	while (getline(&line, &cap, f) != -1 && nrecords < RECORDS_MAX) {
 		char *tab = strchr(line, '\t'), *nl = strchr(line, '\n');
 
@@ -130,6 +126,19 @@ void storage_records_load(void)
 		nrecords++;
 	}
 	free(line);
+}
+
+void storage_records_load(void)
+{
+	char file[300], boot[64];
+	FILE *f;
+
+	nrecords = 0;
+	snprintf(file, sizeof(file), "%s/storage.mounts", sm.state_dir);
+	if (sm.state_dir[0] == '\0' || (f = fopen(file, "re")) == NULL)
+		return;
+	boot_id(boot, sizeof(boot));
+	records_parse(f, boot);
 	fclose(f);
 }
 
@@ -191,17 +200,14 @@ static void mountinfo_unescape(char *p)
 	*o = '\0';
 }
 
-/* Whether path is a mount point now, and of what type and source. */
-bool storage_mountinfo_find(const char *path, char *fstype, size_t tlen, char *source,
-			    size_t slen)
+/* Whether the mount table in f has path, and of what type and source. */
+static bool mountinfo_scan(FILE *f, const char *path, char *fstype, size_t tlen, char *source,
+			   size_t slen)
 {
 	char *line = NULL;
 	size_t cap = 0;
 	bool found = false;
-	FILE *f;
 
-	if (path[0] == '\0' || (f = fopen("/proc/self/mountinfo", "re")) == NULL)
-		return false;
 	while (getline(&line, &cap, f) != -1) {
 		char *field[6], *save = NULL, *dash, *tok;
 		unsigned n = 0;
@@ -226,6 +232,19 @@ bool storage_mountinfo_find(const char *path, char *fstype, size_t tlen, char *s
 		found = true;
 	}
 	free(line);
+	return found;
+}
+
+/* Whether path is a mount point now, and of what type and source. */
+bool storage_mountinfo_find(const char *path, char *fstype, size_t tlen, char *source,
+			    size_t slen)
+{
+	bool found;
+	FILE *f;
+
+	if (path[0] == '\0' || (f = fopen("/proc/self/mountinfo", "re")) == NULL)
+		return false;
+	found = mountinfo_scan(f, path, fstype, tlen, source, slen);
 	fclose(f);
 	return found;
 }
