@@ -108,6 +108,15 @@ struct keel_upstream_conf {
 	int		line;
 };
 
+/* routes[].static: files from an NFS export, through libnfs. */
+struct keel_static_conf {
+	char		*mount;		/* storage.mounts.NAME: its servers and export; "": none */
+	char		*root;		/* the folder in the export served at the route's path */
+	char		*index;		/* a directory's file; "": none */
+	bool		 listing;	/* list a directory without one */
+	int64_t		 timeout;	/* ms for each answer of the NFS server */
+};
+
 struct keel_route_conf {
 	struct core_conf_list hosts;	/* of char *: exact or "*.example.com" */
 	char		*path;		/* prefix, starts with '/' */
@@ -125,6 +134,7 @@ struct keel_route_conf {
 	bool		https_redirect;	/* plain http gets a redirect to https */
 	int64_t		https_port;	/* where the redirect points */
 	int64_t		hsts;		/* ms; Strict-Transport-Security max-age, 0: none */
+	struct keel_static_conf serve;	/* "static": files, instead of an upstream */
 	int		line;
 };
 

@@ -472,6 +472,35 @@ static int route_host_ok(const char *h)
 	return 1;
 }
 
+static const struct core_conf_def static_defs[] = {
+	{ .name = "mount", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_static_conf, mount), .dflt = "", .min = 0, .max = 63,
+	  .doc = "The NFS mount in `storage.mounts` whose servers and export hold the files "
+		 "(keel reads them through libnfs, not through a kernel mount)." },
+	{ .name = "root", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_static_conf, root), .dflt = "/", .min = 1, .max = 255,
+	  .doc = "The folder in the export served at the route's path: `/files/a.txt` on the "
+		 "route `/files/` is ROOT/a.txt." },
+	{ .name = "index", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_static_conf, index), .dflt = "index.html",
+	  .min = 0, .max = 63,
+	  .doc = "The file served for a folder; empty: none." },
+	{ .name = "listing", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_static_conf, listing), .dflt = "false",
+	  .doc = "List a folder that has no index file (else 403)." },
+	{ .name = "timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_static_conf, timeout), .dflt = "5s",
+	  .min = 100, .max = 300 * SEC,
+	  .doc = "How long each answer of the NFS server may take; then 504." },
+	{ 0 }
+};
+
+static const struct core_conf_section static_section = {
+	.size = sizeof(struct keel_static_conf), .defs = static_defs,
+	.doc = "Files from an NFS export: GET and HEAD, Range, ETag and Last-Modified with "
+	       "304 answers, MIME types by extension; no way out of the folder.",
+};
+
 static void route_check(struct core_conf_load *ld, void *obj, const char *path,
 			int line)
 {
@@ -491,6 +520,24 @@ static void route_check(struct core_conf_load *ld, void *obj, const char *path,
 				"must be keep, strip, or a path starting with '/'; got '%s'",
 				r->rewrite);
 	}
+	if (r->upstream != NULL && r->serve.mount != NULL &&
+	    (r->upstream[0] != '\0') == (r->serve.mount[0] != '\0')) {
+		snprintf(sub, sizeof(sub), "%s.upstream", path);
+		core_conf_error(ld, line, sub, r->upstream[0] != '\0' ?
+				"a route has an upstream or static files, not both" :
+				"a route needs an upstream, or static.mount");
+	}
+	if (r->serve.root != NULL && (r->serve.root[0] != '/' || strstr(r->serve.root, "..") ||
+				      strchr(r->serve.root, '\\'))) {
+		snprintf(sub, sizeof(sub), "%s.static.root", path);
+		core_conf_error(ld, line, sub, "must be a folder of the export, starting with '/', "
+				"without '..'");
+	}
+	if (r->serve.index != NULL && (strchr(r->serve.index, '/') || !strcmp(r->serve.index, "..") ||
+				       !strcmp(r->serve.index, "."))) {
+		snprintf(sub, sizeof(sub), "%s.static.index", path);
+		core_conf_error(ld, line, sub, "must be a file name, without '/'");
+	}
 	for (i = 0; i < r->hosts.n; i++)
 		if (hosts[i] != NULL && !route_host_ok(hosts[i])) {	/* NULL: reported */
 			snprintf(sub, sizeof(sub), "%s.hosts[%zu]", path, i);
@@ -506,9 +553,12 @@ static const struct core_conf_def route_defs[] = {
 	{ .name = "path", .type = CORE_CONF_STRING,
 	  .offset = offsetof(struct keel_route_conf, path), .dflt = "/", .min = 1, .max = 1024,
 	  .doc = "Path prefix; among routes for the same host, the longest matching prefix wins." },
-	{ .name = "upstream", .type = CORE_CONF_STRING, .flags = CORE_CONF_REQUIRED,
-	  .offset = offsetof(struct keel_route_conf, upstream), .min = 1, .max = 63,
-	  .doc = "Name of the upstream that serves it." },
+	{ .name = "upstream", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_route_conf, upstream), .dflt = "", .min = 0, .max = 63,
+	  .doc = "Name of the upstream that serves it (or `static`)." },
+	{ .name = "static", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_route_conf, serve), .sub = &static_section,
+	  .doc = "Serves files from an NFS export instead of an upstream." },
 	{ .name = "rewrite", .type = CORE_CONF_STRING,
 	  .offset = offsetof(struct keel_route_conf, rewrite), .dflt = "keep", .min = 1, .max = 1024,
 	  .doc = "The prefix sent upstream: `keep` it, `strip` it to `/`, or replace it with a path." },
@@ -1160,12 +1210,25 @@ static void keel_check(struct core_conf_load *ld, void *obj, const char *path,
 			break;
 		}
 
-	/* Every route names an upstream that exists. */
+	/* Every route names an upstream, or an NFS mount, that exists. */
 	for (i = 0; i < k->routes.n; i++) {
+		const struct keel_mount_conf *mc = k->storage.mounts.v;
+		const char *sm = routes[i].serve.mount;
+
+		for (j = 0; sm != NULL && sm[0] != '\0' && j < k->storage.mounts.n &&
+		     strcmp(mc[j].name, sm) != 0; j++)
+			;
+		if (sm != NULL && sm[0] != '\0' && (j == k->storage.mounts.n ||
+						     mc[j].type != KEEL_MOUNT_NFS)) {
+			snprintf(sub, sizeof(sub), "routes[%zu].static.mount", i);
+			core_conf_error(ld, routes[i].line, sub, j == k->storage.mounts.n ?
+					"no mount named \"%s\" in storage.mounts" :
+					"mount \"%s\" is GlusterFS: static files come from NFS", sm);
+		}
 		for (j = 0; j < k->upstreams.n; j++)
 			if (routes[i].upstream && !strcmp(routes[i].upstream, ups[j].name))
 				break;
-		if (routes[i].upstream && j == k->upstreams.n) {
+		if (routes[i].upstream && routes[i].upstream[0] != '\0' && j == k->upstreams.n) {
 			snprintf(sub, sizeof(sub), "routes[%zu].upstream", i);
 			core_conf_error(ld, routes[i].line, sub, "no upstream named \"%s\"",
 					routes[i].upstream);

@@ -15,6 +15,7 @@
 #include "upstream-t.h"
 
 struct core_tls;
+struct proxy_static_job;
 struct core_tls_server;
 
 struct proxy_listener {
@@ -30,6 +31,7 @@ enum proxy_stream_state {
 	PROXY_ST_CONNECT,	/* connecting to a server */
 	PROXY_ST_EXCHANGE,	/* the request goes up, the response comes down */
 	PROXY_ST_TUNNEL,	/* after 101: bytes both ways until one side ends */
+	PROXY_ST_STATIC,	/* a file from NFS goes out (static.c) */
 	PROXY_ST_REPLY,		/* sending keel's own answer, then closing */
 	PROXY_ST_LINGER,	/* answer sent, write side shut: draining input */
 	PROXY_ST_CLOSED,	/* waiting to be freed */
@@ -90,6 +92,7 @@ struct proxy_xchg {
 	unsigned	 status;
 	uint64_t	 resp_bytes;
 	struct proxy_logrec *log;	/* when the access log is on */
+	struct proxy_static_job *job;	/* a static route's answer, else NULL */
 };
 
 /* One client connection; small, because most of them sit idle. */

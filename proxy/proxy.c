@@ -30,6 +30,7 @@
 #include "upstream.h"
 #include "core/list.h"
 #include "accesslog.h"
+#include "static.h"
 #include "stats.h"
 
 #define PROXY_MAX_LISTENERS	32
@@ -70,11 +71,14 @@ static void stream_arm(struct proxy_stream *s);
 static void xchg_fail(struct proxy_stream *s, unsigned status, const char *why,
 		      unsigned flags);
 static void up_on_io(struct core_io *io, unsigned revents);
+static ssize_t client_write(struct proxy_stream *s);
+static void xchg_finish(struct proxy_stream *s);
 
 static const char *proxy_stream_state_str(enum proxy_stream_state st)
 {
 	static const char *const names[] = {
-		"handshake", "head", "connect", "exchange", "tunnel", "reply", "linger", "closed",
+		"handshake", "head", "connect", "exchange", "tunnel", "static", "reply", "linger",
+		"closed",
 	};
 	return (unsigned)st < CORE_ARRAY_SIZE(names) ? names[st] : "?";
 }
@@ -311,6 +315,10 @@ static void xchg_free(struct proxy_xchg *x, bool reuse)
 	if (x == NULL)
 		return;
 	wait_remove(x);
+	if (x->job != NULL) {
+		proxy_static_end(x->job);
+		x->job = NULL;
+	}
 	if (x->log != NULL) {
 		/* 499, as nginx says it: the client left before an answer. */
 		x->log->status = x->status ? x->status : 499;
@@ -823,6 +831,91 @@ static void stream_redirect_https(struct proxy_stream *s, const struct proxy_rou
 	stream_reply(s, safe ? 301 : 308, loc, buf);
 }
 
+/* ---- static files (static.c) ---------------------------------------------------------------- */
+
+static void static_wake(void *owner)
+{
+	struct proxy_stream *s = owner;
+
+	if (s->state == PROXY_ST_STATIC)
+		stream_step(s);
+}
+
+/*
+ * A static route's request: static.c writes the answer into cout as the
+ * NFS server gives it. A request body is not read: the answer says close.
+ */
+static void stream_static(struct proxy_stream *s, struct proxy_xchg *x, int head_len,
+			  const char *buf)
+{
+	const struct core_http_msg *m = &px.msg;
+	const struct proxy_route *route = x->route;
+	const char *path = buf + m->path.off, *q = memchr(path, '?', m->path.len);
+	size_t plen = q ? (size_t)(q - path) : m->path.len;
+	char extra[160] = "";
+	size_t skip;
+	int n = 0;
+
+	if ((m->flags & (CORE_HTTP_HF_CHUNKED | CORE_HTTP_HF_UPGRADE)) ||
+	    ((m->flags & CORE_HTTP_HF_HAS_CL) && m->content_length > 0) || px.draining)
+		s->close_after = true;
+	if (s->tls != NULL && route->hsts > 0)
+		n = snprintf(extra, sizeof(extra), "Strict-Transport-Security: max-age=%llu\r\n",
+			     (unsigned long long)route->hsts);
+	if (s->close_after) {
+		snprintf(extra + n, sizeof(extra) - (size_t)n, "Connection: close\r\n");
+		s->said_close = true;
+	} else if (x->client_version == 10)
+		snprintf(extra + n, sizeof(extra) - (size_t)n, "Connection: keep-alive\r\n");
+	core_buf_init(&s->cout, px.rt->buffer_size + (256 << 10));
+	s->state = PROXY_ST_STATIC;
+	s->since = core_loop_now(px.loop);
+	/* What is below the route: "/files/a" on "/files/" is "/a". */
+	skip = route->path[route->path_len - 1] == '/' ? route->path_len - 1 : route->path_len;
+	x->job = proxy_static_begin(route->files, px.loop, path, plen, skip, q ? q + 1 : "",
+				    q ? m->path.len - plen - 1 : 0, m, buf, extra, &s->cout,
+				    static_wake, s);
+	core_buf_consume(&s->cin, (size_t)head_len);
+	s->scan = 0;
+	if (x->job == NULL) {
+		stream_reply(s, 503, NULL, NULL);
+		return;
+	}
+	if (s->close_after)
+		core_buf_consume(&s->cin, core_buf_len(&s->cin));	/* a body: not read */
+}
+
+static void stream_static_step(struct proxy_stream *s)
+{
+	struct proxy_xchg *x = s->x;
+
+	if (core_buf_len(&s->cout) > 0) {
+		ssize_t n = client_write(s);
+
+		if (n < 0 && n != CORE_AGAIN) {
+			stream_close(s);	/* the client went away */
+			return;
+		}
+		if (n > 0) {
+			x->resp_any = true;
+			x->resp_bytes += (uint64_t)n;
+			s->since = core_loop_now(px.loop);
+		}
+	}
+	if (proxy_static_broken(x->job)) {
+		stream_close(s);	/* the head went out: only closing tells */
+		return;
+	}
+	x->status = proxy_static_status(x->job);
+	if (core_buf_len(&s->cout) == 0 && proxy_static_done(x->job)) {
+		xchg_finish(s);
+		return;
+	}
+	proxy_static_more(x->job);
+	if (proxy_static_broken(x->job))
+		stream_close(s);
+}
+
 static void stream_handle_head(struct proxy_stream *s, int head_len)
 {
 	const struct core_http_msg *m = &px.msg;
@@ -878,13 +971,17 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 	x->client_version = m->version;
 	x->idempotent = core_http_idempotent(m->method_id);
 	x->upgrade = (m->flags & CORE_HTTP_HF_UPGRADE) != 0;
-	if (route->up->balance == KEEL_BALANCE_COOKIE)
+	if (route->up != NULL && route->up->balance == KEEL_BALANCE_COOKIE)
 		x->pinned = cookie_find(route->up, m, buf);
 	if (proxy_log_enabled() && (x->log = malloc(sizeof(*x->log))) != NULL)
 		proxy_log_fill(x->log, peer_str(s, peer, sizeof(peer)), m, buf, x->started);
 	s->idle_timeout = route->idle_timeout;
 	if (m->flags & CORE_HTTP_HF_CLOSE)
 		s->close_after = true;
+	if (route->files != NULL) {
+		stream_static(s, x, head_len, buf);
+		return;
+	}
 
 	if (m->flags & CORE_HTTP_HF_CHUNKED) {
 		x->req_body = PROXY_BODY_CHUNKED;
@@ -1594,6 +1691,9 @@ static void stream_step(struct proxy_stream *s)
 			if (xchg_response_complete(x, s))
 				xchg_finish(s);
 			break;
+		case PROXY_ST_STATIC:
+			stream_static_step(s);
+			break;
 		case PROXY_ST_REPLY:
 			if (core_buf_len(&s->cout) > 0) {
 				ssize_t n = client_write(s);
@@ -1675,6 +1775,17 @@ static void stream_arm(struct proxy_stream *s)
 			deadline = d;
 		break;
 	}
+	case PROXY_ST_STATIC: {
+		uint64_t since, t;
+
+		if (core_buf_len(&s->cout) > 0) {
+			cev = CORE_IO_WRITE;
+			deadline = s->since + x->route->send_timeout;
+		}
+		if (proxy_static_waiting(x->job, &since, &t) && (d = since + t) < deadline)
+			deadline = d;
+		break;
+	}
 	case PROXY_ST_REPLY:
 		cev = CORE_IO_WRITE;
 		deadline = s->since + PROXY_LINGER_MS;
@@ -1733,6 +1844,20 @@ static void stream_on_timer(struct core_timer *t)
 	case PROXY_ST_CONNECT:
 		xchg_fail(s, 504, "connect timed out", XF_SERVER_FAULT);
 		break;
+	case PROXY_ST_STATIC: {
+		uint64_t since, to;
+
+		if (core_buf_len(&s->cout) > 0 && now - s->since >= x->route->send_timeout) {
+			core_log_info("proxy", "%s: client took no data for %llu ms; closing",
+				      peer_str(s, peer, sizeof(peer)),
+				      (unsigned long long)x->route->send_timeout);
+			stream_close(s);
+			return;
+		}
+		if (proxy_static_waiting(x->job, &since, &to) && now - since >= to)
+			proxy_static_timeout(x->job);	/* the job answers 504, or breaks */
+		break;
+	}
 	case PROXY_ST_EXCHANGE:
 		if ((core_buf_len(&s->cout) > 0 || x->resp_ready > 0) &&
 		    now - s->since >= x->route->send_timeout) {

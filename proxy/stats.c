@@ -66,8 +66,12 @@ struct proxy_stats *proxy_stats_create(const struct core_conf *conf,
 
 	for (i = 0; i < k->routes.n; i++) {
 		route_key(&rc[i], st->routes[i].key, sizeof(st->routes[i].key));
-		snprintf(st->routes[i].upstream, sizeof(st->routes[i].upstream), "%s",
-			 rc[i].upstream);
+		if (rc[i].upstream[0] != '\0')
+			snprintf(st->routes[i].upstream, sizeof(st->routes[i].upstream), "%s",
+				 rc[i].upstream);
+		else
+			snprintf(st->routes[i].upstream, sizeof(st->routes[i].upstream),
+				 "static:%.50s", rc[i].serve.mount);
 	}
 	for (i = 0, s = 0; i < k->upstreams.n; i++) {
 		const struct keel_server_conf *sc = uc[i].servers.v;

@@ -76,6 +76,8 @@ enum proxy_rewrite {
 	PROXY_REWRITE_REPLACE,	/* replace the route's prefix with .rewrite */
 };
 
+struct proxy_static;
+
 struct proxy_route {
 	char		**hosts;
 	unsigned	 nhosts;
@@ -84,7 +86,8 @@ struct proxy_route {
 	enum proxy_rewrite rewrite;
 	char		*replace;
 	uint32_t	 replace_len;
-	struct proxy_upstream *up;
+	struct proxy_upstream *up;	/* NULL for a static route */
+	struct proxy_static *files;	/* static.c: files from NFS, else NULL */
 	uint64_t	 connect_timeout, send_timeout, read_timeout;
 	uint64_t	 idle_timeout, try_timeout;
 	int64_t		 max_body;

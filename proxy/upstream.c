@@ -19,6 +19,7 @@
 #include "core/settings.h"
 #include "core/tls.h"
 #include "core/state.h"
+#include "static.h"
 #include "upstream.h"
 #include "core/list.h"
 #include "stats.h"
@@ -49,6 +50,7 @@ static void runtime_free(struct proxy_runtime *rt)
 		free(r->hosts);
 		free(r->path);
 		free(r->replace);
+		proxy_static_free(r->files);
 	}
 	free(rt->ups);
 	free(rt->routes);
@@ -182,7 +184,7 @@ static char *dup_lower(const char *s)
 }
 
 static int build_route(struct proxy_runtime *rt, struct proxy_route *r,
-		       const struct keel_route_conf *rc, unsigned index,
+		       const struct keel_route_conf *rc, const struct keel_conf *k, unsigned index,
 		       char *err, size_t errlen)
 {
 	char *const *hosts = rc->hosts.v;
@@ -210,10 +212,23 @@ static int build_route(struct proxy_runtime *rt, struct proxy_route *r,
 		r->replace_len = (uint32_t)strlen(r->replace);
 	}
 
+	if (rc->serve.mount[0] != '\0') {
+		const struct keel_mount_conf *mc = k->storage.mounts.v;
+
+		for (j = 0; j < k->storage.mounts.n && strcmp(mc[j].name, rc->serve.mount) != 0; j++)
+			;
+		if (j == k->storage.mounts.n) {	/* the config check makes this impossible */
+			snprintf(err, errlen, "routes[%u] (%s): no mount \"%s\"", index, rc->path,
+				 rc->serve.mount);
+			return CORE_ERROR;
+		}
+		if ((r->files = proxy_static_new(&rc->serve, &mc[j], rc->path, err, errlen)) == NULL)
+			return CORE_ERROR;
+	}
 	for (j = 0; j < rt->nups; j++)
 		if (strcmp(rt->ups[j].name, rc->upstream) == 0)
 			r->up = &rt->ups[j];
-	if (r->up == NULL) {		/* the config check makes this impossible */
+	if (r->up == NULL && r->files == NULL) {	/* the config check makes this impossible */
 		snprintf(err, errlen, "routes[%u] (%s): no upstream \"%s\"", index, rc->path,
 			 rc->upstream);
 		return CORE_ERROR;
@@ -293,7 +308,7 @@ struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 		sst += ucs[i].servers.n;	/* the region lists them in config order */
 	}
 	for (i = 0; i < rt->nroutes; i++) {
-		if (build_route(rt, &rt->routes[i], &rcs[i], i, err, errlen) != CORE_OK)
+		if (build_route(rt, &rt->routes[i], &rcs[i], k, i, err, errlen) != CORE_OK)
 			goto fail;
 		rt->routes[i].st = &rt->stats->routes[i];
 	}

@@ -5,11 +5,13 @@ keel process ever sits in D state, raises and clears the alert, and names
 what is wrong with a server that is not there, an export that does not
 exist, and a configuration it refuses."""
 
+import http.client
 import os
 import re
 import shutil
 import signal
 import subprocess
+import threading
 import time
 
 import glusterserver
@@ -362,3 +364,104 @@ def test_keel_never_touches_a_mount_it_did_not_make(h):
                  "storage.mounts.d.path", "/share/d is inside mount a (/share)",
                  "storage.mounts.e.path", "must be a plain path: no '//', '.' or '..'"):
         check(what in out, "%r not in:\n%s" % (what, out))
+
+
+def test_a_static_route_serves_the_export_through_libnfs_and_504s_when_it_hangs(h):
+    """Files from ganesha's export at /files/: index, MIME type, ETag and
+    Last-Modified with 304s, Range, HEAD, 405, a folder redirect, a listing
+    where asked, no way out (.., %2e%2e, a symbolic link); a frozen server
+    gives 504 after the route's timeout while the proxied route answers as
+    before, and files again once it is back."""
+    if not nfsserver.available():
+        harness.skip("nfs-ganesha, rpcbind or libnfs-utils is not installed (tests/setup.sh)")
+    g, export = nfsserver.start(h)
+    pub = os.path.join(export, "public")
+    os.makedirs(os.path.join(pub, "sub"))
+    files = {"index.html": b"<h1>home</h1>\n", "app.js": b"console.log('hi');\n",
+             "sub/x.txt": b"x\n", "big.bin": os.urandom(1 << 20)}
+    for name, data in files.items():
+        with open(os.path.join(pub, name), "wb") as f:
+            f.write(data)
+    with open(os.path.join(export, "secret.txt"), "w") as f:
+        f.write("outside the folder\n")
+    os.symlink("../secret.txt", os.path.join(pub, "link.txt"))
+    app = h.http_backend("app")
+    front, admin = free_port(), free_port()
+    routes = [{"path": "/files/", "static": {"mount": "share", "root": "/public",
+                                              "timeout": "1s"}},
+              {"path": "/list/", "static": {"mount": "share", "root": "/public",
+                                             "index": "", "listing": True}},
+              {"path": "/", "upstream": "ua"}]
+    h.keel(yaml_conf(front, admin, {"ua": [app]}, routes,
+                     extra=MOUNT % ('"127.0.0.1"', "/export")), wait_port=admin)
+
+    r = http_get(front, "/files/app.js")
+    check(r.status == 200 and r.body == files["app.js"].decode(), "app.js: %s %r" % (r.status, r.body))
+    check(r.headers["content-type"].startswith("text/javascript") and
+          r.headers["accept-ranges"] == "bytes" and r.headers["etag"].startswith('"'),
+          "headers: %r" % r.headers)
+    etag, lm = r.headers["etag"], r.headers["last-modified"]
+    check(http_get(front, "/files/").body == "<h1>home</h1>\n", "the index")
+    r = http_get(front, "/files/sub?a=1")
+    check(r.status == 301 and r.headers["location"] == "/files/sub/?a=1", "a folder: %r" % (r.headers,))
+    check(http_get(front, "/files/sub/").status == 403, "a folder without index or listing")
+    check(http_get(front, "/files/nope.txt").status == 404, "a missing file")
+    r = http_get(front, "/files/app.js", headers={"If-None-Match": etag})
+    check(r.status == 304 and r.body == "" and r.headers["etag"] == etag, "If-None-Match: %r" % r.status)
+    check(http_get(front, "/files/app.js", headers={"If-Modified-Since": lm}).status == 304,
+          "If-Modified-Since")
+    r = http_get(front, "/files/app.js", headers={"Range": "bytes=0-6"})
+    check(r.status == 206 and r.body == "console" and
+          r.headers["content-range"] == "bytes 0-6/%d" % len(files["app.js"]), "Range: %r" % (r.headers,))
+    r = http_get(front, "/files/app.js", headers={"Range": "bytes=-4"})
+    check(r.status == 206 and r.body == "');\n", "a suffix range: %r" % r.body)
+    r = http_get(front, "/files/app.js", headers={"Range": "bytes=9999-"})
+    check(r.status == 416 and r.headers["content-range"] == "bytes */%d" % len(files["app.js"]),
+          "unsatisfiable: %s %r" % (r.status, r.headers))
+    r = http_get(front, "/files/app.js", method="HEAD")
+    check(r.status == 200 and r.body == "" and
+          r.headers["content-length"] == str(len(files["app.js"])), "HEAD: %r" % (r.headers,))
+    r = http_get(front, "/files/app.js", method="POST", body="x")
+    check(r.status == 405 and r.headers["allow"] == "GET, HEAD", "POST: %s" % r.status)
+    # A megabyte, read in 64 KiB calls as the client takes it, on a kept connection.
+    c = http.client.HTTPConnection("127.0.0.1", front, timeout=10)
+    for _ in range(2):
+        c.request("GET", "/files/big.bin")
+        resp = c.getresponse()
+        body = resp.read()
+        check(resp.status == 200 and body == files["big.bin"], "big.bin: %s, %d bytes" %
+              (resp.status, len(body)))
+    c.close()
+    for bad in (b"/files/../secret.txt", b"/files/%2e%2e/secret.txt", b"/files/%2E%2e/secret.txt",
+                b"/files/..%2fsecret.txt", b"/files/sub/%2e%2e/%2e%2e/secret.txt",
+                b"/files/a%00b"):
+        out = harness.raw_request(front, b"GET " + bad + b" HTTP/1.1\r\nHost: x\r\n"
+                                  b"Connection: close\r\n\r\n")
+        check(out.startswith(b"HTTP/1.1 400"), "%s: %r" % (bad, out[:60]))
+    check(http_get(front, "/files/link.txt").status == 404, "a symbolic link is not followed")
+    r = http_get(front, "/list/sub/")
+    check(r.status == 200 and '<a href="x.txt">x.txt</a>' in r.body, "the listing: %r" % r.body)
+    r = http_get(front, "/list/")
+    check('href="sub/"' in r.body and ".keel" not in r.body, "the top listing: %r" % r.body)
+
+    # Frozen: this route says 504 after its 1 s; the proxied route does not wait.
+    os.kill(g.pid, signal.SIGSTOP)
+    try:
+        t0 = time.monotonic()
+        result = {}
+
+        def slow():
+            result["r"] = http_get(front, "/files/app.js", timeout=10)
+            result["t"] = time.monotonic() - t0
+        t = threading.Thread(target=slow)
+        t.start()
+        worst = max(latency(front) for _ in range(20))
+        t.join()
+        check(result["r"].status == 504 and 0.9 <= result["t"] <= 3,
+              "a frozen server: %s after %.2f s" % (result["r"].status, result["t"]))
+        check(worst < 0.5, "the proxied route waited: %.3f s" % worst)
+    finally:
+        os.kill(g.pid, signal.SIGCONT)
+    wait_for("files again", lambda: http_get(front, "/files/app.js").status == 200, timeout=10)
+    print("    504 %.2f s after the server froze; the proxied route's worst %.1f ms meanwhile"
+          % (result["t"], worst * 1000))
