@@ -446,7 +446,7 @@ pages['/routes'] = async main => {
 	const list = h('table', {}, h('tr', {}, ['Hosts', 'Path', 'Upstream', 'Rewrite', 'HTTPS', ''].map(t => h('th', { text: t }))));
 	cfg.routes.forEach((r, i) => list.append(h('tr', {},
 		h('td', { text: r.hosts.length ? r.hosts.join(', ') : 'any' }), h('td', { class: 'mono', text: r.path }),
-		h('td', { text: r.upstream }), h('td', { text: r.rewrite }),
+		h('td', { text: r.upstream || (r.static && r.static.mount ? `files: ${r.static.mount} ${r.static.root}` : '') }), h('td', { text: r.rewrite }),
 		h('td', { text: (r.https_redirect ? 'redirect ' : '') + (r.hsts !== '0ms' ? 'HSTS' : '') }),
 		h('td', {}, h('button', { type: 'button', text: 'Edit', onclick: () => edit(i) }), ' ',
 			h('button', { type: 'button', class: 'danger', text: 'Remove', onclick: async () => {
@@ -472,7 +472,7 @@ pages['/routes'] = async main => {
 			const ok = await applyChange(form, `${i === undefined ? 'added' : 'changed'} route ${v.path}`, c => {
 				const nr = Object.assign({}, i === undefined ? {} : c.routes[i], {
 					hosts: v.hosts ? v.hosts.split(',').map(s => s.trim()).filter(Boolean) : [],
-					path: v.path, upstream: v.upstream, rewrite: v.rewrite, read_timeout: v.read_timeout,
+					path: v.path, upstream: r.static && r.static.mount ? '' : v.upstream, rewrite: v.rewrite, read_timeout: v.read_timeout,
 					max_body: v.max_body, hsts: v.hsts, https_redirect: v.https_redirect, upstream_header: v.upstream_header });
 				if (i === undefined) c.routes.push(nr); else c.routes[i] = nr;
 			});
