@@ -867,7 +867,12 @@ static void stream_static(struct proxy_stream *s, struct proxy_xchg *x, int head
 		s->said_close = true;
 	} else if (x->client_version == 10)
 		snprintf(extra + n, sizeof(extra) - (size_t)n, "Connection: keep-alive\r\n");
-	core_buf_init(&s->cout, px.rt->buffer_size + (256 << 10));
+	/* cout is empty between requests; its cap grows to what a job may put. */
+	if (core_buf_len(&s->cout) == 0 &&
+	    s->cout.max < px.rt->buffer_size + PROXY_STATIC_OUT_MAX) {
+		core_buf_free(&s->cout);
+		core_buf_init(&s->cout, px.rt->buffer_size + PROXY_STATIC_OUT_MAX);
+	}
 	s->state = PROXY_ST_STATIC;
 	s->since = core_loop_now(px.loop);
 	/* What is below the route: "/files/a" on "/files/" is "/a". */

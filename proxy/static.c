@@ -40,6 +40,7 @@
 #define STATIC_CHUNK		(64 << 10)	/* bytes asked of the server at once */
 #define STATIC_AHEAD		(128 << 10)	/* at most this much waits for the client */
 #define STATIC_LIST_MAX		10000		/* entries shown in a listing */
+#define STATIC_LIST_BYTES	(1 << 20)	/* and at most this much of them */
 
 struct proxy_static {
 	struct core_loop *loop;
@@ -692,6 +693,12 @@ static void opendir_done(int err, struct nfs_context *nfs, void *data, void *arg
 	put_html(&page, where);
 	core_buf_append(&page, "</h1><hr><pre><a href=\"../\">../</a>\n", 36);
 	for (i = 0; i < n; i++) {
+		if (core_buf_len(&page) > STATIC_LIST_BYTES) {
+			core_buf_printf(&page, "(%zu more)\n", n - i);
+			for (; i < n; i++)
+				free(names[i]);
+			break;
+		}
 		core_buf_append(&page, "<a href=\"", 9);
 		put_href(&page, names[i]);
 		core_buf_append(&page, "\">", 2);

@@ -25,6 +25,10 @@
 struct proxy_static;
 struct proxy_static_job;
 
+/* The most a job puts in the output buffer at once (a listing, or a head
+ * and the bytes read ahead): the buffer's cap must allow it. */
+#define PROXY_STATIC_OUT_MAX	(2 << 20)
+
 /* A route's files, from its static settings and the storage mount they
  * name (its servers, its export, the NFS version of its options). */
 struct proxy_static *proxy_static_new(const struct keel_static_conf *c,
