@@ -29,6 +29,8 @@
 
 #define EXPORTS_TIMEOUT_MS	3000
 #define EXPORTS_MAX		256
+#define EXPORTS_OUT_MAX		(60 << 10)	/* the answer buffer holds 64 KiB */
+#define EXPORTS_TAIL		32		/* room kept for "],\"cut\":false}" */
 
 static struct storage_mount *find_mount(struct core_command_call *call)
 {
@@ -143,13 +145,41 @@ static void query_end(struct exports_query *q)
 		query_free(q);
 }
 
+/*
+ * libnfs decodes the list into one unaligned arena, so every node is copied
+ * out before it is read. One export's JSON goes in whole or not at all: when
+ * the answer buffer is full the list ends there and says it was cut.
+ */
+static int export_json(struct core_buf *out, const void *node, unsigned n)
+{
+	struct exportnode e;
+	struct groupnode g;
+	const void *gp;
+	int rc;
+
+	memcpy(&e, node, sizeof(e));
+	rc = core_buf_append(out, n ? ",{\"path\":" : "{\"path\":", n ? 9 : 8);
+	rc |= core_json_str(out, e.ex_dir != NULL ? e.ex_dir : "");
+	rc |= core_buf_append(out, ",\"groups\":[", 11);
+	for (gp = e.ex_groups; gp != NULL; gp = g.gr_next) {
+		memcpy(&g, gp, sizeof(g));
+		if (gp != (const void *)e.ex_groups)
+			rc |= core_buf_append(out, ",", 1);
+		rc |= core_json_str(out, g.gr_name != NULL ? g.gr_name : "");
+	}
+	rc |= core_buf_append(out, "]}", 2);
+	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
+}
+
 static void exports_done(struct rpc_context *rpc, int status, void *data, void *arg)
 {
 	struct exports_query *q = arg;
 	struct core_command_call *call = q->call;
-	struct exportnode *e;
-	struct groupnode *g;
+	struct exportnode e;
+	const void *node;
+	bool cut = false;
 	unsigned n = 0;
+	size_t len;
 
 	(void)rpc;
 	if (call == NULL)
@@ -161,21 +191,25 @@ static void exports_done(struct rpc_context *rpc, int status, void *data, void *
 		query_end(q);
 		return;
 	}
-	core_buf_append(&call->out, "{\"server\":", 10);
-	core_json_str(&call->out, q->addr);
-	core_buf_append(&call->out, ",\"exports\":[", 12);
-	for (e = *(struct exportnode **)data; e != NULL && n < EXPORTS_MAX; e = e->ex_next, n++) {
-		core_buf_append(&call->out, n ? ",{\"path\":" : "{\"path\":", n ? 9 : 8);
-		core_json_str(&call->out, e->ex_dir != NULL ? e->ex_dir : "");
-		core_buf_append(&call->out, ",\"groups\":[", 11);
-		for (g = e->ex_groups; g != NULL; g = g->gr_next) {
-			if (g != e->ex_groups)
-				core_buf_append(&call->out, ",", 1);
-			core_json_str(&call->out, g->gr_name != NULL ? g->gr_name : "");
-		}
-		core_buf_append(&call->out, "]}", 2);
+	if (core_buf_append(&call->out, "{\"server\":", 10) != CORE_OK ||
+	    core_json_str(&call->out, q->addr) != CORE_OK ||
+	    core_buf_append(&call->out, ",\"exports\":[", 12) != CORE_OK) {
+		core_command_fail(call, 500, "out of memory listing %s's exports", q->addr);
+		query_end(q);
+		return;
 	}
-	core_buf_append(&call->out, "]}", 2);
+	memcpy(&node, data, sizeof(node));
+	for (; node != NULL; node = e.ex_next, n++) {
+		memcpy(&e, node, sizeof(e));
+		len = core_buf_len(&call->out);
+		if (n == EXPORTS_MAX || export_json(&call->out, node, n) != CORE_OK ||
+		    core_buf_len(&call->out) + EXPORTS_TAIL > EXPORTS_OUT_MAX) {
+			core_buf_truncate(&call->out, len);
+			cut = true;
+			break;
+		}
+	}
+	core_buf_printf(&call->out, "],\"cut\":%s}", cut ? "true" : "false");
 	core_command_answer(call, 200);
 	query_end(q);
 }

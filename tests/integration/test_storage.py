@@ -137,7 +137,8 @@ def test_what_is_wrong_with_a_mount_is_named(h):
 
     # The form that adds a mount lists a server's exports first.
     st, js = a.call("POST", "/api/v1/commands/storage.exports", {"arg": "127.0.0.1"})
-    check(st == 200 and [e["path"] for e in js["exports"]] == ["/export"], "%s %r" % (st, js))
+    check(st == 200 and [e["path"] for e in js["exports"]] == ["/export"] and js["cut"] is False,
+          "%s %r" % (st, js))
     st, js = a.call("POST", "/api/v1/commands/storage.exports", {"arg": "127.0.0.9"})
     check(st == 502 and js["error"].startswith("127.0.0.9"), "no server: %s %r" % (st, js))
     st, js = a.call("POST", "/api/v1/commands/storage.exports", {"arg": "nas.local"})

@@ -538,7 +538,7 @@ pages['/storage'] = async main => {
 		if (!r.data.exports.length) { help.textContent = `${first} exports nothing`; return; }
 		exportBox.querySelector('[name=export]').replaceWith(h('select', { name: 'export', id: 'export-list' },
 			r.data.exports.map(e => h('option', { value: e.path, text: e.path + (e.groups.length ? ` (${e.groups.join(', ')})` : '') }))));
-		help.textContent = `${r.data.exports.length} export${r.data.exports.length === 1 ? '' : 's'} on ${first}`;
+		help.textContent = `${r.data.exports.length} export${r.data.exports.length === 1 ? '' : 's'} on ${first}${r.data.cut ? ' (the first ones only: the list is long)' : ''}`;
 	} });
 	const form = mkform(h('div', { class: 'fields' },
 		field({ name: 'name', label: 'Name', placeholder: 'share', help: 'Letters, digits, - _ .' }),
