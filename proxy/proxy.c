@@ -913,6 +913,15 @@ static void stream_static_step(struct proxy_stream *s)
 	}
 	x->status = proxy_static_status(x->job);
 	if (core_buf_len(&s->cout) == 0 && proxy_static_done(x->job)) {
+		if (s->close_after && !s->client_eof) {
+			/* A body may still be coming: shut down and linger as
+			 * after keel's own replies, so no reset eats the answer. */
+			s->x = NULL;
+			xchg_free(x, false);
+			s->state = PROXY_ST_REPLY;
+			s->since = core_loop_now(px.loop);
+			return;
+		}
 		xchg_finish(s);
 		return;
 	}

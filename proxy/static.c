@@ -10,11 +10,20 @@
  * from the next server. Callbacks of a dropped context are told apart by
  * its generation.
  *
+ * Lifetimes. A job is counted: one reference for proxy.c until it ends
+ * the job, one while libnfs holds a callback with it, and one for any
+ * code here that wakes proxy.c and then looks at the job again. libnfs
+ * calls every callback once, with -EINTR when the context is destroyed,
+ * so a dropped context is destroyed only outside nfs_service (a depth
+ * counts the nesting), and its jobs live until it is gone. Only a job
+ * proxy.c still owns is written to: out is proxy.c's buffer.
+ *
  * What leaves the folder is refused: the path is decoded once and "." and
- * ".." segments, NUL and '\\' are refused (400), and the file itself is
- * looked at with lstat: a symbolic link is not followed (404). Links in
- * the middle of a path are resolved by libnfs inside the export, never
- * above its root.
+ * ".." segments, NUL and '\\' are refused (400); names starting with a
+ * dot are not served (404), but for ".well-known". The file itself is
+ * looked at with lstat and opened with O_NOFOLLOW: a symbolic link there
+ * is not followed (404). Links in the folders above it are resolved by
+ * libnfs inside the export, never above its root, as nginx follows them.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -25,6 +34,7 @@
 #include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <nfsc/libnfs.h>
 
@@ -52,8 +62,9 @@ struct proxy_static {
 	uint64_t	 timeout;
 
 	struct nfs_context *nfs;
-	struct nfs_context *doomed;	/* dropped inside nfs_service: freed after */
-	bool		 in_service, mounted;
+	struct nfs_context *doomed;	/* dropped inside libnfs: destroyed after */
+	unsigned	 depth;		/* calls into libnfs under way, nested */
+	bool		 mounted, want_connect, destroying;
 	uint64_t	 gen;		/* of the context: older callbacks are void */
 	struct core_io	 io;
 	struct core_list jobs;
@@ -73,16 +84,20 @@ struct proxy_static_job {
 	struct core_list link;		/* in st->jobs */
 	struct proxy_static *st;
 	void		(*wake)(void *owner);
-	void		*owner;		/* NULL: proxy.c let go; freed when nothing is in flight */
-	struct core_buf	*out;
+	void		*owner;		/* NULL once proxy.c ended the job */
+	struct core_buf	*out;		/* proxy.c's: written only while owned */
+	unsigned	 refs;
 	enum job_step	 step;
-	bool		 in_flight;	/* a call of this job is out */
-	uint64_t	 gen;		/* the context it is out on */
+	bool		 waiting;	/* for the server: the timeout runs */
+	bool		 held;		/* libnfs holds a callback with this job */
+	unsigned	 tries;		/* servers that failed to mount for it */
+	unsigned	 srv;		/* the server its last call went to */
+	uint64_t	 gen;		/* the context its call is on */
 	uint64_t	 asked;
 	bool		 head_only, broken;
 	bool		 quiet;		/* inside a call from proxy.c: it looks itself */
 	unsigned	 status;
-	char		 path[1300];	/* in the export */
+	char		 path[1400];	/* in the export: root, rel, "/", index */
 	char		 rel[1024];	/* decoded, below the route */
 	char		 url[1024];	/* the path as sent, for a redirect or a title */
 	size_t		 index_at;	/* where the index file's name starts in path */
@@ -100,7 +115,9 @@ struct proxy_static_job {
 };
 
 static void static_connect(struct proxy_static *st);
-static void job_next(struct proxy_static_job *j);
+static void static_enter(struct proxy_static *st);
+static void static_leave(struct proxy_static *st);
+static bool job_next(struct proxy_static_job *j);
 
 /* ---- parsers ------------------------------------------------------------------------------ */
 
@@ -324,7 +341,7 @@ static void job_fail(struct proxy_static_job *j, unsigned status, const char *wh
 	struct proxy_static *st = j->st;
 
 	core_log_warn("proxy", "static %s: %s:%s%s: %s: %s", st->route_path,
-		      st->servers[st->cur], st->export, j->path, what,
+		      st->servers[j->srv], st->export, j->path, what,
 		      err != NULL && err[0] ? err : "failed");
 	if (j->status != 0) {		/* the head went out: only closing tells */
 		j->broken = true;
@@ -408,11 +425,48 @@ static void job_file(struct proxy_static_job *j)
 		return;
 	}
 	j->step = J_READ;
-	job_next(j);
-	job_wake(j);
+	if (job_next(j))
+		job_wake(j);
 }
 
 /* ---- the connection ----------------------------------------------------------------------- */
+
+static void job_get(struct proxy_static_job *j)
+{
+	j->refs++;
+}
+
+static void close_done(int err, struct nfs_context *nfs, void *data, void *arg)
+{
+	(void)err;
+	(void)nfs;
+	(void)data;
+	(void)arg;
+}
+
+/* Gives the file handle back to the context it came from, if that is still
+ * usable; a destroyed context took its handles' calls with it. */
+static void job_close(struct proxy_static_job *j, struct nfs_context *nfs)
+{
+	if (j->fh != NULL && nfs != NULL && !j->st->destroying)
+		(void)nfs_close_async(nfs, j->fh, close_done, NULL);
+	j->fh = NULL;
+}
+
+static void job_put(struct proxy_static_job *j)
+{
+	struct proxy_static *st = j->st;
+
+	if (--j->refs > 0)
+		return;
+	if (j->fh != NULL && j->gen == st->gen && st->nfs != NULL) {
+		static_enter(st);
+		job_close(j, st->nfs);
+		static_leave(st);
+	}
+	core_list_del(&j->link);
+	free(j);
+}
 
 static void static_watch(struct proxy_static *st)
 {
@@ -427,70 +481,96 @@ static void static_watch(struct proxy_static *st)
 			  (ev & POLLOUT ? CORE_IO_WRITE : 0));
 }
 
+/* Destroying a context calls its callbacks (-EINTR): never from inside one. */
+static void static_destroy(struct proxy_static *st, struct nfs_context *nfs)
+{
+	st->destroying = true;
+	nfs_destroy_context(nfs);
+	st->destroying = false;
+}
+
 static void static_enter(struct proxy_static *st)
 {
-	st->in_service = true;
+	st->depth++;
 }
 
+/* Out of libnfs: a context dropped inside goes now, a new one is mounted
+ * if a request asked meanwhile, and the loop watches what libnfs wants. */
 static void static_leave(struct proxy_static *st)
 {
-	st->in_service = false;
+	if (--st->depth > 0)
+		return;
 	if (st->doomed != NULL) {
-		nfs_destroy_context(st->doomed);
+		struct nfs_context *nfs = st->doomed;
+
 		st->doomed = NULL;
+		static_destroy(st, nfs);
 	}
-	static_watch(st);
-}
-
-static void close_done(int err, struct nfs_context *nfs, void *data, void *arg)
-{
-	(void)err;
-	(void)nfs;
-	(void)data;
-	(void)arg;
-}
-
-static void job_free(struct proxy_static_job *j)
-{
-	core_list_del(&j->link);
-	free(j);
+	if (st->want_connect) {
+		st->want_connect = false;
+		static_connect(st);	/* watches */
+		return;
+	}
+	if (st->loop != NULL)
+		static_watch(st);
 }
 
 /*
- * The context goes, with every call on it: the jobs that had one out fail
- * (status: 504 after a timeout, 502 after an error), and the next request
- * mounts afresh, from the next server if this one timed out.
+ * The context goes, with every call on it: the jobs that waited on it or
+ * hold a file of it fail (status: 504 after a timeout, 502 after an
+ * error), and the next request mounts afresh from the next server; a
+ * job still waiting for the mount tries that one too, once per server. The
+ * jobs are failed from a list of their own, taken off one at a time, as
+ * each wake may end jobs or start new ones on a new context.
  */
 static void static_drop(struct proxy_static *st, unsigned status, const char *why)
 {
 	struct nfs_context *nfs = st->nfs;
-	struct core_list *el, *next;
+	struct core_list failing, *el, *next;
+	uint64_t old = st->gen;
 
 	st->gen++;
 	st->nfs = NULL;
 	st->mounted = false;
-	core_io_stop(&st->io);
-	if (nfs != NULL && st->in_service)
-		st->doomed = nfs;
-	else if (nfs != NULL)
-		nfs_destroy_context(nfs);	/* its callbacks, if called, are void now */
-	if (status == 504 && st->nservers > 1) {
+	if (st->loop != NULL)
+		core_io_stop(&st->io);
+	if (nfs != NULL && st->nservers > 1) {
 		st->cur = (st->cur + 1) % st->nservers;
 		core_log_warn("proxy", "static %s: trying %s next", st->route_path,
 			      st->servers[st->cur]);
 	}
+	core_list_init(&failing);
 	for (el = st->jobs.next; el != &st->jobs; el = next) {
 		struct proxy_static_job *j = CORE_CONTAINER_OF(el, struct proxy_static_job, link);
 
 		next = el->next;
-		if (!j->in_flight)
+		if (j->gen != old || (!j->waiting && j->fh == NULL))
 			continue;
-		j->in_flight = false;
-		j->fh = NULL;		/* went with the context */
-		if (j->owner == NULL)
-			job_free(j);
+		job_close(j, nfs);
+		core_list_del(&j->link);
+		core_list_add_tail(&failing, &j->link);
+	}
+	if (nfs != NULL && st->depth > 0) {
+		if (st->doomed != NULL)		/* cannot be: one context is served at a time */
+			static_destroy(st, st->doomed);
+		st->doomed = nfs;
+	} else if (nfs != NULL)
+		static_destroy(st, nfs);	/* its callbacks find their jobs stale */
+	while (failing.next != &failing) {
+		struct proxy_static_job *j = CORE_CONTAINER_OF(failing.next,
+							       struct proxy_static_job, link);
+
+		core_list_del(&j->link);
+		core_list_add_tail(&st->jobs, &j->link);
+		j->waiting = false;
+		if (j->owner == NULL || j->step == J_DONE)
+			continue;
+		job_get(j);
+		if (j->step == J_MOUNT && nfs != NULL && ++j->tries < st->nservers)
+			job_next(j);	/* nothing was sent: the next server */
 		else
 			job_fail(j, status, "the connection", why);
+		job_put(j);
 	}
 }
 
@@ -510,26 +590,24 @@ static void static_on_io(struct core_io *io, unsigned revents)
 	static_leave(st);
 }
 
-/* A callback: whether it is still news (its job waits on this context). */
+/*
+ * A callback's start: libnfs lets go of the job. Whether the answer is
+ * still news: the job waits on this context and proxy.c still owns it.
+ * The caller puts libnfs's reference after it is done.
+ */
 static bool job_called(struct proxy_static_job *j, struct nfs_context *nfs)
 {
-	if (nfs != j->st->nfs || j->gen != j->st->gen || !j->in_flight)
+	j->held = false;
+	if (nfs != j->st->nfs || j->gen != j->st->gen || !j->waiting)
 		return false;
-	j->in_flight = false;
-	if (j->owner == NULL) {		/* proxy.c let go meanwhile */
-		if (j->fh != NULL)
-			(void)nfs_close_async(nfs, j->fh, close_done, NULL);
-		j->fh = NULL;
-		job_free(j);
-		return false;
-	}
-	return true;
+	j->waiting = false;
+	return j->owner != NULL;
 }
 
 static void mount_done(int err, struct nfs_context *nfs, void *data, void *arg)
 {
 	struct proxy_static *st = arg;
-	struct core_list *el, *next;
+	struct core_list ready, *el, *next;
 
 	if (nfs != st->nfs)
 		return;
@@ -540,30 +618,52 @@ static void mount_done(int err, struct nfs_context *nfs, void *data, void *arg)
 		return;
 	}
 	st->mounted = true;
+	core_list_init(&ready);
 	for (el = st->jobs.next; el != &st->jobs; el = next) {
 		struct proxy_static_job *j = CORE_CONTAINER_OF(el, struct proxy_static_job, link);
 
 		next = el->next;
-		if (j->step == J_MOUNT && j->in_flight && j->gen == st->gen) {
-			j->in_flight = false;
-			if (j->owner == NULL) {
-				job_free(j);
-				continue;
-			}
-			j->step = J_LSTAT;
-			job_next(j);
+		if (j->step == J_MOUNT && j->waiting && j->gen == st->gen) {
+			core_list_del(&j->link);
+			core_list_add_tail(&ready, &j->link);
 		}
+	}
+	while (ready.next != &ready) {
+		struct proxy_static_job *j = CORE_CONTAINER_OF(ready.next,
+							       struct proxy_static_job, link);
+
+		core_list_del(&j->link);
+		core_list_add_tail(&st->jobs, &j->link);
+		j->waiting = false;
+		if (j->owner == NULL)
+			continue;
+		job_get(j);
+		j->step = J_LSTAT;
+		job_next(j);		/* mounts again if it went meanwhile */
+		job_put(j);
 	}
 }
 
+/* Mounts the export from the current server; later, when inside libnfs. */
 static void static_connect(struct proxy_static *st)
 {
+	char name[320];
+
 	if (st->nfs != NULL)
 		return;
+	if (st->depth > 0) {
+		st->want_connect = true;
+		return;
+	}
 	if ((st->nfs = nfs_init_context()) == NULL) {
 		static_drop(st, 502, "out of memory");
 		return;
 	}
+	/* libnfs names every context "Libnfs pid:P <second>": two routes
+	 * mounting in one second would take each other's NFSv4 state. */
+	snprintf(name, sizeof(name), "keel:%d:static:%s:%llu", (int)getpid(), st->route_path,
+		 (unsigned long long)st->gen);
+	nfs4_set_client_name(st->nfs, name);
 	static_enter(st);
 	if (nfs_set_version(st->nfs, st->version) != 0 ||
 	    nfs_mount_async(st->nfs, st->servers[st->cur], st->export, mount_done, st) != 0)
@@ -573,12 +673,8 @@ static void static_connect(struct proxy_static *st)
 
 /* ---- a job's calls ------------------------------------------------------------------------ */
 
-static void read_done(int err, struct nfs_context *nfs, void *data, void *arg)
+static void read_answer(struct proxy_static_job *j, int err, void *data)
 {
-	struct proxy_static_job *j = arg;
-
-	if (!job_called(j, nfs))
-		return;
 	if (err <= 0) {
 		/* 0 bytes before the end: the file shrank under us */
 		job_fail(j, 502, "READ", err < 0 ? (const char *)data : "the file got shorter");
@@ -593,26 +689,42 @@ static void read_done(int err, struct nfs_context *nfs, void *data, void *arg)
 	j->off += (uint64_t)err;
 	if (j->off >= j->end)
 		j->step = J_DONE;
-	else if (core_buf_len(j->out) < STATIC_AHEAD)
-		job_next(j);		/* else proxy_static_more, once the client took some */
+	else if (core_buf_len(j->out) < STATIC_AHEAD && !job_next(j))
+		return;			/* else proxy_static_more, once the client took some */
 	job_wake(j);
+}
+
+static void read_done(int err, struct nfs_context *nfs, void *data, void *arg)
+{
+	struct proxy_static_job *j = arg;
+
+	if (job_called(j, nfs))
+		read_answer(j, err, data);
+	job_put(j);			/* libnfs's */
 }
 
 static void open_done(int err, struct nfs_context *nfs, void *data, void *arg)
 {
 	struct proxy_static_job *j = arg;
 
-	if (!job_called(j, nfs))
+	if (!job_called(j, nfs)) {
+		if (err >= 0 && !j->st->destroying)	/* a handle nobody wants */
+			(void)nfs_close_async(nfs, data, close_done, NULL);
+		job_put(j);
 		return;
+	}
 	if (err < 0) {
 		if (err == -ENOENT || err == -EACCES)
 			job_page(j, err == -ENOENT ? 404 : 403, "");
+		else if (err == -ELOOP)		/* became a link after the lstat */
+			job_page(j, 404, "");
 		else
 			job_fail(j, 502, "OPEN", data);
-		return;
+	} else {
+		j->fh = data;
+		job_file(j);
 	}
-	j->fh = data;
-	job_file(j);
+	job_put(j);
 }
 
 static int cmp_names(const void *a, const void *b)
@@ -645,17 +757,15 @@ static void put_href(struct core_buf *b, const char *s)
 	}
 }
 
-static void opendir_done(int err, struct nfs_context *nfs, void *data, void *arg)
+static void opendir_answer(struct proxy_static_job *j, int err, struct nfs_context *nfs,
+			   void *data)
 {
-	struct proxy_static_job *j = arg;
 	struct nfsdir *dir = data;
 	struct nfsdirent *e;
 	struct core_buf page;
 	char **names = NULL, where[1300];
 	size_t n = 0, cap = 0, i;
 
-	if (!job_called(j, nfs))
-		return;
 	snprintf(where, sizeof(where), "%s", j->url);
 	if (err < 0) {
 		job_fail(j, 502, "READDIR", data);
@@ -718,14 +828,22 @@ static void opendir_done(int err, struct nfs_context *nfs, void *data, void *arg
 	job_wake(j);
 }
 
-static void lstat_done(int err, struct nfs_context *nfs, void *data, void *arg)
+static void opendir_done(int err, struct nfs_context *nfs, void *data, void *arg)
 {
 	struct proxy_static_job *j = arg;
+
+	if (job_called(j, nfs))
+		opendir_answer(j, err, nfs, data);
+	else if (err >= 0 && data != NULL)
+		nfs_closedir(nfs, data);
+	job_put(j);
+}
+
+static void lstat_answer(struct proxy_static_job *j, int err, void *data)
+{
 	const struct nfs_stat_64 *sb = data;
 	bool index = j->step == J_INDEX;
 
-	if (!job_called(j, nfs))
-		return;
 	if (err < 0) {
 		if (err == -ENOENT || err == -ENOTDIR) {
 			if (!index)
@@ -756,9 +874,12 @@ static void lstat_done(int err, struct nfs_context *nfs, void *data, void *arg)
 			return;
 		}
 		if (j->rel[strlen(j->rel) - 1] != '/') {	/* nginx's way: to the folder */
+			const char *u = j->url;
 			char loc[1400];
 
-			snprintf(loc, sizeof(loc), "Location: %s/%s%s\r\n", j->url,
+			while (u[0] == '/' && u[1] == '/')	/* "//host/" would leave */
+				u++;
+			snprintf(loc, sizeof(loc), "Location: %s/%s%s\r\n", u,
 				 j->query[0] ? "?" : "", j->query);
 			job_page(j, 301, loc);
 			return;
@@ -782,33 +903,49 @@ static void lstat_done(int err, struct nfs_context *nfs, void *data, void *arg)
 	}
 }
 
-/* Sends the job's next call, once the context is mounted. */
-static void job_next(struct proxy_static_job *j)
+static void lstat_done(int err, struct nfs_context *nfs, void *data, void *arg)
+{
+	struct proxy_static_job *j = arg;
+
+	if (job_called(j, nfs))
+		lstat_answer(j, err, data);
+	job_put(j);
+}
+
+/*
+ * Sends the job's next call, once the context is mounted. false when the
+ * job failed at once: proxy.c was woken and may have ended it, so only a
+ * caller holding a reference may look at it again.
+ */
+static bool job_next(struct proxy_static_job *j)
 {
 	struct proxy_static *st = j->st;
 	int rc = 0;
 
 	j->asked = core_loop_now(st->loop);
 	j->gen = st->gen;
-	j->in_flight = true;
+	j->srv = st->cur;
+	j->waiting = true;
 	if (!st->mounted) {
 		if (j->step != J_MOUNT && j->step != J_LSTAT) {
-			j->in_flight = false;
+			j->waiting = false;	/* its file went with the context */
 			job_fail(j, 502, "the connection", "lost");
-			return;
+			return false;
 		}
 		j->step = J_MOUNT;
 		static_connect(st);
-		return;
+		return true;
 	}
 	static_enter(st);
+	job_get(j);			/* libnfs's, put by the callback */
+	j->held = true;
 	switch (j->step) {
 	case J_LSTAT:
 	case J_INDEX:
 		rc = nfs_lstat64_async(st->nfs, j->path, lstat_done, j);
 		break;
 	case J_OPEN:
-		rc = nfs_open_async(st->nfs, j->path, O_RDONLY, open_done, j);
+		rc = nfs_open_async(st->nfs, j->path, O_RDONLY | O_NOFOLLOW, open_done, j);
 		break;
 	case J_READ:
 		rc = nfs_pread_async(st->nfs, j->fh, j->off, j->end - j->off < STATIC_CHUNK ?
@@ -819,14 +956,23 @@ static void job_next(struct proxy_static_job *j)
 		break;
 	case J_MOUNT:
 	case J_DONE:
-		j->in_flight = false;
+		rc = -1;
 		break;
 	}
-	if (rc != 0 && j->in_flight && st->nfs != NULL) {
-		j->in_flight = false;
-		job_fail(j, 502, "a call", nfs_get_error(st->nfs));
+	if (rc != 0 && j->held) {	/* not sent: libnfs keeps no callback */
+		const char *e = st->nfs != NULL ? nfs_get_error(st->nfs) : NULL;
+
+		j->held = false;
+		j->refs--;		/* the caller holds one too */
+		if (j->waiting) {
+			j->waiting = false;
+			job_fail(j, 502, "a call", e);
+		}
+		static_leave(st);
+		return false;
 	}
 	static_leave(st);
+	return true;
 }
 
 /* ---- what proxy.c calls ------------------------------------------------------------------- */
@@ -871,13 +1017,32 @@ void proxy_static_free(struct proxy_static *st)
 		return;
 	if (st->loop != NULL)
 		core_io_stop(&st->io);
-	if (st->nfs != NULL)
-		nfs_destroy_context(st->nfs);
+	if (st->nfs != NULL) {
+		struct nfs_context *nfs = st->nfs;
+
+		st->nfs = NULL;		/* its callbacks find their jobs stale */
+		st->gen++;
+		static_destroy(st, nfs);
+	}
+	/* proxy.c ended every job before the route went; what is left was
+	 * held by a context and leaks nothing else now. */
 	for (el = st->jobs.next; el != &st->jobs; el = next) {
 		next = el->next;
 		free(CORE_CONTAINER_OF(el, struct proxy_static_job, link));
 	}
 	free(st);
+}
+
+/* A name starting with a dot (keel's canary files, .git, .htpasswd) is not
+ * served, as it is not listed; ".well-known" is, for ACME and the like. */
+static bool hidden(const char *rel)
+{
+	const char *p;
+
+	for (p = rel; (p = strstr(p, "/.")) != NULL; p++)
+		if (strncmp(p, "/.well-known", 12) != 0 || (p[12] != '/' && p[12] != '\0'))
+			return true;
+	return false;
 }
 
 /* A header's value, NUL-terminated into out ("" when absent or too long). */
@@ -913,6 +1078,7 @@ struct proxy_static_job *proxy_static_begin(struct proxy_static *st, struct core
 	j->st = st;
 	j->wake = wake;
 	j->owner = owner;
+	j->refs = 1;			/* proxy.c's */
 	j->out = out;
 	j->ims = -1;
 	core_list_add_tail(&st->jobs, &j->link);
@@ -941,6 +1107,11 @@ struct proxy_static_job *proxy_static_begin(struct proxy_static *st, struct core
 		j->quiet = false;
 		return j;
 	}
+	if (hidden(j->rel)) {
+		job_page(j, 404, "");
+		j->quiet = false;
+		return j;
+	}
 	header(m, buf, "if-none-match", j->inm, sizeof(j->inm));
 	header(m, buf, "range", j->range, sizeof(j->range));
 	header(m, buf, "if-range", j->if_range, sizeof(j->if_range));
@@ -955,7 +1126,7 @@ struct proxy_static_job *proxy_static_begin(struct proxy_static *st, struct core
 
 void proxy_static_more(struct proxy_static_job *j)
 {
-	if (j->step == J_READ && !j->in_flight && j->off < j->end &&
+	if (j->step == J_READ && !j->waiting && j->off < j->end &&
 	    core_buf_len(j->out) < STATIC_AHEAD) {
 		j->quiet = true;
 		job_next(j);
@@ -975,7 +1146,7 @@ bool proxy_static_broken(const struct proxy_static_job *j)
 
 bool proxy_static_waiting(const struct proxy_static_job *j, uint64_t *since, uint64_t *timeout)
 {
-	if (!j->in_flight)
+	if (!j->waiting)
 		return false;
 	*since = j->asked;
 	*timeout = j->st->timeout;
@@ -1001,12 +1172,6 @@ void proxy_static_end(struct proxy_static_job *j)
 	if (j == NULL)
 		return;
 	j->owner = NULL;
-	if (j->in_flight)
-		return;		/* freed when its call comes back, or with the context */
-	if (j->fh != NULL && j->st->nfs != NULL && j->gen == j->st->gen) {
-		static_enter(j->st);
-		(void)nfs_close_async(j->st->nfs, j->fh, close_done, NULL);
-		static_leave(j->st);
-	}
-	job_free(j);
+	j->waiting = false;
+	job_put(j);		/* freed now, or when libnfs gives it back */
 }

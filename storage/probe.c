@@ -344,6 +344,8 @@ static void server_on_timer(struct core_timer *t)
 
 static void server_probe(struct storage_server *s)
 {
+	char name[320];
+
 	s->probes++;
 	core_timer_start(&s->timer, s->m->timeout);
 	if (s->m->type == KEEL_MOUNT_GLUSTERFS) {
@@ -361,6 +363,11 @@ static void server_probe(struct storage_server *s)
 		server_failed(s, "MOUNT", "out of memory");
 		return;
 	}
+	/* Its own NFSv4 client name: libnfs's default ("Libnfs pid:P <second>")
+	 * is shared by contexts made in the same second, which then expire
+	 * each other's state on the server. */
+	snprintf(name, sizeof(name), "keel:%d:probe:%s:%s", (int)getpid(), s->m->name, s->addr);
+	nfs4_set_client_name(s->nfs, name);
 	/* The version the kernel mounts with: NFSv4 goes straight to port
 	 * 2049 (a v4-only server has no portmapper or MOUNT service). */
 	if (nfs_set_version(s->nfs, s->m->nfs_version) != 0) {

@@ -15,8 +15,9 @@ import harness
 from harness import KEEL, check, free_port, http_get, wait_for
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-# libyaml 0.2.5 leaks its parse stack when yaml_parser_load fails for
-# memory (not keel's to free); nothing else is suppressed.
+# The libraries' leaks that are not keel's to free (libyaml's parse stack
+# when yaml_parser_load fails for memory, libnfs's first client name); run.py
+# sets the same for every sanitizer run.
 SUPP = os.path.join(HERE, "fixtures", "lsan.supp")
 MAX_STEPS = 20000
 

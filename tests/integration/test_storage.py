@@ -10,6 +10,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import threading
 import time
@@ -378,8 +379,10 @@ def test_a_static_route_serves_the_export_through_libnfs_and_504s_when_it_hangs(
     g, export = nfsserver.start(h)
     pub = os.path.join(export, "public")
     os.makedirs(os.path.join(pub, "sub"))
+    os.makedirs(os.path.join(pub, ".well-known"))
     files = {"index.html": b"<h1>home</h1>\n", "app.js": b"console.log('hi');\n",
-             "sub/x.txt": b"x\n", "big.bin": os.urandom(1 << 20)}
+             "sub/x.txt": b"x\n", "big.bin": os.urandom(1 << 20), ".env": b"SECRET=1\n",
+             ".well-known/acme.txt": b"token\n", "huge.bin": b"h" * (32 << 20)}
     for name, data in files.items():
         with open(os.path.join(pub, name), "wb") as f:
             f.write(data)
@@ -393,8 +396,9 @@ def test_a_static_route_serves_the_export_through_libnfs_and_504s_when_it_hangs(
               {"path": "/list/", "static": {"mount": "share", "root": "/public",
                                              "index": "", "listing": True}},
               {"path": "/", "upstream": "ua"}]
-    h.keel(yaml_conf(front, admin, {"ua": [app]}, routes,
-                     extra=MOUNT % ('"127.0.0.1"', "/export")), wait_port=admin)
+    # The first server has nothing listening: each request mounts from the next.
+    k = h.keel(yaml_conf(front, admin, {"ua": [app]}, routes,
+                         extra=MOUNT % ('"127.0.0.9", "127.0.0.1"', "/export")), wait_port=admin)
 
     r = http_get(front, "/files/app.js")
     check(r.status == 200 and r.body == files["app.js"].decode(), "app.js: %s %r" % (r.status, r.body))
@@ -440,29 +444,60 @@ def test_a_static_route_serves_the_export_through_libnfs_and_504s_when_it_hangs(
                                   b"Connection: close\r\n\r\n")
         check(out.startswith(b"HTTP/1.1 400"), "%s: %r" % (bad, out[:60]))
     check(http_get(front, "/files/link.txt").status == 404, "a symbolic link is not followed")
+    for hidden in ("/files/.env", "/files/sub/.env", "/list/.env", "/files/.well-knownx"):
+        check(http_get(front, hidden).status == 404, "a dot file: %s" % hidden)
+    r = http_get(front, "/files/.well-known/acme.txt")
+    check(r.status == 200 and r.body == "token\n", ".well-known: %s" % r.status)
     r = http_get(front, "/list/sub/")
     check(r.status == 200 and '<a href="x.txt">x.txt</a>' in r.body, "the listing: %r" % r.body)
     r = http_get(front, "/list/")
     check('href="sub/"' in r.body and ".keel" not in r.body, "the top listing: %r" % r.body)
 
-    # Frozen: this route says 504 after its 1 s; the proxied route does not wait.
+    # A download the client stops reading holds a file of the connection.
+    paused = socket.socket()
+    paused.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    paused.connect(("127.0.0.1", front))
+    paused.sendall(b"GET /files/huge.bin HTTP/1.1\r\nHost: x\r\n\r\n")
+    time.sleep(0.3)
+
+    # Frozen: this route says 504 after its 1 s to every request waiting on
+    # the server, the paused download is cut, and the proxied route does
+    # not wait.
     os.kill(g.pid, signal.SIGSTOP)
     try:
         t0 = time.monotonic()
         result = {}
 
-        def slow():
-            result["r"] = http_get(front, "/files/app.js", timeout=10)
-            result["t"] = time.monotonic() - t0
-        t = threading.Thread(target=slow)
-        t.start()
+        def slow(i):
+            result[i] = http_get(front, "/files/app.js" if i % 2 else "/files/big.bin",
+                                 timeout=10)
+            result["t%d" % i] = time.monotonic() - t0
+        threads = [threading.Thread(target=slow, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
         worst = max(latency(front) for _ in range(20))
-        t.join()
-        check(result["r"].status == 504 and 0.9 <= result["t"] <= 3,
-              "a frozen server: %s after %.2f s" % (result["r"].status, result["t"]))
+        for t in threads:
+            t.join()
+        for i in range(6):
+            check(result[i].status == 504 and 0.9 <= result["t%d" % i] <= 3,
+                  "a frozen server: %s after %.2f s" % (result[i].status, result["t%d" % i]))
         check(worst < 0.5, "the proxied route waited: %.3f s" % worst)
+        result["t"] = max(result["t%d" % i] for i in range(6))
+        # Cut while the server is still frozen, before the client reads on.
+        k.wait_log(r'"GET /files/huge\.bin HTTP/1\.1" 200 ', timeout=2)
+        paused.settimeout(5)
+        got = b""
+        while True:
+            chunk = paused.recv(1 << 16)
+            if not chunk:
+                break
+            got += chunk
+        paused.close()
+        check(got.startswith(b"HTTP/1.1 200") and len(got) < (32 << 20),
+              "the paused download was not cut: %d bytes" % len(got))
     finally:
         os.kill(g.pid, signal.SIGCONT)
     wait_for("files again", lambda: http_get(front, "/files/app.js").status == 200, timeout=10)
-    print("    504 %.2f s after the server froze; the proxied route's worst %.1f ms meanwhile"
+    k.wait_log(r"static /files/: trying 127\.0\.0\.1 next", timeout=1)
+    print("    six 504s within %.2f s after the server froze; the proxied route's worst %.1f ms meanwhile"
           % (result["t"], worst * 1000))
