@@ -13,13 +13,17 @@
 #include "auth.h"
 #include "core/conf.h"
 #include "core/buf.h"
+#include "core/command.h"
 #include "core/control.h"
+#include "core/list.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/settings.h"
 #include "core/store.h"
 
 void (*web_api_kick)(void);
+
+static struct core_list suspended = { &suspended, &suspended };
 
 static struct {
 	struct core_loop *loop;
@@ -246,6 +250,40 @@ int web_api_start(struct core_loop *loop, bool https, char *err, size_t errlen)
 		}
 	}
 	return CORE_OK;
+}
+
+void web_api_suspend(struct web_req *r)
+{
+	r->suspended = true;
+	core_list_add_tail(&suspended, &r->suspended_link);
+	MHD_suspend_connection(r->conn);
+}
+
+void web_api_resume(struct web_req *r)
+{
+	if (!r->suspended)
+		return;
+	r->suspended = false;
+	core_list_del(&r->suspended_link);
+	MHD_resume_connection(r->conn);
+	if (web_api_kick != NULL)
+		web_api_kick();
+}
+
+void web_api_resume_all(void)
+{
+	while (suspended.next != &suspended) {
+		struct web_req *r = CORE_CONTAINER_OF(suspended.next, struct web_req,
+						      suspended_link);
+
+		if (r->cmd_running) {
+			core_command_cancel(&r->cmd);
+			r->cmd_running = false;
+		}
+		r->suspended = false;
+		core_list_del(&r->suspended_link);
+		MHD_resume_connection(r->conn);
+	}
 }
 
 void web_api_stop(void)

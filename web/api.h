@@ -148,4 +148,12 @@ void web_api_stop(void);
 /* Runs the daemon again (after a suspended request resumed). */
 extern void (*web_api_kick)(void);
 
+/* A request waits for something off the daemon (a hash, a command) and
+ * goes on when it is there. libmicrohttpd cannot stop with a request
+ * suspended: web_api_resume_all cancels what they wait for and lets them
+ * go, before the daemon stops. */
+void web_api_suspend(struct web_req *r);
+void web_api_resume(struct web_req *r);
+void web_api_resume_all(void);
+
 #endif

@@ -50,12 +50,7 @@ static void command_done(struct core_command_call *call)
 
 	r->cmd_running = false;
 	r->state = WEB_REQ_COMMANDED;
-	if (r->cmd_suspended) {
-		r->cmd_suspended = false;
-		MHD_resume_connection(r->conn);
-		if (web_api_kick != NULL)
-			web_api_kick();
-	}
+	web_api_resume(r);
 }
 
 static enum MHD_Result command_answer(struct web_req *r)
@@ -112,8 +107,7 @@ enum MHD_Result web_api_command(struct web_req *r)
 	core_command_run(c, &r->cmd);
 	if (!r->cmd_running)		/* answered at once */
 		return command_answer(r);
-	r->cmd_suspended = true;
-	MHD_suspend_connection(r->conn);
+	web_api_suspend(r);
 	return MHD_YES;
 }
 

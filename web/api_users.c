@@ -29,9 +29,7 @@ static void job_done(struct web_auth_job *job)
 	struct web_req *r = job->arg;
 
 	r->state = WEB_REQ_HASHED;
-	MHD_resume_connection(r->conn);
-	if (web_api_kick != NULL)
-		web_api_kick();
+	web_api_resume(r);
 }
 
 /* Starts hashing password with salt off the loop and suspends the request. */
@@ -49,7 +47,7 @@ static enum MHD_Result hash_start(struct web_req *r, int step, const char *passw
 				     "too many logins at once; try again");
 	r->step = step;
 	r->state = WEB_REQ_HASHING;
-	MHD_suspend_connection(r->conn);
+	web_api_suspend(r);
 	return MHD_YES;
 }
 

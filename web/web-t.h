@@ -14,6 +14,7 @@
 
 #include "core/buf-t.h"
 #include "core/command-t.h"
+#include "core/list-t.h"
 
 /* ---- authentication ---- */
 
@@ -109,7 +110,8 @@ struct web_req {
 	char		 password[256];	/* a new password waiting for the current one's check */
 	struct core_command_call cmd;	/* a part's command (api_commands.c) */
 	bool		 cmd_running;
-	bool		 cmd_suspended;
+	bool		 suspended;	/* waiting on a hash or a command */
+	struct core_list suspended_link;	/* in the suspended requests */
 };
 
 /* A JSON body, parsed by libyaml (JSON is YAML's flow style). */

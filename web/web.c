@@ -17,6 +17,7 @@
 #include "core/loop.h"
 #include "core/module.h"
 #include "core/net.h"
+#include "core/list.h"
 #include "core/settings.h"
 #include "core/state.h"
 #include "api.h"
@@ -109,6 +110,10 @@ static void web_completed(void *cls, struct MHD_Connection *c, void **req_cls,
 	if (toe != MHD_REQUEST_TERMINATED_COMPLETED_OK)
 		core_log_debug("web", "%s: %s %s ended early in state %s", r->ip, r->method, r->url,
 			       web_req_state_str(r->state));
+	if (r->suspended) {		/* the daemon stops */
+		r->suspended = false;
+		core_list_del(&r->suspended_link);
+	}
 	web_api_req_done(r);
 	web_api_command_end(r);
 	core_buf_free(&r->body);
@@ -157,6 +162,7 @@ static void web_stop(void)
 		return;
 	web_front_stop();
 	web_api_stop();
+	web_api_resume_all();		/* libmicrohttpd panics on a suspended one */
 	core_io_stop(&web.io);
 	core_timer_stop(&web.timer);
 	if (web.mhd != NULL)

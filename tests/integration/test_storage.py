@@ -113,7 +113,7 @@ def test_what_is_wrong_with_a_mount_is_named(h):
     configuration that is refused before anything starts."""
     if not nfsserver.available():
         harness.skip("nfs-ganesha, rpcbind or libnfs-utils is not installed (tests/setup.sh)")
-    nfsserver.start(h)
+    g, _ = nfsserver.start(h)
     admin = free_port()
     conf = MOUNT % ('"127.0.0.1"', "/nope") + \
         "    empty:\n      servers: [\"127.0.0.9\"]\n      export: \"/export\"\n"
@@ -161,6 +161,24 @@ def test_what_is_wrong_with_a_mount_is_named(h):
                  "storage.mounts.s.export", "must start with '/'", "storage.mounts.s.path",
                  "may hold only letters", "without a trailing '/'"):
         check(what in r.stderr + r.stdout, "%r not in:\n%s" % (what, r.stderr + r.stdout))
+
+    # keel stops cleanly while the export list waits on a frozen server:
+    # the admin request is let go, not left suspended in libmicrohttpd.
+    def ask():
+        try:
+            a.call("POST", "/api/v1/commands/storage.exports", {"arg": "127.0.0.1"})
+        except OSError:
+            pass            # keel went away meanwhile, as it should
+    os.kill(g.pid, signal.SIGSTOP)
+    h.defer(lambda: g.signal(signal.SIGCONT) if g.alive() else None)
+    waiting = threading.Thread(target=ask, daemon=True)
+    waiting.start()
+    time.sleep(0.5)
+    k.signal(signal.SIGTERM)
+    rc = k.wait(10)
+    os.kill(g.pid, signal.SIGCONT)
+    check(rc == 0 and "suspended" not in k.log(), "keel stopped with %s:\n%s" % (rc, k.log()[-600:]))
+    k.wait_log(r"main: stopped")
 
 
 GLUSTER = """storage:
