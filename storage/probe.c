@@ -317,9 +317,9 @@ static void server_timed_out(struct storage_server *s)
 	s->misses++;
 	snprintf(why, sizeof(why), "%s timed out after %llu ms (%u%s miss)", step_str(s->step),
 		 (unsigned long long)s->m->timeout, s->misses, storage_nth(s->misses));
-	if (s->misses >= s->m->max_misses)
+	if (s->misses >= s->m->max_misses && s->state != STORAGE_FAILED)
 		server_set(s, STORAGE_HUNG, why);
-	else
+	else			/* not yet; or down already, and silence is no news */
 		snprintf(s->why, sizeof(s->why), "%s", why);
 	if (s->step == STEP_MOUNT) {
 		/* Still connecting or mounting: that attempt goes on (libnfs

@@ -13,6 +13,7 @@ need=(
 	testssl.sh bsdextrautils				# TLS: weak protocols and ciphers
 	clang libclang-rt-14-dev			# libFuzzer
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
+	qemu-system-x86 busybox-static			# a guest whose kernel mounts NFS
 	chromium fonts-dejavu-core			# the admin UI's browser tests
 )
 # Node and npm for Playwright, unless a node is already installed (a
@@ -42,4 +43,15 @@ fi
 if [ ! -d tests/ui/node_modules/playwright-core ]; then
 	echo "setup: npm ci in tests/ui"
 	(cd tests/ui && npm ci --no-audit --no-fund --loglevel=error)
+fi
+# Debian's kernel for that guest, unpacked (its NFS client is modules;
+# tests/integration/guest.py makes the initramfs).
+guest="${KEEL_GUEST_CACHE:-$HOME/.cache/keel-guest}"
+if ! ls "$guest"/linux/boot/vmlinuz-* >/dev/null 2>&1; then
+	kpkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-/ { print $2; exit }')
+	echo "setup: $kpkg for the test guest"
+	mkdir -p "$guest"
+	(cd "$guest" && rm -f linux-image-*.deb && apt-get download -q "$kpkg" >/dev/null 2>&1 &&
+	 rm -rf linux && dpkg -x linux-image-*.deb linux && rm -f linux-image-*.deb) ||
+		echo "setup: could not fetch $kpkg: the guest test will be skipped" >&2
 fi

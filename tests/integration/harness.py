@@ -75,10 +75,14 @@ class Proc:
         with open(self.log_path, errors="replace") as f:
             return f.read()
 
-    def wait_log(self, pattern, timeout=10.0):
+    def mark(self):
+        """Where the log ends now: wait_log(..., after=mark) sees only what follows."""
+        return len(self.log())
+
+    def wait_log(self, pattern, timeout=10.0, after=0):
         rx = re.compile(pattern)
         return wait_for("log line /%s/ from %s" % (pattern, self.name),
-                        lambda: rx.search(self.log()), timeout)
+                        lambda: rx.search(self.log(), after), timeout)
 
     def signal(self, sig):
         self.popen.send_signal(sig)

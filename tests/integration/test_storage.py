@@ -16,6 +16,7 @@ import threading
 import time
 
 import glusterserver
+import guest
 import harness
 import nfsserver
 import test_api
@@ -519,3 +520,92 @@ def test_a_static_route_serves_the_export_through_libnfs_and_504s_when_it_hangs(
     k.wait_log(r"static /files/: trying 127\.0\.0\.1 next", timeout=1)
     print("    six 504s within %.2f s after the server froze; the proxied route's worst %.1f ms meanwhile"
           % (result["t"], worst * 1000))
+
+
+GUEST = """state_dir: /state
+workers: { count: 1 }
+monitors: { routes: false, servers: false }
+admin: { listen: ["10.0.2.15:8080"], tls: { enabled: false } }
+storage:
+  mounts:
+    share:
+      servers: ["10.0.2.2"]
+      export: /export
+      path: /share
+      probe_interval: 500ms
+      probe_timeout: 1s
+      canary_interval: 500ms
+      canary_timeout: 1s
+    backup:
+      servers: ["10.0.2.9", "10.0.2.2"]
+      export: /export
+      path: /backup
+    refused:
+      servers: ["10.0.2.2"]
+      export: /export
+      path: /refused
+      options: "wsize=lots"
+"""
+
+
+def test_kernel_nfs_mounts_in_a_qemu_guest_fail_over_hang_and_recover(h):
+    """keel in a qemu guest with a Debian kernel mounts ganesha's export
+    through the kernel's NFS client: the canary writes through it; a mount
+    whose first server is dead comes from the second after that attempt's
+    deadline; options the kernel refuses are named; a frozen ganesha is
+    hung within 3 s with no keel process but the abandoned check helpers in
+    D state, and healthy again after SIGCONT."""
+    guest.need()
+    if not nfsserver.available():
+        harness.skip("nfs-ganesha, rpcbind or libnfs-utils is not installed (tests/setup.sh)")
+    g, export = nfsserver.start(h)
+    admin = free_port()
+    t0 = time.monotonic()
+    vm = guest.boot(h, GUEST, forward=[(admin, 8080)])
+    booted = time.monotonic() - t0
+    master = int(vm.wait_log(r"main: keel \S+ started \(pid (\d+),", timeout=30).group(1))
+    m = vm.wait_log(r"storage share: mounted 10\.0\.2\.2:/export on /share in (\d+) ms",
+                    timeout=30)
+    share_ms = int(m.group(1))
+    wait_for("the canary to write through the guest's kernel", lambda: any(
+        n.startswith(".keel-canary-") for n in os.listdir(export)), timeout=15)
+
+    # The dead first server's attempt is given up at its deadline; the
+    # second one mounts.
+    vm.wait_log(r"storage backup: mounted 10\.0\.2\.2:/export on /backup in \d+ ms", timeout=30)
+    check(not re.search(r"storage backup: mounted 10\.0\.2\.9", vm.log()), "mounted from the dead one")
+    a, _ = test_api.setup(vm, admin)
+    st, js = a.call("GET", "/api/v1/status")
+    ms = {x["name"]: x for x in js["storage"]["mounts"]}
+    check(st == 200 and ms["share"]["state"] in ("healthy", "slow"), "share: %r" % ms.get("share"))
+    check(ms["backup"]["server"] == "10.0.2.2" and ms["backup"]["attempts"] >= 2 and
+          ms["backup"]["source"] == "10.0.2.2:/export", "backup: %r" % ms["backup"])
+    backup = "%d attempts, %d given up" % (ms["backup"]["attempts"], ms["backup"]["giveups"])
+    refused = vm.wait_log(r"storage refused: mount 10\.0\.2\.2:/export: (mount\.nfs: [^(\n]*)",
+                          timeout=30)
+    check("incorrect mount option" in refused.group(1), "the refusal: %r" % refused.group(1))
+
+    # Frozen: hung within 3 s; only helpers (their own group) in D state.
+    os.kill(g.pid, signal.SIGSTOP)
+    h.defer(lambda: g.signal(signal.SIGCONT) if g.alive() else None)
+    t1, mark = time.monotonic(), vm.mark()
+    try:
+        vm.wait_log(r"storage share: 10\.0\.2\.2:/export hung", timeout=15, after=mark)
+        detect = time.monotonic() - t1
+        time.sleep(3)
+    finally:
+        mark = vm.mark()
+        os.kill(g.pid, signal.SIGCONT)
+    t2 = time.monotonic()
+    vm.wait_log(r"storage share: 10\.0\.2\.2:/export healthy", timeout=30, after=mark)
+    recover = time.monotonic() - t2
+    dstate = [(int(p), int(grp)) for p, grp in
+              re.findall(r"guest: D state: pid (\d+) group (\d+)", vm.log())]
+    bad = [p for p, grp in dstate if p != grp or p == master]
+    check(not bad, "keel's own processes in D state: %r (master %d)" % (bad, master))
+    check(detect <= 3.5, "hung after %.2f s, the goal is 3 s" % detect)
+    print("    guest up in %.1f s; /share mounted in %d ms; /backup after %s; refused: %s"
+          % (booted, share_ms, backup, refused.group(1)))
+    print("    hung %.2f s after SIGSTOP, healthy %.2f s after SIGCONT; %d helper%s seen in D "
+          "state, keel's own none" % (detect, recover, len({p for p, _ in dstate}),
+                                      "" if len({p for p, _ in dstate}) == 1 else "s"))
