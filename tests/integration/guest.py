@@ -202,5 +202,6 @@ def boot(h, conf_text, name="guest", forward=()):
             "-netdev", net, "-device", "virtio-net-pci,netdev=n0",
             "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]
     p = h.start(name, argv)
+    p.runs_keel = True          # its console is keel's log: sanitizer reports count
     p.wait_log(r"guest: up", timeout=60)
     return p

@@ -174,10 +174,11 @@ class Harness:
         self.cleanups.append(fn)
 
     def sanitizer_reports(self):
-        """Sanitizer reports in the logs of every keel this test ran."""
+        """Sanitizer reports in the logs of every keel this test ran (a qemu
+        guest's console holds its keel's)."""
         found = []
         for p in self.stopped + self.procs:
-            if p.argv and p.argv[0] == KEEL:
+            if p.argv and (p.argv[0] == KEEL or getattr(p, "runs_keel", False)):
                 text = p.log()
                 if "Sanitizer" in text or "runtime error:" in text:
                     found.append((p.name, text[-3000:]))
