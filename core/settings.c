@@ -968,7 +968,7 @@ static const struct core_conf_def mount_defs[] = {
 		 "for it." },
 	{ .name = "canary", .type = CORE_CONF_BOOL,
 	  .offset = offsetof(struct keel_mount_conf, canary), .dflt = "true",
-	  .doc = "Write, sync and read back `.keel-canary-NODE` in the mount every "
+	  .doc = "Write, sync and read back `.keel-canary-NODE-MOUNT` in the mount every "
 		 "`canary_interval` (set false for a read-only share: then only statvfs)." },
 	{ .name = "canary_interval", .type = CORE_CONF_DURATION,
 	  .offset = offsetof(struct keel_mount_conf, canary_interval), .dflt = "2s",

@@ -37,11 +37,17 @@ echo "guest: up"
 keel -c /keel.yaml &
 while :; do
 	for s in /proc/[0-9]*/stat; do
-		read -r l < "$s" 2>/dev/null || continue
+		read -r l 2>/dev/null < "$s" || continue
 		case "$l" in *"(keel) D "*) set -- $l; echo "guest: D state: pid $1 group $5";; esac
 	done
 	sleep 0.5
 done
+"""
+
+NETCONFIG = """tcp\ttpi_cots_ord\tv\tinet\ttcp\t-\t-
+udp\ttpi_clts\tv\tinet\tudp\t-\t-
+tcp6\ttpi_cots_ord\tv\tinet6\ttcp\t-\t-
+udp6\ttpi_clts\tv\tinet6\tudp\t-\t-
 """
 
 
@@ -180,22 +186,52 @@ def initramfs(keel_bin, conf_text, path):
     c.file("/modules.order", "".join(os.path.basename(p) + "\n" for p in order).encode())
     c.symlink("/etc/mtab", "/proc/self/mounts")
     c.file("/etc/hosts", b"127.0.0.1 localhost\n")
-    if os.path.exists("/etc/netconfig"):
-        c.copy("/etc/netconfig", "/etc/netconfig", 0o644)
+    c.file("/etc/netconfig", NETCONFIG.encode())     # libtirpc's, for mount.nfs with NFSv3
+    c.file("/etc/protocols", b"ip 0 IP\ntcp 6 TCP\nudp 17 UDP\n")
     c.file("/init", INIT.encode(), 0o755)
     c.file("/keel.yaml", conf_text.encode())
     with open(path, "wb") as f:
         f.write(c.done())
 
 
-def boot(h, conf_text, name="guest", forward=()):
+class Relay:
+    """One more address for services on the host's loopback, as the guest
+    sees it: slirp runs `busybox nc 127.0.0.1 PORT` for each connection the
+    guest makes to addr:PORT, while the flag file is there. cut() makes the
+    address dead (no new connection, the open ones closed), mend() brings
+    it back. slirp gives the guest the host at 10.0.2.2 only; this is how a
+    test gets a second NFS server."""
+
+    def __init__(self, h, addr, ports):
+        self.addr, self.ports = addr, ports
+        self.flag = h.path("relay-%s.up" % addr)
+        self.mend()
+
+    def netdev(self):
+        return "".join(",guestfwd=tcp:%s:%d-cmd:sh -c \"test -e %s && exec busybox nc 127.0.0.1 %d\""
+                       % (self.addr, p, self.flag, p) for p in self.ports)
+
+    def cut(self):
+        if os.path.exists(self.flag):
+            os.unlink(self.flag)
+        for p in self.ports:
+            subprocess.run(["pkill", "-f", "^busybox nc 127.0.0.1 %d$" % p], capture_output=True)
+
+    def mend(self):
+        with open(self.flag, "w"):
+            pass
+
+
+def boot(h, conf_text, name="guest", forward=(), relays=()):
     """Boots the guest with keel and conf_text; forward: (host port, guest
-    port) pairs on 127.0.0.1. Returns the qemu Proc, its log the console."""
+    port) pairs on 127.0.0.1; relays: Relay objects. Returns the qemu Proc,
+    its log the console."""
     need()
     vmlinuz, _ = kernel()
     initrd = h.path(name + ".cpio")
     initramfs(harness.KEEL, conf_text, initrd)
     net = "user,id=n0" + "".join(",hostfwd=tcp:127.0.0.1:%d-10.0.2.15:%d" % f for f in forward)
+    net += "".join(r.netdev() for r in relays)
     argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1",
             "-kernel", vmlinuz, "-initrd", initrd,
             "-append", "console=ttyS0 quiet loglevel=3 panic=-1",

@@ -1,6 +1,7 @@
 """A real NFS server for the tests: nfs-ganesha (userspace, FSAL VFS) on
 127.0.0.1 with rpcbind, exporting a scratch directory as /export. Both use
-fixed ports (111 for rpcbind, 2049 for NFS), so one test at a time."""
+fixed ports (111 for rpcbind, 2049 for NFS, 20048 for MOUNT, so that a qemu
+guest can reach them through fixed relays), so one test at a time."""
 
 import os
 import shutil
@@ -13,6 +14,7 @@ CONF = """NFS_CORE_PARAM {
 	Bind_addr = 127.0.0.1;
 	Protocols = 3, 4;
 	Mount_Path_Pseudo = true;
+	MNT_Port = 20048;
 }
 NFSV4 { Graceless = true; }
 EXPORT {

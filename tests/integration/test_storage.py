@@ -238,7 +238,7 @@ def test_keel_mounts_glusterfs_keeps_it_through_a_dead_brick_and_remounts_it(h):
         f.write("uploaded\n")
     check(all(os.path.exists(os.path.join(b, "app.txt")) for b in g.bricks),
           "a file written to the mount is on both bricks")
-    check(os.path.exists(os.path.join(g.bricks[0], ".keel-canary-keel")), "no canary file")
+    check(os.path.exists(os.path.join(g.bricks[0], ".keel-canary-keel-share")), "no canary file")
 
     # An operator's remount, through the API: audited, and the mount comes back.
     st, js = a.call("POST", "/api/v1/commands/storage.remount", {"target": "share"})
@@ -545,6 +545,16 @@ storage:
       export: /export
       path: /refused
       options: "wsize=lots"
+    moving:
+      servers: ["10.0.2.100", "10.0.2.2"]
+      export: /export
+      path: /moving
+      failback: true
+      # NFSv3: to NFSv4.1 both addresses are one server (one ganesha), and
+      # the kernel would join them into one client; fixed ports, no locks.
+      options: "nfsvers=3,port=2049,mountport=20048,mountproto=tcp,nolock"
+      probe_interval: 500ms
+      probe_timeout: 1s
 """
 
 
@@ -552,16 +562,18 @@ def test_kernel_nfs_mounts_in_a_qemu_guest_fail_over_hang_and_recover(h):
     """keel in a qemu guest with a Debian kernel mounts ganesha's export
     through the kernel's NFS client: the canary writes through it; a mount
     whose first server is dead comes from the second after that attempt's
-    deadline; options the kernel refuses are named; a frozen ganesha is
-    hung within 3 s with no keel process but the abandoned check helpers in
-    D state, and healthy again after SIGCONT."""
+    deadline; options the kernel refuses are named; a mount whose server
+    dies moves to the next one, and back when it returns (failback); a
+    frozen ganesha is hung within 3 s with no keel process but the
+    abandoned check helpers in D state, and healthy again after SIGCONT."""
     guest.need()
     if not nfsserver.available():
         harness.skip("nfs-ganesha, rpcbind or libnfs-utils is not installed (tests/setup.sh)")
     g, export = nfsserver.start(h)
     admin = free_port()
     t0 = time.monotonic()
-    vm = guest.boot(h, GUEST, forward=[(admin, 8080)])
+    primary = guest.Relay(h, "10.0.2.100", (111, 2049, 20048))   # the same ganesha, elsewhere
+    vm = guest.boot(h, GUEST, forward=[(admin, 8080)], relays=[primary])
     booted = time.monotonic() - t0
     master = int(vm.wait_log(r"main: keel \S+ started \(pid (\d+),", timeout=30).group(1))
     m = vm.wait_log(r"storage share: mounted 10\.0\.2\.2:/export on /share in (\d+) ms",
@@ -584,6 +596,25 @@ def test_kernel_nfs_mounts_in_a_qemu_guest_fail_over_hang_and_recover(h):
     refused = vm.wait_log(r"storage refused: mount 10\.0\.2\.2:/export: (mount\.nfs: [^(\n]*)",
                           timeout=30)
     check("incorrect mount option" in refused.group(1), "the refusal: %r" % refused.group(1))
+
+    # The primary dies under a kernel mount: keel moves it to the second
+    # server, and back once the primary has answered for 10 s.
+    vm.wait_log(r"storage moving: mounted 10\.0\.2\.100:/export on /moving", timeout=30)
+    wait_for("moving to be healthy on the primary", lambda: any(
+        x["name"] == "moving" and x["state"] == "healthy" and x["server"] == "10.0.2.100"
+        for x in a.call("GET", "/api/v1/status")[1]["storage"]["mounts"]), timeout=20)
+    t3, mark = time.monotonic(), vm.mark()
+    primary.cut()
+    vm.wait_log(r"storage moving: mounted 10\.0\.2\.2:/export on /moving", timeout=40, after=mark)
+    switched = time.monotonic() - t3
+    t4, mark = time.monotonic(), vm.mark()
+    primary.mend()
+    vm.wait_log(r"storage moving: mounted 10\.0\.2\.100:/export on /moving", timeout=60,
+                after=mark)
+    back = time.monotonic() - t4
+    check(re.search(r"storage moving: .*switching to 10\.0\.2\.2", vm.log()), "no switch logged")
+    print("    the primary cut: on the second server %.1f s later; mended: back on the primary "
+          "%.1f s later" % (switched, back))
 
     # Frozen: hung within 3 s; only helpers (their own group) in D state.
     os.kill(g.pid, signal.SIGSTOP)
@@ -609,3 +640,4 @@ def test_kernel_nfs_mounts_in_a_qemu_guest_fail_over_hang_and_recover(h):
     print("    hung %.2f s after SIGSTOP, healthy %.2f s after SIGCONT; %d helper%s seen in D "
           "state, keel's own none" % (detect, recover, len({p for p, _ in dstate}),
                                       "" if len({p for p, _ in dstate}) == 1 else "s"))
+
