@@ -264,6 +264,12 @@ struct keel_storage_conf {
 	struct core_conf_list mounts;	/* map of struct keel_mount_conf */
 };
 
+struct keel_watchdog_conf {
+	char		*device;	/* "": none, never armed */
+	int64_t		 timeout;	/* ms the hardware waits for a ping */
+	bool		 front_door;	/* ping only while the front door answers */
+};
+
 struct keel_conf {
 	char		*node;		/* this box's name */
 	char		*pid_file;	/* "": none */
@@ -280,6 +286,7 @@ struct keel_conf {
 	struct keel_alerts_conf alerts;
 	struct keel_redis_conf redis;
 	struct keel_storage_conf storage;
+	struct keel_watchdog_conf watchdog;
 };
 
 #endif

@@ -1141,6 +1141,32 @@ static const struct core_conf_section storage_section = {
 	.doc = "Shared storage for the app servers.",
 };
 
+static const struct core_conf_def watchdog_defs[] = {
+	{ .name = "device", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_watchdog_conf, device), .dflt = "",
+	  .min = 0, .max = 255,
+	  .doc = "The hardware watchdog keel pings, such as `/dev/watchdog`; empty: none (a host "
+		 "that did not ask for one never has it armed). When keel stops cleanly it "
+		 "disarms it." },
+	{ .name = "timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_watchdog_conf, timeout), .dflt = "15s",
+	  .min = SEC, .max = 600 * SEC,
+	  .doc = "How long the hardware waits for a ping before it resets the box (in whole "
+		 "seconds; the hardware may round it, and the log says what it took). keel "
+		 "pings four times per timeout, and only while its checks pass." },
+	{ .name = "front_door", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_watchdog_conf, front_door), .dflt = "true",
+	  .doc = "Ping only while a request to the first listener is answered (any HTTP "
+		 "status): workers that stopped answering reset the box though the master runs." },
+	{ 0 }
+};
+
+static const struct core_conf_section watchdog_section = {
+	.size = sizeof(struct keel_watchdog_conf), .defs = watchdog_defs,
+	.doc = "The hardware watchdog, pinged only while keel's master loop runs, the front "
+	       "door answers and `state_dir` takes a write.",
+};
+
 static const struct core_conf_def keel_defs[] = {
 	{ .name = "node", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_conf, node), .dflt = "keel",
@@ -1184,6 +1210,8 @@ static const struct core_conf_def keel_defs[] = {
 	  .offset = offsetof(struct keel_conf, redis), .sub = &redis_section },
 	{ .name = "storage", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, storage), .sub = &storage_section },
+	{ .name = "watchdog", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, watchdog), .sub = &watchdog_section },
 	{ 0 }
 };
 

@@ -450,6 +450,29 @@ static void stream_reply(struct proxy_stream *s, unsigned status, const char *lo
 	s->since = core_loop_now(px.loop);
 }
 
+/* From this box: 127/8 or ::1. */
+static bool stream_loopback(const struct proxy_stream *s)
+{
+	if (s->peer.sa.sa_family == AF_INET)
+		return (ntohl(s->peer.v4.sin_addr.s_addr) >> 24) == 127;
+	return s->peer.sa.sa_family == AF_INET6 && IN6_IS_ADDR_LOOPBACK(&s->peer.v6.sin6_addr);
+}
+
+/* keel's watchdog asked whether this worker answers: it does, and closes.
+ * Nothing is logged or counted; it comes every second. */
+static void stream_alive(struct proxy_stream *s)
+{
+	static const char answer[] = "HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n";
+
+	s->cout.start = s->cout.end = 0;
+	if (core_buf_append(&s->cout, answer, sizeof(answer) - 1) != CORE_OK) {
+		stream_close(s);
+		return;
+	}
+	s->state = PROXY_ST_REPLY;
+	s->since = core_loop_now(px.loop);
+}
+
 /* ---- the request head ---------------------------------------------------------------------- */
 
 static int put(struct core_buf *b, const char *p, size_t n)
@@ -940,6 +963,11 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 	const char *why = NULL;
 
 	s->requests++;
+	if (m->host.len == sizeof(CORE_WATCHDOG_HOST) - 1 && stream_loopback(s) &&
+	    memcmp(buf + m->host.off, CORE_WATCHDOG_HOST, m->host.len) == 0) {
+		stream_alive(s);
+		return;
+	}
 	route = proxy_route_find(px.rt, buf + m->host.off, m->host.len,
 				 buf + m->path.off, m->path.len, &redirect);
 	if (route == NULL) {

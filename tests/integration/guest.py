@@ -6,13 +6,15 @@ PID 1 is a shell script: it loads the modules, sets up slirp's network
 (the guest is 10.0.2.15, the host's loopback is 10.0.2.2), starts keel
 with the test's config, and then reports every keel process it sees in D
 state, with its process group (keel's helpers lead their own). keel's log and those reports come out on the serial console, which
-is the Proc's log."""
+is the Proc's log. A shell listens on the guest's port 7000 for the
+test's commands (shell())."""
 
 import glob
 import os
 import shutil
-import struct
+import socket
 import subprocess
+import time
 
 import harness
 
@@ -33,6 +35,7 @@ ip link set eth0 up
 ip addr add 10.0.2.15/24 dev eth0
 ip route add default via 10.0.2.2
 mkdir -p /state /run /tmp
+(while :; do nc -l -p 7000 -e /bin/sh; done) &
 echo "guest: up"
 keel -c /keel.yaml &
 while :; do
@@ -163,7 +166,7 @@ class Cpio:
         return bytes(self.out)
 
 
-def initramfs(keel_bin, conf_text, path):
+def initramfs(keel_bin, conf_text, path, modules=()):
     """Writes the guest's initramfs with keel and its config to path."""
     _, mods_dir = kernel()
     c = Cpio()
@@ -180,7 +183,7 @@ def initramfs(keel_bin, conf_text, path):
     c.symlink("/sbin/mount.nfs4", "mount.nfs")
     for lib in sorted(libs):
         c.copy(lib, lib, 0o755)
-    order = module_order(mods_dir, MODULES)
+    order = module_order(mods_dir, MODULES + list(modules))
     for p in order:
         c.copy("/lib/modules/" + os.path.basename(p), p, 0o644)
     c.file("/modules.order", "".join(os.path.basename(p) + "\n" for p in order).encode())
@@ -222,14 +225,15 @@ class Relay:
             pass
 
 
-def boot(h, conf_text, name="guest", forward=(), relays=()):
+def boot(h, conf_text, name="guest", forward=(), relays=(), modules=(), devices=()):
     """Boots the guest with keel and conf_text; forward: (host port, guest
-    port) pairs on 127.0.0.1; relays: Relay objects. Returns the qemu Proc,
-    its log the console."""
+    port) pairs on 127.0.0.1; relays: Relay objects; modules: more kernel
+    modules to load; devices: more qemu -device values. Returns the qemu
+    Proc, its log the console."""
     need()
     vmlinuz, _ = kernel()
     initrd = h.path(name + ".cpio")
-    initramfs(harness.KEEL, conf_text, initrd)
+    initramfs(harness.KEEL, conf_text, initrd, modules)
     net = "user,id=n0" + "".join(",hostfwd=tcp:127.0.0.1:%d-10.0.2.15:%d" % f for f in forward)
     net += "".join(r.netdev() for r in relays)
     argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1",
@@ -237,7 +241,34 @@ def boot(h, conf_text, name="guest", forward=(), relays=()):
             "-append", "console=ttyS0 quiet loglevel=3 panic=-1",
             "-netdev", net, "-device", "virtio-net-pci,netdev=n0",
             "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]
+    for d in devices:
+        argv += ["-device", d]
     p = h.start(name, argv)
     p.runs_keel = True          # its console is keel's log: sanitizer reports count
     p.wait_log(r"guest: up", timeout=60)
     return p
+
+
+def shell(port, command, timeout=10.0):
+    """Runs command in the guest's shell (its port 7000, forwarded to the
+    host's port); returns what it printed. slirp accepts the host's
+    connection before the guest's listener is back between two commands,
+    then drops it: the command did not run, and is sent again."""
+    deadline = time.monotonic() + timeout
+    while True:
+        out = b""
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=timeout) as c:
+                c.sendall(command.encode() + b"\necho guest-shell-done\nexit\n")
+                while True:
+                    chunk = c.recv(4096)
+                    if not chunk:
+                        break
+                    out += chunk
+        except (ConnectionResetError, ConnectionRefusedError, BrokenPipeError):
+            pass
+        if b"guest-shell-done" in out:
+            return out.decode(errors="replace").replace("guest-shell-done\n", "")
+        if out or time.monotonic() > deadline:
+            raise harness.TestFailure("the guest's shell: %r gave %r" % (command, out))
+        time.sleep(0.2)

@@ -1,0 +1,96 @@
+"""The hardware watchdog, in a qemu guest with an i6300esb: never on this
+machine itself. qemu runs with -no-reboot, so the guest's reset ends the
+qemu process: its exit is the reset, timed from the host."""
+
+import re
+import time
+
+import guest
+import harness
+from harness import check, free_port
+
+CONF = """state_dir: /state
+workers: { count: 1 }
+monitors: { routes: false, servers: false }
+admin: { listen: ["10.0.2.15:8080"], tls: { enabled: false } }
+listeners: [{ address: "0.0.0.0:80" }]
+upstreams: { app: { servers: [{ address: "127.0.0.1:9" }] } }
+routes: [{ path: "/", upstream: app }]
+watchdog: { device: /dev/watchdog, timeout: 5s }
+"""
+
+
+def keel_pids(ctrl):
+    """The guest's keel processes: (master, the others)."""
+    out = guest.shell(ctrl, "for p in $(pidof keel); do set -- $(cat /proc/$p/stat); "
+                            "echo \"pid $1 ppid $4\"; done")
+    procs = [(int(a), int(b)) for a, b in re.findall(r"pid (\d+) ppid (\d+)", out)]
+    pids = {p for p, _ in procs}
+    masters = [p for p, pp in procs if pp not in pids]
+    check(len(masters) == 1, "keel processes in the guest: %r" % procs)
+    return masters[0], [p for p, _ in procs if p != masters[0]]
+
+
+def reset_after(vm, since, limit):
+    """Seconds from since until the guest reset (qemu ended), or a failure."""
+    try:
+        vm.wait(limit)
+    except Exception:
+        raise harness.TestFailure("no reset within %.1f s:\n%s" % (limit, vm.log()[-1500:]))
+    return time.monotonic() - since
+
+
+def boot(h, name):
+    ctrl = free_port()
+    vm = guest.boot(h, CONF, name=name, forward=[(ctrl, 7000)], modules=["i6300esb"],
+                    devices=["i6300esb"])
+    m = vm.wait_log(r"watchdog /dev/watchdog \(([^)]*)\) armed: timeout (\d+) s", timeout=30)
+    return vm, ctrl, m.group(1), int(m.group(2))
+
+
+def test_the_watchdog_resets_a_guest_whose_proxy_or_master_stops(h):
+    """Pinged while keel works (no reset over twice the timeout); a clean
+    stop disarms it (no reset); workers frozen while the master runs, then
+    the master frozen: each resets the guest within the timeout and 1 s."""
+    guest.need()
+    vm, ctrl, ident, timeout = boot(h, "guest1")
+    check(timeout == 5, "the hardware took %d s" % timeout)
+    time.sleep(2 * timeout)
+    check(vm.alive(), "the guest reset while keel pinged:\n%s" % vm.log()[-1500:])
+    check("keel-watchdog" not in vm.log() and "no server" not in vm.log(),
+          "the front door's answers to the watchdog were routed or logged:\n%s"
+          % vm.log()[-1500:])
+
+    master, _ = keel_pids(ctrl)
+    mark = vm.mark()
+    guest.shell(ctrl, "kill -TERM %d" % master)
+    vm.wait_log(r"watchdog /dev/watchdog disarmed \(a clean stop\)", after=mark)
+    time.sleep(timeout + 2)
+    check(vm.alive(), "the guest reset after a clean stop")
+
+    # keel again; then its worker stops answering while the master runs.
+    mark = vm.mark()
+    guest.shell(ctrl, "keel -c /keel.yaml >/dev/console 2>&1 </dev/null &")
+    vm.wait_log(r"watchdog /dev/watchdog \(.*\) armed", timeout=30, after=mark)
+    time.sleep(2)
+    master, workers = keel_pids(ctrl)
+    check(workers, "no worker to freeze")
+    t0 = time.monotonic()
+    guest.shell(ctrl, "kill -STOP %s" % " ".join(map(str, workers)))
+    frozen_workers = reset_after(vm, t0, timeout + 10)
+    check(re.search(r"not pinging: the front door 127\.0\.0\.1:80 did not answer", vm.log()),
+          "no log line said why the pings stopped")
+
+    # A second guest: the master frozen.
+    vm2, ctrl2, _, _ = boot(h, "guest2")
+    time.sleep(2)
+    master2, _ = keel_pids(ctrl2)
+    t1 = time.monotonic()
+    guest.shell(ctrl2, "kill -STOP %d" % master2)
+    frozen_master = reset_after(vm2, t1, timeout + 10)
+    print("    %s, timeout %d s; reset %.2f s after the worker froze, %.2f s after the "
+          "master froze; no reset while pinged or after a clean stop"
+          % (ident, timeout, frozen_workers, frozen_master))
+    check(frozen_workers <= timeout + 1 and frozen_master <= timeout + 1,
+          "a reset later than the timeout and 1 s: %.2f s, %.2f s"
+          % (frozen_workers, frozen_master))
