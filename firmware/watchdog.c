@@ -83,7 +83,19 @@ static struct {
 	char		 why[400];	/* why not, when not */
 	uint64_t	 pings, last_ping;	/* count, monotonic ms */
 	bool		 reset_by_watchdog;	/* the boot status said so */
+	bool		 configured;	/* a device was named */
 } wd = { .fd = -1 };
+
+/* The named device is not to be had: said once, raised, and keel runs on. */
+static void wd_unusable(const char *fmt, const char *detail)
+{
+	char msg[400];
+
+	snprintf(msg, sizeof(msg), fmt, wd.device, detail);
+	snprintf(wd.why, sizeof(wd.why), "%s", msg);
+	core_log_error("watchdog", "watchdog %s; keel runs without a watchdog", msg);
+	core_event_raise("watchdog", "watchdog", "%s", msg);
+}
 
 static void wd_ping(void)
 {
@@ -224,19 +236,23 @@ static int wd_start(struct core_loop *loop, const struct core_conf *conf, char *
 	if (c->device[0] == '\0')
 		return CORE_OK;
 	wd.loop = loop;
+	wd.configured = true;
 	snprintf(wd.device, sizeof(wd.device), "%s", c->device);
 	snprintf(wd.state_file, sizeof(wd.state_file), "%s/watchdog.check", k->state_dir);
 	if ((wd.fd = open(wd.device, O_WRONLY | O_CLOEXEC)) == -1) {
-		core_log_error("watchdog", "watchdog %s: cannot open it: %s; keel runs without a "
-			       "watchdog", wd.device, strerror(errno));
-		core_event_raise("watchdog", "watchdog", "%s cannot be opened: %s", wd.device,
-				 strerror(errno));
+		wd_unusable("%s cannot be opened: %s", strerror(errno));
+		return CORE_OK;
+	}
+	if (ioctl(wd.fd, WDIOC_GETSUPPORT, &info) == -1) {
+		wd_unusable("%s is not a watchdog (it does not answer WDIOC_GETSUPPORT: %s)",
+			    strerror(errno));
+		close(wd.fd);
+		wd.fd = -1;
 		return CORE_OK;
 	}
 	/* Armed from here: the first ping comes before anything can fail. */
 	wd_ping();
-	if (ioctl(wd.fd, WDIOC_GETSUPPORT, &info) == 0)
-		snprintf(wd.identity, sizeof(wd.identity), "%.32s", (const char *)info.identity);
+	snprintf(wd.identity, sizeof(wd.identity), "%.32s", (const char *)info.identity);
 	if (ioctl(wd.fd, WDIOC_SETTIMEOUT, &want) == -1)
 		core_log_warn("watchdog", "watchdog %s refuses a timeout of %d s (%s): it keeps "
 			      "its own", wd.device, (int)(c->timeout / 1000), strerror(errno));
@@ -315,7 +331,7 @@ static int wd_status_json(struct core_buf *out)
 {
 	int rc;
 
-	if (wd.fd == -1 && !wd.reset_by_watchdog)
+	if (!wd.configured)
 		return core_buf_append(out, "null", 4);
 	rc = core_buf_append(out, "{\"device\":", 10);
 	rc |= core_json_str(out, wd.device);

@@ -3,11 +3,12 @@ machine itself. qemu runs with -no-reboot, so the guest's reset ends the
 qemu process: its exit is the reset, timed from the host."""
 
 import re
+import signal
 import time
 
 import guest
 import harness
-from harness import check, free_port
+from harness import check, free_port, http_get
 
 CONF = """state_dir: /state
 workers: { count: 1 }
@@ -94,3 +95,23 @@ def test_the_watchdog_resets_a_guest_whose_proxy_or_master_stops(h):
     check(frozen_workers <= timeout + 1 and frozen_master <= timeout + 1,
           "a reset later than the timeout and 1 s: %.2f s, %.2f s"
           % (frozen_workers, frozen_master))
+
+
+def test_a_device_that_is_not_a_watchdog_is_named_and_keel_runs_on(h):
+    """A missing device and a device that is not a watchdog (/dev/null): a
+    clear log line naming it, the condition raised, keel serving on."""
+    for device, said in (("/nonexistent/watchdog", r"/nonexistent/watchdog cannot be opened: "
+                          r"No such file or directory; keel runs without a watchdog"),
+                         ("/dev/null", r"/dev/null is not a watchdog \(it does not answer "
+                          r"WDIOC_GETSUPPORT: .*\); keel runs without a watchdog")):
+        admin, front = free_port(), free_port()
+        k = h.keel("workers: { count: 1 }\nmonitors: { routes: false, servers: false }\n"
+                   "admin: { listen: [\"127.0.0.1:%d\"], tls: { enabled: false } }\n"
+                   "listeners: [{ address: \"127.0.0.1:%d\" }]\n"
+                   "watchdog: { device: %s, timeout: 5s }\n" % (admin, front, device),
+                   name="keel-" + device.replace("/", "_"), wait_port=admin)
+        k.wait_log(said)
+        r = http_get(admin, "/healthz")
+        check(r.status == 200, "keel stopped serving: %s" % r.status)
+        k.signal(signal.SIGTERM)
+        check(k.wait(10) == 0, "keel did not stop cleanly")
