@@ -46,6 +46,21 @@ const char *core_net_ntop(const struct sockaddr *sa, char *buf, size_t len)
 	return buf;
 }
 
+void core_net_local_door(struct core_conf_addr *a)
+{
+	if (a->sa.ss_family == AF_INET) {
+		struct sockaddr_in *in = (struct sockaddr_in *)&a->sa;
+
+		if (in->sin_addr.s_addr == htonl(INADDR_ANY))
+			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	} else if (a->sa.ss_family == AF_INET6) {
+		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&a->sa;
+
+		if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
+			in6->sin6_addr = in6addr_loopback;
+	}
+}
+
 /* ---- the accept path ----------------------------------------------------------------- */
 
 const char *core_net_accept_state_str(enum core_net_accept_state s)

@@ -20,6 +20,10 @@ int core_net_listen(const struct core_conf_addr *a, int backlog, char *err, size
 /* The address of sa (IPv4 or IPv6) as text, without the port. */
 const char *core_net_ntop(const struct sockaddr *sa, char *buf, size_t len);
 
+/* A listener's address as a client on this box reaches it: a wildcard
+ * (0.0.0.0, ::) becomes loopback; the port and text stay. */
+void core_net_local_door(struct core_conf_addr *a);
+
 #define CORE_NET_ACCEPT_BATCH	64	/* accepts per wakeup */
 #define CORE_NET_RETRY_MS	250	/* after EMFILE and friends */
 

@@ -41,6 +41,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
+#include "core/net.h"
 #include "core/probe.h"
 #include "core/settings.h"
 #include "core/status.h"
@@ -192,33 +193,19 @@ static void wd_on_timer(struct core_timer *t)
 static void wd_door(const struct keel_conf *k)
 {
 	const struct keel_listener_conf *lc = k->listeners.v;
+	char host[INET6_ADDRSTRLEN];
+	bool v4;
 
 	wd.have_door = false;
 	if (k->listeners.n == 0 || lc[0].tls.certificates.n > 0)
 		return;		/* no plain listener to ask: the tick is the ping */
 	wd.door = lc[0].address;
-	if (wd.door.sa.ss_family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&wd.door.sa;
-
-		if (in->sin_addr.s_addr == htonl(INADDR_ANY))
-			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&wd.door.sa;
-
-		if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
-			in6->sin6_addr = in6addr_loopback;
-	}
-	{
-		char host[INET6_ADDRSTRLEN] = "?";
-		const struct sockaddr_in *in = (const struct sockaddr_in *)&wd.door.sa;
-		const struct sockaddr_in6 *in6 = (const struct sockaddr_in6 *)&wd.door.sa;
-		bool v4 = wd.door.sa.ss_family == AF_INET;
-
-		inet_ntop(wd.door.sa.ss_family, v4 ? (const void *)&in->sin_addr :
-			  (const void *)&in6->sin6_addr, host, sizeof(host));
-		snprintf(wd.door_text, sizeof(wd.door_text), v4 ? "%s:%u" : "[%s]:%u", host,
-			 ntohs(v4 ? in->sin_port : in6->sin6_port));
-	}
+	core_net_local_door(&wd.door);
+	v4 = wd.door.sa.ss_family == AF_INET;
+	core_net_ntop((const struct sockaddr *)&wd.door.sa, host, sizeof(host));
+	snprintf(wd.door_text, sizeof(wd.door_text), v4 ? "%s:%u" : "[%s]:%u", host,
+		 ntohs(v4 ? ((const struct sockaddr_in *)&wd.door.sa)->sin_port :
+		       ((const struct sockaddr_in6 *)&wd.door.sa)->sin6_port));
 	memcpy(&wd.probe.sa, &wd.door.sa, sizeof(wd.probe.sa));
 	wd.probe.salen = wd.door.salen;
 	wd.have_door = true;

@@ -24,6 +24,7 @@
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
+#include "core/net.h"
 #include "core/settings.h"
 #include "core/probe.h"
 #include "core/state.h"
@@ -432,23 +433,6 @@ static void monitor_stop_all(void)
 	mon.nmons = 0;
 }
 
-/* The front door as a client reaches it: a wildcard listener by loopback. */
-static void front_door(const struct core_conf_addr *ln, struct core_conf_addr *out)
-{
-	*out = *ln;
-	if (out->sa.ss_family == AF_INET) {
-		struct sockaddr_in *in = (struct sockaddr_in *)&out->sa;
-
-		if (in->sin_addr.s_addr == htonl(INADDR_ANY))
-			in->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	} else {
-		struct sockaddr_in6 *in6 = (struct sockaddr_in6 *)&out->sa;
-
-		if (IN6_IS_ADDR_UNSPECIFIED(&in6->sin6_addr))
-			in6->sin6_addr = in6addr_loopback;
-	}
-}
-
 static int monitor_build(const struct core_conf *conf, const struct monitor *old,
 			 unsigned nold, char *err, size_t errlen)
 {
@@ -496,7 +480,8 @@ static int monitor_build(const struct core_conf *conf, const struct monitor *old
 	if (mc->routes && k->listeners.n > 0) {
 		struct core_conf_addr door;
 
-		front_door(&lc[0].address, &door);
+		door = lc[0].address;	/* as a client reaches it */
+		core_net_local_door(&door);
 		for (i = 0; i < k->routes.n; i++) {
 			char *const *hosts = rc[i].hosts.v;
 			const char *host = rc[i].hosts.n && hosts[0][0] != '*' ? hosts[0] : door.text;
