@@ -33,12 +33,14 @@
 #include "kv.h"
 #include "state.h"
 #include "store.h"
+#include "supervise.h"
 #include "tls.h"
 #include "version.h"
 
 #define DEFAULT_CONF_NAME	"<embedded default>"
-#define MAX_WORKERS		256
-#define RESPAWN_MIN_MS		1000	/* a worker dying younger waits this long */
+#define MAX_WORKERS		CORE_SUP_BEATS
+#define MAX_SLOTS		64	/* workers.count's bound */
+#define BEAT_MAX_MS		1000	/* a beat at least this often */
 #define KILL_GRACE_MS		2000	/* after drain_timeout, before SIGKILL */
 
 extern const struct core_module *const __start_keel_modules[] __attribute__((weak));
@@ -48,7 +50,7 @@ struct worker {
 	pid_t		 pid;
 	unsigned	 gen;		/* config generation it runs */
 	unsigned	 slot;		/* its index in that generation */
-	uint64_t	 started;	/* monotonic ms */
+	unsigned	 cell;		/* its beat in the shared page */
 	bool		 draining;	/* told to finish and exit */
 };
 
@@ -67,12 +69,19 @@ static struct {
 	unsigned	 want;		/* workers of the current generation */
 	bool		 stopping;
 	unsigned	 terms;		/* SIGTERMs received */
-	struct core_timer respawn;	/* for workers that died young */
+	struct core_timer respawn;	/* the next worker due to start again */
 	struct core_timer kill;		/* SIGKILL what is left after draining */
+	struct core_part slots[MAX_SLOTS];	/* each worker slot's record */
+	struct core_part self;		/* the master's own, when unsupervised */
+	struct core_part_policy pol;
+	struct core_sup_shared *sh;	/* beats; NULL: none watched */
+	struct core_timer beat;		/* ours, and a look at the workers' */
+	uint64_t	 beat_every;	/* ms */
 
 	/* worker */
 	bool		 is_worker;
 	unsigned	 slot;
+	unsigned	 cell;		/* where its beat goes */
 	bool		 draining;
 	uint64_t	 drain_until;
 	struct core_timer drain;
@@ -209,6 +218,13 @@ static void worker_on_drain(struct core_timer *t)
 	core_timer_start(t, 100);
 }
 
+/* The worker's loop turns: the master, which reads this, sees progress. */
+static void main_on_beat_worker(struct core_timer *t)
+{
+	core_sup_beat(&keel.sh->beat[keel.cell], core_loop_now(t->loop));
+	core_timer_start(t, keel.beat_every);
+}
+
 static void worker_on_signal(struct core_loop *loop, int signo, void *data)
 {
 	(void)data;
@@ -255,6 +271,10 @@ static void __attribute__((noreturn)) worker_main(unsigned slot, pid_t master)
 	    core_loop_signal(&keel.loop, SIGINT, worker_on_signal, NULL) != CORE_OK)
 		_exit(1);
 
+	if (keel.sh != NULL) {
+		core_timer_init(&keel.loop, &keel.beat, main_on_beat_worker, NULL);
+		core_timer_start(&keel.beat, 0);
+	}
 	if (main_start_modules(true) == CORE_OK && core_loop_run(&keel.loop) == CORE_OK)
 		rc = 0;
 	main_stop_modules(true);
@@ -264,19 +284,40 @@ static void __attribute__((noreturn)) worker_main(unsigned slot, pid_t master)
 	exit(rc);
 }
 
+/* A beat cell no live worker has. */
+static unsigned main_free_cell(void)
+{
+	unsigned cell;
+	size_t i;
+
+	for (cell = 0; cell < CORE_SUP_BEATS; cell++) {
+		for (i = 0; i < keel.nworkers && keel.workers[i].cell != cell; i++)
+			;
+		if (i == keel.nworkers)
+			break;
+	}
+	return cell;	/* there are fewer workers than cells */
+}
+
 static void main_spawn(unsigned slot)
 {
+	struct core_part *p = &keel.slots[slot];
+	uint64_t now = core_loop_now(&keel.loop);
 	struct worker *w;
 	pid_t pid, master = getpid();
+	char why[96];
 
 	if (keel.nworkers == MAX_WORKERS) {
 		core_log_error("main", "too many worker processes");
 		return;
 	}
+	keel.cell = main_free_cell();
+	if (keel.sh != NULL)
+		core_sup_beat(&keel.sh->beat[keel.cell], now);
 	pid = fork();
 	if (pid == -1) {
-		core_log_error("main", "cannot start worker %u: fork: %s", slot + 1, strerror(errno));
-		core_timer_start(&keel.respawn, RESPAWN_MIN_MS);
+		snprintf(why, sizeof(why), "cannot be started: fork: %s", strerror(errno));
+		(void)core_part_down(p, 0, why, now, &keel.pol);
 		return;
 	}
 	if (pid == 0)
@@ -285,8 +326,9 @@ static void main_spawn(unsigned slot)
 	w->pid = pid;
 	w->gen = keel.conf->generation;
 	w->slot = slot;
-	w->started = core_loop_now(&keel.loop);
+	w->cell = keel.cell;
 	w->draining = false;
+	core_part_started(p, pid, now);
 }
 
 static unsigned main_worker_count(const struct core_conf *conf)
@@ -297,25 +339,43 @@ static unsigned main_worker_count(const struct core_conf *conf)
 	if (n > 0)
 		return (unsigned)n;
 	cores = sysconf(_SC_NPROCESSORS_ONLN);
+	if (cores > MAX_SLOTS)
+		cores = MAX_SLOTS;
 	return cores > 0 ? (unsigned)cores : 1;
 }
 
-/* Starts every worker of the current generation that is missing. */
+/* Starts every worker of the current generation that is missing and due;
+ * the respawn timer wakes us for the next one that is not due yet. */
 static void main_fill_workers(void)
 {
+	uint64_t now = core_loop_now(&keel.loop), next = 0;
+	bool later = false;
 	unsigned slot;
 	size_t i;
 
 	if (keel.stopping)
 		return;
 	for (slot = 0; slot < keel.want; slot++) {
+		struct core_part *p = &keel.slots[slot];
+
 		for (i = 0; i < keel.nworkers; i++)
 			if (keel.workers[i].gen == keel.conf->generation &&
 			    keel.workers[i].slot == slot && !keel.workers[i].draining)
 				break;
-		if (i == keel.nworkers)
-			main_spawn(slot);
+		if (i < keel.nworkers || p->state == CORE_PART_FAILED)
+			continue;
+		if (p->state == CORE_PART_RUNNING)	/* of a generation now draining */
+			p->state = CORE_PART_WAITING;
+		if (core_clock_before(now, p->next)) {
+			if (!later || core_clock_before(p->next, next))
+				next = p->next;
+			later = true;
+			continue;
+		}
+		main_spawn(slot);
 	}
+	if (later)
+		core_timer_start(&keel.respawn, next - now);
 }
 
 static void main_on_respawn(struct core_timer *t)
@@ -354,8 +414,7 @@ static void main_on_kill(struct core_timer *t)
 
 static void main_reap(void)
 {
-	uint64_t now = core_loop_now(&keel.loop);
-	bool young = false;
+	uint64_t now = core_clock_mono_ms();
 	int status;
 	pid_t pid;
 	size_t i;
@@ -372,34 +431,71 @@ static void main_reap(void)
 		w = keel.workers[i];
 		keel.workers[i] = keel.workers[--keel.nworkers];
 
-		if (w.draining || keel.stopping) {
+		if (w.draining || keel.stopping || w.gen != keel.conf->generation ||
+		    keel.slots[w.slot].pid != pid) {
 			core_log_info("main", "worker %u (pid %d, generation %u) finished",
 				      w.slot + 1, (int)pid, w.gen);
 			continue;
 		}
-		if (WIFSIGNALED(status))
-			core_log_error("main", "worker %u (pid %d) killed by signal %d (%s); "
-				       "starting another", w.slot + 1, (int)pid,
-				       WTERMSIG(status), strsignal(WTERMSIG(status)));
-		else
-			core_log_error("main", "worker %u (pid %d) exited with status %d; "
-				       "starting another", w.slot + 1, (int)pid,
-				       WEXITSTATUS(status));
-		if (now - w.started < RESPAWN_MIN_MS)
-			young = true;
+		(void)core_part_down(&keel.slots[w.slot], status, NULL, now, &keel.pol);
 	}
 	if (keel.stopping) {
 		if (keel.nworkers == 0)
 			core_loop_stop(&keel.loop);
 		return;
 	}
-	if (young) {
-		/* Dying at once again and again: a crash loop; slow it down. */
-		if (!core_timer_armed(&keel.respawn))
-			core_timer_start(&keel.respawn, RESPAWN_MIN_MS);
-		return;
-	}
 	main_fill_workers();
+}
+
+/* The master's beat (for a supervisor), and a look at the workers': one
+ * whose loop stopped turning is killed, and main_reap restarts it. */
+static void main_on_beat(struct core_timer *t)
+{
+	uint64_t now = core_clock_mono_ms(), beat;
+	size_t i;
+
+	core_sup_beat(&keel.sh->master_beat, now);
+	for (i = 0; i < keel.nworkers; i++) {
+		struct worker *w = &keel.workers[i];
+		struct core_part *p = &keel.slots[w->slot];
+
+		if (w->draining || p->pid != w->pid || p->stalled)
+			continue;
+		beat = core_sup_beat_read(&keel.sh->beat[w->cell]);
+		if (now - beat <= keel.pol.progress || (beat == p->started &&
+		    now - beat <= CORE_SUP_START_GRACE_MS))
+			continue;
+		core_part_stall(p, now - beat);
+		kill(w->pid, SIGKILL);
+	}
+	core_timer_start(t, keel.beat_every);
+}
+
+/* Takes conf's supervise settings: ours, the workers', the supervisor's. */
+static void main_supervise_conf(const struct core_conf *conf)
+{
+	core_sup_policy(conf, &keel.pol);
+	keel.beat_every = keel.pol.progress / 5;
+	if (keel.beat_every > BEAT_MAX_MS)
+		keel.beat_every = BEAT_MAX_MS;
+	if (keel.sh != NULL) {
+		keel.sh->policy = keel.pol;
+		keel.sh->have_policy = true;
+	}
+	core_sup_show(keel.sh != NULL && keel.sh->supervised ? &keel.sh->master : &keel.self,
+		      keel.slots, main_worker_count(conf), &keel.pol);
+}
+
+/* A new configuration gives failed workers another chance. */
+static void main_revive(void)
+{
+	uint64_t now = core_loop_now(&keel.loop);
+	size_t i;
+
+	for (i = 0; i < MAX_SLOTS; i++)
+		if (keel.slots[i].state == CORE_PART_FAILED)
+			core_part_revive(&keel.slots[i], now);
+	core_sup_escalate(NULL);
 }
 
 /* ---- configuration ---------------------------------------------------------------- */
@@ -552,6 +648,8 @@ static int main_install(struct core_conf *conf, char *why, size_t whylen)
 	core_conf_free(keel.conf);
 	keel.conf = conf;
 	keel.want = main_worker_count(conf);
+	main_supervise_conf(conf);
+	main_revive();
 	main_fill_workers();
 	main_signal_workers(SIGTERM, true);	/* the old generation drains */
 	core_log_info("main", "configuration generation %u loaded from %s",
@@ -869,6 +967,8 @@ static void main_usage(FILE *f)
 {
 	fprintf(f,
 		"usage: keel [-c FILE]          run (no -c: the embedded default config)\n"
+		"       keel --supervise [-c FILE]  run under a supervisor that restarts the\n"
+		"                               master (the default as PID 1)\n"
 		"       keel -t [-c FILE]       check the configuration and exit 0 or 1\n"
 		"       keel reload [-c FILE]   check it, then make the running keel reload it\n"
 		"       keel stop [-c FILE]     make the running keel drain and stop\n"
@@ -932,6 +1032,24 @@ static int main_check(void)
 		printf("keel: configuration %s is ok\n", keel.conf->file);
 	core_conf_free(keel.conf);
 	keel.conf = NULL;
+	return rc;
+}
+
+/* The errors of the configuration, if any, on stderr: 1 when it has some. */
+static int main_check_quiet(void)
+{
+	const struct core_conf_err *e;
+	struct core_conf *c = main_load_conf();
+	int rc = 0;
+
+	if (c == NULL || c->nerrors > 0) {
+		for (e = c != NULL ? c->errors : NULL; e != NULL; e = e->next)
+			fprintf(stderr, "%s\n", e->msg);
+		fprintf(stderr, "keel: not started: configuration %s has errors\n",
+			c != NULL ? c->file : "(out of memory)");
+		rc = 1;
+	}
+	core_conf_free(c);
 	return rc;
 }
 
@@ -1005,6 +1123,20 @@ static int main_run(void)
 		}
 	core_timer_init(&keel.loop, &keel.respawn, main_on_respawn, NULL);
 	core_timer_init(&keel.loop, &keel.kill, main_on_kill, NULL);
+	for (i = 0; i < MAX_SLOTS; i++) {
+		char name[24];
+
+		snprintf(name, sizeof(name), "worker %zu", i + 1);
+		core_part_init(&keel.slots[i], name);
+	}
+	core_part_init(&keel.self, "master");
+	core_part_started(&keel.self, getpid(), core_clock_mono_ms());
+	keel.sh = core_sup_shared();
+	main_supervise_conf(keel.conf);
+	if (keel.sh != NULL) {
+		core_timer_init(&keel.loop, &keel.beat, main_on_beat, NULL);
+		core_timer_start(&keel.beat, 0);
+	}
 
 	main_collect_modules();
 	if (main_prepare_modules(keel.conf, NULL) != CORE_OK ||
@@ -1056,10 +1188,11 @@ int main(int argc, char **argv)
 		{ "test",		no_argument,	   NULL, 't' },
 		{ "default-config",	no_argument,	   NULL, 'D' },
 		{ "config-reference",	no_argument,	   NULL, 'R' },
+		{ "supervise",		no_argument,	   NULL, 'S' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *cmd = NULL, *sub = NULL, *in = NULL;
-	int c, check = 0;
+	int c, check = 0, supervise = getpid() == 1;
 
 	/* keel config export|import [IN] [-c FILE] */
 	if (argc > 2 && strcmp(argv[1], "config") == 0) {
@@ -1110,6 +1243,9 @@ int main(int argc, char **argv)
 		case 'R':
 			main_reference();
 			return 0;
+		case 'S':
+			supervise = 1;
+			break;
 		default:
 			main_usage(stderr);
 			return 2;
@@ -1124,5 +1260,12 @@ int main(int argc, char **argv)
 		return main_config(sub, in);
 	if (cmd != NULL)
 		return main_control(cmd);
-	return check ? main_check() : main_run();
+	if (check)
+		return main_check();
+	if (!supervise)
+		return main_run();
+	/* A configuration that cannot start is said once, not restarted. */
+	if (main_check_quiet() != 0)
+		return 1;
+	return core_supervisor_run(main_run);
 }

@@ -270,6 +270,20 @@ struct keel_watchdog_conf {
 	bool		 front_door;	/* ping only while the front door answers */
 };
 
+enum keel_escalation {
+	KEEL_ESCALATE_DEGRADED = 0,	/* a failed part stays down, the rest runs */
+	KEEL_ESCALATE_REBOOT,		/* the box is reset */
+};
+
+struct keel_supervise_conf {
+	int64_t		 progress_limit;	/* ms a process may go without progress */
+	int64_t		 backoff_min;	/* ms before the first restart */
+	int64_t		 backoff_max;	/* ms the delay doubles up to */
+	int64_t		 restarts;	/* this many in window, and the next exit fails it */
+	int64_t		 window;	/* ms */
+	int		 escalation;	/* enum keel_escalation */
+};
+
 struct keel_conf {
 	char		*node;		/* this box's name */
 	char		*pid_file;	/* "": none */
@@ -287,6 +301,7 @@ struct keel_conf {
 	struct keel_redis_conf redis;
 	struct keel_storage_conf storage;
 	struct keel_watchdog_conf watchdog;
+	struct keel_supervise_conf supervise;
 };
 
 #endif

@@ -1167,6 +1167,62 @@ static const struct core_conf_section watchdog_section = {
 	       "door answers and `state_dir` takes a write.",
 };
 
+static const char *const escalations[] = { "degraded", "reboot", NULL };
+
+static const struct core_conf_def supervise_defs[] = {
+	{ .name = "progress_limit", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_supervise_conf, progress_limit), .dflt = "5s",
+	  .min = SEC, .max = 600 * SEC,
+	  .doc = "A process whose loop makes no progress for this long is killed and "
+		 "restarted (\"no progress for 5 s\")." },
+	{ .name = "backoff_min", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_supervise_conf, backoff_min), .dflt = "100ms",
+	  .min = 10, .max = 60 * SEC,
+	  .doc = "Delay before the first restart; it doubles with each restart up to "
+		 "`backoff_max`, each delay picked at random in its upper half, and starts over "
+		 "once a process has run `backoff_max` without exiting." },
+	{ .name = "backoff_max", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_supervise_conf, backoff_max), .dflt = "30s",
+	  .min = 10, .max = 3600 * SEC,
+	  .doc = "Longest delay between restarts." },
+	{ .name = "restarts", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_supervise_conf, restarts), .dflt = "10",
+	  .min = 1, .max = 64,
+	  .doc = "After this many restarts within `window`, the next exit marks the process "
+		 "failed: it stays down, an alert goes out, the rest keeps running, and "
+		 "`escalation` says what follows. A configuration applied (or a reload) "
+		 "starts failed processes again." },
+	{ .name = "window", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_supervise_conf, window), .dflt = "5m",
+	  .min = 10 * SEC, .max = 86400 * SEC,
+	  .doc = "The span `restarts` counts over." },
+	{ .name = "escalation", .type = CORE_CONF_ENUM, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_supervise_conf, escalation), .dflt = "degraded",
+	  .enums = escalations,
+	  .doc = "What a failed process leads to: `degraded` (the rest runs on) or `reboot` "
+		 "(the hardware watchdog is no longer pinged, so it resets the box; keel as "
+		 "PID 1 reboots it itself)." },
+	{ 0 }
+};
+
+static void supervise_check(struct core_conf_load *ld, void *obj, const char *path,
+			    int line)
+{
+	const struct keel_supervise_conf *s = obj;
+
+	if (s->backoff_min > s->backoff_max)
+		core_conf_error(ld, line, path, "backoff_min (%lld ms) is above backoff_max "
+				"(%lld ms)", (long long)s->backoff_min, (long long)s->backoff_max);
+}
+
+static const struct core_conf_section supervise_section = {
+	.size = sizeof(struct keel_supervise_conf), .defs = supervise_defs,
+	.check = supervise_check,
+	.doc = "Supervision of keel's processes: the master restarts a proxy worker that dies "
+	       "or stops making progress, and `keel --supervise` (or keel as PID 1) runs a "
+	       "small supervisor that does the same for the master.",
+};
+
 static const struct core_conf_def keel_defs[] = {
 	{ .name = "node", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_conf, node), .dflt = "keel",
@@ -1212,6 +1268,8 @@ static const struct core_conf_def keel_defs[] = {
 	  .offset = offsetof(struct keel_conf, storage), .sub = &storage_section },
 	{ .name = "watchdog", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, watchdog), .sub = &watchdog_section },
+	{ .name = "supervise", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, supervise), .sub = &supervise_section },
 	{ 0 }
 };
 

@@ -11,7 +11,10 @@
  *     an answer comes, never on a timer alone, so workers that stop
  *     answering while the master runs let the hardware reset the box
  *     within its timeout;
- *   - state_dir takes a write: a small file written and synced every 30 s.
+ *   - state_dir takes a write: a small file written and synced every 30 s;
+ *   - no process has failed while supervise.escalation is reboot
+ *     (core_sup_escalated): then the pings stop and the hardware resets
+ *     the box, which is that escalation.
  *
  * Without front_door (or without a listener) a timer tick is the ping.
  * When a check fails the pings stop, and say why in the log once. A clean
@@ -19,9 +22,6 @@
  * closes without it and the box resets. The boot status says whether the
  * last reset was the watchdog's: logged, in the status, and raised as a
  * condition (an alert).
- *
- * No supervision of the parts yet: "no part failed beyond its escalation"
- * is not one of the checks.
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -45,6 +45,7 @@
 #include "core/probe.h"
 #include "core/settings.h"
 #include "core/status.h"
+#include "core/supervise.h"
 
 /* The kernel's watchdog API (linux/watchdog.h, a stable ABI; musl's
  * toolchain has no kernel headers). */
@@ -166,6 +167,8 @@ static void wd_door_done(struct core_probe *p, bool ok, uint64_t ms, unsigned st
 	(void)p;
 	(void)ms;
 	(void)ok;			/* any status is an answer: the proxy runs */
+	if (core_sup_escalated() != NULL)
+		return;			/* asked before: the timer says why not */
 	if (status != 0) {
 		wd_judge(true, "");
 		return;
@@ -178,10 +181,16 @@ static void wd_door_done(struct core_probe *p, bool ok, uint64_t ms, unsigned st
 static void wd_on_timer(struct core_timer *t)
 {
 	uint64_t now = core_loop_now(wd.loop);
+	const char *esc;
 
 	if (now - wd.write_at >= WD_WRITE_EVERY_MS)
 		wd_write_check();
-	if (wd.front_door && wd.have_door) {
+	if ((esc = core_sup_escalated()) != NULL) {
+		char msg[300];
+
+		snprintf(msg, sizeof(msg), "%s, and supervise.escalation is reboot", esc);
+		wd_judge(false, msg);
+	} else if (wd.front_door && wd.have_door) {
 		if (!core_probe_busy(&wd.probe))
 			core_probe_start(&wd.probe);
 	} else

@@ -19,6 +19,7 @@
 #include <mbedtls/sha256.h>
 
 #include "auth.h"
+#include "core/child.h"
 #include "core/clock.h"
 #include "core/core.h"
 #include "core/kv.h"
@@ -26,6 +27,7 @@
 #include "core/loop.h"
 #include "core/control.h"
 #include "core/store.h"
+#include "core/supervise.h"
 #include "core/tls.h"
 
 #define AUTH_SESSIONS	256
@@ -69,11 +71,16 @@ static struct {
 	bool		 have_key;
 
 	/* The hashing process: forked before anything else runs, so the
-	 * master stays single-threaded and forks workers safely. */
+	 * master stays single-threaded and forks workers safely. One that
+	 * dies is started again (with backoff, never given up on), and the
+	 * jobs it had are sent to the next one. */
 	pid_t		 pid;
 	int		 fd;		/* SOCK_SEQPACKET: one message per job */
 	struct core_io	 io;
-	struct web_auth_job	*pending;	/* sent, not answered */
+	struct core_child child;
+	struct core_part part;
+	struct core_timer again;
+	struct web_auth_job	*pending;	/* sent (or to send), not answered */
 	unsigned	 queued;
 } au = { .fd = -1 };
 
@@ -112,14 +119,42 @@ static void __attribute__((noreturn)) hasher_main(int fd)
 	}
 }
 
+static int auth_send(struct web_auth_job *job)
+{
+	struct hash_req q;
+	ssize_t n;
+
+	memset(&q, 0, sizeof(q));
+	q.job = job;
+	memcpy(q.salt, job->salt, sizeof(q.salt));
+	q.iterations = job->iterations;
+	snprintf(q.password, sizeof(q.password), "%s", job->password);
+	n = send(au.fd, &q, sizeof(q), MSG_DONTWAIT | MSG_NOSIGNAL);
+	mbedtls_platform_zeroize(&q, sizeof(q));
+	return n == (ssize_t)sizeof(q) ? CORE_OK : CORE_ERROR;
+}
+
+/* The hashing process is gone, or going: its end of the pair closes. */
+static void auth_lost(void)
+{
+	if (au.fd == -1)
+		return;
+	core_io_stop(&au.io);
+	close(au.fd);
+	au.fd = -1;
+	if (au.pid > 0)
+		kill(au.pid, SIGKILL);	/* its exit comes to auth_on_exit */
+}
+
 static void auth_on_done(struct core_io *io, unsigned revents)
 {
 	struct hash_resp a;
 	struct web_auth_job **pp, *j;
+	ssize_t n;
 
 	(void)io;
 	(void)revents;
-	while (recv(au.fd, &a, sizeof(a), MSG_DONTWAIT) == (ssize_t)sizeof(a)) {
+	while ((n = recv(au.fd, &a, sizeof(a), MSG_DONTWAIT)) == (ssize_t)sizeof(a)) {
 		for (pp = &au.pending; *pp != NULL && *pp != a.job; pp = &(*pp)->next)
 			;
 		if ((j = *pp) == NULL)
@@ -128,8 +163,80 @@ static void auth_on_done(struct core_io *io, unsigned revents)
 		au.queued--;
 		memcpy(j->hash, a.hash, sizeof(j->hash));
 		mbedtls_platform_zeroize(&a, sizeof(a));
+		mbedtls_platform_zeroize(j->password, sizeof(j->password));
 		j->done(j);
 	}
+	if (n == 0 || (n == -1 && errno != EAGAIN && errno != EINTR))
+		auth_lost();
+}
+
+static int auth_spawn(char *err, size_t errlen);
+
+static void auth_on_again(struct core_timer *t)
+{
+	char err[160];
+
+	(void)t;
+	if (auth_spawn(err, sizeof(err)) != CORE_OK) {
+		struct core_part_policy pol;
+
+		core_sup_policy(core_control_conf(), &pol);
+		pol.restarts = CORE_PART_RECENT + 1;	/* never given up on */
+		(void)core_part_down(&au.part, 0, err, core_loop_now(au.loop), &pol);
+		core_timer_start(&au.again, au.part.next - core_loop_now(au.loop));
+	}
+}
+
+static void auth_on_exit(struct core_child *c, int status)
+{
+	struct core_part_policy pol;
+	uint64_t now = core_loop_now(au.loop);
+
+	(void)c;
+	auth_lost();
+	au.pid = 0;
+	core_sup_policy(core_control_conf(), &pol);
+	pol.restarts = CORE_PART_RECENT + 1;
+	(void)core_part_down(&au.part, status, NULL, now, &pol);
+	core_timer_start(&au.again, au.part.next - now);
+}
+
+/* Forks the hashing process and sends it what waits. */
+static int auth_spawn(char *err, size_t errlen)
+{
+	struct web_auth_job *j;
+	int sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1) {
+		snprintf(err, errlen, "socketpair: %s", strerror(errno));
+		return CORE_ERROR;
+	}
+	au.pid = fork();
+	if (au.pid == -1) {
+		snprintf(err, errlen, "cannot start the password process: %s", strerror(errno));
+		au.pid = 0;
+		close(sp[0]);
+		close(sp[1]);
+		return CORE_ERROR;
+	}
+	if (au.pid == 0)
+		hasher_main(sp[1]);
+	close(sp[1]);
+	au.fd = sp[0];
+	core_child_watch(&au.child, au.pid, auth_on_exit, NULL);
+	core_part_started(&au.part, au.pid, core_loop_now(au.loop));
+	core_io_init(au.loop, &au.io, au.fd, auth_on_done, NULL);
+	if (core_io_set(&au.io, CORE_IO_READ) != CORE_OK) {
+		snprintf(err, errlen, "cannot watch the password process");
+		auth_lost();
+		return CORE_ERROR;
+	}
+	for (j = au.pending; j != NULL; j = j->next)
+		if (auth_send(j) != CORE_OK) {
+			auth_lost();
+			break;
+		}
+	return CORE_OK;
 }
 
 /*
@@ -195,7 +302,6 @@ int web_auth_start(struct core_loop *loop, const char *state_dir, const char *ke
 		   char *err, size_t errlen)
 {
 	char path[512];
-	int sp[2];
 
 	au.loop = loop;
 	if (key_file != NULL && *key_file != '\0')
@@ -204,42 +310,31 @@ int web_auth_start(struct core_loop *loop, const char *state_dir, const char *ke
 		snprintf(path, sizeof(path), "%s/session.key", state_dir);
 	if (auth_key_load(path, err, errlen) != CORE_OK)
 		return CORE_ERROR;
-	if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sp) == -1) {
-		snprintf(err, errlen, "socketpair: %s", strerror(errno));
-		return CORE_ERROR;
-	}
-	au.pid = fork();
-	if (au.pid == -1) {
-		snprintf(err, errlen, "cannot start the password process: %s", strerror(errno));
-		close(sp[0]);
-		close(sp[1]);
-		return CORE_ERROR;
-	}
-	if (au.pid == 0)
-		hasher_main(sp[1]);
-	close(sp[1]);
-	au.fd = sp[0];
-	core_io_init(loop, &au.io, au.fd, auth_on_done, NULL);
-	if (core_io_set(&au.io, CORE_IO_READ) != CORE_OK) {
-		snprintf(err, errlen, "cannot watch the password process");
+	core_part_init(&au.part, "password hasher");
+	core_timer_init(loop, &au.again, auth_on_again, NULL);
+	if (auth_spawn(err, errlen) != CORE_OK) {
 		web_auth_stop();
 		return CORE_ERROR;
 	}
+	core_sup_add(&au.part);
 	return CORE_OK;
 }
 
 void web_auth_stop(void)
 {
-	if (au.fd != -1) {
-		core_io_stop(&au.io);
-		close(au.fd);		/* the process sees EOF and exits */
-		au.fd = -1;
-	}
+	struct web_auth_job *j;
+
+	core_sup_del(&au.part);
+	core_timer_stop(&au.again);
 	if (au.pid > 0) {
-		kill(au.pid, SIGKILL);
+		core_child_forget(&au.child);
+		auth_lost();
 		(void)waitpid(au.pid, NULL, 0);
 		au.pid = 0;
 	}
+	auth_lost();
+	for (j = au.pending; j != NULL; j = j->next)
+		mbedtls_platform_zeroize(j->password, sizeof(j->password));
 	au.pending = NULL;
 	au.queued = 0;
 	memset(au.sessions, 0, sizeof(au.sessions));
@@ -247,23 +342,15 @@ void web_auth_stop(void)
 	au.have_key = false;
 }
 
+/* The password stays in job until its hash comes back: a hashing process
+ * that dies has it sent again to the next one. */
 int web_auth_hash(struct web_auth_job *job)
 {
-	struct hash_req q;
-	ssize_t n;
-
-	if (au.fd == -1 || au.queued >= AUTH_QUEUE_MAX)
+	if (au.queued >= AUTH_QUEUE_MAX || au.loop == NULL)
 		return CORE_ERROR;
-	memset(&q, 0, sizeof(q));
-	q.job = job;
-	memcpy(q.salt, job->salt, sizeof(q.salt));
-	q.iterations = job->iterations;
-	snprintf(q.password, sizeof(q.password), "%s", job->password);
-	n = send(au.fd, &q, sizeof(q), MSG_DONTWAIT | MSG_NOSIGNAL);
-	mbedtls_platform_zeroize(&q, sizeof(q));
-	mbedtls_platform_zeroize(job->password, sizeof(job->password));
-	if (n != (ssize_t)sizeof(q))
-		return CORE_ERROR;
+	/* No process right now, or it just died: the next one gets it. */
+	if (au.fd != -1 && auth_send(job) != CORE_OK)
+		auth_lost();
 	job->next = au.pending;
 	au.pending = job;
 	au.queued++;

@@ -194,7 +194,7 @@ class Harness:
 
     # ---- keel ----
 
-    def keel(self, conf_text, name="keel", wait_port=None, admin_tls=False):
+    def keel(self, conf_text, name="keel", wait_port=None, admin_tls=False, args=()):
         """Starts build/keel with conf_text; ready when /healthz answers."""
         if "pid_file:" not in conf_text:
             conf_text = 'pid_file: "%s"\n' % self.path(name + ".pid") + conf_text
@@ -204,7 +204,7 @@ class Harness:
         ready = None
         if wait_port is not None:
             ready = lambda: http_get(wait_port, "/healthz", tls=admin_tls).status == 200
-        return self.start(name, [KEEL, "-c", conf], ready=ready)
+        return self.start(name, [KEEL, *args, "-c", conf], ready=ready)
 
     def run_keel(self, *args, timeout=30, env=None, sanitizer_ok=False):
         """keel ARGS to the end; a sanitizer report fails the test unless
