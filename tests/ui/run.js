@@ -140,7 +140,7 @@ async function main() {
 		`storage: { mounts: { share: { servers: ["127.0.0.9"], export: "/export", path: "${path.join(dir, 'share')}", mount_timeout: 1s } } }`,
 		''].join('\n'));
 	T.log = path.join(dir, 'keel.log');
-	T.keel = start(KEEL, ['-c', path.join(dir, 'keel.yaml')], T.log);
+	T.keel = start(KEEL, ['--supervise', '-c', path.join(dir, 'keel.yaml')], T.log);
 	T.admin = `https://127.0.0.1:${padmin}`;
 	T.front = `http://127.0.0.1:${pfront}`;
 	T.token = await until('the setup URL in the log', () => {
@@ -264,6 +264,16 @@ async function main() {
 		const detail = await storage.locator('#storage tr').nth(1).innerText();
 		if (!/share/.test(detail) || !/127\.0\.0\.9: MOUNT: /.test(detail) || !/\/share \(not mounted\)/.test(detail))
 			throw new Error('the storage row shows ' + JSON.stringify(detail));
+		/* Processes: a worker killed comes back, with its restart and why. */
+		const w1 = st.supervise.parts.find(x => x.name === 'worker 1');
+		process.kill(w1.pid, 'SIGKILL');
+		const procs = p.locator('section.panel', { hasText: 'Processes' });
+		await procs.getByText('The master has a supervisor.').waitFor();
+		const w1row = procs.locator('#processes tr', { hasText: 'killed by signal 9 (Killed)' });
+		await w1row.waitFor();
+		const cells = (await w1row.innerText()).split('\t');
+		if (cells[0] !== 'worker 1' || cells[4] !== '1' || cells[2] === String(w1.pid))
+			throw new Error('the killed worker\'s row shows ' + JSON.stringify(cells));
 		await shot('05-dashboard');
 		await p.setViewportSize({ width: 768, height: 1024 });	/* a tablet */
 		await shot('05-dashboard-tablet');

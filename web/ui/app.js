@@ -350,8 +350,9 @@ pages['/'] = async main => {
 	const servers = h('div', { class: 'scroll' }), alerts = h('div'), redis = h('div', { class: 'scroll' });
 	const redisPanel = panel('Redis (shared sessions)', redis);
 	const storage = h('div', { class: 'scroll' }), storagePanel = panel('Shared storage', storage);
-	redisPanel.hidden = storagePanel.hidden = true;
-	main.append(cards, charts, panel('Servers', servers), redisPanel, storagePanel, panel('Recent alerts', alerts));
+	const procs = h('div', { class: 'scroll' }), procsPanel = panel('Processes', procs);
+	redisPanel.hidden = storagePanel.hidden = procsPanel.hidden = true;
+	main.append(cards, charts, panel('Servers', servers), redisPanel, storagePanel, procsPanel, panel('Recent alerts', alerts));
 	const cfg = (await api('GET', '/api/v1/config')).data;
 	const flags = {};
 	for (const [u, up] of Object.entries(cfg.upstreams || {}))
@@ -387,6 +388,8 @@ pages['/'] = async main => {
 		if (st.redis) redis.replaceChildren(...redisView(st.redis));
 		storagePanel.hidden = !st.storage;
 		if (st.storage) storage.replaceChildren(storageView(st.storage));
+		procsPanel.hidden = !st.supervise;
+		if (st.supervise) procs.replaceChildren(...processView(st.supervise, st.watchdog));
 	});
 	every(10000, async () => {
 		const m = await api('GET', '/api/v1/monitors');
@@ -411,6 +414,25 @@ function redisView(r) {
 		out.push(h('p', {}, h('strong', { text: 'Sentinels: ' }), t.sentinels.map(x => h('span', { class: 'mono' }, x.address + ' ', pill(x.answered ? 'up' : 'down'), x.subscribed ? ' (subscribed) ' : ' '))));
 	if (r.front)
 		out.push(h('p', { class: 'muted', text: `Front: ${r.front.clients} clients now, ${r.front.connections} accepted, ${r.front.dropped_at_failover} moved at failovers, ${r.front.bad_commands} refused for protocol errors.` }));
+	return out;
+}
+
+/* keel's processes as their keepers see them, and the hardware watchdog. */
+function processView(sv, wd) {
+	const out = [h('table', { id: 'processes' }, heads('Process', 'State', '#PID', '#Up', '#Restarts', 'Last exit'),
+		sv.parts.map(p => h('tr', {}, h('td', { text: p.name }),
+			h('td', {}, pill(p.state === 'running' ? 'up' : p.state), p.state === 'restarting' && p.next_start_ms ? ` in ${fmtNum(p.next_start_ms)} ms` : ''),
+			h('td', { class: 'num', text: p.pid || '–' }), h('td', { class: 'num', text: p.state === 'running' ? fmtUptime(p.uptime_s) : '–' }),
+			h('td', { class: 'num', text: p.restarts }), h('td', { class: 'muted', text: p.last_exit || '' }))))];
+	out.push(h('p', { class: 'muted', text: `${sv.supervised ? 'The master has a supervisor. ' : ''}A process is restarted when it exits or makes no progress for ${fmtNum(sv.progress_limit_ms / 1000)} s; after ${sv.restarts} restarts within ${fmtNum(sv.window_s / 60, 1)} min it is left down${sv.escalation === 'reboot' ? ' and the box is reset' : ''}.` }));
+	if (sv.escalated) out.push(h('p', {}, pill('failed'), ` ${sv.escalated}: the box is being reset.`));
+	if (wd) {
+		const state = !wd.armed ? 'not armed' : wd.pinging ? 'pinging' : 'not pinging';
+		out.push(h('p', { id: 'watchdog' }, h('strong', { text: 'Watchdog: ' }), h('span', { class: 'mono', text: wd.device }),
+			` ${wd.identity ? '(' + wd.identity + ') ' : ''}`, pill(wd.pinging ? 'ok' : 'down'), ` ${state}`,
+			wd.armed ? `, timeout ${wd.timeout_s} s` : '', wd.why ? ` · ${wd.why}` : '',
+			wd.last_reset_by_watchdog ? ' · the last reset was by the watchdog' : ''));
+	}
 	return out;
 }
 
