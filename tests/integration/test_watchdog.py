@@ -18,7 +18,13 @@ listeners: [{ address: "0.0.0.0:80" }]
 upstreams: { app: { servers: [{ address: "127.0.0.1:9" }] } }
 routes: [{ path: "/", upstream: app }]
 watchdog: { device: /dev/watchdog, timeout: 5s }
+supervise: { progress_limit: 60s }
 """
+# progress_limit: a frozen worker is left frozen, for the watchdog to see
+# (by default the master restarts it 5 s on, before a 15 s watchdog fires).
+
+ESCALATE = CONF.replace("supervise: { progress_limit: 60s }",
+                        "supervise: { restarts: 1, escalation: reboot }")
 
 
 def keel_pids(ctrl):
@@ -41,9 +47,9 @@ def reset_after(vm, since, limit):
     return time.monotonic() - since
 
 
-def boot(h, name):
+def boot(h, name, conf=CONF):
     ctrl = free_port()
-    vm = guest.boot(h, CONF, name=name, forward=[(ctrl, 7000)], modules=["i6300esb"],
+    vm = guest.boot(h, conf, name=name, forward=[(ctrl, 7000)], modules=["i6300esb"],
                     devices=["i6300esb"])
     m = vm.wait_log(r"watchdog /dev/watchdog \(([^)]*)\) armed: timeout (\d+) s", timeout=30)
     return vm, ctrl, m.group(1), int(m.group(2))
@@ -115,3 +121,29 @@ def test_a_device_that_is_not_a_watchdog_is_named_and_keel_runs_on(h):
         check(r.status == 200, "keel stopped serving: %s" % r.status)
         k.signal(signal.SIGTERM)
         check(k.wait(10) == 0, "keel did not stop cleanly")
+
+
+def test_a_worker_that_fails_with_reboot_escalation_resets_the_guest(h):
+    """supervise.escalation: reboot, restarts: 1: the worker killed twice is
+    failed, the watchdog is no longer pinged, and the guest resets within
+    the timeout and 1 s of the failure."""
+    guest.need()
+    vm, ctrl, _, timeout = boot(h, "guest3", ESCALATE)
+    time.sleep(2)
+    _, workers = keel_pids(ctrl)
+    guest.shell(ctrl, "kill -KILL %s" % workers[0])
+    vm.wait_log(r"worker 1 \(pid %s\) killed by signal 9 \(Killed\); starting another"
+                % workers[0])
+    time.sleep(1)
+    check(vm.alive(), "the guest reset after one restart")
+    _, workers = keel_pids(ctrl)
+    t0 = time.monotonic()
+    guest.shell(ctrl, "kill -KILL %s" % workers[0])
+    took = reset_after(vm, t0, timeout + 10)
+    check(re.search(r"worker 1 \(pid %s\) killed by signal 9 \(Killed\), after 1 restart "
+                    r"within 300 s: left down \(failed\); supervise.escalation is reboot"
+                    % workers[0], vm.log()), vm.log()[-2000:])
+    check(re.search(r"not pinging: worker 1 failed \(killed by signal 9 \(Killed\)\), and "
+                    r"supervise.escalation is reboot", vm.log()), vm.log()[-2000:])
+    print("    reset %.2f s after the worker failed (timeout %d s)" % (took, timeout))
+    check(took <= timeout + 1, "reset %.2f s after the failure" % took)
