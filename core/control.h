@@ -4,6 +4,8 @@
 #ifndef KEEL_CORE_CONTROL_H
 #define KEEL_CORE_CONTROL_H
 
+#include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 #include "conf-t.h"
@@ -27,5 +29,9 @@ int core_control_apply(struct core_conf *conf, const char *yaml, const char *aut
 /* Loads the running configuration's text again and installs it, as a
  * SIGHUP does (certificate files are read anew). */
 int core_control_reload(char *err, size_t errlen);
+
+/* keel as PID 1: the master stops, then the system reboots (or powers
+ * off). CORE_ERROR, saying why in err, when keel is not this system's init. */
+int core_control_shutdown(bool poweroff, const char *who, char *err, size_t errlen);
 
 #endif

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/reboot.h>
 #include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -437,7 +438,14 @@ static void main_reap(void)
 				      w.slot + 1, (int)pid, w.gen);
 			continue;
 		}
-		(void)core_part_down(&keel.slots[w.slot], status, NULL, now, &keel.pol);
+		if (!core_part_down(&keel.slots[w.slot], status, NULL, now, &keel.pol) &&
+		    keel.pol.reboot && keel.sh != NULL && keel.sh->init) {
+			char err[160];
+
+			if (core_control_shutdown(false, "supervise.escalation", err,
+						  sizeof(err)) != CORE_OK)
+				core_log_error("main", "cannot reboot: %s", err);
+		}
 	}
 	if (keel.stopping) {
 		if (keel.nworkers == 0)
@@ -760,6 +768,25 @@ int core_control_apply(struct core_conf *conf, const char *yaml, const char *aut
 out:
 	core_log_action(prev);
 	return rc;
+}
+
+int core_control_shutdown(bool poweroff, const char *who, char *err, size_t errlen)
+{
+	const char *what = poweroff ? "power off" : "reboot";
+
+	if (keel.sh == NULL || !keel.sh->init) {
+		snprintf(err, errlen, "keel is not this system's init (PID 1): %s the host with "
+			 "its own tools", what);
+		return CORE_ERROR;
+	}
+	if (keel.sh->request == 0)
+		keel.sh->request = poweroff ? (int)RB_POWER_OFF : (int)RB_AUTOBOOT;
+	core_log_warn("main", "%s asked by %s: stopping", what, who);
+	if (kill(getppid(), poweroff ? SIGUSR2 : SIGTERM) == -1) {
+		snprintf(err, errlen, "cannot signal the init process: %s", strerror(errno));
+		return CORE_ERROR;
+	}
+	return CORE_OK;
 }
 
 /* ---- the master's signals ------------------------------------------------------------- */

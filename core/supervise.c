@@ -20,8 +20,10 @@
 #include "settings.h"
 #include "status.h"
 #include "supervise.h"
+#include "sysinit.h"
 
 #define SUP_POLL_MS	100	/* the supervisor looks at the master's beat */
+#define SUP_DOWN_MS	3000	/* PID 1 going down: the master's time to stop */
 
 static struct core_sup_shared *shared;
 static uint64_t rng;
@@ -359,16 +361,13 @@ static const struct core_part_policy sup_default = {
 	.restarts = 10, .window = 300000,
 };
 
-/* The supervisor cannot end as PID 1: the kernel would panic. */
+/* The supervisor cannot end as PID 1 (the kernel would panic): it goes
+ * down the way it was asked, or powers off. */
 static int sup_end(int rc, bool init)
 {
 	if (!init)
 		return rc;
-	core_log_info("supervise", "keel stopped: powering off");
-	sync();
-	reboot(RB_POWER_OFF);
-	for (;;)
-		pause();
+	core_sysinit_halt(shared->request ? shared->request : (int)RB_POWER_OFF);
 }
 
 static void sup_start(struct core_sup_shared *sh, int (*master)(void), const sigset_t *old)
@@ -396,17 +395,27 @@ static void sup_start(struct core_sup_shared *sh, int (*master)(void), const sig
 
 int core_supervisor_run(int (*master)(void))
 {
-	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1 };
-	struct core_sup_shared *sh = core_sup_shared();
+	static const int sigs[] = { SIGCHLD, SIGTERM, SIGINT, SIGHUP, SIGUSR1, SIGUSR2 };
 	bool init = getpid() == 1, stopping = false, killed = false;
+	struct core_sup_shared *sh;
+	uint64_t down_by = 0;
 	sigset_t set, old;
 	size_t i;
 	int rc = 0;
 
-	if (sh == NULL)
-		return master();
-	sh->supervised = true;
 	core_log_set_process(init ? "init" : "sup");
+	if (init)
+		core_sysinit_boot();
+	sh = core_sup_shared();
+	if (sh == NULL) {
+		if (!init)
+			return master();
+		core_log_error("supervise", "running the master as PID 1 itself, unsupervised");
+		rc = master();
+		core_sysinit_halt(RB_POWER_OFF);
+	}
+	sh->supervised = true;
+	sh->init = init;
 	sigemptyset(&set);
 	for (i = 0; i < CORE_ARRAY_SIZE(sigs); i++)
 		sigaddset(&set, sigs[i]);
@@ -433,6 +442,15 @@ int core_supervisor_run(int (*master)(void))
 			}
 			if (sh->master.next - now < wait)
 				wait = sh->master.next - now;
+		}
+		if (stopping && init && down_by != 0) {
+			if (!core_clock_before(now, down_by)) {
+				core_log_warn("supervise", "the master did not stop within %u ms",
+					      SUP_DOWN_MS);
+				return sup_end(1, init);
+			}
+			if (down_by - now < wait)
+				wait = down_by - now;
 		}
 		if (sh->master.state == CORE_PART_RUNNING && !killed) {
 			beat = core_sup_beat_read(&sh->master_beat);
@@ -465,8 +483,22 @@ int core_supervisor_run(int (*master)(void))
 					return 1;	/* failed: the service manager's turn */
 			}
 			break;
+		case SIGUSR2:
+			if (!init)
+				break;
+			__attribute__((fallthrough));
 		case SIGTERM:
 		case SIGINT:
+			if (init) {
+				if (sh->request == 0)
+					sh->request = sig == SIGUSR2 ? (int)RB_POWER_OFF :
+						      (int)RB_AUTOBOOT;
+				core_log_info("supervise", "%s: stopping the master",
+					      sh->request == (int)RB_POWER_OFF ? "powering off" :
+					      "rebooting");
+				down_by = core_clock_mono_ms() + SUP_DOWN_MS;
+				sig = SIGTERM;
+			}
 			stopping = true;
 			if (sh->master.state != CORE_PART_RUNNING)
 				return sup_end(rc, init);

@@ -62,6 +62,8 @@ struct core_part {
 struct core_sup_shared {
 	uint64_t	 master_beat;	/* the master's loop */
 	bool		 supervised;	/* a supervisor keeps the master */
+	bool		 init;		/* ... and it is PID 1 */
+	int		 request;	/* PID 1: 0, or how to go down (RB_AUTOBOOT...) */
 	bool		 have_policy;	/* the master wrote policy */
 	struct core_part_policy policy;	/* the master's supervise settings */
 	struct core_part master;	/* the supervisor's record of the master */
@@ -121,7 +123,10 @@ const char *core_sup_escalated(void);
 void core_sup_escalate(const char *why);	/* NULL clears */
 
 /* `keel --supervise` and keel as PID 1: forks master() and keeps it
- * alive as a part; returns the exit status keel ends with. */
+ * alive as a part; returns the exit status keel ends with. As PID 1 it
+ * first sets the system up (core/sysinit.h), never returns, and goes down
+ * by reboot(2): SIGTERM or SIGINT reboot, SIGUSR2 powers off, and so does
+ * the master's request (sh->request, then SIGTERM or SIGUSR2 to us). */
 int core_supervisor_run(int (*master)(void));
 
 #endif
