@@ -78,6 +78,10 @@ static struct {
 	struct core_sup_shared *sh;	/* beats; NULL: none watched */
 	struct core_timer beat;		/* ours, and a look at the workers' */
 	uint64_t	 beat_every;	/* ms */
+	bool		 gating;	/* the first workers wait for supervise.wait_for */
+	uint64_t	 gate_since;
+	char		 gate_why[240];	/* what was said last */
+	struct core_timer gate;
 
 	/* worker */
 	bool		 is_worker;
@@ -345,6 +349,44 @@ static unsigned main_worker_count(const struct core_conf *conf)
 	return cores > 0 ? (unsigned)cores : 1;
 }
 
+static void main_fill_workers(void);
+
+/* The first workers wait until the gates of supervise.wait_for are open,
+ * or supervise.wait_max is up. */
+static bool main_gates_open(void)
+{
+	const struct keel_supervise_conf *s = &core_settings_of(keel.conf)->supervise;
+	uint64_t now = core_loop_now(&keel.loop);
+	char why[240];
+
+	if (!keel.gating)
+		return true;
+	if (core_sup_gates_open(keel.conf, why, sizeof(why))) {
+		if (keel.gate_why[0] != '\0')
+			core_log_info("main", "ready after %.1f s: starting the workers",
+				      (double)(now - keel.gate_since) / 1000);
+		keel.gating = false;
+	} else if (now - keel.gate_since >= (uint64_t)s->wait_max) {
+		core_log_warn("main", "starting the workers after %lld s of waiting, though "
+			      "%s", (long long)(s->wait_max / 1000), why);
+		keel.gating = false;
+	}
+	core_sup_waiting(keel.gating);
+	if (!keel.gating)
+		return true;
+	if (strcmp(why, keel.gate_why) != 0)
+		core_log_info("main", "the workers wait for %s", why);
+	snprintf(keel.gate_why, sizeof(keel.gate_why), "%s", why);
+	core_timer_start(&keel.gate, 200);
+	return false;
+}
+
+static void main_on_gate(struct core_timer *t)
+{
+	(void)t;
+	main_fill_workers();
+}
+
 /* Starts every worker of the current generation that is missing and due;
  * the respawn timer wakes us for the next one that is not due yet. */
 static void main_fill_workers(void)
@@ -354,7 +396,7 @@ static void main_fill_workers(void)
 	unsigned slot;
 	size_t i;
 
-	if (keel.stopping)
+	if (keel.stopping || !main_gates_open())
 		return;
 	for (slot = 0; slot < keel.want; slot++) {
 		struct core_part *p = &keel.slots[slot];
@@ -491,7 +533,7 @@ static void main_supervise_conf(const struct core_conf *conf)
 		keel.sh->have_policy = true;
 	}
 	core_sup_show(keel.sh != NULL && keel.sh->supervised ? &keel.sh->master : &keel.self,
-		      keel.slots, main_worker_count(conf), &keel.pol);
+		      keel.slots, main_worker_count(conf), &keel.pol, conf);
 }
 
 /* A new configuration gives failed workers another chance. */
@@ -1150,6 +1192,9 @@ static int main_run(void)
 		}
 	core_timer_init(&keel.loop, &keel.respawn, main_on_respawn, NULL);
 	core_timer_init(&keel.loop, &keel.kill, main_on_kill, NULL);
+	core_timer_init(&keel.loop, &keel.gate, main_on_gate, NULL);
+	keel.gating = core_settings_of(keel.conf)->supervise.wait_for.n > 0;
+	keel.gate_since = core_clock_mono_ms();
 	for (i = 0; i < MAX_SLOTS; i++) {
 		char name[24];
 

@@ -270,6 +270,20 @@ struct keel_watchdog_conf {
 	bool		 front_door;	/* ping only while the front door answers */
 };
 
+struct keel_iface_conf {
+	char		*name;		/* eth0 */
+	char		*address;	/* "10.0.2.15/24"; "": DHCP */
+	char		*gateway;	/* static: the default route; "": none */
+};
+
+struct keel_system_conf {
+	char		*hostname;	/* "": keep it (PID 1: the node name) */
+	struct core_conf_list interfaces;	/* of struct keel_iface_conf */
+	struct core_conf_list ntp;	/* of char *: "IP" or "IP:port" */
+	struct core_conf_list dns;	/* of char *: IP addresses */
+	int64_t		 ntp_interval;	/* ms between syncs */
+};
+
 enum keel_escalation {
 	KEEL_ESCALATE_DEGRADED = 0,	/* a failed part stays down, the rest runs */
 	KEEL_ESCALATE_REBOOT,		/* the box is reset */
@@ -282,6 +296,16 @@ struct keel_supervise_conf {
 	int64_t		 restarts;	/* this many in window, and the next exit fails it */
 	int64_t		 window;	/* ms */
 	int		 escalation;	/* enum keel_escalation */
+	struct core_conf_list wait_for;	/* of int: enum keel_gate */
+	int64_t		 wait_max;	/* ms the workers wait for them at most */
+};
+
+enum keel_gate {
+	KEEL_GATE_LINK = 0,		/* every managed interface has its link */
+	KEEL_GATE_ADDRESS,		/* ... and its address (a lease) */
+	KEEL_GATE_CLOCK,		/* the clock was set from NTP */
+	KEEL_GATE_STORAGE,		/* every managed mount is mounted */
+	KEEL_GATE_COUNT
 };
 
 struct keel_conf {
@@ -302,6 +326,7 @@ struct keel_conf {
 	struct keel_storage_conf storage;
 	struct keel_watchdog_conf watchdog;
 	struct keel_supervise_conf supervise;
+	struct keel_system_conf system;
 };
 
 #endif

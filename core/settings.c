@@ -1168,6 +1168,7 @@ static const struct core_conf_section watchdog_section = {
 };
 
 static const char *const escalations[] = { "degraded", "reboot", NULL };
+static const char *const gates[] = { "link", "address", "clock", "storage", NULL };
 
 static const struct core_conf_def supervise_defs[] = {
 	{ .name = "progress_limit", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
@@ -1202,6 +1203,18 @@ static const struct core_conf_def supervise_defs[] = {
 	  .doc = "What a failed process leads to: `degraded` (the rest runs on) or `reboot` "
 		 "(the hardware watchdog is no longer pinged, so it resets the box; keel as "
 		 "PID 1 reboots it itself)." },
+	{ .name = "wait_for", .type = CORE_CONF_LIST, .item = CORE_CONF_ENUM, .enums = gates,
+	  .flags = CORE_CONF_RELOAD, .min = 0, .max = 4,
+	  .offset = offsetof(struct keel_supervise_conf, wait_for),
+	  .doc = "Readiness gates the proxy workers wait for before they start: `link` (every "
+		 "interface of `system.interfaces` has its link), `address` (and its address or "
+		 "DHCP lease), `clock` (the clock was set from NTP), `storage` (every managed "
+		 "mount is mounted). The status and the dashboard show what is awaited." },
+	{ .name = "wait_max", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_supervise_conf, wait_max), .dflt = "60s",
+	  .min = 0, .max = 3600 * SEC,
+	  .doc = "The longest the workers wait for `wait_for`; then they start anyway, and the "
+		 "log says which gate was still closed." },
 	{ 0 }
 };
 
@@ -1221,6 +1234,118 @@ static const struct core_conf_section supervise_section = {
 	.doc = "Supervision of keel's processes: the master restarts a proxy worker that dies "
 	       "or stops making progress, and `keel --supervise` (or keel as PID 1) runs a "
 	       "small supervisor that does the same for the master.",
+};
+
+static const struct core_conf_def iface_defs[] = {
+	{ .name = "name", .type = CORE_CONF_STRING, .flags = CORE_CONF_REQUIRED | CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_iface_conf, name), .min = 1, .max = 15,
+	  .doc = "The network interface, such as `eth0`." },
+	{ .name = "address", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_iface_conf, address), .dflt = "", .min = 0, .max = 18,
+	  .doc = "A static IPv4 address with its prefix length, such as `192.168.1.10/24`; "
+		 "empty: keel's own DHCP client gets one (and the default route, DNS and NTP "
+		 "servers with it)." },
+	{ .name = "gateway", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_iface_conf, gateway), .dflt = "", .min = 0, .max = 15,
+	  .doc = "With a static address: the default route's gateway; empty: none." },
+	{ 0 }
+};
+
+static bool ipv4_ok(const char *s)
+{
+	struct in_addr a;
+
+	return inet_pton(AF_INET, s, &a) == 1;
+}
+
+static void iface_check(struct core_conf_load *ld, void *obj, const char *path, int line)
+{
+	const struct keel_iface_conf *c = obj;
+	char ip[32], sub[160];
+	const char *slash;
+	char *end;
+	long len;
+
+	if (c->address != NULL && c->address[0] != '\0') {
+		slash = strchr(c->address, '/');
+		snprintf(sub, sizeof(sub), "%s.address", path);
+		snprintf(ip, sizeof(ip), "%.*s", slash ? (int)(slash - c->address) : 0, c->address);
+		len = slash ? strtol(slash + 1, &end, 10) : -1;
+		if (slash == NULL || !ipv4_ok(ip) || *end != '\0' || end == slash + 1 || len < 1 ||
+		    len > 32)
+			core_conf_error(ld, line, sub, "\"%s\" is not an IPv4 address with a prefix "
+					"length, such as 192.168.1.10/24", c->address);
+	}
+	if (c->gateway != NULL && c->gateway[0] != '\0') {
+		snprintf(sub, sizeof(sub), "%s.gateway", path);
+		if (!ipv4_ok(c->gateway))
+			core_conf_error(ld, line, sub, "\"%s\" is not an IPv4 address", c->gateway);
+		else if (c->address == NULL || c->address[0] == '\0')
+			core_conf_error(ld, line, sub, "goes with a static address; DHCP gives the "
+					"gateway itself");
+	}
+}
+
+static const struct core_conf_section iface_section = {
+	.size = sizeof(struct keel_iface_conf), .defs = iface_defs, .check = iface_check,
+	.doc = "One network interface keel configures.",
+};
+
+static const struct core_conf_def system_defs[] = {
+	{ .name = "hostname", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_system_conf, hostname), .dflt = "", .min = 0, .max = 63,
+	  .doc = "The system's host name; empty: left as it is (keel as PID 1 uses `node`)." },
+	{ .name = "interfaces", .type = CORE_CONF_LIST, .item = CORE_CONF_SECTION,
+	  .flags = CORE_CONF_RELOAD, .sub = &iface_section, .min = 0, .max = 16,
+	  .offset = offsetof(struct keel_system_conf, interfaces),
+	  .doc = "Network interfaces keel brings up and addresses. Empty: keel leaves the "
+		 "network alone, except as PID 1, where every interface found gets DHCP." },
+	{ .name = "ntp", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING,
+	  .flags = CORE_CONF_RELOAD, .min = 0, .max = 4,
+	  .offset = offsetof(struct keel_system_conf, ntp),
+	  .doc = "NTP servers (`IP` or `IP:port`) keel sets the system clock from (SNTP); "
+		 "empty: those DHCP names, else none." },
+	{ .name = "dns", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING,
+	  .flags = CORE_CONF_RELOAD, .min = 0, .max = 3,
+	  .offset = offsetof(struct keel_system_conf, dns),
+	  .doc = "DNS servers for keel's resolver (written to /etc/resolv.conf as PID 1); "
+		 "empty: those DHCP names." },
+	{ .name = "ntp_interval", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_system_conf, ntp_interval), .dflt = "15m",
+	  .min = 10 * SEC, .max = 86400 * SEC,
+	  .doc = "Time between clock syncs once the clock is set (until then, every 5 s)." },
+	{ 0 }
+};
+
+static void system_check(struct core_conf_load *ld, void *obj, const char *path, int line)
+{
+	const struct keel_system_conf *c = obj;
+	char *const *ntp = c->ntp.v, *const *dns = c->dns.v;
+	char sub[160], ip[64];
+	size_t i;
+
+	for (i = 0; i < c->ntp.n; i++) {
+		const char *colon = strchr(ntp[i], ':');
+		long port = colon ? strtol(colon + 1, NULL, 10) : 123;
+
+		snprintf(ip, sizeof(ip), "%.*s", colon ? (int)(colon - ntp[i]) : 63, ntp[i]);
+		if (!ipv4_ok(ip) || port < 1 || port > 65535) {
+			snprintf(sub, sizeof(sub), "%s.ntp[%zu]", path, i);
+			core_conf_error(ld, line, sub, "\"%s\" is not an IPv4 address (with an "
+					"optional :port)", ntp[i]);
+		}
+	}
+	for (i = 0; i < c->dns.n; i++)
+		if (!ipv4_ok(dns[i])) {
+			snprintf(sub, sizeof(sub), "%s.dns[%zu]", path, i);
+			core_conf_error(ld, line, sub, "\"%s\" is not an IPv4 address", dns[i]);
+		}
+}
+
+static const struct core_conf_section system_section = {
+	.size = sizeof(struct keel_system_conf), .defs = system_defs, .check = system_check,
+	.doc = "The system keel runs on: its network, host name and clock. On a host keel "
+	       "touches none of it unless told; as PID 1 (the appliance image) it is the init.",
 };
 
 static const struct core_conf_def keel_defs[] = {
@@ -1270,6 +1395,8 @@ static const struct core_conf_def keel_defs[] = {
 	  .offset = offsetof(struct keel_conf, watchdog), .sub = &watchdog_section },
 	{ .name = "supervise", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, supervise), .sub = &supervise_section },
+	{ .name = "system", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, system), .sub = &system_section },
 	{ 0 }
 };
 

@@ -2,6 +2,7 @@
  * and the supervisor process that keeps the master alive. */
 #include <errno.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,7 +36,73 @@ static struct {
 	struct core_part *helpers[8];
 	struct core_part_policy pol;
 	char		 escalated[200];
+	bool		 waiting;	/* the workers wait for gates */
+	const struct core_conf *conf;	/* the gates it waits for */
 } show;
+
+static const char *const gate_names[KEEL_GATE_COUNT] = { "link", "address", "clock", "storage" };
+
+static struct {
+	bool		 known;		/* a part reported it */
+	bool		 open;
+	char		 why[200];
+} gates[KEEL_GATE_COUNT];
+
+void core_sup_gate(int gate, bool open, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (gate < 0 || gate >= KEEL_GATE_COUNT)
+		return;
+	gates[gate].known = true;
+	gates[gate].open = open;
+	va_start(ap, fmt);
+	vsnprintf(gates[gate].why, sizeof(gates[gate].why), fmt, ap);
+	va_end(ap);
+}
+
+bool core_sup_gates_open(const struct core_conf *conf, char *why, size_t len)
+{
+	const struct keel_supervise_conf *s = &core_settings_of(conf)->supervise;
+	const int *g = s->wait_for.v;
+	size_t i;
+
+	for (i = 0; i < s->wait_for.n; i++) {
+		if (g[i] < 0 || g[i] >= KEEL_GATE_COUNT || gates[g[i]].open)
+			continue;
+		snprintf(why, len, "%s: %s", gate_names[g[i]], gates[g[i]].known ?
+			 gates[g[i]].why : "nothing reported yet");
+		return false;
+	}
+	return true;
+}
+
+void core_sup_waiting(bool waiting)
+{
+	show.waiting = waiting;
+}
+
+static int sup_gates_json(struct core_buf *out)
+{
+	const struct keel_supervise_conf *s;
+	const int *g;
+	size_t i;
+	int rc = core_buf_append(out, ",\"gates\":[", 10);
+
+	if (show.conf == NULL)
+		return rc | core_buf_append(out, "]", 1);
+	s = &core_settings_of(show.conf)->supervise;
+	g = s->wait_for.v;
+	for (i = 0; i < s->wait_for.n; i++) {
+		if (g[i] < 0 || g[i] >= KEEL_GATE_COUNT)
+			continue;
+		rc |= core_buf_printf(out, "%s{\"gate\":\"%s\",\"open\":%s,\"why\":", i ? "," : "",
+				      gate_names[g[i]], gates[g[i]].open ? "true" : "false");
+		rc |= core_json_str(out, gates[g[i]].known ? gates[g[i]].why : "nothing reported yet");
+		rc |= core_buf_append(out, "}", 1);
+	}
+	return rc | core_buf_printf(out, "],\"waiting\":%s", show.waiting ? "true" : "false");
+}
 
 struct core_sup_shared *core_sup_shared(void)
 {
@@ -255,8 +322,9 @@ int core_part_metrics(struct core_buf *out, const struct core_part *p, uint64_t 
 }
 
 void core_sup_show(struct core_part *master, struct core_part *workers, size_t nworkers,
-		   const struct core_part_policy *pol)
+		   const struct core_part_policy *pol, const struct core_conf *conf)
 {
+	show.conf = conf;
 	show.master = master;
 	show.workers = workers;
 	show.nworkers = nworkers;
@@ -313,6 +381,7 @@ static int sup_status_json(struct core_buf *out)
 		rc |= core_json_str(out, show.escalated);
 	else
 		rc |= core_buf_append(out, "null", 4);
+	rc |= sup_gates_json(out);
 	rc |= core_buf_append(out, ",\"parts\":[", 10);
 	rc |= core_part_json(out, show.master, now);
 	for (i = 0; i < show.nworkers; i++) {

@@ -111,7 +111,17 @@ int core_part_metrics_head(struct core_buf *out);
 /* The parts the status shows: main.c says which (the worker slots in use).
  * master is the master's own record. */
 void core_sup_show(struct core_part *master, struct core_part *workers, size_t nworkers,
-		   const struct core_part_policy *pol);
+		   const struct core_part_policy *pol, const struct core_conf *conf);
+
+/* Readiness gates (supervise.wait_for, enum keel_gate): the parts that
+ * know say whether each is open, and why not; the master starts the proxy
+ * workers once those asked for are (or supervise.wait_max is up). */
+void core_sup_gate(int gate, bool open, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Whether every gate conf waits for is open; if not, the first closed one
+ * and why in why. */
+bool core_sup_gates_open(const struct core_conf *conf, char *why, size_t len);
+/* The master says whether the workers still wait (for the status). */
+void core_sup_waiting(bool waiting);
 
 /* A helper process a part keeps (the password hasher) shown with them. */
 void core_sup_add(struct core_part *p);

@@ -1086,6 +1086,7 @@ static void mount_on_tick(struct core_timer *t)
 	struct storage_mount *m = t->data;
 
 	mount_eval(m);
+	storage_gate();
 	core_timer_start(&m->tick, m->interval);
 }
 
@@ -1148,6 +1149,7 @@ void storage_mount_start(struct storage_mount *m)
 	if (m->path[0] == '\0')
 		return;
 	mount_eval(m);
+	storage_gate();
 	core_timer_start(&m->tick, m->interval);
 }
 

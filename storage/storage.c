@@ -22,6 +22,7 @@
 #include "core/module.h"
 #include "core/settings.h"
 #include "core/status.h"
+#include "core/supervise.h"
 #include "storage.h"
 
 struct storage_globals sm;
@@ -43,6 +44,25 @@ const char *storage_state_str(enum storage_state s)
 bool storage_state_up(enum storage_state s)
 {
 	return s == STORAGE_HEALTHY || s == STORAGE_SLOW;
+}
+
+/* The storage gate (supervise.wait_for: storage): every managed mount
+ * mounted by keel and healthy. */
+void storage_gate(void)
+{
+	unsigned i;
+
+	for (i = 0; i < sm.n; i++) {
+		const struct storage_mount *m = sm.mounts[i];
+
+		if (m->path[0] != '\0' && (!m->ours || !storage_state_up(m->state))) {
+			core_sup_gate(KEEL_GATE_STORAGE, false, "mount %s is %s%s%s", m->name,
+				      m->ours ? storage_state_str(m->state) : "not mounted yet",
+				      m->why[0] ? ": " : "", m->why);
+			return;
+		}
+	}
+	core_sup_gate(KEEL_GATE_STORAGE, true, "%u mount%s ready", sm.n, sm.n == 1 ? "" : "s");
 }
 
 const char *storage_nth(unsigned n)
@@ -227,7 +247,10 @@ static int storage_start(struct core_loop *loop, const struct core_conf *conf, c
 	sm.loop = loop;
 	snprintf(sm.state_dir, sizeof(sm.state_dir), "%s", core_settings_of(conf)->state_dir);
 	storage_records_load();
-	return storage_build(core_settings_of(conf), err, errlen);
+	if (storage_build(core_settings_of(conf), err, errlen) != CORE_OK)
+		return CORE_ERROR;
+	storage_gate();
+	return CORE_OK;
 }
 
 static int storage_reload(const struct core_conf *conf, char *err, size_t errlen)

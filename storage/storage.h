@@ -141,6 +141,7 @@ extern struct storage_globals {
 const char *storage_state_str(enum storage_state s);
 bool storage_state_up(enum storage_state s);
 const char *storage_nth(unsigned n);
+void storage_gate(void);
 
 /* probe.c: each server, from keel's loop. */
 void storage_probe_init(struct storage_server *s);
