@@ -356,7 +356,7 @@ static void main_fill_workers(void);
 static bool main_gates_open(void)
 {
 	const struct keel_supervise_conf *s = &core_settings_of(keel.conf)->supervise;
-	uint64_t now = core_loop_now(&keel.loop);
+	uint64_t now = core_clock_mono_ms();
 	char why[240];
 
 	if (!keel.gating)

@@ -130,6 +130,7 @@ static void si_data(void)
 
 void core_sysinit_boot(void)
 {
+	setenv("PATH", "/usr/sbin:/usr/bin:/sbin:/bin", 0);	/* the kernel gives none */
 	si_mount("proc", "/proc", "proc", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	si_mount("sysfs", "/sys", "sysfs", MS_NOSUID | MS_NODEV | MS_NOEXEC, NULL);
 	si_mount("devtmpfs", "/dev", "devtmpfs", MS_NOSUID, "mode=0755");
@@ -221,12 +222,15 @@ static void __attribute__((noreturn)) si_unmount_all(void)
 		if (strcmp(d, "/") == 0 || strcmp(d, "/proc") == 0 || strcmp(d, "/sys") == 0 ||
 		    strcmp(d, "/dev") == 0)
 			continue;
-		if (si_network_fs(m[i].type)) {
-			/* Forced first (it aborts RPCs in flight), lazily if still busy. */
-			if (umount2(d, MNT_FORCE) == -1)
-				(void)umount2(d, MNT_DETACH);
+		/*
+		 * Network filesystems are left mounted for the kernel to drop:
+		 * on a dead server their unmount (forced or lazy) blocks, and
+		 * so did reboot(2) after it, or after a flush stuck on it
+		 * (NFSv4, measured in a qemu guest). On the gateway they carry
+		 * keel's canaries and what the static routes read.
+		 */
+		if (si_network_fs(m[i].type))
 			continue;
-		}
 		if (umount2(d, 0) == -1 && !si_virtual_fs(m[i].type) &&
 		    mount(NULL, d, NULL, MS_REMOUNT | MS_RDONLY, NULL) == -1)
 			(void)umount2(d, MNT_DETACH);
@@ -269,8 +273,11 @@ void core_sysinit_halt(int how)
 	if (pid > 0 && kill(pid, 0) == 0 && waitpid(pid, NULL, WNOHANG) == 0)
 		core_log_warn("init", "unmounting is stuck in the kernel after %u ms: %s anyway",
 			      SI_UNMOUNT_MS, what);
+
 	core_log_info("init", "%s now", what);
-	reboot(how);
-	for (;;)
-		pause();
+	for (;;) {
+		reboot(how);
+		core_log_error("init", "reboot(2) failed: %s; trying again", strerror(errno));
+		sleep(1);
+	}
 }

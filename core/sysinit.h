@@ -18,10 +18,10 @@
  * logged and the boot goes on with what works. */
 void core_sysinit_boot(void);
 
-/* Stops every process (SIGTERM, then SIGKILL), syncs the local
- * filesystems (never a network one: a dead server would hang it),
- * unmounts (network filesystems forced and lazily), then reboot(2) with
- * how (RB_AUTOBOOT, RB_POWER_OFF). Bounded in time: a step stuck in the
+/* Stops every process (SIGTERM, then SIGKILL), syncs and unmounts the
+ * local filesystems (never a network one: a dead server's sync or unmount
+ * blocks, and blocked reboot(2) after it), then reboot(2) with how
+ * (RB_AUTOBOOT, RB_POWER_OFF). Bounded in time: a step stuck in the
  * kernel is left behind. Never returns. */
 void core_sysinit_halt(int how) __attribute__((noreturn));
 

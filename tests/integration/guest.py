@@ -166,8 +166,9 @@ class Cpio:
         return bytes(self.out)
 
 
-def initramfs(keel_bin, conf_text, path, modules=()):
-    """Writes the guest's initramfs with keel and its config to path."""
+def initramfs(keel_bin, conf_text, path, modules=(), pid1=False):
+    """Writes the guest's initramfs with keel and its config to path;
+    pid1: keel is /init, and /etc/keel/modules lists the modules."""
     _, mods_dir = kernel()
     c = Cpio()
     for d in ("proc", "sys", "dev", "etc", "bin", "sbin", "usr/bin", "lib/modules", "run",
@@ -187,11 +188,15 @@ def initramfs(keel_bin, conf_text, path, modules=()):
     for p in order:
         c.copy("/lib/modules/" + os.path.basename(p), p, 0o644)
     c.file("/modules.order", "".join(os.path.basename(p) + "\n" for p in order).encode())
+    c.file("/etc/keel/modules", "".join(os.path.basename(p) + "\n" for p in order).encode())
     c.symlink("/etc/mtab", "/proc/self/mounts")
     c.file("/etc/hosts", b"127.0.0.1 localhost\n")
     c.file("/etc/netconfig", NETCONFIG.encode())     # libtirpc's, for mount.nfs with NFSv3
     c.file("/etc/protocols", b"ip 0 IP\ntcp 6 TCP\nudp 17 UDP\n")
-    c.file("/init", INIT.encode(), 0o755)
+    if pid1:
+        c.copy("/init", keel_bin, 0o755)
+    else:
+        c.file("/init", INIT.encode(), 0o755)
     c.file("/keel.yaml", conf_text.encode())
     with open(path, "wb") as f:
         f.write(c.done())
@@ -225,27 +230,32 @@ class Relay:
             pass
 
 
-def boot(h, conf_text, name="guest", forward=(), relays=(), modules=(), devices=()):
+def boot(h, conf_text, name="guest", forward=(), relays=(), modules=(), devices=(),
+         pid1=False):
     """Boots the guest with keel and conf_text; forward: (host port, guest
     port) pairs on 127.0.0.1; relays: Relay objects; modules: more kernel
-    modules to load; devices: more qemu -device values. Returns the qemu
-    Proc, its log the console."""
+    modules to load; devices: more qemu -device values; pid1: keel is the
+    init (no shell then: the test talks HTTP). Returns the qemu Proc, its
+    log the console."""
     need()
     vmlinuz, _ = kernel()
     initrd = h.path(name + ".cpio")
-    initramfs(harness.KEEL, conf_text, initrd, modules)
+    initramfs(harness.KEEL, conf_text, initrd, modules, pid1)
     net = "user,id=n0" + "".join(",hostfwd=tcp:127.0.0.1:%d-10.0.2.15:%d" % f for f in forward)
     net += "".join(r.netdev() for r in relays)
     argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", "512", "-smp", "1",
             "-kernel", vmlinuz, "-initrd", initrd,
-            "-append", "console=ttyS0 quiet loglevel=3 panic=-1",
+            "-append", "console=ttyS0 quiet loglevel=3 panic=-1" +
+            (" -- -c /keel.yaml" if pid1 else ""),
             "-netdev", net, "-device", "virtio-net-pci,netdev=n0",
             "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]
     for d in devices:
         argv += ["-device", d]
+    t0 = time.monotonic()
     p = h.start(name, argv)
     p.runs_keel = True          # its console is keel's log: sanitizer reports count
-    p.wait_log(r"guest: up", timeout=60)
+    p.boot_started = t0
+    p.wait_log(r"main: keel \S+ started" if pid1 else r"guest: up", timeout=60)
     return p
 
 
