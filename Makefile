@@ -184,13 +184,15 @@ build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) cache/resp.c build/fuzz/gen/default_yam
 	@mkdir -p $(@D)
 	$(call say,FUZZ,$@)clang -std=gnu11 -g -O1 -D_GNU_SOURCE \
 		-fsanitize=fuzzer,address,undefined -I. -Ibuild/fuzz/gen \
-		-isystem $(FUZZ_DEPS)/include $(filter-out storage/%,$(filter %.c,$^)) \
+		-isystem $(FUZZ_DEPS)/include $(filter-out storage/% firmware/%,$(filter %.c,$^)) \
 		-L$(FUZZ_DEPS)/lib -lyaml -lsqlite3 -lmbedtls -lmbedx509 -lmbedcrypto -lnfs -lpthread -lm -o $@
 
-# storage_parse #includes these (a prerequisite only: not compiled apart);
+# storage_parse and dhcp_parse #include these (prerequisites only: not
+# compiled apart);
 # static_parse is linked with proxy/static.c and libnfs.
 build/fuzz/storage_parse: storage/mount.c storage/storage.h
 build/fuzz/static_parse: proxy/static.c
+build/fuzz/dhcp_parse: firmware/dhcp.c firmware/dhcp.h
 
 build/fuzz/gen/default_yaml.c: core/default.yaml core/embed.sh
 	@mkdir -p $(@D)

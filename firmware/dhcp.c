@@ -180,7 +180,7 @@ int64_t sntp_to_unix_ms(uint64_t ntp)
 	/* RFC 4330: a clear top bit is the era after 2036-02-07. */
 	if ((sec & 0x80000000u) == 0)
 		sec += 1ULL << 32;
-	return (int64_t)((sec - NTP_UNIX_DELTA) * 1000 + ((frac * 1000) >> 32));
+	return (int64_t)((sec - NTP_UNIX_DELTA) * 1000 + ((frac * 1000 + (1ULL << 31)) >> 32));
 }
 
 static void put64(uint8_t *p, uint64_t v)
