@@ -409,6 +409,22 @@ async function main() {
 		await shot('12-logs');
 	});
 
+	await test('system: clock, network, processes; reboot only as PID 1; the kernel log', async () => {
+		const p = T.page;
+		await nav('#/system', 'System');
+		await p.getByText('keel leaves this host\'s network alone').waitFor();
+		await p.locator('section', { hasText: 'Clock' }).getByText('Time: ').waitFor();
+		await p.locator('section', { hasText: 'Processes' }).locator('#processes tr', { hasText: 'password hasher' }).waitFor();
+		await p.getByText('keel is not this system\'s init (PID 1)').waitFor();
+		if (!(await p.locator('#reboot').isDisabled()) || !(await p.locator('#poweroff').isDisabled()))
+			throw new Error('reboot and power off are offered on a host keel is not the init of');
+		await p.locator('#showklog').click();
+		await p.locator('#kernellog:not([hidden])').waitFor();
+		if ((await p.locator('#kernellog').innerText()).trim() === '')
+			throw new Error('the kernel log is empty');
+		await shot('12b-system');
+	});
+
 	await test('users: a short password is refused next to the field; add a user', async () => {
 		const p = T.page;
 		await nav('#/users', 'Users');

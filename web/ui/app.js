@@ -899,6 +899,54 @@ pages['/logs'] = async main => {
 			h('td', { text: e.action }), h('td', { text: e.detail })))))));
 };
 
+/* The system: clock, network, processes and their gates, reboot, the kernel log. */
+pages['/system'] = async main => {
+	main.append(h('h1', { text: 'System' }));
+	const clock = h('div'), net = h('div', { class: 'scroll' }), procs = h('div', { class: 'scroll' });
+	const klog = h('pre', { id: 'kernellog', hidden: true });
+	const reboot = h('button', { type: 'button', class: 'danger', id: 'reboot', text: 'Reboot' });
+	const poweroff = h('button', { type: 'button', class: 'danger', id: 'poweroff', text: 'Power off' });
+	const down = (name, what) => async () => {
+		if (!confirm(`${what} the box now? The apps lose the proxy until it is back.`)) return;
+		const r = await api('POST', '/api/v1/commands/' + name, {});
+		toast(r.ok ? `${what}: keel is stopping` : r.data.error);
+	};
+	reboot.onclick = down('system.reboot', 'Reboot');
+	poweroff.onclick = down('system.poweroff', 'Power off');
+	const note = h('p', { class: 'muted' });
+	main.append(panel('Clock', clock), panel('Network', net), panel('Processes', procs),
+		panel('Restart', h('div', { class: 'row' }, reboot, poweroff), note),
+		panel('Kernel log', h('div', { class: 'row' }, h('button', { type: 'button', id: 'showklog', text: 'Show the kernel log', onclick: async () => {
+			const r = await api('POST', '/api/v1/commands/system.kernel_log', {});
+			klog.hidden = false;
+			klog.textContent = r.ok ? r.data.text : r.data.error;
+		} })), klog));
+	every(2000, async () => {
+		const st = await refreshStatus();
+		if (!st || !st.system) return;
+		const s = st.system, c = s.clock;
+		clock.replaceChildren(h('p', {}, h('strong', { text: 'Time: ' }), s.time.replace('T', ' ').replace(/\.\d+Z$/, ' UTC'), ' · ',
+			...(c.servers === 0 ? [h('span', { class: 'muted', text: 'keel does not set this clock (no NTP server in system.ntp or from DHCP)' })] :
+				[pill(c.synced ? 'ok' : 'down'), c.synced ? ` set from ${c.server}, ${c.last_sync_s_ago} s ago (offset ${c.offset_ms} ms)` : ` not set from NTP yet: ${c.why || 'waiting for an answer'}`])),
+			h('p', {}, h('strong', { text: 'Host name: ' }), s.hostname, s.dns.length ? ` · DNS: ${s.dns.join(', ')}` : ''));
+		net.replaceChildren(s.interfaces.length ? h('table', { id: 'interfaces' }, heads('Interface', 'Mode', 'State', 'Address', 'Gateway', '#Lease left', 'Detail'),
+			s.interfaces.map(f => h('tr', {}, h('td', { class: 'mono', text: f.name }), h('td', { text: f.mode }),
+				h('td', {}, pill(f.state === 'bound' || (f.mode === 'static' && f.link) ? 'up' : f.state === 'missing' || f.state === 'no link' ? 'down' : 'starting'), ' ' + f.state),
+				h('td', { class: 'mono', text: f.address.startsWith('/') ? '–' : f.address }), h('td', { class: 'mono', text: f.gateway || '–' }),
+				h('td', { class: 'num', text: f.mode === 'dhcp' && f.lease_left_s ? fmtUptime(f.lease_left_s) : '–' }),
+				h('td', { class: 'muted', text: f.why })))) :
+			h('p', { class: 'muted', text: s.init ? 'No interface found.' : 'keel leaves this host\'s network alone (system.interfaces is empty).' }));
+		if (st.supervise) {
+			const waiting = st.supervise.waiting ? st.supervise.gates.filter(g => !g.open) : [];
+			procs.replaceChildren(...(waiting.length ? [h('p', { id: 'waiting' }, pill('starting'), ' The proxy waits for: ' + waiting.map(g => `${g.gate} (${g.why})`).join('; '))] : []),
+				...processView(st.supervise, st.watchdog));
+		}
+		reboot.disabled = poweroff.disabled = !s.init;
+		note.textContent = s.init ? 'keel stops its parts, syncs and unmounts the disks (network mounts are left to the kernel: a dead server cannot hold the reboot up), then restarts the box.' :
+			'keel is not this system\'s init (PID 1): reboot the host with its own tools.';
+	});
+};
+
 /* Users and password */
 pages['/users'] = async main => {
 	main.append(h('h1', { text: 'Users' }));
