@@ -209,6 +209,7 @@ bench: $(B)/keel
 	$(Q)python3 tests/bench/tls.py
 	$(Q)python3 tests/bench/redis.py
 	$(Q)python3 tests/bench/storage.py
+	$(Q)python3 tests/bench/supervise.py
 	$(Q)python3 tests/redis-suite/run.py --keel $(B)/keel
 
 # Redis's own test suite (from the Debian source package of the installed

@@ -49,6 +49,7 @@
 
 #define SYS_IFACES	16
 #define SYS_TICK_MS	1000		/* links looked at, gates reported */
+#define SYS_TICK_FAST_MS 50		/* ... while a link just brought up comes */
 #define DHCP_FIRST_MS	2000		/* the first retry; doubles... */
 #define DHCP_MAX_MS	32000		/* ...up to this */
 #define DHCP_SILENT_MS	10000		/* no answer this long: said, and raised */
@@ -601,7 +602,11 @@ static void sys_on_tick(struct core_timer *t)
 			iface_fine(f);
 	}
 	sys_gates();
-	core_timer_start(t, SYS_TICK_MS);
+	for (i = 0; i < sy.n; i++)
+		if (sy.ifs[i].exists && !sy.ifs[i].link &&
+		    core_loop_now(sy.loop) - sy.ifs[i].up_at < LINK_GRACE_MS)
+			break;
+	core_timer_start(t, i < sy.n ? SYS_TICK_FAST_MS : SYS_TICK_MS);
 }
 
 /* Every interface but lo: what PID 1 gives DHCP when none is named. */

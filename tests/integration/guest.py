@@ -19,7 +19,7 @@ import time
 import harness
 
 CACHE = os.path.expanduser(os.environ.get("KEEL_GUEST_CACHE", "~/.cache/keel-guest"))
-MODULES = ["virtio_pci", "virtio_net", "nfsv4", "nfsv3"]
+MODULES = ["virtio_pci", "virtio_net", "virtio_rng", "nfsv4", "nfsv3"]
 TOOLS = {"/bin/mount": "/usr/bin/mount", "/bin/umount": "/usr/bin/umount",
          "/sbin/mount.nfs": "/sbin/mount.nfs"}
 
@@ -248,6 +248,7 @@ def boot(h, conf_text, name="guest", forward=(), relays=(), modules=(), devices=
             "-append", "console=ttyS0 quiet loglevel=3 panic=-1" +
             (" -- -c /keel.yaml" if pid1 else ""),
             "-netdev", net, "-device", "virtio-net-pci,netdev=n0",
+            "-device", "virtio-rng-pci",    # as a real box's hardware RNG: keel waits for entropy
             "-display", "none", "-monitor", "none", "-serial", "stdio", "-no-reboot"]
     for d in devices:
         argv += ["-device", d]
