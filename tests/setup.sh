@@ -14,6 +14,7 @@ need=(
 	clang libclang-rt-14-dev			# libFuzzer
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
 	qemu-system-x86 busybox-static			# a guest whose kernel mounts NFS
+	iproute2					# network namespaces (the DHCP test)
 	chromium fonts-dejavu-core			# the admin UI's browser tests
 )
 # Node and npm for Playwright, unless a node is already installed (a
