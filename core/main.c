@@ -87,6 +87,7 @@ static struct {
 	bool		 is_worker;
 	unsigned	 slot;
 	unsigned	 cell;		/* where its beat goes */
+	pid_t		 master;	/* who forked it */
 	bool		 draining;
 	uint64_t	 drain_until;
 	struct core_timer drain;
@@ -226,6 +227,10 @@ static void worker_on_drain(struct core_timer *t)
 /* The worker's loop turns: the master, which reads this, sees progress. */
 static void main_on_beat_worker(struct core_timer *t)
 {
+	/* Draining, or orphaned (the master died): the cell is not ours to
+	 * speak for any more, and the master does not watch it. */
+	if (keel.draining || getppid() != keel.master)
+		return;
 	core_sup_beat(&keel.sh->beat[keel.cell], core_loop_now(t->loop));
 	core_timer_start(t, keel.beat_every);
 }
@@ -252,6 +257,7 @@ static void __attribute__((noreturn)) worker_main(unsigned slot, pid_t master)
 
 	keel.is_worker = true;
 	keel.slot = slot;
+	keel.master = master;
 	snprintf(name, sizeof(name), "w%u", slot + 1);
 	core_log_set_process(name);
 	prctl(PR_SET_PDEATHSIG, SIGTERM);
@@ -314,6 +320,7 @@ static void main_spawn(unsigned slot)
 
 	if (keel.nworkers == MAX_WORKERS) {
 		core_log_error("main", "too many worker processes");
+		core_timer_start(&keel.respawn, 1000);
 		return;
 	}
 	keel.cell = main_free_cell();
@@ -416,6 +423,11 @@ static void main_fill_workers(void)
 			continue;
 		}
 		main_spawn(slot);
+		if (p->state == CORE_PART_WAITING) {	/* it could not be started */
+			if (!later || core_clock_before(p->next, next))
+				next = p->next;
+			later = true;
+		}
 	}
 	if (later)
 		core_timer_start(&keel.respawn, next - now);
@@ -512,7 +524,8 @@ static void main_on_beat(struct core_timer *t)
 		if (w->draining || p->pid != w->pid || p->stalled)
 			continue;
 		beat = core_sup_beat_read(&keel.sh->beat[w->cell]);
-		if (now - beat <= keel.pol.progress || (beat == p->started &&
+		if (core_clock_before(now, beat) || now - beat <= keel.pol.progress ||
+		    (beat == p->started &&
 		    now - beat <= CORE_SUP_START_GRACE_MS))
 			continue;
 		core_part_stall(p, now - beat);
@@ -1264,10 +1277,14 @@ int main(int argc, char **argv)
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *cmd = NULL, *sub = NULL, *in = NULL;
-	int c, check = 0, supervise = getpid() == 1;
+	int c, check = 0, init = getpid() == 1, supervise = init;
 
+	/* As PID 1 nothing may end main(): the kernel would panic. Words the
+	 * kernel passes on that are not keel's are left alone. */
+	if (init)
+		opterr = 0;
 	/* keel config export|import [IN] [-c FILE] */
-	if (argc > 2 && strcmp(argv[1], "config") == 0) {
+	if (!init && argc > 2 && strcmp(argv[1], "config") == 0) {
 		sub = argv[2];
 		if (strcmp(sub, "export") != 0 && strcmp(sub, "import") != 0) {
 			main_usage(stderr);
@@ -1289,7 +1306,7 @@ int main(int argc, char **argv)
 	}
 
 	/* A command word may come first: keel reload -c FILE. */
-	if (argc > 1 && (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "stop") == 0)) {
+	if (!init && argc > 1 && (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "stop") == 0)) {
 		cmd = argv[1];
 		argv[1] = argv[0];
 		argv++;
@@ -1319,10 +1336,14 @@ int main(int argc, char **argv)
 			supervise = 1;
 			break;
 		default:
+			if (init)
+				break;
 			main_usage(stderr);
 			return 2;
 		}
 	}
+	if (init)
+		return core_supervisor_run(main_run);	/* never returns */
 	if (optind < argc) {
 		fprintf(stderr, "keel: unexpected argument '%s'\n", argv[optind]);
 		main_usage(stderr);

@@ -523,7 +523,8 @@ int core_supervisor_run(int (*master)(void))
 		}
 		if (sh->master.state == CORE_PART_RUNNING && !killed) {
 			beat = core_sup_beat_read(&sh->master_beat);
-			if (now - beat > pol->progress &&
+			now = core_clock_mono_ms();
+			if (!core_clock_before(now, beat) && now - beat > pol->progress &&
 			    (beat != sh->master.started || now - beat > CORE_SUP_START_GRACE_MS)) {
 				core_part_stall(&sh->master, now - beat);
 				kill(sh->master.pid, SIGKILL);
@@ -548,8 +549,20 @@ int core_supervisor_run(int (*master)(void))
 					core_log_info("supervise", "the master stopped (keel stop)");
 					return sup_end(0, init);
 				}
-				if (!core_part_down(&sh->master, status, NULL, now, pol) && !init)
+				if (core_part_down(&sh->master, status, NULL, now, pol))
+					continue;
+				if (!init)
 					return 1;	/* failed: the service manager's turn */
+				if (pol->reboot) {
+					if (sh->request == 0)
+						sh->request = (int)RB_AUTOBOOT;
+					return sup_end(1, init);
+				}
+				/* PID 1 has no one to hand over to: it keeps trying. */
+				sh->master.state = CORE_PART_WAITING;
+				sh->master.next = now + pol->backoff_max;
+				core_log_error("supervise", "trying the master again every %llu s",
+					       (unsigned long long)(pol->backoff_max / 1000));
 			}
 			break;
 		case SIGUSR2:
@@ -575,7 +588,10 @@ int core_supervisor_run(int (*master)(void))
 			break;
 		case SIGHUP:
 		case SIGUSR1:
-			if (sh->master.state == CORE_PART_RUNNING)
+			/* Only once it beats: before, its signal handling is not set up
+			 * (and a master starting reads the newest config anyway). */
+			if (sh->master.state == CORE_PART_RUNNING &&
+			    core_sup_beat_read(&sh->master_beat) != sh->master.started)
 				kill(sh->master.pid, sig);
 			break;
 		default:		/* the timeout, or EINTR */

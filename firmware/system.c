@@ -88,6 +88,7 @@ struct iface {
 	uint64_t	 retry;		/* ms to the next retransmission */
 	uint64_t	 selecting_since;	/* mono ms of the first DISCOVER */
 	uint64_t	 bound_at, t1_at, t2_at, end_at;	/* mono ms */
+	uint64_t	 nak_wait;	/* after a NAK: doubles, reset when bound */
 	struct dhcp_msg	 lease;
 	bool		 raised;
 };
@@ -102,6 +103,7 @@ static struct {
 	uint32_t	 dns[DHCP_MAX_LIST];
 	unsigned	 ndns;
 	bool		 dns_conf;	/* system.dns given: DHCP's are not used */
+	const struct keel_system_conf *conf;	/* the generation being applied or run */
 
 	/* SNTP */
 	struct sockaddr_in ntp[4];
@@ -350,6 +352,7 @@ static void dhcp_bound(struct iface *f, const struct dhcp_msg *m)
 		core_log_info("system", "interface %s: DHCP lease of %s renewed for %llu s",
 			      f->name, ip_str(m->yiaddr, a), (unsigned long long)lease);
 	f->state = D_BOUND;
+	f->nak_wait = 0;
 	iface_fine(f);
 	if (!sy.dns_conf && m->ndns > 0) {
 		memcpy(sy.dns, m->dns, sizeof(sy.dns));
@@ -390,9 +393,13 @@ static void dhcp_on_read(struct core_io *io, unsigned revents)
 		} else if (m.type == DHCP_NAK && (f->state == D_REQUESTING ||
 						  f->state == D_RENEWING ||
 						  f->state == D_REBINDING)) {
-			core_log_warn("system", "interface %s: the DHCP server said NAK", f->name);
+			f->nak_wait = f->nak_wait ? f->nak_wait * 2 : DHCP_FIRST_MS;
+			if (f->nak_wait > DHCP_MAX_MS)
+				f->nak_wait = DHCP_MAX_MS;
+			core_log_warn("system", "interface %s: the DHCP server said NAK; asking again "
+				      "in about %llu s", f->name, (unsigned long long)(f->nak_wait / 1000));
 			dhcp_forget(f, "the server said NAK");
-			dhcp_start(f);
+			core_timer_start(&f->timer, jitter(f->nak_wait));
 		}
 	}
 }
@@ -432,6 +439,10 @@ static void dhcp_on_timer(struct core_timer *t)
 	struct iface *f = t->data;
 	uint64_t now = core_loop_now(sy.loop), wait;
 
+	if (f->state >= D_BOUND && !core_clock_before(now, f->end_at)) {
+		dhcp_forget(f, "the lease ended with no renewal");
+		f->state = D_INIT;
+	}
 	if (!f->exists || !f->link) {
 		core_timer_start(t, SYS_TICK_MS);	/* the tick will find it */
 		return;
@@ -459,23 +470,23 @@ static void dhcp_on_timer(struct core_timer *t)
 			return;
 		}
 		if (!core_clock_before(now, f->t2_at)) {
-			if (f->state != D_REBINDING)
+			if (f->state != D_REBINDING) {
 				core_log_warn("system", "interface %s: the DHCP server did not renew "
 					      "the lease: asking any server", f->name);
+				f->xid = sys_random32();	/* one per state: late answers count */
+			}
 			f->state = D_REBINDING;
 			wait = f->end_at - now;
 		} else if (!core_clock_before(now, f->t1_at)) {
+			if (f->state != D_RENEWING)
+				f->xid = sys_random32();
 			f->state = D_RENEWING;
 			wait = f->t2_at - now;
 		} else {
 			core_timer_start(t, f->t1_at - now);
 			return;
 		}
-		if (f->state == D_RENEWING || f->state == D_REBINDING) {
-			if (f->tries == 0 || f->xid == 0)
-				f->xid = sys_random32();
-			dhcp_send(f, DHCP_REQUEST);
-		}
+		dhcp_send(f, DHCP_REQUEST);
 		/* RFC 2131: half the time left, at least a minute; less when it is short. */
 		wait /= 2;
 		if (wait < 60000)
@@ -691,7 +702,7 @@ static void sys_build(const struct keel_system_conf *c)
 /* system.ntp, or else what the DHCP leases name. */
 static void sys_ntp_servers(void)
 {
-	const struct keel_system_conf *c = &core_settings_of(core_control_conf())->system;
+	const struct keel_system_conf *c = sy.conf;
 	char *const *v = c->ntp.v;
 	size_t i, k;
 
@@ -864,6 +875,7 @@ static void sys_apply(const struct keel_conf *k)
 	char *const *dns = k->system.dns.v;
 	size_t i;
 
+	sy.conf = &k->system;
 	sy.ntp_interval = (uint64_t)k->system.ntp_interval;
 	sy.dns_conf = k->system.dns.n > 0;
 	if (sy.dns_conf) {
@@ -1074,6 +1086,9 @@ static void cmd_kernel_log(struct core_command_call *call)
 		return;
 	}
 	buf[n] = '\0';
+	for (size = 0; size < n; size++)	/* JSON wants UTF-8; the kernel's bytes may not be */
+		if ((unsigned char)buf[size] >= 0x80)
+			buf[size] = '?';
 	core_buf_append(&call->out, "{\"text\":", 8);
 	core_json_str(&call->out, buf);
 	core_buf_append(&call->out, "}", 1);

@@ -193,8 +193,8 @@ static void auth_on_exit(struct core_child *c, int status)
 	uint64_t now = core_loop_now(au.loop);
 
 	(void)c;
+	au.pid = 0;		/* reaped: never signal that pid again */
 	auth_lost();
-	au.pid = 0;
 	core_sup_policy(core_control_conf(), &pol);
 	pol.restarts = CORE_PART_RECENT + 1;
 	(void)core_part_down(&au.part, status, NULL, now, &pol);

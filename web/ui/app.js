@@ -90,7 +90,9 @@ async function api(method, path, body, type) {
 	else data = { text: await r.text() };
 	if (r.status === 401 && !path.endsWith('/login') && !path.endsWith('/setup')) {
 		S.user = null;
-		go('#/login');
+		/* A late answer of the page just left (a status poll after Log out)
+		 * must not draw the login page a second time. */
+		if (location.hash !== '#/login') go('#/login');
 	}
 	return { ok: r.ok, status: r.status, data, headers: r.headers };
 }

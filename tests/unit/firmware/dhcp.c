@@ -33,7 +33,8 @@ static size_t reply(uint8_t *p, int type, uint32_t xid, const uint8_t *opts, siz
 	p[n++] = 53;
 	p[n++] = 1;
 	p[n++] = t;
-	memcpy(p + n, opts, olen);
+	if (olen > 0)
+		memcpy(p + n, opts, olen);
 	n += olen;
 	p[n++] = 255;
 	return n;
