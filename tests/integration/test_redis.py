@@ -451,16 +451,21 @@ def test_static_nodes_follow_role(h):
     admin, front = free_port(), free_port()
     lines = ("redis:\n  nodes: [\"127.0.0.1:%d\", \"127.0.0.1:%d\"]\n  check_interval: 200ms\n"
              % (b, a))
-    h.keel(keel_conf(admin, lines, front), wait_port=admin)
+    k = h.keel(keel_conf(admin, lines, front), wait_port=admin)
     front_ready(front)
     c = Resp(front)
     check(c.call("SET", "k", "on-a") == "OK")
     check(call(a, "GET", "k") == b"on-a", "the write went to a, the master")
     # Swap the roles by hand.
+    mark = k.mark()
     check(call(b, "REPLICAOF", "NO", "ONE") == "OK")
     check(call(a, "REPLICAOF", "127.0.0.1", str(b)) == "OK")
     t0 = time.monotonic()
     wait_for("the old client to be dropped", lambda: dropped(c), timeout=5, interval=0.02)
+    # A worker drops its clients as soon as one of them gets READONLY,
+    # which can come before the master's next ROLE check names b.
+    k.wait_log(r"redis: master is 127\.0\.0\.1:%d \(ROLE says master\)" % b, timeout=5,
+               after=mark)
     front_ready(front)
     d = Resp(front)
     check(d.call("SET", "k2", "on-b") == "OK", "a write after the switch")
