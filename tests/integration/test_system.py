@@ -75,6 +75,8 @@ def test_a_dhcp_lease_is_renewed_rebound_lost_and_got_again(h):
                timeout=10)
     check(re.search(r"got REQUEST from %s ciaddr %s" % (re.escape(addr), re.escape(addr)),
                     d.log()), d.log())
+    check("did not renew the lease" not in k.log(), "renewed only when rebinding:\n%s"
+          % k.log()[-2000:])
 
     # The server goes quiet: rebinding at T2, the address gone at the end.
     open(mute, "w").close()
