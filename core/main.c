@@ -1091,7 +1091,9 @@ static void main_reference(void)
 	core_conf_write_reference(stdout, &core_settings);
 }
 
-static int main_check(void)
+/* keel -t, and before a supervisor starts (quiet: no "is ok" line): every
+ * error of the configuration on stderr; 1 when it has some. */
+static int main_check(bool quiet)
 {
 	const struct core_conf_err *e;
 	int rc = 0;
@@ -1110,28 +1112,10 @@ static int main_check(void)
 			keel.conf->file, keel.conf->nerrors,
 			keel.conf->nerrors == 1 ? "" : "s");
 		rc = 1;
-	} else
+	} else if (!quiet)
 		printf("keel: configuration %s is ok\n", keel.conf->file);
 	core_conf_free(keel.conf);
 	keel.conf = NULL;
-	return rc;
-}
-
-/* The errors of the configuration, if any, on stderr: 1 when it has some. */
-static int main_check_quiet(void)
-{
-	const struct core_conf_err *e;
-	struct core_conf *c = main_load_conf();
-	int rc = 0;
-
-	if (c == NULL || c->nerrors > 0) {
-		for (e = c != NULL ? c->errors : NULL; e != NULL; e = e->next)
-			fprintf(stderr, "%s\n", e->msg);
-		fprintf(stderr, "keel: not started: configuration %s has errors\n",
-			c != NULL ? c->file : "(out of memory)");
-		rc = 1;
-	}
-	core_conf_free(c);
 	return rc;
 }
 
@@ -1354,11 +1338,11 @@ int main(int argc, char **argv)
 	if (cmd != NULL)
 		return main_control(cmd);
 	if (check)
-		return main_check();
+		return main_check(false);
 	if (!supervise)
 		return main_run();
 	/* A configuration that cannot start is said once, not restarted. */
-	if (main_check_quiet() != 0)
+	if (main_check(true) != 0)
 		return 1;
 	return core_supervisor_run(main_run);
 }

@@ -905,10 +905,10 @@ static int sys_start(struct core_loop *loop, const struct core_conf *conf, char 
 	if (sy.init)
 		sys_lo_up();
 	sys_apply(k);
-	if (sy.n == 0)
+	if (sy.n == 0) {
 		core_sup_gate(KEEL_GATE_LINK, true, "no interface managed");
-	if (sy.n == 0)
 		core_sup_gate(KEEL_GATE_ADDRESS, true, "no interface managed");
+	}
 	core_timer_start(&sy.tick, 0);
 	return CORE_OK;
 }
@@ -1067,7 +1067,7 @@ static void cmd_poweroff(struct core_command_call *call)
 
 static void cmd_kernel_log(struct core_command_call *call)
 {
-	int size = klogctl(10, NULL, 0), n;	/* SYSLOG_ACTION_SIZE_BUFFER */
+	int size = klogctl(10, NULL, 0), n, i;	/* SYSLOG_ACTION_SIZE_BUFFER */
 	char *buf;
 
 	if (size <= 0)
@@ -1086,9 +1086,9 @@ static void cmd_kernel_log(struct core_command_call *call)
 		return;
 	}
 	buf[n] = '\0';
-	for (size = 0; size < n; size++)	/* JSON wants UTF-8; the kernel's bytes may not be */
-		if ((unsigned char)buf[size] >= 0x80)
-			buf[size] = '?';
+	for (i = 0; i < n; i++)		/* JSON wants UTF-8; the kernel's bytes may not be */
+		if ((unsigned char)buf[i] >= 0x80)
+			buf[i] = '?';
 	core_buf_append(&call->out, "{\"text\":", 8);
 	core_json_str(&call->out, buf);
 	core_buf_append(&call->out, "}", 1);

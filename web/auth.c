@@ -172,33 +172,34 @@ static void auth_on_done(struct core_io *io, unsigned revents)
 
 static int auth_spawn(char *err, size_t errlen);
 
+/* The hasher went down (status, or why it could not start): it is started
+ * again after the usual backoff, and never given up on. */
+static void auth_down(int status, const char *why)
+{
+	struct core_part_policy pol;
+	uint64_t now = core_loop_now(au.loop);
+
+	core_sup_policy(core_control_conf(), &pol);
+	pol.restarts = CORE_PART_RECENT + 1;
+	(void)core_part_down(&au.part, status, why, now, &pol);
+	core_timer_start(&au.again, au.part.next - now);
+}
+
 static void auth_on_again(struct core_timer *t)
 {
 	char err[160];
 
 	(void)t;
-	if (auth_spawn(err, sizeof(err)) != CORE_OK) {
-		struct core_part_policy pol;
-
-		core_sup_policy(core_control_conf(), &pol);
-		pol.restarts = CORE_PART_RECENT + 1;	/* never given up on */
-		(void)core_part_down(&au.part, 0, err, core_loop_now(au.loop), &pol);
-		core_timer_start(&au.again, au.part.next - core_loop_now(au.loop));
-	}
+	if (auth_spawn(err, sizeof(err)) != CORE_OK)
+		auth_down(0, err);
 }
 
 static void auth_on_exit(struct core_child *c, int status)
 {
-	struct core_part_policy pol;
-	uint64_t now = core_loop_now(au.loop);
-
 	(void)c;
 	au.pid = 0;		/* reaped: never signal that pid again */
 	auth_lost();
-	core_sup_policy(core_control_conf(), &pol);
-	pol.restarts = CORE_PART_RECENT + 1;
-	(void)core_part_down(&au.part, status, NULL, now, &pol);
-	core_timer_start(&au.again, au.part.next - now);
+	auth_down(status, NULL);
 }
 
 /* Forks the hashing process and sends it what waits. */
