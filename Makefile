@@ -65,13 +65,13 @@ CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
 MOD_SRC	:= $(wildcard proxy/*.c cache/*.c monitor/*.c storage/*.c web/*.c firmware/*.c)
 LIB_OBJ	:= $(CORE_SRC:%.c=$(B)/%.o) $(MOD_SRC:%.c=$(B)/%.o)
 UI_FILES := web/ui/index.html web/ui/app.css web/ui/app.js
-KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(B)/gen/ui_assets.o \
+KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(B)/gen/ui_assets.o $(B)/gen/update_keys.o \
 	    $(MOD_SRC:%.c=$(B)/%.o)
 
 UNIT_SRC := $(shell find tests/unit -name '*.c' ! -name runner.c | sort)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 
-.PHONY: all deps test test-unit test-integration test-ui test-san soak-redis fuzz fuzz-build bench \
+.PHONY: image update-bundle all deps test test-unit test-integration test-ui test-san soak-redis fuzz fuzz-build bench \
 	test-redis-suite \
 	demo docs check-docs clean help FORCE
 .DEFAULT_GOAL := all
@@ -94,6 +94,8 @@ help:
 	@echo 'make test-redis-suite Redis'"'"'s own test suite, straight and through the RESP front'
 	@echo 'make demo             build keel, start four demo app servers and keel in front'
 	@echo 'make docs             regenerate docs/CONFIGURATION.md from the settings table'
+	@echo 'make image            disk images (raw and qcow2, UEFI, slots A and B) in build/image'
+	@echo 'make update-bundle    a signed update bundle of this build (IMAGE_VERSION=, UPDATE_SIGN_KEY=)'
 	@echo 'make clean            remove build/ (the deps cache stays)'
 	@echo 'V=1                   show full command lines'
 
@@ -121,6 +123,24 @@ $(B)/gen/default_yaml.c: core/default.yaml core/embed.sh
 $(B)/gen/ui_assets.c: $(UI_FILES) web/ui/assets.sh core/embed.sh
 	@mkdir -p $(@D)
 	$(call say,GEN,$@)web/ui/assets.sh $@ $(UI_FILES)
+
+# The public keys keel trusts for signed updates (docs/OPERATIONS.md, "Signed
+# updates"). A vendor builds with UPDATE_KEYS=its public key(s); without, a
+# development key pair is made once in build/keys and its public half trusted.
+UPDATE_KEYS	?= build/keys/dev.pub.pem
+UPDATE_SIGN_KEY	?= build/keys/dev.pem
+IMAGE_VERSION	?= $(VERSION)
+
+build/keys/dev.pem:
+	@mkdir -p $(@D)
+	$(call say,KEYGEN,$@)openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out $@ 2>/dev/null
+
+build/keys/dev.pub.pem: build/keys/dev.pem
+	$(Q)openssl pkey -in $< -pubout -out $@
+
+$(B)/gen/update_keys.c: $(UPDATE_KEYS) firmware/keys.sh
+	@mkdir -p $(@D)
+	$(call say,GEN,$@)firmware/keys.sh $(UPDATE_KEYS) > $@
 
 $(B)/gen/%.o: $(B)/gen/%.c
 	$(call say,CC,$@)$(CC) $(CFLAGS) -c $< -o $@
@@ -221,6 +241,18 @@ test-redis-suite: $(B)/keel
 
 demo: $(B)/keel
 	$(Q)tests/demo.sh $(B)/keel
+
+# Disk images and update bundles (images/mkimage.py; no loop mounts, no root).
+image: $(B)/keel
+	$(Q)python3 images/mkimage.py disk --keel $(B)/keel --arch $(ARCH) --version $(IMAGE_VERSION) \
+		--out $(B)/image
+
+update-bundle: $(B)/keel $(UPDATE_SIGN_KEY)
+	$(Q)python3 images/mkimage.py uki --keel $(B)/keel --arch $(ARCH) --version $(IMAGE_VERSION) \
+		--out $(B)/image/keel-$(ARCH)-$(IMAGE_VERSION).efi
+	$(Q)$(RUN) $(B)/keel update sign --key $(UPDATE_SIGN_KEY) --version $(IMAGE_VERSION) \
+		--arch $(ARCH) $(B)/image/keel-$(ARCH)-$(IMAGE_VERSION).efi \
+		$(B)/image/keel-$(ARCH)-$(IMAGE_VERSION).bundle
 
 docs: $(B)/keel
 	$(Q)$(B)/keel --config-reference > docs/CONFIGURATION.md

@@ -2,6 +2,9 @@
 #ifndef KEEL_CORE_COMMAND_T_H
 #define KEEL_CORE_COMMAND_T_H
 
+#include <stddef.h>
+#include <stdint.h>
+
 #include "buf-t.h"
 
 struct core_command_call {
@@ -24,6 +27,22 @@ struct core_command {
 	const char	*doc;		/* for GET /api/v1/commands */
 	const char	*arg;		/* what arg means, or NULL if it takes none */
 	void		(*run)(struct core_command_call *call);
+	/* Optional: the command takes a body streamed to it (an update
+	 * bundle) instead of target and arg. begin once the request's head
+	 * is accepted (length: its Content-Length, or -1), feed per piece as
+	 * it arrives, then run once it has all come. begin and feed return
+	 * CORE_OK, or answer with the failure (core_command_fail) and return
+	 * CORE_ERROR: the rest of the body is then dropped unread. */
+	int		(*begin)(struct core_command_call *call, int64_t length);
+	int		(*feed)(struct core_command_call *call, const void *buf, size_t len);
+};
+
+/* A word of keel's command line a part answers: `keel update sign ...`.
+ * main is given the words after keel's own and returns the exit status. */
+struct core_tool {
+	const char	*name;		/* "update" */
+	const char	*usage;		/* lines for keel --help */
+	int		(*main)(int argc, char **argv);
 };
 
 #endif

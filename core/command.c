@@ -10,6 +10,27 @@
 extern const struct core_command *const __start_keel_commands[] __attribute__((weak));
 extern const struct core_command *const __stop_keel_commands[] __attribute__((weak));
 
+extern const struct core_tool *const __start_keel_tools[] __attribute__((weak));
+extern const struct core_tool *const __stop_keel_tools[] __attribute__((weak));
+
+const struct core_tool *core_tool_find(const char *name)
+{
+	const struct core_tool *const *t;
+
+	for (t = __start_keel_tools; t != NULL && t < __stop_keel_tools; t++)
+		if (strcmp((*t)->name, name) == 0)
+			return *t;
+	return NULL;
+}
+
+void core_tool_each(void (*fn)(const struct core_tool *t, void *arg), void *arg)
+{
+	const struct core_tool *const *t;
+
+	for (t = __start_keel_tools; t != NULL && t < __stop_keel_tools; t++)
+		fn(*t, arg);
+}
+
 const struct core_command *core_command_find(const char *name)
 {
 	const struct core_command *const *c;
@@ -34,6 +55,27 @@ void core_command_run(const struct core_command *c, struct core_command_call *ca
 	call->status = 0;
 	call->cancel = NULL;
 	call->priv = NULL;
+	c->run(call);
+}
+
+int core_command_begin(const struct core_command *c, struct core_command_call *call,
+		       int64_t length)
+{
+	core_buf_init(&call->out, 64 << 10);
+	call->status = 0;
+	call->cancel = NULL;
+	call->priv = NULL;
+	return c->begin(call, length);
+}
+
+int core_command_feed(const struct core_command *c, struct core_command_call *call,
+		      const void *buf, size_t len)
+{
+	return c->feed(call, buf, len);
+}
+
+void core_command_finish(const struct core_command *c, struct core_command_call *call)
+{
 	c->run(call);
 }
 

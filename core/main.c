@@ -33,7 +33,9 @@
 #include "fault.h"
 #include "kv.h"
 #include "state.h"
+#include "command.h"
 #include "store.h"
+#include "sysinit.h"
 #include "supervise.h"
 #include "tls.h"
 #include "version.h"
@@ -614,6 +616,16 @@ static struct core_conf *main_load_conf_text(char **text)
 			free(rev.yaml);
 		return c;
 	}
+	/* An image's own first configuration (listening on the network, say)
+	 * stands in for the embedded default until a revision is saved. */
+	if (keel.sh != NULL && keel.sh->init && access(CORE_SYSINIT_DEFAULT, R_OK) == 0) {
+		size_t len;
+
+		c = core_conf_load_file(&core_settings, CORE_SYSINIT_DEFAULT);
+		if (text != NULL && c != NULL && c->nerrors == 0)
+			*text = main_read_file(CORE_SYSINIT_DEFAULT, &len);
+		return c;
+	}
 	if (text != NULL)
 		*text = strdup(core_settings_default_yaml);
 	return core_conf_load(&core_settings, DEFAULT_CONF_NAME, core_settings_default_yaml,
@@ -1045,6 +1057,11 @@ done:
 
 /* ---- command line ------------------------------------------------------------------------ */
 
+static void main_usage_tool(const struct core_tool *t, void *arg)
+{
+	fputs(t->usage, arg);
+}
+
 static void main_usage(FILE *f)
 {
 	fprintf(f,
@@ -1059,6 +1076,7 @@ static void main_usage(FILE *f)
 		"       keel --version          version, revision, arch, library versions\n"
 		"       keel --default-config   print the embedded default config\n"
 		"       keel --config-reference print the settings reference (Markdown)\n");
+	core_tool_each(main_usage_tool, f);
 }
 
 static void main_version(void)
@@ -1127,6 +1145,7 @@ static int main_run(void)
 	size_t i;
 	int rc = 1;
 
+	keel.sh = core_sup_shared();	/* before the config: it says if we are PID 1's */
 	keel.conf = main_load_conf();
 	if (keel.conf == NULL) {
 		fprintf(stderr, "keel: out of memory\n");
@@ -1200,7 +1219,6 @@ static int main_run(void)
 	}
 	core_part_init(&keel.self, "master");
 	core_part_started(&keel.self, getpid(), core_clock_mono_ms());
-	keel.sh = core_sup_shared();
 	main_supervise_conf(keel.conf);
 	if (keel.sh != NULL) {
 		core_timer_init(&keel.loop, &keel.beat, main_on_beat, NULL);
@@ -1267,6 +1285,9 @@ int main(int argc, char **argv)
 	 * kernel passes on that are not keel's are left alone. */
 	if (init)
 		opterr = 0;
+	/* A part's word: keel update sign ... */
+	if (!init && argc > 1 && core_tool_find(argv[1]) != NULL)
+		return core_tool_find(argv[1])->main(argc - 1, argv + 1);
 	/* keel config export|import [IN] [-c FILE] */
 	if (!init && argc > 2 && strcmp(argv[1], "config") == 0) {
 		sub = argv[2];

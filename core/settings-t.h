@@ -284,6 +284,11 @@ struct keel_system_conf {
 	int64_t		 ntp_interval;	/* ms between syncs */
 };
 
+struct keel_update_conf {
+	int64_t		 health_timeout;	/* ms a new slot has to pass its checks */
+	int64_t		 tries;		/* boots of a new slot before it is given up */
+};
+
 enum keel_escalation {
 	KEEL_ESCALATE_DEGRADED = 0,	/* a failed part stays down, the rest runs */
 	KEEL_ESCALATE_REBOOT,		/* the box is reset */
@@ -327,6 +332,7 @@ struct keel_conf {
 	struct keel_watchdog_conf watchdog;
 	struct keel_supervise_conf supervise;
 	struct keel_system_conf system;
+	struct keel_update_conf update;
 };
 
 #endif

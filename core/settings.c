@@ -1167,6 +1167,28 @@ static const struct core_conf_section watchdog_section = {
 	       "door answers and `state_dir` takes a write.",
 };
 
+static const struct core_conf_def update_defs[] = {
+	{ .name = "health_timeout", .type = CORE_CONF_DURATION,
+	  .offset = offsetof(struct keel_update_conf, health_timeout), .dflt = "120s",
+	  .min = 10 * SEC, .max = 3600 * SEC,
+	  .doc = "After an update, how long the new slot has to pass keel's own checks (the "
+		 "proxy and the admin UI answer, the config store reads, the storage is mounted "
+		 "as configured) before it is committed. If it does not, keel marks the slot bad "
+		 "and reboots into the old one, and says why on the Update page." },
+	{ .name = "tries", .type = CORE_CONF_INT,
+	  .offset = offsetof(struct keel_update_conf, tries), .dflt = "3",
+	  .min = 1, .max = 9,
+	  .doc = "Boots a new slot gets before the boot loader goes back to the old one by "
+		 "itself (a power cut during its first boot then costs one try, not the update). "
+		 "Counted only while a slot is on trial, never for a committed one." },
+	{ 0 }
+};
+
+static const struct core_conf_section update_section = {
+	.size = sizeof(struct keel_update_conf), .defs = update_defs,
+	.doc = "Signed A/B updates of a keel image (keel as PID 1 only).",
+};
+
 static const char *const escalations[] = { "degraded", "reboot", NULL };
 static const char *const gates[] = { "link", "address", "clock", "storage", NULL };
 
@@ -1397,6 +1419,8 @@ static const struct core_conf_def keel_defs[] = {
 	  .offset = offsetof(struct keel_conf, supervise), .sub = &supervise_section },
 	{ .name = "system", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, system), .sub = &system_section },
+	{ .name = "update", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, update), .sub = &update_section },
 	{ 0 }
 };
 

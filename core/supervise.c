@@ -61,6 +61,14 @@ void core_sup_gate(int gate, bool open, const char *fmt, ...)
 	va_end(ap);
 }
 
+bool core_sup_gate_open(int gate, char *why, size_t len)
+{
+	if (gate < 0 || gate >= KEEL_GATE_COUNT)
+		return false;
+	snprintf(why, len, "%s", gates[gate].known ? gates[gate].why : "nothing reported yet");
+	return gates[gate].known && gates[gate].open;
+}
+
 bool core_sup_gates_open(const struct core_conf *conf, char *why, size_t len)
 {
 	const struct keel_supervise_conf *s = &core_settings_of(conf)->supervise;

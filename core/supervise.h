@@ -117,6 +117,8 @@ void core_sup_show(struct core_part *master, struct core_part *workers, size_t n
  * know say whether each is open, and why not; the master starts the proxy
  * workers once those asked for are (or supervise.wait_max is up). */
 void core_sup_gate(int gate, bool open, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Whether one gate is open (reported and open); why gets its reason. */
+bool core_sup_gate_open(int gate, char *why, size_t len);
 /* Whether every gate conf waits for is open; if not, the first closed one
  * and why in why. */
 bool core_sup_gates_open(const struct core_conf *conf, char *why, size_t len);

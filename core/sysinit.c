@@ -1,5 +1,6 @@
 /* keel as PID 1: the early mounts, kernel modules and data partition, and
  * the bounded way down to reboot(2). See sysinit.h. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -85,11 +86,11 @@ static void si_modules(void)
 		      failed ? "; some failed, see above" : "");
 }
 
-/* keel.data=DEVICE[:FSTYPE] from the kernel command line. */
-static void si_data(void)
+bool core_sysinit_arg(const char *name, char *out, size_t outlen)
 {
-	char cmdline[4096], dev[256] = "", *fstype, *tok, *save;
-	uint64_t until;
+	char cmdline[4096], *tok, *save;
+	size_t len = strlen(name);
+	bool found = false;
 	ssize_t n;
 	int fd;
 
@@ -98,23 +99,88 @@ static void si_data(void)
 	if (fd != -1)
 		close(fd);
 	if (n <= 0)
-		return;
+		return false;
 	cmdline[n] = '\0';
+	/* The last one wins, as with the kernel's own parameters. */
 	for (tok = strtok_r(cmdline, " \t\n", &save); tok != NULL; tok = strtok_r(NULL, " \t\n", &save))
-		if (strncmp(tok, "keel.data=", 10) == 0)
-			snprintf(dev, sizeof(dev), "%s", tok + 10);
-	if (dev[0] == '\0') {
+		if (strncmp(tok, name, len) == 0 && tok[len] == '=') {
+			snprintf(out, outlen, "%s", tok + len + 1);
+			found = true;
+		}
+	return found;
+}
+
+/* The /dev name of the partition whose GPT name is label: sysfs has it in
+ * each block device's uevent as PARTNAME (no udev here for by-partlabel). */
+static bool si_partlabel(const char *label, char *dev, size_t devlen)
+{
+	char path[300], line[256];
+	struct dirent *de;
+	bool found = false;
+	DIR *d = opendir("/sys/class/block");
+
+	if (d == NULL)
+		return false;
+	while (!found && (de = readdir(d)) != NULL) {
+		FILE *f;
+
+		if (de->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "/sys/class/block/%s/uevent", de->d_name);
+		if ((f = fopen(path, "r")) == NULL)
+			continue;
+		while (fgets(line, sizeof(line), f) != NULL) {
+			line[strcspn(line, "\n")] = '\0';
+			if (strncmp(line, "PARTNAME=", 9) == 0 && strcmp(line + 9, label) == 0) {
+				snprintf(dev, devlen, "/dev/%s", de->d_name);
+				found = true;
+				break;
+			}
+		}
+		fclose(f);
+	}
+	closedir(d);
+	return found;
+}
+
+bool core_sysinit_device(const char *spec, char *dev, size_t devlen, unsigned wait_ms)
+{
+	uint64_t until = core_clock_mono_ms() + wait_ms;
+
+	/* Disks are probed while we run: give the device a moment. */
+	for (;;) {
+		if (strncmp(spec, "PARTLABEL=", 10) == 0) {
+			if (si_partlabel(spec + 10, dev, devlen))
+				return true;
+		} else if (access(spec, F_OK) == 0) {
+			snprintf(dev, devlen, "%s", spec);
+			return true;
+		}
+		if (!core_clock_before(core_clock_mono_ms(), until))
+			return false;
+		usleep(50000);
+	}
+}
+
+/* keel.data=DEVICE[:FSTYPE] from the kernel command line; DEVICE is a
+ * path or PARTLABEL=NAME. */
+static void si_data(void)
+{
+	char spec[256] = "", dev[300], *fstype;
+
+	if (!core_sysinit_arg("keel.data", spec, sizeof(spec))) {
 		core_log_warn("init", "no data partition (keel.data= on the kernel command line): "
 			      "what keel stores is lost at power off");
 		return;
 	}
-	fstype = strchr(dev, ':');
+	fstype = strchr(spec, ':');
 	if (fstype != NULL)
 		*fstype++ = '\0';
-	/* Disks are probed while we run: give the device a moment. */
-	until = core_clock_mono_ms() + SI_DATA_WAIT_MS;
-	while (access(dev, F_OK) == -1 && core_clock_before(core_clock_mono_ms(), until))
-		usleep(50000);
+	if (!core_sysinit_device(spec, dev, sizeof(dev), SI_DATA_WAIT_MS)) {
+		core_log_error("init", "data partition %s: no such device after %u s; what keel "
+			       "stores is lost at power off", spec, SI_DATA_WAIT_MS / 1000);
+		return;
+	}
 	(void)mkdir("/var", 0755);
 	(void)mkdir("/var/lib", 0755);
 	(void)mkdir(CORE_SYSINIT_DATA_DIR, 0700);

@@ -10,6 +10,10 @@
 
 #define CORE_SYSINIT_MODULES	"/etc/keel/modules"	/* .ko paths, dependencies first */
 #define CORE_SYSINIT_DATA_DIR	"/var/lib/keel"		/* the data partition's place */
+#define CORE_SYSINIT_DEFAULT	"/etc/keel/default.yaml" /* an image's first config */
+
+#include <stdbool.h>
+#include <stddef.h>
 
 /* Mounts proc, sys, dev, devpts, run and tmp; gives PID 1 a console; loads
  * the kernel modules CORE_SYSINIT_MODULES lists (finit_module, in its
@@ -17,6 +21,14 @@
  * kernel command line on CORE_SYSINIT_DATA_DIR. A step that fails is
  * logged and the boot goes on with what works. */
 void core_sysinit_boot(void);
+
+/* The value of NAME=VALUE on the kernel command line into out; false
+ * when it is not there. */
+bool core_sysinit_arg(const char *name, char *out, size_t outlen);
+
+/* Resolves spec (a /dev path, or PARTLABEL=NAME: a GPT partition's name)
+ * to a device path, waiting up to wait_ms for it to appear. */
+bool core_sysinit_device(const char *spec, char *dev, size_t devlen, unsigned wait_ms);
 
 /* Stops every process (SIGTERM, then SIGKILL), syncs and unmounts the
  * local filesystems (never a network one: a dead server's sync or unmount

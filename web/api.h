@@ -72,6 +72,9 @@ const char *web_json_str(struct web_json *j, const char *key);
 enum MHD_Result web_api_commands(struct web_req *r);
 enum MHD_Result web_api_command(struct web_req *r);
 void web_api_command_end(struct web_req *r);
+enum MHD_Result web_api_update(struct web_req *r);
+enum MHD_Result web_api_stream_begin(struct web_req *r, int64_t length);
+enum MHD_Result web_api_stream_feed(struct web_req *r, const char *data, size_t len);
 
 /* api_status.c: health, status, metrics, logs, audit, the route table */
 enum MHD_Result web_api_healthz(struct web_req *r);

@@ -10,6 +10,7 @@
 #include "api.h"
 #include "core/command.h"
 #include "core/conf.h"
+#include "core/core.h"
 #include "core/log.h"
 
 static void list_one(const struct core_command *c, void *arg)
@@ -118,6 +119,64 @@ void web_api_command_end(struct web_req *r)
 		core_command_cancel(&r->cmd);
 		r->cmd_running = false;
 	}
-	if (r->state == WEB_REQ_COMMAND || r->state == WEB_REQ_COMMANDED)
+	if (r->state == WEB_REQ_COMMAND || r->state == WEB_REQ_COMMANDED || r->streaming)
 		core_command_call_free(&r->cmd);
+	r->streaming = false;
+}
+
+/* ---- a body streamed to a command -------------------------------------------------------- */
+
+#define UPDATE_COMMAND	"update.install"
+
+/* The head of POST /api/v1/update is accepted: the command starts. */
+enum MHD_Result web_api_stream_begin(struct web_req *r, int64_t length)
+{
+	const struct core_command *c = core_command_find(UPDATE_COMMAND);
+
+	if (c == NULL || c->begin == NULL)
+		return web_api_error(r, MHD_HTTP_NOT_FOUND, NULL, "this keel has no %s",
+				     UPDATE_COMMAND);
+	memset(&r->cmd, 0, sizeof(r->cmd));
+	snprintf(r->params[0], sizeof(r->params[0]), "%s", UPDATE_COMMAND);
+	snprintf(r->cmd.who, sizeof(r->cmd.who), "%s", r->session->user);
+	r->cmd.done = command_done;
+	r->cmd.ctx = r;
+	r->cmd_running = true;
+	r->streaming = true;
+	if (core_command_begin(c, &r->cmd, length) != CORE_OK) {
+		r->streaming = false;
+		r->cmd_running = false;
+		return command_answer(r);	/* refused before a byte is read */
+	}
+	return MHD_YES;
+}
+
+/* A piece of the body: a refusal is answered at once, the rest unread. */
+enum MHD_Result web_api_stream_feed(struct web_req *r, const char *data, size_t len)
+{
+	const struct core_command *c = core_command_find(r->params[0]);
+
+	if (core_command_feed(c, &r->cmd, data, len) == CORE_OK)
+		return MHD_YES;
+	r->streaming = false;
+	r->cmd_running = false;
+	return command_answer(r);
+}
+
+/* POST /api/v1/update: the whole body is in. */
+enum MHD_Result web_api_update(struct web_req *r)
+{
+	const struct core_command *c = core_command_find(r->params[0]);
+
+	if (r->state == WEB_REQ_COMMANDED)
+		return command_answer(r);
+	if (!r->streaming || c == NULL)
+		return web_api_error(r, MHD_HTTP_BAD_REQUEST, NULL, "no update is coming in");
+	r->streaming = false;
+	r->state = WEB_REQ_COMMAND;
+	core_command_finish(c, &r->cmd);
+	if (!r->cmd_running)
+		return command_answer(r);
+	web_api_suspend(r);
+	return MHD_YES;
 }

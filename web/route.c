@@ -62,6 +62,8 @@ const struct web_route web_routes[] = {
 	  "what the parts offer: remount a share, list a server's exports..." },
 	{ "POST",   "/api/v1/commands/:name",                       WEB_AUTH_CSRF,    WEB_BODY_JSON,   WEB_BODY_SMALL, web_api_command,
 	  "{\"target\", \"arg\"}; audited" },
+	{ "POST",   "/api/v1/update",                               WEB_AUTH_CSRF,    WEB_BODY_STREAM, 1024 * MB,      web_api_update,
+	  "a signed update bundle (application/octet-stream), streamed to the inactive slot; audited" },
 	{ "GET",    "/api/v1/certificates",                         WEB_AUTH_SESSION, WEB_BODY_NONE,   WEB_BODY_SMALL, web_api_certs, NULL },
 	{ "POST",   "/api/v1/certificates",                         WEB_AUTH_CSRF,    WEB_BODY_JSON,   256 * KB,       web_api_cert_upload,
 	  "PEM certificate and key" },
@@ -256,10 +258,13 @@ enum MHD_Result web_route_head(struct web_req *r)
 	     !type_is(type, "application/json")) ||
 	    (r->route->body == WEB_BODY_CONFIG && has_body && !type_is(type, "application/json") &&
 	     !type_is(type, "application/yaml")) ||
-	    (r->route->body == WEB_BODY_NONE && has_body && !type_is(type, "application/json")))
+	    (r->route->body == WEB_BODY_NONE && has_body && !type_is(type, "application/json")) ||
+	    (r->route->body == WEB_BODY_STREAM && !type_is(type, "application/octet-stream")))
 		return refuse(r, MHD_HTTP_UNSUPPORTED_MEDIA_TYPE,
 			      r->route->body == WEB_BODY_CONFIG ?
-			      "send application/json (or application/yaml)" : "send application/json");
+			      "send application/json (or application/yaml)" :
+			      r->route->body == WEB_BODY_STREAM ? "send application/octet-stream" :
+			      "send application/json");
 	if (n > r->route->body_max)
 		return web_api_error(r, MHD_HTTP_CONTENT_TOO_LARGE, NULL,
 				     "the body is too large (at most %zu bytes here)",
@@ -276,8 +281,10 @@ enum MHD_Result web_route_head(struct web_req *r)
 		r->state = WEB_REQ_BODY;
 		return r->route->handler(r);
 	}
-	core_buf_init(&r->body, r->route->body_max);
 	r->state = WEB_REQ_BODY;
+	if (r->route->body == WEB_BODY_STREAM)
+		return web_api_stream_begin(r, len != NULL ? (int64_t)n : -1);
+	core_buf_init(&r->body, r->route->body_max);
 	return MHD_YES;
 }
 

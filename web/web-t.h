@@ -60,6 +60,7 @@ enum web_body {
 	WEB_BODY_NONE = 0,	/* none used; a small one (an empty JSON object) is read and ignored */
 	WEB_BODY_JSON,		/* Content-Type: application/json, and nothing else */
 	WEB_BODY_CONFIG,	/* application/json or application/yaml */
+	WEB_BODY_STREAM,	/* application/octet-stream, handed on as it comes, never kept */
 };
 
 struct web_req;
@@ -110,6 +111,7 @@ struct web_req {
 	char		 password[256];	/* a new password waiting for the current one's check */
 	struct core_command_call cmd;	/* a part's command (api_commands.c) */
 	bool		 cmd_running;
+	bool		 streaming;	/* the body goes to cmd's command piece by piece */
 	bool		 suspended;	/* waiting on a hash or a command */
 	struct core_list suspended_link;	/* in the suspended requests */
 };

@@ -87,6 +87,12 @@ static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
 		*upload_data_size = 0;	/* answered already: nothing more is kept */
 		return MHD_YES;
 	}
+	if (*upload_data_size > 0 && r->streaming) {
+		size_t n = *upload_data_size;
+
+		*upload_data_size = 0;
+		return web_api_stream_feed(r, upload_data, n);
+	}
 	if (*upload_data_size > 0) {
 		if (!r->too_big && core_buf_append(&r->body, upload_data, *upload_data_size) != CORE_OK) {
 			r->too_big = true;

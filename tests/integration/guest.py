@@ -14,14 +14,17 @@ import os
 import shutil
 import socket
 import subprocess
+import sys
 import time
 
 import harness
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "images"))
+import initramfs as initramfs_lib  # noqa: E402
+from initramfs import TOOLS, Cpio  # noqa: E402,F401
+
 CACHE = os.path.expanduser(os.environ.get("KEEL_GUEST_CACHE", "~/.cache/keel-guest"))
 MODULES = ["virtio_pci", "virtio_net", "virtio_rng", "nfsv4", "nfsv3"]
-TOOLS = {"/bin/mount": "/usr/bin/mount", "/bin/umount": "/usr/bin/umount",
-         "/sbin/mount.nfs": "/sbin/mount.nfs"}
 
 INIT = r"""#!/bin/sh
 export PATH=/sbin:/bin:/usr/sbin:/usr/bin
@@ -47,13 +50,6 @@ while :; do
 done
 """
 
-NETCONFIG = """tcp\ttpi_cots_ord\tv\tinet\ttcp\t-\t-
-udp\ttpi_clts\tv\tinet\tudp\t-\t-
-tcp6\ttpi_cots_ord\tv\tinet6\ttcp\t-\t-
-udp6\ttpi_clts\tv\tinet6\tudp\t-\t-
-"""
-
-
 def kernel():
     """(vmlinuz, modules dir), or None when setup.sh did not unpack them."""
     vm = sorted(glob.glob(os.path.join(CACHE, "linux", "boot", "vmlinuz-*")))
@@ -75,124 +71,19 @@ def need():
                      "is missing (tests/setup.sh)" % CACHE)
 
 
-def modinfo_depends(path):
-    """The depends= of a module's .modinfo: the names it needs loaded first."""
-    with open(path, "rb") as f:
-        data = f.read()
-    i = data.find(b"\0depends=")
-    if i < 0:
-        return []
-    end = data.index(b"\0", i + 1)
-    v = data[i + 9:end].decode()
-    return [d for d in v.split(",") if d]
-
-
-def module_order(mods_dir, wanted):
-    """Paths of the wanted modules and what they depend on, dependencies first."""
-    index = {}
-    for p in glob.glob(os.path.join(mods_dir, "kernel", "**", "*.ko"), recursive=True):
-        index[os.path.basename(p)[:-3].replace("-", "_")] = p
-    order, seen = [], set()
-
-    def visit(name):
-        name = name.replace("-", "_")
-        if name in seen:
-            return
-        seen.add(name)
-        if name not in index:
-            raise harness.TestFailure("the guest kernel has no module %s" % name)
-        for d in modinfo_depends(index[name]):
-            visit(d)
-        order.append(index[name])
-    for w in wanted:
-        visit(w)
-    return order
-
-
-def libraries(binary):
-    """The shared libraries ldd finds for binary, the loader included."""
-    out = subprocess.run(["ldd", binary], capture_output=True, text=True).stdout
-    libs = []
-    for line in out.splitlines():
-        parts = line.split()
-        if "=>" in parts and len(parts) >= 3 and parts[2].startswith("/"):
-            libs.append(parts[2])
-        elif parts and parts[0].startswith("/"):
-            libs.append(parts[0])
-    return libs
-
-
-class Cpio:
-    """An initramfs in the "newc" format, which the kernel unpacks."""
-
-    def __init__(self):
-        self.out = bytearray()
-        self.ino = 1
-        self.dirs = set()
-
-    def _entry(self, name, mode, data=b""):
-        name_b = name.lstrip("/").encode() + b"\0"
-        hdr = "070701" + "".join("%08x" % v for v in (
-            self.ino, mode, 0, 0, 1, 0, len(data), 0, 0, 0, 0, len(name_b), 0))
-        self.ino += 1
-        self.out += hdr.encode() + name_b
-        self.out += b"\0" * (-len(self.out) % 4)
-        self.out += data
-        self.out += b"\0" * (-len(self.out) % 4)
-
-    def mkdir(self, path):
-        parts = path.strip("/").split("/")
-        for i in range(1, len(parts) + 1):
-            d = "/".join(parts[:i])
-            if d and d not in self.dirs:
-                self.dirs.add(d)
-                self._entry(d, 0o40755)
-
-    def file(self, path, data, mode=0o644):
-        self.mkdir(os.path.dirname(path))
-        self._entry(path, 0o100000 | mode, data)
-
-    def copy(self, path, src, mode=None):
-        with open(src, "rb") as f:
-            data = f.read()
-        self.file(path, data, mode if mode is not None else os.stat(src).st_mode & 0o755)
-
-    def symlink(self, path, target):
-        self.mkdir(os.path.dirname(path))
-        self._entry(path, 0o120777, target.encode())
-
-    def done(self):
-        self._entry("TRAILER!!!", 0)
-        return bytes(self.out)
-
-
 def initramfs(keel_bin, conf_text, path, modules=(), pid1=False):
     """Writes the guest's initramfs with keel and its config to path;
     pid1: keel is /init, and /etc/keel/modules lists the modules."""
     _, mods_dir = kernel()
     c = Cpio()
-    for d in ("proc", "sys", "dev", "etc", "bin", "sbin", "usr/bin", "lib/modules", "run",
-              "tmp", "state"):
-        c.mkdir(d)
+    c.mkdir("state")
     c.copy("/bin/busybox", "/bin/busybox", 0o755)
     c.symlink("/bin/sh", "busybox")     # for /init; it links the other applets
-    c.copy("/usr/bin/keel", keel_bin, 0o755)
-    libs = set(libraries(keel_bin))     # none for the static build; the ASan one has some
-    for dst, src in TOOLS.items():
-        c.copy(dst, src, 0o755)
-        libs.update(libraries(src))
-    c.symlink("/sbin/mount.nfs4", "mount.nfs")
-    for lib in sorted(libs):
-        c.copy(lib, lib, 0o755)
-    order = module_order(mods_dir, MODULES + list(modules))
-    for p in order:
-        c.copy("/lib/modules/" + os.path.basename(p), p, 0o644)
+    try:
+        order = initramfs_lib.system(c, keel_bin, mods_dir, MODULES + list(modules))
+    except initramfs_lib.Missing as e:
+        raise harness.TestFailure(str(e))
     c.file("/modules.order", "".join(os.path.basename(p) + "\n" for p in order).encode())
-    c.file("/etc/keel/modules", "".join(os.path.basename(p) + "\n" for p in order).encode())
-    c.symlink("/etc/mtab", "/proc/self/mounts")
-    c.file("/etc/hosts", b"127.0.0.1 localhost\n")
-    c.file("/etc/netconfig", NETCONFIG.encode())     # libtirpc's, for mount.nfs with NFSv3
-    c.file("/etc/protocols", b"ip 0 IP\ntcp 6 TCP\nudp 17 UDP\n")
     if pid1:
         c.copy("/init", keel_bin, 0o755)
     else:
@@ -283,3 +174,86 @@ def shell(port, command, timeout=10.0):
         if out or time.monotonic() > deadline:
             raise harness.TestFailure("the guest's shell: %r gave %r" % (command, out))
         time.sleep(0.2)
+
+
+# ---- keel's disk images (images/mkimage.py) under UEFI --------------------------------------
+
+OVMF = "/usr/share/OVMF/OVMF_CODE.fd"
+IMAGE_TOOLS = ("sfdisk", "mkfs.vfat", "mcopy", "mmd", "mke2fs", "qemu-img", "objcopy")
+MKIMAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "images",
+                       "mkimage.py")
+
+
+def need_image():
+    need()
+    missing = [t for t in IMAGE_TOOLS if shutil.which(t) is None]
+    if not os.path.exists(OVMF):
+        missing.append("ovmf")
+    if not os.path.exists("/usr/lib/systemd/boot/efi/linuxx64.efi.stub"):
+        missing.append("systemd-boot-efi")
+    if missing:
+        harness.skip("image tools missing: %s (tests/setup.sh)" % ", ".join(missing))
+
+
+def mkimage(what, out, version, keel=None, drop=()):
+    """Runs images/mkimage.py; returns what it wrote (the disk's base path
+    for "disk", the UKI for "uki")."""
+    argv = ["python3", MKIMAGE, what, "--keel", keel or harness.KEEL, "--version", version,
+            "--out", out]
+    for m in drop:
+        argv += ["--drop-module", m]
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise harness.TestFailure("mkimage %s: %s" % (what, r.stderr[-2000:]))
+    return os.path.join(out, "keel-x86_64") if what == "disk" else out
+
+
+def overlay(h, base_qcow2, name):
+    """A copy-on-write disk over the image: the test's writes stay its own."""
+    path = h.path(name + ".qcow2")
+    subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", "-b", os.path.abspath(base_qcow2),
+                    "-F", "qcow2", path], check=True)
+    return path
+
+
+def boot_disk(h, disk, name="image", forward=()):
+    """Boots a keel disk image the way a box does: UEFI firmware, then
+    systemd-boot from the EFI partition, then a slot's kernel with keel as
+    its init. Reboots stay in the same qemu (no -no-reboot): an update's
+    reboot and a rollback happen as on the box. Returns the Proc; its log
+    is the serial console, every boot after the other."""
+    net = "user,id=n0" + "".join(",hostfwd=tcp:127.0.0.1:%d-10.0.2.15:%d" % f for f in forward)
+    argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "1",
+            "-bios", OVMF, "-drive", "file=%s,if=virtio,format=qcow2" % disk,
+            "-netdev", net, "-device", "virtio-net-pci,netdev=n0",
+            "-device", "virtio-rng-pci",
+            "-display", "none", "-monitor", "none", "-serial", "stdio"]
+    t0 = time.monotonic()
+    p = h.start(name, argv)
+    p.runs_keel = True
+    p.boot_started = t0
+    return p
+
+
+def esp_file(h, disk, path):
+    """A file of the image's EFI partition, read from outside with mtools
+    (qemu stopped): its bytes, or None."""
+    raw = h.path("esp-read.raw")
+    subprocess.run(["qemu-img", "convert", "-O", "raw", disk, raw], check=True)
+    out = h.path("esp-read.out")
+    r = subprocess.run(["mcopy", "-n", "-i", raw + "@@1M", "::" + path, out],
+                       capture_output=True, env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+    os.unlink(raw)
+    if r.returncode != 0:
+        return None
+    with open(out, "rb") as f:
+        return f.read()
+
+
+def esp_list(h, disk, folder="EFI/Linux"):
+    raw = h.path("esp-list.raw")
+    subprocess.run(["qemu-img", "convert", "-O", "raw", disk, raw], check=True)
+    r = subprocess.run(["mdir", "-b", "-i", raw + "@@1M", "::" + folder], capture_output=True,
+                       text=True, env=dict(os.environ, MTOOLS_SKIP_CHECK="1"))
+    os.unlink(raw)
+    return sorted(os.path.basename(l.strip()) for l in r.stdout.splitlines() if l.strip())

@@ -10,6 +10,7 @@ import os
 import random
 import signal
 import socket
+import ssl
 import sqlite3
 import subprocess
 import threading
@@ -41,10 +42,10 @@ ROUTES = [
 class Admin:
     """A client of keel's admin API holding one session."""
 
-    def __init__(self, port):
-        self.port, self.cookie, self.csrf = port, None, None
+    def __init__(self, port, tls=False):
+        self.port, self.cookie, self.csrf, self.tls = port, None, None, tls
 
-    def call(self, method, path, body=None, headers=None, raw=False):
+    def call(self, method, path, body=None, headers=None, raw=False, timeout=15):
         hd = dict(headers or {})
         if self.cookie:
             hd["Cookie"] = self.cookie
@@ -54,7 +55,11 @@ class Admin:
             body = json.dumps(body)
         if body is not None and "Content-Type" not in hd:
             hd["Content-Type"] = "application/json"
-        c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=15)
+        if self.tls:
+            c = http.client.HTTPSConnection("127.0.0.1", self.port, timeout=timeout,
+                                            context=ssl._create_unverified_context())
+        else:
+            c = http.client.HTTPConnection("127.0.0.1", self.port, timeout=timeout)
         try:
             c.request(method, path, body=body, headers=hd)
             r = c.getresponse()

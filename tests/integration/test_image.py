@@ -1,0 +1,327 @@
+"""keel's disk image (images/mkimage.py) booted the way a box boots it:
+UEFI firmware (OVMF), systemd-boot, a slot's unified kernel image, keel as
+PID 1. First boot to the setup wizard and a request through the front door
+to a backend on the host; then signed A/B updates: a good one committed, a
+tampered one and one signed with another key refused with nothing written,
+one whose keel fails its own checks rolled back by itself, and power cuts
+(qemu killed) at random points that never leave the box unbootable and
+never roll back a committed slot."""
+
+import hashlib
+import json
+import os
+import random
+import re
+import subprocess
+import time
+
+import guest
+import harness
+from harness import check, free_port, http_get, wait_for
+from test_api import Admin, PASSWORD
+
+BASE_VERSION = "0.1.0-img"
+ROOT = os.path.join(harness.HERE, "..", "..")
+DEV_KEY = os.path.join(ROOT, "build", "keys", "dev.pem")
+
+
+def need():
+    if harness.SANITIZED:
+        harness.skip("the image holds the static release build; these run in the release pass")
+    guest.need_image()
+    if not os.path.exists(DEV_KEY):
+        harness.skip("no development update key in build/keys (make builds it)")
+
+
+class Box:
+    """One qemu box booted from an overlay of a keel disk image."""
+
+    def __init__(self, h, base, name="box"):
+        self.h, self.name = h, name
+        self.disk = guest.overlay(h, base + ".qcow2", name)
+        self.admin_port, self.front_port = free_port(), free_port()
+        self.boots = 0
+        self.vm = None
+        self.admin = None
+
+    def boot(self):
+        self.boots += 1
+        self.vm = guest.boot_disk(self.h, self.disk, name="%s-%d" % (self.name, self.boots),
+                                  forward=[(self.admin_port, 443), (self.front_port, 80)])
+        return self.vm
+
+    def kill(self):
+        """A power cut: qemu is gone at once, the guest's caches with it."""
+        if self.vm is not None and self.vm.alive():
+            self.vm.popen.kill()
+            self.vm.wait(10)
+
+    def up(self, timeout=120, after=0):
+        """Waits until keel on the box answers its admin API."""
+        def probe():
+            if not self.vm.alive():
+                raise harness.TestFailure("qemu exited:\n" + self.vm.log()[-3000:])
+            a = Admin(self.admin_port, tls=True)
+            st, js = a.call("GET", "/api/v1/setup", timeout=5)
+            return a if st == 200 else None
+        self.vm.wait_log(r"main: keel \S+ started", timeout=timeout, after=after)
+        return wait_for("keel's admin API on the box", probe, timeout=60, interval=0.5)
+
+    def setup(self):
+        token = self.vm.wait_log(r"setup\?token=([0-9a-f]{32})").group(1)
+        a = Admin(self.admin_port, tls=True)
+        st, js = a.call("POST", "/api/v1/setup", {"token": token, "user": "admin",
+                                                   "password": PASSWORD})
+        check(st == 200, (st, js))
+        a.csrf = js["csrf"]
+        self.admin = a
+        return a
+
+    def login(self):
+        a = Admin(self.admin_port, tls=True)
+        st, js = a.login()
+        check(st == 200, (st, js))
+        self.admin = a
+        return a
+
+    def status(self):
+        st, js = self.admin.call("GET", "/api/v1/status", timeout=20)
+        check(st == 200, (st, js))
+        return js
+
+    def upload(self, path, timeout=300):
+        with open(path, "rb") as f:
+            data = f.read()
+        return self.admin.call("POST", "/api/v1/update", data, timeout=timeout,
+                               headers={"Content-Type": "application/octet-stream"})
+
+
+def base_image(h):
+    out = h.path("image")
+    return guest.mkimage("disk", out, BASE_VERSION)
+
+
+def bundle(h, version, key=DEV_KEY, drop=()):
+    uki = guest.mkimage("uki", h.path("keel-%s.efi" % version), version, drop=drop)
+    out = h.path("keel-%s.bundle" % version)
+    r = h.run_keel("update", "sign", "--key", key, "--version", version, uki, out)
+    check(r.returncode == 0, r.stderr)
+    return out
+
+
+def sha(data):
+    return hashlib.sha256(data).hexdigest()
+
+
+def figure(name, value):
+    """A figure for build/bench.json: tests/bench/update.py sets KEEL_FIGURES."""
+    path = os.environ.get("KEEL_FIGURES")
+    if path:
+        with open(path, "a") as f:
+            f.write(json.dumps({name: value}) + "\n")
+
+
+def test_first_boot_reaches_the_wizard_and_proxies_to_a_host_backend(h):
+    need()
+    t0 = time.monotonic()
+    base = base_image(h)
+    built = time.monotonic() - t0
+    backend = h.http_backend("app")
+    box = Box(h, base)
+    vm = box.boot()
+    box.up()
+    up_s = time.monotonic() - vm.boot_started
+    check(re.search(r"init: data partition /dev/vda2 mounted on /var/lib/keel", vm.log()),
+          vm.log()[-3000:])
+    check(re.search(r"update: running slot a \(%s\)" % re.escape(BASE_VERSION), vm.log()),
+          vm.log()[-3000:])
+    a = box.setup()
+    js = box.status()
+    up = js["update"]
+    check(up["supported"] and up["running"] == "a" and up["version"] == BASE_VERSION
+          and [s["state"] for s in up["slots"]] == ["committed", "committed"], up)
+    st, yaml = a.call("GET", "/api/v1/config/yaml")
+    check(st == 200, (st, yaml))
+    yaml += ("upstreams:\n  app:\n    servers:\n      - { address: \"10.0.2.2:%d\" }\n"
+             "routes:\n  - { path: /, upstream: app }\n" % backend)
+    st, js = a.call("PUT", "/api/v1/config/yaml", yaml, headers={"Content-Type":
+                                                                 "application/yaml"})
+    check(st == 200, (st, js))
+    r = wait_for("a request through the box's front door",
+                 lambda: (lambda x: x if x.status == 200 else None)(http_get(box.front_port, "/")),
+                 timeout=20, interval=0.5)
+    check("app" in r.body, r.body[:200])
+    size = os.path.getsize(base + ".img")
+    print("    image built in %.1f s: %d MiB raw, %d MiB qcow2, UKI %.1f MiB; admin answering "
+          "%.1f s after qemu started" % (built, size >> 20, os.path.getsize(base + ".qcow2") >> 20,
+                                         os.path.getsize(base + ".efi") / 1048576, up_s))
+
+
+def test_signed_updates_tampered_refused_good_committed_bad_rolled_back(h):
+    need()
+    base = base_image(h)
+    good = bundle(h, "0.2.0-good")
+    with open(good, "rb") as f:
+        data = f.read()
+    # Tampered bundles: one byte changed in the payload, in the block
+    # table and in the manifest; and one signed by a key keel does not know.
+    tampered = []
+    for where, off in (("payload", len(data) - 3 * 65536 - 17), ("table", 700),
+                       ("manifest", 30)):
+        b = bytearray(data)
+        b[off] ^= 0x01
+        p = h.path("tampered-%s.bundle" % where)
+        with open(p, "wb") as f:
+            f.write(b)
+        tampered.append((where, p))
+    other = h.path("other.pem")
+    subprocess.run(["openssl", "genpkey", "-algorithm", "EC", "-pkeyopt",
+                    "ec_paramgen_curve:P-256", "-out", other], check=True, capture_output=True)
+    tampered.append(("other key", bundle(h, "0.2.0-other", key=other)))
+    bad = bundle(h, "0.3.0-bad", drop=("ext4",))
+
+    box = Box(h, base)
+    box.boot()
+    box.up()
+    box.setup()
+    for what, p in tampered:
+        st, js = box.upload(p)
+        check(st == 400 and "error" in js, (what, st, js))
+        print("    %s: %d %s" % (what, st, js["error"]))
+        if what == "payload":
+            check("does not match its hash" in js["error"], js)
+        elif what == "other key":
+            check("does not trust" in js["error"], js)
+        else:
+            check("changed" in js["error"] or "signature" in js["error"], js)
+    up = box.status()["update"]
+    check(up["refused_bytes_written"] >= 0 and up["last"]["state"] == "refused", up)
+
+    # A good bundle: written to slot b, a reboot, a trial, committed.
+    t0 = time.monotonic()
+    mark = box.vm.mark()
+    st, js = box.upload(good)
+    uploaded = time.monotonic() - t0
+    check(st == 200 and js["slot"] == "b" and js["version"] == "0.2.0-good", (st, js))
+    box.vm.wait_log(r"init: rebooting now", timeout=30, after=mark)
+    rebooted = time.monotonic()
+    box.vm.wait_log(r"update: slot b \(0\.2\.0-good\) committed", timeout=180, after=mark)
+    committed = time.monotonic() - t0
+    box.up(after=mark)
+    box.login()
+    up = box.status()["update"]
+    check(up["running"] == "b" and up["version"] == "0.2.0-good"
+          and up["last"]["state"] == "committed"
+          and up["slots"][1]["state"] == "committed" and up["slots"][0]["version"] == BASE_VERSION,
+          up)
+    print("    good update: upload %.1f s, reboot to committed %.1f s, %.1f s in all"
+          % (uploaded, time.monotonic() - rebooted, committed))
+    figure("update_seconds", round(committed, 1))
+
+    # A bad one: its keel cannot mount the data partition, so its checks
+    # fail; it marks itself bad and the box comes back on slot b.
+    mark = box.vm.mark()
+    st, js = box.upload(bad)
+    check(st == 200 and js["slot"] == "a", (st, js))
+    box.vm.wait_log(r"update: slot a \(0\.3\.0-bad\) failed its checks: config store: the "
+                    r"data partition PARTLABEL=keel-data is not mounted", timeout=180, after=mark)
+    m2 = box.vm.mark()
+    box.up(after=m2)
+    box.login()
+    up = box.status()["update"]
+    check(up["running"] == "b" and up["version"] == "0.2.0-good"
+          and up["last"]["state"] == "failed" and up["last"]["version"] == "0.3.0-bad"
+          and "data partition" in up["last"]["why"] and up["slots"][0]["state"] == "bad", up)
+    print("    bad update rolled back: %s" % up["last"]["why"])
+    box.kill()
+    # From outside: no half-written file, and the slot that held no update
+    # is byte for byte the image's.
+    names = guest.esp_list(h, box.disk)
+    check(not any("tmp" in n for n in names), names)
+    check(any(n.startswith("keel-") and "-b.efi" in n for n in names), names)
+
+
+def test_power_cuts_never_brick_or_roll_back_a_committed_slot(h):
+    need()
+    runs = int(os.environ.get("KEEL_POWERCUT_RUNS", "2"))
+    base = base_image(h)
+    bundles = [bundle(h, "0.2.%d" % i) for i in range(2)]
+    box = Box(h, base)
+    box.boot()
+    box.up()
+    box.setup()
+    unbootable = false_rollbacks = 0
+    rng = random.Random(int(os.environ.get("KEEL_POWERCUT_SEED", "17")))
+    committed = ("a", BASE_VERSION)       # the slot that must run from now on
+    for run in range(runs):
+        b = bundles[run % 2]
+        version = "0.2.%d" % (run % 2)
+        cut_after = rng.uniform(0.5, 45.0)
+        mark = box.vm.mark()
+        box.upload_thread = None
+        t0 = time.monotonic()
+        import threading
+        res = {}
+
+        def send():
+            try:
+                res["r"] = box.upload(b)
+            except Exception as e:      # the cut ends the connection
+                res["e"] = e
+        t = threading.Thread(target=send)
+        t.start()
+        time.sleep(cut_after)
+        log = box.vm.log()[mark:]
+        m = re.search(r"update: slot ([ab]) \(([^)]+)\) committed", log)
+        if m:
+            committed = (m.group(1), m.group(2))
+        box.kill()
+        t.join(30)
+        log = box.vm.log()[mark:]
+        stage = ("trial" if re.search(r"is on trial", log) else
+                 "reboot" if "rebooting now" in log else "write")
+        m = re.search(r"update: slot ([ab]) \(([^)]+)\) committed", log)
+        if m:
+            committed = (m.group(1), m.group(2))
+            stage = "committed"
+        box.boot()
+        try:
+            box.up(timeout=150)
+        except harness.TestFailure as e:
+            unbootable += 1
+            raise harness.TestFailure("run %d (cut at %.1f s, in the %s): the box does not "
+                                      "come up: %s" % (run, cut_after, stage, e))
+        # A trial cut short comes back and finishes: wait for it to settle.
+        log_now = box.vm.log()
+        if re.search(r"is on trial", log_now[box.vm.mark() - 20000 if False else 0:]) and \
+                not re.search(r"committed|failed its checks", log_now):
+            pass
+        box.login()
+        up = box.status()["update"]
+        if up["trial"]:
+            box.vm.wait_log(r"update: slot [ab] \([^)]+\) (committed|failed)", timeout=150)
+            m = re.search(r"update: slot ([ab]) \(([^)]+)\) committed", box.vm.log())
+            if m:
+                committed = (m.group(1), m.group(2))
+            if "failed" in box.vm.log():
+                box.up(timeout=150, after=box.vm.mark())
+            box.login()
+            up = box.status()["update"]
+        running = (up["running"], up["version"])
+        slot_state = {s["slot"]: s["state"] for s in up["slots"]}
+        if slot_state.get(committed[0]) == "committed" and running[0] != committed[0] \
+                and up["slots"][ord(running[0]) - 97]["state"] != "committed":
+            false_rollbacks += 1
+        if running != committed and slot_state.get(running[0]) == "committed":
+            committed = running        # the update went through before the cut
+        print("    run %d: cut at %.1f s (%s): running %s %s, slots %s" %
+              (run, cut_after, stage, running[0], running[1], slot_state))
+        check(slot_state[running[0]] == "committed", up)
+    figure("update_powercut_runs", runs)
+    figure("update_unbootable", unbootable)
+    figure("update_false_rollbacks", false_rollbacks)
+
+
+test_first_boot_reaches_the_wizard_and_proxies_to_a_host_backend.timeout = 240
+test_signed_updates_tampered_refused_good_committed_bad_rolled_back.timeout = 900
+test_power_cuts_never_brick_or_roll_back_a_committed_slot.timeout = 3600
