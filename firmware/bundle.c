@@ -298,35 +298,53 @@ static bool rd_take(struct bundle_rd *rd, uint8_t *dst, size_t want, const uint8
 	return rd->have == want;
 }
 
+static void rd_key_ids(const struct bundle_rd *rd, char *ids, size_t len)
+{
+	size_t k, used = 0;
+
+	ids[0] = '\0';
+	for (k = 0; k < rd->nkeys && used + 20 < len; k++)
+		used += (size_t)snprintf(ids + used, len - used, "%s%s", k ? ", " : "",
+					 rd->keys[k].id);
+	if (rd->nkeys == 0)
+		snprintf(ids, len, "no key at all");
+}
+
+/* The signature is checked before the manifest is believed: against each
+ * trusted key, over the manifest's bytes as they came. */
 static int rd_verify(struct bundle_rd *rd)
 {
+	char ids[160], why[sizeof(rd->err)];
 	uint8_t sum[32];
 	size_t i;
 
-	if (bundle_manifest_parse(rd->manifest, rd->mlen, &rd->m, rd->err, sizeof(rd->err)) != 0) {
-		char why[sizeof(rd->err)];
-
-		memcpy(why, rd->err, sizeof(why));
-		return rd_fail(rd, "bad manifest: %.200s", why);
-	}
+	if (mbedtls_sha256((const unsigned char *)rd->manifest, rd->mlen, sum, 0) != 0)
+		return rd_fail(rd, "hash error");
 	for (i = 0; i < rd->nkeys; i++)
-		if (strcmp(rd->keys[i].id, rd->m.key) == 0)
+		if (mbedtls_pk_verify((mbedtls_pk_context *)&rd->keys[i].pk, MBEDTLS_MD_SHA256, sum,
+				      sizeof(sum), rd->sig, rd->slen) == 0)
 			break;
+	rd_key_ids(rd, ids, sizeof(ids));
 	if (i == rd->nkeys) {
-		char ids[160] = "";
-		size_t k, used = 0;
+		/* Who says it signed, to tell a foreign key from a changed byte. */
+		if (bundle_manifest_parse(rd->manifest, rd->mlen, &rd->m, why, sizeof(why)) == 0) {
+			size_t k;
 
-		for (k = 0; k < rd->nkeys && used + 20 < sizeof(ids); k++)
-			used += (size_t)snprintf(ids + used, sizeof(ids) - used, "%s%s",
-						 k ? ", " : "", rd->keys[k].id);
-		return rd_fail(rd, "signed with key %s, which this keel does not trust "
-			       "(it trusts %s)", rd->m.key, rd->nkeys ? ids : "no key at all");
+			for (k = 0; k < rd->nkeys; k++)
+				if (strcmp(rd->keys[k].id, rd->m.key) == 0)
+					break;
+			if (k == rd->nkeys)
+				return rd_fail(rd, "signed with key %s, which this keel does not "
+					       "trust (it trusts %s)", rd->m.key, ids);
+		}
+		return rd_fail(rd, "the signature does not verify with any key this keel trusts "
+			       "(%s): the manifest was changed, or another key signed it", ids);
 	}
-	if (mbedtls_sha256((const unsigned char *)rd->manifest, rd->mlen, sum, 0) != 0 ||
-	    mbedtls_pk_verify((mbedtls_pk_context *)&rd->keys[i].pk, MBEDTLS_MD_SHA256, sum,
-			      sizeof(sum), rd->sig, rd->slen) != 0)
-		return rd_fail(rd, "the signature does not verify with key %s (%s): the manifest "
-			       "was changed, or another key signed it", rd->m.key, rd->keys[i].name);
+	if (bundle_manifest_parse(rd->manifest, rd->mlen, &rd->m, why, sizeof(why)) != 0)
+		return rd_fail(rd, "bad manifest (signed by %s): %.200s", rd->keys[i].id, why);
+	if (strcmp(rd->m.key, rd->keys[i].id) != 0)
+		return rd_fail(rd, "the manifest names key %s but key %s signed it", rd->m.key,
+			       rd->keys[i].id);
 	rd->signer = &rd->keys[i];
 	if (rd->verified != NULL && rd->verified(rd, rd->arg) != 0) {
 		rd->stage = BUNDLE_FAILED;

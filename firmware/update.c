@@ -118,6 +118,7 @@ static struct {
 	uint64_t	 written;	/* bytes written to the temporary file */
 	uint64_t	 tampered_written;	/* by the last refused bundle: always 0 */
 	int64_t		 length;
+	bool		 io_error;	/* the refusal is ours (a write failed), not the bundle's */
 
 	struct bundle_key keys[UP_KEYS_MAX];
 	size_t		 nkeys;
@@ -794,6 +795,7 @@ static int up_block(struct bundle_rd *rd, const void *data, size_t len, void *ar
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n <= 0) {
+			up.io_error = true;
 			snprintf(rd->err, sizeof(rd->err), "writing the new slot: %s",
 				 n < 0 ? strerror(errno) : "no progress");
 			return -1;
@@ -845,6 +847,7 @@ static int up_begin(struct core_command_call *call, int64_t length)
 	up.busy = true;
 	up.call = call;
 	up.written = 0;
+	up.io_error = false;
 	up.length = length;
 	up.started = core_clock_mono_ms();
 	call->cancel = up_cancel;
@@ -855,7 +858,7 @@ static int up_begin(struct core_command_call *call, int64_t length)
 static int up_feed(struct core_command_call *call, const void *buf, size_t len)
 {
 	if (bundle_rd_feed(&up.rd, buf, len) != 0) {
-		up_refuse(call, up.rd.stage == BUNDLE_PAYLOAD || up.fd == -1 ? 400 : 500);
+		up_refuse(call, up.io_error ? 500 : 400);
 		return CORE_ERROR;
 	}
 	return CORE_OK;

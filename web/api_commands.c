@@ -151,16 +151,19 @@ enum MHD_Result web_api_stream_begin(struct web_req *r, int64_t length)
 	return MHD_YES;
 }
 
-/* A piece of the body: a refusal is answered at once, the rest unread. */
+/* A piece of the body, handed on; after a refusal the rest is dropped. */
 enum MHD_Result web_api_stream_feed(struct web_req *r, const char *data, size_t len)
 {
 	const struct core_command *c = core_command_find(r->params[0]);
 
 	if (core_command_feed(c, &r->cmd, data, len) == CORE_OK)
 		return MHD_YES;
+	/* Answered (state COMMANDED): libmicrohttpd takes a response only
+	 * before the body or after it, so the rest is read and dropped, and
+	 * the refusal goes out at its end. */
 	r->streaming = false;
 	r->cmd_running = false;
-	return command_answer(r);
+	return MHD_YES;
 }
 
 /* POST /api/v1/update: the whole body is in. */

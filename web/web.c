@@ -83,7 +83,8 @@ static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
 		return web_route_head(r);
 	}
 	if (r->state == WEB_REQ_ANSWERED || r->state == WEB_REQ_HASHING ||
-	    r->state == WEB_REQ_COMMAND) {
+	    r->state == WEB_REQ_COMMAND ||
+	    (r->state == WEB_REQ_COMMANDED && *upload_data_size > 0)) {	/* a refused stream */
 		*upload_data_size = 0;	/* answered already: nothing more is kept */
 		return MHD_YES;
 	}
