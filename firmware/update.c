@@ -79,6 +79,8 @@ struct up_slot {
 	char		 file[80];	/* its name in EFI/Linux */
 	char		 version[BUNDLE_VERSION_MAX + 1];
 	char		 installed[32];	/* UTC, when it was written */
+	char		 size[24];	/* bytes, as slot-X says */
+	long long	 bytes;		/* as the file is */
 };
 
 static struct {
@@ -140,13 +142,20 @@ static void up_now(char *buf, size_t len)
 
 /* ---- files on the ESP ---------------------------------------------------------------------- */
 
+/*
+ * Makes what was done on the EFI partition durable. vfat has no journal,
+ * and a rename there writes the new directory entry at once but its start
+ * cluster and size only with the inode: an fsync of the directory alone
+ * left a committed slot zero bytes long after a power cut. syncfs writes
+ * every dirty inode and buffer of the filesystem.
+ */
 static int up_sync_dir(const char *dir)
 {
 	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
 
 	if (fd == -1)
 		return -1;
-	rc = fsync(fd);
+	rc = syncfs(fd);
 	close(fd);
 	return rc;
 }
@@ -263,7 +272,7 @@ static int up_parse_name(const char *name, unsigned *gen, int *left, int *done)
 
 static void up_scan(void)
 {
-	static const char *const keys[] = { "version", "installed" };
+	static const char *const keys[] = { "version", "installed", "size" };
 	struct dirent *de;
 	DIR *d;
 	int i;
@@ -290,11 +299,16 @@ static void up_scan(void)
 	closedir(d);
 	for (i = 0; i < 2; i++) {
 		char path[64];
-		char *const vals[] = { up.slot[i].version, up.slot[i].installed };
-		const size_t lens[] = { sizeof(up.slot[i].version), sizeof(up.slot[i].installed) };
+		char *const vals[] = { up.slot[i].version, up.slot[i].installed, up.slot[i].size };
+		const size_t lens[] = { sizeof(up.slot[i].version), sizeof(up.slot[i].installed),
+					sizeof(up.slot[i].size) };
+		char file[160];
+		struct stat st;
 
 		snprintf(path, sizeof(path), UP_INFO "/slot-%c", 'a' + i);
-		up_read_kv(path, keys, vals, lens, 2);
+		up_read_kv(path, keys, vals, lens, 3);
+		snprintf(file, sizeof(file), UP_LINUX "/%s", up.slot[i].file);
+		up.slot[i].bytes = up.slot[i].present && stat(file, &st) == 0 ? (long long)st.st_size : -1;
 	}
 }
 
@@ -588,6 +602,24 @@ static void up_read_version(void)
 	}
 }
 
+/* A slot whose file is not as long as its record says was cut short by a
+ * power cut in the filesystem's own metadata: the boot loader cannot load
+ * it, so it goes (the running slot is never touched). */
+static void up_damaged(int i)
+{
+	struct up_slot *s = &up.slot[i];
+	char path[160];
+
+	if (!s->present || s->size[0] == '\0' || s->bytes == atoll(s->size))
+		return;
+	snprintf(path, sizeof(path), UP_LINUX "/%s", s->file);
+	core_log_error("update", "slot %c (%s) is damaged: %s is %lld bytes, not %s; removed",
+		       'a' + i, s->version, s->file, s->bytes, s->size);
+	if (unlink(path) == 0)
+		up_sync_dir(UP_LINUX);
+	up_scan();
+}
+
 /* After a boot: what ran, and what became of the last update. */
 static void up_settle(void)
 {
@@ -680,6 +712,7 @@ static int up_start(struct core_loop *loop, const struct core_conf *conf, char *
 		return CORE_OK;
 	}
 	up.supported = true;
+	up_damaged(1 - up.running);
 	core_log_info("update", "running slot %c (%s%s); slot %c %s", 'a' + up.running,
 		      up.version, up.from_loader ? "" : ", by the loader's order",
 		      'b' - up.running, up.slot[1 - up.running].present ?
