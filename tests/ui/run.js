@@ -425,6 +425,16 @@ async function main() {
 		await shot('12b-system');
 	});
 
+	await test('update: off on a host keel is not the init of, saying so; nothing to click', async () => {
+		const p = T.page;
+		await nav('#/update', 'Update');
+		await p.locator('#updateoff', { hasText: 'Updates are off: keel is not this system\'s init (PID 1)' }).waitFor();
+		if (!(await p.locator('#install').isDisabled()) || !(await p.locator('#rollback').isDisabled()))
+			throw new Error('install or roll back is offered where updates are off');
+		await p.getByText('Bundles must be signed with a key this keel trusts: ').waitFor();
+		await shot('12c-update');
+	});
+
 	await test('users: a short password is refused next to the field; add a user', async () => {
 		const p = T.page;
 		await nav('#/users', 'Users');

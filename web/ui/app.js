@@ -949,6 +949,83 @@ pages['/system'] = async main => {
 	});
 };
 
+/* Update: the two slots, the last update's outcome, a signed bundle
+ * uploaded with a progress bar (XMLHttpRequest: fetch has no upload
+ * progress), and a manual roll back. */
+pages['/update'] = async main => {
+	main.append(h('h1', { text: 'Update' }));
+	const slots = h('div', { class: 'scroll' }), last = h('div'), keys = h('p', { class: 'muted' });
+	const file = h('input', { type: 'file', id: 'bundle', accept: '.bundle,application/octet-stream' });
+	const bar = h('progress', { id: 'uploadbar', max: 100, value: 0, hidden: true });
+	const said = h('p', { id: 'uploadstate', class: 'muted' });
+	const install = h('button', { type: 'button', id: 'install', text: 'Install and reboot' });
+	const back = h('button', { type: 'button', class: 'danger', id: 'rollback', text: 'Roll back' });
+	const off = h('p', { class: 'muted', id: 'updateoff', hidden: true });
+	install.onclick = () => {
+		const f = file.files[0];
+		if (!f) { toast('Choose a bundle file first'); return; }
+		if (!confirm(`Install ${f.name} into the other slot and reboot into it? If the new version fails its checks the box comes back on this one by itself.`)) return;
+		const x = new XMLHttpRequest();
+		x.open('POST', '/api/v1/update');
+		x.setRequestHeader('X-CSRF-Token', S.csrf);
+		x.setRequestHeader('Content-Type', 'application/octet-stream');
+		bar.hidden = false;
+		bar.value = 0;
+		install.disabled = true;
+		x.upload.onprogress = e => {
+			if (!e.lengthComputable) return;
+			bar.value = Math.round(100 * e.loaded / e.total);
+			said.textContent = `Uploading: ${Math.round(e.loaded / 1048576)} of ${Math.round(e.total / 1048576)} MiB (checked as it arrives)`;
+		};
+		x.onload = () => {
+			let d = {};
+			try { d = JSON.parse(x.responseText); } catch (e) { d = { error: x.responseText }; }
+			install.disabled = false;
+			if (x.status === 200) {
+				bar.value = 100;
+				said.textContent = `Slot ${d.slot} now holds ${d.version}: the box reboots into it and commits it once its checks pass.`;
+			} else {
+				bar.hidden = true;
+				said.textContent = 'Refused: ' + (d.error || x.status);
+				said.className = 'del';
+			}
+		};
+		x.onerror = () => { install.disabled = false; said.textContent = 'The upload failed: keel did not answer'; };
+		said.className = 'muted';
+		x.send(f);
+	};
+	back.onclick = async () => {
+		if (!confirm('Boot the other slot from now on and reboot into it?')) return;
+		const r = await api('POST', '/api/v1/commands/update.rollback', {});
+		toast(r.ok ? `Rolling back to ${r.data.version}: rebooting` : r.data.error);
+	};
+	main.append(off, panel('Slots', slots), panel('Last update', last),
+		panel('Install an update', h('div', { class: 'row' }, file, install), bar, said, keys),
+		panel('Roll back', h('p', { class: 'muted', text: 'Boots the other slot (the version before) from now on.' }), h('div', { class: 'row' }, back)));
+	every(2000, async () => {
+		const st = await refreshStatus();
+		if (!st || !st.update) return;
+		const u = st.update;
+		off.hidden = u.supported;
+		off.textContent = u.supported ? '' : 'Updates are off: ' + u.why;
+		if (bar.hidden) install.disabled = !u.supported;
+		slots.replaceChildren(h('table', { id: 'slots' }, heads('Slot', 'Version', 'State', 'Installed', 'Detail'),
+			u.slots.map(s => h('tr', { class: s.running ? 'current' : '' }, h('td', { class: 'mono', text: s.slot.toUpperCase() + (s.running ? ' (running)' : '') }),
+				h('td', { class: 'mono', text: s.version || '–' }),
+				h('td', {}, pill(s.state === 'committed' ? 'ok' : s.state === 'trying' ? 'starting' : s.state === 'bad' ? 'down' : 'unknown'), ' ' + s.state),
+				h('td', { text: s.installed ? s.installed.replace('T', ' ').replace('Z', ' UTC') : '–' }),
+				h('td', { class: 'muted', text: s.state === 'trying' ? `boot ${s.boots}, ${s.tries_left} tr${s.tries_left === 1 ? 'y' : 'ies'} left` + (u.failing ? ': ' + u.failing : '') : '' })))));
+		const l = u.last;
+		last.replaceChildren(l ? h('p', { id: 'lastupdate' }, pill(l.state === 'committed' ? 'ok' : l.state === 'trying' ? 'starting' : l.state === 'rolled-back' ? 'unknown' : 'down'),
+			` ${l.state}: ${l.version !== '-' ? l.version + ' in slot ' + l.slot.toUpperCase() + ' · ' : ''}${l.why} (${l.when.replace('T', ' ').replace('Z', ' UTC')})`) :
+			h('p', { class: 'muted', text: 'No update yet.' }));
+		keys.textContent = `Bundles must be signed with a key this keel trusts: ${u.keys.map(k => `${k.id} (${k.name})`).join(', ') || 'none'}. ` +
+			`A new version gets ${u.tries} boots and ${u.health_timeout_s} s to pass its checks.`;
+		const other = u.slots.find(s => !s.running);
+		back.disabled = !u.supported || !other || !other.present || other.state === 'bad' || u.busy;
+	});
+};
+
 /* Users and password */
 pages['/users'] = async main => {
 	main.append(h('h1', { text: 'Users' }));
