@@ -231,6 +231,7 @@ bench: $(B)/keel
 	$(Q)python3 tests/bench/redis.py
 	$(Q)python3 tests/bench/storage.py
 	$(Q)python3 tests/bench/supervise.py
+	$(Q)python3 tests/bench/update.py
 	$(Q)python3 tests/redis-suite/run.py --keel $(B)/keel
 
 # Redis's own test suite (from the Debian source package of the installed

@@ -43,8 +43,10 @@ MIB = 1 << 20
 ESP_MIB = 160           # three UKIs: two slots and an update being written
 DATA_MIB = 96
 
-CMDLINE = ("console=tty0 console=ttyS0 quiet loglevel=3 panic=5 "
-           "keel.data=PARTLABEL=%s keel.esp=PARTLABEL=%s" % (DATA_LABEL, ESP_LABEL))
+# The last console= is /dev/console, where keel logs: the serial port.
+SERIAL = {"x86_64": "ttyS0", "aarch64": "ttyAMA0"}
+CMDLINE = ("console=tty0 console=%s quiet loglevel=3 panic=5 "
+           "keel.data=PARTLABEL=" + DATA_LABEL + " keel.esp=PARTLABEL=" + ESP_LABEL)
 
 
 def run(*argv, **kw):
@@ -110,7 +112,7 @@ def build_uki(keel, arch, version, out, drop=()):
             # No VERSION_ID: systemd-boot would order the slots by it, and
             # keel orders them by name (images/README.md).
             ".osrel": ('ID=keel\nNAME="keel"\nPRETTY_NAME="keel %s"\n' % version).encode(),
-            ".cmdline": (CMDLINE + "\0").encode(),
+            ".cmdline": (CMDLINE % SERIAL[arch] + "\0").encode(),
             ".linux": open(vmlinuz, "rb").read(),
             ".initrd": build_initramfs(keel, arch, version, drop),
         }

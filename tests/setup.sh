@@ -15,6 +15,9 @@ need=(
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
 	qemu-system-x86 busybox-static			# a guest whose kernel mounts NFS
 	iproute2					# network namespaces (the DHCP test)
+	systemd-boot-efi ovmf mtools dosfstools fdisk	# disk images: the boot loader and EFI stub,
+	e2fsprogs qemu-utils binutils			# UEFI firmware, FAT, GPT, ext4, qcow2, objcopy
+	qemu-system-arm qemu-efi-aarch64 binutils-aarch64-linux-gnu	# the aarch64 image
 	chromium fonts-dejavu-core			# the admin UI's browser tests
 )
 # Node and npm for Playwright, unless a node is already installed (a
@@ -55,4 +58,22 @@ if ! ls "$guest"/linux/boot/vmlinuz-* >/dev/null 2>&1; then
 	(cd "$guest" && rm -f linux-image-*.deb && apt-get download -q "$kpkg" >/dev/null 2>&1 &&
 	 rm -rf linux && dpkg -x linux-image-*.deb linux && rm -f linux-image-*.deb) ||
 		echo "setup: could not fetch $kpkg: the guest test will be skipped" >&2
+fi
+# The same for the aarch64 image (images/mkimage.py --arch aarch64): Debian's
+# arm64 kernel and systemd-boot's arm64 EFI stub and boot loader, unpacked.
+if ! ls "$guest"/linux-arm64/boot/vmlinuz-* >/dev/null 2>&1 ||
+   [ ! -f "$guest"/systemd-boot-arm64/usr/lib/systemd/boot/efi/linuxaa64.efi.stub ]; then
+	if ! dpkg --print-foreign-architectures | grep -qx arm64; then
+		dpkg --add-architecture arm64
+		apt-get update -qq
+	fi
+	kpkg=$(apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-/ { print $2; exit }')
+	echo "setup: ${kpkg%:arm64} and systemd-boot-efi for arm64, for the aarch64 image"
+	mkdir -p "$guest/dl"
+	(cd "$guest/dl" && rm -f ./*.deb &&
+	 apt-get download -q "${kpkg%:arm64}:arm64" systemd-boot-efi:arm64 >/dev/null 2>&1 &&
+	 rm -rf ../linux-arm64 ../systemd-boot-arm64 &&
+	 dpkg -x linux-image-*_arm64.deb ../linux-arm64 &&
+	 dpkg -x systemd-boot-efi_*_arm64.deb ../systemd-boot-arm64 && rm -f ./*.deb) ||
+		echo "setup: could not fetch the arm64 kernel: the aarch64 image test will be skipped" >&2
 fi

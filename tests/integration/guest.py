@@ -184,28 +184,43 @@ MKIMAGE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "
                        "mkimage.py")
 
 
-def need_image():
+AAVMF = "/usr/share/AAVMF/AAVMF_CODE.fd"
+ARM_CACHE = os.path.join(CACHE, "linux-arm64")
+ARM_STUB = os.path.join(CACHE, "systemd-boot-arm64", "usr/lib/systemd/boot/efi/linuxaa64.efi.stub")
+
+
+def need_image(arch="x86_64"):
     need()
     missing = [t for t in IMAGE_TOOLS if shutil.which(t) is None]
-    if not os.path.exists(OVMF):
-        missing.append("ovmf")
-    if not os.path.exists("/usr/lib/systemd/boot/efi/linuxx64.efi.stub"):
-        missing.append("systemd-boot-efi")
+    if arch == "x86_64":
+        if not os.path.exists(OVMF):
+            missing.append("ovmf")
+        if not os.path.exists("/usr/lib/systemd/boot/efi/linuxx64.efi.stub"):
+            missing.append("systemd-boot-efi")
+    else:
+        if not os.path.exists(AAVMF):
+            missing.append("qemu-efi-aarch64")
+        if shutil.which("qemu-system-aarch64") is None:
+            missing.append("qemu-system-arm")
+        if not glob.glob(os.path.join(ARM_CACHE, "boot", "vmlinuz-*")):
+            missing.append("Debian's arm64 kernel in " + ARM_CACHE)
+        if not os.path.exists(ARM_STUB):
+            missing.append("systemd-boot-efi:arm64's stub")
     if missing:
         harness.skip("image tools missing: %s (tests/setup.sh)" % ", ".join(missing))
 
 
-def mkimage(what, out, version, keel=None, drop=()):
+def mkimage(what, out, version, keel=None, drop=(), arch="x86_64"):
     """Runs images/mkimage.py; returns what it wrote (the disk's base path
     for "disk", the UKI for "uki")."""
     argv = ["python3", MKIMAGE, what, "--keel", keel or harness.KEEL, "--version", version,
-            "--out", out]
+            "--out", out, "--arch", arch]
     for m in drop:
         argv += ["--drop-module", m]
     r = subprocess.run(argv, capture_output=True, text=True)
     if r.returncode != 0:
         raise harness.TestFailure("mkimage %s: %s" % (what, r.stderr[-2000:]))
-    return os.path.join(out, "keel-x86_64") if what == "disk" else out
+    return os.path.join(out, "keel-" + arch) if what == "disk" else out
 
 
 def overlay(h, base_qcow2, name):
@@ -216,15 +231,27 @@ def overlay(h, base_qcow2, name):
     return path
 
 
-def boot_disk(h, disk, name="image", forward=()):
+def boot_disk(h, disk, name="image", forward=(), arch="x86_64"):
     """Boots a keel disk image the way a box does: UEFI firmware, then
     systemd-boot from the EFI partition, then a slot's kernel with keel as
     its init. Reboots stay in the same qemu (no -no-reboot): an update's
     reboot and a rollback happen as on the box. Returns the Proc; its log
     is the serial console, every boot after the other."""
     net = "user,id=n0" + "".join(",hostfwd=tcp:127.0.0.1:%d-10.0.2.15:%d" % f for f in forward)
-    argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "1",
-            "-bios", OVMF, "-drive", "file=%s,if=virtio,format=qcow2" % disk,
+    if arch == "x86_64":
+        argv = ["qemu-system-x86_64", "-accel", "tcg", "-m", "1024", "-smp", "1",
+                "-bios", OVMF]
+    else:
+        # AAVMF is a 64 MiB flash, with a writable one beside it for its
+        # variables (a copy per box).
+        nvram = h.path(name + "-vars.fd")
+        if not os.path.exists(nvram):
+            shutil.copy("/usr/share/AAVMF/AAVMF_VARS.fd", nvram)
+        argv = ["qemu-system-aarch64", "-M", "virt", "-cpu", "max", "-accel", "tcg",
+                "-m", "1024", "-smp", "1",
+                "-drive", "if=pflash,format=raw,readonly=on,file=" + AAVMF,
+                "-drive", "if=pflash,format=raw,file=" + nvram]
+    argv += ["-drive", "file=%s,if=virtio,format=qcow2" % disk,
             "-netdev", net, "-device", "virtio-net-pci,netdev=n0",
             "-device", "virtio-rng-pci",
             "-display", "none", "-monitor", "none", "-serial", "stdio"]
