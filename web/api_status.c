@@ -134,6 +134,7 @@ enum MHD_Result web_api_routes(struct web_req *r)
 {
 	static const char *const bodies[] = {
 		[WEB_BODY_NONE] = "none", [WEB_BODY_JSON] = "json", [WEB_BODY_CONFIG] = "json-or-yaml",
+		[WEB_BODY_STREAM] = "octet-stream",
 	};
 	struct core_buf b;
 	enum MHD_Result rc;

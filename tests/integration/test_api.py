@@ -8,6 +8,7 @@ import http.client
 import json
 import os
 import random
+import re
 import signal
 import socket
 import ssl
@@ -145,6 +146,29 @@ def test_every_admin_route_needs_a_session_and_setup_needs_the_token(h):
     b = Admin(admin)
     check(b.login()[0] == 200)
     check(b.cookie != old)
+
+
+def test_an_update_upload_is_refused_on_a_host_saying_why(h):
+    """POST /api/v1/update streams to the update command; on a host (keel
+    not PID 1) it is refused before a byte is used, with the reason, and a
+    large body sent anyway is dropped, not kept; only octet-stream is
+    taken. The image tests (test_image.py) install real bundles."""
+    front, admin, k, _ = start(h, backends=1)
+    a, _ = setup(k, admin)
+    st, js = a.call("POST", "/api/v1/update", b"KEELBNDL" + b"\0" * 100,
+                    headers={"Content-Type": "application/json"})
+    check(st == 415 and "octet-stream" in js["error"], (st, js))
+    body = b"KEELBNDL" + os.urandom(4 << 20)
+    st, js = a.call("POST", "/api/v1/update", body,
+                    headers={"Content-Type": "application/octet-stream"})
+    check(st == 409 and "keel is not this system's init (PID 1)" in js["error"], (st, js))
+    st, js = a.call("GET", "/api/v1/status")
+    up = js["update"]
+    check(not up["supported"] and not up["busy"] and up["keys"] and
+          len(up["keys"][0]["id"]) == 16, up)
+    st, js = a.call("POST", "/api/v1/commands/update.rollback", {})
+    check(st == 409 and "updates are off" in js["error"], (st, js))
+    check(re.search(r"admin ran update.install: 409", k.log()), k.log()[-2000:])
 
 
 def _route_path(path):

@@ -151,6 +151,9 @@ TEST(a_signed_bundle_streams_back_whole_in_pieces_of_any_size)
 		free(s.got);
 	}
 	unlink(path);
+	free(b);
+	free(payload);
+	bundle_key_free(&key);
 }
 
 TEST(a_byte_changed_anywhere_is_refused_and_nothing_after_it_is_handed_on)
@@ -175,6 +178,9 @@ TEST(a_byte_changed_anywhere_is_refused_and_nothing_after_it_is_handed_on)
 		b[i] ^= 0x20;
 	}
 	unlink(path);
+	free(b);
+	free(payload);
+	bundle_key_free(&key);
 }
 
 TEST(another_key_a_cut_and_bytes_past_the_end_are_refused_with_reasons)
@@ -213,6 +219,11 @@ TEST(another_key_a_cut_and_bytes_past_the_end_are_refused_with_reasons)
 	free(s.got);
 	unlink(path);
 	unlink(path2);
+	free(longer);
+	free(b);
+	free(payload);
+	bundle_key_free(&key);
+	bundle_key_free(&other);
 }
 
 TEST(the_manifest_parser_names_the_line)
