@@ -255,14 +255,18 @@ static int up_parse_name(const char *name, unsigned *gen, int *left, int *done)
 	*gen = (unsigned)g;
 	*left = *done = -1;
 	if (*p == '+') {
-		*left = (int)strtol(p + 1, &end, 10);
-		if (end == p + 1)
+		if (p[1] < '0' || p[1] > '9')
 			return -1;
+		*left = (int)strtol(p + 1, &end, 10);
+		if (end - p > 3)
+			return -1;	/* the loader counts in a digit or two */
 		p = end;
 		*done = 0;
 		if (*p == '-') {
+			if (p[1] < '0' || p[1] > '9')
+				return -1;
 			*done = (int)strtol(p + 1, &end, 10);
-			if (end == p + 1)
+			if (end - p > 3)
 				return -1;
 			p = end;
 		}
@@ -336,6 +340,7 @@ static int up_loader_entry(void)
 {
 	unsigned char buf[256];
 	char name[100];
+	const char *p;
 	size_t i, j;
 	ssize_t n;
 	int fd;
@@ -354,13 +359,12 @@ static int up_loader_entry(void)
 	}
 	name[j] = '\0';
 	/* keel-GEN-SLOT... whatever the counter reads now */
-	{
-		const char *p = strchr(name + 5, '-');
-
-		if (strncmp(name, "keel-", 5) != 0 || p == NULL || (p[1] != 'a' && p[1] != 'b'))
-			return -1;
-		return p[1] - 'a';
-	}
+	if (strncmp(name, "keel-", 5) != 0)
+		return -1;
+	p = strchr(name + 5, '-');
+	if (p == NULL || (p[1] != 'a' && p[1] != 'b'))
+		return -1;
+	return p[1] - 'a';
 }
 
 static int up_rename(struct up_slot *s, int slot, unsigned gen, int left, int done)
