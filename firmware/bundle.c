@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include <mbedtls/ecdsa.h>
+#include <mbedtls/ecp.h>
 #include <mbedtls/error.h>
 
 #include "bundle.h"
@@ -220,6 +221,13 @@ int bundle_manifest_parse(const char *text, size_t len, struct bundle_manifest *
 
 /* ---- keys ------------------------------------------------------------------------------- */
 
+/* ECDSA on P-256 itself: another 256-bit curve (secp256k1, brainpool) is not it. */
+static bool is_p256(mbedtls_pk_context *pk)
+{
+	return mbedtls_pk_get_type(pk) == MBEDTLS_PK_ECKEY &&
+	       mbedtls_ecp_keypair_get_group_id(mbedtls_pk_ec(*pk)) == MBEDTLS_ECP_DP_SECP256R1;
+}
+
 int bundle_key_id(mbedtls_pk_context *pk, char id[17])
 {
 	unsigned char der[256], sum[32];
@@ -247,7 +255,7 @@ int bundle_key_load(struct bundle_key *key, const char *name, const unsigned cha
 		goto fail;
 	}
 	if (!mbedtls_pk_can_do(&key->pk, MBEDTLS_PK_ECDSA) ||
-	    mbedtls_pk_get_bitlen(&key->pk) != 256) {
+	    !is_p256(&key->pk)) {
 		snprintf(err, errlen, "update key %s: not an ECDSA P-256 key", name);
 		goto fail;
 	}
@@ -280,6 +288,9 @@ void bundle_rd_free(struct bundle_rd *rd)
 	free(rd->table);
 	free(rd->blk);
 	rd->table = rd->blk = NULL;
+	rd->stage = BUNDLE_FAILED;	/* fed after this, it takes nothing */
+	if (rd->err[0] == '\0')
+		snprintf(rd->err, sizeof(rd->err), "the update was stopped");
 	mbedtls_sha256_free(&rd->whole);
 }
 
@@ -520,7 +531,8 @@ int bundle_sign(const char *key_path, const char *payload_path, const char *vers
 		goto out;
 	}
 	rc = -1;
-	if (!mbedtls_pk_can_do(&pk, MBEDTLS_PK_ECDSA) || mbedtls_pk_get_bitlen(&pk) != 256) {
+	if (!mbedtls_pk_can_do(&pk, MBEDTLS_PK_ECDSA) ||
+	    !is_p256(&pk)) {
 		snprintf(err, errlen, "%s: not an ECDSA P-256 private key", key_path);
 		goto out;
 	}
@@ -594,9 +606,19 @@ int bundle_sign(const char *key_path, const char *payload_path, const char *vers
 	fwrite(hdr, 1, 2, out);
 	fwrite(sig, 1, siglen, out);
 	fwrite(table, 1, nblocks * 32, out);
+	/* The payload again, exactly as hashed: a file that changed meanwhile
+	 * makes no bundle. */
 	rewind(in);
-	while ((n = fread(blk, 1, BUNDLE_BLOCK, in)) > 0)
+	mbedtls_sha256_starts(&whole, 0);
+	for (i = 0; i < nblocks; i++) {
+		n = fread(blk, 1, BUNDLE_BLOCK, in);
+		mbedtls_sha256(blk, n, tree, 0);
+		if (n == 0 || memcmp(tree, table + i * 32, 32) != 0) {
+			snprintf(err, errlen, "%s changed while it was being signed", payload_path);
+			goto out;
+		}
 		fwrite(blk, 1, n, out);
+	}
 	if (ferror(in) || ferror(out) || fflush(out) != 0) {
 		snprintf(err, errlen, "%s: write error: %s", out_path, strerror(errno));
 		goto out;

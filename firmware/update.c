@@ -121,6 +121,7 @@ static struct {
 	uint64_t	 tampered_written;	/* by the last refused bundle: always 0 */
 	int64_t		 length;
 	bool		 io_error;	/* the refusal is ours (a write failed), not the bundle's */
+	bool		 downgrade;	/* an older version may be installed */
 
 	struct bundle_key keys[UP_KEYS_MAX];
 	size_t		 nkeys;
@@ -274,6 +275,15 @@ static int up_parse_name(const char *name, unsigned *gen, int *left, int *done)
 	return strcmp(p, ".efi") == 0 ? slot : -1;
 }
 
+static bool up_empty(const char *name)
+{
+	char path[160];
+	struct stat st;
+
+	snprintf(path, sizeof(path), UP_LINUX "/%s", name);
+	return stat(path, &st) != 0 || st.st_size == 0;
+}
+
 static void up_scan(void)
 {
 	static const char *const keys[] = { "version", "installed", "size" };
@@ -294,6 +304,16 @@ static void up_scan(void)
 		s = &up.slot[k];
 		if (s->present && s->gen > gen)
 			continue;	/* two files for one slot: the newer counts */
+		if (s->present && s->gen == gen && up_empty(de->d_name)) {
+			/* A rename cut short: the entry without its data. */
+			char path[160];
+
+			snprintf(path, sizeof(path), UP_LINUX "/%s", de->d_name);
+			core_log_warn("update", "%s is empty beside %s (a rename cut short): removed",
+				      de->d_name, s->file);
+			unlink(path);
+			continue;
+		}
 		s->present = true;
 		s->gen = gen;
 		s->left = left;
@@ -410,8 +430,10 @@ static void up_commit(void)
 	struct up_slot *s = &up.slot[up.running];
 	double took = (double)(core_clock_mono_ms() - up.trial_since) / 1000.0;
 
-	if (up_rename(s, up.running, s->gen, -1, -1) != 0)
-		return;		/* tried again on the next check */
+	if (up_rename(s, up.running, s->gen, -1, -1) != 0) {
+		core_timer_start(&up.timer, UP_CHECK_MS);	/* tried again; the timeout holds */
+		return;
+	}
 	up.trial = false;
 	core_timer_stop(&up.timer);
 	up_last_write("committed", up.version, up.running, "its checks passed %.1f s after "
@@ -504,10 +526,11 @@ static void up_on_check(struct core_timer *t)
 	else if (k->storage.mounts.n > 0 && !core_sup_gate_open(KEEL_GATE_STORAGE, why + 9,
 								 sizeof(why) - 9))
 		memcpy(why, "storage: ", 9);
-	else {
+	else if (age < (uint64_t)up.health_timeout) {
 		up_commit();
 		return;
-	}
+	} else
+		snprintf(why, sizeof(why), "the slot could not be committed (see the log)");
 	snprintf(up.failing, sizeof(up.failing), "%s", why);
 	if (age >= (uint64_t)up.health_timeout) {
 		char msg[400];
@@ -584,7 +607,9 @@ static bool up_mount_esp(void)
 		return false;
 	}
 	(void)mkdir(UP_BOOT, 0755);
-	if (mount(dev, UP_BOOT, "vfat", MS_NOATIME | MS_NODEV | MS_NOSUID | MS_NOEXEC,
+	/* dirsync: a rename writes the new entry, the file's size into it, and
+	 * only then drops the old entry, each at once. */
+	if (mount(dev, UP_BOOT, "vfat", MS_NOATIME | MS_NODEV | MS_NOSUID | MS_NOEXEC | MS_DIRSYNC,
 		  "flush") == -1 && errno != EBUSY) {
 		snprintf(up.why, sizeof(up.why), "EFI system partition %s cannot be mounted on "
 			 UP_BOOT ": %s", dev, strerror(errno));
@@ -629,20 +654,24 @@ static void up_settle(void)
 {
 	struct up_slot *me = &up.slot[up.running], *other = &up.slot[1 - up.running];
 
-	if (me->left >= 0 && me->left != 0) {
+	/* A slot with a counter is on trial: the loader takes a try before it
+	 * boots one, so on its last try it reads +0 already. Only keel's own
+	 * verdict (it failed, and said so) ends a trial early. */
+	if (me->left >= 0) {
+		if (strcmp(up.last_state, "failed") == 0 && up.last_slot[0] == 'a' + up.running) {
+			core_log_warn("update", "running slot %c, which failed its update (%s): "
+				      "the other slot could not be booted", 'a' + up.running,
+				      up.last_why);
+			return;
+		}
 		up.trial = true;
-		core_log_info("update", "slot %c (%s) is on trial (boot %d, %d tr%s left): "
+		core_log_info("update", "slot %c (%s) is on trial (boot %d, %d more tr%s): "
 			      "committed once its checks pass, within %lld s", 'a' + up.running,
 			      up.version, me->done, me->left, me->left == 1 ? "y" : "ies",
 			      (long long)(up.health_timeout / 1000));
 		if (strcmp(up.last_state, "trying") != 0)
 			up_last_write("trying", up.version, up.running, "booted %d time%s", me->done,
 				      me->done == 1 ? "" : "s");
-		return;
-	}
-	if (me->left == 0) {
-		/* Chosen by hand from the menu though it failed: leave it be. */
-		core_log_warn("update", "running slot %c, which failed its update", 'a' + up.running);
 		return;
 	}
 	/* Committed. A trial of the other slot that never reported back. */
@@ -795,6 +824,12 @@ static int up_verified(struct bundle_rd *rd, void *arg)
 			 rd->m.arch, KEEL_ARCH);
 		return -1;
 	}
+	if (strverscmp(rd->m.version, up.version) < 0 && !up.downgrade) {
+		snprintf(rd->err, sizeof(rd->err), "the bundle's %s is older than the running "
+			 "%s: use Roll back, or ask for a downgrade (?downgrade=1)", rd->m.version,
+			 up.version);
+		return -1;
+	}
 	if (strcmp(rd->m.part, "uki") != 0) {
 		snprintf(rd->err, sizeof(rd->err), "the bundle holds a '%s'; keel takes a 'uki'",
 			 rd->m.part);
@@ -867,9 +902,10 @@ static int up_begin(struct core_command_call *call, int64_t length)
 		core_command_fail(call, 409, "another update is coming in");
 		return CORE_ERROR;
 	}
-	if (up.trial) {
-		core_command_fail(call, 409, "slot %c is still on trial (%s): it must be "
-				  "committed first", 'a' + up.running, up.failing);
+	if (up.trial || up.slot[up.running].left >= 0) {
+		core_command_fail(call, 409, "slot %c is still on trial%s%s%s: it must be "
+				  "committed first", 'a' + up.running, up.failing[0] ? " (" : "",
+				  up.failing, up.failing[0] ? ")" : "");
 		return CORE_ERROR;
 	}
 	if (up.rebooting) {
@@ -885,6 +921,7 @@ static int up_begin(struct core_command_call *call, int64_t length)
 	up.call = call;
 	up.written = 0;
 	up.io_error = false;
+	up.downgrade = strcmp(call->arg, "downgrade") == 0;
 	up.length = length;
 	up.started = core_clock_mono_ms();
 	call->cancel = up_cancel;
@@ -913,7 +950,7 @@ static void up_install(struct core_command_call *call)
 		up_refuse(call, 400);
 		return;
 	}
-	if (fsync(up.fd) != 0 || close(up.fd) != 0) {
+	if ((fsync(up.fd) != 0) | (close(up.fd) != 0)) {	/* both, always */
 		up.fd = -1;
 		snprintf(up.rd.err, sizeof(up.rd.err), "writing the new slot: %s", strerror(errno));
 		unlink(UP_TMP);
@@ -984,6 +1021,12 @@ static void up_rollback(struct core_command_call *call)
 	slot = 1 - up.running;
 	if (up.busy || up.rebooting) {
 		core_command_fail(call, 409, "an update is under way");
+		return;
+	}
+	if (up.trial) {
+		core_command_fail(call, 409, "slot %c is on trial: it is committed or given up "
+				  "within %lld s", 'a' + up.running,
+				  (long long)(up.health_timeout / 1000));
 		return;
 	}
 	if (!up.slot[slot].present) {

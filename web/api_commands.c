@@ -119,8 +119,9 @@ void web_api_command_end(struct web_req *r)
 		core_command_cancel(&r->cmd);
 		r->cmd_running = false;
 	}
-	if (r->state == WEB_REQ_COMMAND || r->state == WEB_REQ_COMMANDED || r->streaming)
-		core_command_call_free(&r->cmd);
+	/* Whatever answer is left (a refused stream whose request then ended
+	 * otherwise): freeing twice is harmless. */
+	core_command_call_free(&r->cmd);
 	r->streaming = false;
 }
 
@@ -139,6 +140,13 @@ enum MHD_Result web_api_stream_begin(struct web_req *r, int64_t length)
 	memset(&r->cmd, 0, sizeof(r->cmd));
 	snprintf(r->params[0], sizeof(r->params[0]), "%s", UPDATE_COMMAND);
 	snprintf(r->cmd.who, sizeof(r->cmd.who), "%s", r->session->user);
+	{
+		const char *dg = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
+							     "downgrade");
+
+		if (dg != NULL && strcmp(dg, "1") == 0)
+			snprintf(r->cmd.arg, sizeof(r->cmd.arg), "downgrade");
+	}
 	r->cmd.done = command_done;
 	r->cmd.ctx = r;
 	r->cmd_running = true;
@@ -156,6 +164,13 @@ enum MHD_Result web_api_stream_feed(struct web_req *r, const char *data, size_t 
 {
 	const struct core_command *c = core_command_find(r->params[0]);
 
+	/* Content-Length was checked on the head; a chunked body is counted. */
+	r->streamed += len;
+	if (r->streamed > r->route->body_max) {
+		core_log_warn("web", "%s: %s %s: the body passed %zu bytes: connection closed",
+			      r->ip, r->method, r->url, r->route->body_max);
+		return MHD_NO;
+	}
 	if (core_command_feed(c, &r->cmd, data, len) == CORE_OK)
 		return MHD_YES;
 	/* Answered (state COMMANDED): libmicrohttpd takes a response only

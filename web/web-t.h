@@ -112,6 +112,7 @@ struct web_req {
 	struct core_command_call cmd;	/* a part's command (api_commands.c) */
 	bool		 cmd_running;
 	bool		 streaming;	/* the body goes to cmd's command piece by piece */
+	size_t		 streamed;	/* bytes of it so far, dropped ones too */
 	bool		 suspended;	/* waiting on a hash or a command */
 	struct core_list suspended_link;	/* in the suspended requests */
 };

@@ -85,6 +85,11 @@ static enum MHD_Result web_handle(void *cls, struct MHD_Connection *c,
 	if (r->state == WEB_REQ_ANSWERED || r->state == WEB_REQ_HASHING ||
 	    r->state == WEB_REQ_COMMAND ||
 	    (r->state == WEB_REQ_COMMANDED && *upload_data_size > 0)) {	/* a refused stream */
+		if (r->state == WEB_REQ_COMMANDED) {
+			r->streamed += *upload_data_size;
+			if (r->streamed > r->route->body_max)
+				return MHD_NO;	/* dropped only up to the route's limit */
+		}
 		*upload_data_size = 0;	/* answered already: nothing more is kept */
 		return MHD_YES;
 	}
