@@ -959,6 +959,7 @@ pages['/update'] = async main => {
 	const bar = h('progress', { id: 'uploadbar', max: 100, value: 0, hidden: true });
 	const said = h('p', { id: 'uploadstate', class: 'muted' });
 	const install = h('button', { type: 'button', id: 'install', text: 'Install and reboot' });
+	const older = h('input', { type: 'checkbox', id: 'downgrade' });
 	const back = h('button', { type: 'button', class: 'danger', id: 'rollback', text: 'Roll back' });
 	const off = h('p', { class: 'muted', id: 'updateoff', hidden: true });
 	install.onclick = () => {
@@ -966,7 +967,7 @@ pages['/update'] = async main => {
 		if (!f) { toast('Choose a bundle file first'); return; }
 		if (!confirm(`Install ${f.name} into the other slot and reboot into it? If the new version fails its checks the box comes back on this one by itself.`)) return;
 		const x = new XMLHttpRequest();
-		x.open('POST', '/api/v1/update');
+		x.open('POST', '/api/v1/update' + (older.checked ? '?downgrade=1' : ''));
 		x.setRequestHeader('X-CSRF-Token', S.csrf);
 		x.setRequestHeader('Content-Type', 'application/octet-stream');
 		bar.hidden = false;
@@ -1000,7 +1001,8 @@ pages['/update'] = async main => {
 		toast(r.ok ? `Rolling back to ${r.data.version}: rebooting` : r.data.error);
 	};
 	main.append(off, panel('Slots', slots), panel('Last update', last),
-		panel('Install an update', h('div', { class: 'row' }, file, install), bar, said, keys),
+		panel('Install an update', h('div', { class: 'row' }, file, install),
+			h('label', { class: 'inline' }, older, 'Allow an older version than the one running'), bar, said, keys),
 		panel('Roll back', h('p', { class: 'muted', text: 'Boots the other slot (the version before) from now on.' }), h('div', { class: 'row' }, back)));
 	every(2000, async () => {
 		const st = await refreshStatus();
