@@ -207,13 +207,14 @@ build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) cache/resp.c build/fuzz/gen/default_yam
 		-isystem $(FUZZ_DEPS)/include $(filter-out storage/% firmware/%,$(filter %.c,$^)) \
 		-L$(FUZZ_DEPS)/lib -lyaml -lsqlite3 -lmbedtls -lmbedx509 -lmbedcrypto -lnfs -lpthread -lm -o $@
 
-# storage_parse, dhcp_parse and bundle_parse #include these (prerequisites only: not
+# storage_parse, dhcp_parse, bundle_parse and fetch_url #include these (prerequisites only: not
 # compiled apart);
 # static_parse is linked with proxy/static.c and libnfs.
 build/fuzz/storage_parse: storage/mount.c storage/storage.h
 build/fuzz/static_parse: proxy/static.c
 build/fuzz/dhcp_parse: firmware/dhcp.c firmware/dhcp.h
 build/fuzz/bundle_parse: firmware/bundle.c firmware/bundle.h
+build/fuzz/fetch_url: firmware/fetch.c firmware/fetch.h
 
 build/fuzz/gen/default_yaml.c: core/default.yaml core/embed.sh
 	@mkdir -p $(@D)

@@ -56,6 +56,7 @@
 #include "core/tls.h"
 #include "version.h"
 #include "bundle.h"
+#include "fetch.h"
 
 #define UP_BOOT		"/boot"
 #define UP_LINUX	UP_BOOT "/EFI/Linux"
@@ -122,6 +123,10 @@ static struct {
 	int64_t		 length;
 	bool		 io_error;	/* the refusal is ours (a write failed), not the bundle's */
 	bool		 downgrade;	/* an older version may be installed */
+
+	struct fetch	 fetch;		/* a bundle fetched from a URL */
+	bool		 fetching;
+	char		 url[300];
 
 	struct bundle_key keys[UP_KEYS_MAX];
 	size_t		 nkeys;
@@ -795,6 +800,10 @@ CORE_MODULE(update_module);
 
 static void up_abort(void)
 {
+	if (up.fetching) {
+		fetch_cancel(&up.fetch);
+		up.fetching = false;
+	}
 	if (up.fd != -1) {
 		close(up.fd);
 		up.fd = -1;
@@ -1008,6 +1017,85 @@ static const struct core_command install_command = {
 	.feed = up_feed,
 };
 CORE_COMMAND(install_command);
+
+/* ---- fetched from a URL ---------------------------------------------------------------------- */
+
+static int up_fetch_head(struct fetch *f, unsigned status, int64_t length)
+{
+	struct core_command_call *call = f->data;
+
+	if (status != 200) {
+		snprintf(up.rd.err, sizeof(up.rd.err), "%.200s answered %u, not 200", up.url, status);
+		up.io_error = true;
+		return -1;
+	}
+	if (length > (int64_t)(1024LL << 20)) {
+		snprintf(up.rd.err, sizeof(up.rd.err), "%.200s is %lld bytes: more than 1 GiB", up.url,
+			 (long long)length);
+		return -1;
+	}
+	up.length = length;
+	core_log_info("update", "fetching %s for %s: %lld bytes", up.url, call->who,
+		      (long long)length);
+	return 0;
+}
+
+static int up_fetch_body(struct fetch *f, const void *buf, size_t len)
+{
+	(void)f;
+	return bundle_rd_feed(&up.rd, buf, len) == 0 ? 0 : -1;
+}
+
+static void up_fetch_done(struct fetch *f, bool ok, const char *why)
+{
+	struct core_command_call *call = f->data;
+
+	up.fetching = false;
+	if (!ok) {
+		if (why != NULL) {
+			snprintf(up.rd.err, sizeof(up.rd.err), "%s", why);
+			up.io_error = true;
+		}
+		up_refuse(call, up.io_error ? 502 : 400);
+		return;
+	}
+	up_install(call);
+}
+
+static void up_fetch(struct core_command_call *call)
+{
+	char err[200];
+
+	if (call->arg[0] == '\0') {
+		core_command_fail(call, 400, "give the bundle's URL as arg: http://ADDRESS[:PORT]/PATH");
+		return;
+	}
+	if (up_begin(call, -1) != CORE_OK)
+		return;
+	snprintf(up.url, sizeof(up.url), "%s", call->arg);
+	up.downgrade = strcmp(call->target, "downgrade") == 0;
+	memset(&up.fetch, 0, sizeof(up.fetch));
+	up.fetch.head = up_fetch_head;
+	up.fetch.body = up_fetch_body;
+	up.fetch.done = up_fetch_done;
+	up.fetch.data = call;
+	up.fetch.idle_ms = 30000;
+	if (fetch_start(&up.fetch, up.loop, up.url, "keel/" KEEL_VERSION, err, sizeof(err)) != 0) {
+		snprintf(up.rd.err, sizeof(up.rd.err), "%s", err);
+		up_refuse(call, 400);
+		return;
+	}
+	up.fetching = true;
+}
+
+static const struct core_command fetch_command = {
+	.name = "update.fetch",
+	.doc = "Fetch a signed update bundle from an http:// URL (arg; target \"downgrade\" "
+	       "allows an older version) into the inactive slot and reboot into it for a trial.",
+	.arg = "http://ADDRESS[:PORT]/PATH of the bundle",
+	.run = up_fetch,
+};
+CORE_COMMAND(fetch_command);
 
 static void up_rollback(struct core_command_call *call)
 {

@@ -432,9 +432,19 @@ def test_aarch64_image_boots_to_the_wizard_and_takes_a_signed_update(h):
     wrong = bundle(h, "0.2.0-x86")           # an x86_64 image: refused after its signature
     st, js = box.upload(wrong)
     check(st == 400 and "the bundle is for x86_64; this box is aarch64" in js["error"], (st, js))
+    # Fetched from a URL this time: a web server on the host.
+    port = free_port()
+    h.start("httpd", ["python3", "-m", "http.server", "--bind", "127.0.0.1",
+                      "--directory", h.dir, str(port)],
+            ready=lambda: http_get(port, "/").status == 200)
+    st, js = box.admin.call("POST", "/api/v1/commands/update.fetch",
+                            {"arg": "http://10.0.2.2:%d/no-such.bundle" % port}, timeout=120)
+    check(st == 502 and "answered 404" in js["error"], (st, js))
     t1 = time.monotonic()
     mark = box.vm.mark()
-    st, js = box.upload(good)
+    st, js = box.admin.call("POST", "/api/v1/commands/update.fetch",
+                            {"arg": "http://10.0.2.2:%d/%s" % (port, os.path.basename(good))},
+                            timeout=300)
     check(st == 200 and js["slot"] == "b", (st, js))
     box.vm.wait_log(r"update: slot b \(0\.2\.0-arm\) committed", timeout=300, after=mark)
     took = time.monotonic() - t1

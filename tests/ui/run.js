@@ -429,7 +429,8 @@ async function main() {
 		const p = T.page;
 		await nav('#/update', 'Update');
 		await p.locator('#updateoff', { hasText: 'Updates are off: keel is not this system\'s init (PID 1)' }).waitFor();
-		if (!(await p.locator('#install').isDisabled()) || !(await p.locator('#rollback').isDisabled()))
+		if (!(await p.locator('#install').isDisabled()) || !(await p.locator('#rollback').isDisabled()) ||
+		    !(await p.locator('#fetch').isDisabled()))
 			throw new Error('install or roll back is offered where updates are off');
 		await p.getByText('Bundles must be signed with a key this keel trusts: ').waitFor();
 		await shot('12c-update');

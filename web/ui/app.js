@@ -960,6 +960,27 @@ pages['/update'] = async main => {
 	const said = h('p', { id: 'uploadstate', class: 'muted' });
 	const install = h('button', { type: 'button', id: 'install', text: 'Install and reboot' });
 	const older = h('input', { type: 'checkbox', id: 'downgrade' });
+	const url = h('input', { type: 'url', id: 'bundleurl', placeholder: 'http://10.0.0.9/keel-1.2.0.bundle', size: 48 });
+	const fetchit = h('button', { type: 'button', id: 'fetch', text: 'Fetch, install and reboot' });
+	fetchit.onclick = async () => {
+		if (!url.value) { toast('Give the bundle\'s URL first'); return; }
+		if (!confirm(`Fetch ${url.value}, install it into the other slot and reboot into it?`)) return;
+		said.className = 'muted';
+		said.textContent = 'Fetching (checked as it arrives)…';
+		bar.hidden = false;
+		bar.removeAttribute('value');
+		fetchit.disabled = true;
+		const r = await api('POST', '/api/v1/commands/update.fetch', { arg: url.value, target: older.checked ? 'downgrade' : '' });
+		fetchit.disabled = false;
+		if (r.ok) {
+			bar.value = 100;
+			said.textContent = `Slot ${r.data.slot} now holds ${r.data.version}: the box reboots into it and commits it once its checks pass.`;
+		} else {
+			bar.hidden = true;
+			said.className = 'del';
+			said.textContent = 'Refused: ' + r.data.error;
+		}
+	};
 	const back = h('button', { type: 'button', class: 'danger', id: 'rollback', text: 'Roll back' });
 	const off = h('p', { class: 'muted', id: 'updateoff', hidden: true });
 	install.onclick = () => {
@@ -1001,7 +1022,7 @@ pages['/update'] = async main => {
 		toast(r.ok ? `Rolling back to ${r.data.version}: rebooting` : r.data.error);
 	};
 	main.append(off, panel('Slots', slots), panel('Last update', last),
-		panel('Install an update', h('div', { class: 'row' }, file, install),
+		panel('Install an update', h('div', { class: 'row' }, file, install), h('div', { class: 'row' }, url, fetchit),
 			h('label', { class: 'inline' }, older, 'Allow an older version than the one running'), bar, said, keys),
 		panel('Roll back', h('p', { class: 'muted', text: 'Boots the other slot (the version before) from now on.' }), h('div', { class: 'row' }, back)));
 	every(2000, async () => {
@@ -1010,7 +1031,8 @@ pages['/update'] = async main => {
 		const u = st.update;
 		off.hidden = u.supported;
 		off.textContent = u.supported ? '' : 'Updates are off: ' + u.why;
-		if (bar.hidden) install.disabled = !u.supported;
+		if (bar.hidden) install.disabled = fetchit.disabled = !u.supported;
+		if (u.busy && u.expected > 0 && !bar.hidden && fetchit.disabled) bar.value = Math.round(100 * u.received / u.expected);
 		slots.replaceChildren(h('table', { id: 'slots' }, heads('Slot', 'Version', 'State', 'Installed', 'Detail'),
 			u.slots.map(s => h('tr', { class: s.running ? 'current' : '' }, h('td', { class: 'mono', text: s.slot.toUpperCase() + (s.running ? ' (running)' : '') }),
 				h('td', { class: 'mono', text: s.version || '–' }),
