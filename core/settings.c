@@ -1168,14 +1168,14 @@ static const struct core_conf_section watchdog_section = {
 };
 
 static const struct core_conf_def update_defs[] = {
-	{ .name = "health_timeout", .type = CORE_CONF_DURATION,
+	{ .name = "health_timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_update_conf, health_timeout), .dflt = "120s",
 	  .min = 10 * SEC, .max = 3600 * SEC,
 	  .doc = "After an update, how long the new slot has to pass keel's own checks (the "
 		 "proxy and the admin UI answer, the config store reads, the storage is mounted "
 		 "as configured) before it is committed. If it does not, keel marks the slot bad "
 		 "and reboots into the old one, and says why on the Update page." },
-	{ .name = "tries", .type = CORE_CONF_INT,
+	{ .name = "tries", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_update_conf, tries), .dflt = "3",
 	  .min = 1, .max = 9,
 	  .doc = "Boots a new slot gets before the boot loader goes back to the old one by "

@@ -254,6 +254,7 @@ def updates(h):
     t0 = time.monotonic()
     mark = box.vm.mark()
     said = ui(h, box, "install", bundle_path=good, shot="update-2-uploaded.png")
+    box.vm.wait_log(r"rebooting into it for a trial of 1 boot\b", after=mark)
     uploaded = time.monotonic() - t0
     check("Slot b now holds 0.2.0-good" in said, said)
     box.vm.wait_log(r"update: slot b \(0\.2\.0-good\) committed", timeout=180, after=mark)
