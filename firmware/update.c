@@ -114,12 +114,12 @@ static struct {
 
 	/* An update coming in. */
 	bool		 busy;
-	struct core_command_call *call;
 	struct bundle_rd rd;
 	int		 fd;
 	uint64_t	 started;
 	uint64_t	 written;	/* bytes written to the temporary file */
-	uint64_t	 tampered_written;	/* by the last refused bundle: always 0 */
+	uint64_t	 refused_written;	/* checked bytes the last refused bundle had
+						 * written to the temporary file (removed) */
 	int64_t		 length;
 	bool		 io_error;	/* the refusal is ours (a write failed), not the bundle's */
 	bool		 downgrade;	/* an older version may be installed */
@@ -155,9 +155,9 @@ static void up_now(char *buf, size_t len)
  * left a committed slot zero bytes long after a power cut. syncfs writes
  * every dirty inode and buffer of the filesystem.
  */
-static int up_sync_dir(const char *dir)
+static int up_sync(const char *path)
 {
-	int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
+	int fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC), rc;
 
 	if (fd == -1)
 		return -1;
@@ -181,7 +181,7 @@ static int up_write_file(const char *path, const char *text)
 		rc = 0;
 	close(fd);
 	if (rc == 0 && rename(tmp, path) == 0)
-		return up_sync_dir(UP_INFO);
+		return up_sync(UP_INFO);
 	unlink(tmp);
 	return -1;
 }
@@ -402,7 +402,7 @@ static int up_rename(struct up_slot *s, int slot, unsigned gen, int left, int do
 		snprintf(name, sizeof(name), "keel-%u-%c+%d-%d.efi", gen, 'a' + slot, left, done);
 	snprintf(from, sizeof(from), UP_LINUX "/%s", s->file);
 	snprintf(to, sizeof(to), UP_LINUX "/%s", name);
-	if (rename(from, to) != 0 || up_sync_dir(UP_LINUX) != 0) {
+	if (rename(from, to) != 0 || up_sync(UP_LINUX) != 0) {
 		core_log_error("update", "cannot rename %s to %s: %s", from, name, strerror(errno));
 		return -1;
 	}
@@ -650,7 +650,7 @@ static void up_damaged(int i)
 	core_log_error("update", "slot %c (%s) is damaged: %s is %lld bytes, not %s; removed",
 		       'a' + i, s->version, s->file, s->bytes, s->size);
 	if (unlink(path) == 0)
-		up_sync_dir(UP_LINUX);
+		up_sync(UP_LINUX);
 	up_scan();
 }
 
@@ -811,7 +811,6 @@ static void up_abort(void)
 	}
 	bundle_rd_free(&up.rd);
 	up.busy = false;
-	up.call = NULL;
 }
 
 static void up_cancel(struct core_command_call *call)
@@ -893,7 +892,7 @@ static void up_refuse(struct core_command_call *call, int status)
 	char why[sizeof(up.rd.err)];
 
 	snprintf(why, sizeof(why), "%s", up.rd.err[0] ? up.rd.err : "refused");
-	up.tampered_written = up.written;	/* only checked blocks: what stayed */
+	up.refused_written = up.written;	/* only checked blocks: what stayed */
 	core_log_error("update", "update refused from %s after %llu bytes: %s", call->who,
 		       (unsigned long long)up.rd.offset, why);
 	up_abort();
@@ -927,7 +926,6 @@ static int up_begin(struct core_command_call *call, int64_t length)
 	up.rd.verified = up_verified;
 	up.rd.block = up_block;
 	up.busy = true;
-	up.call = call;
 	up.written = 0;
 	up.io_error = false;
 	up.downgrade = strcmp(call->arg, "downgrade") == 0;
@@ -981,7 +979,7 @@ static void up_install(struct core_command_call *call)
 		 up.rd.m.key);
 	snprintf(path, sizeof(path), UP_INFO "/slot-%c", 'a' + slot);
 	if (up_write_file(path, info) != 0 || rename(UP_TMP, to) != 0 ||
-	    up_sync_dir(UP_LINUX) != 0) {
+	    up_sync(UP_LINUX) != 0) {
 		snprintf(up.rd.err, sizeof(up.rd.err), "installing the new slot: %s",
 			 strerror(errno));
 		unlink(UP_TMP);
@@ -1002,7 +1000,7 @@ static void up_install(struct core_command_call *call)
 	core_json_str(&call->out, up.rd.m.version);
 	core_buf_printf(&call->out, ",\"bytes\":%llu,\"seconds\":%.2f,\"rebooting\":true}",
 			(unsigned long long)up.rd.m.size, took);
-	up.tampered_written = 0;
+	up.refused_written = 0;
 	up_abort();
 	up_reboot_soon();
 	core_command_answer(call, 200);
@@ -1206,7 +1204,7 @@ static int up_status_json(struct core_buf *out)
 			      (long long)up.tries, up.busy ? "true" : "false",
 			      (unsigned long long)(up.busy ? up.rd.offset : 0),
 			      (long long)(up.busy ? up.length : -1),
-			      (unsigned long long)up.tampered_written);
+			      (unsigned long long)up.refused_written);
 	for (k = 0; k < up.nkeys; k++) {
 		rc |= core_buf_printf(out, "%s{\"id\":\"%s\",\"name\":", k ? "," : "",
 				      up.keys[k].id);

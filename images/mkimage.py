@@ -128,11 +128,6 @@ def build_uki(keel, arch, version, out, drop=()):
         run(*argv, stubf, out)
 
 
-def mtools_env(img):
-    env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
-    return env
-
-
 def build_disk(keel, arch, version, outdir):
     efi = ARCHES[arch][0]
     os.makedirs(outdir, exist_ok=True)
@@ -143,7 +138,7 @@ def build_disk(keel, arch, version, outdir):
         esp = os.path.join(t, "esp.img")
         run("mkfs.vfat", "-C", "-F", "32", "-n", "KEEL-ESP", esp, str(ESP_MIB * 1024),
             stdout=subprocess.DEVNULL)
-        env = mtools_env(esp)
+        env = dict(os.environ, MTOOLS_SKIP_CHECK="1")
         for d in ("EFI", "EFI/BOOT", "EFI/Linux", "loader", "keel"):
             run("mmd", "-i", esp, "::" + d, env=env)
         boot = os.path.join(stub(arch), "systemd-boot%s.efi" % efi)

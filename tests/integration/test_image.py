@@ -7,13 +7,13 @@ one whose keel fails its own checks rolled back by itself, and power cuts
 (qemu killed) at random points that never leave the box unbootable and
 never roll back a committed slot."""
 
-import hashlib
 import json
 import os
 import random
 import re
 import shutil
 import subprocess
+import threading
 import time
 
 import guest
@@ -141,10 +141,6 @@ def bundle(h, version, key=DEV_KEY, drop=(), arch="x86_64", keel=None):
     r = h.run_keel("update", "sign", "--key", key, "--version", version, "--arch", arch, uki, out)
     check(r.returncode == 0, r.stderr)
     return out
-
-
-def sha(data):
-    return hashlib.sha256(data).hexdigest()
 
 
 
@@ -329,7 +325,6 @@ def powercuts(h, runs, seed=17):
     around the commit. After each the box is booted again: it must come up,
     and run the last committed slot (or one committed since). Returns the
     figures."""
-    import threading
     base = base_image(h)
     bundles = [bundle(h, "0.2.%d" % i) for i in range(2)]
     box = Box(h, base)
