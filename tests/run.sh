@@ -46,6 +46,9 @@ for suite in "layout:build/tests/layout/result" "unit:build/tests/unit/result" "
 	fi
 	s=${s:-0}
 	printf '  %-12s %d passed, %d failed, %d skipped\n' "$name" "$p" "$f" "$s"
+	# Lines after the first name what failed, so that the tail of a long
+	# log still says which test it was.
+	[ -f "$file" ] && tail -n +2 "$file" | sed 's/^/      failed: /'
 	passed=$((passed + p))
 	failed=$((failed + f))
 	skipped=$((skipped + s))

@@ -80,6 +80,7 @@ def main():
     atexit.register(lambda: current and current.stop_all())
 
     passed = failed = skipped = 0
+    failures = []       # (name, first line of why), repeated at the end
     for name, fn in discover(os.path.abspath(args.dir), args.only):
         current = h = harness.Harness(name.replace(".", "-"))
         t0 = time.monotonic()
@@ -96,6 +97,7 @@ def main():
             if isinstance(e, KeyboardInterrupt):
                 raise
             print("FAIL %s: %s" % (name, e))
+            failures.append((name, str(e).split("\n")[0][:200]))
             tb = traceback.extract_tb(e.__traceback__)
             for fr in tb:
                 if "harness.py" not in fr.filename and "run.py" not in fr.filename:
@@ -110,6 +112,7 @@ def main():
             current = None
         for pname, text in h.sanitizer_reports():
             ok = False
+            failures.append((name, "sanitizer report from %s" % pname))
             print("FAIL %s: sanitizer report from %s:" % (name, pname))
             for line in text.splitlines()[-30:]:
                 print("    " + line)
@@ -130,6 +133,10 @@ def main():
         os.makedirs(os.path.dirname(args.result), exist_ok=True)
         with open(args.result, "w") as f:
             f.write("%d %d %d\n" % (passed, failed, skipped))
+            for name, why in failures:
+                f.write("%s: %s\n" % (name, why))
+    for name, why in failures:
+        print("failed: %s: %s" % (name, why))
     print("%d passed, %d failed, %d skipped" % (passed, failed, skipped))
     return 1 if failed else 0
 

@@ -30,6 +30,7 @@ const ROOT = path.resolve(__dirname, '../..');
 const KEEL = path.resolve(arg('keel', 'build/keel'));
 const OUT = path.resolve(arg('out', 'build/ui'));
 const RESULT = arg('result', null);
+const failures = [];	/* "name: why", written after the counts in RESULT */
 const CHROMIUM = process.env.CHROMIUM || '/usr/bin/chromium';
 const PASSWORD = 'correct horse battery';
 
@@ -85,6 +86,7 @@ async function test(name, fn) {
 		console.log(`ok    ${name} (${((Date.now() - t0) / 1000).toFixed(1)} s)`);
 	} catch (e) {
 		failed++;
+		failures.push(`${name}: ${String(e.message || e).split('\n')[0].slice(0, 200)}`);
 		console.log(`FAIL  ${name}: ${e.stack || e}`);
 		if (T.page) await T.page.screenshot({ path: path.join(OUT, `FAILED-${name.replace(/\W+/g, '_')}.png`), fullPage: true }).catch(() => {});
 	}
@@ -531,7 +533,7 @@ function finish(code) {
 	console.log(`${passed} passed, ${failed} failed`);
 	if (RESULT) {
 		fs.mkdirSync(path.dirname(RESULT), { recursive: true });
-		fs.writeFileSync(RESULT, `${passed} ${failed}\n`);
+		fs.writeFileSync(RESULT, `${passed} ${failed}\n` + failures.map(f => f + '\n').join(''));
 	}
 	process.exit(code);
 }
