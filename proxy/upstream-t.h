@@ -101,6 +101,37 @@ struct proxy_route {
 	struct proxy_stat_route *st;
 };
 
+/*
+ * The route table's index: one hash table keyed by (host kind, host, path
+ * prefix), where the kind is an exact name, a wildcard's suffix
+ * (".example.com") or none. A lookup hashes the path once per host
+ * candidate and probes only the prefix lengths some route has, so 1 route
+ * or 10 000 cost the same.
+ */
+enum proxy_host_kind {		/* also the order of preference */
+	PROXY_HOST_NONE = 1,		/* a route without hosts */
+	PROXY_HOST_WILD = 2,		/* "*.example.com", kept as ".example.com" */
+	PROXY_HOST_EXACT = 3
+};
+
+struct proxy_route_slot {
+	uint64_t	 hash;		/* 0: empty */
+	const char	*host;		/* lower case; NULL for kind none */
+	uint16_t	 hlen;
+	uint8_t		 kind;		/* PROXY_HOST_* */
+	uint32_t	 route;		/* index in routes */
+};
+
+#define PROXY_PATH_MAX	1024		/* the config's limit on a route's path */
+
+struct proxy_route_index {
+	struct proxy_route_slot *slots;
+	uint32_t	 mask;		/* slots - 1, a power of two minus one */
+	uint64_t	 lens[PROXY_PATH_MAX / 64 + 1];	/* prefix lengths in use */
+	bool		 wildcards;	/* some route has a *.domain host */
+	bool		 exact;		/* some route has an exact host */
+};
+
 /* Everything built from one configuration; streams hold a reference so a
  * reload never pulls a route or server out from under a request. */
 struct proxy_runtime {
@@ -108,6 +139,7 @@ struct proxy_runtime {
 	unsigned	 generation;
 	struct proxy_route *routes;
 	unsigned	 nroutes;
+	struct proxy_route_index rindex;
 	struct proxy_upstream *ups;
 	unsigned	 nups;
 	struct core_http_limits lim;

@@ -1,6 +1,7 @@
 /* The proxy's runtime: routes and upstreams copied out of a config (which
  * a reload frees), server selection, passive health and idle pools. */
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <stdio.h>
@@ -25,6 +26,8 @@
 #include "stats.h"
 
 /* ---- building and freeing ----------------------------------------------------- */
+
+static int index_build(struct proxy_runtime *rt);
 
 static void runtime_free(struct proxy_runtime *rt)
 {
@@ -54,6 +57,7 @@ static void runtime_free(struct proxy_runtime *rt)
 	}
 	free(rt->ups);
 	free(rt->routes);
+	free(rt->rindex.slots);
 	if (rt->own_stats)
 		proxy_stats_free(rt->stats);
 	free(rt);
@@ -312,6 +316,10 @@ struct proxy_runtime *proxy_runtime_build(const struct core_conf *conf,
 			goto fail;
 		rt->routes[i].st = &rt->stats->routes[i];
 	}
+	if (index_build(rt) != CORE_OK) {
+		snprintf(err, errlen, "out of memory for the index of %u routes", rt->nroutes);
+		goto fail;
+	}
 	return rt;
 fail:
 	runtime_free(rt);
@@ -331,33 +339,141 @@ void proxy_runtime_unref(struct proxy_runtime *rt)
 
 /* ---- routing ------------------------------------------------------------------- */
 
-/* 3: exact host, 2: wildcard, 1: route without hosts, 0: no match.
- * *wlen gets a wildcard's suffix length so longer ones win. */
-static int route_host_class(const struct proxy_route *r, const char *host,
-			    size_t hlen, size_t *wlen)
+/* FNV-1a, 64 bits; a host hashes in lower case, then a 0 byte, so
+ * ("a", "/b") and ("a/", "b") differ. */
+#define FNV_OFFSET	0xcbf29ce484222325ULL
+#define FNV_PRIME	0x100000001b3ULL
+
+static uint64_t hash_host(unsigned kind, const char *host, size_t hlen)
 {
-	unsigned i;
-	int best = 0;
+	uint64_t h = (FNV_OFFSET ^ kind) * FNV_PRIME;
+	size_t i;
 
-	if (r->nhosts == 0)
-		return 1;
-	for (i = 0; i < r->nhosts; i++) {
-		const char *h = r->hosts[i];
-		size_t n = strlen(h);
+	for (i = 0; i < hlen; i++)
+		h = (h ^ (unsigned char)tolower((unsigned char)host[i])) * FNV_PRIME;
+	return h * FNV_PRIME;		/* the 0 byte */
+}
 
-		if (h[0] == '*') {
-			/* "*.example.com" matches "a.example.com", not "example.com". */
-			n--;
-			if (hlen > n && strncasecmp(host + hlen - n, h + 1, n) == 0 &&
-			    best < 2) {
-				best = 2;
-				*wlen = n;
-			}
-		} else if (n == hlen && strncasecmp(host, h, n) == 0) {
-			return 3;
+static inline uint64_t hash_byte(uint64_t h, unsigned char c)
+{
+	return (h ^ c) * FNV_PRIME;
+}
+
+static inline uint64_t slot_hash(uint64_t h)
+{
+	return h | 1;			/* 0 marks an empty slot */
+}
+
+static bool index_has_len(const struct proxy_route_index *ix, size_t len)
+{
+	return len <= PROXY_PATH_MAX && (ix->lens[len / 64] >> (len % 64) & 1);
+}
+
+/* The slot of (kind, host, path[0..len)) with hash h, or NULL. With
+ * `slash`, the key is path[0..len-1) and a "/" (path has one byte less). */
+static const struct proxy_route_slot *index_probe(const struct proxy_runtime *rt, uint64_t h,
+						  unsigned kind, const char *host, size_t hlen,
+						  const char *path, size_t len, bool slash)
+{
+	const struct proxy_route_index *ix = &rt->rindex;
+	size_t cmp = slash ? len - 1 : len;
+	uint32_t i;
+
+	h = slot_hash(h);
+	for (i = (uint32_t)h & ix->mask; ix->slots[i].hash != 0; i = (i + 1) & ix->mask) {
+		const struct proxy_route_slot *sl = &ix->slots[i];
+		const struct proxy_route *r = &rt->routes[sl->route];
+
+		if (sl->hash == h && sl->kind == kind && sl->hlen == hlen && r->path_len == len &&
+		    (hlen == 0 || strncasecmp(sl->host, host, hlen) == 0) &&
+		    memcmp(r->path, path, cmp) == 0 && (!slash || r->path[cmp] == '/'))
+			return sl;
+	}
+	return NULL;
+}
+
+static void index_add(struct proxy_runtime *rt, unsigned kind, const char *host, uint32_t route)
+{
+	struct proxy_route_index *ix = &rt->rindex;
+	const struct proxy_route *r = &rt->routes[route];
+	size_t hlen = host ? strlen(host) : 0;
+	uint64_t h = hash_host(kind, host, hlen);
+	uint32_t i, k;
+
+	for (k = 0; k < r->path_len; k++)
+		h = hash_byte(h, (unsigned char)r->path[k]);
+	/* The same host and prefix twice: the first route keeps it, as the
+	 * linear order did. */
+	if (index_probe(rt, h, kind, host, hlen, r->path, r->path_len, false) != NULL)
+		return;
+	h = slot_hash(h);
+	for (i = (uint32_t)h & ix->mask; ix->slots[i].hash != 0; i = (i + 1) & ix->mask)
+		;
+	ix->slots[i] = (struct proxy_route_slot){ .hash = h, .host = host, .hlen = (uint16_t)hlen,
+						  .kind = (uint8_t)kind, .route = route };
+	ix->lens[r->path_len / 64] |= 1ULL << (r->path_len % 64);
+	if (kind == PROXY_HOST_WILD)
+		ix->wildcards = true;
+	else if (kind == PROXY_HOST_EXACT)
+		ix->exact = true;
+}
+
+static int index_build(struct proxy_runtime *rt)
+{
+	struct proxy_route_index *ix = &rt->rindex;
+	size_t keys = 0, size = 16;
+	unsigned i, j;
+
+	for (i = 0; i < rt->nroutes; i++)
+		keys += rt->routes[i].nhosts ? rt->routes[i].nhosts : 1;
+	while (size < keys * 2)			/* at most half full */
+		size *= 2;
+	if ((ix->slots = calloc(size, sizeof(*ix->slots))) == NULL)
+		return CORE_ERROR;
+	ix->mask = (uint32_t)size - 1;
+	for (i = 0; i < rt->nroutes; i++) {
+		const struct proxy_route *r = &rt->routes[i];
+
+		if (r->nhosts == 0)
+			index_add(rt, PROXY_HOST_NONE, NULL, i);
+		for (j = 0; j < r->nhosts; j++) {
+			if (r->hosts[j][0] == '*')	/* "*.example.com": its ".example.com" */
+				index_add(rt, PROXY_HOST_WILD, r->hosts[j] + 1, i);
+			else
+				index_add(rt, PROXY_HOST_EXACT, r->hosts[j], i);
 		}
 	}
-	return best;
+	return CORE_OK;
+}
+
+/*
+ * The longest prefix of path[0..qlen) that (kind, host) has a route for,
+ * hashing the path once. *redirect gets the route whose path is the whole
+ * path plus "/", if there is one.
+ */
+static const struct proxy_route *index_find(const struct proxy_runtime *rt, unsigned kind,
+					    const char *host, size_t hlen, const char *path,
+					    size_t qlen, const struct proxy_route **redirect)
+{
+	const struct proxy_route_index *ix = &rt->rindex;
+	const struct proxy_route_slot *sl, *best = NULL;
+	uint64_t h = hash_host(kind, host, hlen);
+	size_t len;
+
+	for (len = 0;; len++) {
+		if (index_has_len(ix, len) &&
+		    (sl = index_probe(rt, h, kind, host, hlen, path, len, false)) != NULL)
+			best = sl;
+		if (len == qlen)
+			break;
+		h = hash_byte(h, (unsigned char)path[len]);
+	}
+	/* "/app_a" for the route "/app_a/": nginx redirects. */
+	if (best == NULL && *redirect == NULL && index_has_len(ix, qlen + 1) &&
+	    (sl = index_probe(rt, hash_byte(h, '/'), kind, host, hlen, path, qlen + 1,
+			      true)) != NULL)
+		*redirect = &rt->routes[sl->route];
+	return best ? &rt->routes[best->route] : NULL;
 }
 
 const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
@@ -365,11 +481,14 @@ const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
 					   const char *path, size_t plen,
 					   const struct proxy_route **redirect)
 {
-	const struct proxy_route *best = NULL;
-	int best_class = 0;
-	size_t best_wlen = 0, best_len = 0, qlen, i;
+	const struct proxy_route_index *ix = &rt->rindex;
+	const struct proxy_route *r;
 	const char *q;
+	size_t qlen, i;
 
+	*redirect = NULL;
+	if (ix->slots == NULL)
+		return NULL;
 	/* The port and a trailing dot are not part of the name. */
 	if (hlen > 0 && host[0] != '[') {
 		const char *colon = memchr(host, ':', hlen);
@@ -381,34 +500,27 @@ const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
 		hlen--;
 	q = memchr(path, '?', plen);
 	qlen = q ? (size_t)(q - path) : plen;	/* the path without its query */
+	if (qlen > PROXY_PATH_MAX)		/* no route is that long: its longest prefix */
+		qlen = PROXY_PATH_MAX;		/* is still a candidate, the redirect is not */
 
-	*redirect = NULL;
-	for (i = 0; i < rt->nroutes; i++) {
-		const struct proxy_route *r = &rt->routes[i];
-		size_t wlen = 0;
-		int cls = route_host_class(r, host, hlen, &wlen);
-
-		if (cls == 0)
-			continue;
-		if (qlen < r->path_len || memcmp(path, r->path, r->path_len) != 0) {
-			/* "/app_a" for the route "/app_a/": nginx redirects. */
-			if (qlen + 1 == r->path_len && r->path[qlen] == '/' &&
-			    memcmp(path, r->path, qlen) == 0)
-				*redirect = r;
-			continue;
-		}
-		if (cls > best_class ||
-		    (cls == best_class && (wlen > best_wlen ||
-		     (wlen == best_wlen && r->path_len > best_len)))) {
-			best = r;
-			best_class = cls;
-			best_wlen = wlen;
-			best_len = r->path_len;
-		}
+	if (ix->exact && hlen > 0 && hlen <= 255 &&
+	    (r = index_find(rt, PROXY_HOST_EXACT, host, hlen, path, qlen, redirect)) != NULL)
+		goto found;
+	if (ix->wildcards) {
+		/* "*.example.com" matches "a.example.com", not "example.com":
+		 * each suffix from a dot after the first byte, longest first. */
+		for (i = 1; i < hlen; i++)
+			if (host[i] == '.' && hlen - i <= 255 &&
+			    (r = index_find(rt, PROXY_HOST_WILD, host + i, hlen - i, path, qlen,
+					    redirect)) != NULL)
+				goto found;
 	}
-	if (best != NULL)
-		*redirect = NULL;
-	return best;
+	if ((r = index_find(rt, PROXY_HOST_NONE, NULL, 0, path, qlen, redirect)) != NULL)
+		goto found;
+	return NULL;
+found:
+	*redirect = NULL;
+	return r;
 }
 
 /* ---- choosing a server -------------------------------------------------------------- */

@@ -24,8 +24,9 @@ need=(
 # NodeSource node conflicts with Debian's npm package).
 command -v node >/dev/null 2>&1 && command -v npm >/dev/null 2>&1 || need+=(nodejs npm)
 # make bench also compares against nginx and HAProxy, and runs Redis's own
-# test suite (Tcl, and dpkg-source to unpack it).
-[ "${1:-}" = "--bench" ] && need+=(haproxy tcl dpkg-dev)
+# test suite (Tcl, and dpkg-source to unpack it); strace counts syscalls and
+# stress-ng hogs the proxies' CPU.
+[ "${1:-}" = "--bench" ] && need+=(haproxy tcl dpkg-dev strace stress-ng)
 missing=()
 for p in "${need[@]}"; do
 	dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'ok installed' || missing+=("$p")

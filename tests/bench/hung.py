@@ -20,7 +20,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxy import ROOT, KEEL, free_port, merge_figures, stop_all, wait_port  # noqa: E402
+from benchlib import ROOT, KEEL, free_port, merge_figures, stop_all, wait_port  # noqa: E402
 
 RATE = int(os.environ.get("BENCH_HUNG_RATE", "2000"))
 SECONDS = int(os.environ.get("BENCH_HUNG_SECONDS", "30"))

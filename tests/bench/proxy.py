@@ -1,163 +1,96 @@
 """make bench, proxy scenario: keel, nginx and HAProxy side by side in one
 run, each with one worker and upstream keep-alive, in front of the same
-origin (nginx answering "ok"). Rounds alternate A B C A B C; then each
-holds 3000 idle keep-alive clients and the growth of its user-space memory
-is divided by 3000. Prints a table and merges its figures into
-build/bench.json. Everything runs on loopback and ends by itself."""
+origin (nginx answering "ok"). Every figure is the median of alternating
+rounds (A B C A B C ...), printed for all three with the goal:
 
-import json
+  - req/s, p99 and CPU-seconds per 100 000 requests (master and workers,
+    utime+stime), keep-alive clients, then "Connection: close" clients;
+  - the same with stress-ng hogging the proxies' CPU;
+  - syscalls per request (strace -c over a wrk run), with the table;
+  - keel with 1 000 prefix routes and 1 000 host names vs 1 route;
+  - 10 000 idle keep-alive clients: memory growth per connection.
+
+Merges its figures into build/bench.json. Loopback only; ends by itself."""
+
 import os
 import re
 import resource
 import shutil
-import signal
 import socket
 import subprocess
 import sys
 import tempfile
 import time
 
-ROOT = os.path.normpath(os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", ".."))
-KEEL = os.path.join(ROOT, "build", "keel")
-ROUNDS = int(os.environ.get("BENCH_ROUNDS", "2"))
-# With two or more cores, each proxy under test gets CPU 1 to itself and
-# wrk and the origin share CPU 0: req/s then measures what a proxy does
-# with one core, not how the scheduler shared two between three programs.
-PIN = (os.cpu_count() or 1) >= 2 and shutil.which("taskset") is not None
-PROXY_CPU = ["taskset", "-c", "1"] if PIN else []
-CLIENT_CPU = ["taskset", "-c", "0"] if PIN else []
-SECONDS = int(os.environ.get("BENCH_SECONDS", "10"))
-IDLE = int(os.environ.get("BENCH_IDLE", "3000"))
+from benchlib import (CLIENT_CPU, KEEL, PIN, PROXY_CPU, ROUNDS, BenchError, Hog, Table,
+                      free_port, load_average, medians, merge_figures, private_kib,
+                      rounds, stop_all, syscalls, tree, wait_port, wrk)
+
+IDLE = int(os.environ.get("BENCH_IDLE", "10000"))
+ROUTES = 1000
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def wait_port(port, timeout=10):
-    end = time.monotonic() + timeout
-    while time.monotonic() < end:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-            return
-        except OSError:
-            time.sleep(0.02)
-    raise SystemExit("bench: nothing answers on port %d" % port)
-
-
-def children(pid):
-    try:
-        with open("/proc/%d/task/%d/children" % (pid, pid)) as f:
-            return [int(x) for x in f.read().split()]
-    except OSError:
-        return []
-
-
-def private_kib(pids):
-    """User-space memory the processes hold: private pages (RSS minus shared)."""
-    total = 0
-    for pid in pids:
-        with open("/proc/%d/smaps_rollup" % pid) as f:
-            for line in f:
-                if line.startswith(("Private_Clean:", "Private_Dirty:")):
-                    total += int(line.split()[1])
-    return total
-
-
-def cpu_ticks(pids):
-    """utime + stime of the processes, in clock ticks."""
-    total = 0
-    for pid in pids:
-        with open("/proc/%d/stat" % pid) as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-        total += int(fields[11]) + int(fields[12])
-    return total
-
-
-def wrk(port, pids):
-    t0 = cpu_ticks(pids)
-    out = subprocess.run(CLIENT_CPU + ["wrk", "-t1", "-c50", "-d%ds" % SECONDS, "--latency",
-                          "http://127.0.0.1:%d/app_a/" % port],
-                         capture_output=True, text=True, timeout=SECONDS + 30).stdout
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-
-    def ms(label):
-        m = re.search(r"%s\s+([\d.]+)(us|ms|s)\b" % label, out)
-        v = float(m.group(1))
-        return v / 1000 if m.group(2) == "us" else v * 1000 if m.group(2) == "s" else v
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: (.*)", out)
-    cpu = (cpu_ticks(pids) - t0) / float(os.sysconf("SC_CLK_TCK"))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    return {"rps": rps, "p50": ms("50%"), "p99": ms("99%"), "cpu": cpu,
-            "per_cpu": total / cpu if cpu > 0 else 0.0,
-            "errors": (int(errors.group(1)) if errors else 0), "socket": sock.group(1) if sock else ""}
-
-
-def idle_bytes(port, pids):
-    """Opens IDLE keep-alive connections, each having made one request."""
+def idle_bytes(port, pids, n):
+    """Opens n keep-alive connections, each having made one request; the
+    growth of the tree's private memory per connection."""
     time.sleep(0.5)
     before = private_kib(pids())
     conns = []
     req = b"GET /app_a/ HTTP/1.1\r\nHost: bench\r\n\r\n"
-    for _ in range(IDLE):
-        s = socket.create_connection(("127.0.0.1", port))
-        s.sendall(req)
-        conns.append(s)
-    for s in conns:
-        got = b""
-        while b"ok\n" not in got:
-            chunk = s.recv(4096)
-            if not chunk:
-                raise SystemExit("bench: a proxy closed an idle connection")
-            got += chunk
-    time.sleep(2.5)   # idle means idle: caches of the burst may be trimmed
-    after = private_kib(pids())
-    for s in conns:
-        s.close()
-    return max(0.0, (after - before) * 1024.0 / IDLE)
+    try:
+        for _ in range(n):
+            s = socket.create_connection(("127.0.0.1", port))
+            s.sendall(req)
+            conns.append(s)
+        for s in conns:
+            got = b""
+            while b"ok\n" not in got:
+                chunk = s.recv(4096)
+                if not chunk:
+                    raise BenchError("a proxy closed an idle connection (%d open)" % len(conns))
+                got += chunk
+        time.sleep(2.5)   # idle means idle: caches of the burst may be trimmed
+        after = private_kib(pids())
+    finally:
+        for s in conns:
+            s.close()
+    return max(0.0, (after - before) * 1024.0 / n)
 
 
-def stop_all(procs):
-    """SIGTERM (after SIGCONT, for frozen ones) each process group, then
-    SIGKILL what has not gone after 5 s."""
-    for p in procs:
-        try:
-            os.killpg(p.pid, signal.SIGCONT)
-            os.killpg(p.pid, signal.SIGTERM)
-        except ProcessLookupError:
-            pass
-    for p in procs:
-        try:
-            p.wait(5)
-        except subprocess.TimeoutExpired:
-            os.killpg(p.pid, signal.SIGKILL)
-
-
-def merge_figures(fig):
-    """Adds a scenario's figures to build/bench.json (one flat object)."""
-    out = os.path.join(ROOT, "build", "bench.json")
-    data = {}
-    if os.path.exists(out):
-        with open(out) as f:
-            data = json.load(f)
-    data.update(fig)
-    with open(out, "w") as f:
-        json.dump(data, f, indent=1, sort_keys=True)
-    print("  figures written to build/bench.json")
+def keel_yaml(admin, port, origin, routes=1, monitors=True):
+    """keel's config: one route, or `routes` prefix routes and as many host
+    names (all real upstreams), the benchmarked one last. monitors=False
+    turns off the probe of every route (1 000 probes are monitoring load,
+    not routing cost)."""
+    y = ('pid_file: ""\nworkers: { count: 1 }\naccess_log: { format: off }\n'
+         + ("" if monitors else "monitors: { routes: false, servers: false }\n") +
+         'admin: { listen: ["127.0.0.1:%d"], tls: { enabled: false } }\n'
+         'listeners: [ { address: "127.0.0.1:%d" } ]\n'
+         'upstreams:\n  app_a: { servers: [ { address: "127.0.0.1:%d", max_fails: 30, '
+         'fail_timeout: 20s } ] }\nroutes:\n' % (admin, port, origin))
+    for i in range(routes - 1):
+        y += ('  - { path: /app_%04d/, hosts: [ "app%04d.example.com" ], upstream: app_a }\n'
+              % (i, i))
+    return y + "  - { path: /app_a/, upstream: app_a }\n"
 
 
 def main():
-    for tool in ("wrk", "nginx", "haproxy"):
+    for tool in ("wrk", "nginx", "haproxy", "strace"):
         if shutil.which(tool) is None:
             raise SystemExit("bench: %s is missing (tests/setup.sh --bench installs it)" % tool)
+    # 10 000 idle clients take 10 000 fds in each proxy (and here).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
-    resource.setrlimit(resource.RLIMIT_NOFILE, (min(hard, 65536), hard))
+    resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    if hard < IDLE + 1000:
+        raise SystemExit("bench: %d idle clients need an fd limit above %d (it is %d)"
+                         % (IDLE, IDLE + 1000, hard))
+    print("proxy: load average %s at the start; %d rounds of %s; %s" % (
+        load_average(), ROUNDS, os.environ.get("BENCH_SECONDS", "8") + " s",
+        "proxies pinned to CPU 1, wrk and origin to CPU 0" if PIN else "no CPU pinning"))
 
     tmp = tempfile.mkdtemp(prefix="keel-bench-")
-    origin, p_keel, p_nginx, p_haproxy, admin = (free_port() for _ in range(5))
+    origin, p_keel, p_nginx, p_haproxy, p_one, p_big = (free_port() for _ in range(6))
+    admin, admin2, admin3 = (free_port() for _ in range(3))
     procs = []
 
     def start(argv, port, name):
@@ -178,7 +111,7 @@ http { access_log off; server { listen 127.0.0.1:%d backlog=4096;
 
         with open(os.path.join(tmp, "nginx.conf"), "w") as f:
             f.write("""worker_processes 1; daemon off; pid %s/nginx.pid;
-error_log %s/nginx.err; events { worker_connections 8192; }
+error_log %s/nginx.err; events { worker_connections 12000; }
 http { access_log off;
   upstream app_a { server 127.0.0.1:%d max_fails=30 fail_timeout=20s; keepalive 128; }
   server { listen 127.0.0.1:%d backlog=4096;
@@ -189,10 +122,15 @@ http { access_log off;
 """ % (tmp, tmp, origin, p_nginx))
         nginx = start(PROXY_CPU + ["nginx", "-c", os.path.join(tmp, "nginx.conf")], p_nginx, "nginx")
 
+        # HAProxy wants two fds per maxconn: without CAP_SYS_RESOURCE to
+        # raise the hard limit, it holds what fits (its figure is per
+        # connection all the same).
+        hap_conns = min(IDLE, (hard - 300) // 2 - 100)
         with open(os.path.join(tmp, "haproxy.cfg"), "w") as f:
             f.write("""global
   nbthread 1
-  maxconn 8000
+  maxconn %d
+  ulimit-n %d
 defaults
   mode http
   timeout connect 5s
@@ -206,70 +144,129 @@ frontend front
   use_backend app_a if { path_beg /app_a/ }
 backend app_a
   server o1 127.0.0.1:%d maxconn 1000
-""" % (p_haproxy, origin))
-        haproxy = start(PROXY_CPU + ["haproxy", "-f", os.path.join(tmp, "haproxy.cfg")], p_haproxy, "haproxy")
+""" % (hap_conns + 100, hard, p_haproxy, origin))
+        haproxy = start(PROXY_CPU + ["haproxy", "-f", os.path.join(tmp, "haproxy.cfg")],
+                        p_haproxy, "haproxy")
 
         with open(os.path.join(tmp, "keel.yaml"), "w") as f:
-            f.write("""pid_file: ""
-workers: { count: 1 }
-access_log: { format: off }
-admin: { listen: ["127.0.0.1:%d"], tls: { enabled: false } }
-listeners: [ { address: "127.0.0.1:%d" } ]
-upstreams:
-  app_a: { servers: [ { address: "127.0.0.1:%d", max_fails: 30, fail_timeout: 20s } ] }
-routes: [ { path: /app_a/, upstream: app_a } ]
-""" % (admin, p_keel, origin))
+            f.write(keel_yaml(admin, p_keel, origin))
         keel = start(PROXY_CPU + [KEEL, "-c", os.path.join(tmp, "keel.yaml")], p_keel, "keel")
 
         targets = {
-            "keel": (p_keel, lambda: children(keel.pid)),
-            "nginx": (p_nginx, lambda: children(nginx.pid)),
-            "haproxy": (p_haproxy, lambda: [haproxy.pid] + children(haproxy.pid)),
+            "keel": (p_keel, lambda: tree(keel.pid)),
+            "nginx": (p_nginx, lambda: tree(nginx.pid)),
+            "haproxy": (p_haproxy, lambda: tree(haproxy.pid)),
         }
-        runs = {name: [] for name in targets}
-        for r in range(ROUNDS):
-            for name, (port, pids) in targets.items():
-                res = wrk(port, pids())
-                runs[name].append(res)
-                print("  round %d %-8s %9.0f req/s  p50 %6.2f ms  p99 %6.2f ms  %6.0f req/CPU-s%s" % (
-                    r + 1, name, res["rps"], res["p50"], res["p99"], res["per_cpu"],
-                    "  ERRORS %d %s" % (res["errors"], res["socket"]) if res["errors"] or res["socket"] else ""))
-                sys.stdout.flush()
 
-        fig = {"proxy_cpu_pinned": PIN}
-        for name in targets:
-            n = len(runs[name])
-            fig["proxy_rps_" + name] = round(sum(x["rps"] for x in runs[name]) / n, 1)
-            fig["proxy_p50_ms_" + name] = round(sum(x["p50"] for x in runs[name]) / n, 3)
-            fig["proxy_p99_ms_" + name] = round(sum(x["p99"] for x in runs[name]) / n, 3)
-            fig["proxy_errors_" + name] = sum(x["errors"] for x in runs[name])
-            fig["proxy_req_per_cpu_s_" + name] = round(sum(x["per_cpu"] for x in runs[name]) / n, 1)
+        def url(name):
+            return "http://127.0.0.1:%d/app_a/" % targets[name][0]
+
+        fig = {"proxy_cpu_pinned": PIN, "proxy_load_average_start": load_average()}
+        got = {}
+        for hog in (False, True):
+            for close in (False, True):
+                label = ("close" if close else "keep-alive") + (" +hog" if hog else "")
+                key = ("close" if close else "ka") + ("_hog" if hog else "")
+
+                def run(name):
+                    return wrk(url(name), targets[name][1], close=close)
+                if hog:
+                    with Hog():
+                        got[key] = medians(rounds(targets, run, label))
+                else:
+                    got[key] = medians(rounds(targets, run, label))
+
+        # Syscalls per request: strace -c over a 3 s keep-alive run, then a
+        # close run, of each; per-syscall tables printed for all three.
+        sc = {}
+        for close in (False, True):
+            for name in targets:
+                counts, n = syscalls(targets[name][1](),
+                                     lambda u=url(name), c=close: _wrk_count(u, c))
+                sc[(name, close)] = (counts, n)
+
+        # Routing cost: two more keels, with 1 route, and with 1 000 routes
+        # and 1 000 host names, the same otherwise.
+        with open(os.path.join(tmp, "keel-one.yaml"), "w") as f:
+            f.write(keel_yaml(admin2, p_one, origin, 1, monitors=False))
+        with open(os.path.join(tmp, "keel-big.yaml"), "w") as f:
+            f.write(keel_yaml(admin3, p_big, origin, ROUTES, monitors=False))
+        one = start(PROXY_CPU + [KEEL, "-c", os.path.join(tmp, "keel-one.yaml")], p_one, "one")
+        big = start(PROXY_CPU + [KEEL, "-c", os.path.join(tmp, "keel-big.yaml")], p_big, "big")
+        rt = {"1 route": (p_one, lambda: tree(one.pid)),
+              "%d routes" % ROUTES: (p_big, lambda: tree(big.pid))}
+        routes_got = medians(rounds(rt, lambda n: wrk("http://127.0.0.1:%d/app_a/" % rt[n][0],
+                                                          rt[n][1]), "keep-alive"))
+        stop_all([one, big])
+        procs.remove(one)
+        procs.remove(big)
+
+        idle = {}
         for name, (port, pids) in targets.items():
-            fig["proxy_idle_conn_bytes_" + name] = round(idle_bytes(port, pids), 1)
-        for other in ("nginx", "haproxy"):
-            fig["ratio_rps_vs_" + other] = round(fig["proxy_rps_keel"] / fig["proxy_rps_" + other], 3)
-            fig["ratio_p99_vs_" + other] = round(fig["proxy_p99_ms_keel"] / fig["proxy_p99_ms_" + other], 3)
-            fig["ratio_req_per_cpu_vs_" + other] = round(
-                fig["proxy_req_per_cpu_s_keel"] / fig["proxy_req_per_cpu_s_" + other], 3)
+            n = hap_conns if name == "haproxy" else IDLE
+            print("  idle: %d keep-alive clients on %s" % (n, name))
+            try:
+                idle[name] = idle_bytes(port, pids, n)
+            except BenchError as e:
+                print("  idle %s: %s" % (name, e))
+                idle[name] = float("nan")
 
+        # ---- the table ----
         print()
-        print("  proxies pinned to CPU 1, wrk and origin to CPU 0" if PIN else "  no CPU pinning")
-        print("  %-8s %10s %9s %9s %12s %12s" % ("proxy", "req/s", "p50 ms", "p99 ms",
-                                                 "req/CPU-s", "B/idle conn"))
+        others = ("nginx", "haproxy")
+        t = Table(others)
+        for key, label in (("ka", "keep-alive"), ("close", "close"), ("ka_hog", "keep-alive +hog"),
+                           ("close_hog", "close +hog")):
+            m = got[key]
+            r = t.row("req/s, " + label, m["keel"]["rps"], [m[o]["rps"] for o in others],
+                      ">= 1.25")
+            for o, v in zip(others, r):
+                fig["ratio_rps_%s_vs_%s" % (key, o)] = round(v, 3)
+            r = t.row("p99 ms, " + label, m["keel"]["p99"], [m[o]["p99"] for o in others],
+                      "<= 0.8", "%11.2f")
+            for o, v in zip(others, r):
+                fig["ratio_p99_%s_vs_%s" % (key, o)] = round(v, 3)
+            r = t.row("CPU-s per 100k, " + label, m["keel"]["cpu100k"],
+                      [m[o]["cpu100k"] for o in others], "<= 0.7", "%11.3f")
+            for o, v in zip(others, r):
+                fig["ratio_cpu_%s_vs_%s" % (key, o)] = round(v, 3)
+            for name in targets:
+                fig["proxy_rps_%s_%s" % (key, name)] = round(m[name]["rps"], 1)
+                fig["proxy_p99_ms_%s_%s" % (key, name)] = round(m[name]["p99"], 3)
+                fig["proxy_cpu_s_per_100k_%s_%s" % (key, name)] = round(m[name]["cpu100k"], 4)
+                fig["proxy_errors_%s_%s" % (key, name)] = m[name]["errors"]
+        for close in (False, True):
+            key = "close" if close else "ka"
+            per = {n: sum(sc[(n, close)][0].values()) / float(sc[(n, close)][1]) for n in targets}
+            r = t.row("syscalls/request, " + key, per["keel"], [per[o] for o in others],
+                      "<= 1.0", "%11.2f")
+            for name in targets:
+                fig["proxy_syscalls_per_req_%s_%s" % (key, name)] = round(per[name], 3)
+            for o, v in zip(others, r):
+                fig["ratio_syscalls_%s_vs_%s" % (key, o)] = round(v, 3)
+        r = t.row("idle conn bytes", idle["keel"], [idle[o] for o in others], "<= 0.5")
         for name in targets:
-            print("  %-8s %10.0f %9.2f %9.2f %12.0f %12.0f" % (
-                name, fig["proxy_rps_" + name], fig["proxy_p50_ms_" + name],
-                fig["proxy_p99_ms_" + name], fig["proxy_req_per_cpu_s_" + name],
-                fig["proxy_idle_conn_bytes_" + name]))
-        print()
-        print("  keel/nginx:   req/s x%.2f (target >= 1.25), p99 x%.2f (target <= 0.8)" % (
-            fig["ratio_rps_vs_nginx"], fig["ratio_p99_vs_nginx"]))
-        print("  keel/haproxy: req/s x%.2f (target >= 1.25), p99 x%.2f (target <= 0.8)" % (
-            fig["ratio_rps_vs_haproxy"], fig["ratio_p99_vs_haproxy"]))
-        print("  keel idle connection: %.0f bytes (target <= 512)" % fig["proxy_idle_conn_bytes_keel"])
-        print("  requests per CPU-second of the proxy: keel/nginx x%.2f, keel/haproxy x%.2f" % (
-            fig["ratio_req_per_cpu_vs_nginx"], fig["ratio_req_per_cpu_vs_haproxy"]))
+            fig["proxy_idle_conn_bytes_" + name] = round(idle[name], 1)
+        for o, v in zip(others, r):
+            fig["ratio_idle_conn_bytes_vs_" + o] = round(v, 3)
 
+        one, many = routes_got["1 route"]["rps"], routes_got["%d routes" % ROUTES]["rps"]
+        fig["proxy_rps_1_route"] = round(one, 1)
+        fig["proxy_rps_%d_routes" % ROUTES] = round(many, 1)
+        fig["proxy_routes_rps_drop"] = round(1 - many / one, 4)
+        print("  %-34s %11.0f (1 route %.0f): drop %.1f%%  goal <= 5%%" % (
+            "req/s, %d routes+hosts" % ROUTES, many, one, 100 * (1 - many / one)))
+
+        for close in (False, True):
+            print()
+            print("  syscalls per request, %s (strace -c):" % ("close" if close else "keep-alive"))
+            names = sorted(set().union(*(sc[(n, close)][0] for n in targets)),
+                           key=lambda s: -sc[("keel", close)][0].get(s, 0))
+            print("    %-16s" % "syscall" + "".join("%10s" % n for n in targets))
+            for s in names:
+                print("    %-16s" % s + "".join("%10.2f" % (sc[(n, close)][0].get(s, 0) /
+                                                          float(sc[(n, close)][1]))
+                                                 for n in targets))
         merge_figures(fig)
     finally:
         stop_all(procs)
@@ -277,6 +274,16 @@ routes: [ { path: /app_a/, upstream: app_a } ]
             print("  files kept in " + tmp)
         else:
             shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _wrk_count(url, close):
+    """Requests a 3 s wrk run completed (for the syscall counts)."""
+    argv = CLIENT_CPU + ["wrk", "-t1", "-c50", "-d3s", url]
+    if close:
+        argv[4:4] = ["-H", "Connection: close"]
+    out = subprocess.run(argv, capture_output=True, text=True, timeout=60).stdout
+    m = re.search(r"(\d+) requests in", out)
+    return int(m.group(1)) if m else 0
 
 
 if __name__ == "__main__":

@@ -14,7 +14,7 @@ import subprocess
 import sys
 import tempfile
 
-from proxy import (CLIENT_CPU, KEEL, PIN, PROXY_CPU, ROOT, ROUNDS, free_port, merge_figures,
+from benchlib import (CLIENT_CPU, KEEL, PIN, PROXY_CPU, ROOT, ROUNDS, free_port, merge_figures,
                    stop_all, wait_port)
 
 REQUESTS = {1: int(os.environ.get("BENCH_REDIS_N1", "200000")),

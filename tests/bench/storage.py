@@ -31,7 +31,7 @@ import time
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from proxy import (CLIENT_CPU, KEEL, PROXY_CPU, free_port, merge_figures, stop_all,  # noqa: E402
+from benchlib import (CLIENT_CPU, KEEL, PROXY_CPU, free_port, merge_figures, stop_all,  # noqa: E402
                    wait_port)
 
 OUTAGE = int(os.environ.get("BENCH_STORAGE_OUTAGE", "600"))

@@ -36,7 +36,7 @@ import guest  # noqa: E402
 import harness  # noqa: E402
 import nfsserver  # noqa: E402
 from harness import free_port, http_get  # noqa: E402
-from proxy import merge_figures  # noqa: E402
+from benchlib import merge_figures  # noqa: E402
 from test_api import Admin, PASSWORD  # noqa: E402
 
 HOST_CONF = """workers: { count: 1 }

@@ -1,37 +1,46 @@
 """make bench, TLS scenario: keel and nginx side by side, each terminating
 HTTPS with the same ECDSA P-256 certificate on one pinned worker, in front
-of the same origin. Two figures, rounds alternating:
+of the same origin. Three figures, medians of alternating rounds:
   - keep-alive req/s over TLS (wrk -c50, connections reused);
-  - handshakes/s: wrk with "Connection: close", so every request is a new
-    connection and a full handshake (wrk does not resume sessions).
+  - full handshakes/s: wrk with "Connection: close", so every request is a
+    new connection and a full handshake (wrk does not resume sessions);
+  - resumed handshakes/s: `openssl s_time -reuse` (session tickets), two
+    clients at once.
 Merges tls_* and ratio_tls_* keys into build/bench.json."""
 
 import os
 import re
 import shutil
 import subprocess
-import sys
 import tempfile
 
-from proxy import (CLIENT_CPU, KEEL, PIN, PROXY_CPU, ROUNDS, SECONDS, children, cpu_ticks,
-                   free_port, merge_figures, stop_all, wait_port)
+from benchlib import (CLIENT_CPU, KEEL, PIN, PROXY_CPU, ROUNDS, SECONDS, BenchError, Table,
+                      cpu_seconds, cpu_ticks, free_port, load_average, medians, merge_figures,
+                      rounds, stop_all, tree, wait_port, wrk)
 
 
-def wrk_tls(port, pids, close):
-    t0 = cpu_ticks(pids)
-    argv = CLIENT_CPU + ["wrk", "-t1", "-c50", "-d%ds" % SECONDS]
-    if close:
-        argv += ["-H", "Connection: close"]
-    out = subprocess.run(argv + ["https://127.0.0.1:%d/app_a/" % port],
-                         capture_output=True, text=True, timeout=SECONDS + 30).stdout
-    cpu = (cpu_ticks(pids) - t0) / float(os.sysconf("SC_CLK_TCK"))
-    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))
-    total = int(re.search(r"(\d+) requests in", out).group(1))
-    errors = re.search(r"Non-2xx or 3xx responses: (\d+)", out)
-    sock = re.search(r"Socket errors: (.*)", out)
-    return {"rps": rps, "per_cpu": total / cpu if cpu > 0 else 0.0,
-            "errors": (int(errors.group(1)) if errors else 0) + (1 if sock else 0),
-            "socket": sock.group(1) if sock else ""}
+def resumed(port, pids, clients=2):
+    """Resumed handshakes per second: `clients` s_time -reuse at once, each
+    fetching /app_a/ per connection."""
+    procs = pids()
+    t0 = cpu_ticks(procs)
+    runs = [subprocess.Popen(CLIENT_CPU + ["openssl", "s_time", "-connect", "127.0.0.1:%d" % port,
+                                           "-reuse", "-time", str(SECONDS), "-www", "/app_a/"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+            for _ in range(clients)]
+    total, secs = 0, 0.0
+    for r in runs:
+        out = r.communicate(timeout=SECONDS + 60)[0]
+        m = re.search(r"(\d+) connections in ([\d.]+)s", out)
+        if m is None or "reuse" not in out:
+            raise BenchError("openssl s_time said: " + out[-400:])
+        total += int(m.group(1))
+        secs = max(secs, float(m.group(2)))
+    cpu = cpu_seconds(t0, cpu_ticks(procs))
+    if total == 0 or cpu <= 0:
+        raise BenchError("%d resumed connections in %.2f CPU-s" % (total, cpu))
+    return {"rps": total / secs, "p50": 0.0, "p99": 0.0, "requests": total,
+            "cpu100k": cpu * 100000.0 / total, "errors": 0, "socket": ""}
 
 
 def main():
@@ -93,41 +102,37 @@ routes: [ { path: /app_a/, upstream: app_a } ]
 """ % (tmp, admin, p_keel, crt, key, origin))
         keel = start(PROXY_CPU + [KEEL, "-c", os.path.join(tmp, "keel.yaml")], p_keel, "keel")
 
-        targets = {"keel": (p_keel, lambda: children(keel.pid)),
-                   "nginx": (p_nginx, lambda: children(nginx.pid))}
-        runs = {(n, c): [] for n in targets for c in (False, True)}
-        for r in range(ROUNDS):
-            for close in (False, True):
-                for name, (port, pids) in targets.items():
-                    res = wrk_tls(port, pids(), close)
-                    runs[(name, close)].append(res)
-                    print("  round %d %-6s %-15s %9.0f req/s  %7.0f per CPU-s%s" % (
-                        r + 1, name, "handshakes" if close else "keep-alive", res["rps"],
-                        res["per_cpu"], "  ERRORS %d %s" % (res["errors"], res["socket"])
-                        if res["errors"] else ""))
-                    sys.stdout.flush()
+        targets = {"keel": (p_keel, lambda: tree(keel.pid)),
+                   "nginx": (p_nginx, lambda: tree(nginx.pid))}
 
+        def url(name):
+            return "https://127.0.0.1:%d/app_a/" % targets[name][0]
+        print("TLS: load average %s at the start; %d rounds; %s" % (
+            load_average(), ROUNDS,
+            "proxies pinned to CPU 1, clients and origin to CPU 0" if PIN else "no CPU pinning"))
+        got = {
+            "rps": medians(rounds(targets, lambda n: wrk(url(n), targets[n][1]), "keep-alive")),
+            "handshakes": medians(rounds(targets, lambda n: wrk(url(n), targets[n][1], close=True),
+                                         "full handshakes")),
+            "resumed": medians(rounds(targets, lambda n: resumed(targets[n][0], targets[n][1]),
+                                      "resumed handshakes")),
+        }
         fig = {}
-        for name in targets:
-            for close, key_ in ((False, "rps"), (True, "handshakes")):
-                xs = runs[(name, close)]
-                fig["tls_%s_%s" % (key_, name)] = round(sum(x["rps"] for x in xs) / len(xs), 1)
-                fig["tls_%s_per_cpu_s_%s" % (key_, name)] = round(
-                    sum(x["per_cpu"] for x in xs) / len(xs), 1)
-                fig["tls_%s_errors_%s" % (key_, name)] = sum(x["errors"] for x in xs)
-        fig["ratio_tls_rps_vs_nginx"] = round(fig["tls_rps_keel"] / fig["tls_rps_nginx"], 3)
-        fig["ratio_tls_handshakes_vs_nginx"] = round(
-            fig["tls_handshakes_keel"] / fig["tls_handshakes_nginx"], 3)
-
         print()
-        print("  proxies pinned to CPU 1, wrk and origin to CPU 0" if PIN else "  no CPU pinning")
-        print("  %-6s %14s %16s" % ("proxy", "TLS req/s", "handshakes/s"))
-        for name in targets:
-            print("  %-6s %14.0f %16.0f" % (name, fig["tls_rps_" + name],
-                                            fig["tls_handshakes_" + name]))
-        print()
-        print("  keel/nginx over TLS: keep-alive req/s x%.2f, handshakes/s x%.2f (goal >= 1.0)"
-              % (fig["ratio_tls_rps_vs_nginx"], fig["ratio_tls_handshakes_vs_nginx"]))
+        t = Table(("nginx",))
+        for key, label, goal in (("rps", "TLS keep-alive req/s", ">= 1.25"),
+                                 ("handshakes", "TLS full handshakes/s", ">= 1.0"),
+                                 ("resumed", "TLS resumed handshakes/s", ">= 1.0")):
+            m = got[key]
+            r = t.row(label, m["keel"]["rps"], [m["nginx"]["rps"]], goal)
+            c = t.row("  CPU-s per 100k", m["keel"]["cpu100k"], [m["nginx"]["cpu100k"]], "",
+                      "%11.3f")
+            for name in targets:
+                fig["tls_%s_%s" % (key, name)] = round(m[name]["rps"], 1)
+                fig["tls_%s_cpu_s_per_100k_%s" % (key, name)] = round(m[name]["cpu100k"], 4)
+                fig["tls_%s_errors_%s" % (key, name)] = m[name]["errors"]
+            fig["ratio_tls_%s_vs_nginx" % key] = round(r[0], 3)
+            fig["ratio_tls_%s_cpu_vs_nginx" % key] = round(c[0], 3)
         merge_figures(fig)
     finally:
         stop_all(procs)

@@ -27,7 +27,7 @@ sys.path.insert(0, HERE)
 import guest  # noqa: E402
 import harness  # noqa: E402
 import test_image  # noqa: E402
-from proxy import merge_figures  # noqa: E402
+from benchlib import merge_figures  # noqa: E402
 
 
 def main():

@@ -279,7 +279,7 @@ def main():
         print("    " + f)
     if not a.units and not a.no_direct:
         sys.path.insert(0, os.path.join(ROOT, "tests", "bench"))
-        from proxy import merge_figures
+        from benchlib import merge_figures
         merge_figures({"resp_suite_passed_direct": totals["direct"],
                        "resp_suite_passed_keel": totals["keel"],
                        "resp_suite_failed_keel": totals["failed"],

@@ -76,6 +76,144 @@ TEST(missing_trailing_slash_is_offered_as_a_redirect)
 	core_conf_free(conf);
 }
 
+/* The rule as the config reference states it, by scanning every route:
+ * exact host before the longest "*.domain" before no hosts, then the
+ * longest prefix, then the first in the config. The index must agree. */
+static const struct proxy_route *route_scan(const char *host, const char *path,
+					    const struct proxy_route **redirect)
+{
+	const struct proxy_route *best = NULL;
+	size_t hlen = strlen(host), qlen = strcspn(path, "?"), best_w = 0;
+	int best_c = 0;
+	unsigned i, j;
+
+	if (memchr(host, ':', hlen))
+		hlen = (size_t)((const char *)memchr(host, ':', hlen) - host);
+	if (hlen > 0 && host[hlen - 1] == '.')
+		hlen--;
+	*redirect = NULL;
+	for (i = 0; i < rt->nroutes; i++) {
+		const struct proxy_route *r = &rt->routes[i];
+		size_t w = 0;
+		int c = r->nhosts ? 0 : 1;
+
+		for (j = 0; j < r->nhosts; j++) {
+			const char *h = r->hosts[j];
+			size_t n = strlen(h);
+
+			if (h[0] == '*' && hlen > n - 1 &&
+			    strncasecmp(host + hlen - (n - 1), h + 1, n - 1) == 0 &&
+			    c < 2 && (c = 2))
+				w = n - 1;
+			else if (h[0] != '*' && n == hlen && strncasecmp(host, h, n) == 0)
+				c = 3;
+		}
+		if (c == 3)
+			w = 0;		/* an exact name: how long a wildcard is does not count */
+		if (c == 0)
+			continue;
+		if (qlen < r->path_len || memcmp(path, r->path, r->path_len) != 0) {
+			if (qlen + 1 == r->path_len && r->path[qlen] == '/' &&
+			    memcmp(path, r->path, qlen) == 0)
+				*redirect = r;
+			continue;
+		}
+		if (c > best_c || (c == best_c && (w > best_w ||
+		    (w == best_w && best != NULL && r->path_len > best->path_len)))) {
+			best = r;
+			best_c = c;
+			best_w = w;
+		}
+	}
+	if (best != NULL)
+		*redirect = NULL;
+	return best;
+}
+
+TEST(the_route_index_agrees_with_a_scan_of_every_route)
+{
+	static const char *hosts[] = { "a.com", "b.a.com", "*.a.com", "*.b.a.com", "c.org",
+				       "*.org", "x.c.org" };
+	static const char *paths[] = { "/", "/a", "/a/", "/a/b", "/a/b/", "/ab/", "/b/", "/a/bc" };
+	static const char *qhosts[] = { "a.com", "B.A.com", "z.b.a.com", "q.a.com", "c.org.",
+					"x.c.org:80", "y.x.c.org", "org", "", "zz.com", "a.com:8" };
+	static const char *qpaths[] = { "/", "/a", "/a/", "/a/b", "/a/b/c", "/ab", "/ab/x?y",
+					"/b", "/b/", "/a/bc/d", "/a?/b/", "/zzz" };
+	unsigned seed = 7, round, i, j, checked = 0;
+
+	for (round = 0; round < 200; round++) {
+		char yaml[8192];
+		size_t off;
+		unsigned n = 1 + (seed = seed * 1103515245 + 12345) % 12;
+
+		off = (size_t)snprintf(yaml, sizeof(yaml), "upstreams: { u: { servers: "
+				       "[ { address: '10.0.0.1:80' } ] } }\nroutes:\n");
+		for (i = 0; i < n; i++) {
+			unsigned hmask = (seed = seed * 1103515245 + 12345) >> 8, nh = 0;
+			const char *p = paths[(seed >> 20) % 8];
+
+			off += (size_t)snprintf(yaml + off, sizeof(yaml) - off, "  - { path: %s, "
+						"upstream: u, hosts: [", p);
+			/* at most one wildcard a route: with two, which one the
+			 * scan counts depends on their order */
+			for (j = 0; j < 7; j++) {
+				if (!(hmask >> j & 1) || (hmask & 3) == 0)
+					continue;
+				if (hosts[j][0] == '*' && (hmask & 0x80))
+					continue;
+				if (hosts[j][0] == '*')
+					hmask |= 0x80;
+				off += (size_t)snprintf(yaml + off, sizeof(yaml) - off, "%s'%s'",
+							nh++ ? ", " : "", hosts[j]);
+			}
+			off += (size_t)snprintf(yaml + off, sizeof(yaml) - off, "] }\n");
+		}
+		build(yaml, NULL);
+		for (i = 0; i < sizeof(qhosts) / sizeof(*qhosts); i++)
+			for (j = 0; j < sizeof(qpaths) / sizeof(*qpaths); j++) {
+				const struct proxy_route *want, *got, *wr, *gr;
+
+				want = route_scan(qhosts[i], qpaths[j], &wr);
+				got = proxy_route_find(rt, qhosts[i], strlen(qhosts[i]), qpaths[j],
+						       strlen(qpaths[j]), &gr);
+				if (want != got || (wr == NULL) != (gr == NULL) ||
+				    (wr != NULL && strcmp(wr->path, gr->path) != 0))
+					test_fail(__FILE__, __LINE__, "host %s path %s: route %d, "
+						  "want %d (redirect %s, want %s) in\n%s", qhosts[i],
+						  qpaths[j], got ? (int)got->index : -1,
+						  want ? (int)want->index : -1, gr ? gr->path : "-",
+						  wr ? wr->path : "-", yaml);
+				checked++;
+			}
+		proxy_runtime_unref(rt);
+		core_conf_free(conf);
+	}
+	CHECK_INT(checked, ==, 200 * 11 * 12);
+}
+
+TEST(a_thousand_routes_each_found)
+{
+	static char yaml[1 << 17];
+	size_t off;
+	unsigned i;
+	char host[64], path[64];
+
+	off = (size_t)snprintf(yaml, sizeof(yaml), "upstreams: { u: { servers: "
+			       "[ { address: '10.0.0.1:80' } ] } }\nroutes:\n");
+	for (i = 0; i < 1000; i++)	/* the config's limit */
+		off += (size_t)snprintf(yaml + off, sizeof(yaml) - off, "  - { path: /p%u/, hosts: "
+					"[ h%u.example.com ], upstream: u }\n", i, i % 100);
+	build(yaml, NULL);
+	for (i = 0; i < 1000; i++) {
+		snprintf(host, sizeof(host), "H%u.example.com", i % 100);
+		snprintf(path, sizeof(path), "/p%u/x", i);
+		CHECK_INT(route(host, path)->index, ==, i);
+	}
+	CHECK(route("h1.example.com", "/p2/x") == NULL);
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
+}
+
 static char pick(struct proxy_upstream *up, uint64_t tried, uint64_t now)
 {
 	struct sockaddr_storage ss = { .ss_family = AF_INET };
