@@ -105,6 +105,14 @@ void core_io_stop(struct core_io *io)
 	io->events = 0;
 }
 
+void core_io_forget(struct core_io *io)
+{
+	if (io->added)
+		io->loop->nio--;
+	io->added = 0;
+	io->events = 0;
+}
+
 /* ---- timers: a binary min-heap on (when, seq) --------------------------- */
 
 static int timer_less(const struct core_timer *a, const struct core_timer *b)

@@ -26,6 +26,9 @@ void core_io_init(struct core_loop *loop, struct core_io *io, int fd,
 int core_io_set(struct core_io *io, unsigned events);
 /* Removes the fd from the loop; does not close it. */
 void core_io_stop(struct core_io *io);
+/* For an fd the caller closes right after, that no other process and no
+ * dup() holds: close() takes it out of epoll, so no syscall is spent. */
+void core_io_forget(struct core_io *io);
 
 void core_timer_init(struct core_loop *loop, struct core_timer *t,
 		     void (*cb)(struct core_timer *t), void *data);

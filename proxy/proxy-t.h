@@ -118,10 +118,13 @@ struct proxy_stream {
 	uint64_t	 deadline;	/* what the timer waits for; it may fire early */
 	uint64_t	 idle_timeout;	/* of the last route used */
 	unsigned	 requests;
-	bool		 close_after;	/* close once this response is out */
-	bool		 said_close;	/* the response head told the client so */
-	bool		 client_eof;
-	bool		 hs_begun;	/* TLS: the first bytes were looked at */
+	/* bits: the struct stays in its allocator size class (proxy.c) */
+	bool		 close_after:1;	/* close once this response is out */
+	bool		 said_close:1;	/* the response head told the client so */
+	bool		 wrote:1;	/* something was written to the client */
+	bool		 nodelay:1;	/* TCP_NODELAY is set */
+	bool		 client_eof:1;
+	bool		 hs_begun:1;	/* TLS: the first bytes were looked at */
 };
 
 #endif

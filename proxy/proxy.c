@@ -114,13 +114,37 @@ static const char *peer_str(const struct proxy_stream *s, char *buf, size_t len)
 static void stream_on_io(struct core_io *io, unsigned revents);
 static void stream_on_timer(struct core_timer *t);
 
+/*
+ * TCP_NODELAY on a client connection from its second write on (or its
+ * TLS handshake): Nagle holds a small write only while an earlier one is
+ * unacknowledged, so the first never waits, and a response that leaves in
+ * one writev to a client that then closes spares the syscall.
+ */
+static void stream_nodelay(struct proxy_stream *s)
+{
+	int one = 1;
+
+	if (!s->nodelay) {
+		setsockopt(s->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		s->nodelay = true;
+	}
+}
+
+static inline void stream_will_write(struct proxy_stream *s)
+{
+	if (s->nodelay)
+		return;
+	if (s->wrote)
+		stream_nodelay(s);
+	s->wrote = true;
+}
+
 /* A client connection from the accept path (core/net.h). */
 static void proxy_on_accept(struct core_net_listener *nl, int fd,
 			    const struct sockaddr_storage *ss, socklen_t sl)
 {
 	struct proxy_listener *ln = CORE_CONTAINER_OF(nl, struct proxy_listener, acc);
 	struct proxy_stream *s;
-	int one = 1;
 
 	core_fault_arm("request");
 	s = calloc(1, sizeof(*s));
@@ -130,7 +154,6 @@ static void proxy_on_accept(struct core_net_listener *nl, int fd,
 		core_fault_disarm("request");
 		return;
 	}
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 	s->fd = fd;
 	s->ln = ln;
 	memcpy(&s->peer, ss, sl < sizeof(s->peer) ? sl : sizeof(s->peer));
@@ -145,6 +168,7 @@ static void proxy_on_accept(struct core_net_listener *nl, int fd,
 			return;
 		}
 		s->state = PROXY_ST_HANDSHAKE;
+		stream_nodelay(s);	/* a handshake flight is several writes */
 	}
 	core_buf_init(&s->cin, px.rt->lim.max_head > px.rt->buffer_size ?
 			       px.rt->lim.max_head : px.rt->buffer_size);
@@ -365,7 +389,7 @@ static void stream_close(struct proxy_stream *s)
 	core_list_del(&s->link);
 	xchg_free(s->x, false);
 	s->x = NULL;
-	core_io_stop(&s->io);
+	core_io_forget(&s->io);		/* the close below: workers never fork */
 	core_timer_stop(&s->timer);
 	core_tls_free(s->tls);
 	s->tls = NULL;
@@ -1408,6 +1432,9 @@ static bool xchg_write_client(struct proxy_stream *s)
 	size_t hw;
 	ssize_t bw;
 
+	if (core_buf_len(&s->cout) == 0 && x->resp_ready == 0)
+		return true;
+	stream_will_write(s);
 	bw = write2(s->fd, s->tls, &s->cout, NULL, &x->uin, x->resp_ready, &hw);
 	if (bw < 0) {
 		stream_close(s);	/* the client went away */
@@ -1486,6 +1513,8 @@ static ssize_t client_write(struct proxy_stream *s)
 {
 	size_t hw;
 
+	if (core_buf_len(&s->cout) > 0)
+		stream_will_write(s);
 	if (s->tls == NULL)
 		return core_buf_write(&s->cout, s->fd);
 	if (write2(s->fd, s->tls, &s->cout, NULL, NULL, 0, &hw) < 0)

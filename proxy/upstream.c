@@ -798,7 +798,7 @@ void proxy_upconn_close(struct proxy_upconn *uc)
 {
 	if (uc == NULL)
 		return;
-	core_io_stop(&uc->io);
+	core_io_forget(&uc->io);	/* the close below: workers never fork */
 	core_timer_stop(&uc->idle);
 	core_tls_free(uc->tls);
 	uc->tls = NULL;
