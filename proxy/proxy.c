@@ -1482,6 +1482,11 @@ static void xchg_finish(struct proxy_stream *s)
 	 * may already be sending its next request, which then gets the
 	 * "Connection: close" (a draining worker decides late). */
 	if (s->said_close || s->client_eof) {
+		/* close_notify first: without it, a TLS client (OpenSSL's
+		 * s_time, say) takes the end for a truncation attack and will
+		 * not resume the session. */
+		if (s->tls != NULL && !s->client_eof)
+			core_tls_close(s->tls);
 		stream_close(s);
 		return;
 	}
