@@ -1281,6 +1281,7 @@ int main(int argc, char **argv)
 	const char *cmd = NULL, *sub = NULL, *in = NULL;
 	int c, check = 0, init = getpid() == 1, supervise = init;
 
+	core_tls_mem_init();		/* before any mbedTLS call */
 	/* As PID 1 nothing may end main(): the kernel would panic. Words the
 	 * kernel passes on that are not keel's are left alone. */
 	if (init)

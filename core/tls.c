@@ -17,6 +17,7 @@
 #include <mbedtls/net_sockets.h>
 #include <mbedtls/oid.h>
 #include <mbedtls/pk.h>
+#include <mbedtls/platform.h>
 #include <mbedtls/sha256.h>
 #include <mbedtls/ssl.h>
 #include <mbedtls/ssl_ticket.h>
@@ -98,6 +99,82 @@ static void tls_error(int rc, const char *what, const char *file, char *err, siz
 		snprintf(err, errlen, "%s %s: %s", what, file, msg);
 	else
 		snprintf(err, errlen, "%s: %s", what, msg);
+}
+
+/*
+ * mbedTLS's memory. Its bignum code allocates and frees small limb arrays
+ * thousands of times a handshake: musl's allocator was 15% of a full
+ * handshake's CPU (docs/PERFORMANCE.md). Blocks up to TLS_MEM_MAX bytes
+ * are kept on a free list per power-of-two size and handed out again,
+ * zeroed as calloc's are; each list holds TLS_MEM_KEEP bytes at most, so
+ * a burst of handshakes leaves little behind. Bigger blocks (record
+ * buffers) go to calloc. A 16-byte header keeps the block's class (and
+ * the payload's alignment); on a free list it holds the link.
+ * Sanitizer builds use calloc and free for all, so ASan sees every block.
+ */
+#if !defined(__SANITIZE_ADDRESS__)
+#define TLS_MEM_MIN	16
+#define TLS_MEM_CLASSES	7		/* 16, 32, ... 1024 bytes */
+#define TLS_MEM_MAX	(TLS_MEM_MIN << (TLS_MEM_CLASSES - 1))
+#define TLS_MEM_KEEP	(64 * 1024)
+#define TLS_MEM_HEAD	16
+#define TLS_MEM_BIG	0xff		/* class of a block from calloc */
+
+static __thread struct {
+	void	*head;
+	size_t	 n;
+} tls_mem[TLS_MEM_CLASSES];
+
+static void *tls_calloc(size_t n, size_t size)
+{
+	unsigned char *p;
+	size_t len, c;
+
+	if (size != 0 && n > (SIZE_MAX - TLS_MEM_HEAD) / size)
+		return NULL;
+	len = n * size;
+	if (len > TLS_MEM_MAX) {
+		if ((p = calloc(1, TLS_MEM_HEAD + len)) == NULL)
+			return NULL;
+		p[8] = TLS_MEM_BIG;
+		return p + TLS_MEM_HEAD;
+	}
+	for (c = 0; (size_t)TLS_MEM_MIN << c < len; c++)
+		;
+	if ((p = tls_mem[c].head) != NULL) {
+		memcpy(&tls_mem[c].head, p, sizeof(void *));
+		tls_mem[c].n--;
+	} else if ((p = malloc(TLS_MEM_HEAD + ((size_t)TLS_MEM_MIN << c))) == NULL)
+		return NULL;
+	p[8] = (unsigned char)c;
+	memset(p + TLS_MEM_HEAD, 0, len);
+	return p + TLS_MEM_HEAD;
+}
+
+static void tls_free(void *ptr)
+{
+	unsigned char *p = ptr;
+	unsigned c;
+
+	if (p == NULL)
+		return;
+	p -= TLS_MEM_HEAD;
+	c = p[8];
+	if (c == TLS_MEM_BIG || (tls_mem[c].n + 1) * ((size_t)TLS_MEM_MIN << c) > TLS_MEM_KEEP) {
+		free(p);
+		return;
+	}
+	memcpy(p, &tls_mem[c].head, sizeof(void *));
+	tls_mem[c].head = p;
+	tls_mem[c].n++;
+}
+#endif
+
+void core_tls_mem_init(void)
+{
+#if !defined(__SANITIZE_ADDRESS__)
+	mbedtls_platform_set_calloc_free(tls_calloc, tls_free);
+#endif
 }
 
 int core_tls_init(void)

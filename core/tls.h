@@ -29,6 +29,11 @@ struct core_tls_opts {
 	const unsigned char *ticket_prev; /* the one before, still accepted; or NULL */
 };
 
+/* Gives mbedTLS keel's allocator for its small blocks. First thing in
+ * main(), before any mbedTLS call: a block must be freed by the allocator
+ * that made it. Without the call mbedTLS uses calloc and free. */
+void core_tls_mem_init(void);
+
 /* The crypto library and the random generator; the functions below call
  * it when needed. */
 int core_tls_init(void);

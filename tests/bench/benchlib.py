@@ -122,9 +122,11 @@ def wrk(url, pids, seconds=SECONDS, close=False, conns=50):
         argv += ["-H", "Connection: close"]
     procs = pids()
     t0 = cpu_ticks(procs)
+    w0 = time.monotonic()
     out = subprocess.run(argv + [url], capture_output=True, text=True,
                          timeout=seconds + 30).stdout
     cpu = cpu_seconds(t0, cpu_ticks(procs))
+    wall = time.monotonic() - w0
     m = re.search(r"(\d+) requests in", out)
     if m is None:
         raise BenchError("wrk said: " + out[-500:])
@@ -137,7 +139,7 @@ def wrk(url, pids, seconds=SECONDS, close=False, conns=50):
     sock = re.search(r"Socket errors: (.*)", out)
     return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1)),
             "p50": _ms(out, "50%"), "p99": _ms(out, "99%"), "requests": total,
-            "cpu100k": cpu * 100000.0 / total,
+            "cpu100k": cpu * 100000.0 / total, "busy": cpu / wall,
             "errors": (int(errors.group(1)) if errors else 0), "socket": sock.group(1) if sock else ""}
 
 
@@ -162,8 +164,8 @@ def rounds(targets, run, label, nrounds=ROUNDS):
                 print("  round %d %-8s %-22s UNREADABLE: %s (left out)" % (r + 1, name, label, e))
                 continue
             got[name].append(res)
-            print("  round %d %-8s %-22s %9.0f req/s  p99 %6.2f ms  %6.3f CPU-s/100k%s" % (
-                r + 1, name, label, res["rps"], res["p99"], res["cpu100k"],
+            print("  round %d %-8s %-22s %9.0f req/s  p99 %6.2f ms  %6.3f CPU-s/100k  busy %3.0f%%%s" % (
+                r + 1, name, label, res["rps"], res["p99"], res["cpu100k"], 100 * res.get("busy", 0),
                 "  ERRORS %d %s" % (res["errors"], res["socket"])
                 if res["errors"] or res["socket"] else ""))
     return got
@@ -173,7 +175,8 @@ def medians(got):
     """{name: {figure: median over the rounds}}."""
     out = {}
     for name, xs in got.items():
-        out[name] = {k: median([x[k] for x in xs]) for k in ("rps", "p50", "p99", "cpu100k")}
+        out[name] = {k: median([x.get(k, 0.0) for x in xs])
+                     for k in ("rps", "p50", "p99", "cpu100k", "busy")}
         out[name]["errors"] = sum(x["errors"] for x in xs)
     return out
 

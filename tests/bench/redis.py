@@ -14,8 +14,8 @@ import subprocess
 import sys
 import tempfile
 
-from benchlib import (CLIENT_CPU, KEEL, PIN, PROXY_CPU, ROOT, ROUNDS, free_port, merge_figures,
-                   stop_all, wait_port)
+from benchlib import (CLIENT_CPU, KEEL, PIN, PROXY_CPU, ROOT, ROUNDS, free_port, load_average,
+                      median, merge_figures, stop_all, wait_port)
 
 REQUESTS = {1: int(os.environ.get("BENCH_REDIS_N1", "200000")),
             16: int(os.environ.get("BENCH_REDIS_N16", "2000000"))}
@@ -80,9 +80,9 @@ def main():
                 break
         targets = [("direct", redis), ("keel", p_keel), ("haproxy", p_haproxy)]
         res = {(n, p): [] for n, _ in targets for p in (1, 16)}
-        print("Redis: redis-benchmark -t set,get -c 50, %d round%s%s"
+        print("Redis: redis-benchmark -t set,get -c 50, %d round%s%s; load average %s"
               % (ROUNDS, "" if ROUNDS == 1 else "s",
-                 ", proxies pinned to CPU 1" if PIN else ""))
+                 ", proxies pinned to CPU 1" if PIN else "", load_average()))
         for rnd in range(ROUNDS):
             for pipeline in (1, 16):
                 for name, port in targets:
@@ -93,7 +93,7 @@ def main():
         stop_all(procs)
         shutil.rmtree(tmp, ignore_errors=True)
 
-    avg = {k: sum(v) / len(v) for k, v in res.items()}
+    avg = {k: median(v) for k, v in res.items()}   # medians of the rounds
     fig = {}
     for p in (1, 16):
         for n in ("direct", "keel", "haproxy"):
@@ -102,6 +102,7 @@ def main():
         fig["ratio_resp_vs_direct_p%d" % p] = round(avg[("keel", p)] / avg[("direct", p)], 3)
     print("  %-6s %12s %12s %12s %10s %10s" % ("", "direct", "keel", "haproxy",
                                                "keel/hap", "keel/dir"))
+    print("  goal at -P 16: keel/haproxy >= 1.25, keel/direct >= 0.9")
     for p in (1, 16):
         print("  -P %-3d %12.0f %12.0f %12.0f %10.2f %10.2f"
               % (p, avg[("direct", p)], avg[("keel", p)], avg[("haproxy", p)],
