@@ -54,7 +54,9 @@ endif
 WARN	:= -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Werror
 CFLAGS	:= -std=gnu11 -O2 -g $(WARN) -ffunction-sections -fdata-sections \
 	   -D_GNU_SOURCE -I. -I$(B)/gen -isystem $(DEPS)/include $(SANFLAGS)
-LDFLAGS	:= $(LDSTATIC) -Wl,--gc-sections $(SANFLAGS) $(LDFAULT)
+# -u: mbedTLS's ecp.c calls core/ecp25519.c, which nothing before it in
+# the link names; this takes it out of libkeel.a first.
+LDFLAGS	:= $(LDSTATIC) -Wl,--gc-sections -Wl,-u,mbedtls_internal_ecp_grp_capable $(SANFLAGS) $(LDFAULT)
 LIBS	:= -L$(DEPS)/lib -lmicrohttpd -lnfs -lhiredis -lsqlite3 -lyaml \
 	   -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm
 

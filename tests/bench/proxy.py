@@ -223,7 +223,7 @@ backend app_a
             for o, v in zip(others, r):
                 fig["ratio_rps_%s_vs_%s" % (key, o)] = round(v, 3)
             t.row("  proxy CPU busy %", 100 * m["keel"]["busy"], [100 * m[o]["busy"] for o in others],
-                  "(under ~95%: the client side was the limit)")
+                  "(well under its share of the core: the client side was the limit)")
             r = t.row("p99 ms, " + label, m["keel"]["p99"], [m[o]["p99"] for o in others],
                       "<= 0.8", "%11.2f")
             for o, v in zip(others, r):

@@ -1,0 +1,118 @@
+/* Tests of core/ecp25519.c, the X25519 ladder step mbedTLS calls: RFC
+ * 7748's vectors and its 1 000 iterations through mbedtls_ecp_mul, three
+ * more from a plain Python rendering of RFC 7748's ladder, and P-256 left
+ * to mbedTLS. */
+#include <mbedtls/ecp.h>
+
+#include "runner.h"
+#include "core/ecp25519.c"
+
+static int some_random(void *ctx, unsigned char *out, size_t len)
+{
+	unsigned *state = ctx;
+
+	for (size_t i = 0; i < len; i++)
+		out[i] = (unsigned char)((*state = *state * 1103515245 + 12345) >> 16);
+	return 0;
+}
+
+static void unhex(unsigned char *out, const char *hex)
+{
+	for (int i = 0; i < 32; i++) {
+		unsigned v;
+
+		CHECK(sscanf(hex + 2 * i, "%2x", &v) == 1);
+		out[i] = (unsigned char)v;
+	}
+}
+
+/* RFC 7748's X25519(k, u), both little-endian, clamped and masked as it says. */
+static void x25519(unsigned char out[32], const unsigned char k[32], const unsigned char u[32])
+{
+	unsigned char kb[32], ub[32];
+	mbedtls_ecp_group grp;
+	mbedtls_ecp_point P, R;
+	mbedtls_mpi m;
+	unsigned seed = 1;
+
+	memcpy(kb, k, 32);
+	kb[0] &= 248;
+	kb[31] = (kb[31] & 127) | 64;
+	memcpy(ub, u, 32);
+	ub[31] &= 127;
+	mbedtls_ecp_group_init(&grp);
+	mbedtls_ecp_point_init(&P);
+	mbedtls_ecp_point_init(&R);
+	mbedtls_mpi_init(&m);
+	CHECK(mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_CURVE25519) == 0);
+	CHECK(mbedtls_mpi_read_binary_le(&m, kb, 32) == 0);
+	CHECK(mbedtls_mpi_read_binary_le(&P.MBEDTLS_PRIVATE(X), ub, 32) == 0);
+	CHECK(mbedtls_mpi_lset(&P.MBEDTLS_PRIVATE(Z), 1) == 0);
+	CHECK(mbedtls_ecp_mul(&grp, &R, &m, &P, some_random, &seed) == 0);
+	CHECK(mbedtls_mpi_write_binary_le(&R.MBEDTLS_PRIVATE(X), out, 32) == 0);
+	mbedtls_mpi_free(&m);
+	mbedtls_ecp_point_free(&R);
+	mbedtls_ecp_point_free(&P);
+	mbedtls_ecp_group_free(&grp);
+}
+
+static void check_vector(const char *k, const char *u, const char *want)
+{
+	unsigned char kb[32], ub[32], wb[32], got[32];
+
+	unhex(kb, k);
+	unhex(ub, u);
+	unhex(wb, want);
+	x25519(got, kb, ub);
+	if (memcmp(got, wb, 32) != 0)
+		test_fail(__FILE__, __LINE__, "X25519(%.8s..., %.8s...) is wrong", k, u);
+}
+
+TEST(rfc_7748_vectors_and_python_ones)
+{
+	check_vector("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4",
+		     "e6db6867583030db3594c1a424b15f7c726624ec26b3353b10a903a6d0ab1c4c",
+		     "c3da55379de9c6908e94ea4df28d084f32eccf03491c71f754b4075577a28552");
+	check_vector("9f41bd5bcbb0f1d7bda6ec8707d777c6f13fa60de6281c5f78de3f618b1a923f",
+		     "03bb3768472eeadec46328c3cc12239e9e71202100f8df0135c637f5fb2adf2a",
+		     "f99b31e0e27e70d31b85c8f3c4d703ce4885a36b4ed1720c1fd3447206a5456e");
+	check_vector("4a50f6328ae0ada0342ef0f7b032f7f7e4624c055c6a2aef254310544dd19a96",
+		     "0098adb556104f5ad14e7bb2502f7b78b42d0e41f9f005f3bf5bd867048cc96b",
+		     "688a86ee9d377d7abd269bb99cb01a58dc29ed2a691bb5901004a36b7711367d");
+	check_vector("5d6094d702730bb52e9ff4f4321ec13eedd1f17658835ae48640c6761b96bfc7",
+		     "cc5edc4b096ef2fa173557839c5ceb255746ecb38b174faf514e2dcc14a026b8",
+		     "7a43ee1e4ceaf56f6c0021959f7dd05084580cb15a80420ba2aa6d895994c36a");
+	/* u = 2^255 - 1 once masked: above p, so 18 */
+	check_vector("a546e36bf0527c9d3b16154b82465edd62144c0ac1fc5a18506a2244ba449ac4",
+		     "ffffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+		     "76b00406ce7e87774c0038dd8d89b188047977f8828ca1dcb8f98bb5d5d0cf48");
+}
+
+TEST(rfc_7748_iterated_a_thousand_times)
+{
+	unsigned char k[32] = { 9 }, u[32] = { 9 }, r[32], want1[32], want1000[32];
+
+	unhex(want1, "422c8e7a6227d7bca1350b3e2bb7279f7897b87bb6854b783c60e80311ae3079");
+	unhex(want1000, "684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51");
+	for (int i = 0; i < 1000; i++) {
+		x25519(r, k, u);
+		memcpy(u, k, 32);
+		memcpy(k, r, 32);
+		if (i == 0)
+			CHECK(memcmp(k, want1, 32) == 0);
+	}
+	CHECK(memcmp(k, want1000, 32) == 0);
+}
+
+TEST(only_curve25519_takes_this_code)
+{
+	mbedtls_ecp_group grp;
+
+	mbedtls_ecp_group_init(&grp);
+	CHECK(mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_CURVE25519) == 0);
+	CHECK(mbedtls_internal_ecp_grp_capable(&grp));
+	mbedtls_ecp_group_free(&grp);
+	CHECK(mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) == 0);
+	CHECK(!mbedtls_internal_ecp_grp_capable(&grp));
+	mbedtls_ecp_group_free(&grp);
+}
