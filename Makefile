@@ -35,8 +35,10 @@ CC	:= gcc
 AR	:= ar
 SANFLAGS := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=all \
 	    -DKEEL_FAULT
-# The sanitizer build is also the fault-injection build (core/fault.h).
-LDFAULT	:= -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup
+# The sanitizer build is also the fault-injection build (core/fault.h);
+# -u takes core/fault.c in even where only mbedTLS calls calloc.
+LDFAULT	:= -Wl,--wrap=malloc,--wrap=calloc,--wrap=realloc,--wrap=strdup,--wrap=strndup \
+	   -Wl,-u,__wrap_calloc
 LDSTATIC :=
 RUN	:=
 else ifeq ($(ARCH),x86_64)
