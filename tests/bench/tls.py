@@ -47,7 +47,7 @@ def resumed(port, pids, clients=2):
     if cpu <= 0:
         raise BenchError("%d resumed connections in 0 CPU-s" % total)
     return {"rps": total / wall, "p50": 0.0, "p99": 0.0, "requests": total,
-            "cpu100k": cpu * 100000.0 / total, "errors": 0, "socket": ""}
+            "cpu100k": cpu * 100000.0 / total, "busy": cpu / wall, "errors": 0, "socket": ""}
 
 
 def main():
