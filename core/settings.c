@@ -460,6 +460,8 @@ static int route_host_ok(const char *h)
 {
 	const char *p = h;
 
+	if (strlen(h) > 253)		/* a DNS name's limit; a Host longer than that matches nothing */
+		return 0;
 	if (p[0] == '*') {
 		if (p[1] != '.' || p[2] == '\0')
 			return 0;
@@ -542,14 +544,15 @@ static void route_check(struct core_conf_load *ld, void *obj, const char *path,
 		if (hosts[i] != NULL && !route_host_ok(hosts[i])) {	/* NULL: reported */
 			snprintf(sub, sizeof(sub), "%s.hosts[%zu]", path, i);
 			core_conf_error(ld, line, sub,
-					"must be a host name or *.domain, got '%s'", hosts[i]);
+					"must be a host name or *.domain of at most 253 characters, "
+					"got '%.64s%s'", hosts[i], strlen(hosts[i]) > 64 ? "..." : "");
 		}
 }
 
 static const struct core_conf_def route_defs[] = {
 	{ .name = "hosts", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING,
 	  .offset = offsetof(struct keel_route_conf, hosts), .min = 0, .max = 32,
-	  .doc = "Host names this route serves: exact, or `*.example.com`; none: any host." },
+	  .doc = "Host names this route serves (up to 253 characters each): exact, or `*.example.com`; none: any host." },
 	{ .name = "path", .type = CORE_CONF_STRING,
 	  .offset = offsetof(struct keel_route_conf, path), .dflt = "/", .min = 1, .max = 1024,
 	  .doc = "Path prefix; among routes for the same host, the longest matching prefix wins." },

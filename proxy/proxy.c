@@ -405,6 +405,15 @@ static void stream_close(struct proxy_stream *s)
 	core_loop_defer(px.loop, &s->reap, stream_reap);
 }
 
+/* An idle keep-alive connection ends: over TLS with close_notify, or the
+ * client takes the close for truncation and drops its session. */
+static void stream_close_idle(struct proxy_stream *s)
+{
+	if (s->tls != NULL && !s->client_eof)
+		core_tls_close(s->tls);
+	stream_close(s);
+}
+
 /* ---- keel's own answers ------------------------------------------------------------------- */
 
 static const char *status_reason(unsigned status)
@@ -1915,7 +1924,7 @@ static void stream_on_timer(struct core_timer *t)
 			stream_reply(s, 408, NULL, NULL);
 			stream_step(s);
 		} else
-			stream_close(s);	/* idle keep-alive ended */
+			stream_close_idle(s);	/* idle keep-alive ended */
 		return;
 	case PROXY_ST_CONNECT:
 		xchg_fail(s, 504, "connect timed out", XF_SERVER_FAULT);
@@ -2223,7 +2232,7 @@ static unsigned proxy_drain(void)
 		s->close_after = true;
 		if (s->state == PROXY_ST_HEAD && core_buf_len(&s->cin) == 0 && s->requests > 0 &&
 		    core_loop_now(px.loop) - s->since > 1000)
-			stream_close(s);	/* idle for a while: not about to send */
+			stream_close_idle(s);	/* idle for a while: not about to send */
 	}
 	return px.nconns;
 }

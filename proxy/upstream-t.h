@@ -123,11 +123,13 @@ struct proxy_route_slot {
 };
 
 #define PROXY_PATH_MAX	1024		/* the config's limit on a route's path */
+#define PROXY_HOST_MAX	253		/* ...and on a host name */
 
 struct proxy_route_index {
 	struct proxy_route_slot *slots;
 	uint32_t	 mask;		/* slots - 1, a power of two minus one */
 	uint64_t	 lens[PROXY_PATH_MAX / 64 + 1];	/* prefix lengths in use */
+	uint64_t	 wlens[PROXY_HOST_MAX / 64 + 1];	/* ".domain" lengths in use */
 	bool		 wildcards;	/* some route has a *.domain host */
 	bool		 exact;		/* some route has an exact host */
 };

@@ -412,8 +412,10 @@ static void index_add(struct proxy_runtime *rt, unsigned kind, const char *host,
 	ix->slots[i] = (struct proxy_route_slot){ .hash = h, .host = host, .hlen = (uint16_t)hlen,
 						  .kind = (uint8_t)kind, .route = route };
 	ix->lens[r->path_len / 64] |= 1ULL << (r->path_len % 64);
-	if (kind == PROXY_HOST_WILD)
+	if (kind == PROXY_HOST_WILD) {
 		ix->wildcards = true;
+		ix->wlens[hlen / 64] |= 1ULL << (hlen % 64);
+	}
 	else if (kind == PROXY_HOST_EXACT)
 		ix->exact = true;
 }
@@ -503,17 +505,23 @@ const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
 	if (qlen > PROXY_PATH_MAX)		/* no route is that long: its longest prefix */
 		qlen = PROXY_PATH_MAX;		/* is still a candidate, the redirect is not */
 
-	if (ix->exact && hlen > 0 && hlen <= 255 &&
+	if (ix->exact && hlen > 0 && hlen <= PROXY_HOST_MAX &&
 	    (r = index_find(rt, PROXY_HOST_EXACT, host, hlen, path, qlen, redirect)) != NULL)
 		goto found;
 	if (ix->wildcards) {
 		/* "*.example.com" matches "a.example.com", not "example.com":
-		 * each suffix from a dot after the first byte, longest first. */
-		for (i = 1; i < hlen; i++)
-			if (host[i] == '.' && hlen - i <= 255 &&
-			    (r = index_find(rt, PROXY_HOST_WILD, host + i, hlen - i, path, qlen,
+		 * each suffix from a dot after the first byte, longest first,
+		 * of a length some wildcard has (so a Host of many dots costs
+		 * no more than the config's few wildcard lengths). */
+		for (i = 1; i < hlen; i++) {
+			size_t n = hlen - i;
+
+			if (host[i] == '.' && n <= PROXY_HOST_MAX &&
+			    (ix->wlens[n / 64] >> (n % 64) & 1) &&
+			    (r = index_find(rt, PROXY_HOST_WILD, host + i, n, path, qlen,
 					    redirect)) != NULL)
 				goto found;
+		}
 	}
 	if ((r = index_find(rt, PROXY_HOST_NONE, NULL, 0, path, qlen, redirect)) != NULL)
 		goto found;

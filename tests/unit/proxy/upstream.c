@@ -380,3 +380,42 @@ TEST(a_runtime_that_cannot_be_built_says_why)
 	CHECK(strstr(err, "out of memory") == NULL);
 	core_conf_free(c);
 }
+
+TEST(a_route_host_longer_than_a_dns_name_is_refused_by_name)
+{
+	char yaml[1024], host[300];
+	struct core_conf *c;
+
+	memset(host, 'a', 254);
+	host[254] = '\0';
+	snprintf(yaml, sizeof(yaml), "upstreams: { u: { servers: [ { address: '10.0.0.1:80' } ] } }\n"
+		 "routes: [ { path: /, upstream: u, hosts: [ %s ] } ]\n", host);
+	c = core_conf_load(&core_settings, "t.yaml", yaml, strlen(yaml));
+	CHECK(c != NULL && c->nerrors == 1);
+	CHECK(strstr(c->errors->msg, "at most 253 characters") != NULL);
+	core_conf_free(c);
+	host[253] = '\0';
+	snprintf(yaml, sizeof(yaml), "upstreams: { u: { servers: [ { address: '10.0.0.1:80' } ] } }\n"
+		 "routes: [ { path: /, upstream: u, hosts: [ %s ] } ]\n", host);
+	build(yaml, NULL);
+	CHECK(route(host, "/") != NULL);
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
+}
+
+TEST(a_host_of_many_dots_tries_only_the_wildcard_lengths_there_are)
+{
+	char host[256];
+
+	build("upstreams: { u: { servers: [ { address: '10.0.0.1:80' } ] } }\n"
+	      "routes: [ { path: /, upstream: u, hosts: ['*.example.com'] },\n"
+	      "          { path: /, upstream: u } ]\n", NULL);
+	for (int i = 0; i < 240; i += 2)
+		memcpy(host + i, "a.", 2);
+	strcpy(host + 240, "example.com");
+	CHECK_INT(route(host, "/x")->index, ==, 0);
+	host[240] = 'a';	/* "...a.axample.com" */
+	CHECK_INT(route(host, "/x")->index, ==, 1);
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
+}
