@@ -187,27 +187,33 @@ def test_sessions_resume_on_any_worker(h):
 
 def test_a_connection_closed_after_a_response_ends_with_close_notify(h):
     """A TLS client takes an end without close_notify for truncation (Python
-    raises with suppress_ragged_eofs off; OpenSSL then will not resume)."""
+    raises with suppress_ragged_eofs off; OpenSSL then will not resume):
+    keel sends it when a response ends the connection and when an idle
+    keep-alive connection times out."""
     ca = make_ca(h)
     a = make_cert(h, "a.test", ["a.test"])
-    plain, front, admin, k, _ = start_https(h, [a])
+    plain, front, admin, k, _ = start_https(
+        h, [a], routes=[{"path": "/", "upstream": "u", "idle_timeout": "1s"}])
     for version in (ssl.TLSVersion.TLSv1_2, ssl.TLSVersion.TLSv1_3):
-        ctx = ssl.create_default_context(cafile=ca)
-        ctx.maximum_version = version
-        raw = socket.create_connection(("127.0.0.1", front), timeout=5)
-        s = ctx.wrap_socket(raw, server_hostname="a.test", suppress_ragged_eofs=False)
-        s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\nConnection: close\r\n\r\n")
-        data = b""
-        try:
-            while True:
-                chunk = s.recv(65536)
-                if not chunk:
-                    break
-                data += chunk
-        except ssl.SSLEOFError as e:
-            check(False, "%s: the connection ended without close_notify (%s)" % (version, e))
-        check(b" 200 " in data.split(b"\r\n")[0], data[:200])
-        s.close()
+        for close in (True, False):
+            ctx = ssl.create_default_context(cafile=ca)
+            ctx.maximum_version = version
+            raw = socket.create_connection(("127.0.0.1", front), timeout=5)
+            s = ctx.wrap_socket(raw, server_hostname="a.test", suppress_ragged_eofs=False)
+            s.sendall(b"GET / HTTP/1.1\r\nHost: a.test\r\n%s\r\n"
+                      % (b"Connection: close\r\n" if close else b""))
+            data = b""
+            try:
+                while True:        # keep-alive: until the 1 s idle timeout
+                    chunk = s.recv(65536)
+                    if not chunk:
+                        break
+                    data += chunk
+            except ssl.SSLEOFError as e:
+                check(False, "%s, %s: the connection ended without close_notify (%s)"
+                      % (version, "close" if close else "idle timeout", e))
+            check(b" 200 " in data.split(b"\r\n")[0], data[:200])
+            s.close()
 
 
 def test_big_bodies_both_ways_over_tls(h):
