@@ -56,9 +56,13 @@ endif
 WARN	:= -Wall -Wextra -Wshadow -Wmissing-prototypes -Wstrict-prototypes -Werror
 CFLAGS	:= -std=gnu11 -O2 -g $(WARN) -ffunction-sections -fdata-sections \
 	   -D_GNU_SOURCE -I. -I$(B)/gen -isystem $(DEPS)/include $(SANFLAGS)
-# -u: mbedTLS's ecp.c calls core/ecp25519.c, which nothing before it in
-# the link names; this takes it out of libkeel.a first.
-LDFLAGS	:= $(LDSTATIC) -Wl,--gc-sections -Wl,-u,mbedtls_internal_ecp_grp_capable $(SANFLAGS) $(LDFAULT)
+# -u: mbedTLS's ecp.c, ecdh.c and ecdsa.c call core/ecp25519.c and
+# core/p256.c, which nothing before them in the link may name; this takes
+# both out of libkeel.a first. --wrap: mbedTLS's calls of mbedtls_ecp_mul
+# from outside ecp.c go through core/ecp25519.c (X25519 key pairs).
+LDCRYPTO := -Wl,-u,mbedtls_internal_ecp_grp_capable -Wl,-u,mbedtls_ecdsa_sign \
+	    -Wl,--wrap=mbedtls_ecp_mul
+LDFLAGS	:= $(LDSTATIC) -Wl,--gc-sections $(LDCRYPTO) $(SANFLAGS) $(LDFAULT)
 LIBS	:= -L$(DEPS)/lib -lmicrohttpd -lnfs -lhiredis -lsqlite3 -lyaml \
 	   -lmbedtls -lmbedx509 -lmbedcrypto -lpthread -lm
 
@@ -209,7 +213,8 @@ build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) cache/resp.c build/fuzz/gen/default_yam
 	$(call say,FUZZ,$@)clang -std=gnu11 -g -O1 -D_GNU_SOURCE \
 		-fsanitize=fuzzer,address,undefined -I. -Ibuild/fuzz/gen \
 		-isystem $(FUZZ_DEPS)/include $(filter-out storage/% firmware/%,$(filter %.c,$^)) \
-		-L$(FUZZ_DEPS)/lib -lyaml -lsqlite3 -lmbedtls -lmbedx509 -lmbedcrypto -lnfs -lpthread -lm -o $@
+		-L$(FUZZ_DEPS)/lib -lyaml -lsqlite3 -lmbedtls -lmbedx509 -lmbedcrypto -lnfs -lpthread -lm \
+		$(LDCRYPTO) -o $@
 
 # storage_parse, dhcp_parse, bundle_parse and fetch_url #include these (prerequisites only: not
 # compiled apart);

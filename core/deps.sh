@@ -28,7 +28,7 @@ sqlite3       3.46.1  sqlite3_3.46.1.orig.tar.xz          d0cdd2ece271b29e7ce180
 libmicrohttpd 1.0.1   libmicrohttpd_1.0.1.orig.tar.gz     a89e09fc9b4de34dde19f4fcb4faaa1ce10299b9908db1132bbfa1de47882b94
 libyaml       0.2.5   libyaml_0.2.5.orig.tar.gz           fa240dbf262be053f3898006d502d514936c818e422afdcf33921c63bed9bf2e
 '
-RECIPE=4
+RECIPE=5
 
 print_only=0
 if [ "${1:-}" = "--print" ]; then print_only=1; shift; fi
@@ -213,10 +213,15 @@ build_mbedtls() {
 	# keel gives mbedTLS its own allocator (core/tls.c): a handshake's
 	# bignum code allocates and frees small blocks thousands of times.
 	run mbedtls python3 scripts/config.py set MBEDTLS_PLATFORM_MEMORY
-	# ...and its own ladder step for X25519 (core/ecp25519.c), which
-	# mbedTLS calls for Curve25519 only.
-	run mbedtls python3 scripts/config.py set MBEDTLS_ECP_INTERNAL_ALT
-	run mbedtls python3 scripts/config.py set MBEDTLS_ECP_DOUBLE_ADD_MXZ_ALT
+	# ...its own X25519 (core/ecp25519.c: the ladder step and the final
+	# inversion mbedTLS calls for Curve25519 only, and the ECDH shared
+	# secret), and its own ECDSA signing (core/p256.c: P-256 in limbs,
+	# other curves on mbedTLS's public functions).
+	for opt in MBEDTLS_ECP_INTERNAL_ALT MBEDTLS_ECP_DOUBLE_ADD_MXZ_ALT \
+		   MBEDTLS_ECP_NORMALIZE_MXZ_ALT MBEDTLS_ECDH_COMPUTE_SHARED_ALT \
+		   MBEDTLS_ECDSA_SIGN_ALT; do
+		run mbedtls python3 scripts/config.py set "$opt"
+	done
 	run mbedtls make -j"$JOBS" CC="$CC" AR="$AR" CFLAGS="$CFLAGS" lib
 	cp -r include/mbedtls include/psa "$PREFIX/include/"
 	cp library/libmbedtls.a library/libmbedx509.a library/libmbedcrypto.a "$PREFIX/lib/"

@@ -27,6 +27,7 @@
 #include "buf.h"
 #include "core.h"
 #include "loop.h"
+#include "p256.h"
 #include "state.h"
 #include "tls.h"
 
@@ -59,7 +60,24 @@ struct core_tls {
 	int		   fd;
 	unsigned	   want;	/* CORE_IO_* the last CORE_AGAIN waits for */
 	size_t		   pending;	/* a write the socket took only part of */
+	unsigned char	  *stash;	/* handshake bytes the socket did not take */
+	size_t		   stash_len;
 };
+
+/*
+ * A handshake flight is several records (ServerHello, EncryptedExtensions,
+ * Certificate, CertificateVerify, Finished), and mbedTLS hands each to the
+ * socket on its own: five sends and five segments where one does. While
+ * core_tls_handshake() runs, the records gather here (one worker, one
+ * handshake at a time) and go out in one send at its end; what the socket
+ * does not take then waits in the connection's stash, ahead of anything
+ * sent later.
+ */
+static struct {
+	struct core_tls	*owner;		/* the connection gathering, or NULL */
+	size_t		 len;
+	unsigned char	 buf[8192];
+} tls_flight;
 
 static struct {
 	bool			 ready;
@@ -107,9 +125,12 @@ static void tls_error(int rc, const char *what, const char *file, char *err, siz
  * handshake's CPU (docs/PERFORMANCE.md). Blocks up to TLS_MEM_MAX bytes
  * are kept on a free list per power-of-two size and handed out again,
  * zeroed as calloc's are; each list holds TLS_MEM_KEEP bytes at most, so
- * a burst of handshakes leaves little behind. Bigger blocks (record
- * buffers) go to calloc. A 16-byte header keeps the block's class (and
- * the payload's alignment); on a free list it holds the link.
+ * a burst of handshakes leaves little behind. A connection's two record
+ * buffers (16 KiB and a little) have a list of their own, TLS_MEM_RECS of
+ * them at most: from musl they cost two madvise calls and eight page
+ * faults per connection. Other big blocks go to calloc. A 16-byte header
+ * keeps the block's class (and the payload's alignment); on a free list it
+ * holds the link.
  * Sanitizer builds use calloc and free for all, so ASan sees every block.
  */
 #if !defined(__SANITIZE_ADDRESS__)
@@ -117,13 +138,31 @@ static void tls_error(int rc, const char *what, const char *file, char *err, siz
 #define TLS_MEM_CLASSES	7		/* 16, 32, ... 1024 bytes */
 #define TLS_MEM_MAX	(TLS_MEM_MIN << (TLS_MEM_CLASSES - 1))
 #define TLS_MEM_KEEP	(64 * 1024)
+#define TLS_MEM_REC_MIN	(16 * 1024)	/* a record buffer: 16 KiB of content */
+#define TLS_MEM_REC_MAX	(18 * 1024)	/* and mbedTLS's overhead for it */
+#define TLS_MEM_REC	TLS_MEM_CLASSES	/* their class */
+#define TLS_MEM_RECS	16		/* kept: 288 KiB */
 #define TLS_MEM_HEAD	16
 #define TLS_MEM_BIG	0xff		/* class of a block from calloc */
 
 static __thread struct {
 	void	*head;
 	size_t	 n;
-} tls_mem[TLS_MEM_CLASSES];
+} tls_mem[TLS_MEM_CLASSES + 1];
+
+/* A block of class c from its list, or a new one of its size. */
+static unsigned char *tls_mem_get(size_t c, size_t size)
+{
+	unsigned char *p;
+
+	if ((p = tls_mem[c].head) != NULL) {
+		memcpy(&tls_mem[c].head, p, sizeof(void *));
+		tls_mem[c].n--;
+	} else if ((p = malloc(TLS_MEM_HEAD + size)) == NULL)
+		return NULL;
+	p[8] = (unsigned char)c;
+	return p;
+}
 
 static void *tls_calloc(size_t n, size_t size)
 {
@@ -133,20 +172,20 @@ static void *tls_calloc(size_t n, size_t size)
 	if (size != 0 && n > (SIZE_MAX - TLS_MEM_HEAD) / size)
 		return NULL;
 	len = n * size;
-	if (len > TLS_MEM_MAX) {
+	if (len >= TLS_MEM_REC_MIN && len <= TLS_MEM_REC_MAX) {
+		p = tls_mem_get(TLS_MEM_REC, TLS_MEM_REC_MAX);
+	} else if (len > TLS_MEM_MAX) {
 		if ((p = calloc(1, TLS_MEM_HEAD + len)) == NULL)
 			return NULL;
 		p[8] = TLS_MEM_BIG;
 		return p + TLS_MEM_HEAD;
+	} else {
+		for (c = 0; (size_t)TLS_MEM_MIN << c < len; c++)
+			;
+		p = tls_mem_get(c, (size_t)TLS_MEM_MIN << c);
 	}
-	for (c = 0; (size_t)TLS_MEM_MIN << c < len; c++)
-		;
-	if ((p = tls_mem[c].head) != NULL) {
-		memcpy(&tls_mem[c].head, p, sizeof(void *));
-		tls_mem[c].n--;
-	} else if ((p = malloc(TLS_MEM_HEAD + ((size_t)TLS_MEM_MIN << c))) == NULL)
+	if (p == NULL)
 		return NULL;
-	p[8] = (unsigned char)c;
 	memset(p + TLS_MEM_HEAD, 0, len);
 	return p + TLS_MEM_HEAD;
 }
@@ -160,7 +199,9 @@ static void tls_free(void *ptr)
 		return;
 	p -= TLS_MEM_HEAD;
 	c = p[8];
-	if (c == TLS_MEM_BIG || (tls_mem[c].n + 1) * ((size_t)TLS_MEM_MIN << c) > TLS_MEM_KEEP) {
+	if (c == TLS_MEM_BIG ||
+	    (c == TLS_MEM_REC ? tls_mem[c].n + 1 > TLS_MEM_RECS
+	     : (tls_mem[c].n + 1) * ((size_t)TLS_MEM_MIN << c) > TLS_MEM_KEEP)) {
 		free(p);
 		return;
 	}
@@ -187,6 +228,8 @@ int core_tls_init(void)
 	mbedtls_ctr_drbg_init(&tls.drbg);
 	if (mbedtls_ctr_drbg_seed(&tls.drbg, mbedtls_entropy_func, &tls.entropy,
 				  (const unsigned char *)"keel", 4) != 0)
+		return CORE_ERROR;
+	if (core_p256_init() != 0)	/* workers inherit the signing table */
 		return CORE_ERROR;
 	tls.ready = true;
 	return CORE_OK;
@@ -589,14 +632,84 @@ out:
 
 /* ---- connections ----------------------------------------------------------------------------- */
 
+static ssize_t sock_send(int fd, const unsigned char *p, size_t len)
+{
+	ssize_t n;
+
+	do
+		n = send(fd, p, len, MSG_NOSIGNAL);
+	while (n == -1 && errno == EINTR);
+	return n;
+}
+
+/* The stash to the socket: 0 when it is empty, MBEDTLS_ERR_SSL_WANT_WRITE
+ * while the socket is full, or the send error. */
+static int stash_flush(struct core_tls *t)
+{
+	ssize_t n;
+
+	if (t->stash_len == 0)
+		return 0;
+	n = sock_send(t->fd, t->stash, t->stash_len);
+	if (n < 0)
+		return errno == EAGAIN ? MBEDTLS_ERR_SSL_WANT_WRITE : MBEDTLS_ERR_NET_SEND_FAILED;
+	t->stash_len -= (size_t)n;
+	memmove(t->stash, t->stash + n, t->stash_len);
+	if (t->stash_len > 0)
+		return MBEDTLS_ERR_SSL_WANT_WRITE;
+	free(t->stash);
+	t->stash = NULL;
+	return 0;
+}
+
+/* The gathered flight to the socket; the rest to the stash. */
+static int flight_flush(struct core_tls *t)
+{
+	ssize_t n = 0;
+
+	if (tls_flight.len == 0)
+		return 0;
+	if (t->stash_len == 0 && (n = sock_send(t->fd, tls_flight.buf, tls_flight.len)) < 0) {
+		if (errno != EAGAIN) {
+			tls_flight.len = 0;
+			return MBEDTLS_ERR_NET_SEND_FAILED;
+		}
+		n = 0;
+	}
+	if ((size_t)n < tls_flight.len) {
+		size_t rest = tls_flight.len - (size_t)n;
+		unsigned char *s = realloc(t->stash, t->stash_len + rest);
+
+		if (s == NULL) {
+			tls_flight.len = 0;
+			return MBEDTLS_ERR_SSL_ALLOC_FAILED;
+		}
+		memcpy(s + t->stash_len, tls_flight.buf + n, rest);
+		t->stash = s;
+		t->stash_len += rest;
+	}
+	tls_flight.len = 0;
+	return 0;
+}
+
 static int bio_send(void *arg, const unsigned char *p, size_t len)
 {
 	struct core_tls *t = arg;
 	ssize_t n;
+	int rc;
 
-	do
-		n = send(t->fd, p, len, MSG_NOSIGNAL);
-	while (n == -1 && errno == EINTR);
+	if (tls_flight.owner == t) {
+		if (tls_flight.len + len > sizeof(tls_flight.buf) && (rc = flight_flush(t)) != 0)
+			return rc;
+		if (len <= sizeof(tls_flight.buf) - tls_flight.len) {
+			memcpy(tls_flight.buf + tls_flight.len, p, len);
+			tls_flight.len += len;
+			return (int)len;
+		}
+	}
+	if ((rc = stash_flush(t)) != 0)		/* nothing overtakes the stash */
+		return rc;
+	n = sock_send(t->fd, p, len);
 	if (n >= 0)
 		return (int)n;
 	return errno == EAGAIN ? MBEDTLS_ERR_SSL_WANT_WRITE : MBEDTLS_ERR_NET_SEND_FAILED;
@@ -718,6 +831,7 @@ void core_tls_free(struct core_tls *t)
 		return;
 	mbedtls_ssl_free(&t->ssl);
 	core_tls_server_drop(t->srv);
+	free(t->stash);
 	free(t);
 }
 
@@ -741,8 +855,19 @@ static bool tls_again(struct core_tls *t, int rc)
 
 int core_tls_handshake(struct core_tls *t, char *err, size_t errlen)
 {
-	int rc = mbedtls_ssl_handshake(&t->ssl);
+	int rc, sent;
 
+	if ((rc = stash_flush(t)) == 0) {
+		tls_flight.owner = t;
+		rc = mbedtls_ssl_handshake(&t->ssl);
+		tls_flight.owner = NULL;
+		if ((sent = flight_flush(t)) != 0 && (rc == 0 || tls_again(t, rc)))
+			rc = sent;
+	}
+	/* Done, or waiting to read, only once the flight has left: the peer
+	 * may be waiting for it before it says anything. */
+	if (t->stash_len > 0 && (rc == 0 || rc == MBEDTLS_ERR_SSL_WANT_READ))
+		rc = MBEDTLS_ERR_SSL_WANT_WRITE;
 	if (rc == 0) {
 		t->want = 0;
 		return CORE_OK;

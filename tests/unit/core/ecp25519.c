@@ -1,7 +1,12 @@
-/* Tests of core/ecp25519.c, the X25519 ladder step mbedTLS calls: RFC
- * 7748's vectors and its 1 000 iterations through mbedtls_ecp_mul, three
- * more from a plain Python rendering of RFC 7748's ladder, and P-256 left
- * to mbedTLS. */
+/* Tests of core/ecp25519.c, keel's X25519 for mbedTLS: RFC 7748's vectors
+ * and its 1 000 iterations through mbedTLS's ladder with keel's step and
+ * inversion, and through keel's whole ladder (mbedtls_ecp_mul as the link
+ * wraps it, and mbedtls_ecdh_compute_shared), three more from a plain Python rendering of RFC
+ * 7748's ladder, the two paths against each other, keys of small order
+ * refused, and P-256 left to mbedTLS. */
+#include <stdbool.h>
+
+#include <mbedtls/ecdh.h>
 #include <mbedtls/ecp.h>
 
 #include "runner.h"
@@ -26,8 +31,12 @@ static void unhex(unsigned char *out, const char *hex)
 	}
 }
 
-/* RFC 7748's X25519(k, u), both little-endian, clamped and masked as it says. */
-static void x25519(unsigned char out[32], const unsigned char k[32], const unsigned char u[32])
+/* RFC 7748's X25519(k, u), both little-endian, clamped and masked as it
+ * says: through mbedtls_ecp_mul as mbedTLS's other files call it (the link
+ * wraps it: keel's ladder) or, with real set, mbedTLS's own ladder with
+ * keel's step and inversion (what calls from inside ecp.c take). */
+static void x25519_by(unsigned char out[32], const unsigned char k[32],
+		      const unsigned char u[32], bool real)
 {
 	unsigned char kb[32], ub[32];
 	mbedtls_ecp_group grp;
@@ -48,12 +57,54 @@ static void x25519(unsigned char out[32], const unsigned char k[32], const unsig
 	CHECK(mbedtls_mpi_read_binary_le(&m, kb, 32) == 0);
 	CHECK(mbedtls_mpi_read_binary_le(&P.MBEDTLS_PRIVATE(X), ub, 32) == 0);
 	CHECK(mbedtls_mpi_lset(&P.MBEDTLS_PRIVATE(Z), 1) == 0);
-	CHECK(mbedtls_ecp_mul(&grp, &R, &m, &P, some_random, &seed) == 0);
+	if (real)
+		CHECK(__real_mbedtls_ecp_mul(&grp, &R, &m, &P, some_random, &seed) == 0);
+	else
+		CHECK(mbedtls_ecp_mul(&grp, &R, &m, &P, some_random, &seed) == 0);
 	CHECK(mbedtls_mpi_write_binary_le(&R.MBEDTLS_PRIVATE(X), out, 32) == 0);
 	mbedtls_mpi_free(&m);
 	mbedtls_ecp_point_free(&R);
 	mbedtls_ecp_point_free(&P);
 	mbedtls_ecp_group_free(&grp);
+}
+
+static void x25519(unsigned char out[32], const unsigned char k[32], const unsigned char u[32])
+{
+	x25519_by(out, k, u, true);
+}
+
+/* The same through the ECDH shared-secret function: keel's own ladder,
+ * after mbedTLS's checks of both keys. Its return code. */
+static int x25519_ecdh(unsigned char out[32], const unsigned char k[32], const unsigned char u[32])
+{
+	unsigned char kb[32], ub[32];
+	mbedtls_ecp_group grp;
+	mbedtls_ecp_point Q;
+	mbedtls_mpi d, z;
+	unsigned seed = 7;
+	int rc;
+
+	memcpy(kb, k, 32);
+	kb[0] &= 248;
+	kb[31] = (kb[31] & 127) | 64;
+	memcpy(ub, u, 32);
+	ub[31] &= 127;
+	mbedtls_ecp_group_init(&grp);
+	mbedtls_ecp_point_init(&Q);
+	mbedtls_mpi_init(&d);
+	mbedtls_mpi_init(&z);
+	CHECK(mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_CURVE25519) == 0);
+	CHECK(mbedtls_mpi_read_binary_le(&d, kb, 32) == 0);
+	CHECK(mbedtls_mpi_read_binary_le(&Q.MBEDTLS_PRIVATE(X), ub, 32) == 0);
+	CHECK(mbedtls_mpi_lset(&Q.MBEDTLS_PRIVATE(Z), 1) == 0);
+	rc = mbedtls_ecdh_compute_shared(&grp, &z, &Q, &d, some_random, &seed);
+	if (rc == 0)
+		CHECK(mbedtls_mpi_write_binary_le(&z, out, 32) == 0);
+	mbedtls_mpi_free(&z);
+	mbedtls_mpi_free(&d);
+	mbedtls_ecp_point_free(&Q);
+	mbedtls_ecp_group_free(&grp);
+	return rc;
 }
 
 static void check_vector(const char *k, const char *u, const char *want)
@@ -66,6 +117,13 @@ static void check_vector(const char *k, const char *u, const char *want)
 	x25519(got, kb, ub);
 	if (memcmp(got, wb, 32) != 0)
 		test_fail(__FILE__, __LINE__, "X25519(%.8s..., %.8s...) is wrong", k, u);
+	memset(got, 0, sizeof(got));
+	x25519_by(got, kb, ub, false);
+	if (memcmp(got, wb, 32) != 0)
+		test_fail(__FILE__, __LINE__, "wrapped X25519(%.8s..., %.8s...) is wrong", k, u);
+	memset(got, 0, sizeof(got));
+	if (x25519_ecdh(got, kb, ub) != 0 || memcmp(got, wb, 32) != 0)
+		test_fail(__FILE__, __LINE__, "ECDH X25519(%.8s..., %.8s...) is wrong", k, u);
 }
 
 TEST(rfc_7748_vectors_and_python_ones)
@@ -95,7 +153,12 @@ TEST(rfc_7748_iterated_a_thousand_times)
 	unhex(want1, "422c8e7a6227d7bca1350b3e2bb7279f7897b87bb6854b783c60e80311ae3079");
 	unhex(want1000, "684cf59ba83309552800ef566f2f4d3c1c3887c49360e3875f2eb94d99532c51");
 	for (int i = 0; i < 1000; i++) {
-		x25519(r, k, u);
+		if (i % 3 == 0)
+			x25519(r, k, u);
+		else if (i % 3 == 1)
+			x25519_by(r, k, u, false);
+		else
+			CHECK(x25519_ecdh(r, k, u) == 0);
 		memcpy(u, k, 32);
 		memcpy(k, r, 32);
 		if (i == 0)
@@ -115,4 +178,43 @@ TEST(only_curve25519_takes_this_code)
 	CHECK(mbedtls_ecp_group_load(&grp, MBEDTLS_ECP_DP_SECP256R1) == 0);
 	CHECK(!mbedtls_internal_ecp_grp_capable(&grp));
 	mbedtls_ecp_group_free(&grp);
+}
+
+/* mbedTLS's ladder with keel's step against keel's whole ladder, both ways
+ * it is reached. */
+TEST(both_ladders_agree_on_random_keys)
+{
+	unsigned char k[32], u[32], a[32], b[32];
+	unsigned seed = 12345;
+
+	for (int i = 0; i < 200; i++) {
+		some_random(&seed, k, sizeof(k));
+		some_random(&seed, u, sizeof(u));
+		x25519(a, k, u);
+		if (x25519_ecdh(b, k, u) != 0 || memcmp(a, b, 32) != 0)
+			test_fail(__FILE__, __LINE__, "the ladders differ on key %d", i);
+		x25519_by(b, k, u, false);
+		if (memcmp(a, b, 32) != 0)
+			test_fail(__FILE__, __LINE__, "the wrapped call differs on key %d", i);
+	}
+}
+
+/* A peer key of small order would make the secret 0: refused, as mbedTLS
+ * refuses it, never a secret of zeros. */
+TEST(small_order_peer_keys_are_refused)
+{
+	static const char *bad[] = {
+		"0000000000000000000000000000000000000000000000000000000000000000",
+		"0100000000000000000000000000000000000000000000000000000000000000",
+		"e0eb7a7c3b41b8ae1656e3faf19fc46ada098deb9c32b1fd866205165f49b800",
+		"5f9c95bca3508c24b1d0b1559c83ef5b04445cc4581c8e86d8224eddd09f1157",
+		"ecffffffffffffffffffffffffffffffffffffffffffffffffffffffffffff7f",
+	};
+	unsigned char k[32] = { 0x77, 1, 2, 3 }, u[32], out[32];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		unhex(u, bad[i]);
+		if (x25519_ecdh(out, k, u) == 0)
+			test_fail(__FILE__, __LINE__, "peer key %.8s... was taken", bad[i]);
+	}
 }

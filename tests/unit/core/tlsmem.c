@@ -11,7 +11,8 @@
 
 TEST(blocks_come_back_zeroed_from_every_size_class)
 {
-	static const size_t sizes[] = { 1, 15, 16, 17, 33, 100, 255, 512, 1000, 1024, 1025, 5000 };
+	static const size_t sizes[] = { 1, 15, 16, 17, 33, 100, 255, 512, 1000, 1024, 1025, 5000,
+				       16383, 16384, 16717, 18432, 18433 };
 	unsigned char *p[sizeof(sizes) / sizeof(*sizes)];
 	size_t i, j, round;
 
@@ -41,6 +42,24 @@ TEST(a_size_that_overflows_is_refused)
 	core_tls_mem_init();
 	CHECK(mbedtls_calloc(SIZE_MAX / 2, 4) == NULL);
 	CHECK(mbedtls_calloc(4, SIZE_MAX - 8) == NULL);
+}
+
+/* Record buffers come back from their list, which keeps TLS_MEM_RECS. */
+TEST(record_buffers_are_kept_up_to_their_bound)
+{
+	unsigned char *p[40], *again;
+	size_t i;
+
+	core_tls_mem_init();
+	for (i = 0; i < 40; i++)
+		CHECK((p[i] = mbedtls_calloc(1, 16717)) != NULL);
+	for (i = 0; i < 40; i++)
+		mbedtls_free(p[i]);
+	CHECK(tls_mem[TLS_MEM_REC].n == TLS_MEM_RECS);
+	again = mbedtls_calloc(1, 16400);
+	CHECK(again == p[TLS_MEM_RECS - 1]);	/* the last one kept */
+	CHECK(tls_mem[TLS_MEM_REC].n == TLS_MEM_RECS - 1);
+	mbedtls_free(again);
 }
 #endif
 
