@@ -214,6 +214,7 @@ static int fe_to_mpi(mbedtls_mpi *x, const fe in)
 	for (i = 0; i < x->MBEDTLS_PRIVATE(n); i++)
 		p[i] = i < 4 ? w[i] : 0;
 	x->MBEDTLS_PRIVATE(s) = 1;
+	mbedtls_platform_zeroize(w, sizeof(w));
 	return 0;
 }
 
@@ -285,9 +286,11 @@ static void ladder_step(fe rx, fe rz, fe sx, fe sz, const fe px, const fe pz,
 	fe_mul(rz, t0, rz);
 }
 
-/* a and b swapped when mask is all ones, left when it is 0. */
+/* a and b swapped when mask is all ones, left when it is 0. The empty asm
+ * keeps the mask a mask: the compiler may not turn it into a branch. */
 static void fe_cswap(fe a, fe b, uint64_t mask)
 {
+	__asm__("" : "+r"(mask));
 	for (int i = 0; i < 5; i++) {
 		uint64_t t = mask & (a[i] ^ b[i]);
 
@@ -320,6 +323,11 @@ static void x25519_ladder(fe out, const unsigned char k[32], const fe u)
 	fe_cswap(z2, z3, swap);
 	fe_invert(zi, z2);
 	fe_mul(out, x2, zi);		/* 0 when z2 is: the caller checks */
+	mbedtls_platform_zeroize(x2, sizeof(x2));
+	mbedtls_platform_zeroize(z2, sizeof(z2));
+	mbedtls_platform_zeroize(x3, sizeof(x3));
+	mbedtls_platform_zeroize(z3, sizeof(z3));
+	mbedtls_platform_zeroize(zi, sizeof(zi));
 }
 
 /* ---- what mbedTLS calls (library/ecp_internal_alt.h) ----------------------------------------- */
@@ -369,10 +377,11 @@ int mbedtls_internal_ecp_double_add_mxz(const mbedtls_ecp_group *grp, mbedtls_ec
 }
 
 /*
- * X = X / Z, Z = 1 at the end of the ladder. mbedTLS inverts with its
+ * X = X / Z, Z = 1 at the end of mbedTLS's ladder. mbedTLS inverts with its
  * general constant-time GCD, about 60 us here; Fermat in the limbs is a
- * few. Z = 0 (a point of small order given as the peer's key) is refused
- * as mbedTLS refuses it, with the error its inversion gives.
+ * few. Z = 0 cannot come after mbedTLS's checks of the keys (small-order
+ * points are refused before); should it, it is refused rather than
+ * turned into a result of 0.
  */
 int mbedtls_internal_ecp_normalize_mxz(const mbedtls_ecp_group *grp, mbedtls_ecp_point *P)
 {
@@ -388,9 +397,10 @@ int mbedtls_internal_ecp_normalize_mxz(const mbedtls_ecp_group *grp, mbedtls_ecp
 		return MBEDTLS_ERR_MPI_NOT_ACCEPTABLE;
 	fe_invert(zi, z);
 	fe_mul(x, x, zi);
-	if ((rc = fe_to_mpi(&P->PX, x)) != 0)
-		return rc;
-	return mbedtls_mpi_lset(&P->PZ, 1);
+	rc = fe_to_mpi(&P->PX, x);
+	mbedtls_platform_zeroize(x, sizeof(x));
+	mbedtls_platform_zeroize(zi, sizeof(zi));
+	return rc != 0 ? rc : mbedtls_mpi_lset(&P->PZ, 1);
 }
 
 /*
@@ -417,6 +427,7 @@ static int x25519_mul(const mbedtls_ecp_group *grp, fe x, const mbedtls_mpi *d,
 		rc = MBEDTLS_ERR_MPI_NOT_ACCEPTABLE;
 out:
 	mbedtls_platform_zeroize(k, sizeof(k));
+	mbedtls_platform_zeroize(w, sizeof(w));
 	return rc;
 }
 
@@ -473,6 +484,8 @@ int __wrap_mbedtls_ecp_mul(mbedtls_ecp_group *grp, mbedtls_ecp_point *R, const m
 
 	if (grp->id != MBEDTLS_ECP_DP_CURVE25519)
 		return __real_mbedtls_ecp_mul(grp, R, m, P, f_rng, p_rng);
+	if (f_rng == NULL)		/* refused as mbedTLS refuses it */
+		return MBEDTLS_ERR_ECP_BAD_INPUT_DATA;
 	if ((rc = x25519_mul(grp, x, m, P)) == 0 && (rc = fe_to_mpi(&R->PX, x)) == 0 &&
 	    (rc = mbedtls_mpi_lset(&R->PZ, 1)) == 0)
 		mbedtls_mpi_free(&R->MBEDTLS_PRIVATE(Y));

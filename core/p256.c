@@ -27,6 +27,7 @@
 #include <mbedtls/ecdsa.h>
 #include <mbedtls/ecp.h>
 #include <mbedtls/platform_util.h>
+#include <mbedtls/psa_util.h>
 
 #include "p256.h"
 
@@ -63,6 +64,13 @@ static struct {
 
 /* ---- arithmetic modulo a 256-bit odd m ------------------------------------------------------- */
 
+/* v, opaque to the optimiser: a mask stays a mask, never a branch. */
+static inline u64 ct_barrier(u64 v)
+{
+	__asm__("" : "+r"(v));
+	return v;
+}
+
 /* r = a - b over four limbs; the borrow out. */
 static u64 sub4(u64 r[4], const u64 a[4], const u64 b[4])
 {
@@ -84,7 +92,7 @@ static void reduce_once(u64 r[4], const u64 a[4], u64 hi, const struct mod *m)
 
 	borrow = sub4(d, a, m->m);
 	/* a - m went below zero and nothing was carried out: a < m, keep a. */
-	keep = (u64)0 - (borrow & ~hi & 1);
+	keep = ct_barrier((u64)0 - (borrow & ~hi & 1));
 	for (int i = 0; i < 4; i++)
 		r[i] = (a[i] & keep) | (d[i] & ~keep);
 }
@@ -106,7 +114,7 @@ static void mod_sub(u64 r[4], const u64 a[4], const u64 b[4], const struct mod *
 {
 	u64 d[4], mask, carry = 0;
 
-	mask = (u64)0 - sub4(d, a, b);	/* add m back when it went below 0 */
+	mask = ct_barrier((u64)0 - sub4(d, a, b));	/* add m back below 0 */
 	for (int i = 0; i < 4; i++) {
 		u128 t = (u128)d[i] + (m->m[i] & mask) + carry;
 
@@ -168,6 +176,7 @@ static void mod_inv(u64 r[4], const u64 a[4], const struct mod *m)
 			mod_mul(acc, acc, a, m);
 	}
 	memcpy(r, acc, sizeof(acc));
+	mbedtls_platform_zeroize(acc, sizeof(acc));	/* 1/k, in a signature */
 }
 
 /* Four limbs from 32 big-endian bytes, and back. */
@@ -318,6 +327,8 @@ static void pt_to_affine(struct aff *r, const struct jac *a)
 	mod_mul(r->x, a->x, zi2, m);
 	mod_mul(zi2, zi2, zi, m);
 	mod_mul(r->y, a->y, zi2, m);
+	mbedtls_platform_zeroize(zi, sizeof(zi));
+	mbedtls_platform_zeroize(zi2, sizeof(zi2));
 }
 
 /* Every limb of dst replaced by src's where mask is all ones. */
@@ -332,7 +343,7 @@ static u64 eq_mask(u64 a, u64 b)
 {
 	u64 x = a ^ b;
 
-	return ((x | ((u64)0 - x)) >> 63) - 1;
+	return ct_barrier(((x | ((u64)0 - x)) >> 63) - 1);
 }
 
 /* r = k * G, k as 32 big-endian bytes; r affine, in Montgomery form. */
@@ -482,10 +493,15 @@ out:
 	return rc;
 }
 
-/* The same with mbedTLS's general functions, for every other curve. */
+/*
+ * The same with mbedTLS's general functions, for every other curve. The
+ * multiplication's coordinate blinding draws from PSA's generator, never
+ * from the caller's: for a deterministic signature that is the RFC 6979
+ * generator, and blinding derived from the key and the message would be
+ * no blinding (mbedTLS keeps the two apart the same way).
+ */
 static int sign_generic(mbedtls_ecp_group *grp, mbedtls_mpi *r, mbedtls_mpi *s,
-			const mbedtls_mpi *d, const mbedtls_mpi *k, const mbedtls_mpi *e,
-			int (*f_rng)(void *, unsigned char *, size_t), void *p_rng)
+			const mbedtls_mpi *d, const mbedtls_mpi *k, const mbedtls_mpi *e)
 {
 	mbedtls_ecp_point R;
 	mbedtls_mpi kinv;
@@ -493,7 +509,8 @@ static int sign_generic(mbedtls_ecp_group *grp, mbedtls_mpi *r, mbedtls_mpi *s,
 
 	mbedtls_ecp_point_init(&R);
 	mbedtls_mpi_init(&kinv);
-	if ((rc = mbedtls_ecp_mul(grp, &R, k, &grp->G, f_rng, p_rng)) != 0 ||
+	if ((rc = mbedtls_ecp_mul(grp, &R, k, &grp->G, mbedtls_psa_get_random,
+				  MBEDTLS_PSA_RANDOM_STATE)) != 0 ||
 	    (rc = mbedtls_mpi_mod_mpi(r, &R.MBEDTLS_PRIVATE(X), &grp->N)) != 0 ||
 	    (rc = mbedtls_mpi_mul_mpi(s, r, d)) != 0 ||
 	    (rc = mbedtls_mpi_add_mpi(s, s, e)) != 0 ||
@@ -502,7 +519,7 @@ static int sign_generic(mbedtls_ecp_group *grp, mbedtls_mpi *r, mbedtls_mpi *s,
 		goto out;
 	rc = mbedtls_mpi_mod_mpi(s, s, &grp->N);
 out:
-	mbedtls_mpi_free(&kinv);
+	mbedtls_mpi_free(&kinv);		/* mbedTLS wipes what it frees */
 	mbedtls_ecp_point_free(&R);
 	return rc;
 }
@@ -535,7 +552,7 @@ int mbedtls_ecdsa_sign(mbedtls_ecp_group *grp, mbedtls_mpi *r, mbedtls_mpi *s,
 		if ((rc = mbedtls_ecp_gen_privkey(grp, &k, f_rng, p_rng)) != 0)
 			goto out;
 		rc = grp->id == MBEDTLS_ECP_DP_SECP256R1 ? sign_p256(r, s, d, &k, &e)
-			: sign_generic(grp, r, s, d, &k, &e, f_rng, p_rng);
+			: sign_generic(grp, r, s, d, &k, &e);
 		if (rc != 0)
 			goto out;
 	} while (mbedtls_mpi_cmp_int(r, 0) == 0 || mbedtls_mpi_cmp_int(s, 0) == 0);

@@ -73,7 +73,7 @@ struct core_tls {
  * does not take then waits in the connection's stash, ahead of anything
  * sent later.
  */
-static struct {
+static __thread struct {
 	struct core_tls	*owner;		/* the connection gathering, or NULL */
 	size_t		 len;
 	unsigned char	 buf[8192];
@@ -866,7 +866,7 @@ int core_tls_handshake(struct core_tls *t, char *err, size_t errlen)
 	}
 	/* Done, or waiting to read, only once the flight has left: the peer
 	 * may be waiting for it before it says anything. */
-	if (t->stash_len > 0 && (rc == 0 || rc == MBEDTLS_ERR_SSL_WANT_READ))
+	if (t->stash_len > 0 && (rc == 0 || tls_again(t, rc)))
 		rc = MBEDTLS_ERR_SSL_WANT_WRITE;
 	if (rc == 0) {
 		t->want = 0;

@@ -199,8 +199,9 @@ TEST(both_ladders_agree_on_random_keys)
 	}
 }
 
-/* A peer key of small order would make the secret 0: refused, as mbedTLS
- * refuses it, never a secret of zeros. */
+/* A peer key of small order would make the secret 0: refused (by
+ * mbedTLS's own key check, which keel's path keeps), never a secret of
+ * zeros. */
 TEST(small_order_peer_keys_are_refused)
 {
 	static const char *bad[] = {
@@ -216,5 +217,93 @@ TEST(small_order_peer_keys_are_refused)
 		unhex(u, bad[i]);
 		if (x25519_ecdh(out, k, u) == 0)
 			test_fail(__FILE__, __LINE__, "peer key %.8s... was taken", bad[i]);
+	}
+}
+
+/* RFC 7748's ladder on mbedTLS's general bignums, sharing nothing with
+ * keel's limbs: the reference for the test below. */
+static void x25519_mpi(unsigned char out[32], const unsigned char k[32], const unsigned char u[32])
+{
+	mbedtls_mpi p, x1, x2, z2, x3, z3, a, aa, b, bb, e, c, d, da, cb, t, a24;
+	mbedtls_mpi *all[] = { &p, &x1, &x2, &z2, &x3, &z3, &a, &aa, &b, &bb, &e, &c, &d,
+			       &da, &cb, &t, &a24 };
+	unsigned char kb[32], ub[32];
+	unsigned swap = 0;
+
+	memcpy(kb, k, 32);
+	kb[0] &= 248;
+	kb[31] = (kb[31] & 127) | 64;
+	memcpy(ub, u, 32);
+	ub[31] &= 127;
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		mbedtls_mpi_init(all[i]);
+	CHECK(mbedtls_mpi_lset(&p, 1) == 0);
+	CHECK(mbedtls_mpi_shift_l(&p, 255) == 0);
+	CHECK(mbedtls_mpi_sub_int(&p, &p, 19) == 0);
+	CHECK(mbedtls_mpi_read_binary_le(&x1, ub, 32) == 0);
+	CHECK(mbedtls_mpi_mod_mpi(&x1, &x1, &p) == 0);
+	CHECK(mbedtls_mpi_lset(&x2, 1) == 0 && mbedtls_mpi_lset(&z2, 0) == 0);
+	CHECK(mbedtls_mpi_copy(&x3, &x1) == 0 && mbedtls_mpi_lset(&z3, 1) == 0);
+	CHECK(mbedtls_mpi_lset(&a24, 121665) == 0);
+#define M(r, op, x, y) CHECK(op(r, x, y) == 0 && mbedtls_mpi_mod_mpi(r, r, &p) == 0)
+	for (int i = 254; i >= 0; i--) {
+		unsigned bit = (kb[i / 8] >> (i % 8)) & 1;
+
+		swap ^= bit;
+		CHECK(mbedtls_mpi_safe_cond_swap(&x2, &x3, (unsigned char)swap) == 0);
+		CHECK(mbedtls_mpi_safe_cond_swap(&z2, &z3, (unsigned char)swap) == 0);
+		swap = bit;
+		M(&a, mbedtls_mpi_add_mpi, &x2, &z2);
+		M(&aa, mbedtls_mpi_mul_mpi, &a, &a);
+		M(&b, mbedtls_mpi_sub_mpi, &x2, &z2);
+		M(&bb, mbedtls_mpi_mul_mpi, &b, &b);
+		M(&e, mbedtls_mpi_sub_mpi, &aa, &bb);
+		M(&c, mbedtls_mpi_add_mpi, &x3, &z3);
+		M(&d, mbedtls_mpi_sub_mpi, &x3, &z3);
+		M(&da, mbedtls_mpi_mul_mpi, &d, &a);
+		M(&cb, mbedtls_mpi_mul_mpi, &c, &b);
+		M(&t, mbedtls_mpi_add_mpi, &da, &cb);
+		M(&x3, mbedtls_mpi_mul_mpi, &t, &t);
+		M(&t, mbedtls_mpi_sub_mpi, &da, &cb);
+		M(&t, mbedtls_mpi_mul_mpi, &t, &t);
+		M(&z3, mbedtls_mpi_mul_mpi, &x1, &t);
+		M(&x2, mbedtls_mpi_mul_mpi, &aa, &bb);
+		M(&t, mbedtls_mpi_mul_mpi, &a24, &e);
+		M(&t, mbedtls_mpi_add_mpi, &aa, &t);
+		M(&z2, mbedtls_mpi_mul_mpi, &e, &t);
+	}
+	CHECK(mbedtls_mpi_safe_cond_swap(&x2, &x3, (unsigned char)swap) == 0);
+	CHECK(mbedtls_mpi_safe_cond_swap(&z2, &z3, (unsigned char)swap) == 0);
+	CHECK(mbedtls_mpi_inv_mod(&t, &z2, &p) == 0);
+	M(&x2, mbedtls_mpi_mul_mpi, &x2, &t);
+#undef M
+	CHECK(mbedtls_mpi_write_binary_le(&x2, out, 32) == 0);
+	for (size_t i = 0; i < sizeof(all) / sizeof(all[0]); i++)
+		mbedtls_mpi_free(all[i]);
+}
+
+/* keel's three paths against the reference, on keys and points whose limbs
+ * take every carry: random ones, and ones made of all-ones bytes. */
+TEST(every_path_matches_a_bignum_reference)
+{
+	unsigned char k[32], u[32], want[32], got[32];
+	unsigned seed = 777;
+
+	for (int i = 0; i < 60; i++) {
+		some_random(&seed, k, sizeof(k));
+		some_random(&seed, u, sizeof(u));
+		if (i % 6 == 0)
+			memset(u, 0xff, sizeof(u));	/* above p once masked */
+		if (i % 6 == 1)
+			memset(k, 0xff, sizeof(k));
+		x25519_mpi(want, k, u);
+		x25519(got, k, u);
+		if (memcmp(got, want, 32) != 0)
+			test_fail(__FILE__, __LINE__, "mbedTLS's ladder with keel's step, key %d", i);
+		x25519_by(got, k, u, false);
+		if (memcmp(got, want, 32) != 0)
+			test_fail(__FILE__, __LINE__, "the wrapped call, key %d", i);
+		if (x25519_ecdh(got, k, u) != 0 || memcmp(got, want, 32) != 0)
+			test_fail(__FILE__, __LINE__, "the ECDH secret, key %d", i);
 	}
 }
