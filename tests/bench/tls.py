@@ -1,11 +1,17 @@
 """make bench, TLS scenario: keel and nginx side by side, each terminating
 HTTPS with the same ECDSA P-256 certificate on one pinned worker, in front
-of the same origin. Three figures, medians of alternating rounds:
+of the same origin. Four figures, medians of alternating rounds:
   - keep-alive req/s over TLS (wrk -c50, connections reused);
-  - full handshakes/s: wrk with "Connection: close", so every request is a
-    new connection and a full handshake (wrk does not resume sessions);
-  - resumed handshakes/s: `openssl s_time -reuse` (session tickets), two
-    clients at once.
+  - Connection: close req/s: wrk reconnecting for every request; wrk
+    resumes its sessions on reconnect (OpenSSL keeps the ticket across
+    SSL_clear), so these are resumed handshakes plus a request each;
+  - full handshakes/s: `openssl s_time -new`, every connection checked to
+    be a new session, two clients at once;
+  - resumed handshakes/s: `openssl s_time -reuse` (session tickets), every
+    connection checked to have resumed, two clients at once.
+s_time sends HTTP/1.0 requests: keel sends those on as HTTP/1.0 with
+"Connection: close", a new connection to the origin each time, where nginx
+(proxy_http_version 1.1) keeps its upstream connections; that is counted.
 Merges tls_* and ratio_tls_* keys into build/bench.json."""
 
 import os
@@ -20,27 +26,32 @@ from benchlib import (CLIENT_CPU, KEEL, PIN, PROXY_CPU, ROUNDS, SECONDS, BenchEr
                       rounds, stop_all, tree, wait_port, wrk)
 
 
-def resumed(port, pids, clients=2):
-    """Resumed handshakes per second: `clients` s_time -reuse at once, each
-    fetching /app_a/ per connection. s_time prints "r" for each connection
-    that resumed; one that did not makes the reading invalid."""
+def handshakes(port, pids, reuse, clients=2):
+    """Handshakes per second: `clients` openssl s_time at once, each
+    fetching /app_a/ (HTTP/1.0) per connection, with -new (every handshake
+    a full one) or -reuse (every one resumed after the first). s_time
+    prints "*" for a new session and "r" for a resumed one; a connection
+    of the other kind makes the reading invalid. (wrk cannot measure full
+    handshakes: it resumes its sessions when it reconnects.)"""
     procs = pids()
     t0 = cpu_ticks(procs)
     w0 = time.monotonic()
     runs = [subprocess.Popen(CLIENT_CPU + ["openssl", "s_time", "-connect", "127.0.0.1:%d" % port,
-                                           "-reuse", "-time", str(SECONDS), "-www", "/app_a/"],
+                                           "-reuse" if reuse else "-new", "-time", str(SECONDS),
+                                           "-www", "/app_a/"],
                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
             for _ in range(clients)]
     total = 0
     for r in runs:
         out = r.communicate(timeout=SECONDS + 60)[0]
         m = re.search(r"(\d+) connections in \d+ real seconds", out)
-        marks = out.split("starting", 1)[-1]
+        marks = "".join(re.findall(r"^[*r]+$", out, re.M))     # one mark per connection
         if m is None or int(m.group(1)) == 0:
             raise BenchError("openssl s_time said: " + out[-400:])
-        fresh = marks.count("*")
-        if fresh > 0:
-            raise BenchError("%d of %s connections did not resume" % (fresh, m.group(1)))
+        wrong = marks.count("*") if reuse else marks.count("r")
+        if wrong > 0:
+            raise BenchError("%d of %s connections were %s" % (
+                wrong, m.group(1), "new sessions" if reuse else "resumed"))
         total += int(m.group(1))
     wall = time.monotonic() - w0
     cpu = cpu_seconds(t0, cpu_ticks(procs))
@@ -119,15 +130,20 @@ routes: [ { path: /app_a/, upstream: app_a } ]
             "proxies pinned to CPU 1, clients and origin to CPU 0" if PIN else "no CPU pinning"))
         got = {
             "rps": medians(rounds(targets, lambda n: wrk(url(n), targets[n][1]), "keep-alive")),
-            "handshakes": medians(rounds(targets, lambda n: wrk(url(n), targets[n][1], close=True),
+            "close": medians(rounds(targets, lambda n: wrk(url(n), targets[n][1], close=True),
+                                    "close, resumed")),
+            "handshakes": medians(rounds(targets, lambda n: handshakes(targets[n][0], targets[n][1],
+                                                                       False),
                                          "full handshakes")),
-            "resumed": medians(rounds(targets, lambda n: resumed(targets[n][0], targets[n][1]),
+            "resumed": medians(rounds(targets, lambda n: handshakes(targets[n][0], targets[n][1],
+                                                                    True),
                                       "resumed handshakes")),
         }
         fig = {}
         print()
         t = Table(("nginx",))
         for key, label, goal in (("rps", "TLS keep-alive req/s", ">= 1.25"),
+                                 ("close", "TLS Connection: close req/s", ""),
                                  ("handshakes", "TLS full handshakes/s", ">= 1.0"),
                                  ("resumed", "TLS resumed handshakes/s", ">= 1.0")):
             m = got[key]
