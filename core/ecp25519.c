@@ -55,20 +55,24 @@ static void fe_carry(fe h)
 	c = h[0] >> 51; h[0] &= MASK51; h[1] += c;
 }
 
+/*
+ * Sums and differences are left uncarried: their limbs stay under 2^54,
+ * and they only ever go into fe_mul, fe_sq or fe_mul_small, whose column
+ * sums stay under 2^114 and whose last carry under 2^59 for such inputs.
+ * Their own inputs must be carried (a product, or a value just read).
+ */
 static void fe_add(fe r, const fe a, const fe b)
 {
 	for (int i = 0; i < 5; i++)
 		r[i] = a[i] + b[i];
-	fe_carry(r);
 }
 
-/* a - b as a + 4p - b: limbs of b stay under 2^53, so nothing wraps. */
+/* a - b as a + 4p - b: limbs of b (carried) stay under 2^53, so nothing wraps. */
 static void fe_sub(fe r, const fe a, const fe b)
 {
 	r[0] = a[0] + 4 * (MASK51 - 18) - b[0];
 	for (int i = 1; i < 5; i++)
 		r[i] = a[i] + 4 * MASK51 - b[i];
-	fe_carry(r);
 }
 
 /* The five column sums of a product, carried down to limbs. */
