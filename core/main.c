@@ -4,6 +4,7 @@
 #include <dirent.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -902,21 +903,42 @@ static void main_on_signal(struct core_loop *loop, int signo, void *data)
 
 /* ---- pid file and control commands --------------------------------------------------- */
 
+/* Written beside and renamed over: whoever reads it (keel reload, a
+ * supervisor, a script) finds the old pid or the new one, never a file
+ * cut short while a restarted master writes it. */
 static void main_write_pid(const struct core_conf *conf)
 {
 	const char *path = core_settings_of(conf)->pid_file;
-	char buf[32];
+	char buf[32], tmp[PATH_MAX];
+	ssize_t w;
 	int fd, n;
 
 	if (path == NULL || *path == '\0')
 		return;
-	fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	n = snprintf(tmp, sizeof(tmp), "%s.%d", path, (int)getpid());
+	if (n < 0 || (size_t)n >= sizeof(tmp)) {
+		errno = ENAMETOOLONG;
+		goto fail;
+	}
+	if ((fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644)) == -1)
+		goto fail;
 	n = snprintf(buf, sizeof(buf), "%d\n", (int)getpid());
-	if (fd == -1 || write(fd, buf, (size_t)n) != n)
-		core_log_warn("main", "pid file %s: %s (keel reload and keel stop will "
-			      "not find this keel)", path, strerror(errno));
-	if (fd != -1)
+	if ((w = write(fd, buf, (size_t)n)) != n) {
+		if (w >= 0)
+			errno = ENOSPC;		/* a short write */
 		close(fd);
+		goto undo;
+	}
+	if (close(fd) != 0 || rename(tmp, path) != 0)
+		goto undo;
+	return;
+undo:
+	n = errno;
+	unlink(tmp);
+	errno = n;
+fail:
+	core_log_warn("main", "pid file %s: %s (keel reload and keel stop will not find this keel)",
+		      path, strerror(errno));
 }
 
 /* `keel reload` and `keel stop`: check the config, then signal the master. */
