@@ -8,7 +8,11 @@ rounds (A B C A B C ...), printed for all three with the goal:
   - the same with stress-ng hogging the proxies' CPU;
   - syscalls per request (strace -c over a wrk run), with the table;
   - keel with 1 000 prefix routes and 1 000 host names vs 1 route;
-  - 10 000 idle keep-alive clients: memory growth per connection.
+  - 10 000 idle keep-alive clients: memory growth per connection;
+  - the floor: build/bench/relay, a relay that only moves bytes (epoll,
+    and io_uring batching a turn's receives and sends into one call), in
+    the keep-alive rounds. Its CPU per request is what the kernel charges
+    any proxy; a goal below it cannot be reached by the proxy's code.
 
 Merges its figures into build/bench.json. Loopback only; ends by itself."""
 
@@ -27,6 +31,8 @@ from benchlib import (CLIENT_CPU, KEEL, PIN, PROXY_CPU, ROUNDS, BenchError, Hog,
                       rounds, stop_all, syscalls, tree, wait_port, wrk)
 
 IDLE = int(os.environ.get("BENCH_IDLE", "10000"))
+RELAY = os.path.join(os.path.dirname(KEEL), "bench", "relay")
+FLOORS = ("relay-epoll", "relay-uring")
 ROUTES = 1000
 
 
@@ -78,6 +84,8 @@ def main():
     for tool in ("wrk", "nginx", "haproxy", "strace"):
         if shutil.which(tool) is None:
             raise SystemExit("bench: %s is missing (tests/setup.sh --bench installs it)" % tool)
+    if not os.access(RELAY, os.X_OK):
+        raise SystemExit("bench: %s is missing (make build/bench/relay)" % RELAY)
     # 10 000 idle clients take 10 000 fds in each proxy (and here).
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
@@ -89,7 +97,8 @@ def main():
         "proxies pinned to CPU 1, wrk and origin to CPU 0" if PIN else "no CPU pinning"))
 
     tmp = tempfile.mkdtemp(prefix="keel-bench-")
-    origin, p_keel, p_nginx, p_haproxy, p_one, p_big = (free_port() for _ in range(6))
+    origin, p_keel, p_nginx, p_haproxy, p_one, p_big, p_epoll, p_uring = (
+        free_port() for _ in range(8))
     admin, admin2, admin3 = (free_port() for _ in range(3))
     procs = []
 
@@ -158,8 +167,16 @@ backend app_a
             "haproxy": (p_haproxy, lambda: tree(haproxy.pid)),
         }
 
+        # The floor: the relay connects to the origin once per client
+        # connection, which keep-alive clients make once per run.
+        floors = {}
+        for name, port in zip(FLOORS, (p_epoll, p_uring)):
+            p = start(PROXY_CPU + [RELAY, name.split("-")[1], str(port), str(origin)], port, name)
+            floors[name] = (port, lambda pid=p.pid: [pid])
+        every = dict(targets, **floors)
+
         def url(name):
-            return "http://127.0.0.1:%d/app_a/" % targets[name][0]
+            return "http://127.0.0.1:%d/app_a/" % every[name][0]
 
         fig = {"proxy_cpu_pinned": PIN, "proxy_load_average_start": load_average()}
         got = {}
@@ -169,12 +186,13 @@ backend app_a
                 key = ("close" if close else "ka") + ("_hog" if hog else "")
 
                 def run(name):
-                    return wrk(url(name), targets[name][1], close=close)
+                    return wrk(url(name), every[name][1], close=close)
+                which = targets if close else every
                 if hog:
                     with Hog():
-                        got[key] = medians(rounds(targets, run, label))
+                        got[key] = medians(rounds(which, run, label))
                 else:
-                    got[key] = medians(rounds(targets, run, label))
+                    got[key] = medians(rounds(which, run, label))
 
         # Syscalls per request: strace -c over a 3 s keep-alive run, then a
         # close run, of each; per-syscall tables printed for all three.
@@ -251,6 +269,24 @@ backend app_a
             fig["proxy_idle_conn_bytes_" + name] = round(idle[name], 1)
         for o, v in zip(others, r):
             fig["ratio_idle_conn_bytes_vs_" + o] = round(v, 3)
+
+        print()
+        print("  the floor: a relay that only moves bytes, keep-alive (CPU-s per 100k)")
+        for key, label in (("ka", "keep-alive"), ("ka_hog", "keep-alive +hog")):
+            m = got[key]
+            goal = 0.7 * min(m[o]["cpu100k"] for o in others)
+            print("    %-17s keel %.3f  epoll relay %.3f  io_uring relay %.3f  "
+                  "0.7 x the best of nginx/HAProxy %.3f%s" % (
+                      label, m["keel"]["cpu100k"], m["relay-epoll"]["cpu100k"],
+                      m["relay-uring"]["cpu100k"], goal,
+                      "  (below both floors)" if goal < min(m[f]["cpu100k"] for f in FLOORS)
+                      else ""))
+            for name in FLOORS:
+                k = name.replace("-", "_")
+                fig["proxy_rps_%s_%s" % (key, k)] = round(m[name]["rps"], 1)
+                fig["proxy_cpu_s_per_100k_%s_%s" % (key, k)] = round(m[name]["cpu100k"], 4)
+                fig["ratio_cpu_%s_keel_vs_%s" % (key, k)] = round(
+                    m["keel"]["cpu100k"] / m[name]["cpu100k"], 3)
 
         one, many = routes_got["1 route"]["rps"], routes_got["%d routes" % ROUTES]["rps"]
         fig["proxy_rps_1_route"] = round(one, 1)
