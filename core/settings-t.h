@@ -284,6 +284,17 @@ struct keel_system_conf {
 	int64_t		 ntp_interval;	/* ms between syncs */
 };
 
+/* ha: two or more keel boxes sharing virtual addresses by VRRPv3. */
+struct keel_ha_conf {
+	char		*interface;	/* "": off */
+	int64_t		 vrid;		/* virtual router id, 1-255 */
+	int64_t		 priority;	/* 1-254: the highest healthy box is master */
+	struct core_conf_list addresses;	/* of char *: "IP" or "IP/len" */
+	int64_t		 advert_interval;	/* ms, 10 ms steps */
+	bool		 preempt;	/* a higher priority takes the address back */
+	int64_t		 preempt_delay;	/* ms after start before it does */
+};
+
 struct keel_update_conf {
 	int64_t		 health_timeout;	/* ms a new slot has to pass its checks */
 	int64_t		 tries;		/* boots of a new slot before it is given up */
@@ -333,6 +344,7 @@ struct keel_conf {
 	struct keel_supervise_conf supervise;
 	struct keel_system_conf system;
 	struct keel_update_conf update;
+	struct keel_ha_conf ha;
 };
 
 #endif

@@ -1,6 +1,7 @@
 /* keel's settings, declared once: YAML loading, defaults, bounds, reload
  * rules and docs/CONFIGURATION.md all come from this table. */
 #include <arpa/inet.h>
+#include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #define KB	((int64_t)1 << 10)
 #define MB	((int64_t)1 << 20)
 #define SEC	((int64_t)1000)
+#define VRRP_MAX_ADDRS_CONF	20	/* a VRRP advert carries at most 20 (ha/vrrp.h) */
 
 static const char *const log_levels[] = { "error", "warn", "info", "debug", NULL };
 
@@ -1170,6 +1172,89 @@ static const struct core_conf_section watchdog_section = {
 	       "door answers and `state_dir` takes a write.",
 };
 
+static const struct core_conf_def ha_defs[] = {
+	{ .name = "interface", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_ha_conf, interface), .dflt = "", .min = 0, .max = 15,
+	  .doc = "The network interface the virtual addresses live on and VRRP adverts go out "
+		 "of (to 224.0.0.18); empty: high availability is off." },
+	{ .name = "vrid", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_ha_conf, vrid), .dflt = "51", .min = 1, .max = 255,
+	  .doc = "Virtual router id: the same on every box (keel or keepalived) that shares "
+		 "these addresses, and different from any other VRRP group on the link." },
+	{ .name = "priority", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_ha_conf, priority), .dflt = "100", .min = 1, .max = 254,
+	  .doc = "This box's priority; the box with the highest holds the addresses (on a tie, "
+		 "the higher interface address)." },
+	{ .name = "addresses", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING,
+	  .flags = CORE_CONF_RELOAD, .min = 0, .max = VRRP_MAX_ADDRS_CONF,
+	  .offset = offsetof(struct keel_ha_conf, addresses),
+	  .doc = "The virtual IPv4 addresses (`IP` or `IP/prefix`, /32 when not given), each on "
+		 "the interface's subnet. The master adds them to the interface and announces "
+		 "them with gratuitous ARP." },
+	{ .name = "advert_interval", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_ha_conf, advert_interval), .dflt = "1s",
+	  .min = 100, .max = 40 * SEC,
+	  .doc = "Time between the master's adverts (in 10 ms steps). A backup takes over after "
+		 "three missed ones and a skew that is shorter for a higher priority: about 3.6 s "
+		 "at 1 s, 0.36 s at 100 ms." },
+	{ .name = "preempt", .type = CORE_CONF_BOOL, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_ha_conf, preempt), .dflt = "true",
+	  .doc = "A box of higher priority takes the addresses from a master of lower priority; "
+		 "false: a master keeps them until it fails." },
+	{ .name = "preempt_delay", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_ha_conf, preempt_delay), .dflt = "0s",
+	  .min = 0, .max = 3600 * SEC,
+	  .doc = "After this box starts, how long it waits before it preempts a master of lower "
+		 "priority (so a box that flaps does not take the addresses at every start)." },
+	{ 0 }
+};
+
+/* Every address must be an IPv4 address, with a prefix of 1-32, listed once. */
+static void ha_check(struct core_conf_load *ld, void *obj, const char *path, int line)
+{
+	const struct keel_ha_conf *c = obj;
+	char *const *a = c->addresses.v;
+	char sub[96], ip[32];
+	struct in_addr in[VRRP_MAX_ADDRS_CONF];
+	size_t i, j;
+
+	if (c->interface[0] != '\0' && c->addresses.n == 0)
+		core_conf_error(ld, line, path, "ha.interface is set but ha.addresses is empty");
+	for (i = 0; i < c->addresses.n; i++) {
+		const char *slash = strchr(a[i], '/');
+		size_t n = slash != NULL ? (size_t)(slash - a[i]) : strlen(a[i]);
+		char *end;
+		long plen = 32;
+
+		snprintf(sub, sizeof(sub), "%s.addresses[%zu]", path, i);
+		if (slash != NULL) {
+			errno = 0;
+			plen = strtol(slash + 1, &end, 10);
+			if (slash[1] == '\0' || *end != '\0' || errno != 0 || plen < 1 || plen > 32) {
+				core_conf_error(ld, line, sub, "\"%s\": the prefix length must be 1-32",
+						a[i]);
+				continue;
+			}
+		}
+		if (n >= sizeof(ip) || (memcpy(ip, a[i], n), ip[n] = '\0',
+					inet_pton(AF_INET, ip, &in[i])) != 1) {
+			core_conf_error(ld, line, sub, "\"%s\" is not an IPv4 address (IP or IP/prefix)",
+					a[i]);
+			continue;
+		}
+		for (j = 0; j < i; j++)
+			if (in[j].s_addr == in[i].s_addr)
+				core_conf_error(ld, line, sub, "%s is listed twice", ip);
+	}
+}
+
+static const struct core_conf_section ha_section = {
+	.size = sizeof(struct keel_ha_conf), .defs = ha_defs, .check = ha_check,
+	.doc = "High availability: two or more keel boxes (or keel and keepalived) share "
+	       "virtual addresses by VRRP version 3 (RFC 5798). The master holds them; when it "
+	       "stops advertising, the backup with the highest priority takes them over.",
+};
+
 static const struct core_conf_def update_defs[] = {
 	{ .name = "health_timeout", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_update_conf, health_timeout), .dflt = "120s",
@@ -1424,6 +1509,8 @@ static const struct core_conf_def keel_defs[] = {
 	  .offset = offsetof(struct keel_conf, system), .sub = &system_section },
 	{ .name = "update", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, update), .sub = &update_section },
+	{ .name = "ha", .type = CORE_CONF_SECTION,
+	  .offset = offsetof(struct keel_conf, ha), .sub = &ha_section },
 	{ 0 }
 };
 

@@ -14,7 +14,7 @@ need=(
 	clang libclang-rt-14-dev			# libFuzzer
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
 	qemu-system-x86 busybox-static			# a guest whose kernel mounts NFS
-	iproute2					# network namespaces (the DHCP test)
+	iproute2 keepalived				# network namespaces (DHCP, HA); VRRP interop
 	systemd-boot-efi ovmf mtools dosfstools fdisk	# disk images: the boot loader and EFI stub,
 	e2fsprogs qemu-utils binutils			# UEFI firmware, FAT, GPT, ext4, qcow2, objcopy
 	qemu-system-arm qemu-efi-aarch64 binutils-aarch64-linux-gnu	# the aarch64 image

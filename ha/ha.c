@@ -1,0 +1,644 @@
+/*
+ * High availability: keel boxes sharing virtual addresses by VRRP
+ * version 3 (RFC 5798, IPv4), in the master process.
+ *
+ * One virtual router per box, on ha.interface. As backup, keel listens
+ * for the master's adverts and takes over when three intervals and a skew
+ * pass without one. As master, it advertises every interval, holds the
+ * addresses on the interface and announces them by gratuitous ARP: when it
+ * takes them, and again whenever it hears a master of lower priority, the
+ * sign that a split has healed and that the other side may have announced
+ * itself last. A stop hands the addresses over at once (priority 0).
+ *
+ * Addresses are added and removed by rtnetlink; adverts go through a raw
+ * IPPROTO_VRRP socket bound to the interface (TTL 255, multicast loop
+ * off), ARP through a packet socket.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <net/if.h>
+#include <net/if_arp.h>
+#include <netinet/if_ether.h>
+#include <netinet/in.h>
+#include <netpacket/packet.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/clock.h"
+#include "core/conf.h"
+#include "core/core.h"
+#include "core/log.h"
+#include "core/loop.h"
+#include "core/module.h"
+#include "core/settings.h"
+#include "core/status.h"
+#include "vrrp.h"
+
+/* The few rtnetlink structures and numbers used here (the C library
+ * keel links has no <linux/> headers; these are the kernel's stable ABI,
+ * from rtnetlink(7) and netlink(7)). */
+#define HA_NETLINK_ROUTE	0
+#define HA_NLMSG_ERROR		2
+#define HA_RTM_NEWADDR		20
+#define HA_RTM_DELADDR		21
+#define HA_NLM_F_REQUEST	0x1
+#define HA_NLM_F_ACK		0x4
+#define HA_NLM_F_REPLACE	0x100
+#define HA_NLM_F_CREATE		0x400
+#define HA_IFA_ADDRESS		1
+#define HA_IFA_LOCAL		2
+
+struct ha_nlmsghdr {
+	uint32_t	len;
+	uint16_t	type, flags;
+	uint32_t	seq, pid;
+};
+
+struct ha_ifaddrmsg {
+	uint8_t		family, prefixlen, flags, scope;
+	uint32_t	index;
+};
+
+struct ha_rtattr4 {			/* an attribute holding an IPv4 address */
+	uint16_t	len, type;
+	uint32_t	addr;
+};
+
+struct ha_sockaddr_nl {
+	sa_family_t	family;
+	unsigned short	pad;
+	uint32_t	pid, groups;
+};
+
+enum ha_role { HA_OFF = 0, HA_BACKUP, HA_MASTER };
+
+static const char *const role_names[] = { "off", "backup", "master" };
+
+/* What a configuration asks for, resolved against the interface. */
+struct ha_want {
+	char		 ifname[IF_NAMESIZE];
+	int		 ifindex;
+	uint32_t	 ifaddr, ifmask;	/* network order */
+	uint8_t		 mac[6];
+	uint8_t		 vrid, priority;
+	unsigned	 adver_ms;
+	bool		 preempt;
+	uint64_t	 preempt_delay;
+	unsigned	 naddr;
+	uint32_t	 addr[VRRP_MAX_ADDRS];	/* network order */
+	uint8_t		 plen[VRRP_MAX_ADDRS];
+};
+
+static struct {
+	struct core_loop *loop;
+	struct ha_want	 w;
+	enum ha_role	 role;
+	int		 fd;		/* raw VRRP socket; -1: off */
+	struct core_io	 io;
+	struct core_timer adver;	/* master: next advert */
+	struct core_timer down;		/* backup: Master_Down_Timer */
+	unsigned	 master_adver_ms;	/* the master's interval, learnt */
+	uint32_t	 master_ip;	/* who we last heard as master */
+	uint64_t	 started;	/* monotonic ms */
+	uint64_t	 since;		/* wall ms of the last change of role */
+	unsigned	 transitions;
+	uint64_t	 adverts_sent, adverts_seen, bad_seen;
+	const char	*last_bad;
+} ha = { .fd = -1 };
+
+static void ha_to_master(const char *why);
+static void ha_to_backup(uint32_t from, unsigned interval_ms, const char *why);
+
+static const char *ip_str(uint32_t a, char *buf, size_t len)
+{
+	struct in_addr in = { .s_addr = a };
+
+	return inet_ntop(AF_INET, &in, buf, (socklen_t)len) != NULL ? buf : "?";
+}
+
+/* ---- the interface and its addresses -------------------------------------------------------- */
+
+/* The interface's index, MAC and first IPv4 address and mask. */
+static int ha_iface(struct ha_want *w, char *err, size_t errlen)
+{
+	struct ifreq ifr;
+	int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	int rc = CORE_ERROR;
+
+	if (s == -1) {
+		snprintf(err, errlen, "ha: socket: %s", strerror(errno));
+		return CORE_ERROR;
+	}
+	memset(&ifr, 0, sizeof(ifr));
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", w->ifname);
+	if ((w->ifindex = (int)if_nametoindex(w->ifname)) == 0)
+		snprintf(err, errlen, "ha.interface: no interface named \"%s\"", w->ifname);
+	else if (ioctl(s, SIOCGIFHWADDR, &ifr) == -1)
+		snprintf(err, errlen, "ha.interface: %s: no hardware address: %s", w->ifname,
+			 strerror(errno));
+	else if (memcpy(w->mac, ifr.ifr_hwaddr.sa_data, 6), ioctl(s, SIOCGIFADDR, &ifr) == -1)
+		snprintf(err, errlen, "ha.interface: %s has no IPv4 address to send adverts from",
+			 w->ifname);
+	else {
+		w->ifaddr = ((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr;
+		if (ioctl(s, SIOCGIFNETMASK, &ifr) == -1)
+			snprintf(err, errlen, "ha.interface: %s: netmask: %s", w->ifname,
+				 strerror(errno));
+		else {
+			w->ifmask = ((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr;
+			rc = CORE_OK;
+		}
+	}
+	close(s);
+	return rc;
+}
+
+/* Adds (HA_RTM_NEWADDR) or removes (HA_RTM_DELADDR) one address; an address
+ * already there, or already gone, is success. */
+static int ha_addr(int type, uint32_t addr, uint8_t plen, char *err, size_t errlen)
+{
+	struct {
+		struct ha_nlmsghdr  nh;
+		struct ha_ifaddrmsg ifa;
+		struct ha_rtattr4   local, address;
+	} req;
+	struct {
+		struct ha_nlmsghdr nh;
+		int32_t		   error;
+		struct ha_nlmsghdr orig;
+	} ack;
+	struct ha_sockaddr_nl kernel = { .family = AF_NETLINK };
+	ssize_t n;
+	int s, e;
+
+	memset(&req, 0, sizeof(req));
+	req.nh.len = sizeof(req);
+	req.nh.type = (uint16_t)type;
+	req.nh.flags = HA_NLM_F_REQUEST | HA_NLM_F_ACK |
+		       (type == HA_RTM_NEWADDR ? HA_NLM_F_CREATE | HA_NLM_F_REPLACE : 0);
+	req.nh.seq = 1;
+	req.ifa.family = AF_INET;
+	req.ifa.prefixlen = plen;
+	req.ifa.index = (uint32_t)ha.w.ifindex;
+	req.local.len = req.address.len = sizeof(req.local);
+	req.local.type = HA_IFA_LOCAL;
+	req.address.type = HA_IFA_ADDRESS;
+	req.local.addr = req.address.addr = addr;
+
+	if ((s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, HA_NETLINK_ROUTE)) == -1) {
+		snprintf(err, errlen, "netlink: %s", strerror(errno));
+		return CORE_ERROR;
+	}
+	if (sendto(s, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) == -1 ||
+	    (n = recv(s, &ack, sizeof(ack), 0)) == -1) {
+		snprintf(err, errlen, "netlink: %s", strerror(errno));
+		close(s);
+		return CORE_ERROR;
+	}
+	close(s);
+	if ((size_t)n < sizeof(ack.nh) + sizeof(ack.error) || ack.nh.type != HA_NLMSG_ERROR) {
+		snprintf(err, errlen, "netlink: an answer that is not an acknowledgement");
+		return CORE_ERROR;
+	}
+	e = -ack.error;
+	if (e == 0 || (type == HA_RTM_NEWADDR && e == EEXIST) ||
+	    (type == HA_RTM_DELADDR && e == EADDRNOTAVAIL))
+		return CORE_OK;
+	snprintf(err, errlen, "%s", strerror(e));
+	return CORE_ERROR;
+}
+
+static void ha_addrs(int type)
+{
+	char err[128], ip[INET_ADDRSTRLEN];
+	unsigned i;
+
+	for (i = 0; i < ha.w.naddr; i++)
+		if (ha_addr(type, ha.w.addr[i], ha.w.plen[i], err, sizeof(err)) != CORE_OK)
+			core_log_error("ha", "%s %s/%u on %s: %s",
+				       type == HA_RTM_NEWADDR ? "adding" : "removing",
+				       ip_str(ha.w.addr[i], ip, sizeof(ip)), ha.w.plen[i],
+				       ha.w.ifname, err);
+}
+
+/* A gratuitous ARP request for every address: switches and neighbours
+ * learn that the addresses now live behind this box's MAC. */
+static void ha_garp(void)
+{
+	struct sockaddr_ll to;
+	uint8_t pkt[28];
+	unsigned i;
+	int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+
+	if (s == -1) {
+		core_log_error("ha", "gratuitous ARP on %s: %s", ha.w.ifname, strerror(errno));
+		return;
+	}
+	memset(&to, 0, sizeof(to));
+	to.sll_family = AF_PACKET;
+	to.sll_protocol = htons(ETH_P_ARP);
+	to.sll_ifindex = ha.w.ifindex;
+	to.sll_halen = 6;
+	memset(to.sll_addr, 0xff, 6);
+	for (i = 0; i < ha.w.naddr; i++) {
+		pkt[0] = 0, pkt[1] = ARPHRD_ETHER;
+		pkt[2] = 0x08, pkt[3] = 0x00;
+		pkt[4] = 6, pkt[5] = 4;
+		pkt[6] = 0, pkt[7] = ARPOP_REQUEST;
+		memcpy(pkt + 8, ha.w.mac, 6);
+		memcpy(pkt + 14, &ha.w.addr[i], 4);
+		memset(pkt + 18, 0xff, 6);
+		memcpy(pkt + 24, &ha.w.addr[i], 4);
+		if (sendto(s, pkt, sizeof(pkt), 0, (struct sockaddr *)&to, sizeof(to)) == -1)
+			core_log_error("ha", "gratuitous ARP on %s: %s", ha.w.ifname,
+				       strerror(errno));
+	}
+	close(s);
+}
+
+/* ---- adverts ------------------------------------------------------------------------------ */
+
+static void ha_send(uint8_t priority)
+{
+	struct vrrp_advert a;
+	struct sockaddr_in to;
+	uint8_t pkt[VRRP_HDR + 4 * VRRP_MAX_ADDRS];
+	size_t len;
+
+	memset(&a, 0, sizeof(a));
+	a.vrid = ha.w.vrid;
+	a.priority = priority;
+	a.interval_cs = (uint16_t)(ha.w.adver_ms / 10);
+	a.naddr = (uint8_t)ha.w.naddr;
+	memcpy(a.addr, ha.w.addr, sizeof(a.addr));
+	a.src = ha.w.ifaddr;
+	a.dst = htonl(VRRP_GROUP4);
+	if ((len = vrrp_build4(pkt, sizeof(pkt), &a)) == 0)
+		return;
+	memset(&to, 0, sizeof(to));
+	to.sin_family = AF_INET;
+	to.sin_addr.s_addr = a.dst;
+	if (sendto(ha.fd, pkt, len, 0, (struct sockaddr *)&to, sizeof(to)) == -1)
+		core_log_error("ha", "advert on %s: %s", ha.w.ifname, strerror(errno));
+	else
+		ha.adverts_sent++;
+}
+
+static unsigned ha_skew(unsigned interval_ms)
+{
+	return (256 - ha.w.priority) * interval_ms / 256;
+}
+
+static void ha_arm_down(unsigned ms)
+{
+	core_timer_start(&ha.down, ms);
+}
+
+static void ha_on_adver(struct core_timer *t)
+{
+	(void)t;
+	ha_send(ha.w.priority);
+	core_timer_start(&ha.adver, ha.w.adver_ms);
+}
+
+static void ha_on_down(struct core_timer *t)
+{
+	char why[96], ip[INET_ADDRSTRLEN];
+
+	(void)t;
+	if (ha.master_ip != 0)
+		snprintf(why, sizeof(why), "no advert from %s for %u ms",
+			 ip_str(ha.master_ip, ip, sizeof(ip)),
+			 3 * ha.master_adver_ms + ha_skew(ha.master_adver_ms));
+	else
+		snprintf(why, sizeof(why), "no master heard");
+	ha_to_master(why);
+}
+
+static void ha_role_set(enum ha_role role, const char *why)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	if (ha.role == role)
+		return;
+	ha.role = role;
+	ha.since = core_clock_wall_ms();
+	ha.transitions++;
+	core_log_info("ha", "%s for vrid %u on %s (priority %u, %s): %s", role == HA_MASTER ?
+		      "MASTER" : "BACKUP", ha.w.vrid, ha.w.ifname, ha.w.priority,
+		      ip_str(ha.w.ifaddr, ip, sizeof(ip)), why);
+}
+
+static void ha_to_master(const char *why)
+{
+	core_timer_stop(&ha.down);
+	ha_send(ha.w.priority);
+	ha_addrs(HA_RTM_NEWADDR);
+	ha_garp();
+	ha.master_ip = ha.w.ifaddr;
+	core_timer_start(&ha.adver, ha.w.adver_ms);
+	ha_role_set(HA_MASTER, why);
+}
+
+static void ha_to_backup(uint32_t from, unsigned interval_ms, const char *why)
+{
+	core_timer_stop(&ha.adver);
+	if (ha.role == HA_MASTER)
+		ha_addrs(HA_RTM_DELADDR);
+	ha.master_ip = from;
+	ha.master_adver_ms = interval_ms;
+	ha_arm_down(3 * interval_ms + ha_skew(interval_ms));
+	ha_role_set(HA_BACKUP, why);
+}
+
+/* RFC 5798 6.4.2 and 6.4.3. */
+static void ha_advert(const struct vrrp_advert *a)
+{
+	unsigned interval = a->interval_cs * 10u;
+	char why[96], ip[INET_ADDRSTRLEN];
+	bool higher = a->priority > ha.w.priority ||
+		      (a->priority == ha.w.priority && ntohl(a->src) > ntohl(ha.w.ifaddr));
+
+	ip_str(a->src, ip, sizeof(ip));
+	if (ha.role == HA_MASTER) {
+		if (a->priority == 0) {		/* a backup leaving: tell the rest who is master */
+			ha_send(ha.w.priority);
+			core_timer_start(&ha.adver, ha.w.adver_ms);
+		} else if (higher) {
+			snprintf(why, sizeof(why), "%s advertises priority %u", ip, a->priority);
+			ha_to_backup(a->src, interval, why);
+		} else {
+			/* Two masters: a split healed. Ours wins; both the other
+			 * master and the neighbours hear it now, not in a second. */
+			core_log_info("ha", "%s is also master (priority %u): a split has healed; "
+				      "announcing again", ip, a->priority);
+			ha_send(ha.w.priority);
+			ha_garp();
+			core_timer_start(&ha.adver, ha.w.adver_ms);
+		}
+		return;
+	}
+	if (a->priority == 0) {
+		ha.master_ip = a->src;
+		ha_arm_down(ha_skew(ha.master_adver_ms));
+		return;
+	}
+	if (!ha.w.preempt || a->priority >= ha.w.priority ||
+	    core_loop_now(ha.loop) < ha.started + ha.w.preempt_delay) {
+		ha.master_ip = a->src;
+		ha.master_adver_ms = interval;
+		ha_arm_down(3 * interval + ha_skew(interval));
+	}
+	/* else: a lower master; the down timer runs out and this box preempts */
+}
+
+static void ha_on_io(struct core_io *io, unsigned revents)
+{
+	uint8_t pkt[1500];
+	struct vrrp_advert a;
+	const char *why;
+	int i;
+
+	(void)io;
+	if (!(revents & CORE_IO_READ))
+		return;
+	for (i = 0; i < 64; i++) {
+		ssize_t n = recv(ha.fd, pkt, sizeof(pkt), 0);
+
+		if (n == -1) {
+			if (errno != EAGAIN && errno != EINTR)
+				core_log_error("ha", "receiving on %s: %s", ha.w.ifname,
+					       strerror(errno));
+			return;
+		}
+		if (vrrp_parse4(pkt, (size_t)n, &a, &why) != 0) {
+			ha.bad_seen++;
+			ha.last_bad = why;
+			core_log_debug("ha", "a packet dropped: %s", why);
+			continue;
+		}
+		if (a.vrid != ha.w.vrid || a.src == ha.w.ifaddr)
+			continue;
+		ha.adverts_seen++;
+		ha_advert(&a);
+	}
+}
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static int ha_want_of(const struct keel_ha_conf *c, struct ha_want *w, char *err, size_t errlen)
+{
+	char *const *addrs = c->addresses.v;
+	char ip[INET_ADDRSTRLEN];
+	size_t i;
+
+	memset(w, 0, sizeof(*w));
+	if (c->interface[0] == '\0')
+		return CORE_OK;
+	snprintf(w->ifname, sizeof(w->ifname), "%s", c->interface);
+	w->vrid = (uint8_t)c->vrid;
+	w->priority = (uint8_t)c->priority;
+	w->adver_ms = (unsigned)(c->advert_interval / 10 * 10);
+	w->preempt = c->preempt;
+	w->preempt_delay = (uint64_t)c->preempt_delay;
+	if (c->advert_interval % 10 != 0) {
+		snprintf(err, errlen, "ha.advert_interval: %lld ms is not a multiple of 10 ms",
+			 (long long)c->advert_interval);
+		return CORE_ERROR;
+	}
+	if (ha_iface(w, err, errlen) != CORE_OK)
+		return CORE_ERROR;
+	for (i = 0; i < c->addresses.n && i < VRRP_MAX_ADDRS; i++) {
+		const char *slash = strchr(addrs[i], '/');
+		size_t n = slash != NULL ? (size_t)(slash - addrs[i]) : strlen(addrs[i]);
+		struct in_addr in;
+
+		/* ha_check in settings.c made sure both parse */
+		snprintf(ip, sizeof(ip), "%.*s", (int)n, addrs[i]);
+		if (inet_pton(AF_INET, ip, &in) != 1) {
+			snprintf(err, errlen, "ha.addresses[%zu]: \"%s\" is not an IPv4 address",
+				 i, addrs[i]);
+			return CORE_ERROR;
+		}
+		w->addr[i] = in.s_addr;
+		w->plen[i] = (uint8_t)(slash != NULL ? atoi(slash + 1) : 32);
+		if ((in.s_addr & w->ifmask) != (w->ifaddr & w->ifmask)) {
+			char ifip[INET_ADDRSTRLEN];
+
+			snprintf(err, errlen, "ha.addresses[%zu]: %s is not on %s's subnet (%s/%d)",
+				 i, ip, w->ifname, ip_str(w->ifaddr, ifip, sizeof(ifip)),
+				 __builtin_popcount(w->ifmask));
+			return CORE_ERROR;
+		}
+		if (in.s_addr == w->ifaddr) {
+			snprintf(err, errlen, "ha.addresses[%zu]: %s is %s's own address; a "
+				 "virtual address must be one no box has", i, ip, w->ifname);
+			return CORE_ERROR;
+		}
+	}
+	w->naddr = (unsigned)i;
+	return CORE_OK;
+}
+
+static int ha_socket(const struct ha_want *w, char *err, size_t errlen)
+{
+	struct ip_mreqn mr;
+	int fd, ttl = 255, off = 0;
+
+	fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, VRRP_PROTO);
+	if (fd == -1) {
+		snprintf(err, errlen, "ha: a raw VRRP socket: %s (keel needs CAP_NET_RAW)",
+			 strerror(errno));
+		return -1;
+	}
+	memset(&mr, 0, sizeof(mr));
+	mr.imr_multiaddr.s_addr = htonl(VRRP_GROUP4);
+	mr.imr_address.s_addr = w->ifaddr;
+	mr.imr_ifindex = w->ifindex;
+	/* Not bound to the interface's address: that would filter out what
+	 * is sent to the group. IP_MULTICAST_IF's address is the source of
+	 * what keel sends, the address its checksum is computed with. */
+	if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, w->ifname, (socklen_t)strlen(w->ifname)) ||
+	    setsockopt(fd, IPPROTO_IP, IP_ADD_MEMBERSHIP, &mr, sizeof(mr)) ||
+	    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_IF, &mr, sizeof(mr)) ||
+	    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_TTL, &ttl, sizeof(ttl)) ||
+	    setsockopt(fd, IPPROTO_IP, IP_TTL, &ttl, sizeof(ttl)) ||
+	    setsockopt(fd, IPPROTO_IP, IP_MULTICAST_LOOP, &off, sizeof(off))) {
+		snprintf(err, errlen, "ha: the VRRP socket on %s: %s", w->ifname, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+/* Leaves: as master, the addresses go and a priority-0 advert tells the
+ * backups to take over now rather than in three intervals. */
+static void ha_leave(void)
+{
+	if (ha.fd == -1)
+		return;
+	if (ha.role == HA_MASTER) {
+		ha_send(0);
+		ha_addrs(HA_RTM_DELADDR);
+	}
+	core_timer_stop(&ha.adver);
+	core_timer_stop(&ha.down);
+	core_io_stop(&ha.io);
+	close(ha.fd);
+	ha.fd = -1;
+	ha.role = HA_OFF;
+}
+
+static int ha_apply(const struct keel_conf *k, char *err, size_t errlen)
+{
+	struct ha_want w;
+	char why[64];
+	int fd;
+
+	if (ha_want_of(&k->ha, &w, err, errlen) != CORE_OK)
+		return CORE_ERROR;
+	if (ha.fd != -1 && memcmp(&w, &ha.w, sizeof(w)) == 0)
+		return CORE_OK;			/* nothing changed */
+	if (w.ifname[0] == '\0') {
+		ha_leave();
+		memset(&ha.w, 0, sizeof(ha.w));
+		return CORE_OK;
+	}
+	if ((fd = ha_socket(&w, err, errlen)) == -1)
+		return CORE_ERROR;
+	ha_leave();
+	ha.w = w;
+	ha.fd = fd;
+	ha.started = core_loop_now(ha.loop);
+	ha.master_ip = 0;
+	core_io_init(ha.loop, &ha.io, fd, ha_on_io, NULL);
+	if (core_io_set(&ha.io, CORE_IO_READ) != CORE_OK) {
+		snprintf(err, errlen, "ha: watching the VRRP socket failed");
+		ha_leave();
+		return CORE_ERROR;
+	}
+	/* A box that was killed as master left the addresses behind. */
+	ha_addrs(HA_RTM_DELADDR);
+	snprintf(why, sizeof(why), "started, listening for a master");
+	ha.role = HA_OFF;
+	ha_to_backup(0, w.adver_ms, why);
+	return CORE_OK;
+}
+
+static int ha_start(struct core_loop *loop, const struct core_conf *conf, char *err, size_t errlen)
+{
+	ha.loop = loop;
+	core_timer_init(loop, &ha.adver, ha_on_adver, NULL);
+	core_timer_init(loop, &ha.down, ha_on_down, NULL);
+	return ha_apply(core_settings_of(conf), err, errlen);
+}
+
+static int ha_reload(const struct core_conf *conf, char *err, size_t errlen)
+{
+	return ha_apply(core_settings_of(conf), err, errlen);
+}
+
+static void ha_stop(void)
+{
+	ha_leave();
+}
+
+static const struct core_module ha_module = {
+	.name = "ha",
+	.order = 90,
+	.start = ha_start,
+	.reload = ha_reload,
+	.stop = ha_stop,
+};
+CORE_MODULE(ha_module);
+
+/* ---- status ------------------------------------------------------------------------------- */
+
+static int ha_status_json(struct core_buf *out)
+{
+	char ip[INET_ADDRSTRLEN];
+	unsigned i;
+
+	if (ha.fd == -1)
+		return core_buf_append(out, "null", 4);
+	core_buf_printf(out, "{\"role\":\"%s\",\"interface\":", role_names[ha.role]);
+	core_json_str(out, ha.w.ifname);
+	core_buf_printf(out, ",\"vrid\":%u,\"priority\":%u,\"advert_interval_ms\":%u,"
+			"\"master\":\"%s\",\"since\":%llu,\"transitions\":%u,"
+			"\"adverts_sent\":%llu,\"adverts_seen\":%llu,\"bad_packets\":%llu,"
+			"\"addresses\":[", ha.w.vrid, ha.w.priority, ha.w.adver_ms,
+			ha.master_ip != 0 ? ip_str(ha.master_ip, ip, sizeof(ip)) : "",
+			(unsigned long long)ha.since, ha.transitions,
+			(unsigned long long)ha.adverts_sent, (unsigned long long)ha.adverts_seen,
+			(unsigned long long)ha.bad_seen);
+	for (i = 0; i < ha.w.naddr; i++)
+		core_buf_printf(out, "%s\"%s/%u\"", i ? "," : "",
+				ip_str(ha.w.addr[i], ip, sizeof(ip)), ha.w.plen[i]);
+	return core_buf_append(out, "]}", 2);
+}
+
+static int ha_status_metrics(struct core_buf *out)
+{
+	if (ha.fd == -1)
+		return CORE_OK;
+	return core_buf_printf(out,
+		"# HELP keel_ha_master 1 while this box holds the virtual addresses.\n"
+		"# TYPE keel_ha_master gauge\nkeel_ha_master{vrid=\"%u\"} %d\n"
+		"# HELP keel_ha_transitions_total Changes of VRRP role.\n"
+		"# TYPE keel_ha_transitions_total counter\nkeel_ha_transitions_total %u\n",
+		ha.w.vrid, ha.role == HA_MASTER, ha.transitions);
+}
+
+static const struct core_status_provider ha_status = {
+	.name = "ha",
+	.order = 90,
+	.json = ha_status_json,
+	.metrics = ha_status_metrics,
+};
+CORE_STATUS_PROVIDER(ha_status);

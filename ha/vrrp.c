@@ -1,0 +1,111 @@
+/* VRRPv3 adverts for IPv4. See vrrp.h. */
+#include <string.h>
+
+#include "vrrp.h"
+
+/* The internet checksum over the IPv4 pseudo-header (RFC 5798 5.2.8
+ * takes it as TCP and UDP do) and the VRRP message. */
+static uint16_t vrrp_sum4(uint32_t src, uint32_t dst, const uint8_t *p, size_t len)
+{
+	uint32_t sum = 0;
+	const uint8_t *s = (const uint8_t *)&src, *d = (const uint8_t *)&dst;
+	size_t i;
+
+	sum += (uint32_t)(s[0] << 8 | s[1]) + (uint32_t)(s[2] << 8 | s[3]);
+	sum += (uint32_t)(d[0] << 8 | d[1]) + (uint32_t)(d[2] << 8 | d[3]);
+	sum += VRRP_PROTO + (uint32_t)len;
+	for (i = 0; i + 1 < len; i += 2)
+		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+	if (len & 1)
+		sum += (uint32_t)p[len - 1] << 8;
+	while (sum >> 16)
+		sum = (sum & 0xffff) + (sum >> 16);
+	return (uint16_t)~sum;
+}
+
+size_t vrrp_build4(uint8_t *out, size_t cap, const struct vrrp_advert *a)
+{
+	size_t len = VRRP_HDR + 4 * (size_t)a->naddr;
+	uint16_t sum;
+
+	if (a->naddr == 0 || a->naddr > VRRP_MAX_ADDRS || a->vrid == 0 ||
+	    a->interval_cs == 0 || a->interval_cs > VRRP_MAX_CS || cap < len)
+		return 0;
+	out[0] = 3 << 4 | 1;		/* version 3, advertisement */
+	out[1] = a->vrid;
+	out[2] = a->priority;
+	out[3] = a->naddr;
+	out[4] = (uint8_t)(a->interval_cs >> 8);	/* the top 4 bits stay 0 */
+	out[5] = (uint8_t)a->interval_cs;
+	out[6] = out[7] = 0;
+	memcpy(out + VRRP_HDR, a->addr, 4 * (size_t)a->naddr);
+	sum = vrrp_sum4(a->src, a->dst, out, len);
+	out[6] = (uint8_t)(sum >> 8);
+	out[7] = (uint8_t)sum;
+	return len;
+}
+
+int vrrp_parse4(const uint8_t *pkt, size_t len, struct vrrp_advert *a, const char **why)
+{
+	size_t ihl, total, vlen, i;
+	const uint8_t *v;
+
+	memset(a, 0, sizeof(*a));
+	if (len < 20 || pkt[0] >> 4 != 4) {
+		*why = "not an IPv4 packet";
+		return -1;
+	}
+	ihl = (size_t)(pkt[0] & 0x0f) * 4;
+	total = (size_t)(pkt[2] << 8 | pkt[3]);
+	if (ihl < 20 || total < ihl || total > len) {
+		*why = "IPv4 header lengths do not fit the packet";
+		return -1;
+	}
+	if (pkt[9] != VRRP_PROTO) {
+		*why = "not VRRP";
+		return -1;
+	}
+	memcpy(&a->src, pkt + 12, 4);
+	memcpy(&a->dst, pkt + 16, 4);
+	if (pkt[8] != 255) {
+		*why = "TTL is not 255 (it came through a router)";
+		return -1;
+	}
+	v = pkt + ihl;
+	vlen = total - ihl;
+	if (vlen < VRRP_HDR) {
+		*why = "shorter than a VRRP header";
+		return -1;
+	}
+	if (v[0] >> 4 != 3) {
+		*why = v[0] >> 4 == 2 ? "VRRP version 2 (keel speaks version 3)" :
+					"not VRRP version 3";
+		return -1;
+	}
+	if ((v[0] & 0x0f) != 1) {
+		*why = "not an advertisement";
+		return -1;
+	}
+	if (vlen < VRRP_HDR + 4 * (size_t)v[3]) {
+		*why = "shorter than its address count says";
+		return -1;
+	}
+	vlen = VRRP_HDR + 4 * (size_t)v[3];
+	if (vrrp_sum4(a->src, a->dst, v, vlen) != 0) {
+		*why = "bad checksum";
+		return -1;
+	}
+	a->vrid = v[1];
+	a->priority = v[2];
+	a->naddr = v[3];
+	a->interval_cs = (uint16_t)((v[4] & 0x0f) << 8 | v[5]);
+	if (a->vrid == 0 || a->naddr == 0 || a->interval_cs == 0) {
+		*why = a->vrid == 0 ? "virtual router id 0" : a->naddr == 0 ?
+		       "no addresses" : "advert interval 0";
+		return -1;
+	}
+	a->nread = a->naddr < VRRP_MAX_ADDRS ? a->naddr : VRRP_MAX_ADDRS;
+	for (i = 0; i < a->nread; i++)
+		memcpy(&a->addr[i], v + VRRP_HDR + 4 * i, 4);
+	return 0;
+}

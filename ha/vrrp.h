@@ -1,0 +1,37 @@
+/* VRRP version 3 (RFC 5798) advertisements for IPv4: building them and
+ * reading what the network delivers. No state, no I/O: ha.c owns those.
+ * Interoperates with keepalived's `vrrp_version 3`. */
+#ifndef KEEL_HA_VRRP_H
+#define KEEL_HA_VRRP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#define VRRP_PROTO		112		/* IP protocol number */
+#define VRRP_GROUP4		0xe0000012u	/* 224.0.0.18, host order */
+#define VRRP_MAX_ADDRS		20		/* what keel sends; more are read */
+#define VRRP_HDR		8
+#define VRRP_MAX_CS		4095		/* the 12-bit interval field */
+
+struct vrrp_advert {
+	uint8_t		vrid;
+	uint8_t		priority;	/* 0: the master is leaving */
+	uint16_t	interval_cs;	/* Max Adver Int, centiseconds */
+	uint8_t		naddr;		/* the packet's count */
+	uint8_t		nread;		/* of them kept in addr (at most VRRP_MAX_ADDRS) */
+	uint32_t	addr[VRRP_MAX_ADDRS];	/* network order */
+	uint32_t	src, dst;	/* of the IP packet, network order */
+};
+
+/* Writes the VRRP part of an advert from src to dst (network order; the
+ * checksum covers them) into out: its length, or 0 when cap is short or
+ * the advert is out of range. */
+size_t vrrp_build4(uint8_t *out, size_t cap, const struct vrrp_advert *a);
+
+/* Reads an IPv4 packet as a raw socket delivers it (IP header first).
+ * 0 when it is a valid advert; otherwise -1 with *why saying what was
+ * wrong (RFC 5798 7.1: TTL other than 255, version, type, length,
+ * checksum). */
+int vrrp_parse4(const uint8_t *pkt, size_t len, struct vrrp_advert *a, const char **why);
+
+#endif

@@ -1,0 +1,315 @@
+"""Two gateways, one address: keel boxes sharing a virtual IPv4 address by
+VRRPv3, each in a network namespace the test makes, on a bridge with a
+client namespace. Nothing leaves the namespaces. Each box runs keel in
+front of its own backend (answering with the box's name), so the client
+sees which box served it through the virtual address. Also: keel against
+a real keepalived with the same virtual router id, and bad ha settings."""
+
+import json
+import os
+import re
+import signal
+import subprocess
+import time
+
+import harness
+from harness import KEEL, check, wait_for
+
+ADVERT_FAST = "100ms"
+
+
+def sh(*argv, ns=None, check_rc=True):
+    argv = (["ip", "netns", "exec", ns] if ns else []) + list(argv)
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if check_rc and r.returncode != 0:
+        raise harness.TestFailure("%s: %s" % (" ".join(argv), r.stderr.strip()))
+    return r.stdout
+
+
+class Lan:
+    """A bridge in its own namespace, and boxes on it: namespace
+    NAME+tag with interface eth0 at 10.79.tag.X/24. The client is a box."""
+
+    def __init__(self, h):
+        self.h = h
+        self.tag = os.getpid() % 200 + 1
+        self.br = "hbr%d" % self.tag
+        self.boxes = {}
+        self._gone(self.br)
+        try:
+            sh("ip", "netns", "add", self.br)
+        except harness.TestFailure as e:
+            harness.skip("no network namespaces here: %s" % e)
+        h.defer(lambda: self._gone(self.br))
+        sh("ip", "link", "add", "br0", "type", "bridge", ns=self.br)
+        sh("ip", "link", "set", "br0", "up", ns=self.br)
+
+    @staticmethod
+    def _gone(ns):
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+
+    def box(self, name, host):
+        """Namespace for box name, with 10.79.tag.host on eth0."""
+        ns = "h%s%d" % (name, self.tag)
+        port = "p%s%d" % (name, self.tag)
+        self._gone(ns)
+        sh("ip", "netns", "add", ns)
+        self.h.defer(lambda: self._gone(ns))
+        sh("ip", "link", "add", "eth0", "netns", ns, "type", "veth", "peer", "name", port,
+           "netns", self.br)
+        sh("ip", "link", "set", port, "master", "br0", ns=self.br)
+        sh("ip", "link", "set", port, "up", ns=self.br)
+        sh("ip", "addr", "add", "%s/24" % self.addr(host), "dev", "eth0", ns=ns)
+        sh("ip", "link", "set", "eth0", "up", ns=ns)
+        sh("ip", "link", "set", "lo", "up", ns=ns)
+        self.boxes[name] = ns
+        return ns
+
+    def addr(self, host):
+        return "10.79.%d.%d" % (self.tag, host)
+
+    def port_of(self, name):
+        return "p%s%d" % (name, self.tag)
+
+    def has(self, ns, ip):
+        """ip is one of ns's addresses on eth0."""
+        return (" %s/" % ip) in sh("ip", "-4", "addr", "show", "dev", "eth0", ns=ns)
+
+
+def get(ns, url, timeout=0.5):
+    """curl from namespace ns: the body, or None."""
+    r = subprocess.run(["ip", "netns", "exec", ns, "curl", "-s", "-m", str(timeout), url],
+                       capture_output=True, text=True)
+    return r.stdout if r.returncode == 0 else None
+
+
+def served_by(ns, url, timeout=0.5):
+    body = get(ns, url, timeout)
+    try:
+        return json.loads(body)["server"] if body else None
+    except (ValueError, KeyError):
+        return None
+
+
+def box_keel(h, lan, name, host, priority, vip, advert=ADVERT_FAST, extra=""):
+    """A box: its namespace, a backend named after it, and keel with ha."""
+    ns = lan.box(name, host)
+    bport = 9000 + host
+    h.start("backend-" + name, ["ip", "netns", "exec", ns, "python3",
+                                os.path.join(harness.HERE, "backend.py"),
+                                "--port", str(bport), "--name", name])
+    conf = """pid_file: "%s"
+state_dir: "%s"
+workers: { count: 1 }
+monitors: { routes: false, servers: false }
+admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false } }
+listeners: [ { address: "0.0.0.0:8080" } ]
+upstreams: { app: { servers: [ { address: "127.0.0.1:%d" } ] } }
+routes: [ { path: /, upstream: app } ]
+ha:
+  interface: eth0
+  vrid: 42
+  priority: %d
+  addresses: [ "%s" ]
+  advert_interval: %s
+%s""" % (h.path(name + ".pid"), h.path("state-" + name), bport, priority, vip, advert, extra)
+    path = h.write(name + ".yaml", conf)
+    return start_keel(h, name, ns, path)
+
+
+def start_keel(h, name, ns, path):
+    p = h.start(name, ["ip", "netns", "exec", ns, KEEL, "-c", path])
+    p.runs_keel = True
+    p.ns = ns
+    p.wait_log(r"ha: BACKUP for vrid", timeout=10)
+    return p
+
+
+def test_two_keels_elect_one_master_and_a_killed_one_is_replaced_within_a_second(h):
+    lan = Lan(h)
+    vip = lan.addr(50)
+    url = "http://%s:8080/" % vip
+    a = box_keel(h, lan, "a", 1, 200, vip)
+    b = box_keel(h, lan, "b", 2, 100, vip)
+    client = lan.box("c", 100)
+
+    a.wait_log(r"ha: MASTER for vrid 42 on eth0 \(priority 200", timeout=5)
+    wait_for("the client served by a", lambda: served_by(client, url) == "a", timeout=5)
+    check(lan.has(a.ns, vip) and not lan.has(b.ns, vip), "the address is on a only")
+    check("MASTER" not in b.log(), "b never became master:\n" + b.log()[-1500:])
+
+    # SIGKILL: no goodbye. b takes over after 3 x 100 ms + skew.
+    t0 = time.monotonic()
+    os.killpg(a.pid, signal.SIGKILL)
+    wait_for("the client served by b", lambda: served_by(client, url, 0.2) == "b", timeout=5)
+    took = time.monotonic() - t0
+    print("    SIGKILL of the master to the first answer through b: %.0f ms" % (took * 1000))
+    check(took < 1.0, "took %.2f s (goal: under 1 s with 100 ms adverts)" % took)
+    check(lan.has(b.ns, vip), "b holds the address")
+
+    # a comes back: it clears the address it left behind, starts as
+    # backup, then takes the address back (preempt, priority 200 > 100).
+    sh("ip", "link", "set", "eth0", "down", ns=a.ns)   # its stale address must not answer ARP
+    check(lan.has(a.ns, vip), "a still had the address a SIGKILL left behind")
+    sh("ip", "link", "set", "eth0", "up", ns=a.ns)
+    a2 = start_keel(h, "a2", a.ns, h.path("a.yaml"))
+    check(not lan.has(a.ns, vip), "a restarted without the stale address")
+    a2.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    b.wait_log(r"ha: BACKUP for vrid 42 .*: [\d.]+ advertises priority 200", timeout=5)
+    wait_for("the client served by a again", lambda: served_by(client, url) == "a", timeout=5)
+    wait_for("b to give the address up", lambda: not lan.has(b.ns, vip), timeout=2)
+
+
+def test_a_stopped_master_hands_over_at_once_and_a_frozen_one_takes_back_after_thaw(h):
+    lan = Lan(h)
+    vip = lan.addr(51)
+    url = "http://%s:8080/" % vip
+    a = box_keel(h, lan, "a", 1, 200, vip, advert="1s")
+    b = box_keel(h, lan, "b", 2, 100, vip, advert="1s")
+    client = lan.box("c", 100)
+    a.wait_log(r"ha: MASTER", timeout=8)
+    wait_for("the client served by a", lambda: served_by(client, url) == "a", timeout=5)
+
+    # SIGSTOP: a stops advertising without knowing it. With 1 s adverts b
+    # waits 3 s + its skew, about 3.6 s.
+    t0 = time.monotonic()
+    os.killpg(a.pid, signal.SIGSTOP)
+    b.wait_log(r"ha: MASTER for vrid 42 .*no advert from", timeout=6)
+    took = time.monotonic() - t0
+    print("    SIGSTOP of the master to b master (1 s adverts): %.0f ms" % (took * 1000))
+    check(3.0 < took < 4.5, "b took over after %.2f s, not 3 x 1 s + skew" % took)
+    wait_for("the client served by b", lambda: served_by(client, url) == "b", timeout=3)
+
+    # Thawed, a still thinks it is master: its next advert (priority 200)
+    # makes b step down, b's last advert tells a the split healed.
+    os.killpg(a.pid, signal.SIGCONT)
+    b.wait_log(r"ha: BACKUP for vrid 42 .*advertises priority 200", timeout=4)
+    a.wait_log(r"is also master \(priority 100\): a split has healed", timeout=4)
+    wait_for("the client served by a", lambda: served_by(client, url) == "a", timeout=5)
+    check(not lan.has(b.ns, vip), "b gave the address up")
+
+    # SIGTERM: a says goodbye (priority 0) and b takes over after its skew
+    # alone, not three intervals.
+    t0 = time.monotonic()
+    os.killpg(a.pid, signal.SIGTERM)
+    wait_for("the client served by b", lambda: served_by(client, url, 0.2) == "b", timeout=5)
+    took = time.monotonic() - t0
+    print("    SIGTERM of the master to the first answer through b: %.0f ms" % (took * 1000))
+    check(took < 1.5, "a clean stop took %.2f s to hand over" % took)
+    check(not lan.has(a.ns, vip), "a removed the address when it stopped")
+
+
+def keepalived(h, lan, ns, name, priority, vip, advert=1):
+    conf = h.write(name + ".conf", """global_defs {
+  router_id %s
+  vrrp_version 3
+}
+vrrp_instance VI_1 {
+  state BACKUP
+  interface eth0
+  virtual_router_id 42
+  priority %d
+  advert_int %s
+  virtual_ipaddress {
+    %s/32
+  }
+}
+""" % (name, priority, advert, vip))
+    pidfile = h.path(name + ".pid")
+    p = h.start(name, ["ip", "netns", "exec", ns, "keepalived", "-n", "-l", "-D",
+                       "-f", conf, "-p", pidfile, "-r", h.path(name + "-vrrp.pid"),
+                       "-c", h.path(name + "-checkers.pid"),
+                       "--no-syslog", "--log-console"])
+    return p
+
+
+def test_keel_and_keepalived_elect_one_master_between_them(h):
+    if subprocess.run(["which", "keepalived"], capture_output=True).returncode != 0:
+        harness.skip("keepalived is not installed")
+    lan = Lan(h)
+    vip = lan.addr(52)
+    url = "http://%s:8080/" % vip
+    a = box_keel(h, lan, "a", 1, 150, vip, advert="1s")
+    kns = lan.box("k", 2)
+    ka = keepalived(h, lan, kns, "keepalived", 100, vip)
+    client = lan.box("c", 100)
+
+    a.wait_log(r"ha: MASTER for vrid 42", timeout=8)
+    wait_for("keepalived to be backup", lambda: "Entering BACKUP STATE" in ka.log(), timeout=8)
+    wait_for("the client served by keel", lambda: served_by(client, url) == "a", timeout=5)
+    time.sleep(2.5)    # keepalived would take over after 3 s without adverts it accepts
+    check("Entering MASTER STATE" not in ka.log(),
+          "keepalived took over from keel:\n" + ka.log()[-2000:])
+    check(not lan.has(kns, vip), "keepalived did not add the address")
+
+    # keel goes: keepalived takes the address at keel's priority-0 advert.
+    t0 = time.monotonic()
+    os.killpg(a.pid, signal.SIGTERM)
+    wait_for("keepalived to be master", lambda: "Entering MASTER STATE" in ka.log(), timeout=5)
+    print("    keel stopped to keepalived master: %.0f ms" % ((time.monotonic() - t0) * 1000))
+    wait_for("keepalived to hold the address", lambda: lan.has(kns, vip), timeout=3)
+
+    # keel comes back with the higher priority: it takes the address back
+    # and keepalived hears it and steps down.
+    a2 = start_keel(h, "a2", a.ns, h.path("a.yaml"))
+    a2.wait_log(r"ha: MASTER for vrid 42", timeout=8)
+    wait_for("keepalived to step down", lambda: ka.log().count("Entering BACKUP STATE") >= 2,
+             timeout=5)
+    wait_for("keepalived to drop the address", lambda: not lan.has(kns, vip), timeout=3)
+    wait_for("the client served by keel", lambda: served_by(client, url) == "a", timeout=5)
+
+
+def test_keel_is_backup_to_a_keepalived_of_higher_priority(h):
+    if subprocess.run(["which", "keepalived"], capture_output=True).returncode != 0:
+        harness.skip("keepalived is not installed")
+    lan = Lan(h)
+    vip = lan.addr(53)
+    kns = lan.box("k", 2)
+    ka = keepalived(h, lan, kns, "keepalived", 200, vip)
+    wait_for("keepalived to be master", lambda: "Entering MASTER STATE" in ka.log(), timeout=8)
+    a = box_keel(h, lan, "a", 1, 100, vip, advert="1s")
+    time.sleep(4.5)      # more than 3 intervals and keel's skew
+    check("MASTER" not in a.log(), "keel took over from a live keepalived:\n" + a.log()[-1500:])
+    check(not lan.has(a.ns, vip), "keel did not add the address")
+    st = sh("curl", "-s", "http://127.0.0.1:8081/api/v1/status", ns=a.ns, check_rc=False)
+    del st   # the admin API needs a session; the log said enough
+
+    ka.signal(signal.SIGKILL)
+    a.wait_log(r"ha: MASTER for vrid 42 .*no advert from %s" % re.escape(lan.addr(2)),
+               timeout=6)
+    wait_for("keel to hold the address", lambda: lan.has(a.ns, vip), timeout=2)
+
+
+def test_bad_ha_settings_are_refused_with_their_reason(h):
+    lan = Lan(h)
+    ns = lan.box("a", 1)
+    base = """pid_file: ""
+state_dir: "%s"
+admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false } }
+""" % h.path("state")
+    cases = [
+        ("ha: { interface: nosuch0, addresses: [ \"%s\" ] }" % lan.addr(50),
+         r'ha.interface: no interface named "nosuch0"'),
+        ("ha: { interface: eth0, addresses: [ \"10.200.0.1\" ] }",
+         r"ha.addresses\[0\]: 10.200.0.1 is not on eth0's subnet \(%s/24\)"
+         % re.escape(lan.addr(1))),
+        ("ha: { interface: eth0, addresses: [ \"%s\" ] }" % lan.addr(1),
+         r"is eth0's own address"),
+        ("ha: { interface: eth0, addresses: [ \"%s/33\" ] }" % lan.addr(50),
+         r"ha.addresses\[0\].*the prefix length must be 1-32"),
+        ("ha: { interface: eth0, addresses: [ \"10.1.2\" ] }",
+         r'ha.addresses\[0\].*"10.1.2" is not an IPv4 address'),
+        ("ha: { interface: eth0, vrid: 256, addresses: [ \"%s\" ] }" % lan.addr(50),
+         r"ha.vrid"),
+        ("ha: { interface: eth0, advert_interval: 105ms, addresses: [ \"%s\" ] }" % lan.addr(50),
+         r"ha.advert_interval: 105 ms is not a multiple of 10 ms"),
+        ("ha: { interface: eth0 }", r"ha.addresses is empty"),
+    ]
+    for i, (ha, want) in enumerate(cases):
+        conf = h.write("bad%d.yaml" % i, base + ha + "\n")
+        r = subprocess.run(["ip", "netns", "exec", ns, KEEL, "-c", conf], capture_output=True,
+                           text=True, timeout=20)
+        out = r.stdout + r.stderr
+        check(r.returncode != 0, "keel started with %s" % ha)
+        check(re.search(want, out), "for %s wanted /%s/, got:\n%s" % (ha, want, out[-800:]))
+        check("Sanitizer" not in out and "runtime error" not in out, out[-2000:])
