@@ -1,0 +1,37 @@
+/* libFuzzer target for VRRP adverts (ha/vrrp.c): what anyone on the
+ * gateway's LAN can send to 224.0.0.18. Beyond "no crash": an advert that
+ * is read has its fields in range, and, built again from what was read,
+ * gives the same VRRP bytes (where the packet's reserved bits are 0 and
+ * keel kept all its addresses), checksum included. */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ha/vrrp.c"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct vrrp_advert a;
+	uint8_t again[VRRP_HDR + 4 * VRRP_MAX_ADDRS];
+	const char *why = NULL;
+	const uint8_t *v;
+	size_t len;
+
+	if (vrrp_parse4(data, size, &a, &why) != 0) {
+		if (why == NULL)
+			abort();		/* a refusal always says why */
+		return 0;
+	}
+	if (a.vrid == 0 || a.naddr == 0 || a.interval_cs == 0 || a.interval_cs > VRRP_MAX_CS ||
+	    a.nread > VRRP_MAX_ADDRS || a.nread > a.naddr)
+		abort();
+	v = data + (size_t)(data[0] & 0x0f) * 4;
+	if (a.naddr == a.nread && (v[4] & 0xf0) == 0) {
+		len = vrrp_build4(again, sizeof(again), &a);
+		if (len != VRRP_HDR + 4 * (size_t)a.naddr || memcmp(again, v, len) != 0)
+			abort();
+	}
+	return 0;
+}

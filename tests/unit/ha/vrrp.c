@@ -1,0 +1,261 @@
+/* Tests of VRRPv3 adverts (ha/vrrp.c) against a real keepalived's: the
+ * packet below is keepalived 2.2.7 (vrrp_version 3, vrid 42, priority
+ * 200, advert_int 1, two addresses) as a raw socket received it. */
+#include <arpa/inet.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runner.h"
+#include "ha/vrrp.c"
+
+static const uint8_t keepalived_advert[] = {
+	0x45, 0xc0, 0x00, 0x24, 0x00, 0x01, 0x00, 0x00, 0xff, 0x70, 0x12, 0xec,
+	0xc0, 0xa8, 0x07, 0x02, 0xe0, 0x00, 0x00, 0x12,			/* IPv4 */
+	0x31, 0x2a, 0xc8, 0x02, 0x00, 0x64, 0xce, 0x7a,			/* VRRP */
+	0xc0, 0xa8, 0x07, 0x32, 0xc0, 0xa8, 0x07, 0x33,
+};
+
+static uint32_t ip4(const char *s)
+{
+	struct in_addr a;
+
+	if (inet_pton(AF_INET, s, &a) != 1)
+		abort();
+	return a.s_addr;
+}
+
+/* An IPv4 packet around a VRRP message, as the kernel hands it over. */
+static size_t wrap(uint8_t *pkt, const uint8_t *v, size_t vlen, uint32_t src, uint32_t dst,
+		   uint8_t ttl)
+{
+	memset(pkt, 0, 20);
+	pkt[0] = 0x45;
+	pkt[2] = (uint8_t)((20 + vlen) >> 8);
+	pkt[3] = (uint8_t)(20 + vlen);
+	pkt[8] = ttl;
+	pkt[9] = VRRP_PROTO;
+	memcpy(pkt + 12, &src, 4);
+	memcpy(pkt + 16, &dst, 4);
+	memcpy(pkt + 20, v, vlen);
+	return 20 + vlen;
+}
+
+TEST(keepalived_advert_is_read)
+{
+	struct vrrp_advert a;
+	const char *why = NULL;
+
+	CHECK_INT(vrrp_parse4(keepalived_advert, sizeof(keepalived_advert), &a, &why), ==, 0);
+	CHECK_INT(a.vrid, ==, 42);
+	CHECK_INT(a.priority, ==, 200);
+	CHECK_INT(a.interval_cs, ==, 100);
+	CHECK_INT(a.naddr, ==, 2);
+	CHECK_INT(a.nread, ==, 2);
+	CHECK(a.addr[0] == ip4("192.168.7.50"));
+	CHECK(a.addr[1] == ip4("192.168.7.51"));
+	CHECK(a.src == ip4("192.168.7.2"));
+	CHECK(a.dst == htonl(VRRP_GROUP4));
+}
+
+TEST(keel_builds_keepalived_bytes)
+{
+	struct vrrp_advert a;
+	uint8_t out[64];
+
+	memset(&a, 0, sizeof(a));
+	a.vrid = 42;
+	a.priority = 200;
+	a.interval_cs = 100;
+	a.naddr = 2;
+	a.addr[0] = ip4("192.168.7.50");
+	a.addr[1] = ip4("192.168.7.51");
+	a.src = ip4("192.168.7.2");
+	a.dst = htonl(VRRP_GROUP4);
+	CHECK_INT(vrrp_build4(out, sizeof(out), &a), ==, 16);
+	CHECK(memcmp(out, keepalived_advert + 20, 16) == 0);
+	/* The checksum covers the pseudo-header: another source, another sum. */
+	a.src = ip4("192.168.7.3");
+	CHECK_INT(vrrp_build4(out, sizeof(out), &a), ==, 16);
+	CHECK(memcmp(out, keepalived_advert + 20, 6) == 0);
+	CHECK(memcmp(out + 6, keepalived_advert + 26, 2) != 0);
+}
+
+static void refused(const uint8_t *pkt, size_t len, const char *want)
+{
+	struct vrrp_advert a;
+	const char *why = NULL;
+
+	if (vrrp_parse4(pkt, len, &a, &why) != -1)
+		test_fail(__FILE__, __LINE__, "accepted, wanted \"%s\"", want);
+	if (why == NULL || strstr(why, want) == NULL)
+		test_fail(__FILE__, __LINE__, "said \"%s\", wanted \"%s\"", why ? why : "(null)",
+			  want);
+}
+
+TEST(what_rfc_5798_discards_is_refused_with_its_reason)
+{
+	uint8_t p[sizeof(keepalived_advert)];
+
+	memcpy(p, keepalived_advert, sizeof(p));
+	p[8] = 254;				/* came through a router */
+	refused(p, sizeof(p), "TTL is not 255");
+
+	memcpy(p, keepalived_advert, sizeof(p));
+	p[20] = 0x21;				/* version 2 */
+	refused(p, sizeof(p), "version 2");
+
+	memcpy(p, keepalived_advert, sizeof(p));
+	p[20] = 0x32;				/* type 2 */
+	refused(p, sizeof(p), "not an advertisement");
+
+	memcpy(p, keepalived_advert, sizeof(p));
+	p[22] = 201;				/* priority changed, sum not */
+	refused(p, sizeof(p), "bad checksum");
+
+	memcpy(p, keepalived_advert, sizeof(p));
+	p[12] = 0xc1;				/* another source: the pseudo-header's sum */
+	refused(p, sizeof(p), "bad checksum");
+
+	memcpy(p, keepalived_advert, sizeof(p));
+	p[23] = 3;				/* three addresses in room for two */
+	refused(p, sizeof(p), "shorter than its address count says");
+
+	refused(keepalived_advert, 27, "lengths do not fit");	/* cut short */
+	refused(keepalived_advert, 19, "not an IPv4 packet");
+
+	memcpy(p, keepalived_advert, sizeof(p));
+	p[9] = 17;
+	refused(p, sizeof(p), "not VRRP");
+
+	memcpy(p, keepalived_advert, sizeof(p));
+	p[0] = 0x44;				/* IHL 16 bytes */
+	refused(p, sizeof(p), "lengths do not fit");
+
+	memcpy(p, keepalived_advert, sizeof(p));
+	p[3] = 0x1b;				/* total length: 7 bytes of VRRP */
+	refused(p, sizeof(p), "shorter than a VRRP header");
+
+	memcpy(p, keepalived_advert, sizeof(p));
+	p[3] = 0x1f;				/* total length: room for one address */
+	refused(p, sizeof(p), "shorter than its address count says");
+}
+
+TEST(a_zero_count_vrid_or_interval_is_refused_after_a_good_sum)
+{
+	struct vrrp_advert a;
+	uint8_t v[16], pkt[64];
+	const char *why;
+	size_t n;
+
+	memset(&a, 0, sizeof(a));
+	a.vrid = 1;
+	a.priority = 100;
+	a.interval_cs = 100;
+	a.naddr = 1;
+	a.addr[0] = ip4("10.0.0.1");
+	a.src = ip4("10.0.0.2");
+	a.dst = htonl(VRRP_GROUP4);
+	CHECK_INT(vrrp_build4(v, sizeof(v), &a), ==, 12);
+	/* vrid 0 with the sum made right: built by hand */
+	v[1] = 0;
+	v[6] = v[7] = 0;
+	{
+		uint16_t s = vrrp_sum4(a.src, a.dst, v, 12);
+
+		v[6] = (uint8_t)(s >> 8);
+		v[7] = (uint8_t)s;
+	}
+	n = wrap(pkt, v, 12, a.src, a.dst, 255);
+	CHECK_INT(vrrp_parse4(pkt, n, &a, &why), ==, -1);
+	CHECK_STR(why, "virtual router id 0");
+}
+
+TEST(build_refuses_what_it_cannot_send)
+{
+	struct vrrp_advert a;
+	uint8_t out[128];
+
+	memset(&a, 0, sizeof(a));
+	a.vrid = 1;
+	a.priority = 100;
+	a.interval_cs = 100;
+	a.naddr = 1;
+	CHECK_INT(vrrp_build4(out, sizeof(out), &a), ==, 12);
+	CHECK_INT(vrrp_build4(out, 11, &a), ==, 0);
+	a.naddr = 0;
+	CHECK_INT(vrrp_build4(out, sizeof(out), &a), ==, 0);
+	a.naddr = VRRP_MAX_ADDRS + 1;
+	CHECK_INT(vrrp_build4(out, sizeof(out), &a), ==, 0);
+	a.naddr = 1;
+	a.interval_cs = 0;
+	CHECK_INT(vrrp_build4(out, sizeof(out), &a), ==, 0);
+	a.interval_cs = VRRP_MAX_CS + 1;
+	CHECK_INT(vrrp_build4(out, sizeof(out), &a), ==, 0);
+	a.interval_cs = VRRP_MAX_CS;
+	a.vrid = 0;
+	CHECK_INT(vrrp_build4(out, sizeof(out), &a), ==, 0);
+}
+
+TEST(more_addresses_than_keel_keeps_are_read_up_to_its_limit)
+{
+	uint8_t v[VRRP_HDR + 4 * 30], pkt[256];
+	struct vrrp_advert a;
+	uint32_t src = ip4("10.0.0.2"), dst = htonl(VRRP_GROUP4);
+	const char *why;
+	uint16_t s;
+	size_t i, n;
+
+	memset(v, 0, sizeof(v));
+	v[0] = 0x31;
+	v[1] = 7;
+	v[2] = 100;
+	v[3] = 30;
+	v[5] = 100;
+	for (i = 0; i < 30; i++) {
+		uint32_t x = htonl(0x0a000100u + (uint32_t)i);
+
+		memcpy(v + VRRP_HDR + 4 * i, &x, 4);
+	}
+	s = vrrp_sum4(src, dst, v, sizeof(v));
+	v[6] = (uint8_t)(s >> 8);
+	v[7] = (uint8_t)s;
+	n = wrap(pkt, v, sizeof(v), src, dst, 255);
+	CHECK_INT(vrrp_parse4(pkt, n, &a, &why), ==, 0);
+	CHECK_INT(a.naddr, ==, 30);
+	CHECK_INT(a.nread, ==, VRRP_MAX_ADDRS);
+	CHECK(a.addr[VRRP_MAX_ADDRS - 1] == htonl(0x0a000100u + VRRP_MAX_ADDRS - 1));
+}
+
+TEST(random_adverts_survive_a_round_trip)
+{
+	unsigned i, j;
+
+	srand(5798);
+	for (i = 0; i < 2000; i++) {
+		struct vrrp_advert a, b;
+		uint8_t v[VRRP_HDR + 4 * VRRP_MAX_ADDRS], pkt[256];
+		const char *why = NULL;
+		size_t vlen, n;
+
+		memset(&a, 0, sizeof(a));
+		a.vrid = (uint8_t)(rand() % 255 + 1);
+		a.priority = (uint8_t)(rand() % 256);
+		a.interval_cs = (uint16_t)(rand() % VRRP_MAX_CS + 1);
+		a.naddr = (uint8_t)(rand() % VRRP_MAX_ADDRS + 1);
+		a.nread = a.naddr;
+		for (j = 0; j < a.naddr; j++)
+			a.addr[j] = (uint32_t)rand();
+		a.src = (uint32_t)rand();
+		a.dst = htonl(VRRP_GROUP4);
+		vlen = vrrp_build4(v, sizeof(v), &a);
+		CHECK_INT(vlen, ==, VRRP_HDR + 4 * a.naddr);
+		n = wrap(pkt, v, vlen, a.src, a.dst, 255);
+		if (vrrp_parse4(pkt, n, &b, &why) != 0)
+			test_fail(__FILE__, __LINE__, "round %u refused: %s", i, why);
+		CHECK(memcmp(&a, &b, sizeof(a)) == 0);
+		/* any one bit flipped in the VRRP part is caught by the sum, or
+		 * by the checks before it */
+		pkt[20 + (size_t)rand() % vlen] ^= (uint8_t)(1u << (rand() % 8));
+		CHECK_INT(vrrp_parse4(pkt, n, &b, &why), ==, -1);
+	}
+}
