@@ -535,10 +535,53 @@ static void ha_leave(void)
 	ha.role = HA_OFF;
 }
 
+/* The same virtual router with other settings: no hand-over. A master
+ * keeps the addresses it still should, drops the others, announces the
+ * new ones and advertises its new priority at once; a backup waits on. */
+static void ha_retune(const struct ha_want *w)
+{
+	struct ha_want old = ha.w;
+	unsigned i, j;
+
+	ha.w = *w;
+	core_log_info("ha", "settings changed for vrid %u on %s: priority %u, every %u ms, "
+		      "%u address%s", w->vrid, w->ifname, w->priority, w->adver_ms, w->naddr,
+		      w->naddr == 1 ? "" : "es");
+	if (ha.role != HA_MASTER) {
+		ha_arm_down(3 * ha.master_adver_ms + ha_skew(ha.master_adver_ms));
+		return;
+	}
+	for (i = 0; i < old.naddr; i++) {
+		char err[128], ip[INET_ADDRSTRLEN];
+
+		for (j = 0; j < w->naddr && w->addr[j] != old.addr[i]; j++)
+			;
+		if (j == w->naddr &&
+		    ha_addr(HA_RTM_DELADDR, old.addr[i], old.plen[i], err, sizeof(err)) != CORE_OK)
+			core_log_error("ha", "removing %s/%u on %s: %s",
+				       ip_str(old.addr[i], ip, sizeof(ip)), old.plen[i],
+				       w->ifname, err);
+	}
+	ha_addrs(HA_RTM_NEWADDR);
+	ha_garp();
+	ha_on_adver(&ha.adver);
+}
+
+/* Checks a configuration's ha section against the interface: what
+ * cannot work (no such interface, an address off its subnet) refuses the
+ * whole configuration, and the running one stays. */
+static int ha_prepare(const struct core_conf *conf, const struct core_conf *prev, char *err,
+		      size_t errlen)
+{
+	struct ha_want w;
+
+	(void)prev;
+	return ha_want_of(&core_settings_of(conf)->ha, &w, err, errlen);
+}
+
 static int ha_apply(const struct keel_conf *k, char *err, size_t errlen)
 {
 	struct ha_want w;
-	char why[64];
 	int fd;
 
 	if (ha_want_of(&k->ha, &w, err, errlen) != CORE_OK)
@@ -548,6 +591,11 @@ static int ha_apply(const struct keel_conf *k, char *err, size_t errlen)
 	if (w.ifname[0] == '\0') {
 		ha_leave();
 		memset(&ha.w, 0, sizeof(ha.w));
+		return CORE_OK;
+	}
+	if (ha.fd != -1 && w.ifindex == ha.w.ifindex && w.ifaddr == ha.w.ifaddr &&
+	    w.vrid == ha.w.vrid) {
+		ha_retune(&w);
 		return CORE_OK;
 	}
 	if ((fd = ha_socket(&w, err, errlen)) == -1)
@@ -565,9 +613,8 @@ static int ha_apply(const struct keel_conf *k, char *err, size_t errlen)
 	}
 	/* A box that was killed as master left the addresses behind. */
 	ha_addrs(HA_RTM_DELADDR);
-	snprintf(why, sizeof(why), "started, listening for a master");
 	ha.role = HA_OFF;
-	ha_to_backup(0, w.adver_ms, why);
+	ha_to_backup(0, w.adver_ms, "started, listening for a master");
 	return CORE_OK;
 }
 
@@ -592,6 +639,7 @@ static void ha_stop(void)
 static const struct core_module ha_module = {
 	.name = "ha",
 	.order = 90,
+	.prepare = ha_prepare,
 	.start = ha_start,
 	.reload = ha_reload,
 	.stop = ha_stop,

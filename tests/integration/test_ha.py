@@ -313,3 +313,51 @@ admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false } }
         check(r.returncode != 0, "keel started with %s" % ha)
         check(re.search(want, out), "for %s wanted /%s/, got:\n%s" % (ha, want, out[-800:]))
         check("Sanitizer" not in out and "runtime error" not in out, out[-2000:])
+
+
+def test_a_reload_retunes_without_a_hand_over_and_a_bad_one_keeps_the_running_config(h):
+    lan = Lan(h)
+    vip, vip2 = lan.addr(54), lan.addr(55)
+    a = box_keel(h, lan, "a", 1, 150, vip)
+    a.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    conf = h.path("a.yaml")
+    good = open(conf).read()
+
+    # An interface that does not exist: refused, nothing changes.
+    with open(conf, "w") as f:
+        f.write(good.replace("interface: eth0", "interface: nosuch0"))
+    mark = a.mark()
+    a.signal(signal.SIGHUP)
+    a.wait_log(r'ha: cannot prepare: ha.interface: no interface named "nosuch0"', after=mark)
+    a.wait_log(r"reload refused; keeping generation 1", after=mark)
+    check(lan.has(a.ns, vip), "the master kept its address")
+
+    # An address off the subnet: refused the same way.
+    with open(conf, "w") as f:
+        f.write(good.replace('"%s"' % vip, '"%s", "10.250.0.1"' % vip))
+    mark = a.mark()
+    a.signal(signal.SIGHUP)
+    a.wait_log(r"ha.addresses\[1\]: 10.250.0.1 is not on eth0's subnet", after=mark)
+    a.wait_log(r"reload refused; keeping generation 1", after=mark)
+
+    # Another priority and a second address: the master stays master,
+    # adds the address, and never gives the first one up.
+    with open(conf, "w") as f:
+        f.write(good.replace("priority: 150", "priority: 160")
+                .replace('"%s"' % vip, '"%s", "%s"' % (vip, vip2)))
+    mark = a.mark()
+    a.signal(signal.SIGHUP)
+    a.wait_log(r"ha: settings changed for vrid 42 on eth0: priority 160, every 100 ms, "
+               r"2 addresses", after=mark)
+    wait_for("the second address", lambda: lan.has(a.ns, vip2), timeout=3)
+    check(lan.has(a.ns, vip), "the first address stayed")
+    check("BACKUP" not in a.log()[mark:], "a reload made the master step down:\n" + a.log()[mark:])
+
+    # ha off: the addresses go.
+    with open(conf, "w") as f:
+        f.write(good.split("ha:")[0])
+    mark = a.mark()
+    a.signal(signal.SIGHUP)
+    a.wait_log(r"configuration generation 3 loaded", after=mark)
+    wait_for("the addresses to go", lambda: not lan.has(a.ns, vip) and not lan.has(a.ns, vip2),
+             timeout=3)
