@@ -293,6 +293,9 @@ struct keel_ha_conf {
 	int64_t		 advert_interval;	/* ms, 10 ms steps */
 	bool		 preempt;	/* a higher priority takes the address back */
 	int64_t		 preempt_delay;	/* ms after start before it does */
+	bool		 track;		/* priority 1 while this box cannot serve */
+	int64_t		 check_interval;	/* ms between its own checks */
+	int64_t		 fall, rise;	/* checks in a row that change its health */
 };
 
 struct keel_update_conf {

@@ -1206,6 +1206,23 @@ static const struct core_conf_def ha_defs[] = {
 	  .min = 0, .max = 3600 * SEC,
 	  .doc = "After this box starts, how long it waits before it preempts a master of lower "
 		 "priority (so a box that flaps does not take the addresses at every start)." },
+	{ .name = "track", .type = CORE_CONF_BOOL, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_ha_conf, track), .dflt = "true",
+	  .doc = "Track this box's own health: its first plain listener answers a request (any "
+		 "status), every upstream has a server up, and no storage mount is failing. A box "
+		 "that fails `fall` checks in a row advertises priority 1; a master gives the "
+		 "addresses away at once (a priority-0 advert). It counts as healthy again after "
+		 "`rise` good checks in a row." },
+	{ .name = "check_interval", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_ha_conf, check_interval), .dflt = "1s",
+	  .min = 100, .max = 60 * SEC,
+	  .doc = "Time between two of those checks." },
+	{ .name = "fall", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_ha_conf, fall), .dflt = "3", .min = 1, .max = 100,
+	  .doc = "Failed checks in a row that make this box faulty." },
+	{ .name = "rise", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_ha_conf, rise), .dflt = "5", .min = 1, .max = 100,
+	  .doc = "Good checks in a row that make a faulty box healthy again." },
 	{ 0 }
 };
 

@@ -33,6 +33,10 @@
 #include "core/clock.h"
 #include "core/conf.h"
 #include "core/core.h"
+#include "core/event.h"
+#include "core/kv.h"
+#include "core/net.h"
+#include "core/probe.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
@@ -93,7 +97,11 @@ struct ha_want {
 	unsigned	 naddr;
 	uint32_t	 addr[VRRP_MAX_ADDRS];	/* network order */
 	uint8_t		 plen[VRRP_MAX_ADDRS];
+	bool		 track;
+	unsigned	 check_ms, fall, rise;
 };
+
+
 
 static struct {
 	struct core_loop *loop;
@@ -110,7 +118,26 @@ static struct {
 	unsigned	 transitions;
 	uint64_t	 adverts_sent, adverts_seen, bad_seen;
 	const char	*last_bad;
+
+	/* this box's own health (ha.track) */
+	struct core_timer check;
+	struct core_probe door;		/* GET / to the first plain listener */
+	char		 door_req[64];
+	bool		 have_door;
+	bool		 faulty;
+	unsigned	 fails, passes;	/* checks in a row */
+	char		 fault[200];	/* why the last check failed */
+
+	/* the second path (the shared table's lease) */
+	uint32_t	 released;	/* sent priority 0: its lease no longer counts */
+	bool		 lease_held_off;	/* a lease keeps this box backup now */
 } ha = { .fd = -1 };
+
+/* The priority this box advertises: 1 while it cannot serve. */
+static uint8_t ha_prio(void)
+{
+	return ha.w.track && ha.faulty ? 1 : ha.w.priority;
+}
 
 static void ha_to_master(const char *why);
 static void ha_to_backup(uint32_t from, unsigned interval_ms, const char *why);
@@ -292,7 +319,7 @@ static void ha_send(uint8_t priority)
 
 static unsigned ha_skew(unsigned interval_ms)
 {
-	return (256 - ha.w.priority) * interval_ms / 256;
+	return (256u - ha_prio()) * interval_ms / 256;
 }
 
 static void ha_arm_down(unsigned ms)
@@ -300,10 +327,91 @@ static void ha_arm_down(unsigned ms)
 	core_timer_start(&ha.down, ms);
 }
 
+/* ---- the second path: a lease in the shared table ----------------------------------------- */
+
+/*
+ * Adverts can be lost in one direction only (a switch port, a filter, a
+ * multicast snooping bug): the backup hears nothing and becomes master,
+ * while the master, hearing the backup's lower adverts, stays master, and
+ * both hold the address. With the shared table mirrored to Redis (the
+ * `redis` section), the master also renews a lease "ha.VRID" =
+ * "ADDRESS,PRIORITY" that lasts three intervals, at every advert. A backup
+ * whose down timer runs out while a box of higher rank holds a live lease
+ * stays backup; a master that finds one steps down. A master that is gone
+ * stops renewing, and its lease has run out before a backup's down timer
+ * does (three intervals, against three and a skew). Without the mirror the
+ * lease is only local and changes nothing.
+ */
+static void ha_lease_key(char *key, size_t len)
+{
+	snprintf(key, len, "ha.%u", ha.w.vrid);
+}
+
+static void ha_lease_renew(void)
+{
+	char key[16], val[32], ip[INET_ADDRSTRLEN];
+
+	if (!core_kv_mirrored())
+		return;
+	ha_lease_key(key, sizeof(key));
+	snprintf(val, sizeof(val), "%s,%u", ip_str(ha.w.ifaddr, ip, sizeof(ip)), ha_prio());
+	(void)core_kv_set(key, val, 3ull * ha.w.adver_ms);
+}
+
+static void ha_lease_drop(void)
+{
+	char key[16], ip[INET_ADDRSTRLEN];
+	const char *v;
+
+	ha_lease_key(key, sizeof(key));
+	v = core_kv_get(key);
+	ip_str(ha.w.ifaddr, ip, sizeof(ip));
+	if (v != NULL && strncmp(v, ip, strlen(ip)) == 0 && v[strlen(ip)] == ',')
+		core_kv_del(key);
+}
+
+/* Another box of higher rank holds a live lease: its address and priority. */
+static bool ha_lease_other(uint32_t *who, unsigned *prio)
+{
+	char key[16], ip[INET_ADDRSTRLEN];
+	const char *v, *comma;
+	struct in_addr in;
+	unsigned long p;
+	uint8_t mine = ha_prio();
+	char *end;
+
+	ha_lease_key(key, sizeof(key));
+	if ((v = core_kv_get(key)) == NULL || (comma = strchr(v, ',')) == NULL ||
+	    (size_t)(comma - v) >= sizeof(ip))
+		return false;
+	memcpy(ip, v, (size_t)(comma - v));
+	ip[comma - v] = '\0';
+	p = strtoul(comma + 1, &end, 10);
+	if (inet_pton(AF_INET, ip, &in) != 1 || *end != '\0' || p > 255 ||
+	    in.s_addr == ha.w.ifaddr || in.s_addr == ha.released)
+		return false;
+	if (p < mine || (p == mine && ntohl(in.s_addr) < ntohl(ha.w.ifaddr)))
+		return false;
+	*who = in.s_addr;
+	*prio = (unsigned)p;
+	return true;
+}
+
 static void ha_on_adver(struct core_timer *t)
 {
+	char why[128], ip[INET_ADDRSTRLEN];
+	uint32_t who;
+	unsigned prio;
+
 	(void)t;
-	ha_send(ha.w.priority);
+	if (ha.role == HA_MASTER && ha_lease_other(&who, &prio)) {
+		snprintf(why, sizeof(why), "%s holds the lease with priority %u (its adverts do "
+			 "not reach this box)", ip_str(who, ip, sizeof(ip)), prio);
+		ha_to_backup(who, ha.w.adver_ms, why);
+		return;
+	}
+	ha_send(ha_prio());
+	ha_lease_renew();
 	core_timer_start(&ha.adver, ha.w.adver_ms);
 }
 
@@ -311,7 +419,27 @@ static void ha_on_down(struct core_timer *t)
 {
 	char why[96], ip[INET_ADDRSTRLEN];
 
+	uint32_t who;
+	unsigned prio;
+
 	(void)t;
+	if (ha_lease_other(&who, &prio)) {
+		if (!ha.lease_held_off) {
+			core_log_warn("ha", "no advert from %s, but it holds the lease with priority "
+				      "%u: its adverts are lost on the way to this box; staying backup",
+				      ip_str(who, ip, sizeof(ip)), prio);
+			core_event_raise("ha", "adverts", "adverts from %s do not reach this box; "
+					 "it holds the lease, so this box stays backup", ip);
+		}
+		ha.lease_held_off = true;
+		ha.master_ip = who;
+		ha_arm_down(ha.master_adver_ms);	/* look again every interval */
+		return;
+	}
+	if (ha.lease_held_off) {
+		ha.lease_held_off = false;
+		core_event_clear("ha", "adverts", "the lease ran out");
+	}
 	if (ha.master_ip != 0)
 		snprintf(why, sizeof(why), "no advert from %s for %u ms",
 			 ip_str(ha.master_ip, ip, sizeof(ip)),
@@ -331,17 +459,19 @@ static void ha_role_set(enum ha_role role, const char *why)
 	ha.since = core_clock_wall_ms();
 	ha.transitions++;
 	core_log_info("ha", "%s for vrid %u on %s (priority %u, %s): %s", role == HA_MASTER ?
-		      "MASTER" : "BACKUP", ha.w.vrid, ha.w.ifname, ha.w.priority,
+		      "MASTER" : "BACKUP", ha.w.vrid, ha.w.ifname, ha_prio(),
 		      ip_str(ha.w.ifaddr, ip, sizeof(ip)), why);
 }
 
 static void ha_to_master(const char *why)
 {
 	core_timer_stop(&ha.down);
-	ha_send(ha.w.priority);
+	ha_send(ha_prio());
 	ha_addrs(HA_RTM_NEWADDR);
 	ha_garp();
 	ha.master_ip = ha.w.ifaddr;
+	ha.released = 0;
+	ha_lease_renew();
 	core_timer_start(&ha.adver, ha.w.adver_ms);
 	ha_role_set(HA_MASTER, why);
 }
@@ -349,8 +479,10 @@ static void ha_to_master(const char *why)
 static void ha_to_backup(uint32_t from, unsigned interval_ms, const char *why)
 {
 	core_timer_stop(&ha.adver);
-	if (ha.role == HA_MASTER)
+	if (ha.role == HA_MASTER) {
 		ha_addrs(HA_RTM_DELADDR);
+		ha_lease_drop();
+	}
 	ha.master_ip = from;
 	ha.master_adver_ms = interval_ms;
 	ha_arm_down(3 * interval_ms + ha_skew(interval_ms));
@@ -362,13 +494,14 @@ static void ha_advert(const struct vrrp_advert *a)
 {
 	unsigned interval = a->interval_cs * 10u;
 	char why[96], ip[INET_ADDRSTRLEN];
-	bool higher = a->priority > ha.w.priority ||
-		      (a->priority == ha.w.priority && ntohl(a->src) > ntohl(ha.w.ifaddr));
+	uint8_t mine = ha_prio();
+	bool higher = a->priority > mine ||
+		      (a->priority == mine && ntohl(a->src) > ntohl(ha.w.ifaddr));
 
 	ip_str(a->src, ip, sizeof(ip));
 	if (ha.role == HA_MASTER) {
 		if (a->priority == 0) {		/* a backup leaving: tell the rest who is master */
-			ha_send(ha.w.priority);
+			ha_send(ha_prio());
 			core_timer_start(&ha.adver, ha.w.adver_ms);
 		} else if (higher) {
 			snprintf(why, sizeof(why), "%s advertises priority %u", ip, a->priority);
@@ -378,7 +511,7 @@ static void ha_advert(const struct vrrp_advert *a)
 			 * master and the neighbours hear it now, not in a second. */
 			core_log_info("ha", "%s is also master (priority %u): a split has healed; "
 				      "announcing again", ip, a->priority);
-			ha_send(ha.w.priority);
+			ha_send(ha_prio());
 			ha_garp();
 			core_timer_start(&ha.adver, ha.w.adver_ms);
 		}
@@ -386,10 +519,13 @@ static void ha_advert(const struct vrrp_advert *a)
 	}
 	if (a->priority == 0) {
 		ha.master_ip = a->src;
+		ha.released = a->src;		/* its lease may reach us after this */
 		ha_arm_down(ha_skew(ha.master_adver_ms));
 		return;
 	}
-	if (!ha.w.preempt || a->priority >= ha.w.priority ||
+	if (a->src == ha.released)
+		ha.released = 0;		/* back: its lease counts again */
+	if (!ha.w.preempt || a->priority >= mine ||
 	    core_loop_now(ha.loop) < ha.started + ha.w.preempt_delay) {
 		ha.master_ip = a->src;
 		ha.master_adver_ms = interval;
@@ -430,6 +566,140 @@ static void ha_on_io(struct core_io *io, unsigned revents)
 	}
 }
 
+/* ---- this box's own health ----------------------------------------------------------------- */
+
+/* Why this box cannot serve, from the conditions raised now: an upstream
+ * none of whose servers takes requests (the proxy says so), or a failing
+ * storage mount. */
+static void ha_find_fault(const struct core_event *ev, void *arg)
+{
+	char *why = arg;
+
+	if (why[0] != '\0')
+		return;
+	if (strcmp(ev->source, "storage") == 0 ||
+	    (strcmp(ev->source, "proxy") == 0 && strncmp(ev->subject, "upstream ", 9) == 0))
+		if (snprintf(why, 200, "%s: %s", ev->subject, ev->reason) >= 200)
+			memcpy(why + 196, "...", 4);	/* cut, but it says what */
+}
+
+static bool ha_parts_ok(char *why, size_t len)
+{
+	if (len < 200)
+		return false;
+	why[0] = '\0';
+	core_event_each(ha_find_fault, why);
+	return why[0] == '\0';
+}
+
+static void ha_health_changed(void)
+{
+	if (ha.faulty)
+		core_event_raise("ha", "this gateway", "it cannot serve (%s): it advertises "
+				 "priority 1 and holds the virtual addresses only if no other "
+				 "box does", ha.fault);
+	else
+		core_event_clear("ha", "this gateway", "it serves again: priority %u",
+				 ha.w.priority);
+	if (ha.role != HA_MASTER)
+		return;
+	if (ha.faulty) {
+		/* Give the addresses away now: the backups take over after
+		 * their skew alone. With no other box, this one comes back
+		 * as master when its down timer runs out. */
+		ha_send(0);
+		ha_to_backup(0, ha.w.adver_ms, "this box cannot serve");
+	} else
+		ha_on_adver(&ha.adver);		/* the higher priority, at once */
+}
+
+static void ha_judge(bool ok, const char *why)
+{
+	if (ok) {
+		ha.fails = 0;
+		if (ha.faulty && ++ha.passes >= ha.w.rise) {
+			ha.faulty = false;
+			core_log_info("ha", "this box serves again after %u good checks: priority %u",
+				      ha.passes, ha.w.priority);
+			ha_health_changed();
+		}
+		return;
+	}
+	ha.passes = 0;
+	snprintf(ha.fault, sizeof(ha.fault), "%s", why);
+	if (!ha.faulty && ++ha.fails >= ha.w.fall) {
+		ha.faulty = true;
+		core_log_warn("ha", "this box cannot serve after %u failed checks (%s): "
+			      "priority 1", ha.fails, why);
+		ha_health_changed();
+	}
+}
+
+static void ha_door_done(struct core_probe *p, bool ok, uint64_t ms, unsigned status,
+			 const char *why)
+{
+	char msg[200];
+
+	(void)p;
+	(void)ok;			/* any status is an answer: the proxy runs */
+	(void)ms;
+	if (status == 0) {
+		snprintf(msg, sizeof(msg), "the first listener did not answer: %s",
+			 why != NULL && why[0] != '\0' ? why : "no answer");
+		ha_judge(false, msg);
+		return;
+	}
+	ha_judge(ha_parts_ok(msg, sizeof(msg)), msg);
+}
+
+static void ha_on_check(struct core_timer *t)
+{
+	char msg[200];
+
+	if (ha.have_door) {
+		if (!core_probe_busy(&ha.door))
+			core_probe_start(&ha.door);
+	} else
+		ha_judge(ha_parts_ok(msg, sizeof(msg)), msg);
+	core_timer_start(t, ha.w.check_ms);
+}
+
+/* What the checks look at, from a configuration: the first plain
+ * listener. */
+static int ha_track_conf(const struct keel_conf *k)
+{
+	const struct keel_listener_conf *lc = k->listeners.v;
+	struct core_conf_addr door;
+
+	core_probe_cancel(&ha.door);
+	core_probe_init(ha.loop, &ha.door);
+	ha.have_door = k->listeners.n > 0 && lc[0].tls.certificates.n == 0;
+	if (ha.have_door) {
+		door = lc[0].address;
+		core_net_local_door(&door);
+		memcpy(&ha.door.sa, &door.sa, sizeof(ha.door.sa));
+		ha.door.salen = door.salen;
+		snprintf(ha.door_req, sizeof(ha.door_req),
+			 "GET / HTTP/1.1\r\nHost: keel-ha\r\nConnection: close\r\n\r\n");
+		ha.door.request = ha.door_req;
+		ha.door.reqlen = strlen(ha.door_req);
+		snprintf(ha.door.status, sizeof(ha.door.status), "100-599");
+		ha.door.timeout = ha.w.check_ms > 2000 ? 2000 : ha.w.check_ms;
+		ha.door.done = ha_door_done;
+	}
+	if (ha.w.track && ha.w.ifname[0] != '\0') {
+		if (!core_timer_armed(&ha.check))
+			core_timer_start(&ha.check, ha.w.check_ms);
+	} else {
+		core_timer_stop(&ha.check);
+		if (ha.faulty)
+			core_event_clear("ha", "this gateway", "no longer tracked");
+		ha.faulty = false;
+		ha.fails = ha.passes = 0;
+	}
+	return CORE_OK;
+}
+
 /* ---- configuration ------------------------------------------------------------------------ */
 
 static int ha_want_of(const struct keel_ha_conf *c, struct ha_want *w, char *err, size_t errlen)
@@ -447,6 +717,10 @@ static int ha_want_of(const struct keel_ha_conf *c, struct ha_want *w, char *err
 	w->adver_ms = (unsigned)(c->advert_interval / 10 * 10);
 	w->preempt = c->preempt;
 	w->preempt_delay = (uint64_t)c->preempt_delay;
+	w->track = c->track;
+	w->check_ms = (unsigned)c->check_interval;
+	w->fall = (unsigned)c->fall;
+	w->rise = (unsigned)c->rise;
 	if (c->advert_interval % 10 != 0) {
 		snprintf(err, errlen, "ha.advert_interval: %lld ms is not a multiple of 10 ms",
 			 (long long)c->advert_interval);
@@ -526,7 +800,11 @@ static void ha_leave(void)
 	if (ha.role == HA_MASTER) {
 		ha_send(0);
 		ha_addrs(HA_RTM_DELADDR);
+		ha_lease_drop();
 	}
+	if (ha.lease_held_off)
+		core_event_clear("ha", "adverts", "ha stopped");
+	ha.lease_held_off = false;
 	core_timer_stop(&ha.adver);
 	core_timer_stop(&ha.down);
 	core_io_stop(&ha.io);
@@ -567,19 +845,7 @@ static void ha_retune(const struct ha_want *w)
 	ha_on_adver(&ha.adver);
 }
 
-/* Checks a configuration's ha section against the interface: what
- * cannot work (no such interface, an address off its subnet) refuses the
- * whole configuration, and the running one stays. */
-static int ha_prepare(const struct core_conf *conf, const struct core_conf *prev, char *err,
-		      size_t errlen)
-{
-	struct ha_want w;
-
-	(void)prev;
-	return ha_want_of(&core_settings_of(conf)->ha, &w, err, errlen);
-}
-
-static int ha_apply(const struct keel_conf *k, char *err, size_t errlen)
+static int ha_apply_vrrp(const struct keel_conf *k, char *err, size_t errlen)
 {
 	struct ha_want w;
 	int fd;
@@ -618,11 +884,36 @@ static int ha_apply(const struct keel_conf *k, char *err, size_t errlen)
 	return CORE_OK;
 }
 
+/* Checks a configuration's ha section against the interface: what
+ * cannot work (no such interface, an address off its subnet) refuses the
+ * whole configuration, and the running one stays. */
+static int ha_prepare(const struct core_conf *conf, const struct core_conf *prev, char *err,
+		      size_t errlen)
+{
+	struct ha_want w;
+
+	(void)prev;
+	return ha_want_of(&core_settings_of(conf)->ha, &w, err, errlen);
+}
+
+static int ha_apply(const struct keel_conf *k, char *err, size_t errlen)
+{
+	int rc = ha_apply_vrrp(k, err, errlen);
+
+	if (rc == CORE_OK && ha_track_conf(k) != CORE_OK) {
+		snprintf(err, errlen, "ha: out of memory");
+		return CORE_ERROR;
+	}
+	return rc;
+}
+
 static int ha_start(struct core_loop *loop, const struct core_conf *conf, char *err, size_t errlen)
 {
 	ha.loop = loop;
 	core_timer_init(loop, &ha.adver, ha_on_adver, NULL);
 	core_timer_init(loop, &ha.down, ha_on_down, NULL);
+	core_timer_init(loop, &ha.check, ha_on_check, NULL);
+	core_probe_init(loop, &ha.door);
 	return ha_apply(core_settings_of(conf), err, errlen);
 }
 
@@ -634,6 +925,8 @@ static int ha_reload(const struct core_conf *conf, char *err, size_t errlen)
 static void ha_stop(void)
 {
 	ha_leave();
+	core_timer_stop(&ha.check);
+	core_probe_cancel(&ha.door);
 }
 
 static const struct core_module ha_module = {
@@ -657,6 +950,9 @@ static int ha_status_json(struct core_buf *out)
 		return core_buf_append(out, "null", 4);
 	core_buf_printf(out, "{\"role\":\"%s\",\"interface\":", role_names[ha.role]);
 	core_json_str(out, ha.w.ifname);
+	core_buf_printf(out, ",\"healthy\":%s,\"fault\":", ha.faulty ? "false" : "true");
+	core_json_str(out, ha.faulty ? ha.fault : "");
+	core_buf_printf(out, ",\"advertised_priority\":%u", ha_prio());
 	core_buf_printf(out, ",\"vrid\":%u,\"priority\":%u,\"advert_interval_ms\":%u,"
 			"\"master\":\"%s\",\"since\":%llu,\"transitions\":%u,"
 			"\"adverts_sent\":%llu,\"adverts_seen\":%llu,\"bad_packets\":%llu,"

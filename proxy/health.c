@@ -38,6 +38,7 @@ struct health_check {
 
 static struct {
 	struct core_loop   *loop;
+	struct core_timer   watch;	/* upstreams with no server usable */
 	struct health_spec *specs;
 	unsigned	    nspecs;
 	struct health_check *checks;
@@ -196,17 +197,90 @@ static int health_build(const struct core_conf *conf, char *err, size_t errlen)
 	return CORE_OK;
 }
 
-static int health_start(struct core_loop *loop, const struct core_conf *conf,
-			char *err, size_t errlen)
-{
-	hc.loop = loop;
-	return health_build(conf, err, errlen);
-}
+/*
+ * An upstream none of whose servers can take a request now (each is DOWN
+ * by checks or out after max_fails) is a condition of its own: the
+ * routes to it answer 502/503. Monitoring alerts on it, and a gateway
+ * that shares its addresses with others (ha) gives them away while it
+ * lasts. Read from the shared region, so every worker's passive health
+ * counts, every 250 ms.
+ */
+#define HEALTH_WATCH_MS	250
 
 struct stale {
 	char	subject[sizeof(((struct core_event *)0)->subject)];
 	bool	found;
 };
+
+static bool health_upstream_gone(const char *subject)
+{
+	struct proxy_stats *st = proxy_stats_current();
+	struct proxy_stat_server *sst;
+	unsigned i;
+
+	if (st == NULL)
+		return true;
+	sst = proxy_stats_servers(st);
+	for (i = 0; i < st->nservers; i++)
+		if (strcmp(subject + 9, sst[i].upstream) == 0)
+			return false;
+	return true;
+}
+
+static void health_find_gone(const struct core_event *ev, void *arg)
+{
+	struct stale *st = arg;
+
+	if (!st->found && strcmp(ev->source, "proxy") == 0 &&
+	    strncmp(ev->subject, "upstream ", 9) == 0 && health_upstream_gone(ev->subject)) {
+		snprintf(st->subject, sizeof(st->subject), "%s", ev->subject);
+		st->found = true;
+	}
+}
+
+static void health_on_watch(struct core_timer *t)
+{
+	struct proxy_stats *st = proxy_stats_current();
+	struct proxy_stat_server *sst;
+	uint64_t now = core_loop_now(hc.loop);
+	char subject[160];
+	unsigned i, j;
+
+	core_timer_start(t, HEALTH_WATCH_MS);
+	if (st == NULL)
+		return;
+	sst = proxy_stats_servers(st);
+	for (i = 0; i < st->nservers; i = j) {
+		const struct proxy_stat_server *why = NULL;
+		bool usable = false;
+
+		for (j = i; j < st->nservers && strcmp(sst[j].upstream, sst[i].upstream) == 0; j++) {
+			bool out = core_clock_before(now, proxy_stat_get(sst[j].out_until));
+
+			if (!out && !proxy_stat_get(sst[j].check_down))
+				usable = true;
+			else if (why == NULL)
+				why = &sst[j];
+		}
+		snprintf(subject, sizeof(subject), "upstream %s", sst[i].upstream);
+		if (usable)
+			core_event_clear("proxy", subject, "a server takes requests again");
+		else if (!core_event_is_raised("proxy", subject))
+			core_event_raise("proxy", subject, "no server can take requests (%s: %s)",
+					 why->name, proxy_stat_get(why->check_down) ?
+					 (why->check_error[0] ? why->check_error : "DOWN by checks") :
+					 (why->last_error[0] ? why->last_error : "out after max_fails"));
+	}
+}
+
+static int health_start(struct core_loop *loop, const struct core_conf *conf,
+			char *err, size_t errlen)
+{
+	hc.loop = loop;
+	core_timer_init(loop, &hc.watch, health_on_watch, NULL);
+	core_timer_start(&hc.watch, HEALTH_WATCH_MS);
+	return health_build(conf, err, errlen);
+}
 
 /* A DOWN condition of ours for a server no check watches any more. */
 static void health_find_stale(const struct core_event *ev, void *arg)
@@ -244,7 +318,20 @@ static int health_reload(const struct core_conf *conf, char *err, size_t errlen)
 			break;
 		core_event_clear("proxy", st.subject, "no longer checked (configuration changed)");
 	}
+	for (;;) {
+		st.found = false;
+		core_event_each(health_find_gone, &st);
+		if (!st.found)
+			break;
+		core_event_clear("proxy", st.subject, "no longer configured");
+	}
 	return rc;
+}
+
+static void health_module_stop(void)
+{
+	core_timer_stop(&hc.watch);
+	health_stop();
 }
 
 static const struct core_module health_module = {
@@ -252,6 +339,6 @@ static const struct core_module health_module = {
 	.order = 60,
 	.start = health_start,
 	.reload = health_reload,
-	.stop = health_stop,
+	.stop = health_module_stop,
 };
 CORE_MODULE(health_module);

@@ -91,20 +91,26 @@ def served_by(ns, url, timeout=0.5):
         return None
 
 
-def box_keel(h, lan, name, host, priority, vip, advert=ADVERT_FAST, extra=""):
+def backend(h, ns, name, port, tag=""):
+    """The box's app server, answering with the box's name."""
+    return h.start("backend-" + name + tag, ["ip", "netns", "exec", ns, "python3",
+                                             os.path.join(harness.HERE, "backend.py"),
+                                             "--port", str(port), "--name", name])
+
+
+def box_keel(h, lan, name, host, priority, vip, advert=ADVERT_FAST, extra="", upstream="",
+             server=""):
     """A box: its namespace, a backend named after it, and keel with ha."""
     ns = lan.box(name, host)
     bport = 9000 + host
-    h.start("backend-" + name, ["ip", "netns", "exec", ns, "python3",
-                                os.path.join(harness.HERE, "backend.py"),
-                                "--port", str(bport), "--name", name])
+    backend(h, ns, name, bport)
     conf = """pid_file: "%s"
 state_dir: "%s"
 workers: { count: 1 }
 monitors: { routes: false, servers: false }
 admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false } }
 listeners: [ { address: "0.0.0.0:8080" } ]
-upstreams: { app: { servers: [ { address: "127.0.0.1:%d" } ] } }
+upstreams: { app: { %sservers: [ { address: "127.0.0.1:%d"%s } ] } }
 routes: [ { path: /, upstream: app } ]
 ha:
   interface: eth0
@@ -112,7 +118,8 @@ ha:
   priority: %d
   addresses: [ "%s" ]
   advert_interval: %s
-%s""" % (h.path(name + ".pid"), h.path("state-" + name), bport, priority, vip, advert, extra)
+%s""" % (h.path(name + ".pid"), h.path("state-" + name), upstream, bport, server, priority, vip,
+       advert, extra)
     path = h.write(name + ".yaml", conf)
     return start_keel(h, name, ns, path)
 
@@ -361,3 +368,87 @@ def test_a_reload_retunes_without_a_hand_over_and_a_bad_one_keeps_the_running_co
     a.wait_log(r"configuration generation 3 loaded", after=mark)
     wait_for("the addresses to go", lambda: not lan.has(a.ns, vip) and not lan.has(a.ns, vip2),
              timeout=3)
+
+
+def test_a_master_that_cannot_serve_gives_the_address_away_and_takes_it_back_when_it_can(h):
+    lan = Lan(h)
+    vip = lan.addr(56)
+    url = "http://%s:8080/" % vip
+    checks = "health: { type: http, interval: 200ms, timeout: 150ms, unhealthy: 2, healthy: 2 }, "
+    track = "  check_interval: 200ms\n  fall: 2\n  rise: 3\n"
+    server = ", max_fails: 1, fail_timeout: 1s"
+    a = box_keel(h, lan, "a", 1, 200, vip, extra=track, upstream=checks, server=server)
+    b = box_keel(h, lan, "b", 2, 100, vip, extra=track, upstream=checks, server=server)
+    client = lan.box("c", 100)
+    a.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    wait_for("the client served by a", lambda: served_by(client, url) == "a", timeout=5)
+
+    # a's only app server dies: a's upstream has no server up, a gives the
+    # address away, b serves.
+    t0 = time.monotonic()
+    dead = [p for p in h.procs if p.name == "backend-a"][0]
+    os.killpg(dead.pid, signal.SIGKILL)
+    a.wait_log(r"ha: this box cannot serve after 2 failed checks \(upstream app: no server can "
+               r"take requests \(127.0.0.1:9001: .*\)\): priority 1", timeout=5)
+    a.wait_log(r"ha: BACKUP for vrid 42 on eth0 \(priority 1, .*\): this box cannot serve")
+    b.wait_log(r"ha: MASTER for vrid 42", timeout=3)
+    wait_for("the client served by b", lambda: served_by(client, url, 0.3) == "b", timeout=3)
+    print("    a's app server killed to the client served by b: %.0f ms"
+          % ((time.monotonic() - t0) * 1000))
+    time.sleep(1)     # a stays backup while it cannot serve
+    check(served_by(client, url) == "b", "b kept the address")
+    check(not lan.has(a.ns, vip), "a gave the address up")
+
+    # a's app server is back: after its checks rise, a takes the address
+    # back (preempt).
+    mark = a.mark()
+    backend(h, a.ns, "a", 9001, tag="-again")
+    a.wait_log(r"ha: this box serves again after 3 good checks: priority 200", after=mark,
+               timeout=5)
+    a.wait_log(r"ha: MASTER for vrid 42", after=mark, timeout=3)
+    wait_for("the client served by a", lambda: served_by(client, url) == "a", timeout=5)
+    check(not lan.has(b.ns, vip), "b gave the address back")
+
+
+def test_adverts_lost_one_way_leave_one_master_through_the_lease_in_redis(h):
+    lan = Lan(h)
+    vip = lan.addr(57)
+    url = "http://%s:8080/" % vip
+    rns = lan.box("r", 200)
+    raddr = lan.addr(200)
+    h.start("redis", ["ip", "netns", "exec", rns, "redis-server", "--bind", raddr,
+                      "--port", "6379", "--protected-mode", "no", "--save", "", "--appendonly", "no",
+                      "--dir", h.dir])
+    shared = 'redis:\n  nodes: ["%s:6379"]\n  check_interval: 200ms\n' % raddr
+    a = box_keel(h, lan, "a", 1, 200, vip, extra=shared)
+    b = box_keel(h, lan, "b", 2, 100, vip, extra=shared)
+    client = lan.box("c", 100)
+    a.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    wait_for("the lease in Redis", lambda: sh("redis-cli", "-h", raddr, "GET", "keel:kv:ha.42",
+                                              ns=rns).strip() == "%s,200" % lan.addr(1),
+             timeout=5)
+    wait_for("the client served by a", lambda: served_by(client, url) == "a", timeout=5)
+
+    # a's adverts stop reaching b (and only b), while b's reach a and
+    # Redis is reachable from both
+    # (b's route back to a goes nowhere and b checks the reverse path
+    # strictly: what a sends, b drops on arrival; what b sends reaches a.)
+    sh("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.eth0.rp_filter=1",
+       ns=b.ns)
+    sh("ip", "route", "add", "blackhole", lan.addr(1) + "/32", ns=b.ns)
+    b.wait_log(r"ha: no advert from %s, but it holds the lease with priority 200: its adverts "
+               r"are lost on the way to this box; staying backup" % re.escape(lan.addr(1)),
+               timeout=3)
+    time.sleep(2)        # more than five times b's down timer
+    check("MASTER" not in b.log(), "b became master while a was:\n" + b.log()[-1500:])
+    check(not lan.has(b.ns, vip) and lan.has(a.ns, vip), "the address stayed on a only")
+    check(served_by(client, url) == "a", "the client is still served by a")
+
+    # a dies while the loss goes on: its lease runs out, b takes over.
+    t0 = time.monotonic()
+    os.killpg(a.pid, signal.SIGKILL)
+    b.wait_log(r"ha: MASTER for vrid 42", timeout=3)
+    wait_for("the client served by b", lambda: served_by(client, url, 0.2) == "b", timeout=3)
+    took = time.monotonic() - t0
+    print("    SIGKILL of the master under one-way loss to b serving: %.0f ms" % (took * 1000))
+    check(took < 1.0, "took %.2f s" % took)
