@@ -151,6 +151,7 @@ struct keel_proxy_conf {
 	int64_t		max_header_bytes;
 	int64_t		max_headers;
 	int64_t		buffer_size;		/* per direction, per connection */
+	char		*cookie_key;		/* affinity cookies' key; "": the install key */
 };
 
 struct keel_access_log_conf {

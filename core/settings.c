@@ -150,6 +150,13 @@ static const struct core_conf_section admin_section = {
 };
 
 static const struct core_conf_def proxy_defs[] = {
+	{ .name = "cookie_key", .type = CORE_CONF_STRING,
+	  .flags = CORE_CONF_RELOAD | CORE_CONF_SECRET,
+	  .offset = offsetof(struct keel_proxy_conf, cookie_key), .dflt = "", .min = 0, .max = 256,
+	  .doc = "The secret affinity cookies (`balance: cookie`) are signed with. Empty: this "
+		 "box's install key, so only this box reads its cookies. Gateways that share an "
+		 "address (`ha`) set the same value (16 characters or more), and a user pinned "
+		 "through one stays pinned through the other." },
 	{ .name = "max_connections", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_proxy_conf, max_connections),
 	  .dflt = "10000", .min = 1, .max = 1000000,
@@ -427,8 +434,8 @@ static const struct core_conf_def upstream_defs[] = {
 	  .offset = offsetof(struct keel_upstream_conf, cookie),
 	  .dflt = "KEELID", .min = 1, .max = 64,
 	  .doc = "With `balance: cookie`: the cookie keel sets to pin a client to a server. "
-		 "Its value is opaque and signed with the install key; a client whose server "
-		 "is out is moved to a live one with a new cookie." },
+		 "Its value is opaque and signed with `proxy.cookie_key` (else the install key); "
+		 "a client whose server is out is moved to a live one with a new cookie." },
 	{ .name = "health", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_upstream_conf, health), .sub = &health_section },
 	{ .name = "tls", .type = CORE_CONF_SECTION,

@@ -13,6 +13,8 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include <mbedtls/sha256.h>
+
 #include "core/clock.h"
 #include "core/conf.h"
 #include "core/fault.h"
@@ -50,8 +52,8 @@ static struct {
 	struct core_timer     tick;	/* housekeeping, once a second */
 	struct core_timer     stall;	/* stalled servers, ten times a second */
 	struct proxy_stats   *stats;	/* master: the current generation's */
-	unsigned char	      key[CORE_STATE_KEY_LEN];	/* install key, for cookies */
-	bool		      have_key;
+	unsigned char	      key[CORE_STATE_KEY_LEN];	/* affinity cookies' key */
+	enum { KEY_NONE, KEY_INSTALL, KEY_CONFIG } key_from;
 	unsigned char	      ticket_key[32];	/* the generation's, for TLS tickets */
 	unsigned char	      ticket_prev[32];	/* the last one's, still read */
 	bool		      have_prev;
@@ -2074,9 +2076,14 @@ static int proxy_prepare(const struct core_conf *conf, const struct core_conf *p
 	struct proxy_stats *st;
 	unsigned i;
 
-	/* Affinity cookies are signed with the install key; make it once,
+	/* Affinity cookies are signed with proxy.cookie_key (gateways that
+	 * share an address share it), else with the install key, made once,
 	 * when a configuration first asks for it. */
-	if (!px.have_key) {
+	if (k->proxy.cookie_key[0] != '\0') {
+		mbedtls_sha256((const unsigned char *)k->proxy.cookie_key,
+			       strlen(k->proxy.cookie_key), px.key, 0);
+		px.key_from = KEY_CONFIG;
+	} else if (px.key_from != KEY_INSTALL) {
 		const struct keel_upstream_conf *uc = k->upstreams.v;
 
 		for (i = 0; i < k->upstreams.n; i++)
@@ -2085,7 +2092,7 @@ static int proxy_prepare(const struct core_conf *conf, const struct core_conf *p
 		if (i < k->upstreams.n) {
 			if (core_state_key(k->state_dir, px.key, err, errlen) != CORE_OK)
 				return CORE_ERROR;
-			px.have_key = true;
+			px.key_from = KEY_INSTALL;
 		}
 	}
 	/* Certificates are checked before anything changes, so a bad one
@@ -2179,7 +2186,7 @@ static int proxy_start(struct core_loop *loop, const struct core_conf *conf,
 		return CORE_ERROR;
 	px_conf = conf;
 	core_loop_signal(loop, SIGUSR1, proxy_on_usr1, NULL);
-	px.rt = proxy_runtime_build(conf, loop, px.stats, px.have_key ? px.key : NULL, err, errlen);
+	px.rt = proxy_runtime_build(conf, loop, px.stats, px.key_from != KEY_NONE ? px.key : NULL, err, errlen);
 	if (px.rt == NULL)
 		return CORE_ERROR;
 	core_net_accept_init(&px.acceptor, loop, "proxy", px.rt->max_connections, &px.nconns,

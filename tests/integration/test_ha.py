@@ -99,7 +99,7 @@ def backend(h, ns, name, port, tag=""):
 
 
 def box_keel(h, lan, name, host, priority, vip, advert=ADVERT_FAST, extra="", upstream="",
-             server=""):
+             server="", upstreams=None):
     """A box: its namespace, a backend named after it, and keel with ha."""
     ns = lan.box(name, host)
     bport = 9000 + host
@@ -112,6 +112,7 @@ admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false } }
 listeners: [ { address: "0.0.0.0:8080" } ]
 upstreams: { app: { %sservers: [ { address: "127.0.0.1:%d"%s } ] } }
 routes: [ { path: /, upstream: app } ]
+UPSTREAMS
 ha:
   interface: eth0
   vrid: 42
@@ -120,6 +121,9 @@ ha:
   advert_interval: %s
 %s""" % (h.path(name + ".pid"), h.path("state-" + name), upstream, bport, server, priority, vip,
        advert, extra)
+    if upstreams is not None:
+        conf = re.sub(r"upstreams: .*\n", "", conf).replace("UPSTREAMS", upstreams)
+    conf = conf.replace("UPSTREAMS\n", "")
     path = h.write(name + ".yaml", conf)
     return start_keel(h, name, ns, path)
 
@@ -452,3 +456,52 @@ def test_adverts_lost_one_way_leave_one_master_through_the_lease_in_redis(h):
     took = time.monotonic() - t0
     print("    SIGKILL of the master under one-way loss to b serving: %.0f ms" % (took * 1000))
     check(took < 1.0, "took %.2f s" % took)
+
+
+def pinned(ns, url, cookie=None):
+    """(server, cookie) of one request from ns, sending cookie if given."""
+    argv = ["ip", "netns", "exec", ns, "curl", "-s", "-m", "1", "-D", "-", url]
+    if cookie:
+        argv[6:6] = ["-H", "Cookie: KEELID=" + cookie]
+    out = subprocess.run(argv, capture_output=True, text=True).stdout
+    head, _, body = out.partition("\n\n")      # text mode: \r\n read as \n
+    m = re.search(r"(?im)^set-cookie: KEELID=([A-Za-z0-9_-]+)", head)
+    try:
+        return json.loads(body)["server"], m.group(1) if m else cookie
+    except (ValueError, KeyError):
+        return None, cookie
+
+
+def test_users_pinned_through_one_gateway_keep_their_server_through_the_other(h):
+    lan = Lan(h)
+    vip = lan.addr(58)
+    url = "http://%s:8080/" % vip
+    sns = lan.box("s", 150)
+    for i in (1, 2, 3):
+        h.start("s%d" % i, ["ip", "netns", "exec", sns, "python3",
+                            os.path.join(harness.HERE, "backend.py"), "--port", str(9100 + i),
+                            "--name", "s%d" % i, "--host", lan.addr(150)])
+        wait_for("app server s%d" % i,
+                 lambda i=i: get(sns, "http://%s:%d/" % (lan.addr(150), 9100 + i)) is not None)
+    ups = ("upstreams: { app: { balance: cookie, servers: [ %s ] } }\n"
+           % ", ".join('{ address: "%s:%d" }' % (lan.addr(150), 9100 + i) for i in (1, 2, 3)))
+    key = 'proxy: { cookie_key: "the pair\'s shared affinity secret" }\n'
+    a = box_keel(h, lan, "a", 1, 200, vip, upstreams=ups, extra=key)
+    b = box_keel(h, lan, "b", 2, 100, vip, upstreams=ups, extra=key)
+    client = lan.box("c", 100)
+    a.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    wait_for("the app servers", lambda: pinned(client, url)[0] is not None, timeout=5)
+
+    users = [pinned(client, url) for _ in range(18)]
+    check(all(s is not None and c for s, c in users), users)
+    check(len({s for s, _ in users}) == 3, "the users are spread over the 3 servers: %s" % users)
+    check("cookie_key" not in a.log() and "shared affinity secret" not in a.log(),
+          "the secret stays out of the log")
+
+    # A planned switch-over: a stops, b takes the address.
+    os.killpg(a.pid, signal.SIGTERM)
+    b.wait_log(r"ha: MASTER for vrid 42", timeout=3)
+    wait_for("b's answers", lambda: pinned(client, url)[0] is not None, timeout=3)
+    lost = [(s, c) for s, c in users if pinned(client, url, c)[0] != s]
+    print("    pins lost in a planned switch-over: %d of %d" % (len(lost), len(users)))
+    check(not lost, "users moved to another server: %s" % lost)
