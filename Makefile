@@ -240,6 +240,7 @@ bench: $(B)/keel build/bench/relay
 	$(Q)tests/setup.sh --bench
 	$(Q)python3 tests/bench/proxy.py
 	$(Q)python3 tests/bench/hung.py
+	$(Q)python3 tests/bench/ha.py
 	$(Q)python3 tests/bench/tls.py
 	$(Q)python3 tests/bench/redis.py
 	$(Q)python3 tests/bench/storage.py

@@ -317,9 +317,11 @@ static void ha_send(uint8_t priority)
 		ha.adverts_sent++;
 }
 
+/* RFC 5798 6.1's Skew_Time, computed as the RFC does, in whole
+ * centiseconds (keepalived too: a pair waits the same time either way). */
 static unsigned ha_skew(unsigned interval_ms)
 {
-	return (256u - ha_prio()) * interval_ms / 256;
+	return (256u - ha_prio()) * (interval_ms / 10) / 256 * 10;
 }
 
 static void ha_arm_down(unsigned ms)
