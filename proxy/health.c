@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/random.h>
+#include <unistd.h>
 
 #include "core/buf.h"
 #include "core/clock.h"
 #include "core/conf.h"
 #include "core/event.h"
+#include "core/kv.h"
 #include "core/log.h"
 #include "core/loop.h"
 #include "core/module.h"
@@ -43,6 +46,13 @@ static struct {
 	unsigned	    nspecs;
 	struct health_check *checks;
 	unsigned	    nchecks, cap;	/* in use, allocated */
+
+	/* passive health shared through the table (gateways on one Redis) */
+	char		    origin[17];	/* this master's random id */
+	char		    node[64];
+	uint64_t	   *published;	/* by server: the out_until we told the others */
+	uint64_t	   *applied;	/* by server: the out_until another gave us */
+	unsigned	    nshare;
 } hc;
 
 /* Tells whoever listens (monitoring) that a server went DOWN or came back. */
@@ -120,9 +130,12 @@ static void health_stop(void)
 	for (i = 0; i < hc.nspecs; i++)
 		core_tls_server_drop(hc.specs[i].tls);
 	free(hc.specs);
+	free(hc.published);
+	free(hc.applied);
 	hc.checks = NULL;
 	hc.specs = NULL;
-	hc.nchecks = hc.nspecs = hc.cap = 0;
+	hc.published = hc.applied = NULL;
+	hc.nchecks = hc.nspecs = hc.cap = hc.nshare = 0;
 }
 
 /* Builds the checks of a config against the current shared region. The
@@ -137,6 +150,14 @@ static int health_build(const struct core_conf *conf, char *err, size_t errlen)
 
 	if (st == NULL)
 		return CORE_OK;
+	snprintf(hc.node, sizeof(hc.node), "%s", k->node);
+	hc.published = calloc(st->nservers + 1, sizeof(*hc.published));
+	hc.applied = calloc(st->nservers + 1, sizeof(*hc.applied));
+	if (hc.published == NULL || hc.applied == NULL) {
+		snprintf(err, errlen, "out of memory for %u servers", st->nservers);
+		return CORE_ERROR;
+	}
+	hc.nshare = st->nservers;
 	sst = proxy_stats_servers(st);
 	for (i = 0; i < k->upstreams.n; i++)
 		if (uc[i].health.type != KEEL_CHECK_OFF)
@@ -238,6 +259,75 @@ static void health_find_gone(const struct core_event *ev, void *arg)
 	}
 }
 
+/*
+ * Passive health shared between gateways on one Redis (through core's
+ * table, which cache/ mirrors there): a server one gateway's workers took
+ * out (max_fails, a stall) is out on the others too, for what is left of
+ * its time, one watch tick and the table's delay later at most. Each
+ * master publishes its own decisions as "px.out.UPSTREAM/SERVER", expiring
+ * when the server is due back, and applies the others'. Without a mirror
+ * nothing leaves the box.
+ */
+#define SHARE_PREFIX	"px.out."
+
+struct share_walk {
+	struct proxy_stat_server *sst;
+	unsigned	 n;
+	uint64_t	 now, wall;
+};
+
+static void health_share_apply(const char *key, const char *val, uint64_t expires, void *arg)
+{
+	struct share_walk *w = arg;
+	const char *name = key + strlen(SHARE_PREFIX), *comma = strchr(val, ',');
+	uint64_t until;
+	unsigned i;
+
+	if (strncmp(key, SHARE_PREFIX, strlen(SHARE_PREFIX)) != 0 || comma == NULL ||
+	    (size_t)(comma - val) != strlen(hc.origin) ||
+	    memcmp(val, hc.origin, strlen(hc.origin)) == 0 || expires <= w->wall)
+		return;				/* not one, or ours, or over */
+	until = w->now + (expires - w->wall);
+	for (i = 0; i < w->n; i++) {
+		struct proxy_stat_server *s = &w->sst[i];
+		size_t ul = strlen(s->upstream);
+
+		if (strncmp(name, s->upstream, ul) != 0 || name[ul] != '/' ||
+		    strcmp(name + ul + 1, s->name) != 0)
+			continue;
+		if (!core_clock_before(proxy_stat_get(s->out_until) + 50, until))
+			return;			/* out as long already */
+		proxy_stat_set(s->out_until, until);
+		hc.applied[i] = until;
+		core_log_warn("health", "%s/%s out for %llu ms more: gateway %s took it out",
+			      s->upstream, s->name, (unsigned long long)(until - w->now),
+			      comma + 1);
+		return;
+	}
+}
+
+static void health_share(struct proxy_stats *st, uint64_t now)
+{
+	struct share_walk w = { proxy_stats_servers(st), st->nservers, now,
+				core_clock_wall_ms() };
+	char key[160], val[96];
+	unsigned i;
+
+	if (!core_kv_mirrored() || hc.published == NULL || hc.nshare != st->nservers)
+		return;
+	for (i = 0; i < st->nservers; i++) {
+		uint64_t out = proxy_stat_get(w.sst[i].out_until);
+
+		if (!core_clock_before(now, out) || out == hc.applied[i] || out == hc.published[i])
+			continue;
+		snprintf(key, sizeof(key), SHARE_PREFIX "%s/%s", w.sst[i].upstream, w.sst[i].name);
+		snprintf(val, sizeof(val), "%s,%s", hc.origin, hc.node[0] ? hc.node : "(unnamed)");
+		if (core_kv_set(key, val, out - now) == CORE_OK)
+			hc.published[i] = out;
+	}
+	core_kv_each_entry(health_share_apply, &w);
+}
+
 static void health_on_watch(struct core_timer *t)
 {
 	struct proxy_stats *st = proxy_stats_current();
@@ -249,6 +339,7 @@ static void health_on_watch(struct core_timer *t)
 	core_timer_start(t, HEALTH_WATCH_MS);
 	if (st == NULL)
 		return;
+	health_share(st, now);
 	sst = proxy_stats_servers(st);
 	for (i = 0; i < st->nservers; i = j) {
 		const struct proxy_stat_server *why = NULL;
@@ -276,7 +367,17 @@ static void health_on_watch(struct core_timer *t)
 static int health_start(struct core_loop *loop, const struct core_conf *conf,
 			char *err, size_t errlen)
 {
+	unsigned char id[8];
+	unsigned i;
+
 	hc.loop = loop;
+	if (getrandom(id, sizeof(id), 0) != (ssize_t)sizeof(id)) {
+		uint64_t x = core_clock_wall_ms() ^ (uint64_t)getpid() << 40;
+
+		memcpy(id, &x, sizeof(id));
+	}
+	for (i = 0; i < sizeof(id); i++)
+		snprintf(hc.origin + 2 * i, 3, "%02x", id[i]);
 	core_timer_init(loop, &hc.watch, health_on_watch, NULL);
 	core_timer_start(&hc.watch, HEALTH_WATCH_MS);
 	return health_build(conf, err, errlen);

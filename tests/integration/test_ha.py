@@ -108,7 +108,7 @@ def box_keel(h, lan, name, host, priority, vip, advert=ADVERT_FAST, extra="", up
 state_dir: "%s"
 workers: { count: 1 }
 monitors: { routes: false, servers: false }
-admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false } }
+admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false }, metrics_token: "%s" }
 listeners: [ { address: "0.0.0.0:8080" } ]
 upstreams: { app: { %sservers: [ { address: "127.0.0.1:%d"%s } ] } }
 routes: [ { path: /, upstream: app } ]
@@ -119,8 +119,8 @@ ha:
   priority: %d
   addresses: [ "%s" ]
   advert_interval: %s
-%s""" % (h.path(name + ".pid"), h.path("state-" + name), upstream, bport, server, priority, vip,
-       advert, extra)
+%s""" % (h.path(name + ".pid"), h.path("state-" + name), harness.METRICS_TOKEN, upstream, bport,
+       server, priority, vip, advert, extra)
     if upstreams is not None:
         conf = re.sub(r"upstreams: .*\n", "", conf).replace("UPSTREAMS", upstreams)
     conf = conf.replace("UPSTREAMS\n", "")
@@ -505,3 +505,63 @@ def test_users_pinned_through_one_gateway_keep_their_server_through_the_other(h)
     lost = [(s, c) for s, c in users if pinned(client, url, c)[0] != s]
     print("    pins lost in a planned switch-over: %d of %d" % (len(lost), len(users)))
     check(not lost, "users moved to another server: %s" % lost)
+
+
+def metric(ns, name, labels):
+    text = sh("curl", "-s", "-m", "2", "-H", "Authorization: Bearer " + harness.METRICS_TOKEN,
+              "http://127.0.0.1:8081/metrics", ns=ns)
+    for line in text.splitlines():
+        if line.startswith(name + "{") and all(l in line for l in labels):
+            return float(line.rsplit(" ", 1)[1])
+    return None
+
+
+def test_a_server_one_gateway_took_out_is_out_on_the_other_through_redis(h):
+    lan = Lan(h)
+    vip = lan.addr(59)
+    url = "http://%s:8080/" % vip
+    sns, rns = lan.box("s", 150), lan.box("r", 200)
+    servers = []
+    for i in (1, 2, 3):
+        servers.append(h.start("s%d" % i, ["ip", "netns", "exec", sns, "python3",
+                                           os.path.join(harness.HERE, "backend.py"),
+                                           "--port", str(9100 + i), "--name", "s%d" % i,
+                                           "--host", lan.addr(150)]))
+        wait_for("app server s%d" % i,
+                 lambda i=i: get(sns, "http://%s:%d/" % (lan.addr(150), 9100 + i)) is not None)
+    h.start("redis", ["ip", "netns", "exec", rns, "redis-server", "--bind", lan.addr(200),
+                      "--port", "6379", "--protected-mode", "no", "--save", "",
+                      "--appendonly", "no", "--dir", h.dir])
+    ups = ("upstreams: { app: { servers: [ %s ] } }\n"
+           % ", ".join('{ address: "%s:%d", max_fails: 1, fail_timeout: 20s }'
+                       % (lan.addr(150), 9100 + i) for i in (1, 2, 3)))
+    extra = 'redis:\n  nodes: ["%s:6379"]\n  check_interval: 200ms\n' % lan.addr(200)
+    confs = {}
+    for n, host, prio in (("a", 1, 200), ("b", 2, 100)):
+        confs[n] = box_keel(h, lan, n, host, prio, vip, upstreams=ups,
+                            extra=extra + "node: gw-%s\n" % n)
+    a, b = confs["a"], confs["b"]
+    client = lan.box("c", 100)
+    a.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    wait_for("answers", lambda: served_by(client, url) is not None, timeout=5)
+
+    # s2 dies; requests through a find it out (and are answered by s1, s3).
+    s2 = servers[1]
+    os.killpg(s2.pid, signal.SIGKILL)
+    got = [served_by(client, url, 1.0) for _ in range(6)]
+    check(all(g in ("s1", "s3") for g in got), got)
+    check(metric(a.ns, "keel_server_failures_total", ['server="%s:9102"' % lan.addr(150)]) >= 1,
+          "a found s2 dead")
+    b.wait_log(r"health: app/%s:9102 out for \d+ ms more: gateway gw-a took it out"
+               % re.escape(lan.addr(150)), timeout=3)
+    check(metric(b.ns, "keel_server_up", ['server="%s:9102"' % lan.addr(150)]) == 0,
+          "s2 is out on b")
+
+    # Through b now: s2 is never tried there.
+    os.killpg(a.pid, signal.SIGTERM)
+    b.wait_log(r"ha: MASTER for vrid 42", timeout=3)
+    wait_for("answers through b", lambda: served_by(client, url) is not None, timeout=3)
+    got = [served_by(client, url, 1.0) for _ in range(6)]
+    check(all(g in ("s1", "s3") for g in got), got)
+    check(metric(b.ns, "keel_server_failures_total", ['server="%s:9102"' % lan.addr(150)]) == 0,
+          "b never tried s2")
