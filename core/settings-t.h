@@ -297,6 +297,7 @@ struct keel_ha_conf {
 	bool		 track;		/* priority 1 while this box cannot serve */
 	int64_t		 check_interval;	/* ms between its own checks */
 	int64_t		 fall, rise;	/* checks in a row that change its health */
+	struct core_conf_list peers;	/* of char *: unicast adverts to these */
 };
 
 struct keel_update_conf {

@@ -1230,6 +1230,12 @@ static const struct core_conf_def ha_defs[] = {
 	{ .name = "rise", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_ha_conf, rise), .dflt = "5", .min = 1, .max = 100,
 	  .doc = "Good checks in a row that make a faulty box healthy again." },
+	{ .name = "peers", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING,
+	  .flags = CORE_CONF_RELOAD, .min = 0, .max = 8,
+	  .offset = offsetof(struct keel_ha_conf, peers),
+	  .doc = "The other boxes' interface addresses (IPv4), for networks without multicast "
+		 "(most clouds): adverts go to each of them, and only theirs are heard. Empty: "
+		 "multicast to 224.0.0.18. keepalived's `unicast_peer` is the same." },
 	{ 0 }
 };
 
@@ -1244,6 +1250,13 @@ static void ha_check(struct core_conf_load *ld, void *obj, const char *path, int
 
 	if (c->interface[0] != '\0' && c->addresses.n == 0)
 		core_conf_error(ld, line, path, "ha.interface is set but ha.addresses is empty");
+	for (i = 0; i < c->peers.n; i++) {
+		char *const *peers = c->peers.v;
+
+		snprintf(sub, sizeof(sub), "%s.peers[%zu]", path, i);
+		if (inet_pton(AF_INET, peers[i], &in[0]) != 1)
+			core_conf_error(ld, line, sub, "\"%s\" is not an IPv4 address", peers[i]);
+	}
 	for (i = 0; i < c->addresses.n; i++) {
 		const char *slash = strchr(a[i], '/');
 		size_t n = slash != NULL ? (size_t)(slash - a[i]) : strlen(a[i]);

@@ -80,6 +80,8 @@ struct ha_sockaddr_nl {
 	uint32_t	pid, groups;
 };
 
+#define HA_MAX_PEERS	8
+
 enum ha_role { HA_OFF = 0, HA_BACKUP, HA_MASTER };
 
 static const char *const role_names[] = { "off", "backup", "master" };
@@ -99,6 +101,8 @@ struct ha_want {
 	uint8_t		 plen[VRRP_MAX_ADDRS];
 	bool		 track;
 	unsigned	 check_ms, fall, rise;
+	unsigned	 npeers;		/* unicast: adverts to these only */
+	uint32_t	 peers[HA_MAX_PEERS];	/* network order */
 };
 
 
@@ -291,12 +295,56 @@ static void ha_garp(void)
 
 /* ---- adverts ------------------------------------------------------------------------------ */
 
+/* One advert to dst; unicast ones leave from the interface's address
+ * (IP_PKTINFO), the one the checksum was computed with. */
+static void ha_send_to(const uint8_t *pkt, size_t len, uint32_t dst)
+{
+	union {
+		struct cmsghdr	 align;
+		char		 buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+	} ctl;
+	struct sockaddr_in to;
+	struct iovec iov = { (void *)pkt, len };
+	struct msghdr msg;
+	struct cmsghdr *cm;
+	struct in_pktinfo *pi;
+
+	memset(&to, 0, sizeof(to));
+	to.sin_family = AF_INET;
+	to.sin_addr.s_addr = dst;
+	memset(&msg, 0, sizeof(msg));
+	msg.msg_name = &to;
+	msg.msg_namelen = sizeof(to);
+	msg.msg_iov = &iov;
+	msg.msg_iovlen = 1;
+	if (dst != htonl(VRRP_GROUP4)) {
+		memset(&ctl, 0, sizeof(ctl));
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = sizeof(ctl.buf);
+		cm = CMSG_FIRSTHDR(&msg);
+		cm->cmsg_level = IPPROTO_IP;
+		cm->cmsg_type = IP_PKTINFO;
+		cm->cmsg_len = CMSG_LEN(sizeof(*pi));
+		pi = (struct in_pktinfo *)(void *)CMSG_DATA(cm);
+		pi->ipi_ifindex = ha.w.ifindex;
+		pi->ipi_spec_dst.s_addr = ha.w.ifaddr;
+	}
+	if (sendmsg(ha.fd, &msg, 0) == -1) {
+		char ip[INET_ADDRSTRLEN];
+
+		core_log_error("ha", "advert on %s to %s: %s", ha.w.ifname,
+			       ip_str(dst, ip, sizeof(ip)), strerror(errno));
+	} else
+		ha.adverts_sent++;
+}
+
+/* An advert to the group, or to each unicast peer. */
 static void ha_send(uint8_t priority)
 {
 	struct vrrp_advert a;
-	struct sockaddr_in to;
 	uint8_t pkt[VRRP_HDR + 4 * VRRP_MAX_ADDRS];
 	size_t len;
+	unsigned i;
 
 	memset(&a, 0, sizeof(a));
 	a.vrid = ha.w.vrid;
@@ -305,16 +353,11 @@ static void ha_send(uint8_t priority)
 	a.naddr = (uint8_t)ha.w.naddr;
 	memcpy(a.addr, ha.w.addr, sizeof(a.addr));
 	a.src = ha.w.ifaddr;
-	a.dst = htonl(VRRP_GROUP4);
-	if ((len = vrrp_build4(pkt, sizeof(pkt), &a)) == 0)
-		return;
-	memset(&to, 0, sizeof(to));
-	to.sin_family = AF_INET;
-	to.sin_addr.s_addr = a.dst;
-	if (sendto(ha.fd, pkt, len, 0, (struct sockaddr *)&to, sizeof(to)) == -1)
-		core_log_error("ha", "advert on %s: %s", ha.w.ifname, strerror(errno));
-	else
-		ha.adverts_sent++;
+	for (i = 0; i < (ha.w.npeers > 0 ? ha.w.npeers : 1); i++) {
+		a.dst = ha.w.npeers > 0 ? ha.w.peers[i] : htonl(VRRP_GROUP4);
+		if ((len = vrrp_build4(pkt, sizeof(pkt), &a)) != 0)
+			ha_send_to(pkt, len, a.dst);
+	}
 }
 
 /* RFC 5798 6.1's Skew_Time, computed as the RFC does, in whole
@@ -536,6 +579,17 @@ static void ha_advert(const struct vrrp_advert *a)
 	/* else: a lower master; the down timer runs out and this box preempts */
 }
 
+/* With unicast peers, adverts count from them only. */
+static bool ha_from_peer(uint32_t src)
+{
+	unsigned i;
+
+	for (i = 0; i < ha.w.npeers; i++)
+		if (ha.w.peers[i] == src)
+			return true;
+	return ha.w.npeers == 0;
+}
+
 static void ha_on_io(struct core_io *io, unsigned revents)
 {
 	uint8_t pkt[1500];
@@ -561,7 +615,7 @@ static void ha_on_io(struct core_io *io, unsigned revents)
 			core_log_debug("ha", "a packet dropped: %s", why);
 			continue;
 		}
-		if (a.vrid != ha.w.vrid || a.src == ha.w.ifaddr)
+		if (a.vrid != ha.w.vrid || a.src == ha.w.ifaddr || !ha_from_peer(a.src))
 			continue;
 		ha.adverts_seen++;
 		ha_advert(&a);
@@ -723,6 +777,17 @@ static int ha_want_of(const struct keel_ha_conf *c, struct ha_want *w, char *err
 	w->check_ms = (unsigned)c->check_interval;
 	w->fall = (unsigned)c->fall;
 	w->rise = (unsigned)c->rise;
+	for (i = 0; i < c->peers.n && i < HA_MAX_PEERS; i++) {
+		char *const *peers = c->peers.v;
+		struct in_addr in;
+
+		if (inet_pton(AF_INET, peers[i], &in) != 1) {
+			snprintf(err, errlen, "ha.peers[%zu]: \"%s\" is not an IPv4 address", i,
+				 peers[i]);
+			return CORE_ERROR;
+		}
+		w->peers[w->npeers++] = in.s_addr;
+	}
 	if (c->advert_interval % 10 != 0) {
 		snprintf(err, errlen, "ha.advert_interval: %lld ms is not a multiple of 10 ms",
 			 (long long)c->advert_interval);

@@ -315,6 +315,8 @@ admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false } }
         ("ha: { interface: eth0, advert_interval: 105ms, addresses: [ \"%s\" ] }" % lan.addr(50),
          r"ha.advert_interval: 105 ms is not a multiple of 10 ms"),
         ("ha: { interface: eth0 }", r"ha.addresses is empty"),
+        ("ha: { interface: eth0, peers: [ \"gw-b\" ], addresses: [ \"%s\" ] }" % lan.addr(50),
+         r'ha.peers\[0\]: "gw-b" is not an IPv4 address'),
     ]
     for i, (ha, want) in enumerate(cases):
         conf = h.write("bad%d.yaml" % i, base + ha + "\n")
@@ -565,3 +567,58 @@ def test_a_server_one_gateway_took_out_is_out_on_the_other_through_redis(h):
     check(all(g in ("s1", "s3") for g in got), got)
     check(metric(b.ns, "keel_server_failures_total", ['server="%s:9102"' % lan.addr(150)]) == 0,
           "b never tried s2")
+
+
+SNIFF = r"""
+import socket, struct, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             struct.pack("4s4s", socket.inet_aton("224.0.0.18"), socket.inet_aton(sys.argv[1])))
+s.settimeout(float(sys.argv[2]))
+n = 0
+try:
+    while True:
+        p = s.recv(2000)
+        if p[16:20] == socket.inet_aton("224.0.0.18"):
+            n += 1
+except socket.timeout:
+    pass
+print(n)
+"""
+
+
+def multicast_adverts(ns, me, seconds):
+    """VRRP adverts sent to 224.0.0.18 that ns hears within seconds."""
+    out = sh("python3", "-c", SNIFF, me, str(seconds), ns=ns)
+    return int(out.strip())
+
+
+def test_unicast_peers_elect_a_master_without_multicast(h):
+    lan = Lan(h)
+    vip = lan.addr(60)
+    url = "http://%s:8080/" % vip
+    a = box_keel(h, lan, "a", 1, 200, vip, extra='  peers: [ "%s" ]\n' % lan.addr(2))
+    b = box_keel(h, lan, "b", 2, 100, vip, extra='  peers: [ "%s" ]\n' % lan.addr(1))
+    client = lan.box("c", 100)
+    a.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    wait_for("the client served by a", lambda: served_by(client, url) == "a", timeout=5)
+    check(multicast_adverts(client, lan.addr(100), 1.0) == 0,
+          "no advert went to the multicast group")
+    check("MASTER" not in b.log(), "b heard a's unicast adverts and stayed backup:\n"
+          + b.log()[-1500:])
+
+    t0 = time.monotonic()
+    os.killpg(a.pid, signal.SIGKILL)
+    wait_for("the client served by b", lambda: served_by(client, url, 0.2) == "b", timeout=5)
+    took = time.monotonic() - t0
+    print("    unicast: SIGKILL of the master to the first answer through b: %.0f ms"
+          % (took * 1000))
+    check(took < 1.0, "took %.2f s" % took)
+
+    # A multicast keel of the same router is not a peer: b does not hear it.
+    c = box_keel(h, lan, "d", 3, 250, vip)
+    c.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    time.sleep(0.5)
+    check(b.log().count("ha: BACKUP") == 1, "b stepped down for a box that is not its peer:\n"
+          + b.log()[-1500:])
