@@ -298,12 +298,16 @@ def failover_rounds(pair, nss, url, nrounds):
     return out
 
 
+def rp_filter(ns, on):
+    sh("sh", "-c", "echo %d > /proc/sys/net/ipv4/conf/all/rp_filter && "
+       "echo %d > /proc/sys/net/ipv4/conf/eth0/rp_filter" % (on, on), ns=ns)
+
+
 def dual_master(pair, nss, seconds=5.0):
     """Adverts from a lost on the way to b for `seconds`: ms both held the address."""
     wait("a to hold the address", lambda: has(nss["a"], pair.vip) and not has(nss["b"], pair.vip))
     time.sleep(1.5)
-    sh("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.eth0.rp_filter=1",
-       ns=nss["b"])
+    rp_filter(nss["b"], 1)
     sh("ip", "route", "add", "blackhole", addr(1) + "/32", ns=nss["b"])
     both, end, last = 0.0, time.monotonic() + seconds, time.monotonic()
     while time.monotonic() < end:
@@ -313,8 +317,7 @@ def dual_master(pair, nss, seconds=5.0):
             both += now - last
         last = now
     sh("ip", "route", "del", "blackhole", addr(1) + "/32", ns=nss["b"])
-    sh("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=0", "net.ipv4.conf.eth0.rp_filter=0",
-       ns=nss["b"])
+    rp_filter(nss["b"], 0)
     return both * 1000
 
 

@@ -439,8 +439,8 @@ def test_adverts_lost_one_way_leave_one_master_through_the_lease_in_redis(h):
     # Redis is reachable from both
     # (b's route back to a goes nowhere and b checks the reverse path
     # strictly: what a sends, b drops on arrival; what b sends reaches a.)
-    sh("sysctl", "-qw", "net.ipv4.conf.all.rp_filter=1", "net.ipv4.conf.eth0.rp_filter=1",
-       ns=b.ns)
+    sh("sh", "-c", "echo 1 > /proc/sys/net/ipv4/conf/all/rp_filter && "
+       "echo 1 > /proc/sys/net/ipv4/conf/eth0/rp_filter", ns=b.ns)
     sh("ip", "route", "add", "blackhole", lan.addr(1) + "/32", ns=b.ns)
     b.wait_log(r"ha: no advert from %s, but it holds the lease with priority 200: its adverts "
                r"are lost on the way to this box; staying backup" % re.escape(lan.addr(1)),
