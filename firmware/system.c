@@ -58,6 +58,7 @@
 #define NTP_STEP_MS	1000		/* an offset this large is stepped, not slewed */
 #define LINK_GRACE_MS	5000		/* a link just brought up may take this long */
 #define KLOG_MAX	(256 * 1024)
+#define KLOG_ANSWER_MAX	(60 * 1024)	/* of a command's 64 KiB answer, for the text */
 
 enum dstate { D_OFF, D_INIT, D_SELECTING, D_REQUESTING, D_BOUND, D_RENEWING, D_REBINDING };
 
@@ -1065,6 +1066,28 @@ static void cmd_poweroff(struct core_command_call *call)
 	sys_shutdown(call, true);
 }
 
+/* Where the newest part of the log starts whose JSON string takes at most
+ * budget bytes: the kernel's ring can be larger than an answer may be, and
+ * every '\n' takes 6 bytes escaped. A cut starts at a line. */
+static size_t klog_newest(const char *buf, size_t n, size_t budget)
+{
+	size_t used = 0, i = n;
+
+	while (i > 0) {
+		unsigned char ch = (unsigned char)buf[i - 1];
+		size_t w = ch == '"' || ch == '\\' ? 2 : ch < 0x20 || ch == 0x7f ? 6 : 1;
+
+		if (used + w > budget)
+			break;
+		used += w;
+		i--;
+	}
+	if (i > 0)
+		while (i < n && buf[i - 1] != '\n')
+			i++;
+	return i;
+}
+
 static void cmd_kernel_log(struct core_command_call *call)
 {
 	int size = klogctl(10, NULL, 0), n, i;	/* SYSLOG_ACTION_SIZE_BUFFER */
@@ -1089,9 +1112,16 @@ static void cmd_kernel_log(struct core_command_call *call)
 	for (i = 0; i < n; i++)		/* JSON wants UTF-8; the kernel's bytes may not be */
 		if ((unsigned char)buf[i] >= 0x80)
 			buf[i] = '?';
-	core_buf_append(&call->out, "{\"text\":", 8);
-	core_json_str(&call->out, buf);
-	core_buf_append(&call->out, "}", 1);
+	/* The answer holds 64 KiB: the newest lines that fit, and whether
+	 * older ones were left out. */
+	i = (int)klog_newest(buf, (size_t)n, KLOG_ANSWER_MAX);
+	if (core_buf_append(&call->out, "{\"text\":", 8) != CORE_OK ||
+	    core_json_str(&call->out, buf + i) != CORE_OK ||
+	    core_buf_printf(&call->out, ",\"truncated\":%s}", i > 0 ? "true" : "false") != CORE_OK) {
+		free(buf);
+		core_command_fail(call, 500, "the kernel log does not fit the answer");
+		return;
+	}
 	free(buf);
 	core_command_answer(call, 200);
 }

@@ -463,7 +463,6 @@ static void ha_on_adver(struct core_timer *t)
 static void ha_on_down(struct core_timer *t)
 {
 	char why[96], ip[INET_ADDRSTRLEN];
-
 	uint32_t who;
 	unsigned prio;
 
@@ -561,6 +560,11 @@ static void ha_advert(const struct vrrp_advert *a)
 			core_timer_start(&ha.adver, ha.w.adver_ms);
 		}
 		return;
+	}
+	if (ha.lease_held_off && a->src == ha.master_ip) {
+		ha.lease_held_off = false;
+		core_log_info("ha", "adverts from %s arrive again", ip);
+		core_event_clear("ha", "adverts", "adverts from %s arrive again", ip);
 	}
 	if (a->priority == 0) {
 		ha.master_ip = a->src;

@@ -450,7 +450,15 @@ def test_adverts_lost_one_way_leave_one_master_through_the_lease_in_redis(h):
     check(not lan.has(b.ns, vip) and lan.has(a.ns, vip), "the address stayed on a only")
     check(served_by(client, url) == "a", "the client is still served by a")
 
-    # a dies while the loss goes on: its lease runs out, b takes over.
+    # The loss ends: b hears a again, and the condition it raised clears.
+    sh("ip", "route", "del", "blackhole", lan.addr(1) + "/32", ns=b.ns)
+    b.wait_log(r"ha: adverts from %s arrive again" % re.escape(lan.addr(1)), timeout=3)
+    b.wait_log(r"alert: recovery: adverts: adverts from %s arrive again"
+               % re.escape(lan.addr(1)), timeout=3)
+
+    # a dies while the loss goes on again: its lease runs out, b takes over.
+    sh("ip", "route", "add", "blackhole", lan.addr(1) + "/32", ns=b.ns)
+    time.sleep(0.5)
     t0 = time.monotonic()
     os.killpg(a.pid, signal.SIGKILL)
     b.wait_log(r"ha: MASTER for vrid 42", timeout=3)

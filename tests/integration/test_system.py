@@ -124,3 +124,6 @@ def test_an_interface_that_does_not_exist_is_named_and_keel_runs_on(h):
     check(st == 409 and "not this system's init (PID 1)" in js["error"], (st, js))
     st, js = a.call("POST", "/api/v1/commands/system.kernel_log", {})
     check(st == 200 and isinstance(js["text"], str), (st, str(js)[:200]))
+    # A ring larger than an answer gives its newest lines, whole, and says so.
+    check(isinstance(js["truncated"], bool) and len(js["text"]) <= 60 * 1024, str(js)[:200])
+    check(not js["truncated"] or js["text"].startswith("<"), js["text"][:80])
