@@ -259,3 +259,38 @@ TEST(random_adverts_survive_a_round_trip)
 		CHECK_INT(vrrp_parse4(pkt, n, &b, &why), ==, -1);
 	}
 }
+
+/* One's complement has two zeros: where keel's sum is 0x0000 a sender may
+ * write 0xffff (the fuzzer found one such packet); both are read. */
+TEST(a_checksum_of_0xffff_for_zero_is_read)
+{
+	struct vrrp_advert a;
+	uint8_t v[VRRP_HDR + 4], pkt[64], out[VRRP_HDR + 4];
+	uint32_t src = ip4("10.0.0.2"), dst = htonl(VRRP_GROUP4);
+	const char *why = NULL;
+	uint32_t x;
+	size_t n;
+
+	/* Find an address for which keel's checksum comes out 0x0000. */
+	for (x = 0; x < 0x10000; x++) {
+		memset(&a, 0, sizeof(a));
+		a.vrid = 1;
+		a.priority = 100;
+		a.interval_cs = 100;
+		a.naddr = 1;
+		a.addr[0] = htonl(0x0a000000u | x);
+		a.src = src;
+		a.dst = dst;
+		CHECK_INT(vrrp_build4(out, sizeof(out), &a), ==, sizeof(out));
+		if (out[6] == 0 && out[7] == 0)
+			break;
+	}
+	CHECK(x < 0x10000);
+	memcpy(v, out, sizeof(v));
+	n = wrap(pkt, v, sizeof(v), src, dst, 255);
+	CHECK_INT(vrrp_parse4(pkt, n, &a, &why), ==, 0);
+	pkt[26] = pkt[27] = 0xff;		/* the other zero */
+	CHECK_INT(vrrp_parse4(pkt, n, &a, &why), ==, 0);
+	pkt[27] = 0xfe;				/* not zero */
+	CHECK_INT(vrrp_parse4(pkt, n, &a, &why), ==, -1);
+}
