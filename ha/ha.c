@@ -726,7 +726,7 @@ static void ha_on_check(struct core_timer *t)
 
 /* What the checks look at, from a configuration: the first plain
  * listener. */
-static int ha_track_conf(const struct keel_conf *k)
+static void ha_track_conf(const struct keel_conf *k)
 {
 	const struct keel_listener_conf *lc = k->listeners.v;
 	struct core_conf_addr door;
@@ -757,7 +757,6 @@ static int ha_track_conf(const struct keel_conf *k)
 		ha.faulty = false;
 		ha.fails = ha.passes = 0;
 	}
-	return CORE_OK;
 }
 
 /* ---- configuration ------------------------------------------------------------------------ */
@@ -971,10 +970,8 @@ static int ha_apply(const struct keel_conf *k, char *err, size_t errlen)
 {
 	int rc = ha_apply_vrrp(k, err, errlen);
 
-	if (rc == CORE_OK && ha_track_conf(k) != CORE_OK) {
-		snprintf(err, errlen, "ha: out of memory");
-		return CORE_ERROR;
-	}
+	if (rc == CORE_OK)
+		ha_track_conf(k);
 	return rc;
 }
 
