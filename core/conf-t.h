@@ -24,6 +24,7 @@ enum core_conf_type {
 #define CORE_CONF_RELOAD	0x1	/* a reload may change it */
 #define CORE_CONF_SECRET	0x2	/* never echoed in errors, logs, exports */
 #define CORE_CONF_REQUIRED	0x4	/* has no default: must be set */
+#define CORE_CONF_NODE		0x8	/* this box's own: not shared with other gateways */
 
 struct core_conf_section;
 

@@ -965,9 +965,21 @@ static int conf_copy(struct core_conf *c, const struct core_conf_def *d,
 	}
 }
 
+/* A setting a reload cannot change; a section is looked into instead. */
+static bool keep_static(const struct core_conf_def *d)
+{
+	return d->type != CORE_CONF_SECTION && !(d->flags & CORE_CONF_RELOAD);
+}
+
+static bool keep_node(const struct core_conf_def *d)
+{
+	return (d->flags & CORE_CONF_NODE) != 0;
+}
+
 static size_t conf_keep_section(struct core_conf *c,
 				const struct core_conf_section *sec, void *nobj,
 				const void *oobj, const char *path,
+				bool (*keep)(const struct core_conf_def *d),
 				void (*fn)(const char *path, void *arg), void *arg)
 {
 	const struct core_conf_def *d;
@@ -979,15 +991,16 @@ static size_t conf_keep_section(struct core_conf *c,
 		const void *ov = (const char *)oobj + d->offset;
 
 		path_join(sub, sizeof(sub), path, d->name);
-		if (d->type == CORE_CONF_SECTION) {
-			n += conf_keep_section(c, d->sub, nv, ov, sub, fn, arg);
-		} else if (!(d->flags & CORE_CONF_RELOAD) &&
-			   !conf_equal(d, d->type, nv, ov)) {
+		if (keep(d)) {
+			if (conf_equal(d, d->type, nv, ov))
+				continue;
 			if (conf_copy(c, d, d->type, nv, ov) != CORE_OK)
 				conf_error(c, 0, sub, "out of memory");
-			fn(sub, arg);
+			if (fn != NULL)
+				fn(sub, arg);
 			n++;
-		}
+		} else if (d->type == CORE_CONF_SECTION)
+			n += conf_keep_section(c, d->sub, nv, ov, sub, keep, fn, arg);
 	}
 	return n;
 }
@@ -996,7 +1009,13 @@ size_t core_conf_keep_static(struct core_conf *new, const struct core_conf *old,
 			     void (*fn)(const char *path, void *arg), void *arg)
 {
 	return conf_keep_section(new, new->schema, new->root, old->root, "",
-				 fn, arg);
+				 keep_static, fn, arg);
+}
+
+size_t core_conf_keep_node(struct core_conf *new, const struct core_conf *own)
+{
+	return conf_keep_section(new, new->schema, new->root, own->root, "",
+				 keep_node, NULL, NULL);
 }
 
 /* ---- reference --------------------------------------------------------------- */
@@ -1109,6 +1128,7 @@ struct conf_writer {
 	struct core_conf *scratch;	/* arena for defaults */
 	bool		 json;
 	bool		 secrets;	/* write them; else "(secret)" */
+	bool		 shared;	/* leave out CORE_CONF_NODE settings */
 	int		 rc;
 };
 
@@ -1318,7 +1338,7 @@ static void w_section(struct conf_writer *w, const struct core_conf_section *sec
 	for (d = sec->defs; d->name != NULL; d++) {
 		const void *p = (const char *)obj + d->offset;
 
-		if (!w->json && w_is_default(w, d, p))
+		if ((w->shared && (d->flags & CORE_CONF_NODE)) || (!w->json && w_is_default(w, d, p)))
 			continue;
 		if (w->json && !first)
 			w_put(w, ",", 1);
@@ -1334,9 +1354,10 @@ static void w_section(struct conf_writer *w, const struct core_conf_section *sec
 		w->out->end--;		/* nothing under it: take the newline back */
 }
 
-int core_conf_write(struct core_buf *out, const struct core_conf *c, bool json, bool secrets)
+static int conf_write(struct core_buf *out, const struct core_conf *c, bool json, bool secrets,
+		      bool shared)
 {
-	struct conf_writer w = { .out = out, .json = json, .secrets = secrets };
+	struct conf_writer w = { .out = out, .json = json, .secrets = secrets, .shared = shared };
 	const struct core_conf_def *d;
 	bool first = true;
 
@@ -1348,7 +1369,7 @@ int core_conf_write(struct core_buf *out, const struct core_conf *c, bool json, 
 	for (d = c->schema->defs; d->name != NULL; d++) {
 		const void *p = (const char *)c->root + d->offset;
 
-		if (!json && w_is_default(&w, d, p))
+		if ((shared && (d->flags & CORE_CONF_NODE)) || (!json && w_is_default(&w, d, p)))
 			continue;
 		if (json && !first)
 			w_put(&w, ",", 1);
@@ -1363,6 +1384,16 @@ int core_conf_write(struct core_buf *out, const struct core_conf *c, bool json, 
 		w_put(&w, "}\n", 2);
 	core_conf_free(w.scratch);
 	return w.rc == CORE_OK ? CORE_OK : CORE_ERROR;
+}
+
+int core_conf_write(struct core_buf *out, const struct core_conf *c, bool json, bool secrets)
+{
+	return conf_write(out, c, json, secrets, false);
+}
+
+int core_conf_write_shared(struct core_buf *out, const struct core_conf *c)
+{
+	return conf_write(out, c, false, true, true);
 }
 
 /* Secret strings written as "(secret)" (by an API client that was shown

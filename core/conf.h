@@ -38,11 +38,20 @@ size_t core_conf_keep_static(struct core_conf *new, const struct core_conf *old,
 			     void (*fn)(const char *path, void *arg), void *arg);
 
 /*
+ * For another gateway's configuration: every CORE_CONF_NODE setting gets
+ * this box's own value from `own`. Returns how many differed.
+ */
+size_t core_conf_keep_node(struct core_conf *new, const struct core_conf *own);
+
+/*
  * Writes a loaded conf: as YAML, only the settings that differ from their
  * defaults (what `keel config export` and an API apply store); as JSON,
  * every setting. Secrets are written as "(secret)" unless `secrets`.
  */
 int core_conf_write(struct core_buf *out, const struct core_conf *c, bool json, bool secrets);
+
+/* YAML of what gateways share: no CORE_CONF_NODE setting, secrets written. */
+int core_conf_write_shared(struct core_buf *out, const struct core_conf *c);
 
 /* Secrets given as "(secret)" in new take their value from old. */
 void core_conf_restore_secrets(struct core_conf *new, const struct core_conf *old);

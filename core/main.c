@@ -38,6 +38,7 @@
 #include "store.h"
 #include "sysinit.h"
 #include "supervise.h"
+#include "sync.h"
 #include "tls.h"
 #include "version.h"
 
@@ -697,11 +698,15 @@ static void main_report_static(const char *path, void *arg)
 
 /* Installs conf (free of errors) as the next generation; the running one
  * stays on failure. Takes conf over. */
-static int main_install(struct core_conf *conf, char *why, size_t whylen)
+static int main_install(struct core_conf *conf, const char *author, const char *comment,
+			char *why, size_t whylen)
 {
-	char err[256];
+	char err[256], *shared;
 	size_t i;
 
+	/* What the cluster shares is the text as given: a setting that needs
+	 * a restart here is still the cluster's new value. */
+	shared = core_sync_capture(conf);
 	core_conf_keep_static(conf, keel.conf, main_report_static, NULL);
 	conf->generation = keel.conf->generation + 1;
 	if (main_prepare_modules(conf, keel.conf) != CORE_OK) {
@@ -709,6 +714,7 @@ static int main_install(struct core_conf *conf, char *why, size_t whylen)
 		core_log_error("main", "reload refused; keeping generation %u",
 			       keel.conf->generation);
 		core_conf_free(conf);
+		free(shared);
 		return CORE_ERROR;
 	}
 	main_apply_log_conf(conf);
@@ -730,6 +736,7 @@ static int main_install(struct core_conf *conf, char *why, size_t whylen)
 	main_signal_workers(SIGTERM, true);	/* the old generation drains */
 	core_log_info("main", "configuration generation %u loaded from %s",
 		      conf->generation, conf->file);
+	core_sync_local(shared, author, comment);
 	return CORE_OK;
 }
 
@@ -756,7 +763,8 @@ static void main_reload(void)
 		core_conf_free(conf);
 		goto out;
 	}
-	if (main_install(conf, why, sizeof(why)) == CORE_OK && keel.conf_path != NULL)
+	if (main_install(conf, "file", "reloaded from the file", why, sizeof(why)) == CORE_OK &&
+	    keel.conf_path != NULL)
 		main_record(text, "file", "reloaded from the file");
 out:
 	free(text);
@@ -782,7 +790,7 @@ int core_control_reload(char *err, size_t errlen)
 		core_conf_free(conf);
 		return CORE_ERROR;
 	}
-	return main_install(conf, err, errlen);
+	return main_install(conf, "api", "reloaded from the file", err, errlen);
 }
 
 const struct core_conf *core_control_conf(void)
@@ -812,7 +820,7 @@ int core_control_apply(struct core_conf *conf, const char *yaml, const char *aut
 		core_conf_free(conf);
 		goto out;
 	}
-	if (main_install(conf, err, errlen) != CORE_OK) {
+	if (main_install(conf, author, comment, err, errlen) != CORE_OK) {
 		if (keel.conf_path != NULL) {
 			/* Put the running text back in the file. */
 			struct core_store_rev cur;

@@ -300,6 +300,12 @@ struct keel_ha_conf {
 	struct core_conf_list peers;	/* of char *: unicast adverts to these */
 };
 
+/* cluster: gateways that share their configuration through Redis. */
+struct keel_cluster_conf {
+	char		*name;		/* "": this box alone */
+	char		*key;		/* secret: seals what goes through Redis */
+};
+
 struct keel_update_conf {
 	int64_t		 health_timeout;	/* ms a new slot has to pass its checks */
 	int64_t		 tries;		/* boots of a new slot before it is given up */
@@ -350,6 +356,7 @@ struct keel_conf {
 	struct keel_system_conf system;
 	struct keel_update_conf update;
 	struct keel_ha_conf ha;
+	struct keel_cluster_conf cluster;
 };
 
 #endif

@@ -91,7 +91,7 @@ static const struct core_conf_section admin_tls_section = {
 
 static const struct core_conf_def admin_defs[] = {
 	{ .name = "listen", .type = CORE_CONF_LIST, .item = CORE_CONF_ADDR,
-	  .flags = CORE_CONF_RELOAD,
+	  .flags = CORE_CONF_RELOAD | CORE_CONF_NODE,
 	  .offset = offsetof(struct keel_admin_conf, listen),
 	  .dflt = "127.0.0.1:8443", .min = 1, .max = 16,
 	  .doc = "Addresses the admin server listens on: `1.2.3.4:8443`, `[::1]:8443`, `*:8443`; "
@@ -1180,7 +1180,7 @@ static const struct core_conf_section watchdog_section = {
 };
 
 static const struct core_conf_def ha_defs[] = {
-	{ .name = "interface", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	{ .name = "interface", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD | CORE_CONF_NODE,
 	  .offset = offsetof(struct keel_ha_conf, interface), .dflt = "", .min = 0, .max = 15,
 	  .doc = "The network interface the virtual addresses live on and VRRP adverts go out "
 		 "of (to 224.0.0.18); empty: high availability is off." },
@@ -1188,7 +1188,7 @@ static const struct core_conf_def ha_defs[] = {
 	  .offset = offsetof(struct keel_ha_conf, vrid), .dflt = "51", .min = 1, .max = 255,
 	  .doc = "Virtual router id: the same on every box (keel or keepalived) that shares "
 		 "these addresses, and different from any other VRRP group on the link." },
-	{ .name = "priority", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
+	{ .name = "priority", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD | CORE_CONF_NODE,
 	  .offset = offsetof(struct keel_ha_conf, priority), .dflt = "100", .min = 1, .max = 254,
 	  .doc = "This box's priority; the box with the highest holds the addresses (on a tie, "
 		 "the higher interface address)." },
@@ -1231,7 +1231,7 @@ static const struct core_conf_def ha_defs[] = {
 	  .offset = offsetof(struct keel_ha_conf, rise), .dflt = "5", .min = 1, .max = 100,
 	  .doc = "Good checks in a row that make a faulty box healthy again." },
 	{ .name = "peers", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING,
-	  .flags = CORE_CONF_RELOAD, .min = 0, .max = 8,
+	  .flags = CORE_CONF_RELOAD | CORE_CONF_NODE, .min = 0, .max = 8,
 	  .offset = offsetof(struct keel_ha_conf, peers),
 	  .doc = "The other boxes' interface addresses (IPv4), for networks without multicast "
 		 "(most clouds): adverts go to each of them, and only theirs are heard. Empty: "
@@ -1290,6 +1290,52 @@ static const struct core_conf_section ha_section = {
 	.doc = "High availability: two or more keel boxes (or keel and keepalived) share "
 	       "virtual addresses by VRRP version 3 (RFC 5798). The master holds them; when it "
 	       "stops advertising, the backup with the highest priority takes them over.",
+};
+
+static const struct core_conf_def cluster_defs[] = {
+	{ .name = "name", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	  .offset = offsetof(struct keel_cluster_conf, name), .dflt = "", .min = 0, .max = 63,
+	  .doc = "The cluster this gateway belongs to; empty: none. Gateways with the same name "
+		 "and `key` that share a Redis (the `redis` section) share their configuration: "
+		 "a change applied on one is applied on all, but for each box's own settings "
+		 "(`node`, `listeners`, `admin.listen`, `ha.interface`, `ha.priority`, "
+		 "`ha.peers`, `workers`, `system`, `watchdog`, `update`, `cluster`). A gateway "
+		 "that was away catches up on its return; two that changed it apart are shown in "
+		 "conflict until an admin keeps one." },
+	{ .name = "key", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD | CORE_CONF_SECRET,
+	  .offset = offsetof(struct keel_cluster_conf, key), .dflt = "", .min = 0, .max = 255,
+	  .doc = "A shared secret, the same on every gateway of the cluster (16 characters or "
+		 "more): what goes through Redis is encrypted and authenticated with it, so "
+		 "Redis never sees the configuration's secrets and a gateway takes a change "
+		 "only from another holder of the key." },
+	{ 0 }
+};
+
+static void cluster_check(struct core_conf_load *ld, void *obj, const char *path, int line)
+{
+	const struct keel_cluster_conf *c = obj;
+	const char *p;
+	char sub[64];
+
+	snprintf(sub, sizeof(sub), "%s.name", path);
+	for (p = c->name; p != NULL && *p != '\0'; p++)
+		if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') ||
+		      (*p >= '0' && *p <= '9') || *p == '-' || *p == '_' || *p == '.')) {
+			core_conf_error(ld, line, sub, "may hold only letters, digits, '-', '_' "
+					"and '.'");
+			break;
+		}
+	snprintf(sub, sizeof(sub), "%s.key", path);
+	if (c->name != NULL && c->name[0] != '\0' && (c->key == NULL || strlen(c->key) < 16))
+		core_conf_error(ld, line, sub, "a cluster needs a key of 16 characters or more, "
+				"the same on every gateway");
+}
+
+static const struct core_conf_section cluster_section = {
+	.size = sizeof(struct keel_cluster_conf), .defs = cluster_defs, .check = cluster_check,
+	.doc = "Gateways that share one configuration. It travels through the Redis of the "
+	       "`redis` section, encrypted with `key`; each gateway keeps every revision in its "
+	       "own store.",
 };
 
 static const struct core_conf_def update_defs[] = {
@@ -1496,19 +1542,19 @@ static const struct core_conf_section system_section = {
 };
 
 static const struct core_conf_def keel_defs[] = {
-	{ .name = "node", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD,
+	{ .name = "node", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD | CORE_CONF_NODE,
 	  .offset = offsetof(struct keel_conf, node), .dflt = "keel",
 	  .min = 1, .max = 63,
 	  .doc = "Name of this box, shown in health answers and alerts." },
-	{ .name = "pid_file", .type = CORE_CONF_STRING,
+	{ .name = "pid_file", .type = CORE_CONF_STRING, .flags = CORE_CONF_NODE,
 	  .offset = offsetof(struct keel_conf, pid_file), .dflt = "/run/keel.pid",
 	  .min = 0, .max = 255,
 	  .doc = "Where the master writes its pid, for `keel reload` and `keel stop`; empty: nowhere." },
-	{ .name = "state_dir", .type = CORE_CONF_STRING,
+	{ .name = "state_dir", .type = CORE_CONF_STRING, .flags = CORE_CONF_NODE,
 	  .offset = offsetof(struct keel_conf, state_dir), .dflt = "/var/lib/keel",
 	  .min = 1, .max = 255,
 	  .doc = "Directory for what survives restarts: the install key (made on first start)." },
-	{ .name = "workers", .type = CORE_CONF_SECTION,
+	{ .name = "workers", .type = CORE_CONF_SECTION, .flags = CORE_CONF_NODE,
 	  .offset = offsetof(struct keel_conf, workers), .sub = &workers_section },
 	{ .name = "log", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, log), .sub = &log_section },
@@ -1519,7 +1565,7 @@ static const struct core_conf_def keel_defs[] = {
 	{ .name = "access_log", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, access_log), .sub = &access_log_section },
 	{ .name = "listeners", .type = CORE_CONF_LIST, .item = CORE_CONF_SECTION,
-	  .flags = CORE_CONF_RELOAD, .sub = &listener_section, .min = 0, .max = 32,
+	  .flags = CORE_CONF_RELOAD | CORE_CONF_NODE, .sub = &listener_section, .min = 0, .max = 32,
 	  .offset = offsetof(struct keel_conf, listeners),
 	  .doc = "Front-end addresses of the proxy." },
 	{ .name = "upstreams", .type = CORE_CONF_MAP, .flags = CORE_CONF_RELOAD,
@@ -1538,16 +1584,18 @@ static const struct core_conf_def keel_defs[] = {
 	  .offset = offsetof(struct keel_conf, redis), .sub = &redis_section },
 	{ .name = "storage", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, storage), .sub = &storage_section },
-	{ .name = "watchdog", .type = CORE_CONF_SECTION,
+	{ .name = "watchdog", .type = CORE_CONF_SECTION, .flags = CORE_CONF_NODE,
 	  .offset = offsetof(struct keel_conf, watchdog), .sub = &watchdog_section },
 	{ .name = "supervise", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, supervise), .sub = &supervise_section },
-	{ .name = "system", .type = CORE_CONF_SECTION,
+	{ .name = "system", .type = CORE_CONF_SECTION, .flags = CORE_CONF_NODE,
 	  .offset = offsetof(struct keel_conf, system), .sub = &system_section },
-	{ .name = "update", .type = CORE_CONF_SECTION,
+	{ .name = "update", .type = CORE_CONF_SECTION, .flags = CORE_CONF_NODE,
 	  .offset = offsetof(struct keel_conf, update), .sub = &update_section },
 	{ .name = "ha", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_conf, ha), .sub = &ha_section },
+	{ .name = "cluster", .type = CORE_CONF_SECTION, .flags = CORE_CONF_NODE,
+	  .offset = offsetof(struct keel_conf, cluster), .sub = &cluster_section },
 	{ 0 }
 };
 

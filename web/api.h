@@ -104,6 +104,7 @@ enum MHD_Result web_api_config_yaml_get(struct web_req *r);
 enum MHD_Result web_api_config_put(struct web_req *r);
 enum MHD_Result web_api_config_yaml_put(struct web_req *r);
 enum MHD_Result web_api_confirm(struct web_req *r);
+enum MHD_Result web_api_cluster_resolve(struct web_req *r);
 enum MHD_Result web_api_revisions(struct web_req *r);
 enum MHD_Result web_api_revision(struct web_req *r);
 enum MHD_Result web_api_revision_diff(struct web_req *r);

@@ -16,6 +16,7 @@
 #include "core/loop.h"
 #include "core/settings.h"
 #include "core/store.h"
+#include "core/sync.h"
 
 static struct {
 	/* A change that could cut the admin off, waiting to be confirmed. */
@@ -495,6 +496,32 @@ enum MHD_Result web_api_confirm(struct web_req *r)
 	core_log_info("web", "%s confirmed %s", r->session->user, detail);
 	return web_api_error(r, MHD_HTTP_OK, NULL, "confirmed");
 }
+/* POST /api/v1/cluster/resolve {"keep": NODE}: the admin chooses which
+ * gateway's configuration the cluster keeps; nothing is merged. */
+enum MHD_Result web_api_cluster_resolve(struct web_req *r)
+{
+	struct web_json j;
+	enum MHD_Result rc;
+	const char *keep;
+	char err[300], detail[96];
+
+	if (!web_json_parse(&j, &r->body))
+		return web_api_error(r, MHD_HTTP_BAD_REQUEST, NULL, "the body must be a JSON object");
+	keep = web_json_str(&j, "keep");
+	if (keep == NULL || *keep == '\0' || strlen(keep) > 63)
+		rc = web_api_error(r, MHD_HTTP_BAD_REQUEST, "keep",
+				   "keep: the node whose configuration the cluster keeps");
+	else if (core_sync_resolve(keep, r->session->user, err, sizeof(err)) != CORE_OK)
+		rc = web_api_error(r, MHD_HTTP_CONFLICT, "keep", "%s", err);
+	else {
+		snprintf(detail, sizeof(detail), "kept %s's configuration", keep);
+		web_api_audit(r, r->session->user, "cluster resolve", detail);
+		rc = web_api_error(r, MHD_HTTP_OK, NULL, "%s", detail);
+	}
+	web_json_free(&j);
+	return rc;
+}
+
 void web_api_config_start(struct core_loop *loop)
 {
 	cf.confirm_at = 0;

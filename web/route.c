@@ -47,6 +47,8 @@ const struct web_route web_routes[] = {
 	{ "PUT",    "/api/v1/config/yaml",                          WEB_AUTH_CSRF,    WEB_BODY_CONFIG, WEB_BODY_CONFIG_MAX, web_api_config_yaml_put,
 	  "import" },
 	{ "POST",   "/api/v1/config/confirm",                       WEB_AUTH_CSRF,    WEB_BODY_NONE,   WEB_BODY_SMALL, web_api_confirm, NULL },
+	{ "POST",   "/api/v1/cluster/resolve",                      WEB_AUTH_CSRF,    WEB_BODY_JSON,   WEB_BODY_SMALL, web_api_cluster_resolve,
+	  "{\"keep\": NODE}: ends a configuration conflict between gateways; audited" },
 	{ "GET",    "/api/v1/revisions",                            WEB_AUTH_SESSION, WEB_BODY_NONE,   WEB_BODY_SMALL, web_api_revisions, NULL },
 	{ "GET",    "/api/v1/revisions/diff",                       WEB_AUTH_SESSION, WEB_BODY_NONE,   WEB_BODY_SMALL, web_api_revision_diff,
 	  "secrets masked" },
