@@ -218,12 +218,13 @@ static int entry_write(struct core_buf *b, const struct core_sync_entry *e, cons
 	unsigned i;
 	int rc = CORE_OK;
 
-	rc |= core_buf_printf(b, SYNC_MAGIC "node %s\norigin %s\ngeneration %llu\nsha %s\nhistory",
+	rc |= core_buf_printf(b, SYNC_MAGIC "node %s\norigin %s\ngeneration %llu\nsha %s\n",
 			      e->node, e->origin, e->gen, e->sha);
 	for (i = 0; i < e->nhist; i++)
-		rc |= core_buf_printf(b, " %llu:%s", e->hist[i].gen, e->hist[i].sha);
-	rc |= core_buf_printf(b, "\nauthor %s\ncomment %s\ntime %lld\n\n", e->author, e->comment,
-			      e->time);
+		rc |= core_buf_printf(b, "%s%llu:%s", i ? " " : "history ", e->hist[i].gen,
+				      e->hist[i].sha);
+	rc |= core_buf_printf(b, "%sauthor %s\ncomment %s\ntime %lld\n\n", e->nhist ? "\n" : "",
+			      e->author, e->comment, e->time);
 	rc |= core_buf_append(b, yaml, strlen(yaml) + 1);
 	return rc == CORE_OK ? CORE_OK : CORE_ERROR;
 }
@@ -340,10 +341,11 @@ static void state_save(void)
 
 	state_path(path, sizeof(path));
 	core_buf_init(&b, 4096);
-	core_buf_printf(&b, "generation %llu\nsha %s\nhistory", sy.me.gen, sy.me.sha);
+	core_buf_printf(&b, "generation %llu\nsha %s\n", sy.me.gen, sy.me.sha);
 	for (i = 0; i < sy.me.nhist; i++)
-		core_buf_printf(&b, " %llu:%s", sy.me.hist[i].gen, sy.me.hist[i].sha);
-	core_buf_printf(&b, "\n");
+		core_buf_printf(&b, "%s%llu:%s", i ? " " : "history ", sy.me.hist[i].gen,
+				sy.me.hist[i].sha);
+	core_buf_printf(&b, "%s", sy.me.nhist ? "\n" : "");
 	if (core_state_write(path, core_buf_head(&b), core_buf_len(&b), 0600, err,
 			     sizeof(err)) != CORE_OK)
 		core_log_error("cluster", "%s: %s", path, err);
