@@ -81,6 +81,17 @@ struct ha_sockaddr_nl {
 };
 
 #define HA_MAX_PEERS	8
+#define HA_ROUTERS	16	/* other routers heard on the link, remembered */
+
+/* Another virtual router heard on the link (any VRID), for the clash
+ * checks: a reload onto a VRID in use for other addresses is refused. */
+struct ha_router {
+	uint8_t		 vrid, naddr;
+	uint32_t	 src;		/* network order */
+	uint32_t	 addr[4];	/* the first of its addresses */
+	unsigned	 adver_ms;
+	uint64_t	 seen;		/* monotonic ms; 0: free */
+};
 
 enum ha_role { HA_OFF = 0, HA_BACKUP, HA_MASTER };
 
@@ -131,6 +142,13 @@ static struct {
 	bool		 faulty;
 	unsigned	 fails, passes;	/* checks in a row */
 	char		 fault[200];	/* why the last check failed */
+
+	/* other routers, and one on this VRID for other addresses */
+	struct ha_router routers[HA_ROUTERS];
+	struct core_timer clash_t;
+	uint32_t	 clash_src;	/* 0: none */
+	uint64_t	 clash_seen;	/* monotonic ms */
+	unsigned	 clash_adver_ms;
 
 	/* the second path (the shared table's lease) */
 	uint32_t	 released;	/* sent priority 0: its lease no longer counts */
@@ -594,6 +612,127 @@ static bool ha_from_peer(uint32_t src)
 	return ha.w.npeers == 0;
 }
 
+/* Whether an advert's addresses (the first nread of naddr) are the set
+ * this box has; the order does not matter. */
+static bool ha_same_addrs(const uint32_t *a, unsigned nread, unsigned naddr,
+			  const uint32_t *w, unsigned nw)
+{
+	unsigned i, j;
+
+	if (naddr != nw)
+		return false;
+	for (i = 0; i < nread; i++) {
+		for (j = 0; j < nw && w[j] != a[i]; j++)
+			;
+		if (j == nw)
+			return false;
+	}
+	return true;
+}
+
+static void ha_heard(const struct vrrp_advert *a)
+{
+	struct ha_router *r, *slot = &ha.routers[0];
+	unsigned i;
+
+	for (i = 0; i < HA_ROUTERS; i++) {
+		r = &ha.routers[i];
+		if (r->seen != 0 && r->vrid == a->vrid && r->src == a->src) {
+			slot = r;
+			break;
+		}
+		if (r->seen < slot->seen)
+			slot = r;		/* a free one, or the oldest */
+	}
+	slot->vrid = a->vrid;
+	slot->src = a->src;
+	slot->naddr = a->naddr;
+	memcpy(slot->addr, a->addr, sizeof(slot->addr[0]) * (a->nread < 4 ? a->nread : 4));
+	slot->adver_ms = a->interval_cs * 10u;
+	slot->seen = core_loop_now(ha.loop);
+}
+
+static const char *addrs_str(const uint32_t *a, unsigned n, unsigned total, char *buf,
+			     size_t len)
+{
+	char ip[INET_ADDRSTRLEN];
+	size_t w = 0;
+	unsigned i;
+
+	buf[0] = '\0';
+	for (i = 0; i < n && w < len; i++)
+		w += (size_t)snprintf(buf + w, len - w, "%s%s", i ? ", " : "",
+				      ip_str(a[i], ip, sizeof(ip)));
+	if (total > n && w < len)
+		snprintf(buf + w, len - w, " and %u more", total - n);
+	return buf;
+}
+
+/* Another router uses this VRID for other addresses (or a box of the pair
+ * is set up with others): its adverts are not this router's, and are not
+ * obeyed. Said once, and cleared when it has been quiet a while. */
+static void ha_clash(const struct vrrp_advert *a)
+{
+	char ip[INET_ADDRSTRLEN], theirs[160], mine[160];
+
+	ha.clash_seen = core_loop_now(ha.loop);
+	ha.clash_adver_ms = a->interval_cs * 10u;
+	if (ha.clash_src == a->src)
+		return;
+	ha.clash_src = a->src;
+	addrs_str(a->addr, a->nread < 4 ? a->nread : 4, a->naddr, theirs, sizeof(theirs));
+	addrs_str(ha.w.addr, ha.w.naddr < 4 ? ha.w.naddr : 4, ha.w.naddr, mine, sizeof(mine));
+	core_log_error("ha", "vrid %u on %s is also used by %s for %s (this box: %s): its adverts "
+		       "are ignored; give one of the two routers another vrid", ha.w.vrid,
+		       ha.w.ifname, ip_str(a->src, ip, sizeof(ip)), theirs, mine);
+	core_event_raise("ha", "vrid clash", "vrid %u on %s is also used by %s for %s",
+			 ha.w.vrid, ha.w.ifname, ip, theirs);
+	core_timer_start(&ha.clash_t, 1000);
+}
+
+static void ha_on_clash(struct core_timer *t)
+{
+	char ip[INET_ADDRSTRLEN];
+
+	(void)t;
+	if (ha.clash_src == 0)
+		return;
+	if (core_loop_now(ha.loop) - ha.clash_seen < 3ull * ha.clash_adver_ms + 1000) {
+		core_timer_start(&ha.clash_t, 1000);
+		return;
+	}
+	core_log_info("ha", "no more adverts for vrid %u from %s", ha.w.vrid,
+		      ip_str(ha.clash_src, ip, sizeof(ip)));
+	core_event_clear("ha", "vrid clash", "no more adverts from %s", ip);
+	ha.clash_src = 0;
+}
+
+/* A configuration onto a VRID another router on the link uses for other
+ * addresses, heard within three of its intervals (and a second). */
+static int ha_check_clash(const struct ha_want *w, char *err, size_t errlen)
+{
+	uint64_t now = core_loop_now(ha.loop);
+	char ip[INET_ADDRSTRLEN], theirs[160];
+	unsigned i;
+
+	if (ha.fd == -1 || strcmp(w->ifname, ha.w.ifname) != 0)
+		return CORE_OK;		/* nothing heard on that link */
+	for (i = 0; i < HA_ROUTERS; i++) {
+		const struct ha_router *r = &ha.routers[i];
+
+		if (r->seen == 0 || r->vrid != w->vrid || r->src == w->ifaddr ||
+		    now - r->seen > 3ull * r->adver_ms + 1000 ||
+		    ha_same_addrs(r->addr, r->naddr < 4 ? r->naddr : 4, r->naddr, w->addr, w->naddr))
+			continue;
+		snprintf(err, errlen, "ha.vrid: %u is in use on %s by %s for %s (heard %.1f s "
+			 "ago): pick another", w->vrid, w->ifname, ip_str(r->src, ip, sizeof(ip)),
+			 addrs_str(r->addr, r->naddr < 4 ? r->naddr : 4, r->naddr, theirs,
+				   sizeof(theirs)), (double)(now - r->seen) / 1000);
+		return CORE_ERROR;
+	}
+	return CORE_OK;
+}
+
 static void ha_on_io(struct core_io *io, unsigned revents)
 {
 	uint8_t pkt[1500];
@@ -619,8 +758,15 @@ static void ha_on_io(struct core_io *io, unsigned revents)
 			core_log_debug("ha", "a packet dropped: %s", why);
 			continue;
 		}
-		if (a.vrid != ha.w.vrid || a.src == ha.w.ifaddr || !ha_from_peer(a.src))
+		if (a.src == ha.w.ifaddr || !ha_from_peer(a.src))
 			continue;
+		ha_heard(&a);
+		if (a.vrid != ha.w.vrid)
+			continue;
+		if (!ha_same_addrs(a.addr, a.nread, a.naddr, ha.w.addr, ha.w.naddr)) {
+			ha_clash(&a);
+			continue;
+		}
 		ha.adverts_seen++;
 		ha_advert(&a);
 	}
@@ -875,6 +1021,10 @@ static void ha_leave(void)
 	if (ha.lease_held_off)
 		core_event_clear("ha", "adverts", "ha stopped");
 	ha.lease_held_off = false;
+	if (ha.clash_src != 0)
+		core_event_clear("ha", "vrid clash", "ha stopped");
+	ha.clash_src = 0;
+	core_timer_stop(&ha.clash_t);
 	core_timer_stop(&ha.adver);
 	core_timer_stop(&ha.down);
 	core_io_stop(&ha.io);
@@ -963,7 +1113,9 @@ static int ha_prepare(const struct core_conf *conf, const struct core_conf *prev
 	struct ha_want w;
 
 	(void)prev;
-	return ha_want_of(&core_settings_of(conf)->ha, &w, err, errlen);
+	if (ha_want_of(&core_settings_of(conf)->ha, &w, err, errlen) != CORE_OK)
+		return CORE_ERROR;
+	return ha_check_clash(&w, err, errlen);
 }
 
 static int ha_apply(const struct keel_conf *k, char *err, size_t errlen)
@@ -981,6 +1133,7 @@ static int ha_start(struct core_loop *loop, const struct core_conf *conf, char *
 	core_timer_init(loop, &ha.adver, ha_on_adver, NULL);
 	core_timer_init(loop, &ha.down, ha_on_down, NULL);
 	core_timer_init(loop, &ha.check, ha_on_check, NULL);
+	core_timer_init(loop, &ha.clash_t, ha_on_clash, NULL);
 	core_probe_init(loop, &ha.door);
 	return ha_apply(core_settings_of(conf), err, errlen);
 }

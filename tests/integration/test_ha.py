@@ -630,3 +630,49 @@ def test_unicast_peers_elect_a_master_without_multicast(h):
     time.sleep(0.5)
     check(b.log().count("ha: BACKUP") == 1, "b stepped down for a box that is not its peer:\n"
           + b.log()[-1500:])
+
+
+def test_a_vrid_clash_is_shown_and_a_reload_onto_a_vrid_in_use_is_refused(h):
+    lan = Lan(h)
+    vip_a, vip_b = lan.addr(60), lan.addr(61)
+    a = box_keel(h, lan, "a", 1, 150, vip_a)
+    b = box_keel(h, lan, "b", 2, 100, vip_b)
+    # Another router (b) on a's VRID, for another address: each keeps its
+    # own address and says so, and neither obeys the other.
+    for p, other in ((a, lan.addr(2)), (b, lan.addr(1))):
+        p.wait_log(r"ha: vrid 42 on eth0 is also used by %s for 10\.79\.\d+\.6[01] \(this box: "
+                   r"10\.79\.\d+\.6[01]\): its adverts are ignored" % re.escape(other), timeout=5)
+        p.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    check(lan.has(a.ns, vip_a) and lan.has(b.ns, vip_b), "each holds its own address")
+    check("BACKUP for vrid 42 on eth0 (priority 100" not in b.log()[b.log().index("MASTER"):],
+          "b stepped down for a router that is not its own")
+
+    # b moves to VRID 43; the clash clears on a within three intervals.
+    conf = h.path("b.yaml")
+    text = open(conf).read()
+    with open(conf, "w") as f:
+        f.write(text.replace("vrid: 42", "vrid: 43"))
+    b.signal(signal.SIGHUP)
+    b.wait_log(r"ha: MASTER for vrid 43", timeout=5)
+    a.wait_log(r"ha: no more adverts for vrid 42 from %s" % re.escape(lan.addr(2)), timeout=5)
+
+    # A reload of a onto VRID 43, which b uses for its address: refused,
+    # and a stays master of 42.
+    conf = h.path("a.yaml")
+    good = open(conf).read()
+    with open(conf, "w") as f:
+        f.write(good.replace("vrid: 42", "vrid: 43"))
+    mark = a.mark()
+    a.signal(signal.SIGHUP)
+    a.wait_log(r"ha: cannot prepare: ha.vrid: 43 is in use on eth0 by %s for %s \(heard "
+               r"0\.\d s ago\): pick another" % (re.escape(lan.addr(2)), re.escape(vip_b)),
+               after=mark)
+    a.wait_log(r"reload refused; keeping generation 1", after=mark)
+    check(lan.has(a.ns, vip_a), "a kept its address")
+    # VRID 43 with b's own address is b's router, not a clash: taken.
+    with open(conf, "w") as f:
+        f.write(good.replace("vrid: 42", "vrid: 43").replace('"%s"' % vip_a, '"%s"' % vip_b))
+    mark = a.mark()
+    a.signal(signal.SIGHUP)
+    a.wait_log(r"configuration generation 2 loaded", after=mark)
+    a.wait_log(r"ha: (MASTER|BACKUP) for vrid 43", after=mark, timeout=5)
