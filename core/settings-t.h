@@ -298,6 +298,7 @@ struct keel_ha_conf {
 	int64_t		 check_interval;	/* ms between its own checks */
 	int64_t		 fall, rise;	/* checks in a row that change its health */
 	struct core_conf_list peers;	/* of char *: unicast adverts to these */
+	char		*auth_key;	/* secret; "": adverts as RFC 5798 has them */
 };
 
 /* cluster: gateways that share their configuration through Redis. */

@@ -1236,6 +1236,13 @@ static const struct core_conf_def ha_defs[] = {
 	  .doc = "The other boxes' interface addresses (IPv4), for networks without multicast "
 		 "(most clouds): adverts go to each of them, and only theirs are heard. Empty: "
 		 "multicast to 224.0.0.18. keepalived's `unicast_peer` is the same." },
+	{ .name = "auth_key", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD | CORE_CONF_SECRET,
+	  .offset = offsetof(struct keel_ha_conf, auth_key), .dflt = "", .min = 0, .max = 255,
+	  .doc = "keel-to-keel only: a shared secret (16 characters or more, the same on every "
+		 "box) that signs each advert (HMAC-SHA256, with a counter against replay); "
+		 "adverts without a good signature are ignored. RFC 5798 has no authentication, "
+		 "so keepalived neither reads these adverts nor sends ones keel takes. Empty: "
+		 "plain VRRP version 3." },
 	{ 0 }
 };
 
@@ -1250,6 +1257,10 @@ static void ha_check(struct core_conf_load *ld, void *obj, const char *path, int
 
 	if (c->interface[0] != '\0' && c->addresses.n == 0)
 		core_conf_error(ld, line, path, "ha.interface is set but ha.addresses is empty");
+	if (c->auth_key != NULL && c->auth_key[0] != '\0' && strlen(c->auth_key) < 16) {
+		snprintf(sub, sizeof(sub), "%s.auth_key", path);
+		core_conf_error(ld, line, sub, "16 characters or more, the same on every box");
+	}
 	for (i = 0; i < c->peers.n; i++) {
 		char *const *peers = c->peers.v;
 

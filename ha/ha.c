@@ -114,6 +114,8 @@ struct ha_want {
 	unsigned	 check_ms, fall, rise;
 	unsigned	 npeers;		/* unicast: adverts to these only */
 	uint32_t	 peers[HA_MAX_PEERS];	/* network order */
+	uint8_t		 auth_key[255];	/* keel-to-keel signatures; auth_len 0: none */
+	size_t		 auth_len;
 };
 
 
@@ -149,6 +151,11 @@ static struct {
 	uint32_t	 clash_src;	/* 0: none */
 	uint64_t	 clash_seen;	/* monotonic ms */
 	unsigned	 clash_adver_ms;
+
+	/* signed adverts: the last counter taken from each sender */
+	struct { uint32_t src; uint64_t counter; } auth_seen[HA_ROUTERS];
+	uint64_t	 auth_sent;	/* the last counter sent */
+	uint64_t	 auth_warned;	/* monotonic ms of the last warning */
 
 	/* the second path (the shared table's lease) */
 	uint32_t	 released;	/* sent priority 0: its lease no longer counts */
@@ -356,11 +363,50 @@ static void ha_send_to(const uint8_t *pkt, size_t len, uint32_t dst)
 		ha.adverts_sent++;
 }
 
+/* A signed advert's counter: microseconds of the wall clock, so that it
+ * keeps growing across restarts, and never the same twice. */
+static uint64_t ha_counter(void)
+{
+	uint64_t c = core_clock_wall_ms() * 1000;
+
+	ha.auth_sent = c > ha.auth_sent ? c : ha.auth_sent + 1;
+	return ha.auth_sent;
+}
+
+/* With ha.auth_key: the advert carries keel's signature, and its counter
+ * is higher than the last one taken from that sender (a replay is not). */
+static int ha_auth(const uint8_t *pkt, size_t len, const struct vrrp_advert *a,
+		   const char **why)
+{
+	unsigned i, slot = 0;
+	uint64_t counter;
+
+	if (ha.w.auth_len == 0)
+		return 0;
+	if (vrrp_unseal4(pkt, len, a, ha.w.auth_key, ha.w.auth_len, &counter, why) != 0)
+		return -1;
+	for (i = 0; i < HA_ROUTERS; i++) {
+		if (ha.auth_seen[i].src == a->src) {
+			if (counter <= ha.auth_seen[i].counter) {
+				*why = "a replay (its counter is not above the last one taken)";
+				return -1;
+			}
+			slot = i;
+			break;
+		}
+		if (ha.auth_seen[i].counter < ha.auth_seen[slot].counter)
+			slot = i;
+	}
+	ha.auth_seen[slot].src = a->src;
+	ha.auth_seen[slot].counter = counter;
+	return 0;
+}
+
 /* An advert to the group, or to each unicast peer. */
 static void ha_send(uint8_t priority)
 {
 	struct vrrp_advert a;
-	uint8_t pkt[VRRP_HDR + 4 * VRRP_MAX_ADDRS];
+	uint8_t pkt[VRRP_HDR + 4 * VRRP_MAX_ADDRS + VRRP_AUTH_LEN];
 	size_t len;
 	unsigned i;
 
@@ -373,7 +419,11 @@ static void ha_send(uint8_t priority)
 	a.src = ha.w.ifaddr;
 	for (i = 0; i < (ha.w.npeers > 0 ? ha.w.npeers : 1); i++) {
 		a.dst = ha.w.npeers > 0 ? ha.w.peers[i] : htonl(VRRP_GROUP4);
-		if ((len = vrrp_build4(pkt, sizeof(pkt), &a)) != 0)
+		len = vrrp_build4(pkt, sizeof(pkt), &a);
+		if (len != 0 && ha.w.auth_len > 0)
+			len = vrrp_seal4(pkt, len, sizeof(pkt), a.src, a.dst, ha_counter(),
+					 ha.w.auth_key, ha.w.auth_len);
+		if (len != 0)
 			ha_send_to(pkt, len, a.dst);
 	}
 }
@@ -760,9 +810,23 @@ static void ha_on_io(struct core_io *io, unsigned revents)
 		}
 		if (a.src == ha.w.ifaddr || !ha_from_peer(a.src))
 			continue;
-		ha_heard(&a);
-		if (a.vrid != ha.w.vrid)
+		if (a.vrid != ha.w.vrid) {
+			ha_heard(&a);		/* another router: not signed with this key */
 			continue;
+		}
+		if (ha_auth(pkt, (size_t)n, &a, &why) != 0) {
+			ha.bad_seen++;
+			ha.last_bad = why;
+			if (core_loop_now(ha.loop) >= ha.auth_warned + 10000) {
+				char ip[INET_ADDRSTRLEN];
+
+				ha.auth_warned = core_loop_now(ha.loop);
+				core_log_warn("ha", "an advert from %s for vrid %u ignored: %s",
+					      ip_str(a.src, ip, sizeof(ip)), a.vrid, why);
+			}
+			continue;
+		}
+		ha_heard(&a);
 		if (!ha_same_addrs(a.addr, a.nread, a.naddr, ha.w.addr, ha.w.naddr)) {
 			ha_clash(&a);
 			continue;
@@ -937,6 +1001,10 @@ static int ha_want_of(const struct keel_ha_conf *c, struct ha_want *w, char *err
 		}
 		w->peers[w->npeers++] = in.s_addr;
 	}
+	w->auth_len = c->auth_key != NULL ? strlen(c->auth_key) : 0;
+	if (w->auth_len > sizeof(w->auth_key))
+		w->auth_len = sizeof(w->auth_key);
+	memcpy(w->auth_key, c->auth_key != NULL ? c->auth_key : "", w->auth_len);
 	if (c->advert_interval % 10 != 0) {
 		snprintf(err, errlen, "ha.advert_interval: %lld ms is not a multiple of 10 ms",
 			 (long long)c->advert_interval);

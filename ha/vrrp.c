@@ -1,6 +1,8 @@
 /* VRRPv3 adverts for IPv4. See vrrp.h. */
 #include <string.h>
 
+#include <mbedtls/md.h>
+
 #include "vrrp.h"
 
 /* The internet checksum over the IPv4 pseudo-header (RFC 5798 5.2.8
@@ -107,5 +109,76 @@ int vrrp_parse4(const uint8_t *pkt, size_t len, struct vrrp_advert *a, const cha
 	a->nread = a->naddr < VRRP_MAX_ADDRS ? a->naddr : VRRP_MAX_ADDRS;
 	for (i = 0; i < a->nread; i++)
 		memcpy(&a->addr[i], v + VRRP_HDR + 4 * i, 4);
+	return 0;
+}
+
+/* ---- keel-to-keel authentication ---------------------------------------------------------- */
+
+static int vrrp_mac(uint8_t mac[32], const uint8_t *key, size_t keylen, uint32_t src,
+		    uint32_t dst, const uint8_t *v, size_t vlen)
+{
+	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
+	mbedtls_md_context_t c;
+	int rc;
+
+	mbedtls_md_init(&c);
+	rc = mbedtls_md_setup(&c, md, 1);
+	if (rc == 0)
+		rc = mbedtls_md_hmac_starts(&c, key, keylen);
+	if (rc == 0)
+		rc = mbedtls_md_hmac_update(&c, (const uint8_t *)&src, 4);
+	if (rc == 0)
+		rc = mbedtls_md_hmac_update(&c, (const uint8_t *)&dst, 4);
+	if (rc == 0)
+		rc = mbedtls_md_hmac_update(&c, v, vlen);	/* the message and the counter */
+	if (rc == 0)
+		rc = mbedtls_md_hmac_finish(&c, mac);
+	mbedtls_md_free(&c);
+	return rc == 0 ? 0 : -1;
+}
+
+size_t vrrp_seal4(uint8_t *pkt, size_t len, size_t cap, uint32_t src, uint32_t dst,
+		  uint64_t counter, const uint8_t *key, size_t keylen)
+{
+	uint8_t mac[32];
+	int i;
+
+	if (len == 0 || cap < len + VRRP_AUTH_LEN)
+		return 0;
+	for (i = 0; i < 8; i++)
+		pkt[len + (size_t)i] = (uint8_t)(counter >> (56 - 8 * i));
+	if (vrrp_mac(mac, key, keylen, src, dst, pkt, len + 8) != 0)
+		return 0;
+	memcpy(pkt + len + 8, mac, 16);
+	return len + VRRP_AUTH_LEN;
+}
+
+int vrrp_unseal4(const uint8_t *pkt, size_t len, const struct vrrp_advert *a,
+		 const uint8_t *key, size_t keylen, uint64_t *counter, const char **why)
+{
+	size_t ihl = (size_t)(pkt[0] & 0x0f) * 4, total = (size_t)(pkt[2] << 8 | pkt[3]);
+	size_t vlen = VRRP_HDR + 4 * (size_t)a->naddr;
+	const uint8_t *v = pkt + ihl;
+	uint8_t mac[32], diff = 0;
+	int i;
+
+	if (total > len || total - ihl != vlen + VRRP_AUTH_LEN) {
+		*why = total - ihl == vlen ? "not authenticated (no keel trailer)" :
+					     "not authenticated (a trailer of the wrong size)";
+		return -1;
+	}
+	if (vrrp_mac(mac, key, keylen, a->src, a->dst, v, vlen + 8) != 0) {
+		*why = "HMAC failed";
+		return -1;
+	}
+	for (i = 0; i < 16; i++)
+		diff |= (uint8_t)(mac[i] ^ v[vlen + 8 + (size_t)i]);
+	if (diff != 0) {
+		*why = "not authenticated (another key, or altered)";
+		return -1;
+	}
+	*counter = 0;
+	for (i = 0; i < 8; i++)
+		*counter = *counter << 8 | v[vlen + (size_t)i];
 	return 0;
 }

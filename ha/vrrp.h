@@ -34,4 +34,24 @@ size_t vrrp_build4(uint8_t *out, size_t cap, const struct vrrp_advert *a);
  * checksum). */
 int vrrp_parse4(const uint8_t *pkt, size_t len, struct vrrp_advert *a, const char **why);
 
+/*
+ * keel-to-keel authentication (`ha.auth_key`; not RFC 5798, which has
+ * none: keepalived does not read these). After the addresses comes a
+ * trailer, outside the VRRP checksum: a 64-bit counter that only grows
+ * (against replay), then the first 16 bytes of HMAC-SHA256 under the key
+ * of the source and destination addresses, the VRRP message and the
+ * counter.
+ */
+#define VRRP_AUTH_LEN		24
+
+/* Appends the trailer to the message built in pkt[0..len): the new
+ * length, or 0 when cap is short. */
+size_t vrrp_seal4(uint8_t *pkt, size_t len, size_t cap, uint32_t src, uint32_t dst,
+		  uint64_t counter, const uint8_t *key, size_t keylen);
+
+/* Checks the trailer of a packet vrrp_parse4() read into a: 0 with its
+ * counter, or -1 with *why. */
+int vrrp_unseal4(const uint8_t *pkt, size_t len, const struct vrrp_advert *a,
+		 const uint8_t *key, size_t keylen, uint64_t *counter, const char **why);
+
 #endif

@@ -3,7 +3,8 @@
  * is read has its fields in range, and, built again from what was read,
  * gives the same VRRP bytes (where the packet's reserved bits are 0 and
  * keel kept all its addresses), checksum included but for its two
- * representations of zero. */
+ * representations of zero; and keel's signed trailer never checks out
+ * under a key the input cannot know. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -28,6 +29,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	if (a.vrid == 0 || a.naddr == 0 || a.interval_cs == 0 || a.interval_cs > VRRP_MAX_CS ||
 	    a.nread > VRRP_MAX_ADDRS || a.nread > a.naddr)
 		abort();
+	/* No signature under a key the input cannot know, and a refusal
+	 * says why (the trailer's reader works on what parse4 passed). */
+	{
+		uint64_t counter;
+		const char *w2 = NULL;
+
+		if (vrrp_unseal4(data, size, &a, (const uint8_t *)"fuzz key 16bytes", 16, &counter,
+				 &w2) == 0 || w2 == NULL)
+			abort();
+	}
 	v = data + (size_t)(data[0] & 0x0f) * 4;
 	if (a.naddr == a.nread && (v[4] & 0xf0) == 0) {
 		len = vrrp_build4(again, sizeof(again), &a);

@@ -317,6 +317,8 @@ admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false } }
         ("ha: { interface: eth0 }", r"ha.addresses is empty"),
         ("ha: { interface: eth0, peers: [ \"gw-b\" ], addresses: [ \"%s\" ] }" % lan.addr(50),
          r'ha.peers\[0\]: "gw-b" is not an IPv4 address'),
+        ("ha: { interface: eth0, auth_key: short, addresses: [ \"%s\" ] }" % lan.addr(50),
+         r"ha.auth_key: 16 characters or more, the same on every box"),
     ]
     for i, (ha, want) in enumerate(cases):
         conf = h.write("bad%d.yaml" % i, base + ha + "\n")
@@ -676,3 +678,77 @@ def test_a_vrid_clash_is_shown_and_a_reload_onto_a_vrid_in_use_is_refused(h):
     a.signal(signal.SIGHUP)
     a.wait_log(r"configuration generation 2 loaded", after=mark)
     a.wait_log(r"ha: (MASTER|BACKUP) for vrid 43", after=mark, timeout=5)
+
+
+REPLAY = r"""
+import socket, struct, sys
+# Captures one advert of vrid 42 from sys.argv[2], then sends it again,
+# byte for byte, when told on stdin: a replay from this box, with the
+# master's source address.
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, 112)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_BINDTODEVICE, b"eth0")
+s.setsockopt(socket.IPPROTO_IP, socket.IP_ADD_MEMBERSHIP,
+             struct.pack("4s4s", socket.inet_aton("224.0.0.18"), socket.inet_aton(sys.argv[1])))
+s.settimeout(5)
+while True:
+    pkt, src = s.recvfrom(2048)
+    if src[0] == sys.argv[2] and pkt[21] == 42:
+        break
+print("captured %d" % len(pkt), flush=True)
+sys.stdin.readline()
+out = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
+out.setsockopt(socket.IPPROTO_IP, socket.IP_MULTICAST_IF, socket.inet_aton(sys.argv[1]))
+for _ in range(5):
+    out.sendto(pkt, ("224.0.0.18", 0))
+print("replayed", flush=True)
+"""
+
+
+def test_signed_adverts_ignore_a_box_without_the_key_and_a_replay(h):
+    lan = Lan(h)
+    vip = lan.addr(62)
+    key = '  auth_key: "a shared secret of the pair"\n'
+    a = box_keel(h, lan, "a", 1, 200, vip, extra=key)
+    b = box_keel(h, lan, "b", 2, 100, vip, extra=key)
+    a.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    check("MASTER" not in b.log(), "b heard a's signed adverts and stayed backup")
+    # A box with the highest priority and no key (plain VRRP, as
+    # keepalived sends): neither takes it for a master.
+    x = box_keel(h, lan, "x", 3, 250, vip)
+    x.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    for p in (a, b):
+        p.wait_log(r"ha: an advert from %s for vrid 42 ignored: not authenticated "
+                   r"\(no keel trailer\)" % re.escape(lan.addr(3)), timeout=3)
+    time.sleep(0.5)
+    check("BACKUP for vrid 42" not in a.log()[a.log().index("MASTER"):],
+          "a stepped down for an unsigned advert:\n" + a.log()[-1500:])
+    x.signal(signal.SIGKILL)
+    x.wait()
+    # The same with another key.
+    y = box_keel(h, lan, "y", 4, 250, vip, extra='  auth_key: "not the pair\'s secret!"\n')
+    for p in (a, b):
+        p.wait_log(r"ha: an advert from %s for vrid 42 ignored: not authenticated "
+                   r"\(another key, or altered\)" % re.escape(lan.addr(4)), timeout=12)
+    y.signal(signal.SIGKILL)
+    y.wait()
+
+    # A replay: one of a's adverts captured, a frozen, b master; the
+    # capture sent again (a's source, a's priority 200) does not move b.
+    cns = lan.box("c", 100)
+    r = subprocess.Popen(["ip", "netns", "exec", cns, "python3", "-c", REPLAY,
+                          lan.addr(100), lan.addr(1)],
+                         stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    h.defer(r.kill)
+    check(r.stdout.readline().startswith("captured"), "an advert of a was captured")
+    a.signal(signal.SIGSTOP)
+    h.defer(lambda: a.signal(signal.SIGCONT))
+    b.wait_log(r"ha: MASTER for vrid 42", timeout=3)
+    mark = b.mark()
+    r.stdin.write("go\n")
+    r.stdin.flush()
+    check(r.stdout.readline().strip() == "replayed")
+    time.sleep(0.5)
+    check("BACKUP" not in b.log()[mark:], "b stepped down for a replay:\n" + b.log()[mark:])
+    check(lan.has(b.ns, vip), "b holds the address")
+    a.signal(signal.SIGCONT)
+    b.wait_log(r"ha: BACKUP for vrid 42", timeout=3, after=mark)

@@ -294,3 +294,73 @@ TEST(a_checksum_of_0xffff_for_zero_is_read)
 	pkt[27] = 0xfe;				/* not zero */
 	CHECK_INT(vrrp_parse4(pkt, n, &a, &why), ==, -1);
 }
+
+/* An IPv4 header in front of a VRRP message, as a raw socket delivers it. */
+static size_t wrap4(uint8_t *out, const uint8_t *v, size_t vlen, uint32_t src, uint32_t dst)
+{
+	memset(out, 0, 20);
+	out[0] = 0x45;
+	out[2] = (uint8_t)((20 + vlen) >> 8);
+	out[3] = (uint8_t)(20 + vlen);
+	out[8] = 255;
+	out[9] = VRRP_PROTO;
+	memcpy(out + 12, &src, 4);
+	memcpy(out + 16, &dst, 4);
+	memcpy(out + 20, v, vlen);
+	return 20 + vlen;
+}
+
+TEST(a_signed_advert_is_read_with_its_key_and_refused_without)
+{
+	static const uint8_t key[] = "a key of sixteen+", other[] = "another key, 16+";
+	struct vrrp_advert a, r;
+	uint8_t v[VRRP_HDR + 8 + VRRP_AUTH_LEN], pkt[128];
+	const char *why = NULL;
+	uint64_t counter = 0;
+	size_t len, plen, i;
+
+	memset(&a, 0, sizeof(a));
+	a.vrid = 42;
+	a.priority = 150;
+	a.interval_cs = 100;
+	a.naddr = 2;
+	a.addr[0] = ip4("192.168.7.50");
+	a.addr[1] = ip4("192.168.7.51");
+	a.src = ip4("192.168.7.2");
+	a.dst = htonl(VRRP_GROUP4);
+	len = vrrp_build4(v, sizeof(v), &a);
+	CHECK_INT(len, ==, VRRP_HDR + 8);
+	CHECK_INT(vrrp_seal4(v, len, len + VRRP_AUTH_LEN - 1, a.src, a.dst, 7, key, 16), ==, 0);
+	len = vrrp_seal4(v, len, sizeof(v), a.src, a.dst, 0x0102030405060708ull, key, 16);
+	CHECK_INT(len, ==, VRRP_HDR + 8 + VRRP_AUTH_LEN);
+	plen = wrap4(pkt, v, len, a.src, a.dst);
+	/* Plain VRRP still reads it (the trailer is outside the checksum). */
+	CHECK_INT(vrrp_parse4(pkt, plen, &r, &why), ==, 0);
+	CHECK_INT(r.naddr, ==, 2);
+	CHECK_INT(vrrp_unseal4(pkt, plen, &r, key, 16, &counter, &why), ==, 0);
+	CHECK(counter == 0x0102030405060708ull);
+	CHECK_INT(vrrp_unseal4(pkt, plen, &r, other, 16, &counter, &why), ==, -1);
+	CHECK(strstr(why, "another key") != NULL);
+	/* Every byte of the message, the counter and the signature counts. */
+	for (i = 20; i < plen; i++) {
+		pkt[i] ^= 0x20;
+		if (vrrp_parse4(pkt, plen, &r, &why) == 0 &&
+		    vrrp_unseal4(pkt, plen, &r, key, 16, &counter, &why) == 0)
+			test_fail(__FILE__, __LINE__, "byte %zu altered, still taken", i);
+		pkt[i] ^= 0x20;
+	}
+	/* So do the addresses (a copy sent to another destination). */
+	plen = wrap4(pkt, v, len, a.src, ip4("192.168.7.3"));
+	pkt[10] = pkt[11] = 0;
+	CHECK_INT(vrrp_parse4(pkt, plen, &r, &why), ==, -1);	/* the checksum, first */
+	/* An unsigned advert is refused, saying so. */
+	plen = wrap4(pkt, v, VRRP_HDR + 8, a.src, a.dst);
+	CHECK_INT(vrrp_parse4(pkt, plen, &r, &why), ==, 0);
+	CHECK_INT(vrrp_unseal4(pkt, plen, &r, key, 16, &counter, &why), ==, -1);
+	CHECK(strstr(why, "no keel trailer") != NULL);
+	/* As is a cut trailer. */
+	plen = wrap4(pkt, v, len - 1, a.src, a.dst);
+	CHECK_INT(vrrp_parse4(pkt, plen, &r, &why), ==, 0);
+	CHECK_INT(vrrp_unseal4(pkt, plen, &r, key, 16, &counter, &why), ==, -1);
+	CHECK(strstr(why, "wrong size") != NULL);
+}
