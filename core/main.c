@@ -846,6 +846,12 @@ out:
 	return rc;
 }
 
+/* What core/sync.c applies another gateway's configuration with. */
+static const struct core_sync_control sync_control = {
+	.conf = core_control_conf,
+	.apply = core_control_apply,
+};
+
 int core_control_shutdown(bool poweroff, const char *who, char *err, size_t errlen)
 {
 	const char *what = poweroff ? "power off" : "reboot";
@@ -1256,6 +1262,7 @@ static int main_run(void)
 	}
 
 	main_collect_modules();
+	core_sync_set_control(&sync_control);
 	if (main_prepare_modules(keel.conf, NULL) != CORE_OK ||
 	    main_start_modules(false) != CORE_OK)
 		goto out;

@@ -13,7 +13,6 @@
 #include "buf.h"
 #include "clock.h"
 #include "conf.h"
-#include "control.h"
 #include "core.h"
 #include "event.h"
 #include "kv.h"
@@ -60,6 +59,7 @@ static struct {
 	bool		 on;
 	bool		 adopting;	/* installing another gateway's text */
 	bool		 conflict;	/* changed apart from another gateway */
+	const struct core_sync_control *ctl;	/* main's: applies another's text */
 	char		 cluster[64], node[64], state_dir[256];
 	char		 prefix[80];	/* "conf.CLUSTER." */
 	char		 name[160];	/* this box's entry */
@@ -465,6 +465,11 @@ static void me_advance(char *shared, const char *sha, const char *author, const 
 	publish();
 }
 
+void core_sync_set_control(const struct core_sync_control *ctl)
+{
+	sy.ctl = ctl;
+}
+
 char *core_sync_capture(const struct core_conf *conf)
 {
 	struct core_buf b;
@@ -615,7 +620,12 @@ static int adopt(struct sync_peer *p, char *err, size_t errlen)
 		core_conf_free(c);
 		return CORE_ERROR;
 	}
-	core_conf_keep_node(c, core_control_conf());
+	if (sy.ctl == NULL) {
+		snprintf(err, errlen, "this program cannot apply a configuration");
+		core_conf_free(c);
+		return CORE_ERROR;
+	}
+	core_conf_keep_node(c, sy.ctl->conf());
 	core_buf_init(&b, SYNC_MAX_TEXT);
 	rc = core_conf_write(&b, c, false, true) | core_buf_append(&b, "", 1);
 	core_conf_free(c);
@@ -639,7 +649,7 @@ static int adopt(struct sync_peer *p, char *err, size_t errlen)
 	snprintf(comment, sizeof(comment), "generation %llu from %.63s (%.63s: %.80s)", p->e.gen,
 		 p->e.node, p->e.author, p->e.comment);
 	sy.adopting = true;
-	rc = core_control_apply(c, core_buf_head(&b), author, comment, &rev, err, errlen);
+	rc = sy.ctl->apply(c, core_buf_head(&b), author, comment, &rev, err, errlen);
 	sy.adopting = false;
 	mbedtls_platform_zeroize(core_buf_head(&b), core_buf_len(&b));
 	core_buf_free(&b);

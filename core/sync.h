@@ -15,7 +15,20 @@
 
 #include <stddef.h>
 
+#include <stdint.h>
+
 #include "conf-t.h"
+
+/* For main: how the module applies another gateway's configuration (the
+ * control API of control.h, which main.c implements). Given at start, so
+ * that this file links without main (tests, fuzz targets). */
+struct core_sync_control {
+	const struct core_conf *(*conf)(void);
+	int	(*apply)(struct core_conf *conf, const char *yaml, const char *author,
+			 const char *comment, int64_t *rev, char *err, size_t errlen);
+};
+
+void core_sync_set_control(const struct core_sync_control *ctl);
 
 /* For main: the shared text of conf, which a local change is about to
  * install, or NULL when this box is in no cluster (or the change comes

@@ -11,19 +11,6 @@
 
 #include "core/sync.c"
 
-/* main's control API, which the reader never reaches. */
-const struct core_conf *core_control_conf(void)
-{
-	abort();
-}
-
-int core_control_apply(struct core_conf *conf, const char *yaml, const char *author,
-		       const char *comment, int64_t *rev, char *err, size_t errlen)
-{
-	(void)conf, (void)yaml, (void)author, (void)comment, (void)rev, (void)err, (void)errlen;
-	abort();
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

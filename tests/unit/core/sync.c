@@ -6,20 +6,6 @@
 #include "runner.h"
 #include "core/sync.c"
 
-/* main's control API: these tests never apply anything. */
-const struct core_conf *core_control_conf(void)
-{
-	return NULL;
-}
-
-int core_control_apply(struct core_conf *conf, const char *yaml, const char *author,
-		       const char *comment, int64_t *rev, char *err, size_t errlen)
-{
-	(void)conf, (void)yaml, (void)author, (void)comment, (void)rev;
-	snprintf(err, errlen, "not in a unit test");
-	return CORE_ERROR;
-}
-
 static const unsigned char key1[32] = { 1 }, key2[32] = { 2 };
 
 TEST(a_sealed_entry_opens_only_with_its_key_and_under_its_name)
