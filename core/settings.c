@@ -1183,7 +1183,7 @@ static const struct core_conf_def ha_defs[] = {
 	{ .name = "interface", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD | CORE_CONF_NODE,
 	  .offset = offsetof(struct keel_ha_conf, interface), .dflt = "", .min = 0, .max = 15,
 	  .doc = "The network interface the virtual addresses live on and VRRP adverts go out "
-		 "of (to 224.0.0.18); empty: high availability is off." },
+		 "of (to 224.0.0.18, or ff02::12 for IPv6); empty: high availability is off." },
 	{ .name = "vrid", .type = CORE_CONF_INT, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_ha_conf, vrid), .dflt = "51", .min = 1, .max = 255,
 	  .doc = "Virtual router id: the same on every box (keel or keepalived) that shares "
@@ -1195,9 +1195,11 @@ static const struct core_conf_def ha_defs[] = {
 	{ .name = "addresses", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING,
 	  .flags = CORE_CONF_RELOAD, .min = 0, .max = VRRP_MAX_ADDRS_CONF,
 	  .offset = offsetof(struct keel_ha_conf, addresses),
-	  .doc = "The virtual IPv4 addresses (`IP` or `IP/prefix`, /32 when not given), each on "
-		 "the interface's subnet. The master adds them to the interface and announces "
-		 "them with gratuitous ARP." },
+	  .doc = "The virtual addresses (`IP` or `IP/prefix`, /32 or /128 when not given), each "
+		 "on the interface's subnet, all IPv4 or all IPv6: the router's family follows "
+		 "them. The master adds them to the interface and announces them with gratuitous "
+		 "ARP (IPv6: unsolicited neighbour adverts); IPv6 adverts go from the interface's "
+		 "link-local address to ff02::12." },
 	{ .name = "advert_interval", .type = CORE_CONF_DURATION, .flags = CORE_CONF_RELOAD,
 	  .offset = offsetof(struct keel_ha_conf, advert_interval), .dflt = "1s",
 	  .min = 100, .max = 40 * SEC,
@@ -1233,7 +1235,8 @@ static const struct core_conf_def ha_defs[] = {
 	{ .name = "peers", .type = CORE_CONF_LIST, .item = CORE_CONF_STRING,
 	  .flags = CORE_CONF_RELOAD | CORE_CONF_NODE, .min = 0, .max = 8,
 	  .offset = offsetof(struct keel_ha_conf, peers),
-	  .doc = "The other boxes' interface addresses (IPv4), for networks without multicast "
+	  .doc = "The other boxes' interface addresses (of the virtual addresses' family), for "
+		 "networks without multicast "
 		 "(most clouds): adverts go to each of them, and only theirs are heard. Empty: "
 		 "multicast to 224.0.0.18. keepalived's `unicast_peer` is the same." },
 	{ .name = "auth_key", .type = CORE_CONF_STRING, .flags = CORE_CONF_RELOAD | CORE_CONF_SECRET,
@@ -1247,12 +1250,25 @@ static const struct core_conf_def ha_defs[] = {
 };
 
 /* Every address must be an IPv4 address, with a prefix of 1-32, listed once. */
+/* An address of either family: AF_INET or AF_INET6 with its 16 bytes
+ * (IPv4 in the first 4), or 0. */
+static int ha_parse_ip(const char *s, unsigned char out[16])
+{
+	memset(out, 0, 16);
+	if (inet_pton(AF_INET, s, out) == 1)
+		return AF_INET;
+	if (inet_pton(AF_INET6, s, out) == 1)
+		return AF_INET6;
+	return 0;
+}
+
 static void ha_check(struct core_conf_load *ld, void *obj, const char *path, int line)
 {
 	const struct keel_ha_conf *c = obj;
 	char *const *a = c->addresses.v;
-	char sub[96], ip[32];
-	struct in_addr in[VRRP_MAX_ADDRS_CONF];
+	char sub[96], ip[64];
+	unsigned char in[VRRP_MAX_ADDRS_CONF][16], peer[16];
+	int fam = 0, f;
 	size_t i, j;
 
 	if (c->interface[0] != '\0' && c->addresses.n == 0)
@@ -1261,38 +1277,48 @@ static void ha_check(struct core_conf_load *ld, void *obj, const char *path, int
 		snprintf(sub, sizeof(sub), "%s.auth_key", path);
 		core_conf_error(ld, line, sub, "16 characters or more, the same on every box");
 	}
-	for (i = 0; i < c->peers.n; i++) {
-		char *const *peers = c->peers.v;
-
-		snprintf(sub, sizeof(sub), "%s.peers[%zu]", path, i);
-		if (inet_pton(AF_INET, peers[i], &in[0]) != 1)
-			core_conf_error(ld, line, sub, "\"%s\" is not an IPv4 address", peers[i]);
-	}
 	for (i = 0; i < c->addresses.n; i++) {
 		const char *slash = strchr(a[i], '/');
 		size_t n = slash != NULL ? (size_t)(slash - a[i]) : strlen(a[i]);
 		char *end;
-		long plen = 32;
+		long plen = 0;
 
 		snprintf(sub, sizeof(sub), "%s.addresses[%zu]", path, i);
-		if (slash != NULL) {
-			errno = 0;
-			plen = strtol(slash + 1, &end, 10);
-			if (slash[1] == '\0' || *end != '\0' || errno != 0 || plen < 1 || plen > 32) {
-				core_conf_error(ld, line, sub, "\"%s\": the prefix length must be 1-32",
-						a[i]);
-				continue;
-			}
-		}
 		if (n >= sizeof(ip) || (memcpy(ip, a[i], n), ip[n] = '\0',
-					inet_pton(AF_INET, ip, &in[i])) != 1) {
-			core_conf_error(ld, line, sub, "\"%s\" is not an IPv4 address (IP or IP/prefix)",
+					f = ha_parse_ip(ip, in[i])) == 0) {
+			core_conf_error(ld, line, sub, "\"%s\" is not an IP address (IP or IP/prefix)",
 					a[i]);
 			continue;
 		}
+		if (slash != NULL) {
+			errno = 0;
+			plen = strtol(slash + 1, &end, 10);
+			if (slash[1] == '\0' || *end != '\0' || errno != 0 || plen < 1 ||
+			    plen > (f == AF_INET ? 32 : 128)) {
+				core_conf_error(ld, line, sub, "\"%s\": the prefix length must be 1-%d",
+						a[i], f == AF_INET ? 32 : 128);
+				continue;
+			}
+		}
+		if (fam != 0 && f != fam) {
+			core_conf_error(ld, line, sub, "%s is %s and the first address is not: a "
+					"virtual router is of one family", ip,
+					f == AF_INET ? "IPv4" : "IPv6");
+			continue;
+		}
+		fam = f;
 		for (j = 0; j < i; j++)
-			if (in[j].s_addr == in[i].s_addr)
+			if (!memcmp(in[j], in[i], 16))
 				core_conf_error(ld, line, sub, "%s is listed twice", ip);
+	}
+	for (i = 0; i < c->peers.n; i++) {
+		char *const *peers = c->peers.v;
+
+		snprintf(sub, sizeof(sub), "%s.peers[%zu]", path, i);
+		f = ha_parse_ip(peers[i], peer);
+		if (f == 0 || (fam != 0 && f != fam))
+			core_conf_error(ld, line, sub, "\"%s\" is not an %s address", peers[i],
+					fam == AF_INET6 ? "IPv6" : "IPv4");
 	}
 }
 

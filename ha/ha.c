@@ -1,6 +1,6 @@
 /*
  * High availability: keel boxes sharing virtual addresses by VRRP
- * version 3 (RFC 5798, IPv4), in the master process.
+ * version 3 (RFC 5798, IPv4 or IPv6), in the master process.
  *
  * One virtual router per box, on ha.interface. As backup, keel listens
  * for the master's adverts and takes over when three intervals and a skew
@@ -12,13 +12,18 @@
  *
  * Addresses are added and removed by rtnetlink; adverts go through a raw
  * IPPROTO_VRRP socket bound to the interface (TTL 255, multicast loop
- * off), ARP through a packet socket.
+ * off), ARP through a packet socket, IPv6's unsolicited neighbour adverts
+ * through a raw ICMPv6 socket. A router is of one family, the family of
+ * its addresses; IPv6 adverts leave from the interface's link-local
+ * address, to ff02::12.
  */
 #include <arpa/inet.h>
 #include <errno.h>
+#include <ifaddrs.h>
 #include <net/if.h>
 #include <net/if_arp.h>
 #include <netinet/if_ether.h>
+#include <netinet/icmp6.h>
 #include <netinet/in.h>
 #include <netpacket/packet.h>
 #include <stdbool.h>
@@ -69,9 +74,11 @@ struct ha_ifaddrmsg {
 	uint32_t	index;
 };
 
-struct ha_rtattr4 {			/* an attribute holding an IPv4 address */
+#define HA_IFA_F_NODAD		0x02	/* IPv6: usable at once, no duplicate detection */
+
+struct ha_rtattr {			/* an attribute holding an address */
 	uint16_t	len, type;
-	uint32_t	addr;
+	uint8_t		addr[16];
 };
 
 struct ha_sockaddr_nl {
@@ -81,14 +88,20 @@ struct ha_sockaddr_nl {
 };
 
 #define HA_MAX_PEERS	8
+
+/* An address of either family; IPv4 as ::ffff:a.b.c.d, so that one
+ * comparison orders both the way RFC 5798 does (as unsigned numbers). */
+struct ha_ip {
+	uint8_t		b[16];
+};
 #define HA_ROUTERS	16	/* other routers heard on the link, remembered */
 
 /* Another virtual router heard on the link (any VRID), for the clash
  * checks: a reload onto a VRID in use for other addresses is refused. */
 struct ha_router {
 	uint8_t		 vrid, naddr;
-	uint32_t	 src;		/* network order */
-	uint32_t	 addr[4];	/* the first of its addresses */
+	struct ha_ip	 src;
+	struct ha_ip	 addr[4];	/* the first of its addresses */
 	unsigned	 adver_ms;
 	uint64_t	 seen;		/* monotonic ms; 0: free */
 };
@@ -101,19 +114,21 @@ static const char *const role_names[] = { "off", "backup", "master" };
 struct ha_want {
 	char		 ifname[IF_NAMESIZE];
 	int		 ifindex;
-	uint32_t	 ifaddr, ifmask;	/* network order */
+	int		 family;		/* of the addresses: AF_INET or AF_INET6 */
+	struct ha_ip	 ifaddr;		/* adverts leave from it (IPv6: link-local) */
+	uint32_t	 ifmask;		/* IPv4, network order */
 	uint8_t		 mac[6];
 	uint8_t		 vrid, priority;
 	unsigned	 adver_ms;
 	bool		 preempt;
 	uint64_t	 preempt_delay;
 	unsigned	 naddr;
-	uint32_t	 addr[VRRP_MAX_ADDRS];	/* network order */
+	struct ha_ip	 addr[VRRP_MAX_ADDRS];
 	uint8_t		 plen[VRRP_MAX_ADDRS];
 	bool		 track;
 	unsigned	 check_ms, fall, rise;
 	unsigned	 npeers;		/* unicast: adverts to these only */
-	uint32_t	 peers[HA_MAX_PEERS];	/* network order */
+	struct ha_ip	 peers[HA_MAX_PEERS];
 	uint8_t		 auth_key[255];	/* keel-to-keel signatures; auth_len 0: none */
 	size_t		 auth_len;
 };
@@ -129,7 +144,7 @@ static struct {
 	struct core_timer adver;	/* master: next advert */
 	struct core_timer down;		/* backup: Master_Down_Timer */
 	unsigned	 master_adver_ms;	/* the master's interval, learnt */
-	uint32_t	 master_ip;	/* who we last heard as master */
+	struct ha_ip	 master_ip;	/* who we last heard as master; zero: none */
 	uint64_t	 started;	/* monotonic ms */
 	uint64_t	 since;		/* wall ms of the last change of role */
 	unsigned	 transitions;
@@ -148,17 +163,17 @@ static struct {
 	/* other routers, and one on this VRID for other addresses */
 	struct ha_router routers[HA_ROUTERS];
 	struct core_timer clash_t;
-	uint32_t	 clash_src;	/* 0: none */
+	struct ha_ip	 clash_src;	/* zero: none */
 	uint64_t	 clash_seen;	/* monotonic ms */
 	unsigned	 clash_adver_ms;
 
 	/* signed adverts: the last counter taken from each sender */
-	struct { uint32_t src; uint64_t counter; } auth_seen[HA_ROUTERS];
+	struct { struct ha_ip src; uint64_t counter; } auth_seen[HA_ROUTERS];
 	uint64_t	 auth_sent;	/* the last counter sent */
 	uint64_t	 auth_warned;	/* monotonic ms of the last warning */
 
 	/* the second path (the shared table's lease) */
-	uint32_t	 released;	/* sent priority 0: its lease no longer counts */
+	struct ha_ip	 released;	/* sent priority 0: its lease no longer counts */
 	bool		 lease_held_off;	/* a lease keeps this box backup now */
 } ha = { .fd = -1 };
 
@@ -169,18 +184,158 @@ static uint8_t ha_prio(void)
 }
 
 static void ha_to_master(const char *why);
-static void ha_to_backup(uint32_t from, unsigned interval_ms, const char *why);
+static void ha_to_backup(const struct ha_ip *from, unsigned interval_ms, const char *why);
 
-static const char *ip_str(uint32_t a, char *buf, size_t len)
+/* An advert of either family, as this file works with it. */
+struct ha_adv {
+	uint8_t		vrid, priority, naddr, nread;
+	uint16_t	interval_cs;
+	struct ha_ip	addr[VRRP_MAX_ADDRS];
+	struct ha_ip	src;
+};
+
+static const uint8_t v4mapped[12] = { 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff };
+
+static struct ha_ip ip_of4(uint32_t a)
 {
-	struct in_addr in = { .s_addr = a };
+	struct ha_ip ip;
 
-	return inet_ntop(AF_INET, &in, buf, (socklen_t)len) != NULL ? buf : "?";
+	memcpy(ip.b, v4mapped, 12);
+	memcpy(ip.b + 12, &a, 4);
+	return ip;
 }
+
+static struct ha_ip ip_of6(const uint8_t *a)
+{
+	struct ha_ip ip;
+
+	memcpy(ip.b, a, 16);
+	return ip;
+}
+
+static uint32_t ip4_of(const struct ha_ip *ip)
+{
+	uint32_t a;
+
+	memcpy(&a, ip->b + 12, 4);
+	return a;
+}
+
+static bool ip_is4(const struct ha_ip *ip)
+{
+	return memcmp(ip->b, v4mapped, 12) == 0;
+}
+
+static bool ip_eq(const struct ha_ip *a, const struct ha_ip *b)
+{
+	return memcmp(a->b, b->b, 16) == 0;
+}
+
+static int ip_cmp(const struct ha_ip *a, const struct ha_ip *b)
+{
+	return memcmp(a->b, b->b, 16);
+}
+
+static bool ip_zero(const struct ha_ip *a)
+{
+	static const struct ha_ip zero;
+
+	return ip_eq(a, &zero);
+}
+
+/* Text of an address (either family) or NULL. */
+static int ip_parse(const char *s, struct ha_ip *ip)
+{
+	struct in_addr in;
+
+	if (inet_pton(AF_INET, s, &in) == 1) {
+		*ip = ip_of4(in.s_addr);
+		return AF_INET;
+	}
+	if (inet_pton(AF_INET6, s, ip->b) == 1 && !ip_is4(ip))
+		return AF_INET6;
+	return 0;
+}
+
+static const char *ip_str(const struct ha_ip *a, char *buf, size_t len)
+{
+	const char *r;
+
+	if (ip_is4(a))
+		r = inet_ntop(AF_INET, a->b + 12, buf, (socklen_t)len);
+	else
+		r = inet_ntop(AF_INET6, a->b, buf, (socklen_t)len);
+	return r != NULL ? buf : "?";
+}
+
+#define IPSTR	INET6_ADDRSTRLEN
 
 /* ---- the interface and its addresses -------------------------------------------------------- */
 
-/* The interface's index, MAC and first IPv4 address and mask. */
+static bool ip6_linklocal(const uint8_t *a)
+{
+	return a[0] == 0xfe && (a[1] & 0xc0) == 0x80;
+}
+
+/* IPv6: the interface's link-local address, which adverts leave from. */
+static int ha_iface6(struct ha_want *w, char *err, size_t errlen)
+{
+	struct ifaddrs *ifs, *i;
+
+	if (getifaddrs(&ifs) == -1) {
+		snprintf(err, errlen, "ha.interface: getifaddrs: %s", strerror(errno));
+		return CORE_ERROR;
+	}
+	for (i = ifs; i != NULL; i = i->ifa_next) {
+		const struct sockaddr_in6 *a = (const void *)i->ifa_addr;
+
+		if (a != NULL && a->sin6_family == AF_INET6 && !strcmp(i->ifa_name, w->ifname) &&
+		    ip6_linklocal(a->sin6_addr.s6_addr)) {
+			w->ifaddr = ip_of6(a->sin6_addr.s6_addr);
+			break;
+		}
+	}
+	freeifaddrs(ifs);
+	if (i == NULL) {
+		snprintf(err, errlen, "ha.interface: %s has no IPv6 link-local address to send "
+			 "adverts from", w->ifname);
+		return CORE_ERROR;
+	}
+	return CORE_OK;
+}
+
+/* IPv6: whether addr is on one of the interface's prefixes (or is itself
+ * link-local); its own address names which one in own. */
+static bool ha_on_link6(const struct ha_want *w, const struct ha_ip *addr, bool *own)
+{
+	struct ifaddrs *ifs, *i;
+	bool on = ip6_linklocal(addr->b);
+
+	*own = false;
+	if (getifaddrs(&ifs) == -1)
+		return on;
+	for (i = ifs; i != NULL; i = i->ifa_next) {
+		const struct sockaddr_in6 *a = (const void *)i->ifa_addr;
+		const struct sockaddr_in6 *m = (const void *)i->ifa_netmask;
+		unsigned k;
+
+		if (a == NULL || m == NULL || a->sin6_family != AF_INET6 ||
+		    strcmp(i->ifa_name, w->ifname) != 0)
+			continue;
+		if (!memcmp(a->sin6_addr.s6_addr, addr->b, 16))
+			*own = true;
+		for (k = 0; k < 16; k++)
+			if ((a->sin6_addr.s6_addr[k] ^ addr->b[k]) & m->sin6_addr.s6_addr[k])
+				break;
+		if (k == 16)
+			on = true;
+	}
+	freeifaddrs(ifs);
+	return on;
+}
+
+/* The interface's index, MAC and first IPv4 address and mask (IPv6: its
+ * link-local address). */
 static int ha_iface(struct ha_want *w, char *err, size_t errlen)
 {
 	struct ifreq ifr;
@@ -198,11 +353,13 @@ static int ha_iface(struct ha_want *w, char *err, size_t errlen)
 	else if (ioctl(s, SIOCGIFHWADDR, &ifr) == -1)
 		snprintf(err, errlen, "ha.interface: %s: no hardware address: %s", w->ifname,
 			 strerror(errno));
-	else if (memcpy(w->mac, ifr.ifr_hwaddr.sa_data, 6), ioctl(s, SIOCGIFADDR, &ifr) == -1)
+	else if (memcpy(w->mac, ifr.ifr_hwaddr.sa_data, 6), w->family == AF_INET6)
+		rc = ha_iface6(w, err, errlen);
+	else if (ioctl(s, SIOCGIFADDR, &ifr) == -1)
 		snprintf(err, errlen, "ha.interface: %s has no IPv4 address to send adverts from",
 			 w->ifname);
 	else {
-		w->ifaddr = ((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr;
+		w->ifaddr = ip_of4(((struct sockaddr_in *)&ifr.ifr_addr)->sin_addr.s_addr);
 		if (ioctl(s, SIOCGIFNETMASK, &ifr) == -1)
 			snprintf(err, errlen, "ha.interface: %s: netmask: %s", w->ifname,
 				 strerror(errno));
@@ -217,41 +374,51 @@ static int ha_iface(struct ha_want *w, char *err, size_t errlen)
 
 /* Adds (HA_RTM_NEWADDR) or removes (HA_RTM_DELADDR) one address; an address
  * already there, or already gone, is success. */
-static int ha_addr(int type, uint32_t addr, uint8_t plen, char *err, size_t errlen)
+static int ha_addr(int type, const struct ha_ip *addr, uint8_t plen, char *err, size_t errlen)
 {
 	struct {
 		struct ha_nlmsghdr  nh;
 		struct ha_ifaddrmsg ifa;
-		struct ha_rtattr4   local, address;
+		struct ha_rtattr    attr[2];	/* IFA_LOCAL, IFA_ADDRESS */
 	} req;
+	bool v4 = ip_is4(addr);
+	size_t alen = v4 ? 4 : 16;
 	struct {
 		struct ha_nlmsghdr nh;
 		int32_t		   error;
 		struct ha_nlmsghdr orig;
 	} ack;
 	struct ha_sockaddr_nl kernel = { .family = AF_NETLINK };
+	uint8_t *p;
 	ssize_t n;
-	int s, e;
+	int s, e, i;
 
 	memset(&req, 0, sizeof(req));
-	req.nh.len = sizeof(req);
 	req.nh.type = (uint16_t)type;
 	req.nh.flags = HA_NLM_F_REQUEST | HA_NLM_F_ACK |
 		       (type == HA_RTM_NEWADDR ? HA_NLM_F_CREATE | HA_NLM_F_REPLACE : 0);
 	req.nh.seq = 1;
-	req.ifa.family = AF_INET;
+	req.ifa.family = v4 ? AF_INET : AF_INET6;
+	req.ifa.flags = v4 ? 0 : HA_IFA_F_NODAD;
 	req.ifa.prefixlen = plen;
 	req.ifa.index = (uint32_t)ha.w.ifindex;
-	req.local.len = req.address.len = sizeof(req.local);
-	req.local.type = HA_IFA_LOCAL;
-	req.address.type = HA_IFA_ADDRESS;
-	req.local.addr = req.address.addr = addr;
+	/* Attributes are 4-aligned: an IPv4 one takes 8 bytes, IPv6 20. */
+	p = (uint8_t *)&req.attr[0];
+	for (i = 0; i < 2; i++) {
+		uint16_t len = (uint16_t)(4 + alen), t = i == 0 ? HA_IFA_LOCAL : HA_IFA_ADDRESS;
+
+		memcpy(p, &len, 2);
+		memcpy(p + 2, &t, 2);
+		memcpy(p + 4, v4 ? addr->b + 12 : addr->b, alen);
+		p += 4 + alen;
+	}
+	req.nh.len = (uint32_t)(p - (uint8_t *)&req);
 
 	if ((s = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC, HA_NETLINK_ROUTE)) == -1) {
 		snprintf(err, errlen, "netlink: %s", strerror(errno));
 		return CORE_ERROR;
 	}
-	if (sendto(s, &req, sizeof(req), 0, (struct sockaddr *)&kernel, sizeof(kernel)) == -1 ||
+	if (sendto(s, &req, req.nh.len, 0, (struct sockaddr *)&kernel, sizeof(kernel)) == -1 ||
 	    (n = recv(s, &ack, sizeof(ack), 0)) == -1) {
 		snprintf(err, errlen, "netlink: %s", strerror(errno));
 		close(s);
@@ -272,27 +439,69 @@ static int ha_addr(int type, uint32_t addr, uint8_t plen, char *err, size_t errl
 
 static void ha_addrs(int type)
 {
-	char err[128], ip[INET_ADDRSTRLEN];
+	char err[128], ip[IPSTR];
 	unsigned i;
 
 	for (i = 0; i < ha.w.naddr; i++)
-		if (ha_addr(type, ha.w.addr[i], ha.w.plen[i], err, sizeof(err)) != CORE_OK)
+		if (ha_addr(type, &ha.w.addr[i], ha.w.plen[i], err, sizeof(err)) != CORE_OK)
 			core_log_error("ha", "%s %s/%u on %s: %s",
 				       type == HA_RTM_NEWADDR ? "adding" : "removing",
-				       ip_str(ha.w.addr[i], ip, sizeof(ip)), ha.w.plen[i],
+				       ip_str(&ha.w.addr[i], ip, sizeof(ip)), ha.w.plen[i],
 				       ha.w.ifname, err);
 }
 
-/* A gratuitous ARP request for every address: switches and neighbours
- * learn that the addresses now live behind this box's MAC. */
+/* IPv6: an unsolicited neighbour advert (RFC 4861 7.2.6) for every
+ * address, to all nodes, with the override flag and this box's MAC. */
+static void ha_unsolicited_na(void)
+{
+	struct sockaddr_in6 to;
+	uint8_t pkt[32];
+	unsigned i;
+	int hops = 255, s = socket(AF_INET6, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_ICMPV6);
+
+	if (s == -1 ||
+	    setsockopt(s, SOL_SOCKET, SO_BINDTODEVICE, ha.w.ifname, (socklen_t)strlen(ha.w.ifname)) ||
+	    setsockopt(s, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops)) ||
+	    setsockopt(s, IPPROTO_IPV6, IPV6_MULTICAST_IF, &ha.w.ifindex, sizeof(ha.w.ifindex))) {
+		core_log_error("ha", "neighbour adverts on %s: %s", ha.w.ifname, strerror(errno));
+		if (s != -1)
+			close(s);
+		return;
+	}
+	memset(&to, 0, sizeof(to));
+	to.sin6_family = AF_INET6;
+	inet_pton(AF_INET6, "ff02::1", &to.sin6_addr);
+	to.sin6_scope_id = (uint32_t)ha.w.ifindex;
+	for (i = 0; i < ha.w.naddr; i++) {
+		memset(pkt, 0, sizeof(pkt));
+		pkt[0] = ND_NEIGHBOR_ADVERT;	/* the kernel writes the checksum */
+		pkt[4] = 0x20;			/* override */
+		memcpy(pkt + 8, ha.w.addr[i].b, 16);
+		pkt[24] = ND_OPT_TARGET_LINKADDR;
+		pkt[25] = 1;			/* 8 bytes */
+		memcpy(pkt + 26, ha.w.mac, 6);
+		if (sendto(s, pkt, sizeof(pkt), 0, (struct sockaddr *)&to, sizeof(to)) == -1)
+			core_log_error("ha", "neighbour advert on %s: %s", ha.w.ifname,
+				       strerror(errno));
+	}
+	close(s);
+}
+
+/* A gratuitous ARP request for every address (IPv6: an unsolicited
+ * neighbour advert): switches and neighbours learn that the addresses now
+ * live behind this box's MAC. */
 static void ha_garp(void)
 {
 	struct sockaddr_ll to;
 	uint8_t pkt[28];
 	unsigned i;
-	int s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP));
+	int s;
 
-	if (s == -1) {
+	if (ha.w.family == AF_INET6) {
+		ha_unsolicited_na();
+		return;
+	}
+	if ((s = socket(AF_PACKET, SOCK_DGRAM | SOCK_CLOEXEC, htons(ETH_P_ARP))) == -1) {
 		core_log_error("ha", "gratuitous ARP on %s: %s", ha.w.ifname, strerror(errno));
 		return;
 	}
@@ -308,9 +517,9 @@ static void ha_garp(void)
 		pkt[4] = 6, pkt[5] = 4;
 		pkt[6] = 0, pkt[7] = ARPOP_REQUEST;
 		memcpy(pkt + 8, ha.w.mac, 6);
-		memcpy(pkt + 14, &ha.w.addr[i], 4);
+		memcpy(pkt + 14, ha.w.addr[i].b + 12, 4);
 		memset(pkt + 18, 0xff, 6);
-		memcpy(pkt + 24, &ha.w.addr[i], 4);
+		memcpy(pkt + 24, ha.w.addr[i].b + 12, 4);
 		if (sendto(s, pkt, sizeof(pkt), 0, (struct sockaddr *)&to, sizeof(to)) == -1)
 			core_log_error("ha", "gratuitous ARP on %s: %s", ha.w.ifname,
 				       strerror(errno));
@@ -320,42 +529,65 @@ static void ha_garp(void)
 
 /* ---- adverts ------------------------------------------------------------------------------ */
 
-/* One advert to dst; unicast ones leave from the interface's address
- * (IP_PKTINFO), the one the checksum was computed with. */
-static void ha_send_to(const uint8_t *pkt, size_t len, uint32_t dst)
+/* One advert to dst; it leaves from the interface's address (IPv4
+ * unicast: IP_PKTINFO; IPv6: IPV6_PKTINFO, its link-local address), the
+ * one the checksum was computed with. */
+static void ha_send_to(const uint8_t *pkt, size_t len, const struct ha_ip *dst)
 {
 	union {
 		struct cmsghdr	 align;
-		char		 buf[CMSG_SPACE(sizeof(struct in_pktinfo))];
+		char		 buf[CMSG_SPACE(sizeof(struct in6_pktinfo))];
 	} ctl;
-	struct sockaddr_in to;
+	union {
+		struct sockaddr_in  in;
+		struct sockaddr_in6 in6;
+	} to;
 	struct iovec iov = { (void *)pkt, len };
 	struct msghdr msg;
 	struct cmsghdr *cm;
-	struct in_pktinfo *pi;
 
 	memset(&to, 0, sizeof(to));
-	to.sin_family = AF_INET;
-	to.sin_addr.s_addr = dst;
 	memset(&msg, 0, sizeof(msg));
+	memset(&ctl, 0, sizeof(ctl));
 	msg.msg_name = &to;
-	msg.msg_namelen = sizeof(to);
 	msg.msg_iov = &iov;
 	msg.msg_iovlen = 1;
-	if (dst != htonl(VRRP_GROUP4)) {
-		memset(&ctl, 0, sizeof(ctl));
+	if (ha.w.family == AF_INET6) {
+		struct in6_pktinfo *pi;
+
+		to.in6.sin6_family = AF_INET6;
+		memcpy(&to.in6.sin6_addr, dst->b, 16);
+		to.in6.sin6_scope_id = (uint32_t)ha.w.ifindex;
+		msg.msg_namelen = sizeof(to.in6);
 		msg.msg_control = ctl.buf;
-		msg.msg_controllen = sizeof(ctl.buf);
+		msg.msg_controllen = CMSG_SPACE(sizeof(*pi));
 		cm = CMSG_FIRSTHDR(&msg);
-		cm->cmsg_level = IPPROTO_IP;
-		cm->cmsg_type = IP_PKTINFO;
+		cm->cmsg_level = IPPROTO_IPV6;
+		cm->cmsg_type = IPV6_PKTINFO;
 		cm->cmsg_len = CMSG_LEN(sizeof(*pi));
-		pi = (struct in_pktinfo *)(void *)CMSG_DATA(cm);
-		pi->ipi_ifindex = ha.w.ifindex;
-		pi->ipi_spec_dst.s_addr = ha.w.ifaddr;
+		pi = (struct in6_pktinfo *)(void *)CMSG_DATA(cm);
+		memcpy(&pi->ipi6_addr, ha.w.ifaddr.b, 16);
+		pi->ipi6_ifindex = (unsigned)ha.w.ifindex;
+	} else {
+		to.in.sin_family = AF_INET;
+		to.in.sin_addr.s_addr = ip4_of(dst);
+		msg.msg_namelen = sizeof(to.in);
+		if (ip4_of(dst) != htonl(VRRP_GROUP4)) {
+			struct in_pktinfo *pi;
+
+			msg.msg_control = ctl.buf;
+			msg.msg_controllen = CMSG_SPACE(sizeof(*pi));
+			cm = CMSG_FIRSTHDR(&msg);
+			cm->cmsg_level = IPPROTO_IP;
+			cm->cmsg_type = IP_PKTINFO;
+			cm->cmsg_len = CMSG_LEN(sizeof(*pi));
+			pi = (struct in_pktinfo *)(void *)CMSG_DATA(cm);
+			pi->ipi_ifindex = ha.w.ifindex;
+			pi->ipi_spec_dst.s_addr = ip4_of(&ha.w.ifaddr);
+		}
 	}
 	if (sendmsg(ha.fd, &msg, 0) == -1) {
-		char ip[INET_ADDRSTRLEN];
+		char ip[IPSTR];
 
 		core_log_error("ha", "advert on %s to %s: %s", ha.w.ifname,
 			       ip_str(dst, ip, sizeof(ip)), strerror(errno));
@@ -373,20 +605,14 @@ static uint64_t ha_counter(void)
 	return ha.auth_sent;
 }
 
-/* With ha.auth_key: the advert carries keel's signature, and its counter
- * is higher than the last one taken from that sender (a replay is not). */
-static int ha_auth(const uint8_t *pkt, size_t len, const struct vrrp_advert *a,
-		   const char **why)
+/* With ha.auth_key, a signed advert's counter must be above the last one
+ * taken from that sender: a replay is not. */
+static int ha_auth_counter(const struct ha_ip *src, uint64_t counter, const char **why)
 {
 	unsigned i, slot = 0;
-	uint64_t counter;
 
-	if (ha.w.auth_len == 0)
-		return 0;
-	if (vrrp_unseal4(pkt, len, a, ha.w.auth_key, ha.w.auth_len, &counter, why) != 0)
-		return -1;
 	for (i = 0; i < HA_ROUTERS; i++) {
-		if (ha.auth_seen[i].src == a->src) {
+		if (ip_eq(&ha.auth_seen[i].src, src)) {
 			if (counter <= ha.auth_seen[i].counter) {
 				*why = "a replay (its counter is not above the last one taken)";
 				return -1;
@@ -397,34 +623,68 @@ static int ha_auth(const uint8_t *pkt, size_t len, const struct vrrp_advert *a,
 		if (ha.auth_seen[i].counter < ha.auth_seen[slot].counter)
 			slot = i;
 	}
-	ha.auth_seen[slot].src = a->src;
+	ha.auth_seen[slot].src = *src;
 	ha.auth_seen[slot].counter = counter;
 	return 0;
+}
+
+/* The group of the router's family. */
+static struct ha_ip ha_group(void)
+{
+	struct ha_ip g;
+
+	if (ha.w.family == AF_INET6)
+		inet_pton(AF_INET6, VRRP_GROUP6, g.b);
+	else
+		g = ip_of4(htonl(VRRP_GROUP4));
+	return g;
 }
 
 /* An advert to the group, or to each unicast peer. */
 static void ha_send(uint8_t priority)
 {
-	struct vrrp_advert a;
-	uint8_t pkt[VRRP_HDR + 4 * VRRP_MAX_ADDRS + VRRP_AUTH_LEN];
+	uint8_t pkt[VRRP_HDR + 16 * VRRP_MAX_ADDRS + VRRP_AUTH_LEN];
+	struct ha_ip dst;
 	size_t len;
-	unsigned i;
+	unsigned i, j;
 
-	memset(&a, 0, sizeof(a));
-	a.vrid = ha.w.vrid;
-	a.priority = priority;
-	a.interval_cs = (uint16_t)(ha.w.adver_ms / 10);
-	a.naddr = (uint8_t)ha.w.naddr;
-	memcpy(a.addr, ha.w.addr, sizeof(a.addr));
-	a.src = ha.w.ifaddr;
 	for (i = 0; i < (ha.w.npeers > 0 ? ha.w.npeers : 1); i++) {
-		a.dst = ha.w.npeers > 0 ? ha.w.peers[i] : htonl(VRRP_GROUP4);
-		len = vrrp_build4(pkt, sizeof(pkt), &a);
-		if (len != 0 && ha.w.auth_len > 0)
-			len = vrrp_seal4(pkt, len, sizeof(pkt), a.src, a.dst, ha_counter(),
-					 ha.w.auth_key, ha.w.auth_len);
+		dst = ha.w.npeers > 0 ? ha.w.peers[i] : ha_group();
+		if (ha.w.family == AF_INET6) {
+			struct vrrp_advert6 a;
+
+			memset(&a, 0, sizeof(a));
+			a.vrid = ha.w.vrid;
+			a.priority = priority;
+			a.interval_cs = (uint16_t)(ha.w.adver_ms / 10);
+			a.naddr = (uint8_t)ha.w.naddr;
+			for (j = 0; j < ha.w.naddr; j++)
+				memcpy(a.addr[j], ha.w.addr[j].b, 16);
+			memcpy(a.src, ha.w.ifaddr.b, 16);
+			memcpy(a.dst, dst.b, 16);
+			len = vrrp_build6(pkt, sizeof(pkt), &a);
+			if (len != 0 && ha.w.auth_len > 0)
+				len = vrrp_seal6(pkt, len, sizeof(pkt), a.src, a.dst, ha_counter(),
+						 ha.w.auth_key, ha.w.auth_len);
+		} else {
+			struct vrrp_advert a;
+
+			memset(&a, 0, sizeof(a));
+			a.vrid = ha.w.vrid;
+			a.priority = priority;
+			a.interval_cs = (uint16_t)(ha.w.adver_ms / 10);
+			a.naddr = (uint8_t)ha.w.naddr;
+			for (j = 0; j < ha.w.naddr; j++)
+				a.addr[j] = ip4_of(&ha.w.addr[j]);
+			a.src = ip4_of(&ha.w.ifaddr);
+			a.dst = ip4_of(&dst);
+			len = vrrp_build4(pkt, sizeof(pkt), &a);
+			if (len != 0 && ha.w.auth_len > 0)
+				len = vrrp_seal4(pkt, len, sizeof(pkt), a.src, a.dst, ha_counter(),
+						 ha.w.auth_key, ha.w.auth_len);
+		}
 		if (len != 0)
-			ha_send_to(pkt, len, a.dst);
+			ha_send_to(pkt, len, &dst);
 	}
 }
 
@@ -462,33 +722,33 @@ static void ha_lease_key(char *key, size_t len)
 
 static void ha_lease_renew(void)
 {
-	char key[16], val[32], ip[INET_ADDRSTRLEN];
+	char key[16], val[IPSTR + 8], ip[IPSTR];
 
 	if (!core_kv_mirrored())
 		return;
 	ha_lease_key(key, sizeof(key));
-	snprintf(val, sizeof(val), "%s,%u", ip_str(ha.w.ifaddr, ip, sizeof(ip)), ha_prio());
+	snprintf(val, sizeof(val), "%s,%u", ip_str(&ha.w.ifaddr, ip, sizeof(ip)), ha_prio());
 	(void)core_kv_set(key, val, 3ull * ha.w.adver_ms);
 }
 
 static void ha_lease_drop(void)
 {
-	char key[16], ip[INET_ADDRSTRLEN];
+	char key[16], ip[IPSTR];
 	const char *v;
 
 	ha_lease_key(key, sizeof(key));
 	v = core_kv_get(key);
-	ip_str(ha.w.ifaddr, ip, sizeof(ip));
+	ip_str(&ha.w.ifaddr, ip, sizeof(ip));
 	if (v != NULL && strncmp(v, ip, strlen(ip)) == 0 && v[strlen(ip)] == ',')
 		core_kv_del(key);
 }
 
 /* Another box of higher rank holds a live lease: its address and priority. */
-static bool ha_lease_other(uint32_t *who, unsigned *prio)
+static bool ha_lease_other(struct ha_ip *who, unsigned *prio)
 {
-	char key[16], ip[INET_ADDRSTRLEN];
+	char key[16], ip[IPSTR];
 	const char *v, *comma;
-	struct in_addr in;
+	struct ha_ip in;
 	unsigned long p;
 	uint8_t mine = ha_prio();
 	char *end;
@@ -500,27 +760,27 @@ static bool ha_lease_other(uint32_t *who, unsigned *prio)
 	memcpy(ip, v, (size_t)(comma - v));
 	ip[comma - v] = '\0';
 	p = strtoul(comma + 1, &end, 10);
-	if (inet_pton(AF_INET, ip, &in) != 1 || *end != '\0' || p > 255 ||
-	    in.s_addr == ha.w.ifaddr || in.s_addr == ha.released)
+	if (ip_parse(ip, &in) != ha.w.family || *end != '\0' || p > 255 ||
+	    ip_eq(&in, &ha.w.ifaddr) || ip_eq(&in, &ha.released))
 		return false;
-	if (p < mine || (p == mine && ntohl(in.s_addr) < ntohl(ha.w.ifaddr)))
+	if (p < mine || (p == mine && ip_cmp(&in, &ha.w.ifaddr) < 0))
 		return false;
-	*who = in.s_addr;
+	*who = in;
 	*prio = (unsigned)p;
 	return true;
 }
 
 static void ha_on_adver(struct core_timer *t)
 {
-	char why[128], ip[INET_ADDRSTRLEN];
-	uint32_t who;
+	char why[160], ip[IPSTR];
+	struct ha_ip who;
 	unsigned prio;
 
 	(void)t;
 	if (ha.role == HA_MASTER && ha_lease_other(&who, &prio)) {
 		snprintf(why, sizeof(why), "%s holds the lease with priority %u (its adverts do "
-			 "not reach this box)", ip_str(who, ip, sizeof(ip)), prio);
-		ha_to_backup(who, ha.w.adver_ms, why);
+			 "not reach this box)", ip_str(&who, ip, sizeof(ip)), prio);
+		ha_to_backup(&who, ha.w.adver_ms, why);
 		return;
 	}
 	ha_send(ha_prio());
@@ -530,8 +790,8 @@ static void ha_on_adver(struct core_timer *t)
 
 static void ha_on_down(struct core_timer *t)
 {
-	char why[96], ip[INET_ADDRSTRLEN];
-	uint32_t who;
+	char why[128], ip[IPSTR];
+	struct ha_ip who;
 	unsigned prio;
 
 	(void)t;
@@ -539,7 +799,7 @@ static void ha_on_down(struct core_timer *t)
 		if (!ha.lease_held_off) {
 			core_log_warn("ha", "no advert from %s, but it holds the lease with priority "
 				      "%u: its adverts are lost on the way to this box; staying backup",
-				      ip_str(who, ip, sizeof(ip)), prio);
+				      ip_str(&who, ip, sizeof(ip)), prio);
 			core_event_raise("ha", "adverts", "adverts from %s do not reach this box; "
 					 "it holds the lease, so this box stays backup", ip);
 		}
@@ -552,9 +812,9 @@ static void ha_on_down(struct core_timer *t)
 		ha.lease_held_off = false;
 		core_event_clear("ha", "adverts", "the lease ran out");
 	}
-	if (ha.master_ip != 0)
+	if (!ip_zero(&ha.master_ip))
 		snprintf(why, sizeof(why), "no advert from %s for %u ms",
-			 ip_str(ha.master_ip, ip, sizeof(ip)),
+			 ip_str(&ha.master_ip, ip, sizeof(ip)),
 			 3 * ha.master_adver_ms + ha_skew(ha.master_adver_ms));
 	else
 		snprintf(why, sizeof(why), "no master heard");
@@ -563,7 +823,7 @@ static void ha_on_down(struct core_timer *t)
 
 static void ha_role_set(enum ha_role role, const char *why)
 {
-	char ip[INET_ADDRSTRLEN];
+	char ip[IPSTR];
 
 	if (ha.role == role)
 		return;
@@ -572,7 +832,7 @@ static void ha_role_set(enum ha_role role, const char *why)
 	ha.transitions++;
 	core_log_info("ha", "%s for vrid %u on %s (priority %u, %s): %s", role == HA_MASTER ?
 		      "MASTER" : "BACKUP", ha.w.vrid, ha.w.ifname, ha_prio(),
-		      ip_str(ha.w.ifaddr, ip, sizeof(ip)), why);
+		      ip_str(&ha.w.ifaddr, ip, sizeof(ip)), why);
 }
 
 static void ha_to_master(const char *why)
@@ -582,42 +842,45 @@ static void ha_to_master(const char *why)
 	ha_addrs(HA_RTM_NEWADDR);
 	ha_garp();
 	ha.master_ip = ha.w.ifaddr;
-	ha.released = 0;
+	memset(&ha.released, 0, sizeof(ha.released));
 	ha_lease_renew();
 	core_timer_start(&ha.adver, ha.w.adver_ms);
 	ha_role_set(HA_MASTER, why);
 }
 
-static void ha_to_backup(uint32_t from, unsigned interval_ms, const char *why)
+static void ha_to_backup(const struct ha_ip *from, unsigned interval_ms, const char *why)
 {
 	core_timer_stop(&ha.adver);
 	if (ha.role == HA_MASTER) {
 		ha_addrs(HA_RTM_DELADDR);
 		ha_lease_drop();
 	}
-	ha.master_ip = from;
+	if (from != NULL)
+		ha.master_ip = *from;
+	else
+		memset(&ha.master_ip, 0, sizeof(ha.master_ip));
 	ha.master_adver_ms = interval_ms;
 	ha_arm_down(3 * interval_ms + ha_skew(interval_ms));
 	ha_role_set(HA_BACKUP, why);
 }
 
 /* RFC 5798 6.4.2 and 6.4.3. */
-static void ha_advert(const struct vrrp_advert *a)
+static void ha_advert(const struct ha_adv *a)
 {
 	unsigned interval = a->interval_cs * 10u;
-	char why[96], ip[INET_ADDRSTRLEN];
+	char why[96], ip[IPSTR];
 	uint8_t mine = ha_prio();
 	bool higher = a->priority > mine ||
-		      (a->priority == mine && ntohl(a->src) > ntohl(ha.w.ifaddr));
+		      (a->priority == mine && ip_cmp(&a->src, &ha.w.ifaddr) > 0);
 
-	ip_str(a->src, ip, sizeof(ip));
+	ip_str(&a->src, ip, sizeof(ip));
 	if (ha.role == HA_MASTER) {
 		if (a->priority == 0) {		/* a backup leaving: tell the rest who is master */
 			ha_send(ha_prio());
 			core_timer_start(&ha.adver, ha.w.adver_ms);
 		} else if (higher) {
 			snprintf(why, sizeof(why), "%s advertises priority %u", ip, a->priority);
-			ha_to_backup(a->src, interval, why);
+			ha_to_backup(&a->src, interval, why);
 		} else {
 			/* Two masters: a split healed. Ours wins; both the other
 			 * master and the neighbours hear it now, not in a second. */
@@ -629,7 +892,7 @@ static void ha_advert(const struct vrrp_advert *a)
 		}
 		return;
 	}
-	if (ha.lease_held_off && a->src == ha.master_ip) {
+	if (ha.lease_held_off && ip_eq(&a->src, &ha.master_ip)) {
 		ha.lease_held_off = false;
 		core_log_info("ha", "adverts from %s arrive again", ip);
 		core_event_clear("ha", "adverts", "adverts from %s arrive again", ip);
@@ -640,8 +903,8 @@ static void ha_advert(const struct vrrp_advert *a)
 		ha_arm_down(ha_skew(ha.master_adver_ms));
 		return;
 	}
-	if (a->src == ha.released)
-		ha.released = 0;		/* back: its lease counts again */
+	if (ip_eq(&a->src, &ha.released))
+		memset(&ha.released, 0, sizeof(ha.released));	/* back: its lease counts again */
 	if (!ha.w.preempt || a->priority >= mine ||
 	    core_loop_now(ha.loop) < ha.started + ha.w.preempt_delay) {
 		ha.master_ip = a->src;
@@ -652,27 +915,27 @@ static void ha_advert(const struct vrrp_advert *a)
 }
 
 /* With unicast peers, adverts count from them only. */
-static bool ha_from_peer(uint32_t src)
+static bool ha_from_peer(const struct ha_ip *src)
 {
 	unsigned i;
 
 	for (i = 0; i < ha.w.npeers; i++)
-		if (ha.w.peers[i] == src)
+		if (ip_eq(&ha.w.peers[i], src))
 			return true;
 	return ha.w.npeers == 0;
 }
 
 /* Whether an advert's addresses (the first nread of naddr) are the set
  * this box has; the order does not matter. */
-static bool ha_same_addrs(const uint32_t *a, unsigned nread, unsigned naddr,
-			  const uint32_t *w, unsigned nw)
+static bool ha_same_addrs(const struct ha_ip *a, unsigned nread, unsigned naddr,
+			  const struct ha_ip *w, unsigned nw)
 {
 	unsigned i, j;
 
 	if (naddr != nw)
 		return false;
 	for (i = 0; i < nread; i++) {
-		for (j = 0; j < nw && w[j] != a[i]; j++)
+		for (j = 0; j < nw && !ip_eq(&w[j], &a[i]); j++)
 			;
 		if (j == nw)
 			return false;
@@ -680,14 +943,14 @@ static bool ha_same_addrs(const uint32_t *a, unsigned nread, unsigned naddr,
 	return true;
 }
 
-static void ha_heard(const struct vrrp_advert *a)
+static void ha_heard(const struct ha_adv *a)
 {
 	struct ha_router *r, *slot = &ha.routers[0];
 	unsigned i;
 
 	for (i = 0; i < HA_ROUTERS; i++) {
 		r = &ha.routers[i];
-		if (r->seen != 0 && r->vrid == a->vrid && r->src == a->src) {
+		if (r->seen != 0 && r->vrid == a->vrid && ip_eq(&r->src, &a->src)) {
 			slot = r;
 			break;
 		}
@@ -702,17 +965,17 @@ static void ha_heard(const struct vrrp_advert *a)
 	slot->seen = core_loop_now(ha.loop);
 }
 
-static const char *addrs_str(const uint32_t *a, unsigned n, unsigned total, char *buf,
+static const char *addrs_str(const struct ha_ip *a, unsigned n, unsigned total, char *buf,
 			     size_t len)
 {
-	char ip[INET_ADDRSTRLEN];
+	char ip[IPSTR];
 	size_t w = 0;
 	unsigned i;
 
 	buf[0] = '\0';
 	for (i = 0; i < n && w < len; i++)
 		w += (size_t)snprintf(buf + w, len - w, "%s%s", i ? ", " : "",
-				      ip_str(a[i], ip, sizeof(ip)));
+				      ip_str(&a[i], ip, sizeof(ip)));
 	if (total > n && w < len)
 		snprintf(buf + w, len - w, " and %u more", total - n);
 	return buf;
@@ -721,40 +984,40 @@ static const char *addrs_str(const uint32_t *a, unsigned n, unsigned total, char
 /* Another router uses this VRID for other addresses (or a box of the pair
  * is set up with others): its adverts are not this router's, and are not
  * obeyed. Said once, and cleared when it has been quiet a while. */
-static void ha_clash(const struct vrrp_advert *a)
+static void ha_clash(const struct ha_adv *a)
 {
-	char ip[INET_ADDRSTRLEN], theirs[160], mine[160];
+	char ip[IPSTR], theirs[200], mine[200];
 
 	ha.clash_seen = core_loop_now(ha.loop);
 	ha.clash_adver_ms = a->interval_cs * 10u;
-	if (ha.clash_src == a->src)
+	if (ip_eq(&ha.clash_src, &a->src))
 		return;
 	ha.clash_src = a->src;
 	addrs_str(a->addr, a->nread < 4 ? a->nread : 4, a->naddr, theirs, sizeof(theirs));
 	addrs_str(ha.w.addr, ha.w.naddr < 4 ? ha.w.naddr : 4, ha.w.naddr, mine, sizeof(mine));
 	core_log_error("ha", "vrid %u on %s is also used by %s for %s (this box: %s): its adverts "
 		       "are ignored; give one of the two routers another vrid", ha.w.vrid,
-		       ha.w.ifname, ip_str(a->src, ip, sizeof(ip)), theirs, mine);
-	core_event_raise("ha", "vrid clash", "vrid %u on %s is also used by %s for %s",
+		       ha.w.ifname, ip_str(&a->src, ip, sizeof(ip)), theirs, mine);
+	core_event_raise("ha", "vrid clash", "vrid %u on %s is also used by %s for %.120s",
 			 ha.w.vrid, ha.w.ifname, ip, theirs);
 	core_timer_start(&ha.clash_t, 1000);
 }
 
 static void ha_on_clash(struct core_timer *t)
 {
-	char ip[INET_ADDRSTRLEN];
+	char ip[IPSTR];
 
 	(void)t;
-	if (ha.clash_src == 0)
+	if (ip_zero(&ha.clash_src))
 		return;
 	if (core_loop_now(ha.loop) - ha.clash_seen < 3ull * ha.clash_adver_ms + 1000) {
 		core_timer_start(&ha.clash_t, 1000);
 		return;
 	}
 	core_log_info("ha", "no more adverts for vrid %u from %s", ha.w.vrid,
-		      ip_str(ha.clash_src, ip, sizeof(ip)));
+		      ip_str(&ha.clash_src, ip, sizeof(ip)));
 	core_event_clear("ha", "vrid clash", "no more adverts from %s", ip);
-	ha.clash_src = 0;
+	memset(&ha.clash_src, 0, sizeof(ha.clash_src));
 }
 
 /* A configuration onto a VRID another router on the link uses for other
@@ -762,20 +1025,20 @@ static void ha_on_clash(struct core_timer *t)
 static int ha_check_clash(const struct ha_want *w, char *err, size_t errlen)
 {
 	uint64_t now = core_loop_now(ha.loop);
-	char ip[INET_ADDRSTRLEN], theirs[160];
+	char ip[IPSTR], theirs[200];
 	unsigned i;
 
-	if (ha.fd == -1 || strcmp(w->ifname, ha.w.ifname) != 0)
-		return CORE_OK;		/* nothing heard on that link */
+	if (ha.fd == -1 || strcmp(w->ifname, ha.w.ifname) != 0 || w->family != ha.w.family)
+		return CORE_OK;		/* nothing heard on that link, in that family */
 	for (i = 0; i < HA_ROUTERS; i++) {
 		const struct ha_router *r = &ha.routers[i];
 
-		if (r->seen == 0 || r->vrid != w->vrid || r->src == w->ifaddr ||
+		if (r->seen == 0 || r->vrid != w->vrid || ip_eq(&r->src, &w->ifaddr) ||
 		    now - r->seen > 3ull * r->adver_ms + 1000 ||
 		    ha_same_addrs(r->addr, r->naddr < 4 ? r->naddr : 4, r->naddr, w->addr, w->naddr))
 			continue;
 		snprintf(err, errlen, "ha.vrid: %u is in use on %s by %s for %s (heard %.1f s "
-			 "ago): pick another", w->vrid, w->ifname, ip_str(r->src, ip, sizeof(ip)),
+			 "ago): pick another", w->vrid, w->ifname, ip_str(&r->src, ip, sizeof(ip)),
 			 addrs_str(r->addr, r->naddr < 4 ? r->naddr : 4, r->naddr, theirs,
 				   sizeof(theirs)), (double)(now - r->seen) / 1000);
 		return CORE_ERROR;
@@ -783,56 +1046,148 @@ static int ha_check_clash(const struct ha_want *w, char *err, size_t errlen)
 	return CORE_OK;
 }
 
+/* What every advert that was read goes through, of either family. sealed:
+ * whether it carried a good signature, and its counter. */
+static void ha_received(const struct ha_adv *a, int sealed, uint64_t counter, const char *why)
+{
+	if (ip_eq(&a->src, &ha.w.ifaddr) || !ha_from_peer(&a->src))
+		return;
+	if (a->vrid != ha.w.vrid) {
+		ha_heard(a);		/* another router: not signed with this key */
+		return;
+	}
+	if (ha.w.auth_len > 0 && (sealed != 0 || ha_auth_counter(&a->src, counter, &why) != 0)) {
+		ha.bad_seen++;
+		ha.last_bad = why;
+		if (core_loop_now(ha.loop) >= ha.auth_warned + 10000) {
+			char ip[IPSTR];
+
+			ha.auth_warned = core_loop_now(ha.loop);
+			core_log_warn("ha", "an advert from %s for vrid %u ignored: %s",
+				      ip_str(&a->src, ip, sizeof(ip)), a->vrid, why);
+		}
+		return;
+	}
+	ha_heard(a);
+	if (!ha_same_addrs(a->addr, a->nread, a->naddr, ha.w.addr, ha.w.naddr)) {
+		ha_clash(a);
+		return;
+	}
+	ha.adverts_seen++;
+	ha_advert(a);
+}
+
+static void ha_bad(const char *why)
+{
+	ha.bad_seen++;
+	ha.last_bad = why;
+	core_log_debug("ha", "a packet dropped: %s", why);
+}
+
+static void ha_recv4(const uint8_t *pkt, size_t n)
+{
+	struct vrrp_advert v;
+	struct ha_adv a;
+	const char *why = NULL;
+	uint64_t counter = 0;
+	int sealed = 0;
+	unsigned i;
+
+	if (vrrp_parse4(pkt, n, &v, &why) != 0) {
+		ha_bad(why);
+		return;
+	}
+	memset(&a, 0, sizeof(a));
+	a.vrid = v.vrid;
+	a.priority = v.priority;
+	a.naddr = v.naddr;
+	a.nread = v.nread;
+	a.interval_cs = v.interval_cs;
+	for (i = 0; i < v.nread; i++)
+		a.addr[i] = ip_of4(v.addr[i]);
+	a.src = ip_of4(v.src);
+	if (ha.w.auth_len > 0 && v.vrid == ha.w.vrid)
+		sealed = vrrp_unseal4(pkt, n, &v, ha.w.auth_key, ha.w.auth_len, &counter, &why);
+	ha_received(&a, sealed, counter, why);
+}
+
+/* IPv6 raw sockets deliver the VRRP message alone: the source comes in
+ * the address, the destination and hop limit as control messages. */
+static void ha_recv6(const uint8_t *v6, size_t n, const struct sockaddr_in6 *from,
+		     struct msghdr *msg)
+{
+	struct vrrp_advert6 v;
+	struct ha_adv a;
+	struct cmsghdr *cm;
+	uint8_t dst[16] = { 0 };
+	const char *why = NULL;
+	uint64_t counter = 0;
+	int hops = -1, sealed = 0;
+	unsigned i;
+
+	for (cm = CMSG_FIRSTHDR(msg); cm != NULL; cm = CMSG_NXTHDR(msg, cm)) {
+		if (cm->cmsg_level != IPPROTO_IPV6)
+			continue;
+		if (cm->cmsg_type == IPV6_HOPLIMIT && cm->cmsg_len >= CMSG_LEN(sizeof(int)))
+			memcpy(&hops, CMSG_DATA(cm), sizeof(int));
+		else if (cm->cmsg_type == IPV6_PKTINFO &&
+			 cm->cmsg_len >= CMSG_LEN(sizeof(struct in6_pktinfo)))
+			memcpy(dst, &((const struct in6_pktinfo *)(const void *)CMSG_DATA(cm))->ipi6_addr,
+			       16);
+	}
+	if (vrrp_parse6(v6, n, from->sin6_addr.s6_addr, dst, hops, &v, &why) != 0) {
+		ha_bad(why);
+		return;
+	}
+	memset(&a, 0, sizeof(a));
+	a.vrid = v.vrid;
+	a.priority = v.priority;
+	a.naddr = v.naddr;
+	a.nread = v.nread;
+	a.interval_cs = v.interval_cs;
+	for (i = 0; i < v.nread; i++)
+		a.addr[i] = ip_of6(v.addr[i]);
+	a.src = ip_of6(v.src);
+	if (ha.w.auth_len > 0 && v.vrid == ha.w.vrid)
+		sealed = vrrp_unseal6(v6, n, &v, ha.w.auth_key, ha.w.auth_len, &counter, &why);
+	ha_received(&a, sealed, counter, why);
+}
+
 static void ha_on_io(struct core_io *io, unsigned revents)
 {
 	uint8_t pkt[1500];
-	struct vrrp_advert a;
-	const char *why;
+	union {
+		struct cmsghdr	 align;
+		char		 buf[256];
+	} ctl;
+	struct sockaddr_in6 from;
+	struct iovec iov = { pkt, sizeof(pkt) };
+	struct msghdr msg;
 	int i;
 
 	(void)io;
 	if (!(revents & CORE_IO_READ))
 		return;
 	for (i = 0; i < 64; i++) {
-		ssize_t n = recv(ha.fd, pkt, sizeof(pkt), 0);
+		ssize_t n;
 
-		if (n == -1) {
+		memset(&msg, 0, sizeof(msg));
+		msg.msg_name = &from;
+		msg.msg_namelen = sizeof(from);
+		msg.msg_iov = &iov;
+		msg.msg_iovlen = 1;
+		msg.msg_control = ctl.buf;
+		msg.msg_controllen = sizeof(ctl.buf);
+		if ((n = recvmsg(ha.fd, &msg, 0)) == -1) {
 			if (errno != EAGAIN && errno != EINTR)
 				core_log_error("ha", "receiving on %s: %s", ha.w.ifname,
 					       strerror(errno));
 			return;
 		}
-		if (vrrp_parse4(pkt, (size_t)n, &a, &why) != 0) {
-			ha.bad_seen++;
-			ha.last_bad = why;
-			core_log_debug("ha", "a packet dropped: %s", why);
-			continue;
-		}
-		if (a.src == ha.w.ifaddr || !ha_from_peer(a.src))
-			continue;
-		if (a.vrid != ha.w.vrid) {
-			ha_heard(&a);		/* another router: not signed with this key */
-			continue;
-		}
-		if (ha_auth(pkt, (size_t)n, &a, &why) != 0) {
-			ha.bad_seen++;
-			ha.last_bad = why;
-			if (core_loop_now(ha.loop) >= ha.auth_warned + 10000) {
-				char ip[INET_ADDRSTRLEN];
-
-				ha.auth_warned = core_loop_now(ha.loop);
-				core_log_warn("ha", "an advert from %s for vrid %u ignored: %s",
-					      ip_str(a.src, ip, sizeof(ip)), a.vrid, why);
-			}
-			continue;
-		}
-		ha_heard(&a);
-		if (!ha_same_addrs(a.addr, a.nread, a.naddr, ha.w.addr, ha.w.naddr)) {
-			ha_clash(&a);
-			continue;
-		}
-		ha.adverts_seen++;
-		ha_advert(&a);
+		if (ha.w.family == AF_INET6)
+			ha_recv6(pkt, (size_t)n, &from, &msg);
+		else
+			ha_recv4(pkt, (size_t)n);
 	}
 }
 
@@ -878,7 +1233,7 @@ static void ha_health_changed(void)
 		 * their skew alone. With no other box, this one comes back
 		 * as master when its down timer runs out. */
 		ha_send(0);
-		ha_to_backup(0, ha.w.adver_ms, "this box cannot serve");
+		ha_to_backup(NULL, ha.w.adver_ms, "this box cannot serve");
 	} else
 		ha_on_adver(&ha.adver);		/* the higher priority, at once */
 }
@@ -974,7 +1329,7 @@ static void ha_track_conf(const struct keel_conf *k)
 static int ha_want_of(const struct keel_ha_conf *c, struct ha_want *w, char *err, size_t errlen)
 {
 	char *const *addrs = c->addresses.v;
-	char ip[INET_ADDRSTRLEN];
+	char ip[IPSTR];
 	size_t i;
 
 	memset(w, 0, sizeof(*w));
@@ -990,17 +1345,6 @@ static int ha_want_of(const struct keel_ha_conf *c, struct ha_want *w, char *err
 	w->check_ms = (unsigned)c->check_interval;
 	w->fall = (unsigned)c->fall;
 	w->rise = (unsigned)c->rise;
-	for (i = 0; i < c->peers.n && i < HA_MAX_PEERS; i++) {
-		char *const *peers = c->peers.v;
-		struct in_addr in;
-
-		if (inet_pton(AF_INET, peers[i], &in) != 1) {
-			snprintf(err, errlen, "ha.peers[%zu]: \"%s\" is not an IPv4 address", i,
-				 peers[i]);
-			return CORE_ERROR;
-		}
-		w->peers[w->npeers++] = in.s_addr;
-	}
 	w->auth_len = c->auth_key != NULL ? strlen(c->auth_key) : 0;
 	if (w->auth_len > sizeof(w->auth_key))
 		w->auth_len = sizeof(w->auth_key);
@@ -1010,38 +1354,91 @@ static int ha_want_of(const struct keel_ha_conf *c, struct ha_want *w, char *err
 			 (long long)c->advert_interval);
 		return CORE_ERROR;
 	}
-	if (ha_iface(w, err, errlen) != CORE_OK)
-		return CORE_ERROR;
+	/* The family is the addresses' (ha_check in settings.c made sure
+	 * they parse, and are of one family). */
 	for (i = 0; i < c->addresses.n && i < VRRP_MAX_ADDRS; i++) {
 		const char *slash = strchr(addrs[i], '/');
 		size_t n = slash != NULL ? (size_t)(slash - addrs[i]) : strlen(addrs[i]);
-		struct in_addr in;
+		int fam;
 
-		/* ha_check in settings.c made sure both parse */
 		snprintf(ip, sizeof(ip), "%.*s", (int)n, addrs[i]);
-		if (inet_pton(AF_INET, ip, &in) != 1) {
-			snprintf(err, errlen, "ha.addresses[%zu]: \"%s\" is not an IPv4 address",
-				 i, addrs[i]);
+		if ((fam = ip_parse(ip, &w->addr[i])) == 0 || (i > 0 && fam != w->family)) {
+			snprintf(err, errlen, "ha.addresses[%zu]: \"%s\" is not an IP address of "
+				 "the first one's family", i, addrs[i]);
 			return CORE_ERROR;
 		}
-		w->addr[i] = in.s_addr;
-		w->plen[i] = (uint8_t)(slash != NULL ? atoi(slash + 1) : 32);
-		if ((in.s_addr & w->ifmask) != (w->ifaddr & w->ifmask)) {
-			char ifip[INET_ADDRSTRLEN];
+		w->family = fam;
+		w->plen[i] = (uint8_t)(slash != NULL ? atoi(slash + 1) : fam == AF_INET ? 32 : 128);
+	}
+	w->naddr = (unsigned)i;
+	if (w->family == 0)
+		w->family = AF_INET;
+	for (i = 0; i < c->peers.n && i < HA_MAX_PEERS; i++) {
+		char *const *peers = c->peers.v;
 
+		if (ip_parse(peers[i], &w->peers[i]) != w->family) {
+			snprintf(err, errlen, "ha.peers[%zu]: \"%s\" is not an %s address, as the "
+				 "virtual addresses are", i, peers[i],
+				 w->family == AF_INET ? "IPv4" : "IPv6");
+			return CORE_ERROR;
+		}
+		w->npeers++;
+	}
+	if (ha_iface(w, err, errlen) != CORE_OK)
+		return CORE_ERROR;
+	for (i = 0; i < w->naddr; i++) {
+		char ifip[IPSTR];
+		bool own = false;
+
+		ip_str(&w->addr[i], ip, sizeof(ip));
+		if (w->family == AF_INET6) {
+			if (!ha_on_link6(w, &w->addr[i], &own)) {
+				snprintf(err, errlen, "ha.addresses[%zu]: %s is on none of %s's IPv6 "
+					 "prefixes", i, ip, w->ifname);
+				return CORE_ERROR;
+			}
+		} else if ((ip4_of(&w->addr[i]) & w->ifmask) != (ip4_of(&w->ifaddr) & w->ifmask)) {
 			snprintf(err, errlen, "ha.addresses[%zu]: %s is not on %s's subnet (%s/%d)",
-				 i, ip, w->ifname, ip_str(w->ifaddr, ifip, sizeof(ifip)),
+				 i, ip, w->ifname, ip_str(&w->ifaddr, ifip, sizeof(ifip)),
 				 __builtin_popcount(w->ifmask));
 			return CORE_ERROR;
 		}
-		if (in.s_addr == w->ifaddr) {
+		if (own || ip_eq(&w->addr[i], &w->ifaddr)) {
 			snprintf(err, errlen, "ha.addresses[%zu]: %s is %s's own address; a "
 				 "virtual address must be one no box has", i, ip, w->ifname);
 			return CORE_ERROR;
 		}
 	}
-	w->naddr = (unsigned)i;
 	return CORE_OK;
+}
+
+static int ha_socket6(const struct ha_want *w, char *err, size_t errlen)
+{
+	struct ipv6_mreq mr;
+	int fd, hops = 255, off = 0, on = 1;
+
+	fd = socket(AF_INET6, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, VRRP_PROTO);
+	if (fd == -1) {
+		snprintf(err, errlen, "ha: a raw VRRP socket: %s (keel needs CAP_NET_RAW)",
+			 strerror(errno));
+		return -1;
+	}
+	memset(&mr, 0, sizeof(mr));
+	inet_pton(AF_INET6, VRRP_GROUP6, &mr.ipv6mr_multiaddr);
+	mr.ipv6mr_interface = (unsigned)w->ifindex;
+	if (setsockopt(fd, SOL_SOCKET, SO_BINDTODEVICE, w->ifname, (socklen_t)strlen(w->ifname)) ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_ADD_MEMBERSHIP, &mr, sizeof(mr)) ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_IF, &w->ifindex, sizeof(w->ifindex)) ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_HOPS, &hops, sizeof(hops)) ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_UNICAST_HOPS, &hops, sizeof(hops)) ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_MULTICAST_LOOP, &off, sizeof(off)) ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVHOPLIMIT, &on, sizeof(on)) ||
+	    setsockopt(fd, IPPROTO_IPV6, IPV6_RECVPKTINFO, &on, sizeof(on))) {
+		snprintf(err, errlen, "ha: the VRRP socket on %s: %s", w->ifname, strerror(errno));
+		close(fd);
+		return -1;
+	}
+	return fd;
 }
 
 static int ha_socket(const struct ha_want *w, char *err, size_t errlen)
@@ -1049,6 +1446,8 @@ static int ha_socket(const struct ha_want *w, char *err, size_t errlen)
 	struct ip_mreqn mr;
 	int fd, ttl = 255, off = 0;
 
+	if (w->family == AF_INET6)
+		return ha_socket6(w, err, errlen);
 	fd = socket(AF_INET, SOCK_RAW | SOCK_NONBLOCK | SOCK_CLOEXEC, VRRP_PROTO);
 	if (fd == -1) {
 		snprintf(err, errlen, "ha: a raw VRRP socket: %s (keel needs CAP_NET_RAW)",
@@ -1057,7 +1456,7 @@ static int ha_socket(const struct ha_want *w, char *err, size_t errlen)
 	}
 	memset(&mr, 0, sizeof(mr));
 	mr.imr_multiaddr.s_addr = htonl(VRRP_GROUP4);
-	mr.imr_address.s_addr = w->ifaddr;
+	mr.imr_address.s_addr = ip4_of(&w->ifaddr);
 	mr.imr_ifindex = w->ifindex;
 	/* Not bound to the interface's address: that would filter out what
 	 * is sent to the group. IP_MULTICAST_IF's address is the source of
@@ -1089,9 +1488,9 @@ static void ha_leave(void)
 	if (ha.lease_held_off)
 		core_event_clear("ha", "adverts", "ha stopped");
 	ha.lease_held_off = false;
-	if (ha.clash_src != 0)
+	if (!ip_zero(&ha.clash_src))
 		core_event_clear("ha", "vrid clash", "ha stopped");
-	ha.clash_src = 0;
+	memset(&ha.clash_src, 0, sizeof(ha.clash_src));
 	core_timer_stop(&ha.clash_t);
 	core_timer_stop(&ha.adver);
 	core_timer_stop(&ha.down);
@@ -1118,14 +1517,14 @@ static void ha_retune(const struct ha_want *w)
 		return;
 	}
 	for (i = 0; i < old.naddr; i++) {
-		char err[128], ip[INET_ADDRSTRLEN];
+		char err[128], ip[IPSTR];
 
-		for (j = 0; j < w->naddr && w->addr[j] != old.addr[i]; j++)
+		for (j = 0; j < w->naddr && !ip_eq(&w->addr[j], &old.addr[i]); j++)
 			;
 		if (j == w->naddr &&
-		    ha_addr(HA_RTM_DELADDR, old.addr[i], old.plen[i], err, sizeof(err)) != CORE_OK)
+		    ha_addr(HA_RTM_DELADDR, &old.addr[i], old.plen[i], err, sizeof(err)) != CORE_OK)
 			core_log_error("ha", "removing %s/%u on %s: %s",
-				       ip_str(old.addr[i], ip, sizeof(ip)), old.plen[i],
+				       ip_str(&old.addr[i], ip, sizeof(ip)), old.plen[i],
 				       w->ifname, err);
 	}
 	ha_addrs(HA_RTM_NEWADDR);
@@ -1147,8 +1546,8 @@ static int ha_apply_vrrp(const struct keel_conf *k, char *err, size_t errlen)
 		memset(&ha.w, 0, sizeof(ha.w));
 		return CORE_OK;
 	}
-	if (ha.fd != -1 && w.ifindex == ha.w.ifindex && w.ifaddr == ha.w.ifaddr &&
-	    w.vrid == ha.w.vrid) {
+	if (ha.fd != -1 && w.ifindex == ha.w.ifindex && ip_eq(&w.ifaddr, &ha.w.ifaddr) &&
+	    w.family == ha.w.family && w.vrid == ha.w.vrid) {
 		ha_retune(&w);
 		return CORE_OK;
 	}
@@ -1158,7 +1557,7 @@ static int ha_apply_vrrp(const struct keel_conf *k, char *err, size_t errlen)
 	ha.w = w;
 	ha.fd = fd;
 	ha.started = core_loop_now(ha.loop);
-	ha.master_ip = 0;
+	memset(&ha.master_ip, 0, sizeof(ha.master_ip));
 	core_io_init(ha.loop, &ha.io, fd, ha_on_io, NULL);
 	if (core_io_set(&ha.io, CORE_IO_READ) != CORE_OK) {
 		snprintf(err, errlen, "ha: watching the VRRP socket failed");
@@ -1168,7 +1567,7 @@ static int ha_apply_vrrp(const struct keel_conf *k, char *err, size_t errlen)
 	/* A box that was killed as master left the addresses behind. */
 	ha_addrs(HA_RTM_DELADDR);
 	ha.role = HA_OFF;
-	ha_to_backup(0, w.adver_ms, "started, listening for a master");
+	ha_to_backup(NULL, w.adver_ms, "started, listening for a master");
 	return CORE_OK;
 }
 
@@ -1232,7 +1631,7 @@ CORE_MODULE(ha_module);
 
 static int ha_status_json(struct core_buf *out)
 {
-	char ip[INET_ADDRSTRLEN];
+	char ip[IPSTR];
 	unsigned i;
 
 	if (ha.fd == -1)
@@ -1246,13 +1645,13 @@ static int ha_status_json(struct core_buf *out)
 			"\"master\":\"%s\",\"since\":%llu,\"transitions\":%u,"
 			"\"adverts_sent\":%llu,\"adverts_seen\":%llu,\"bad_packets\":%llu,"
 			"\"addresses\":[", ha.w.vrid, ha.w.priority, ha.w.adver_ms,
-			ha.master_ip != 0 ? ip_str(ha.master_ip, ip, sizeof(ip)) : "",
+			!ip_zero(&ha.master_ip) ? ip_str(&ha.master_ip, ip, sizeof(ip)) : "",
 			(unsigned long long)ha.since, ha.transitions,
 			(unsigned long long)ha.adverts_sent, (unsigned long long)ha.adverts_seen,
 			(unsigned long long)ha.bad_seen);
 	for (i = 0; i < ha.w.naddr; i++)
 		core_buf_printf(out, "%s\"%s/%u\"", i ? "," : "",
-				ip_str(ha.w.addr[i], ip, sizeof(ip)), ha.w.plen[i]);
+				ip_str(&ha.w.addr[i], ip, sizeof(ip)), ha.w.plen[i]);
 	return core_buf_append(out, "]}", 2);
 }
 

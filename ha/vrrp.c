@@ -1,28 +1,48 @@
-/* VRRPv3 adverts for IPv4. See vrrp.h. */
+/* VRRPv3 adverts for IPv4 and IPv6. See vrrp.h. */
 #include <string.h>
 
 #include <mbedtls/md.h>
 
 #include "vrrp.h"
 
-/* The internet checksum over the IPv4 pseudo-header (RFC 5798 5.2.8
- * takes it as TCP and UDP do) and the VRRP message. */
-static uint16_t vrrp_sum4(uint32_t src, uint32_t dst, const uint8_t *p, size_t len)
+static uint32_t vrrp_add(uint32_t sum, const uint8_t *p, size_t len)
 {
-	uint32_t sum = 0;
-	const uint8_t *s = (const uint8_t *)&src, *d = (const uint8_t *)&dst;
 	size_t i;
 
-	sum += (uint32_t)(s[0] << 8 | s[1]) + (uint32_t)(s[2] << 8 | s[3]);
-	sum += (uint32_t)(d[0] << 8 | d[1]) + (uint32_t)(d[2] << 8 | d[3]);
-	sum += VRRP_PROTO + (uint32_t)len;
 	for (i = 0; i + 1 < len; i += 2)
 		sum += (uint32_t)(p[i] << 8 | p[i + 1]);
 	if (len & 1)
 		sum += (uint32_t)p[len - 1] << 8;
+	return sum;
+}
+
+static uint16_t vrrp_fold(uint32_t sum)
+{
 	while (sum >> 16)
 		sum = (sum & 0xffff) + (sum >> 16);
 	return (uint16_t)~sum;
+}
+
+/* The internet checksum over the IPv4 pseudo-header (RFC 5798 5.2.8
+ * takes it as TCP and UDP do) and the VRRP message. */
+static uint16_t vrrp_sum4(uint32_t src, uint32_t dst, const uint8_t *p, size_t len)
+{
+	uint32_t sum = VRRP_PROTO + (uint32_t)len;
+
+	sum = vrrp_add(sum, (const uint8_t *)&src, 4);
+	sum = vrrp_add(sum, (const uint8_t *)&dst, 4);
+	return vrrp_fold(vrrp_add(sum, p, len));
+}
+
+/* ... and over IPv6's (RFC 8200 8.1: the upper-layer length is 32 bits). */
+static uint16_t vrrp_sum6(const uint8_t src[16], const uint8_t dst[16], const uint8_t *p,
+			  size_t len)
+{
+	uint32_t sum = VRRP_PROTO + (uint32_t)len;
+
+	sum = vrrp_add(sum, src, 16);
+	sum = vrrp_add(sum, dst, 16);
+	return vrrp_fold(vrrp_add(sum, p, len));
 }
 
 size_t vrrp_build4(uint8_t *out, size_t cap, const struct vrrp_advert *a)
@@ -112,10 +132,83 @@ int vrrp_parse4(const uint8_t *pkt, size_t len, struct vrrp_advert *a, const cha
 	return 0;
 }
 
+/* ---- IPv6 ------------------------------------------------------------------------------------ */
+
+size_t vrrp_build6(uint8_t *out, size_t cap, const struct vrrp_advert6 *a)
+{
+	size_t len = VRRP_HDR + 16 * (size_t)a->naddr;
+	uint16_t sum;
+
+	if (a->naddr == 0 || a->naddr > VRRP_MAX_ADDRS || a->vrid == 0 ||
+	    a->interval_cs == 0 || a->interval_cs > VRRP_MAX_CS || cap < len)
+		return 0;
+	out[0] = 3 << 4 | 1;
+	out[1] = a->vrid;
+	out[2] = a->priority;
+	out[3] = a->naddr;
+	out[4] = (uint8_t)(a->interval_cs >> 8);
+	out[5] = (uint8_t)a->interval_cs;
+	out[6] = out[7] = 0;
+	memcpy(out + VRRP_HDR, a->addr, 16 * (size_t)a->naddr);
+	sum = vrrp_sum6(a->src, a->dst, out, len);
+	out[6] = (uint8_t)(sum >> 8);
+	out[7] = (uint8_t)sum;
+	return len;
+}
+
+int vrrp_parse6(const uint8_t *v, size_t len, const uint8_t src[16], const uint8_t dst[16],
+		int hoplimit, struct vrrp_advert6 *a, const char **why)
+{
+	size_t vlen, i;
+
+	memset(a, 0, sizeof(*a));
+	memcpy(a->src, src, 16);
+	memcpy(a->dst, dst, 16);
+	if (hoplimit != 255) {
+		*why = "hop limit is not 255 (it came through a router)";
+		return -1;
+	}
+	if (len < VRRP_HDR) {
+		*why = "shorter than a VRRP header";
+		return -1;
+	}
+	if (v[0] >> 4 != 3) {
+		*why = v[0] >> 4 == 2 ? "VRRP version 2 (keel speaks version 3)" :
+					"not VRRP version 3";
+		return -1;
+	}
+	if ((v[0] & 0x0f) != 1) {
+		*why = "not an advertisement";
+		return -1;
+	}
+	if (len < VRRP_HDR + 16 * (size_t)v[3]) {
+		*why = "shorter than its address count says";
+		return -1;
+	}
+	vlen = VRRP_HDR + 16 * (size_t)v[3];
+	if (vrrp_sum6(src, dst, v, vlen) != 0) {
+		*why = "bad checksum";
+		return -1;
+	}
+	a->vrid = v[1];
+	a->priority = v[2];
+	a->naddr = v[3];
+	a->interval_cs = (uint16_t)((v[4] & 0x0f) << 8 | v[5]);
+	if (a->vrid == 0 || a->naddr == 0 || a->interval_cs == 0) {
+		*why = a->vrid == 0 ? "virtual router id 0" : a->naddr == 0 ?
+		       "no addresses" : "advert interval 0";
+		return -1;
+	}
+	a->nread = a->naddr < VRRP_MAX_ADDRS ? a->naddr : VRRP_MAX_ADDRS;
+	for (i = 0; i < a->nread; i++)
+		memcpy(a->addr[i], v + VRRP_HDR + 16 * i, 16);
+	return 0;
+}
+
 /* ---- keel-to-keel authentication ---------------------------------------------------------- */
 
-static int vrrp_mac(uint8_t mac[32], const uint8_t *key, size_t keylen, uint32_t src,
-		    uint32_t dst, const uint8_t *v, size_t vlen)
+static int vrrp_mac(uint8_t mac[32], const uint8_t *key, size_t keylen, const void *src,
+		    const void *dst, size_t alen, const uint8_t *v, size_t vlen)
 {
 	const mbedtls_md_info_t *md = mbedtls_md_info_from_type(MBEDTLS_MD_SHA256);
 	mbedtls_md_context_t c;
@@ -126,9 +219,9 @@ static int vrrp_mac(uint8_t mac[32], const uint8_t *key, size_t keylen, uint32_t
 	if (rc == 0)
 		rc = mbedtls_md_hmac_starts(&c, key, keylen);
 	if (rc == 0)
-		rc = mbedtls_md_hmac_update(&c, (const uint8_t *)&src, 4);
+		rc = mbedtls_md_hmac_update(&c, src, alen);
 	if (rc == 0)
-		rc = mbedtls_md_hmac_update(&c, (const uint8_t *)&dst, 4);
+		rc = mbedtls_md_hmac_update(&c, dst, alen);
 	if (rc == 0)
 		rc = mbedtls_md_hmac_update(&c, v, vlen);	/* the message and the counter */
 	if (rc == 0)
@@ -147,27 +240,27 @@ size_t vrrp_seal4(uint8_t *pkt, size_t len, size_t cap, uint32_t src, uint32_t d
 		return 0;
 	for (i = 0; i < 8; i++)
 		pkt[len + (size_t)i] = (uint8_t)(counter >> (56 - 8 * i));
-	if (vrrp_mac(mac, key, keylen, src, dst, pkt, len + 8) != 0)
+	if (vrrp_mac(mac, key, keylen, &src, &dst, 4, pkt, len + 8) != 0)
 		return 0;
 	memcpy(pkt + len + 8, mac, 16);
 	return len + VRRP_AUTH_LEN;
 }
 
-int vrrp_unseal4(const uint8_t *pkt, size_t len, const struct vrrp_advert *a,
-		 const uint8_t *key, size_t keylen, uint64_t *counter, const char **why)
+/* The trailer after the VRRP message v[0..vlen) in what arrived, total
+ * bytes from v on. */
+static int vrrp_unseal(const uint8_t *v, size_t vlen, size_t total, const void *src,
+		       const void *dst, size_t alen, const uint8_t *key, size_t keylen,
+		       uint64_t *counter, const char **why)
 {
-	size_t ihl = (size_t)(pkt[0] & 0x0f) * 4, total = (size_t)(pkt[2] << 8 | pkt[3]);
-	size_t vlen = VRRP_HDR + 4 * (size_t)a->naddr;
-	const uint8_t *v = pkt + ihl;
 	uint8_t mac[32], diff = 0;
 	int i;
 
-	if (total > len || total - ihl != vlen + VRRP_AUTH_LEN) {
-		*why = total - ihl == vlen ? "not authenticated (no keel trailer)" :
-					     "not authenticated (a trailer of the wrong size)";
+	if (total != vlen + VRRP_AUTH_LEN) {
+		*why = total == vlen ? "not authenticated (no keel trailer)" :
+				       "not authenticated (a trailer of the wrong size)";
 		return -1;
 	}
-	if (vrrp_mac(mac, key, keylen, a->src, a->dst, v, vlen + 8) != 0) {
+	if (vrrp_mac(mac, key, keylen, src, dst, alen, v, vlen + 8) != 0) {
 		*why = "HMAC failed";
 		return -1;
 	}
@@ -181,4 +274,40 @@ int vrrp_unseal4(const uint8_t *pkt, size_t len, const struct vrrp_advert *a,
 	for (i = 0; i < 8; i++)
 		*counter = *counter << 8 | v[vlen + (size_t)i];
 	return 0;
+}
+
+int vrrp_unseal4(const uint8_t *pkt, size_t len, const struct vrrp_advert *a,
+		 const uint8_t *key, size_t keylen, uint64_t *counter, const char **why)
+{
+	size_t ihl = (size_t)(pkt[0] & 0x0f) * 4, total = (size_t)(pkt[2] << 8 | pkt[3]);
+
+	if (total > len || total < ihl) {
+		*why = "IPv4 header lengths do not fit the packet";
+		return -1;
+	}
+	return vrrp_unseal(pkt + ihl, VRRP_HDR + 4 * (size_t)a->naddr, total - ihl, &a->src,
+			   &a->dst, 4, key, keylen, counter, why);
+}
+
+size_t vrrp_seal6(uint8_t *v, size_t len, size_t cap, const uint8_t src[16],
+		  const uint8_t dst[16], uint64_t counter, const uint8_t *key, size_t keylen)
+{
+	uint8_t mac[32];
+	int i;
+
+	if (len == 0 || cap < len + VRRP_AUTH_LEN)
+		return 0;
+	for (i = 0; i < 8; i++)
+		v[len + (size_t)i] = (uint8_t)(counter >> (56 - 8 * i));
+	if (vrrp_mac(mac, key, keylen, src, dst, 16, v, len + 8) != 0)
+		return 0;
+	memcpy(v + len + 8, mac, 16);
+	return len + VRRP_AUTH_LEN;
+}
+
+int vrrp_unseal6(const uint8_t *v, size_t len, const struct vrrp_advert6 *a,
+		 const uint8_t *key, size_t keylen, uint64_t *counter, const char **why)
+{
+	return vrrp_unseal(v, VRRP_HDR + 16 * (size_t)a->naddr, len, a->src, a->dst, 16, key,
+			   keylen, counter, why);
 }

@@ -1,6 +1,6 @@
-/* VRRP version 3 (RFC 5798) advertisements for IPv4: building them and
- * reading what the network delivers. No state, no I/O: ha.c owns those.
- * Interoperates with keepalived's `vrrp_version 3`. */
+/* VRRP version 3 (RFC 5798) advertisements for IPv4 and IPv6: building
+ * them and reading what the network delivers. No state, no I/O: ha.c owns
+ * those. Interoperates with keepalived's `vrrp_version 3`. */
 #ifndef KEEL_HA_VRRP_H
 #define KEEL_HA_VRRP_H
 
@@ -9,6 +9,7 @@
 
 #define VRRP_PROTO		112		/* IP protocol number */
 #define VRRP_GROUP4		0xe0000012u	/* 224.0.0.18, host order */
+#define VRRP_GROUP6		"ff02::12"
 #define VRRP_MAX_ADDRS		20		/* what keel sends; more are read */
 #define VRRP_HDR		8
 #define VRRP_MAX_CS		4095		/* the 12-bit interval field */
@@ -23,6 +24,18 @@ struct vrrp_advert {
 	uint32_t	src, dst;	/* of the IP packet, network order */
 };
 
+/* The same for IPv6: 16-byte addresses. A raw IPv6 socket delivers no IP
+ * header, so the source, destination and hop limit come apart. */
+struct vrrp_advert6 {
+	uint8_t		vrid;
+	uint8_t		priority;
+	uint16_t	interval_cs;
+	uint8_t		naddr;
+	uint8_t		nread;
+	uint8_t		addr[VRRP_MAX_ADDRS][16];
+	uint8_t		src[16], dst[16];
+};
+
 /* Writes the VRRP part of an advert from src to dst (network order; the
  * checksum covers them) into out: its length, or 0 when cap is short or
  * the advert is out of range. */
@@ -33,6 +46,12 @@ size_t vrrp_build4(uint8_t *out, size_t cap, const struct vrrp_advert *a);
  * wrong (RFC 5798 7.1: TTL other than 255, version, type, length,
  * checksum). */
 int vrrp_parse4(const uint8_t *pkt, size_t len, struct vrrp_advert *a, const char **why);
+
+/* IPv6: the message (checksum over the IPv6 pseudo-header of src and
+ * dst), and reading one with what recvmsg() told (src, dst, hop limit). */
+size_t vrrp_build6(uint8_t *out, size_t cap, const struct vrrp_advert6 *a);
+int vrrp_parse6(const uint8_t *v, size_t len, const uint8_t src[16], const uint8_t dst[16],
+		int hoplimit, struct vrrp_advert6 *a, const char **why);
 
 /*
  * keel-to-keel authentication (`ha.auth_key`; not RFC 5798, which has
@@ -52,6 +71,12 @@ size_t vrrp_seal4(uint8_t *pkt, size_t len, size_t cap, uint32_t src, uint32_t d
 /* Checks the trailer of a packet vrrp_parse4() read into a: 0 with its
  * counter, or -1 with *why. */
 int vrrp_unseal4(const uint8_t *pkt, size_t len, const struct vrrp_advert *a,
+		 const uint8_t *key, size_t keylen, uint64_t *counter, const char **why);
+
+/* IPv6: the message as built or received (v, len), and its addresses. */
+size_t vrrp_seal6(uint8_t *v, size_t len, size_t cap, const uint8_t src[16],
+		  const uint8_t dst[16], uint64_t counter, const uint8_t *key, size_t keylen);
+int vrrp_unseal6(const uint8_t *v, size_t len, const struct vrrp_advert6 *a,
 		 const uint8_t *key, size_t keylen, uint64_t *counter, const char **why);
 
 #endif

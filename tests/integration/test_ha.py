@@ -28,7 +28,9 @@ def sh(*argv, ns=None, check_rc=True):
 
 class Lan:
     """A bridge in its own namespace, and boxes on it: namespace
-    NAME+tag with interface eth0 at 10.79.tag.X/24. The client is a box."""
+    NAME+tag with interface eth0 at 10.79.tag.X/24 and fd79:tag::X/64
+    (duplicate address detection off, so addresses work at once). The
+    client is a box."""
 
     def __init__(self, h):
         self.h = h
@@ -60,6 +62,9 @@ class Lan:
         sh("ip", "link", "set", port, "master", "br0", ns=self.br)
         sh("ip", "link", "set", port, "up", ns=self.br)
         sh("ip", "addr", "add", "%s/24" % self.addr(host), "dev", "eth0", ns=ns)
+        for conf in ("all", "default", "eth0"):
+            sh("sh", "-c", "echo 0 > /proc/sys/net/ipv6/conf/%s/accept_dad" % conf, ns=ns)
+        sh("ip", "addr", "add", "%s/64" % self.addr6(host), "dev", "eth0", "nodad", ns=ns)
         sh("ip", "link", "set", "eth0", "up", ns=ns)
         sh("ip", "link", "set", "lo", "up", ns=ns)
         self.boxes[name] = ns
@@ -68,12 +73,16 @@ class Lan:
     def addr(self, host):
         return "10.79.%d.%d" % (self.tag, host)
 
+    def addr6(self, host):
+        return "fd79:%x::%x" % (self.tag, host)
+
     def port_of(self, name):
         return "p%s%d" % (name, self.tag)
 
     def has(self, ns, ip):
         """ip is one of ns's addresses on eth0."""
-        return (" %s/" % ip) in sh("ip", "-4", "addr", "show", "dev", "eth0", ns=ns)
+        return (" %s/" % ip) in sh("ip", "-6" if ":" in ip else "-4", "addr", "show", "dev",
+                                   "eth0", ns=ns)
 
 
 def get(ns, url, timeout=0.5):
@@ -99,7 +108,7 @@ def backend(h, ns, name, port, tag=""):
 
 
 def box_keel(h, lan, name, host, priority, vip, advert=ADVERT_FAST, extra="", upstream="",
-             server="", upstreams=None):
+             server="", upstreams=None, listen='"0.0.0.0:8080"'):
     """A box: its namespace, a backend named after it, and keel with ha."""
     ns = lan.box(name, host)
     bport = 9000 + host
@@ -109,7 +118,7 @@ state_dir: "%s"
 workers: { count: 1 }
 monitors: { routes: false, servers: false }
 admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false }, metrics_token: "%s" }
-listeners: [ { address: "0.0.0.0:8080" } ]
+listeners: [ { address: LISTEN } ]
 upstreams: { app: { %sservers: [ { address: "127.0.0.1:%d"%s } ] } }
 routes: [ { path: /, upstream: app } ]
 UPSTREAMS
@@ -123,7 +132,7 @@ ha:
        server, priority, vip, advert, extra)
     if upstreams is not None:
         conf = re.sub(r"upstreams: .*\n", "", conf).replace("UPSTREAMS", upstreams)
-    conf = conf.replace("UPSTREAMS\n", "")
+    conf = conf.replace("UPSTREAMS\n", "").replace("LISTEN", listen)
     path = h.write(name + ".yaml", conf)
     return start_keel(h, name, ns, path)
 
@@ -222,10 +231,10 @@ vrrp_instance VI_1 {
   priority %d
   advert_int %s
   virtual_ipaddress {
-    %s/32
+    %s/%d
   }
 }
-""" % (name, priority, advert, vip))
+""" % (name, priority, advert, vip, 128 if ":" in vip else 32))
     pidfile = h.path(name + ".pid")
     p = h.start(name, ["ip", "netns", "exec", ns, "keepalived", "-n", "-l", "-D",
                        "-f", conf, "-p", pidfile, "-r", h.path(name + "-vrrp.pid"),
@@ -309,7 +318,7 @@ admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false } }
         ("ha: { interface: eth0, addresses: [ \"%s/33\" ] }" % lan.addr(50),
          r"ha.addresses\[0\].*the prefix length must be 1-32"),
         ("ha: { interface: eth0, addresses: [ \"10.1.2\" ] }",
-         r'ha.addresses\[0\].*"10.1.2" is not an IPv4 address'),
+         r'ha.addresses\[0\].*"10.1.2" is not an IP address'),
         ("ha: { interface: eth0, vrid: 256, addresses: [ \"%s\" ] }" % lan.addr(50),
          r"ha.vrid"),
         ("ha: { interface: eth0, advert_interval: 105ms, addresses: [ \"%s\" ] }" % lan.addr(50),
@@ -752,3 +761,83 @@ def test_signed_adverts_ignore_a_box_without_the_key_and_a_replay(h):
     check(lan.has(b.ns, vip), "b holds the address")
     a.signal(signal.SIGCONT)
     b.wait_log(r"ha: BACKUP for vrid 42", timeout=3, after=mark)
+
+
+def test_ipv6_two_keels_elect_one_master_and_a_killed_one_is_replaced_within_a_second(h):
+    lan = Lan(h)
+    vip = lan.addr6(0x50)
+    a = box_keel(h, lan, "a", 1, 200, vip, listen='"[::]:8080"')
+    b = box_keel(h, lan, "b", 2, 100, vip, listen='"[::]:8080"')
+    client = lan.box("c", 100)
+    a.wait_log(r"ha: MASTER for vrid 42 on eth0 \(priority 200, fe80::", timeout=5)
+    wait_for("the address on a", lambda: lan.has(a.ns, vip), timeout=3)
+    url = "http://[%s]:8080/" % vip
+    wait_for("the client served by a", lambda: served_by(client, url) == "a", timeout=5)
+    check("MASTER" not in b.log(), "b heard a's IPv6 adverts and stayed backup")
+    # The adverts, seen from the client: from a's link-local address to
+    # ff02::12, hop limit 255 (else b would not have taken them).
+    a.signal(signal.SIGKILL)
+    t0 = time.monotonic()
+    wait_for("b to answer", lambda: served_by(client, url, timeout=0.2) == "b", timeout=3,
+             interval=0.01)
+    took = time.monotonic() - t0
+    check(took < 1.0, "took %.2f s (goal: under 1 s with 100 ms adverts)" % took)
+    check(lan.has(b.ns, vip), "b holds the address")
+    # The client's neighbour entry moved to b's MAC at once: the
+    # unsolicited neighbour advert (override) told it.
+    mac_b = sh("cat", "/sys/class/net/eth0/address", ns=b.ns).strip()
+    neigh = sh("ip", "-6", "neigh", "show", vip, ns=client)
+    check(mac_b in neigh, "the client's entry for %s: %s (b is %s)" % (vip, neigh, mac_b))
+
+
+def test_ipv6_keel_and_keepalived_elect_one_master_between_them(h):
+    if subprocess.run(["which", "keepalived"], capture_output=True).returncode != 0:
+        harness.skip("keepalived is not installed (tests/setup.sh installs it)")
+    lan = Lan(h)
+    vip = lan.addr6(0x51)
+    kns = lan.box("k", 2)
+    ka = keepalived(h, lan, kns, "keepalived", 200, vip)
+    wait_for("keepalived to be master", lambda: "Entering MASTER STATE" in ka.log(), timeout=8)
+    a = box_keel(h, lan, "a", 1, 100, vip, advert="1s", listen='"[::]:8080"')
+    time.sleep(4.5)      # more than 3 intervals and keel's skew
+    check("MASTER" not in a.log(), "keel took over from a live keepalived:\n" + a.log()[-1500:])
+    check(not lan.has(a.ns, vip), "keel did not add the address")
+    check("bad_packets" not in a.log() and "dropped" not in a.log())
+    ka.signal(signal.SIGKILL)
+    a.wait_log(r"ha: MASTER for vrid 42 .*no advert from fe80::", timeout=6)
+    wait_for("keel to hold the address", lambda: lan.has(a.ns, vip), timeout=2)
+    # And keel as master with keepalived of lower priority: keepalived
+    # stays backup.
+    kb = keepalived(h, lan, kns, "keepalived2", 50, vip)
+    time.sleep(4.5)
+    check("Entering MASTER STATE" not in kb.log(), "keepalived took over from keel:\n" +
+          kb.log()[-1500:])
+    check(lan.has(a.ns, vip) and not lan.has(kns, vip))
+
+
+def test_ipv6_bad_settings_are_refused_with_their_reason(h):
+    lan = Lan(h)
+    ns = lan.box("a", 1)
+    base = """pid_file: ""
+state_dir: "%s"
+admin: { listen: ["127.0.0.1:8081"], tls: { enabled: false } }
+""" % h.path("state")
+    cases = [
+        ('ha: { interface: eth0, addresses: [ "fd00:dead::1" ] }',
+         r"ha.addresses\[0\]: fd00:dead::1 is on none of eth0's IPv6 prefixes"),
+        ('ha: { interface: eth0, addresses: [ "%s", "%s" ] }' % (lan.addr6(0x50), lan.addr(50)),
+         r"ha.addresses\[1\]: .* is IPv4 and the first address is not: a virtual router is "
+         r"of one family"),
+        ('ha: { interface: eth0, addresses: [ "%s/129" ] }' % lan.addr6(0x50),
+         r"the prefix length must be 1-128"),
+        ('ha: { interface: eth0, addresses: [ "%s" ] }' % lan.addr6(1), r"is eth0's own address"),
+        ('ha: { interface: eth0, peers: [ "%s" ], addresses: [ "%s" ] }'
+         % (lan.addr(2), lan.addr6(0x50)), r'ha.peers\[0\]: ".*" is not an IPv6 address'),
+    ]
+    for i, (ha, want) in enumerate(cases):
+        conf = h.write("bad%d.yaml" % i, base + ha + "\n")
+        r = subprocess.run(["ip", "netns", "exec", ns, KEEL, "-c", conf], capture_output=True,
+                           text=True, timeout=20)
+        out = r.stdout + r.stderr
+        check(r.returncode != 0, "keel started with %s" % ha)
+        check(re.search(want, out), "for %s wanted /%s/, got:\n%s" % (ha, want, out[-800:]))

@@ -364,3 +364,62 @@ TEST(a_signed_advert_is_read_with_its_key_and_refused_without)
 	CHECK_INT(vrrp_unseal4(pkt, plen, &r, key, 16, &counter, &why), ==, -1);
 	CHECK(strstr(why, "wrong size") != NULL);
 }
+
+static void ip6(const char *s, uint8_t out[16])
+{
+	CHECK(inet_pton(AF_INET6, s, out) == 1);
+}
+
+TEST(an_ipv6_advert_round_trips_and_rfc_5798_discards_are_refused)
+{
+	struct vrrp_advert6 a, r;
+	uint8_t v[VRRP_HDR + 32 + VRRP_AUTH_LEN], group[16], other[16];
+	const char *why = NULL;
+	uint64_t counter = 0;
+	size_t len, i;
+
+	memset(&a, 0, sizeof(a));
+	a.vrid = 42;
+	a.priority = 200;
+	a.interval_cs = 100;
+	a.naddr = 2;
+	ip6("fd79:1::50", a.addr[0]);
+	ip6("fd79:1::51", a.addr[1]);
+	ip6("fe80::1", a.src);
+	ip6(VRRP_GROUP6, group);
+	memcpy(a.dst, group, 16);
+	len = vrrp_build6(v, sizeof(v), &a);
+	CHECK_INT(len, ==, VRRP_HDR + 32);
+	CHECK_INT(vrrp_parse6(v, len, a.src, group, 255, &r, &why), ==, 0);
+	CHECK_INT(r.vrid, ==, 42);
+	CHECK_INT(r.priority, ==, 200);
+	CHECK_INT(r.interval_cs, ==, 100);
+	CHECK_INT(r.naddr, ==, 2);
+	CHECK(memcmp(r.addr[1], a.addr[1], 16) == 0);
+	/* The checksum covers the pseudo-header: another source fails it. */
+	ip6("fe80::2", other);
+	CHECK_INT(vrrp_parse6(v, len, other, group, 255, &r, &why), ==, -1);
+	CHECK(strstr(why, "checksum") != NULL);
+	CHECK_INT(vrrp_parse6(v, len, a.src, group, 64, &r, &why), ==, -1);
+	CHECK(strstr(why, "hop limit") != NULL);
+	CHECK_INT(vrrp_parse6(v, len - 1, a.src, group, 255, &r, &why), ==, -1);
+	CHECK(strstr(why, "address count") != NULL);
+	CHECK_INT(vrrp_parse6(v, 7, a.src, group, 255, &r, &why), ==, -1);
+	for (i = 0; i < len; i++) {
+		v[i] ^= 0x01;
+		CHECK_INT(vrrp_parse6(v, len, a.src, group, 255, &r, &why), ==, -1);
+		v[i] ^= 0x01;
+	}
+	/* Signed, as keel to keel. */
+	len = vrrp_seal6(v, len, sizeof(v), a.src, group, 99, (const uint8_t *)"sixteen byte key", 16);
+	CHECK_INT(len, ==, VRRP_HDR + 32 + VRRP_AUTH_LEN);
+	CHECK_INT(vrrp_parse6(v, len, a.src, group, 255, &r, &why), ==, 0);
+	CHECK_INT(vrrp_unseal6(v, len, &r, (const uint8_t *)"sixteen byte key", 16, &counter,
+			       &why), ==, 0);
+	CHECK(counter == 99);
+	CHECK_INT(vrrp_unseal6(v, len, &r, (const uint8_t *)"sixteen byte kez", 16, &counter,
+			       &why), ==, -1);
+	CHECK_INT(vrrp_unseal6(v, VRRP_HDR + 32, &r, (const uint8_t *)"sixteen byte key", 16,
+			       &counter, &why), ==, -1);
+	CHECK(strstr(why, "no keel trailer") != NULL);
+}
