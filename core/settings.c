@@ -1273,7 +1273,8 @@ static void ha_check(struct core_conf_load *ld, void *obj, const char *path, int
 
 	if (c->interface[0] != '\0' && c->addresses.n == 0)
 		core_conf_error(ld, line, path, "ha.interface is set but ha.addresses is empty");
-	if (c->auth_key != NULL && c->auth_key[0] != '\0' && strlen(c->auth_key) < 16) {
+	if (c->auth_key != NULL && c->auth_key[0] != '\0' && strlen(c->auth_key) < 16 &&
+	    strcmp(c->auth_key, "(secret)") != 0) {
 		snprintf(sub, sizeof(sub), "%s.auth_key", path);
 		core_conf_error(ld, line, sub, "16 characters or more, the same on every box");
 	}
@@ -1363,7 +1364,9 @@ static void cluster_check(struct core_conf_load *ld, void *obj, const char *path
 			break;
 		}
 	snprintf(sub, sizeof(sub), "%s.key", path);
-	if (c->name != NULL && c->name[0] != '\0' && (c->key == NULL || strlen(c->key) < 16))
+	/* "(secret)": a masked key sent back, which the running one replaces. */
+	if (c->name != NULL && c->name[0] != '\0' &&
+	    (c->key == NULL || (strlen(c->key) < 16 && strcmp(c->key, "(secret)") != 0)))
 		core_conf_error(ld, line, sub, "a cluster needs a key of 16 characters or more, "
 				"the same on every gateway");
 }

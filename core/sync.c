@@ -885,8 +885,13 @@ static int sync_configure(const struct core_conf *conf)
 		publish();
 		return CORE_OK;
 	}
-	if (sy.on)
+	if (sy.on) {
+		/* Renamed, or out of this cluster: its entry goes, or the others
+		 * would keep a gateway that no longer is. (A stop keeps it.) */
+		core_kv_del(sy.name);
+		core_log_info("cluster", "%s left cluster %s", sy.node, sy.cluster);
 		sync_off();
+	}
 	if (k->cluster.name[0] == '\0')
 		return CORE_OK;
 	snprintf(sy.cluster, sizeof(sy.cluster), "%s", k->cluster.name);
@@ -1004,10 +1009,11 @@ static int sync_json(struct core_buf *b)
 	rc |= core_json_str(b, sy.cluster);
 	rc |= core_buf_printf(b, ",\"node\":");
 	rc |= core_json_str(b, sy.node);
-	rc |= core_buf_printf(b, ",\"shared\":%s,\"state\":\"%s\",",
+	/* A gateway behind this one is its own business: it catches up. */
+	rc |= core_buf_printf(b, ",\"shared\":%s,\"state\":\"%s\",\"behind\":%u,",
 			      core_kv_mirrored() ? "true" : "false",
-			      ndiv ? "conflict" : nahead ? "behind" : nbehind ? "ahead" :
-			      sy.npeers ? "in sync" : "alone");
+			      ndiv ? "conflict" : nahead ? "behind" : sy.npeers ? "in sync" : "alone",
+			      nbehind);
 	entry_json(b, &sy.me);
 	rc |= core_buf_printf(b, ",\"adopted\":%llu,\"peers\":[", sy.adopted);
 	for (i = 0; i < sy.npeers; i++) {

@@ -151,6 +151,12 @@ def test_a_change_on_one_gateway_is_applied_on_the_others_each_keeping_its_own(h
     check(a.status()["generation"] == 4)
     st, js = b.api.call("POST", "/api/v1/cluster/resolve", {"keep": "gw-a"})
     check(st == 409 and "already runs" in js["error"], (st, js))
+    # b renamed: its old entry goes, and a does not keep a gateway that no
+    # longer is (nor shows a conflict with it).
+    b.apply(own_part(b).replace("node: gw-b", "node: gw-b2") + apps([be["s2"]]), "renamed")
+    wait_for("a to see gw-b2 only", lambda: [p["node"] for p in a.status()["peers"]] == ["gw-b2"],
+             timeout=5)
+    check(a.status()["state"] == "in sync", a.status())
 
 
 def test_gateways_changed_apart_are_shown_in_conflict_until_an_admin_keeps_one(h):

@@ -66,7 +66,7 @@ function fmtNum(n, digits) {
 }
 function fmtUptime(s) {
 	const d = Math.floor(s / 86400), hh = Math.floor(s % 86400 / 3600), m = Math.floor(s % 3600 / 60);
-	return d ? `${d}d ${hh}h` : hh ? `${hh}h ${m}m` : `${m}m ${s % 60}s`;
+	return d ? `${d}d ${hh}h` : hh ? `${hh}h ${m}m` : `${m}m ${Math.floor(s % 60)}s`;
 }
 
 /* ---- the API ------------------------------------------------------------------------------ */
@@ -353,8 +353,10 @@ pages['/'] = async main => {
 	const redisPanel = panel('Redis (shared sessions)', redis);
 	const storage = h('div', { class: 'scroll' }), storagePanel = panel('Shared storage', storage);
 	const procs = h('div', { class: 'scroll' }), procsPanel = panel('Processes', procs);
+	const ha = h('div', { class: 'scroll' }), haPanel = panel('High availability', ha);
+	haPanel.hidden = true;
 	redisPanel.hidden = storagePanel.hidden = procsPanel.hidden = true;
-	main.append(cards, charts, panel('Servers', servers), redisPanel, storagePanel, procsPanel, panel('Recent alerts', alerts));
+	main.append(cards, charts, panel('Servers', servers), haPanel, redisPanel, storagePanel, procsPanel, panel('Recent alerts', alerts));
 	const cfg = (await api('GET', '/api/v1/config')).data;
 	const flags = {};
 	for (const [u, up] of Object.entries(cfg.upstreams || {}))
@@ -390,6 +392,8 @@ pages['/'] = async main => {
 		if (st.redis) redis.replaceChildren(...redisView(st.redis));
 		storagePanel.hidden = !st.storage;
 		if (st.storage) storage.replaceChildren(storageView(st.storage));
+		haPanel.hidden = !st.ha && !st.cluster;
+		if (st.ha || st.cluster) ha.replaceChildren(...haView(st.ha, st.cluster));
 		procsPanel.hidden = !st.supervise;
 		if (st.supervise) procs.replaceChildren(...processView(st.supervise, st.watchdog));
 	});
@@ -417,6 +421,41 @@ function redisView(r) {
 	if (r.front)
 		out.push(h('p', { class: 'muted', text: `Front: ${r.front.clients} clients now, ${r.front.connections} accepted, ${r.front.dropped_at_failover} moved at failovers, ${r.front.bad_commands} refused for protocol errors.` }));
 	return out;
+}
+
+/* This gateway's VRRP router and the cluster's configuration, with the
+ * choice an admin makes when two gateways were changed apart. */
+function haView(v, c) {
+	const out = [];
+	if (v) {
+		out.push(h('p', { id: 'vrrp' }, h('strong', { text: 'VRRP: ' }), pill(v.role),
+			` vrid ${v.vrid} on ${v.interface}, priority ${v.priority}`,
+			v.advertised_priority !== v.priority ? ` (advertising ${v.advertised_priority})` : '',
+			' · addresses ', h('span', { class: 'mono', text: v.addresses.join(', ') }),
+			v.master && v.role !== 'master' ? ` · master ${v.master}` : '',
+			` · ${v.transitions} changes of role`,
+			v.healthy ? '' : h('span', {}, ' · ', pill('faulty'), ' ' + v.fault)));
+	}
+	if (!c) return out;
+	out.push(h('p', { id: 'cluster' }, h('strong', { text: 'Cluster: ' }), `“${c.name}”, this gateway is ${c.node}, `,
+		pill(c.state), ` generation ${c.generation} (${c.revision})`, c.shared ? '' : ' · Redis is away: changes wait'));
+	if (c.peers.length)
+		out.push(h('table', { id: 'peers' }, heads('Gateway', 'State', '#Generation', 'Last change', ''),
+			c.peers.map(g => h('tr', {}, h('td', { text: g.node }), h('td', {}, pill(g.state)),
+				h('td', { class: 'num', text: g.generation }),
+				h('td', { class: 'muted', text: g.error || `${g.author}: ${g.comment}` }),
+				h('td', {}, g.state === 'diverged' ? h('button', {
+					text: `Keep ${g.node}'s`, onclick: () => resolveCluster(g.node) }) : null)))));
+	if (c.state === 'conflict')
+		out.push(h('p', {}, 'The gateways were changed apart, and neither change is applied on the other. Keep one: ',
+			h('button', { text: `Keep this gateway's (${c.node})`, onclick: () => resolveCluster(c.node) })));
+	return out;
+}
+
+async function resolveCluster(node) {
+	if (!confirm(`Keep ${node}'s configuration on every gateway of the cluster?`)) return;
+	const r = await api('POST', '/api/v1/cluster/resolve', { keep: node });
+	toast(r.ok ? `${node}'s configuration is kept` : r.data.error);
 }
 
 /* keel's processes as their keepers see them, and the hardware watchdog. */
