@@ -1024,12 +1024,13 @@ static void ha_on_clash(struct core_timer *t)
  * addresses, heard within three of its intervals (and a second). */
 static int ha_check_clash(const struct ha_want *w, char *err, size_t errlen)
 {
-	uint64_t now = core_loop_now(ha.loop);
 	char ip[IPSTR], theirs[200];
+	uint64_t now;
 	unsigned i;
 
 	if (ha.fd == -1 || strcmp(w->ifname, ha.w.ifname) != 0 || w->family != ha.w.family)
 		return CORE_OK;		/* nothing heard on that link, in that family */
+	now = core_loop_now(ha.loop);
 	for (i = 0; i < HA_ROUTERS; i++) {
 		const struct ha_router *r = &ha.routers[i];
 
