@@ -737,14 +737,19 @@ static void poll_tick(struct core_timer *t)
 	/* This box's entry: another gateway's mirror may have written back an
 	 * older copy it held, or another box may call itself by this name. */
 	mine = core_kv_get(sy.name);
+	if (mine != NULL && sy.sealed != NULL && strcmp(mine, sy.sealed) == 0)
+		core_event_clear("cluster", "node name", "this gateway's entry is its own again");
 	if (sy.sealed != NULL && (mine == NULL || strcmp(mine, sy.sealed) != 0) &&
 	    core_clock_mono_ms() >= sy.reassert_at) {
 		struct core_sync_entry e;
 		char err[160], *text = mine ? core_sync_open(sy.key, sy.name, mine, err, sizeof(err))
 					    : NULL;
 
+		/* An older copy of this box's own entry (this process's, or the
+		 * one before a restart) is not above it, or is the same text. */
 		if (text != NULL && core_sync_entry_parse(text, &e, err, sizeof(err)) == CORE_OK &&
-		    strcmp(e.origin, sy.me.origin) != 0 && e.gen >= sy.me.gen) {
+		    strcmp(e.origin, sy.me.origin) != 0 &&
+		    (e.gen > sy.me.gen || (e.gen == sy.me.gen && strcmp(e.sha, sy.me.sha) != 0))) {
 			core_event_raise("cluster", "node name", "another gateway of cluster %s "
 					 "calls itself %s too", sy.cluster, sy.node);
 			sy.reassert_at = core_clock_mono_ms() + 5000;

@@ -17,7 +17,7 @@ KEY = "correct-horse-battery-staple"
 
 
 class Gateway:
-    def __init__(self, h, name, redis_port, servers, key=KEY, extra=""):
+    def __init__(self, h, name, redis_port, servers, key=KEY, extra="", node=None):
         self.h, self.name = h, name
         self.front, self.admin_port = free_port(), free_port()
         self.text = """node: %s
@@ -32,7 +32,7 @@ redis:
   nodes: ["127.0.0.1:%d"]
   check_interval: 200ms
 cluster: { name: shop, key: "%s" }
-%s""" % (name, h.path(name + ".pid"), h.path("state-" + name), self.admin_port, self.front,
+%s""" % (node or name, h.path(name + ".pid"), h.path("state-" + name), self.admin_port, self.front,
          redis_port, key, extra) + apps(servers)
         self.api = None
         self.start()
@@ -236,3 +236,17 @@ def test_bad_cluster_settings_are_refused_with_their_reason(h):
         check(r.returncode != 0, "keel started with %s" % c)
         check(re.search(want, out), "for %s wanted /%s/, got:\n%s" % (c, want, out[-800:]))
         check("short" not in out, "the key is not echoed")
+
+
+def test_two_gateways_with_one_name_are_told(h):
+    be = backends(h, ["s1", "s2"])
+    rport = h.redis()
+    a = Gateway(h, "gw-a", rport, [be["s1"]])
+    a.apply(own_part(a) + apps([be["s1"], be["s2"]]))
+    # A second box set up with a's node name: one of the two says so.
+    c = Gateway(h, "gw-c", rport, [be["s2"]], node="gw-a")
+    told = r"node name: DOWN: another gateway of cluster shop calls itself gw-a too"
+    wait_for("a box to say so", lambda: re.search(told, a.k.log() + c.k.log()), timeout=8)
+    # Neither took the other's entry for a peer's, and a runs what it ran.
+    check(a.status()["generation"] == 1 and a.status()["peers"] == [], a.status())
+    check(c.status()["peers"] == [] and {c.served() for _ in range(4)} == {"s2"}, c.status())
