@@ -436,11 +436,22 @@ def test_adverts_lost_one_way_leave_one_master_through_the_lease_in_redis(h):
     h.start("redis", ["ip", "netns", "exec", rns, "redis-server", "--bind", raddr,
                       "--port", "6379", "--protected-mode", "no", "--save", "", "--appendonly", "no",
                       "--dir", h.dir])
-    shared = 'redis:\n  nodes: ["%s:6379"]\n  check_interval: 200ms\n' % raddr
+    # The gateways find the Redis master through a real Sentinel.
+    sconf = h.write("sentinel.conf", "port 26379\nbind %s\nprotected-mode no\ndir %s\n"
+                    "sentinel monitor mymaster %s 6379 1\n"
+                    "sentinel down-after-milliseconds mymaster 1000\n" % (raddr, h.dir, raddr))
+    h.start("sentinel", ["ip", "netns", "exec", rns, "redis-server", sconf, "--sentinel"])
+    wait_for("the Sentinel", lambda: raddr in sh("redis-cli", "-h", raddr, "-p", "26379",
+                                                 "SENTINEL", "get-master-addr-by-name",
+                                                 "mymaster", ns=rns, check_rc=False), timeout=5)
+    shared = ('redis:\n  sentinels: ["%s:26379"]\n  master_name: mymaster\n'
+              '  check_interval: 200ms\n' % raddr)
     a = box_keel(h, lan, "a", 1, 200, vip, extra=shared)
     b = box_keel(h, lan, "b", 2, 100, vip, extra=shared)
     client = lan.box("c", 100)
     a.wait_log(r"ha: MASTER for vrid 42", timeout=5)
+    for p in (a, b):
+        p.wait_log(r'redis: following master "mymaster" through 1 Sentinel', timeout=1)
     wait_for("the lease in Redis", lambda: sh("redis-cli", "-h", raddr, "GET", "keel:kv:ha.42",
                                               ns=rns).strip() == "%s,200" % lan.addr(1),
              timeout=5)
