@@ -45,6 +45,31 @@ static uint16_t vrrp_sum6(const uint8_t src[16], const uint8_t dst[16], const ui
 	return vrrp_fold(vrrp_add(sum, p, len));
 }
 
+/* The VRRP message at v[0..len) with addresses of alen bytes: its length
+ * without what follows the addresses, or 0 with *why (RFC 5798 7.1:
+ * version, type, length). */
+static size_t vrrp_message(const uint8_t *v, size_t len, size_t alen, const char **why)
+{
+	if (len < VRRP_HDR) {
+		*why = "shorter than a VRRP header";
+		return 0;
+	}
+	if (v[0] >> 4 != 3) {
+		*why = v[0] >> 4 == 2 ? "VRRP version 2 (keel speaks version 3)" :
+					"not VRRP version 3";
+		return 0;
+	}
+	if ((v[0] & 0x0f) != 1) {
+		*why = "not an advertisement";
+		return 0;
+	}
+	if (len < VRRP_HDR + alen * v[3]) {
+		*why = "shorter than its address count says";
+		return 0;
+	}
+	return VRRP_HDR + alen * v[3];
+}
+
 size_t vrrp_build4(uint8_t *out, size_t cap, const struct vrrp_advert *a)
 {
 	size_t len = VRRP_HDR + 4 * (size_t)a->naddr;
@@ -95,24 +120,8 @@ int vrrp_parse4(const uint8_t *pkt, size_t len, struct vrrp_advert *a, const cha
 	}
 	v = pkt + ihl;
 	vlen = total - ihl;
-	if (vlen < VRRP_HDR) {
-		*why = "shorter than a VRRP header";
+	if ((vlen = vrrp_message(v, vlen, 4, why)) == 0)
 		return -1;
-	}
-	if (v[0] >> 4 != 3) {
-		*why = v[0] >> 4 == 2 ? "VRRP version 2 (keel speaks version 3)" :
-					"not VRRP version 3";
-		return -1;
-	}
-	if ((v[0] & 0x0f) != 1) {
-		*why = "not an advertisement";
-		return -1;
-	}
-	if (vlen < VRRP_HDR + 4 * (size_t)v[3]) {
-		*why = "shorter than its address count says";
-		return -1;
-	}
-	vlen = VRRP_HDR + 4 * (size_t)v[3];
 	if (vrrp_sum4(a->src, a->dst, v, vlen) != 0) {
 		*why = "bad checksum";
 		return -1;
@@ -168,24 +177,8 @@ int vrrp_parse6(const uint8_t *v, size_t len, const uint8_t src[16], const uint8
 		*why = "hop limit is not 255 (it came through a router)";
 		return -1;
 	}
-	if (len < VRRP_HDR) {
-		*why = "shorter than a VRRP header";
+	if ((vlen = vrrp_message(v, len, 16, why)) == 0)
 		return -1;
-	}
-	if (v[0] >> 4 != 3) {
-		*why = v[0] >> 4 == 2 ? "VRRP version 2 (keel speaks version 3)" :
-					"not VRRP version 3";
-		return -1;
-	}
-	if ((v[0] & 0x0f) != 1) {
-		*why = "not an advertisement";
-		return -1;
-	}
-	if (len < VRRP_HDR + 16 * (size_t)v[3]) {
-		*why = "shorter than its address count says";
-		return -1;
-	}
-	vlen = VRRP_HDR + 16 * (size_t)v[3];
 	if (vrrp_sum6(src, dst, v, vlen) != 0) {
 		*why = "bad checksum";
 		return -1;
