@@ -70,7 +70,7 @@ LIBS	:= -L$(DEPS)/lib -lmicrohttpd -lnfs -lhiredis -lsqlite3 -lyaml \
 # the module objects explicitly, because a module registers itself through a
 # linker section that nothing references by name.
 CORE_SRC := $(filter-out core/main.c,$(wildcard core/*.c))
-MOD_SRC	:= $(wildcard proxy/*.c cache/*.c monitor/*.c storage/*.c web/*.c firmware/*.c ha/*.c)
+MOD_SRC	:= $(wildcard proxy/*.c cache/*.c monitor/*.c storage/*.c web/*.c firmware/*.c ha/*.c import/*.c)
 LIB_OBJ	:= $(CORE_SRC:%.c=$(B)/%.o) $(MOD_SRC:%.c=$(B)/%.o)
 UI_FILES := web/ui/index.html web/ui/app.css web/ui/app.js
 KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(B)/gen/ui_assets.o $(B)/gen/update_keys.o \

@@ -1018,6 +1018,21 @@ size_t core_conf_keep_node(struct core_conf *new, const struct core_conf *own)
 				 keep_node, NULL, NULL);
 }
 
+int core_conf_take(struct core_conf *dst, const struct core_conf *src,
+		   const char *const *names)
+{
+	const struct core_conf_def *d;
+	size_t i;
+
+	for (d = dst->schema->defs; d->name != NULL; d++)
+		for (i = 0; names[i] != NULL; i++)
+			if (strcmp(names[i], d->name) == 0 &&
+			    conf_copy(dst, d, d->type, (char *)dst->root + d->offset,
+				      (const char *)src->root + d->offset) != CORE_OK)
+				return CORE_ERROR;
+	return CORE_OK;
+}
+
 /* ---- reference --------------------------------------------------------------- */
 
 static void conf_write_bounds(FILE *f, const struct core_conf_def *d)

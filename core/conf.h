@@ -44,6 +44,14 @@ size_t core_conf_keep_static(struct core_conf *new, const struct core_conf *old,
 size_t core_conf_keep_node(struct core_conf *new, const struct core_conf *own);
 
 /*
+ * The top-level settings named (a NULL-ended list) get src's values in dst,
+ * copied into dst's arena: an imported nginx.conf's listeners, upstreams
+ * and routes into the running configuration. Both confs of one schema.
+ */
+int core_conf_take(struct core_conf *dst, const struct core_conf *src,
+		   const char *const *names);
+
+/*
  * Writes a loaded conf: as YAML, only the settings that differ from their
  * defaults (what `keel config export` and an API apply store); as JSON,
  * every setting. Secrets are written as "(secret)" unless `secrets`.

@@ -451,11 +451,15 @@ static int index_build(struct proxy_runtime *rt)
 /*
  * The longest prefix of path[0..qlen) that (kind, host) has a route for,
  * hashing the path once. *redirect gets the route whose path is the whole
- * path plus "/", if there is one.
+ * path plus "/", if there is one. As in nginx, that redirect also wins over
+ * a shorter prefix ("/app_a" with the routes "/" and "/app_a/"), but not
+ * over a route for exactly this path: then NULL is returned with *redirect
+ * set and *decided true.
  */
 static const struct proxy_route *index_find(const struct proxy_runtime *rt, unsigned kind,
 					    const char *host, size_t hlen, const char *path,
-					    size_t qlen, const struct proxy_route **redirect)
+					    size_t qlen, const struct proxy_route **redirect,
+					    bool *decided)
 {
 	const struct proxy_route_index *ix = &rt->rindex;
 	const struct proxy_route_slot *sl, *best = NULL;
@@ -470,11 +474,16 @@ static const struct proxy_route *index_find(const struct proxy_runtime *rt, unsi
 			break;
 		h = hash_byte(h, (unsigned char)path[len]);
 	}
-	/* "/app_a" for the route "/app_a/": nginx redirects. */
-	if (best == NULL && *redirect == NULL && index_has_len(ix, qlen + 1) &&
+	if ((best == NULL || rt->routes[best->route].path_len < qlen) &&
+	    (best != NULL || *redirect == NULL) && index_has_len(ix, qlen + 1) &&
 	    (sl = index_probe(rt, hash_byte(h, '/'), kind, host, hlen, path, qlen + 1,
-			      true)) != NULL)
+			      true)) != NULL) {
 		*redirect = &rt->routes[sl->route];
+		if (best != NULL) {
+			*decided = true;
+			return NULL;
+		}
+	}
 	return best ? &rt->routes[best->route] : NULL;
 }
 
@@ -487,6 +496,7 @@ const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
 	const struct proxy_route *r;
 	const char *q;
 	size_t qlen, i;
+	bool decided = false;
 
 	*redirect = NULL;
 	if (ix->slots == NULL)
@@ -506,8 +516,11 @@ const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
 		qlen = PROXY_PATH_MAX;		/* is still a candidate, the redirect is not */
 
 	if (ix->exact && hlen > 0 && hlen <= PROXY_HOST_MAX &&
-	    (r = index_find(rt, PROXY_HOST_EXACT, host, hlen, path, qlen, redirect)) != NULL)
+	    (r = index_find(rt, PROXY_HOST_EXACT, host, hlen, path, qlen, redirect,
+			    &decided)) != NULL)
 		goto found;
+	if (decided)
+		return NULL;
 	if (ix->wildcards) {
 		/* "*.example.com" matches "a.example.com", not "example.com":
 		 * each suffix from a dot after the first byte, longest first,
@@ -519,11 +532,14 @@ const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
 			if (host[i] == '.' && n <= PROXY_HOST_MAX &&
 			    (ix->wlens[n / 64] >> (n % 64) & 1) &&
 			    (r = index_find(rt, PROXY_HOST_WILD, host + i, n, path, qlen,
-					    redirect)) != NULL)
+					    redirect, &decided)) != NULL)
 				goto found;
+			if (decided)
+				return NULL;
 		}
 	}
-	if ((r = index_find(rt, PROXY_HOST_NONE, NULL, 0, path, qlen, redirect)) != NULL)
+	if ((r = index_find(rt, PROXY_HOST_NONE, NULL, 0, path, qlen, redirect,
+			    &decided)) != NULL)
 		goto found;
 	return NULL;
 found:

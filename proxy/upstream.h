@@ -34,7 +34,8 @@ void proxy_runtime_unref(struct proxy_runtime *rt);
  * The route for a host (port allowed, any case) and path: hosts match
  * exactly before `*.domain` before routes without hosts; among those, the
  * longest path prefix wins. *redirect is set instead when the path is a
- * route's prefix without its trailing slash (nginx answers 301 there).
+ * route's prefix without its trailing slash (nginx answers 301 there),
+ * even when a shorter prefix matches, unless a route is exactly the path.
  */
 const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
 					   const char *host, size_t hlen,

@@ -1,0 +1,54 @@
+/* keel import-nginx: an nginx configuration turned into keel's listeners,
+ * upstreams and routes, with a verdict for every directive it holds. */
+#ifndef KEEL_IMPORT_IMPORT_H
+#define KEEL_IMPORT_IMPORT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/buf-t.h"
+#include "nginx.h"
+
+enum imp_verdict {
+	IMP_MAPPED = 0,			/* keel does the same */
+	IMP_APPROX,			/* keel does it another way: the note says how */
+	IMP_UNSUPPORTED			/* keel does not do it: the note says what is lost */
+};
+
+struct imp_entry {
+	const char	*file;		/* the parsed conf's file name */
+	unsigned	 line;
+	enum imp_verdict verdict;
+	char		*directive;	/* its words, secrets left out */
+	char		*note;
+	unsigned	 order[2];	/* the file's place among those read, a sequence */
+};
+
+struct imp_cert {			/* a certificate pair to copy into keel's store */
+	char		*cert, *key;	/* nginx's paths */
+	char		*name;		/* keel's name: state_dir/certs/NAME.crt and .key */
+};
+
+struct imp_result {
+	struct imp_entry *entries;
+	size_t		 nentries, cap;
+	struct imp_cert	*certs;
+	size_t		 ncerts;
+	char		*errors;	/* "file:line: problem\n" lines; NULL: none */
+	unsigned	 nerrors;
+	char		*yaml;		/* listeners, upstreams and routes */
+	size_t		 yaml_len;
+};
+
+/* Maps a parsed configuration. certdir: where keel's copies of the
+ * certificates will be (state_dir/certs), named in the YAML. Returns the
+ * result (NULL: out of memory); errors in it mean no YAML. */
+struct imp_result *imp_nginx_map(const struct imp_ngx_conf *c, const char *certdir);
+void imp_result_free(struct imp_result *r);
+
+const char *imp_verdict_str(enum imp_verdict v);
+/* The report as text (one line per directive) or as a JSON array. */
+int imp_report_text(struct core_buf *out, const struct imp_result *r);
+int imp_report_json(struct core_buf *out, const struct imp_result *r);
+
+#endif
