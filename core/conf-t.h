@@ -25,6 +25,7 @@ enum core_conf_type {
 #define CORE_CONF_SECRET	0x2	/* never echoed in errors, logs, exports */
 #define CORE_CONF_REQUIRED	0x4	/* has no default: must be set */
 #define CORE_CONF_NODE		0x8	/* this box's own: not shared with other gateways */
+#define CORE_CONF_TEXT		0x10	/* a string that may hold newlines and tabs */
 
 struct core_conf_section;
 

@@ -406,7 +406,8 @@ static const char *conf_parse_scalar(struct core_conf *c,
 
 	case CORE_CONF_STRING:
 		for (i = 0; s[i] != '\0'; i++)
-			if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f) {
+			if (((unsigned char)s[i] < 0x20 || s[i] == 0x7f) &&
+			    !((d->flags & CORE_CONF_TEXT) && (s[i] == '\n' || s[i] == '\t'))) {
 				snprintf(buf, len, "control characters are not allowed");
 				return buf;
 			}

@@ -134,6 +134,10 @@ struct keel_route_conf {
 	bool		https_redirect;	/* plain http gets a redirect to https */
 	int64_t		https_port;	/* where the redirect points */
 	int64_t		hsts;		/* ms; Strict-Transport-Security max-age, 0: none */
+	bool		exact;		/* the path itself only (nginx's "location =") */
+	int64_t		ret;		/* answer with this status instead; 0: proxy */
+	char		*return_url;	/* its Location, with $host, $request_uri... */
+	char		*return_body;	/* its body, for the other statuses */
 	struct keel_static_conf serve;	/* "static": files, instead of an upstream */
 	int		line;
 };

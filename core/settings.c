@@ -532,11 +532,28 @@ static void route_check(struct core_conf_load *ld, void *obj, const char *path,
 				r->rewrite);
 	}
 	if (r->upstream != NULL && r->serve.mount != NULL &&
-	    (r->upstream[0] != '\0') == (r->serve.mount[0] != '\0')) {
+	    (r->upstream[0] != '\0') + (r->serve.mount[0] != '\0') + (r->ret != 0) != 1) {
 		snprintf(sub, sizeof(sub), "%s.upstream", path);
-		core_conf_error(ld, line, sub, r->upstream[0] != '\0' ?
-				"a route has an upstream or static files, not both" :
-				"a route needs an upstream, or static.mount");
+		core_conf_error(ld, line, sub, r->upstream[0] != '\0' || r->serve.mount[0] != '\0' ?
+				"a route has one of an upstream, static files or a return status" :
+				"a route needs an upstream, static.mount or a return status");
+	}
+	if (r->ret != 0 && r->return_url != NULL && r->return_body != NULL) {
+		bool redirect = r->ret == 301 || r->ret == 302 || r->ret == 303 || r->ret == 307 ||
+				r->ret == 308;
+
+		snprintf(sub, sizeof(sub), "%s.return", path);
+		if (r->ret < 200)
+			core_conf_error(ld, line, sub, "must be 0 or a status from 200 to 599, got %lld",
+					(long long)r->ret);
+		else if (redirect && r->return_url[0] == '\0')
+			core_conf_error(ld, line, sub, "a redirect (%lld) needs return_url",
+					(long long)r->ret);
+		else if (!redirect && r->return_url[0] != '\0')
+			core_conf_error(ld, line, sub, "return_url goes with 301, 302, 303, 307 or 308, "
+					"not %lld", (long long)r->ret);
+		else if (redirect && r->return_body[0] != '\0')
+			core_conf_error(ld, line, sub, "a redirect has return_url, not return_body");
 	}
 	if (r->serve.root != NULL && (r->serve.root[0] != '/' || strstr(r->serve.root, "..") ||
 				      strchr(r->serve.root, '\\'))) {
@@ -568,6 +585,18 @@ static const struct core_conf_def route_defs[] = {
 	{ .name = "upstream", .type = CORE_CONF_STRING,
 	  .offset = offsetof(struct keel_route_conf, upstream), .dflt = "", .min = 0, .max = 63,
 	  .doc = "Name of the upstream that serves it (or `static`)." },
+	{ .name = "exact", .type = CORE_CONF_BOOL,
+	  .offset = offsetof(struct keel_route_conf, exact), .dflt = "false",
+	  .doc = "Match the path itself only (nginx's `location = /x`), before any prefix; the query does not count." },
+	{ .name = "return", .type = CORE_CONF_INT,
+	  .offset = offsetof(struct keel_route_conf, ret), .dflt = "0", .min = 0, .max = 599,
+	  .doc = "Answer every request with this status (200-599) instead of proxying: a redirect (301, 302, 303, 307, 308, to `return_url`), a fixed answer (`return_body`), or an error such as 403 or 404; 0: proxy." },
+	{ .name = "return_url", .type = CORE_CONF_STRING,
+	  .offset = offsetof(struct keel_route_conf, return_url), .dflt = "", .min = 0, .max = 1024,
+	  .doc = "With a redirect `return`: the Location. `$scheme`, `$host`, `$request_uri` (path and query), `$uri` (path) and `$args` (query) are the request's." },
+	{ .name = "return_body", .type = CORE_CONF_STRING, .flags = CORE_CONF_TEXT,
+	  .offset = offsetof(struct keel_route_conf, return_body), .dflt = "", .min = 0, .max = 4096,
+	  .doc = "With another `return` status: the body sent (text/plain); empty: keel's short page." },
 	{ .name = "static", .type = CORE_CONF_SECTION,
 	  .offset = offsetof(struct keel_route_conf, serve), .sub = &static_section,
 	  .doc = "Serves files from an NFS export instead of an upstream." },

@@ -61,6 +61,11 @@ struct m_route {
 	char		 rewrite[1025];	/* "": keep */
 	const struct m_up *up;
 	struct m_cfg	 cfg;
+	bool		 exact;
+	bool		 regex;		/* from a regular expression's literal prefix */
+	bool		 dead;		/* reported, not written */
+	unsigned	 ret;		/* `return` status; 0: proxied */
+	const char	*ret_url, *ret_body;
 	bool		 https_redirect;
 	unsigned	 server;	/* index in m->servers */
 	const struct imp_ngx_dir *at;
@@ -78,6 +83,9 @@ struct m_server {
 	struct m_listen	 listen[M_MAX_LISTEN];
 	unsigned	 nlisten;
 	bool		 redirect_https;	/* return 301 https://$host$request_uri; */
+	const struct imp_ngx_dir *ret;	/* its server-level return */
+	const struct imp_ngx_dir *https_at;	/* where it redirects to HTTPS */
+	struct m_cfg	 cfg;
 	bool		 any_ssl, any_plain;
 	unsigned	 nroutes;
 	const char	*cert, *key;
@@ -138,7 +146,13 @@ static char *m_words(const struct imp_ngx_dir *d)
 			w = "(secret)";
 		if (i >= 1 && strncmp(d->argv[0], "secure_link", 11) == 0)
 			w = "(secret)";
-		core_buf_append(&b, w, strlen(w));
+		for (; *w != '\0'; w++) {	/* one line: control bytes escaped */
+			if ((unsigned char)*w < 0x20 || *w == 0x7f)
+				core_buf_printf(&b, *w == '\n' ? "\\n" : *w == '\t' ? "\\t" :
+						"\\x%02x", (unsigned char)*w);
+			else
+				core_buf_append(&b, w, 1);
+		}
 	}
 	if (d->kind == IMP_NGX_BLOCK)
 		core_buf_append(&b, " {", 2);
@@ -1102,11 +1116,22 @@ static void m_proxy_pass(struct m_map *m, const struct imp_ngx_dir *d, struct m_
 		bool slash_gap = pl > 0 && locpath[pl - 1] != '/' && slash[ul - 1] == '/';
 
 		snprintf(r->rewrite, sizeof(r->rewrite), "%s", strcmp(slash, "/") ? slash : "strip");
-		m_say(m, d, slash_gap || exact ? IMP_APPROX : IMP_MAPPED,
-		      "route to upstream %s, `rewrite: %s`%s%s%s", u->name, r->rewrite,
-		      slash_gap ? " (after the prefix, nginx keeps the request's slash and sends "
-		      "\"//\"; keel sends one)" : "",
-		      exact ? " (the exact path is replaced)" : "", notes);
+		m_say(m, d, IMP_MAPPED, "route to upstream %s, `rewrite: %s`%s%s%s", u->name,
+		      r->rewrite, exact ? " (the exact path is replaced)" : "",
+		      slash_gap && !exact ? "; and a route for the prefix with its slash, to send "
+		      "what nginx sends after it (\"/x/\" becomes \"/x//\")" : "", notes);
+		/* nginx swaps the prefix as it is: "/reports/a" becomes "//a"
+		 * under proxy_pass http://u/; keel's rewrite keeps one slash
+		 * between them, so a route for "/reports/" says "//" itself */
+		if (slash_gap && !exact && pl + 1 < sizeof(r->path) && ul + 1 < sizeof(r->rewrite)) {
+			struct m_route *n = m_route_new(m, r->at, r->server, "/", &r->cfg);
+
+			if (n != NULL) {
+				*n = *r;
+				snprintf(n->path, sizeof(n->path), "%s/", locpath);
+				snprintf(n->rewrite, sizeof(n->rewrite), "%s/", slash);
+			}
+		}
 	}
 	if (!r->cfg.host_client)
 		m_say(m, d, IMP_APPROX, "keel sends the client's Host header; nginx sent \"%s\" "
@@ -1125,6 +1150,103 @@ static bool m_is_https_redirect(const struct imp_ngx_dir *d)
 	return !strcmp(u, "https://$host$request_uri") ||
 	       !strcmp(u, "https://$server_name$request_uri") ||
 	       !strcmp(u, "https://$http_host$request_uri");
+}
+
+/* "return CODE [TEXT|URL]" or "return URL" as the route's return; the
+ * URL's variables those keel fills in. */
+static void m_return(struct m_map *m, const struct imp_ngx_dir *d, struct m_route *r)
+{
+	static const char *const vars[] = { "$scheme", "$host", "$request_uri", "$uri", "$args" };
+	const char *arg, *v;
+	char url[1025], lost[200] = "";
+	bool redirect, approx = false;
+	size_t o = 0, i;
+	int code;
+
+	if (d->argc < 2 || d->argc > 3) {
+		m_error(m, d, "\"return\" takes a code and a text or URL, or a URL");
+		return;
+	}
+	if (d->argc == 2 && (!strncmp(d->argv[1], "http://", 7) ||
+			     !strncmp(d->argv[1], "https://", 8) || !strncmp(d->argv[1], "$scheme", 7))) {
+		code = 302;
+		arg = d->argv[1];
+	} else {
+		code = m_int(d->argv[1], 0, 999);
+		arg = d->argc == 3 ? d->argv[2] : NULL;
+	}
+	if (code < 0) {
+		m_error(m, d, "invalid return code \"%s\"", d->argv[1]);
+		return;
+	}
+	if (code < 200 || code > 599) {
+		r->dead = true;
+		m_say(m, d, IMP_UNSUPPORTED, "keel answers with statuses 200-599%s",
+		      code == 444 ? "; it cannot close without an answer" : "");
+		return;
+	}
+	redirect = code == 301 || code == 302 || code == 303 || code == 307 || code == 308;
+	r->ret = (unsigned)code;
+	if (!redirect) {
+		if (arg != NULL && strchr(arg, '$') != NULL) {
+			r->dead = true;
+			m_say(m, d, IMP_UNSUPPORTED, "keel's return_body is plain text, without "
+			      "variables");
+			return;
+		}
+		r->ret_body = arg ? arg : "";
+		m_say(m, d, IMP_MAPPED, "route `return: %d`%s", code, arg ? " with its text" : "");
+		return;
+	}
+	if (arg == NULL) {
+		r->dead = true;
+		m_say(m, d, IMP_UNSUPPORTED, "a redirect without a URL");
+		return;
+	}
+	for (v = arg; *v != '\0' && o + 16 < sizeof(url);) {
+		if (*v != '$') {
+			url[o++] = *v++;
+			continue;
+		}
+		for (i = 0; i < sizeof(vars) / sizeof(vars[0]); i++) {
+			size_t n = strlen(vars[i]);
+
+			if (!strncmp(v, vars[i], n) && !isalnum((unsigned char)v[n]) && v[n] != '_')
+				break;
+		}
+		if (i < sizeof(vars) / sizeof(vars[0])) {
+			size_t n = strlen(vars[i]);
+
+			memcpy(url + o, v, n);
+			o += n;
+			v += n;
+		} else if (!strncmp(v, "$server_name", 12) || !strncmp(v, "$http_host", 10)) {
+			memcpy(url + o, "$host", 5);
+			o += 5;
+			v += v[1] == 's' ? 12 : 10;
+			approx = true;
+		} else {
+			size_t l = strlen(lost);
+
+			snprintf(lost + l, sizeof(lost) - l, "%s%.20s", l ? " " : "", v);
+			v++;
+			while (isalnum((unsigned char)*v) || *v == '_')
+				v++;
+		}
+	}
+	url[o] = '\0';
+	if (lost[0] != '\0' || *v != '\0') {
+		r->dead = true;
+		m_say(m, d, IMP_UNSUPPORTED, "keel fills in $scheme, $host, $request_uri, $uri and "
+		      "$args only, not %s", lost[0] ? lost : "(too long)");
+		return;
+	}
+	r->ret_url = m_own(m, strdup(url));
+	if (url[0] == '/')
+		approx = true;
+	m_say(m, d, approx ? IMP_APPROX : IMP_MAPPED, "route `return: %d`, `return_url: %s`%s%s",
+	      code, url, url[0] == '/' ? " (keel sends it as written; nginx makes it absolute)" :
+	      "", approx && url[0] != '/' ? " ($server_name and $http_host become $host)" : "");
 }
 
 static void m_location(struct m_map *m, const struct imp_ngx_dir *d, unsigned srv,
@@ -1221,11 +1343,11 @@ static void m_location(struct m_map *m, const struct imp_ngx_dir *d, unsigned sr
 		      "keel equivalent");
 	} else if (regex) {
 		if (m_regex_prefix(p, path, sizeof(path)) && m_path_ok(path)) {
-			if (pass != NULL)
+			if (pass != NULL || ret != NULL)
 				m_say(m, d, IMP_APPROX, "route with the prefix %s: keel has no regular "
-				      "expressions, and nginx tries them after the longest prefix%s",
-				      path, strcmp(mod, "~*") == 0 ? "; keel's prefixes are "
-				      "case-sensitive" : "");
+				      "expressions, and nginx tries them after the longest prefix (and "
+				      "does not redirect %.*s to it)%s", path, (int)strlen(path) - 1, path,
+				      strcmp(mod, "~*") == 0 ? "; keel's prefixes are case-sensitive" : "");
 		} else {
 			m_say(m, d, IMP_UNSUPPORTED, "keel routes by path prefix; this regular "
 			      "expression is not one");
@@ -1235,21 +1357,28 @@ static void m_location(struct m_map *m, const struct imp_ngx_dir *d, unsigned sr
 		m_say(m, d, IMP_UNSUPPORTED, "\"%s\" is not a path keel can route", p);
 	} else {
 		snprintf(path, sizeof(path), "%s", p);
-		if (pass != NULL && exact)
-			m_say(m, d, IMP_APPROX, "route with the prefix %s: keel has no exact-match "
-			      "routes, so longer paths match too", path);
-		else if (pass != NULL)
+		if ((pass != NULL || ret != NULL) && exact)
+			m_say(m, d, IMP_MAPPED, "route for exactly %s (`exact: true`)", path);
+		else if (pass != NULL || ret != NULL)
 			m_say(m, d, IMP_MAPPED, "route with the prefix %s%s", path,
 			      mod ? " (keel has no regular expressions to stop)" : "");
 	}
-	if (!named && path[0] != '\0' && pass == NULL)
-		m_say(m, d, ret != NULL && m_is_https_redirect(ret) && !strcmp(path, "/") ?
-		      IMP_APPROX : IMP_UNSUPPORTED, "no proxy_pass here: keel makes no route for "
+	if (!named && path[0] != '\0' && pass == NULL && ret == NULL)
+		m_say(m, d, IMP_UNSUPPORTED, "no proxy_pass or return here: keel makes no route for "
 		      "%s (the directives inside say why)", path);
 
 	r = NULL;
-	if (!named && path[0] != '\0' && pass != NULL)
-		r = m_route_new(m, d, srv, path, &cfg);
+	if (!named && path[0] != '\0' && (pass != NULL || ret != NULL)) {
+		/* nginx's return runs before proxy_pass: it wins */
+		if (ret != NULL && m_is_https_redirect(ret) && strcmp(path, "/") == 0 && !regex &&
+		    !exact) {
+			m->servers[srv].redirect_https = true;
+			m->servers[srv].https_at = ret;
+		} else if ((r = m_route_new(m, d, srv, path, &cfg)) != NULL) {
+			r->exact = exact;
+			r->regex = regex;
+		}
+	}
 	for (c = d->child; c != NULL; c = c->next) {
 		const char *n = c->argv[0];
 
@@ -1263,22 +1392,23 @@ static void m_location(struct m_map *m, const struct imp_ngx_dir *d, unsigned sr
 				     "not a block keel knows in a location");
 		} else if (m_is_setting(n)) {
 			/* reported by m_level_settings */
+		} else if (c == pass && ret != NULL) {
+			m_say(m, c, IMP_MAPPED, "nginx answers with the return first, and so does keel");
 		} else if (c == pass) {
 			if (r != NULL)
 				m_proxy_pass(m, c, r, regex, exact, path);
 			else
 				m_say(m, c, IMP_UNSUPPORTED, "its location is not mapped");
-		} else if (strcmp(n, "return") == 0) {
-			if (c == ret && pass == NULL && m_is_https_redirect(c) &&
-			    strcmp(path, "/") == 0) {
-				m->servers[srv].redirect_https = true;
+		} else if (c == ret) {
+			if (m->servers[srv].https_at == c)
 				m_say(m, c, IMP_APPROX, "`https_redirect: true` on this server's names' "
 				      "HTTPS routes (301 to GET and HEAD, 308 to the rest)");
-			} else if (c == ret && r != NULL)
-				m_say(m, c, IMP_UNSUPPORTED, "proxy_pass is used instead");
+			else if (r != NULL)
+				m_return(m, c, r);
 			else
-				m_say(m, c, IMP_UNSUPPORTED, "keel routes cannot answer by themselves "
-				      "yet (but the HTTPS redirect)");
+				m_say(m, c, IMP_UNSUPPORTED, "its location is not mapped");
+		} else if (strcmp(n, "return") == 0) {
+			m_say(m, c, IMP_UNSUPPORTED, "nginx stops at the first return above");
 		} else
 			m_other(m, c);
 	}
@@ -1415,6 +1545,7 @@ static void m_server(struct m_map *m, const struct imp_ngx_dir *d, const struct 
 	s->at = d;
 	m_say(m, d, IMP_MAPPED, "its locations become routes");
 	m_level_settings(m, d->child, &cfg, M_SERVER);
+	s->cfg = cfg;
 	s->cert = cfg.cert;
 	s->key = cfg.key;
 	for (c = d->child; c != NULL; c = c->next) {
@@ -1445,14 +1576,25 @@ static void m_server(struct m_map *m, const struct imp_ngx_dir *d, const struct 
 		else if (c->kind == IMP_NGX_BLOCK)
 			m_skip_block(m, c, strcmp(n, "if") == 0 ? "keel has no conditions in routes" :
 				     "not a block keel knows in a server");
+		else if (strcmp(n, "return") == 0 && m->servers[idx].ret != NULL)
+			m_say(m, c, IMP_UNSUPPORTED, "nginx stops at the first return above");
 		else if (strcmp(n, "return") == 0) {
+			m->servers[idx].ret = c;
 			if (m_is_https_redirect(c)) {
 				m->servers[idx].redirect_https = true;
+				m->servers[idx].https_at = c;
 				m_say(m, c, IMP_APPROX, "`https_redirect: true` on this server's names' "
 				      "HTTPS routes (301 to GET and HEAD, 308 to the rest)");
-			} else
-				m_say(m, c, IMP_UNSUPPORTED, "keel routes cannot answer by themselves "
-				      "yet (but the HTTPS redirect)");
+			} else {
+				/* nginx answers before any location: a route for "/" */
+				struct m_route *r = m_route_new(m, c, idx, "/", &cfg);
+
+				if (r != NULL)
+					m_return(m, c, r);
+				if (r != NULL && m->servers[idx].nroutes > 1)
+					m_say(m, c, IMP_APPROX, "keel's longer prefixes (this server's "
+					      "locations) still win over it");
+			}
 		} else
 			m_other(m, c);
 	}
@@ -1514,6 +1656,25 @@ static void m_finish(struct m_map *m)
 {
 	unsigned i, j, k, dflt = UINT32_MAX;
 
+	/* A plain server that sends everything to HTTPS with no HTTPS server
+	 * of its names here: it redirects by itself. */
+	for (i = 0; i < m->nservers; i++) {
+		const struct m_server *p = &m->servers[i];
+		bool twin = false;
+		struct m_route *r;
+
+		for (k = 0; p->redirect_https && k < m->nservers && !twin; k++)
+			twin = m->servers[k].any_ssl && !m->servers[k].any_plain &&
+			       (m_hosts_meet(p, &m->servers[k]) || p->nnames == 0);
+		if (!p->redirect_https || twin)
+			continue;
+		if ((r = m_route_new(m, p->https_at, i, "/", &p->cfg)) != NULL) {
+			r->ret = 301;
+			r->ret_url = "https://$host$request_uri";
+		}
+		m->servers[i].redirect_https = false;
+	}
+
 	/* Which server answers a Host no server names: the default of the
 	 * first port with routes (keel's routes are the same on every
 	 * listener). */
@@ -1569,14 +1730,60 @@ static void m_finish(struct m_map *m)
 				r->https_redirect = true;
 		}
 	}
+	/* keel redirects "/legacy" to a route "/legacy/"; nginx does not for a
+	 * regular expression: "/legacy" gets what the server's other locations
+	 * give it, written as an exact route (or a 404). */
+	for (i = 0, k = m->nroutes; i < k; i++) {
+		const struct m_route *r = &m->routes[i], *best = NULL;
+		size_t plen = strlen(r->path);
+		struct m_route *n;
+
+		if (!r->regex || r->dead || plen < 2 || r->path[plen - 1] != '/')
+			continue;
+		for (j = 0; j < k; j++) {
+			const struct m_route *o = &m->routes[j];
+			size_t olen = strlen(o->path);
+
+			if (o->server != r->server || o->regex || o->dead)
+				continue;
+			if (o->exact ? olen == plen - 1 && !strncmp(o->path, r->path, olen) :
+			    olen <= plen - 1 && !strncmp(o->path, r->path, olen) &&
+			    (best == NULL || (!best->exact && olen > strlen(best->path))))
+				best = o;
+		}
+		if ((n = m_route_new(m, r->at, r->server, "/", &r->cfg)) == NULL)
+			break;
+		if (best != NULL) {
+			size_t blen = strlen(best->path);
+			const char *rest = r->path + blen;
+
+			*n = *best;
+			n->at = r->at;
+			if (!best->exact && best->rewrite[0] != '\0') {
+				const char *with = strcmp(best->rewrite, "strip") ? best->rewrite : "/";
+				size_t wl = strlen(with);
+
+				snprintf(n->rewrite, sizeof(n->rewrite), "%.*s%.*s", (int)wl, with,
+					 (int)(plen - 1 - blen) - (wl && with[wl - 1] == '/' &&
+								   *rest == '/'),
+					 rest + (wl && with[wl - 1] == '/' && *rest == '/'));
+			}
+		} else {
+			n->ret = 404;
+			n->up = NULL;
+		}
+		n->exact = true;
+		n->regex = false;
+		snprintf(n->path, sizeof(n->path), "%.*s", (int)(plen - 1), r->path);
+	}
 	/* Two servers (on two ports, say) with a route for the same hosts and
 	 * path: keel keeps the first. */
 	for (i = 0; i < m->nroutes; i++) {
 		struct m_route *r = &m->routes[i];
 
-		for (j = 0; j < i && r->up != NULL; j++) {
+		for (j = 0; j < i && !r->dead; j++) {
 			const struct m_route *o = &m->routes[j];
-			bool same = o->up != NULL && o->hostless == r->hostless &&
+			bool same = !o->dead && o->hostless == r->hostless && o->exact == r->exact &&
 				    o->nhosts == r->nhosts && strcmp(o->path, r->path) == 0;
 
 			for (k = 0; same && k < r->nhosts; k++)
@@ -1585,7 +1792,7 @@ static void m_finish(struct m_map *m)
 				m_say(m, r->at, IMP_UNSUPPORTED, "%s:%u has a route for the same hosts "
 				      "and path, and keel's routes do not tell listeners apart",
 				      o->at->file->path, o->at->line);
-				r->up = NULL;
+				r->dead = true;
 			}
 		}
 	}
@@ -1750,7 +1957,7 @@ static void m_emit(struct m_map *m, struct core_buf *y)
 		const struct m_cfg *c = &r->cfg;
 		int tries;
 
-		if (r->up == NULL || (!r->hostless && r->nhosts == 0))
+		if (r->dead || (!r->hostless && r->nhosts == 0))
 			continue;
 		core_buf_printf(y, "  # %s:%u\n  - ", r->at->file->path, r->at->line);
 		if (!r->hostless) {
@@ -1764,7 +1971,24 @@ static void m_emit(struct m_map *m, struct core_buf *y)
 		}
 		core_buf_printf(y, "path: ");
 		core_json_str(y, r->path);
-		core_buf_printf(y, "\n    upstream: ");
+		core_buf_printf(y, "\n");
+		if (r->exact)
+			core_buf_printf(y, "    exact: true\n");
+		if (r->ret != 0) {
+			core_buf_printf(y, "    return: %u\n", r->ret);
+			if (r->ret_url != NULL) {
+				core_buf_printf(y, "    return_url: ");
+				core_json_str(y, r->ret_url);
+				core_buf_printf(y, "\n");
+			}
+			if (r->ret_body != NULL && r->ret_body[0] != '\0') {
+				core_buf_printf(y, "    return_body: ");
+				core_json_str(y, r->ret_body);
+				core_buf_printf(y, "\n");
+			}
+			continue;
+		}
+		core_buf_printf(y, "    upstream: ");
 		core_json_str(y, r->up->name);
 		core_buf_printf(y, "\n");
 		if (r->rewrite[0] != '\0') {

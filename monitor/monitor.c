@@ -486,6 +486,8 @@ static int monitor_build(const struct core_conf *conf, const struct monitor *old
 			char *const *hosts = rc[i].hosts.v;
 			const char *host = rc[i].hosts.n && hosts[0][0] != '*' ? hosts[0] : door.text;
 
+			if (rc[i].ret != 0)	/* keel answers it itself: nothing to watch */
+				continue;
 			snprintf(name, sizeof(name), "route %s%s", rc[i].hosts.n ? host : "",
 				 rc[i].path);
 			monitor_add(name, &door, host, rc[i].path, mc->status, "",

@@ -421,8 +421,17 @@ static void stream_close_idle(struct proxy_stream *s)
 static const char *status_reason(unsigned status)
 {
 	switch (status) {
+	case 200: return "OK";
+	case 204: return "No Content";
 	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 307: return "Temporary Redirect";
 	case 308: return "Permanent Redirect";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 410: return "Gone";
+	case 429: return "Too Many Requests";
 	case 400: return "Bad Request";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
@@ -441,19 +450,25 @@ static const char *status_reason(unsigned status)
 
 /*
  * Answers the client with a small page and closes after it (with a short
- * linger so the answer is not lost to a reset). `location` is for 301.
- * `buf`: the request head that px.msg describes, when there is one.
+ * linger so the answer is not lost to a reset). `location` is for 3xx.
+ * `buf`: the request head that px.msg describes, when there is one. text:
+ * the body instead of the page (a route's return_body), sent as text/plain.
  */
-static void stream_reply(struct proxy_stream *s, unsigned status, const char *location,
-			 const char *buf)
+static void stream_answer(struct proxy_stream *s, unsigned status, const char *location,
+			  const char *text, const char *buf)
 {
-	char head[PROXY_LOCATION_MAX + 512], body[256];
+	char head[PROXY_LOCATION_MAX + 512], page[256];
+	const char *body = page;
 	int bn, hn;
 
-	bn = snprintf(body, sizeof(body),
-		      "<html><head><title>%u %s</title></head><body><h1>%u %s</h1>"
-		      "<hr>keel</body></html>\n",
-		      status, status_reason(status), status, status_reason(status));
+	if (text != NULL) {
+		body = text;
+		bn = (int)strlen(text);
+	} else
+		bn = snprintf(page, sizeof(page),
+			      "<html><head><title>%u %s</title></head><body><h1>%u %s</h1>"
+			      "<hr>keel</body></html>\n",
+			      status, status_reason(status), status, status_reason(status));
 	if (s->x != NULL) {
 		s->x->status = status;
 		s->x->resp_bytes = (uint64_t)bn;
@@ -470,9 +485,9 @@ static void stream_reply(struct proxy_stream *s, unsigned status, const char *lo
 	xchg_free(s->x, false);
 	s->x = NULL;
 	hn = snprintf(head, sizeof(head),
-		      "HTTP/1.1 %u %s\r\nContent-Type: text/html\r\nContent-Length: %d\r\n"
+		      "HTTP/1.1 %u %s\r\nContent-Type: %s\r\nContent-Length: %d\r\n"
 		      "%s%s%sConnection: close\r\n\r\n",
-		      status, status_reason(status), bn,
+		      status, status_reason(status), text ? "text/plain" : "text/html", bn,
 		      location ? "Location: " : "", location ? location : "",
 		      location ? "\r\n" : "");
 	s->cout.start = s->cout.end = 0;
@@ -483,6 +498,12 @@ static void stream_reply(struct proxy_stream *s, unsigned status, const char *lo
 	}
 	s->state = PROXY_ST_REPLY;
 	s->since = core_loop_now(px.loop);
+}
+
+static void stream_reply(struct proxy_stream *s, unsigned status, const char *location,
+			 const char *buf)
+{
+	stream_answer(s, status, location, NULL, buf);
 }
 
 /* From this box: 127/8 or ::1. */
@@ -889,6 +910,67 @@ static void stream_redirect_https(struct proxy_stream *s, const struct proxy_rou
 	stream_reply(s, safe ? 301 : 308, loc, buf);
 }
 
+/* A route's `return`: its status, with return_url's variables filled in
+ * from the request ($scheme $host $request_uri $uri $args), or its body. */
+static void stream_return(struct proxy_stream *s, const struct proxy_route *route,
+			  const char *buf)
+{
+	const struct core_http_msg *m = &px.msg;
+	const char *t = route->ret_url, *path = buf + m->path.off, *q;
+	size_t plen = m->path.len, hlen = m->host.len, o = 0, n;
+	char loc[PROXY_LOCATION_MAX];
+
+	if (t == NULL) {
+		stream_answer(s, route->ret, NULL, route->ret_body, buf);
+		return;
+	}
+	if (hlen > 0 && buf[m->host.off] != '[') {	/* $host has no port */
+		const char *c = memchr(buf + m->host.off, ':', hlen);
+
+		if (c != NULL)
+			hlen = (size_t)(c - (buf + m->host.off));
+	}
+	q = memchr(path, '?', plen);
+	while (*t != '\0') {
+		const char *v = NULL;
+		size_t vlen = 0;
+
+		if (*t == '$' && strncmp(t, "$scheme", 7) == 0) {
+			v = s->tls ? "https" : "http";
+			vlen = strlen(v);
+			t += 7;
+		} else if (*t == '$' && strncmp(t, "$host", 5) == 0) {
+			v = buf + m->host.off;
+			vlen = hlen;
+			t += 5;
+		} else if (*t == '$' && strncmp(t, "$request_uri", 12) == 0) {
+			v = path;
+			vlen = plen;
+			t += 12;
+		} else if (*t == '$' && strncmp(t, "$uri", 4) == 0) {
+			v = path;
+			vlen = q ? (size_t)(q - path) : plen;
+			t += 4;
+		} else if (*t == '$' && strncmp(t, "$args", 5) == 0) {
+			v = q ? q + 1 : "";
+			vlen = q ? plen - (size_t)(q + 1 - path) : 0;
+			t += 5;
+		} else {
+			v = t++;
+			vlen = 1;
+		}
+		n = vlen < sizeof(loc) - o ? vlen : sizeof(loc) - o;
+		memcpy(loc + o, v, n);
+		o += n;
+		if (o == sizeof(loc)) {
+			stream_reply(s, 414, NULL, buf);
+			return;
+		}
+	}
+	loc[o] = '\0';
+	stream_answer(s, route->ret, loc, NULL, buf);
+}
+
 /* ---- static files (static.c) ---------------------------------------------------------------- */
 
 static void static_wake(void *owner)
@@ -1021,6 +1103,10 @@ static void stream_handle_head(struct proxy_stream *s, int head_len)
 	}
 	if (route->https_redirect && s->tls == NULL) {
 		stream_redirect_https(s, route, buf);
+		return;
+	}
+	if (route->ret != 0) {
+		stream_return(s, route, buf);
 		return;
 	}
 	if ((m->flags & CORE_HTTP_HF_HAS_CL) && m->content_length > route->max_body) {

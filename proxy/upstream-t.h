@@ -97,6 +97,10 @@ struct proxy_route {
 	bool		 https_redirect;	/* plain http: redirect to https */
 	unsigned	 https_port;
 	uint64_t	 hsts;		/* seconds; 0: no header */
+	bool		 exact;		/* the path itself only */
+	unsigned	 ret;		/* answer with this status; 0: proxy */
+	char		*ret_url;	/* its Location template, or NULL */
+	char		*ret_body;	/* its body, or NULL */
 	unsigned	 index;		/* in the config, for logs */
 	struct proxy_stat_route *st;
 };
@@ -132,6 +136,7 @@ struct proxy_route_index {
 	uint64_t	 wlens[PROXY_HOST_MAX / 64 + 1];	/* ".domain" lengths in use */
 	bool		 wildcards;	/* some route has a *.domain host */
 	bool		 exact;		/* some route has an exact host */
+	bool		 exact_paths;	/* some route matches its path only */
 };
 
 /* Everything built from one configuration; streams hold a reference so a

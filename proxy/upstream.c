@@ -53,6 +53,8 @@ static void runtime_free(struct proxy_runtime *rt)
 		free(r->hosts);
 		free(r->path);
 		free(r->replace);
+		free(r->ret_url);
+		free(r->ret_body);
 		proxy_static_free(r->files);
 	}
 	free(rt->ups);
@@ -232,7 +234,12 @@ static int build_route(struct proxy_runtime *rt, struct proxy_route *r,
 	for (j = 0; j < rt->nups; j++)
 		if (strcmp(rt->ups[j].name, rc->upstream) == 0)
 			r->up = &rt->ups[j];
-	if (r->up == NULL && r->files == NULL) {	/* the config check makes this impossible */
+	r->exact = rc->exact;
+	r->ret = (unsigned)rc->ret;
+	if ((rc->return_url[0] != '\0' && (r->ret_url = strdup(rc->return_url)) == NULL) ||
+	    (rc->return_body[0] != '\0' && (r->ret_body = strdup(rc->return_body)) == NULL))
+		goto nomem;
+	if (r->up == NULL && r->files == NULL && r->ret == 0) {	/* the config check makes this impossible */
 		snprintf(err, errlen, "routes[%u] (%s): no upstream \"%s\"", index, rc->path,
 			 rc->upstream);
 		return CORE_ERROR;
@@ -373,7 +380,7 @@ static bool index_has_len(const struct proxy_route_index *ix, size_t len)
  * `slash`, the key is path[0..len-1) and a "/" (path has one byte less). */
 static const struct proxy_route_slot *index_probe(const struct proxy_runtime *rt, uint64_t h,
 						  unsigned kind, const char *host, size_t hlen,
-						  const char *path, size_t len, bool slash)
+						  const char *path, size_t len, bool slash, bool exact)
 {
 	const struct proxy_route_index *ix = &rt->rindex;
 	size_t cmp = slash ? len - 1 : len;
@@ -386,7 +393,8 @@ static const struct proxy_route_slot *index_probe(const struct proxy_runtime *rt
 
 		if (sl->hash == h && sl->kind == kind && sl->hlen == hlen && r->path_len == len &&
 		    (hlen == 0 || strncasecmp(sl->host, host, hlen) == 0) &&
-		    memcmp(r->path, path, cmp) == 0 && (!slash || r->path[cmp] == '/'))
+		    r->exact == exact && memcmp(r->path, path, cmp) == 0 &&
+		    (!slash || r->path[cmp] == '/'))
 			return sl;
 	}
 	return NULL;
@@ -402,16 +410,21 @@ static void index_add(struct proxy_runtime *rt, unsigned kind, const char *host,
 
 	for (k = 0; k < r->path_len; k++)
 		h = hash_byte(h, (unsigned char)r->path[k]);
+	if (r->exact)			/* a NUL no path has: its own key */
+		h = hash_byte(h, 0);
 	/* The same host and prefix twice: the first route keeps it, as the
 	 * linear order did. */
-	if (index_probe(rt, h, kind, host, hlen, r->path, r->path_len, false) != NULL)
+	if (index_probe(rt, h, kind, host, hlen, r->path, r->path_len, false, r->exact) != NULL)
 		return;
 	h = slot_hash(h);
 	for (i = (uint32_t)h & ix->mask; ix->slots[i].hash != 0; i = (i + 1) & ix->mask)
 		;
 	ix->slots[i] = (struct proxy_route_slot){ .hash = h, .host = host, .hlen = (uint16_t)hlen,
 						  .kind = (uint8_t)kind, .route = route };
-	ix->lens[r->path_len / 64] |= 1ULL << (r->path_len % 64);
+	if (r->exact)
+		ix->exact_paths = true;
+	else
+		ix->lens[r->path_len / 64] |= 1ULL << (r->path_len % 64);
 	if (kind == PROXY_HOST_WILD) {
 		ix->wildcards = true;
 		ix->wlens[hlen / 64] |= 1ULL << (hlen % 64);
@@ -468,16 +481,21 @@ static const struct proxy_route *index_find(const struct proxy_runtime *rt, unsi
 
 	for (len = 0;; len++) {
 		if (index_has_len(ix, len) &&
-		    (sl = index_probe(rt, h, kind, host, hlen, path, len, false)) != NULL)
+		    (sl = index_probe(rt, h, kind, host, hlen, path, len, false, false)) != NULL)
 			best = sl;
 		if (len == qlen)
 			break;
 		h = hash_byte(h, (unsigned char)path[len]);
 	}
+	/* nginx's "location = /x": the whole path, before any prefix */
+	if (ix->exact_paths && qlen <= PROXY_PATH_MAX &&
+	    (sl = index_probe(rt, hash_byte(h, 0), kind, host, hlen, path, qlen, false,
+			      true)) != NULL)
+		return &rt->routes[sl->route];
 	if ((best == NULL || rt->routes[best->route].path_len < qlen) &&
 	    (best != NULL || *redirect == NULL) && index_has_len(ix, qlen + 1) &&
 	    (sl = index_probe(rt, hash_byte(h, '/'), kind, host, hlen, path, qlen + 1,
-			      true)) != NULL) {
+			      true, false)) != NULL) {
 		*redirect = &rt->routes[sl->route];
 		if (best != NULL) {
 			*decided = true;
@@ -512,8 +530,8 @@ const struct proxy_route *proxy_route_find(const struct proxy_runtime *rt,
 		hlen--;
 	q = memchr(path, '?', plen);
 	qlen = q ? (size_t)(q - path) : plen;	/* the path without its query */
-	if (qlen > PROXY_PATH_MAX)		/* no route is that long: its longest prefix */
-		qlen = PROXY_PATH_MAX;		/* is still a candidate, the redirect is not */
+	if (qlen > PROXY_PATH_MAX + 1)		/* no route is that long: its longest prefix */
+		qlen = PROXY_PATH_MAX + 1;	/* is still a candidate, exact and redirect not */
 
 	if (ix->exact && hlen > 0 && hlen <= PROXY_HOST_MAX &&
 	    (r = index_find(rt, PROXY_HOST_EXACT, host, hlen, path, qlen, redirect,

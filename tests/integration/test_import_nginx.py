@@ -68,6 +68,8 @@ def corpus(conf):
         paths.update({p, p + "x", p + "sub/page.html?q=1&r=2", p + "deep/er/"})
         if p.endswith("/"):
             paths.add(p.rstrip("/"))
+        else:
+            paths.add(p + "/sub")
     return [(m, host, path) for host in sorted(hosts) for path in sorted(paths)
             for m in ("GET", "POST", "DELETE")]
 
@@ -85,8 +87,8 @@ def send(port, method, host, path):
         if backend and data.startswith(b"{"):
             uri = json.loads(data).get("target", "")
         loc = r.getheader("Location") or ""
-        # nginx's redirects are absolute: compare the path they name
-        loc = re.sub(r"^https?://[^/]*", "", loc)
+        # nginx makes a relative redirect absolute: compare what it names
+        loc = re.sub(r"^http://(127\.0\.0\.1|%s)(:%d)?/" % (re.escape(host), port), "/", loc)
         return [r.status, backend.split(".")[0], uri, loc]
     except (OSError, http.client.HTTPException) as e:
         return ["error: %s" % e.__class__.__name__, "", "", ""]
