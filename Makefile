@@ -219,13 +219,15 @@ build/fuzz/%: tests/fuzz/%.c $(CORE_SRC) cache/resp.c build/fuzz/gen/default_yam
 
 # storage_parse, dhcp_parse, bundle_parse, fetch_url, vrrp_parse and vrrp_parse6 #include these (prerequisites only: not
 # compiled apart);
-# static_parse is linked with proxy/static.c and libnfs.
+# static_parse is linked with proxy/static.c and libnfs; nginx_import with
+# import/nginx.c and import/map.c.
 build/fuzz/storage_parse: storage/mount.c storage/storage.h
 build/fuzz/static_parse: proxy/static.c
 build/fuzz/dhcp_parse: firmware/dhcp.c firmware/dhcp.h
 build/fuzz/bundle_parse: firmware/bundle.c firmware/bundle.h
 build/fuzz/fetch_url: firmware/fetch.c firmware/fetch.h
 build/fuzz/vrrp_parse build/fuzz/vrrp_parse6: ha/vrrp.c ha/vrrp.h
+build/fuzz/nginx_import: import/nginx.c import/map.c
 
 build/fuzz/gen/default_yaml.c: core/default.yaml core/embed.sh
 	@mkdir -p $(@D)

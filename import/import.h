@@ -41,9 +41,11 @@ struct imp_result {
 };
 
 /* Maps a parsed configuration. certdir: where keel's copies of the
- * certificates will be (state_dir/certs), named in the YAML. Returns the
- * result (NULL: out of memory); errors in it mean no YAML. */
-struct imp_result *imp_nginx_map(const struct imp_ngx_conf *c, const char *certdir);
+ * certificates will be (state_dir/certs), named in the YAML. resolve:
+ * server names are looked up (else they are errors). Returns the result
+ * (NULL: out of memory); errors in it mean no YAML. */
+struct imp_result *imp_nginx_map(const struct imp_ngx_conf *c, const char *certdir,
+				 bool resolve);
 void imp_result_free(struct imp_result *r);
 
 const char *imp_verdict_str(enum imp_verdict v);

@@ -104,6 +104,7 @@ struct m_map {
 	unsigned	 nservers, cap_servers;
 	size_t		 errlen;
 	bool		 oom;
+	bool		 resolve;	/* look names up */
 	char		*owned[4096];	/* strings made here, freed at the end */
 	unsigned	 nowned;
 };
@@ -175,6 +176,7 @@ static void m_say(struct m_map *m, const struct imp_ngx_dir *d, enum imp_verdict
 	struct imp_entry *e;
 	char note[600];
 	va_list ap;
+	size_t i;
 
 	if (r->nentries == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 64;
@@ -190,14 +192,17 @@ static void m_say(struct m_map *m, const struct imp_ngx_dir *d, enum imp_verdict
 	va_start(ap, fmt);
 	vsnprintf(note, sizeof(note), fmt, ap);
 	va_end(ap);
+	for (i = 0; note[i] != '\0'; i++)
+		if ((unsigned char)note[i] < 0x20 || note[i] == 0x7f)
+			note[i] = '?';
 	e = &r->entries[r->nentries];
 	{
 		const struct imp_ngx_file *f;
-		unsigned i = 0;
+		unsigned nf = 0;
 
 		for (f = m->conf->files; f != NULL && f != d->file; f = f->next)
-			i++;
-		e->order[0] = i;
+			nf++;
+		e->order[0] = nf;
 		e->order[1] = (unsigned)r->nentries;
 	}
 	e->file = d->file->path;
@@ -221,7 +226,7 @@ static void m_error(struct m_map *m, const struct imp_ngx_dir *d, const char *fm
 {
 	struct imp_result *r = m->res;
 	char msg[800];
-	size_t n;
+	size_t n, i;
 	va_list ap;
 	char *grown;
 
@@ -230,6 +235,9 @@ static void m_error(struct m_map *m, const struct imp_ngx_dir *d, const char *fm
 	vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
 	va_end(ap);
 	n = strlen(msg);
+	for (i = 0; i < n; i++)		/* one line, whatever the words quoted */
+		if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
+			msg[i] = '?';
 	grown = realloc(r->errors, m->errlen + n + 2);
 	if (grown == NULL) {
 		m->oom = true;
@@ -252,6 +260,17 @@ static const char *m_own(struct m_map *m, char *s)
 	}
 	m->owned[m->nowned++] = s;
 	return s;
+}
+
+/* Printable ASCII (and, with text, newlines and tabs): what keel's YAML
+ * takes from words nginx would take any bytes in. */
+static bool m_printable(const char *w, bool text)
+{
+	for (; *w != '\0'; w++)
+		if (((unsigned char)*w < 0x20 || (unsigned char)*w >= 0x7f) &&
+		    !(text && (*w == '\n' || *w == '\t')))
+			return false;
+	return true;
 }
 
 /* ---- values ------------------------------------------------------------------------------ */
@@ -333,8 +352,8 @@ static int64_t m_clamp(int64_t v, int64_t lo, int64_t hi)
 
 /* "host:port" of an nginx address (default port given) as keel's address
  * text in out; a name is resolved now. 0, or -1 with why in err. */
-static int m_addr(const char *in, unsigned dport, char *out, size_t len, bool *resolved,
-		  char *err, size_t errlen)
+static int m_addr(const struct m_map *m, const char *in, unsigned dport, char *out,
+		  size_t len, bool *resolved, char *err, size_t errlen)
 {
 	char host[256], port[8];
 	const char *colon, *close;
@@ -378,6 +397,10 @@ static int m_addr(const char *in, unsigned dport, char *out, size_t len, bool *r
 			return -1;
 		}
 		return 0;
+	}
+	if (!m->resolve) {
+		snprintf(err, errlen, "host \"%s\": names are not looked up here", host);
+		return -1;
 	}
 	memset(&hints, 0, sizeof(hints));
 	hints.ai_family = AF_UNSPEC;
@@ -848,7 +871,7 @@ static void m_up_server(struct m_map *m, struct m_up *u, const struct imp_ngx_di
 	s->weight = 1;
 	s->max_fails = 1;
 	s->fail_timeout = -1;
-	if (m_addr(d->argv[1], 80, s->addr, sizeof(s->addr), &resolved, err, sizeof(err)) != 0) {
+	if (m_addr(m, d->argv[1], 80, s->addr, sizeof(s->addr), &resolved, err, sizeof(err)) != 0) {
 		m_error(m, d, "%s", err);
 		return;
 	}
@@ -904,6 +927,10 @@ static void m_upstream(struct m_map *m, const struct imp_ngx_dir *d)
 
 	if (d->argc != 2) {
 		m_error(m, d, "\"upstream\" takes one name");
+		return;
+	}
+	if (!m_printable(d->argv[1], false) || strlen(d->argv[1]) > 63) {
+		m_error(m, d, "upstream names keel takes are printable ASCII, up to 63 bytes");
 		return;
 	}
 	if (m_up_find(m, d->argv[1]) != NULL) {
@@ -999,7 +1026,8 @@ static bool m_path_ok(const char *p)
 	if (p[0] != '/' || strlen(p) > 1024)
 		return false;
 	for (i = 0; p[i] != '\0'; i++)
-		if ((unsigned char)p[i] <= ' ' || p[i] == '?' || p[i] == '#' || p[i] == 0x7f)
+		if ((unsigned char)p[i] <= ' ' || p[i] == '?' || p[i] == '#' ||
+		    (unsigned char)p[i] >= 0x7f)
 			return false;
 	return true;
 }
@@ -1012,7 +1040,7 @@ static struct m_up *m_implicit_up(struct m_map *m, const struct imp_ngx_dir *d,
 	bool resolved;
 	size_t i;
 
-	if (m_addr(hostport, tls ? 443 : 80, addr, sizeof(addr), &resolved, err, sizeof(err)) != 0) {
+	if (m_addr(m, hostport, tls ? 443 : 80, addr, sizeof(addr), &resolved, err, sizeof(err)) != 0) {
 		m_error(m, d, "%s", err);
 		return NULL;
 	}
@@ -1078,6 +1106,12 @@ static void m_proxy_pass(struct m_map *m, const struct imp_ngx_dir *d, struct m_
 	}
 	if (strchr(url, '$') != NULL) {
 		m_say(m, d, IMP_UNSUPPORTED, "keel cannot take variables in proxy_pass");
+		return;
+	}
+	if (!m_printable(url, false) || strchr(url, ' ') != NULL || strchr(url, '?') != NULL ||
+	    strchr(url, '#') != NULL) {
+		m_say(m, d, IMP_UNSUPPORTED, "keel's rewrite is a plain path: no spaces, query or "
+		      "bytes outside printable ASCII");
 		return;
 	}
 	if (strncmp(hp, "unix:", 5) == 0) {
@@ -1194,13 +1228,19 @@ static void m_return(struct m_map *m, const struct imp_ngx_dir *d, struct m_rout
 			      "variables");
 			return;
 		}
+		if (arg != NULL && !m_printable(arg, true)) {
+			r->dead = true;
+			m_say(m, d, IMP_UNSUPPORTED, "keel's return_body is printable ASCII text");
+			return;
+		}
 		r->ret_body = arg ? arg : "";
 		m_say(m, d, IMP_MAPPED, "route `return: %d`%s", code, arg ? " with its text" : "");
 		return;
 	}
-	if (arg == NULL) {
+	if (arg == NULL || !m_printable(arg, false) || strchr(arg, ' ') != NULL) {
 		r->dead = true;
-		m_say(m, d, IMP_UNSUPPORTED, "a redirect without a URL");
+		m_say(m, d, IMP_UNSUPPORTED, "a redirect needs a URL keel can send: printable "
+		      "ASCII without spaces");
 		return;
 	}
 	for (v = arg; *v != '\0' && o + 16 < sizeof(url);) {
@@ -1412,6 +1452,8 @@ static void m_location(struct m_map *m, const struct imp_ngx_dir *d, unsigned sr
 		} else
 			m_other(m, c);
 	}
+	if (r != NULL && r->ret == 0 && r->up == NULL)	/* its proxy_pass said why */
+		r->dead = true;
 }
 
 /* server_name words as keel hosts; false for a name keel cannot match. */
@@ -1427,7 +1469,8 @@ static void m_server_names(struct m_map *m, struct m_server *s, const struct imp
 		if (w[0] == '\0' || strcmp(w, "_") == 0)
 			continue;
 		if (w[0] == '~' || (strchr(w, '*') && strncmp(w, "*.", 2) != 0) ||
-		    strchr(w, '$') != NULL) {
+		    strchr(w, '$') != NULL || !m_printable(w, false) || strlen(w) > 250 ||
+		    strchr(w + 1, '*') != NULL) {
 			l = strlen(lost);
 			snprintf(lost + l, sizeof(lost) - l, "%s%s", l ? " " : "", w);
 			continue;
@@ -1490,7 +1533,7 @@ static void m_listen(struct m_map *m, struct m_server *s, const struct imp_ngx_d
 	} else if (a[0] == '*' && a[1] == ':' && (port = m_int(a + 2, 1, 65535)) > 0) {
 		snprintf(l->addr, sizeof(l->addr), "*:%d", port);
 	} else {
-		if (m_addr(a, 80, host, sizeof(host), &resolved, err, sizeof(err)) != 0) {
+		if (m_addr(m, a, 80, host, sizeof(host), &resolved, err, sizeof(err)) != 0) {
 			m_error(m, d, "%s", err);
 			return;
 		}
@@ -1863,7 +1906,7 @@ static void m_emit(struct m_map *m, struct core_buf *y)
 
 	/* listeners: one per address; TLS with every certificate of the
 	 * servers on it */
-	core_buf_printf(y, "listeners:\n");
+	core_buf_printf(y, "listeners:%s\n", m->nservers == 0 ? " []" : "");
 	for (i = 0; i < m->nservers; i++)
 		for (j = 0; j < m->servers[i].nlisten; j++) {
 			const struct m_listen *l = &m->servers[i].listen[j];
@@ -1914,7 +1957,7 @@ static void m_emit(struct m_map *m, struct core_buf *y)
 			}
 		}
 
-	core_buf_printf(y, "\nupstreams:\n");
+	core_buf_printf(y, "\nupstreams:%s\n", m->nups == 0 ? " {}" : "");
 	for (i = 0; i < m->nups; i++) {
 		const struct m_up *u = &m->ups[i];
 
@@ -1951,7 +1994,9 @@ static void m_emit(struct m_map *m, struct core_buf *y)
 		}
 	}
 
-	core_buf_printf(y, "\nroutes:\n");
+	for (i = 0, k = 0; i < m->nroutes; i++)
+		k += !m->routes[i].dead && (m->routes[i].hostless || m->routes[i].nhosts > 0);
+	core_buf_printf(y, "\nroutes:%s\n", k == 0 ? " []" : "");
 	for (i = 0; i < m->nroutes; i++) {
 		const struct m_route *r = &m->routes[i];
 		const struct m_cfg *c = &r->cfg;
@@ -2034,7 +2079,8 @@ static int m_entry_cmp(const void *a, const void *b)
 
 /* ---- the whole ----------------------------------------------------------------------------- */
 
-struct imp_result *imp_nginx_map(const struct imp_ngx_conf *c, const char *certdir)
+struct imp_result *imp_nginx_map(const struct imp_ngx_conf *c, const char *certdir,
+				 bool resolve)
 {
 	const struct imp_ngx_dir *d;
 	struct imp_result *res;
@@ -2052,6 +2098,7 @@ struct imp_result *imp_nginx_map(const struct imp_ngx_conf *c, const char *certd
 	m->res = res;
 	m->conf = c;
 	m->certdir = certdir;
+	m->resolve = resolve;
 	m->ups = calloc(M_MAX_UPS, sizeof(*m->ups));
 	m->routes = calloc(M_MAX_ROUTES, sizeof(*m->routes));
 	if (m->ups == NULL || m->routes == NULL) {
@@ -2083,10 +2130,17 @@ struct imp_result *imp_nginx_map(const struct imp_ngx_conf *c, const char *certd
 		else
 			m_other(m, d);
 	}
-	if (nhttp == 0 && c->root != NULL)
-		m_error(m, c->root, "no \"http\" block: nothing to import");
+	if (nhttp == 0) {
+		struct imp_ngx_dir top = { .file = c->files, .line = 1 };
+
+		if (c->files != NULL)
+			m_error(m, &top, "no \"http\" block: nothing to import");
+		else
+			res->nerrors++;
+	}
 	m_finish(m);
-	qsort(res->entries, res->nentries, sizeof(*res->entries), m_entry_cmp);
+	if (res->nentries > 1)
+		qsort(res->entries, res->nentries, sizeof(*res->entries), m_entry_cmp);
 	if (res->nerrors == 0 && !m->oom) {
 		core_buf_init(&y, 64 << 20);
 		m_emit(m, &y);

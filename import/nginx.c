@@ -173,6 +173,17 @@ struct ngx_parse {
 	char		*word;		/* one word's bytes, IMP_NGX_MAX_WORD */
 };
 
+/* A message quotes words from the file: its control bytes become '?', so
+ * each error stays one line. */
+static void ngx_one_line(char *msg, size_t n)
+{
+	size_t i;
+
+	for (i = 0; i < n; i++)
+		if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
+			msg[i] = '?';
+}
+
 static void ngx_error(struct ngx_parse *ps, const struct ngx_src *src, unsigned line,
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
@@ -196,6 +207,7 @@ static void ngx_error(struct ngx_parse *ps, const struct ngx_src *src, unsigned 
 	vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
 	va_end(ap);
 	n = strlen(msg);
+	ngx_one_line(msg, n);
 	grown = realloc(c->errors, ps->errlen + n + 2);
 	if (grown == NULL)
 		return;

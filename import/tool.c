@@ -236,7 +236,7 @@ static int imp_tool(int argc, char **argv)
 			nc->nerrors, nc->nerrors == 1 ? "" : "s");
 		goto done;
 	}
-	res = imp_nginx_map(nc, certdir);
+	res = imp_nginx_map(nc, certdir, true);
 	if (res == NULL) {
 		fprintf(stderr, "keel import-nginx: out of memory\n");
 		goto done;

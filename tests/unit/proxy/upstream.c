@@ -56,8 +56,9 @@ TEST(routes_exact_host_beats_wildcard_beats_any_then_longest_prefix)
 	CHECK_INT(route("EXACT.example.COM.", "/x/y")->index, ==, 5);
 	CHECK_INT(route("exact.example.com", "/other")->index, ==, 3);
 	CHECK_INT(route("example.com", "/")->index, ==, 0);
-	CHECK(proxy_route_find(rt, "h", 1, "/app", 4, &redirect)->index == 0);
-	CHECK(redirect == NULL);	/* "/" matched, so no redirect */
+	/* "/" matches, but as in nginx the slash redirect wins over it */
+	CHECK(proxy_route_find(rt, "h", 1, "/app", 4, &redirect) == NULL);
+	CHECK(redirect != NULL && redirect->index == 1);
 	proxy_runtime_unref(rt);
 	core_conf_free(conf);
 }
@@ -77,57 +78,99 @@ TEST(missing_trailing_slash_is_offered_as_a_redirect)
 }
 
 /* The rule as the config reference states it, by scanning every route:
- * exact host before the longest "*.domain" before no hosts, then the
- * longest prefix, then the first in the config. The index must agree. */
+ * exact host before the longest "*.domain" before no hosts; within the
+ * first of those groups with a route for the path, the longest prefix, the
+ * first in the config on a tie, unless the path plus "/" is a route of that
+ * group and no route is the path itself: then nginx's redirect. A group
+ * with only that redirect offers it when no later group has a route. The
+ * index must agree. */
+static int route_class(const struct proxy_route *r, const char *host, size_t hlen,
+		       int c, size_t w)
+{
+	unsigned j;
+
+	if (r->nhosts == 0)
+		return c == 1;
+	for (j = 0; j < r->nhosts; j++) {
+		const char *h = r->hosts[j];
+		size_t n = strlen(h);
+
+		if (c == 3 && h[0] != '*' && n == hlen && strncasecmp(host, h, n) == 0)
+			return 1;
+		if (c == 2 && h[0] == '*' && n - 1 == w && hlen > w &&
+		    strncasecmp(host + hlen - w, h + 1, w) == 0)
+			return 1;
+	}
+	return 0;
+}
+
 static const struct proxy_route *route_scan(const char *host, const char *path,
 					    const struct proxy_route **redirect)
 {
-	const struct proxy_route *best = NULL;
-	size_t hlen = strlen(host), qlen = strcspn(path, "?"), best_w = 0;
-	int best_c = 0;
-	unsigned i, j;
+	size_t hlen = strlen(host), qlen = strcspn(path, "?"), w;
+	unsigned i;
+	int c;
 
 	if (memchr(host, ':', hlen))
 		hlen = (size_t)((const char *)memchr(host, ':', hlen) - host);
 	if (hlen > 0 && host[hlen - 1] == '.')
 		hlen--;
 	*redirect = NULL;
-	for (i = 0; i < rt->nroutes; i++) {
-		const struct proxy_route *r = &rt->routes[i];
-		size_t w = 0;
-		int c = r->nhosts ? 0 : 1;
+	for (c = 3; c >= 1; c--)
+		for (w = c == 2 ? hlen : 0;; w--) {
+			const struct proxy_route *best = NULL, *slash = NULL;
 
-		for (j = 0; j < r->nhosts; j++) {
-			const char *h = r->hosts[j];
-			size_t n = strlen(h);
+			for (i = 0; i < rt->nroutes; i++) {
+				const struct proxy_route *r = &rt->routes[i];
 
-			if (h[0] == '*' && hlen > n - 1 &&
-			    strncasecmp(host + hlen - (n - 1), h + 1, n - 1) == 0 &&
-			    c < 2 && (c = 2))
-				w = n - 1;
-			else if (h[0] != '*' && n == hlen && strncasecmp(host, h, n) == 0)
-				c = 3;
+				if (!route_class(r, host, hlen, c, w))
+					continue;
+				if (qlen >= r->path_len && memcmp(path, r->path, r->path_len) == 0) {
+					if (best == NULL || r->path_len > best->path_len)
+						best = r;
+				} else if (slash == NULL && qlen + 1 == r->path_len &&
+					   r->path[qlen] == '/' && memcmp(path, r->path, qlen) == 0)
+					slash = r;
+			}
+			if (best != NULL && slash != NULL && best->path_len < qlen) {
+				*redirect = slash;
+				return NULL;
+			}
+			if (best != NULL) {
+				*redirect = NULL;
+				return best;
+			}
+			if (slash != NULL && *redirect == NULL)
+				*redirect = slash;
+			if (w == 0)
+				break;
 		}
-		if (c == 3)
-			w = 0;		/* an exact name: how long a wildcard is does not count */
-		if (c == 0)
-			continue;
-		if (qlen < r->path_len || memcmp(path, r->path, r->path_len) != 0) {
-			if (qlen + 1 == r->path_len && r->path[qlen] == '/' &&
-			    memcmp(path, r->path, qlen) == 0)
-				*redirect = r;
-			continue;
-		}
-		if (c > best_c || (c == best_c && (w > best_w ||
-		    (w == best_w && best != NULL && r->path_len > best->path_len)))) {
-			best = r;
-			best_c = c;
-			best_w = w;
-		}
-	}
-	if (best != NULL)
-		*redirect = NULL;
-	return best;
+	return NULL;
+}
+
+TEST(exact_routes_match_only_their_path_and_come_first)
+{
+	const struct proxy_route *redirect;
+
+	build("upstreams: { a: { servers: [ { address: '10.0.0.1:80' } ] } }\n"
+	      "routes:\n"
+	      "  - { path: /, upstream: a }\n"
+	      "  - { path: /x, upstream: a, exact: true }\n"
+	      "  - { path: /x, upstream: a }\n"
+	      "  - { path: /app/, upstream: a }\n"
+	      "  - { path: /app, upstream: a, exact: true }\n"
+	      "  - { hosts: [h.com], path: /, return: 404 }\n", NULL);
+	CHECK_INT(route("h", "/x")->index, ==, 1);
+	CHECK_INT(route("h", "/x?q=1")->index, ==, 1);
+	CHECK_INT(route("h", "/xy")->index, ==, 2);
+	CHECK_INT(route("h", "/x/")->index, ==, 2);
+	/* an exact route for the path stops the slash redirect */
+	CHECK(proxy_route_find(rt, "h", 1, "/app", 4, &redirect)->index == 4);
+	CHECK(redirect == NULL);
+	CHECK_INT(route("h.com", "/x")->index, ==, 5);
+	CHECK_INT(route("h.com", "/x")->ret, ==, 404);
+	proxy_runtime_unref(rt);
+	core_conf_free(conf);
 }
 
 TEST(the_route_index_agrees_with_a_scan_of_every_route)
