@@ -606,6 +606,15 @@ static void m_other(struct m_map *m, const struct imp_ngx_dir *d)
 		m_say(m, d, IMP_UNSUPPORTED, "keel has no equivalent");
 }
 
+static void m_include(struct m_map *m, const struct imp_ngx_dir *d)
+{
+	if (d->unread)
+		m_say(m, d, IMP_UNSUPPORTED, "not read: only the uploaded file is; what it holds "
+		      "is missing (run keel import-nginx on a box that has the files)");
+	else
+		m_say(m, d, IMP_MAPPED, "read %u file%s", d->nfiles, d->nfiles == 1 ? "" : "s");
+}
+
 /* A block keel does not take in: it and everything inside reported. */
 static void m_skip_block(struct m_map *m, const struct imp_ngx_dir *d, const char *why)
 {
@@ -1423,7 +1432,7 @@ static void m_location(struct m_map *m, const struct imp_ngx_dir *d, unsigned sr
 		const char *n = c->argv[0];
 
 		if (c->kind == IMP_NGX_INCLUDE) {
-			m_say(m, c, IMP_MAPPED, "read %u file%s", c->nfiles, c->nfiles == 1 ? "" : "s");
+			m_include(m, c);
 		} else if (c->kind == IMP_NGX_BLOCK && strcmp(n, "location") == 0) {
 			m_location(m, c, srv, &cfg);
 		} else if (c->kind == IMP_NGX_BLOCK) {
@@ -1595,7 +1604,7 @@ static void m_server(struct m_map *m, const struct imp_ngx_dir *d, const struct 
 		const char *n = c->argv[0];
 
 		if (c->kind == IMP_NGX_INCLUDE)
-			m_say(m, c, IMP_MAPPED, "read %u file%s", c->nfiles, c->nfiles == 1 ? "" : "s");
+			m_include(m, c);
 		else if (c->kind == IMP_NGX_SIMPLE && strcmp(n, "listen") == 0)
 			m_listen(m, &m->servers[idx], c);
 		else if (c->kind == IMP_NGX_SIMPLE && strcmp(n, "server_name") == 0)
@@ -1661,7 +1670,7 @@ static void m_http(struct m_map *m, const struct imp_ngx_dir *d)
 		const char *n = c->argv[0];
 
 		if (c->kind == IMP_NGX_INCLUDE)
-			m_say(m, c, IMP_MAPPED, "read %u file%s", c->nfiles, c->nfiles == 1 ? "" : "s");
+			m_include(m, c);
 		else if (c->kind == IMP_NGX_BLOCK && strcmp(n, "upstream") == 0)
 			continue;
 		else if (c->kind == IMP_NGX_BLOCK && strcmp(n, "server") == 0)
@@ -2109,7 +2118,7 @@ struct imp_result *imp_nginx_map(const struct imp_ngx_conf *c, const char *certd
 		const char *n = d->argv[0];
 
 		if (d->kind == IMP_NGX_INCLUDE)
-			m_say(m, d, IMP_MAPPED, "read %u file%s", d->nfiles, d->nfiles == 1 ? "" : "s");
+			m_include(m, d);
 		else if (d->kind == IMP_NGX_BLOCK && strcmp(n, "http") == 0) {
 			if (nhttp++ > 0)
 				m_error(m, d, "\"http\" directive is duplicate");

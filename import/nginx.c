@@ -499,6 +499,10 @@ static int ngx_include(struct ngx_parse *ps, struct ngx_src *s, struct imp_ngx_d
 		ngx_error(ps, s, d->line, "\"include\" takes one file name or pattern");
 		return -1;
 	}
+	if (ps->io->read == NULL) {
+		d->unread = true;
+		return 0;
+	}
 	if (d->argv[1][0] == '/')
 		full = strdup(d->argv[1]);
 	else if (asprintf(&full, "%s%s", ps->conf->prefix, d->argv[1]) == -1)

@@ -37,6 +37,7 @@ struct imp_ngx_dir {
 	unsigned	 line;
 	enum imp_ngx_kind kind;
 	unsigned	 nfiles;	/* INCLUDE: files it read */
+	bool		 unread;	/* INCLUDE: not read (one uploaded file) */
 };
 
 struct imp_ngx_conf {
@@ -53,6 +54,7 @@ typedef char *(*imp_ngx_read_fn)(const char *path, size_t *len, void *arg);
 /* Expands a glob: returns the matches in order, or NULL (none). */
 typedef char **(*imp_ngx_glob_fn)(const char *pattern, size_t *n, void *arg);
 
+/* read NULL: one file came alone (an upload); its includes stay unread. */
 struct imp_ngx_io {
 	imp_ngx_read_fn	 read;
 	imp_ngx_glob_fn	 glob;

@@ -127,18 +127,31 @@ void web_api_command_end(struct web_req *r)
 
 /* ---- a body streamed to a command -------------------------------------------------------- */
 
-#define UPDATE_COMMAND	"update.install"
+/* The routes that stream their body to a command, and the command. */
+static const struct {
+	const char	*path;
+	const char	*command;
+} stream_commands[] = {
+	{ "/api/v1/update", "update.install" },
+	{ "/api/v1/import/nginx", "config.import-nginx" },
+};
 
-/* The head of POST /api/v1/update is accepted: the command starts. */
+/* The head of a streamed POST is accepted: the command starts. */
 enum MHD_Result web_api_stream_begin(struct web_req *r, int64_t length)
 {
-	const struct core_command *c = core_command_find(UPDATE_COMMAND);
+	const struct core_command *c = NULL;
+	const char *name = "?";
+	size_t i;
 
+	for (i = 0; i < sizeof(stream_commands) / sizeof(stream_commands[0]); i++)
+		if (strcmp(stream_commands[i].path, r->route->path) == 0) {
+			name = stream_commands[i].command;
+			c = core_command_find(name);
+		}
 	if (c == NULL || c->begin == NULL)
-		return web_api_error(r, MHD_HTTP_NOT_FOUND, NULL, "this keel has no %s",
-				     UPDATE_COMMAND);
+		return web_api_error(r, MHD_HTTP_NOT_FOUND, NULL, "this keel has no %s", name);
 	memset(&r->cmd, 0, sizeof(r->cmd));
-	snprintf(r->params[0], sizeof(r->params[0]), "%s", UPDATE_COMMAND);
+	snprintf(r->params[0], sizeof(r->params[0]), "%s", name);
 	snprintf(r->cmd.who, sizeof(r->cmd.who), "%s", r->session->user);
 	{
 		const char *dg = MHD_lookup_connection_value(r->conn, MHD_GET_ARGUMENT_KIND,
@@ -181,7 +194,7 @@ enum MHD_Result web_api_stream_feed(struct web_req *r, const char *data, size_t 
 	return MHD_YES;
 }
 
-/* POST /api/v1/update: the whole body is in. */
+/* POST /api/v1/update (or another streamed route): the whole body is in. */
 enum MHD_Result web_api_update(struct web_req *r)
 {
 	const struct core_command *c = core_command_find(r->params[0]);
@@ -189,7 +202,7 @@ enum MHD_Result web_api_update(struct web_req *r)
 	if (r->state == WEB_REQ_COMMANDED)
 		return command_answer(r);
 	if (!r->streaming || c == NULL)
-		return web_api_error(r, MHD_HTTP_BAD_REQUEST, NULL, "no update is coming in");
+		return web_api_error(r, MHD_HTTP_BAD_REQUEST, NULL, "no body is coming in");
 	r->streaming = false;
 	r->state = WEB_REQ_COMMAND;
 	core_command_finish(c, &r->cmd);

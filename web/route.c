@@ -66,6 +66,8 @@ const struct web_route web_routes[] = {
 	  "{\"target\", \"arg\"}; audited" },
 	{ "POST",   "/api/v1/update",                               WEB_AUTH_CSRF,    WEB_BODY_STREAM, 1024 * MB,      web_api_update,
 	  "a signed update bundle (application/octet-stream), streamed to the inactive slot; audited" },
+	{ "POST",   "/api/v1/import/nginx",                         WEB_AUTH_CSRF,    WEB_BODY_STREAM, 4 * MB,         web_api_update,
+	  "an nginx.conf (application/octet-stream): the report and the keel configuration it becomes (secrets masked), nothing applied" },
 	{ "GET",    "/api/v1/certificates",                         WEB_AUTH_SESSION, WEB_BODY_NONE,   WEB_BODY_SMALL, web_api_certs, NULL },
 	{ "POST",   "/api/v1/certificates",                         WEB_AUTH_CSRF,    WEB_BODY_JSON,   256 * KB,       web_api_cert_upload,
 	  "PEM certificate and key" },

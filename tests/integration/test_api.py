@@ -38,6 +38,7 @@ ROUTES = [
     ("GET", "/api/v1/monitors/history?name=x"), ("POST", "/api/v1/alerts/test"),
     ("GET", "/api/v1/certificates"), ("POST", "/api/v1/certificates"),
     ("GET", "/api/v1/commands"), ("POST", "/api/v1/commands/storage.remount"),
+    ("POST", "/api/v1/import/nginx"),
 ]
 
 

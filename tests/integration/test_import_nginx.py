@@ -274,3 +274,63 @@ http {
     rr = http_get(port, "/x", headers={"Host": "app.example.com"}, tls=True)
     check(rr.status == 200 and rr.json()["target"] == "/x", "HTTPS not proxied: %d" % rr.status)
     check("max-age=31536000" in rr.headers.get("strict-transport-security", ""), rr.headers)
+
+
+def test_upload_through_the_api_reports_and_applies_as_a_revision(h):
+    """POST /api/v1/import/nginx (the UI's upload): the report, the keel
+    configuration it becomes with secrets masked, nothing applied; then PUT
+    /api/v1/config/yaml applies it as a revision and the routes work. A
+    bad upload gets 400 with every error as nginx.conf:LINE."""
+    import test_api
+    front, admin, k, _ = test_api.start(h, backends=1)
+    a, _ = test_api.setup(k, admin)
+    a1, a2 = h.http_backend("app_a.1"), h.http_backend("app_a.2")
+    before = test_api.current(a)["id"]
+    conf = """include mime.types;
+http {
+    upstream app_a {
+        server 127.0.0.1:%d max_fails=30 fail_timeout=20s;
+        server 127.0.0.1:%d max_fails=30 fail_timeout=20s;
+    }
+    server {
+        listen 127.0.0.1:%d;
+        gzip on;
+        location ^~ /app_a/ { proxy_pass http://app_a/; proxy_set_header Host $host; }
+        location = /ping { return 200 "pong"; }
+    }
+}
+""" % (a1, a2, front)
+    octet = {"Content-Type": "application/octet-stream"}
+    st, js = a.call("POST", "/api/v1/import/nginx", conf, headers=octet)
+    check(st == 200, (st, js))
+    verdicts = {(e["line"], e["directive"].split()[0]): e["verdict"] for e in js["report"]}
+    check(verdicts[(1, "include")] == "not supported", js["report"][:3])
+    check(verdicts[(9, "gzip")] == "not supported", verdicts)
+    check(verdicts[(10, "location")] == "mapped", verdicts)
+    check(all(e["file"] == "nginx.conf" for e in js["report"]), js["report"][:2])
+    y = js["config"]
+    check("app_a:" in y and 'rewrite: "strip"' in y and 'return_body: "pong"' in y, y)
+    check('metrics_token: "(secret)"' in y, y)                          # masked
+    check(test_api.current(a)["id"] == before, "the upload applied something")
+    _, audit = a.call("GET", "/api/v1/audit")
+    check(any(e["action"] == "command" and "config.import-nginx: 200" in e["detail"]
+              for e in audit), audit[:3])
+
+    st, r = a.call("PUT", "/api/v1/config/yaml?comment=from+nginx", y,
+                   headers={"Content-Type": "application/yaml"})
+    check(st == 200, (st, r))
+    if "confirm" in r:
+        a.call("POST", "/api/v1/config/confirm", {})
+    check(test_api.current(a)["comment"] == "from nginx", test_api.current(a))
+    rr = wait_for("the imported route", lambda: (lambda x: x if x.status == 200 else None)(
+        http_get(front, "/app_a/x?q=1")))
+    check(rr.json()["target"] == "/x?q=1" and rr.json()["server"].startswith("app_a"), rr.body)
+    rr = http_get(front, "/ping")
+    check(rr.status == 200 and rr.body == "pong", (rr.status, rr.body))
+
+    bad = "http {\n  server {\n    listen 80;\n    proxy_pas http://x;\n  }\n}\n"
+    st, js = a.call("POST", "/api/v1/import/nginx", bad, headers=octet)
+    check(st == 400 and js["errors"] == ['nginx.conf:4: unknown directive "proxy_pas"'], (st, js))
+    st, js = a.call("POST", "/api/v1/import/nginx", "", headers=octet)
+    check(st == 400, (st, js))
+    check(test_api.current(a)["comment"] == "from nginx", "a bad upload applied something")

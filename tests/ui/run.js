@@ -538,6 +538,41 @@ async function main() {
 		await rq.dispose();
 	});
 
+	await test('import from nginx: the report, the diff, then apply as a revision', async () => {
+		const p = T.page;
+		await nav('#/revisions', 'Revisions');
+		const conf = [
+			'include mime.types;',
+			'http {',
+			'    upstream app_a {',
+			`        server 127.0.0.1:${T.ports.pa} max_fails=30 fail_timeout=20s;`,
+			`        server 127.0.0.1:${T.ports.pc} max_fails=30 fail_timeout=20s;`,
+			'    }',
+			'    server {',
+			`        listen ${T.front.replace('http://', '')};`,
+			'        gzip on;',
+			'        location ^~ /app_a/ { proxy_pass http://app_a; proxy_set_header Host $host; }',
+			'        location = /ping { return 200 "pong"; }',
+			'    }',
+			'}', ''].join('\n');
+		/* A bad one first: its error with the line, nothing applied. */
+		await p.locator('#nginxconf').setInputFiles({ name: 'bad.conf', mimeType: 'text/plain', buffer: Buffer.from('http {\n  proxy_pas x;\n}\n') });
+		await p.locator('#nginx-check').click();
+		await p.locator('#nginx-errors', { hasText: 'nginx.conf:2: unknown directive "proxy_pas"' }).waitFor();
+		await p.locator('#nginxconf').setInputFiles({ name: 'nginx.conf', mimeType: 'text/plain', buffer: Buffer.from(conf) });
+		await p.locator('#nginx-check').click();
+		await p.locator('#nginx-summary', { hasText: 'directives' }).waitFor();
+		await p.locator('#nginx-report tr', { hasText: 'gzip on' }).locator('.pill', { hasText: 'not supported' }).waitFor();
+		await p.locator('#nginx-report tr', { hasText: 'nginx.conf:1' }).locator('.pill', { hasText: 'not supported' }).waitFor();
+		await p.locator('#nginx-diff .add', { hasText: 'return_body: "pong"' }).waitFor();
+		await p.locator('#nginx-diff .add', { hasText: `127.0.0.1:${T.ports.pc}` }).waitFor();
+		await shot('19-import-nginx');
+		await p.locator('#nginx-apply').click();
+		await p.locator('#toast', { hasText: 'Applied: revision' }).waitFor();
+		await until('the imported routes', async () => (await get(`${T.front}/ping`)).body === 'pong');
+		await until('app_a on s1 and s3', async () => { const s = await servedBy('/app_a/x', 6); return (s.s1 || 0) + (s.s3 || 0) === 6; });
+	});
+
 	await test('no script errors on any page', async () => {
 		if (T.errors.length) throw new Error(T.errors.join('\n'));
 	});

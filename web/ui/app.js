@@ -914,9 +914,67 @@ pages['/revisions'] = async main => {
 				}
 				toast(`Imported: revision ${x.data.revision}`);
 				render();
-			})));
+			})), nginxPanel());
 	showDiff();
 };
+
+/* The lines of b against a (a longest common subsequence): "  ", "- " or "+ ". */
+function lineDiff(a, b) {
+	const x = a.split('\n'), y = b.split('\n');
+	if (x.length * y.length > 4e6) return y.map(l => '+ ' + l);
+	const n = x.length, m = y.length, t = Array.from({ length: n + 1 }, () => new Uint16Array(m + 1));
+	for (let i = n - 1; i >= 0; i--)
+		for (let j = m - 1; j >= 0; j--)
+			t[i][j] = x[i] === y[j] ? t[i + 1][j + 1] + 1 : Math.max(t[i + 1][j], t[i][j + 1]);
+	const out = [];
+	let i = 0, j = 0;
+	while (i < n || j < m) {
+		if (i < n && j < m && x[i] === y[j]) { out.push('  ' + x[i]); i++; j++; }
+		else if (j < m && (i === n || t[i][j + 1] >= t[i + 1][j])) out.push('+ ' + y[j++]);
+		else out.push('- ' + x[i++]);
+	}
+	return out;
+}
+
+/* Import from nginx: the report of every directive, the configuration as a
+ * diff against the running one, and apply as a revision. */
+function nginxPanel() {
+	const file = h('input', { type: 'file', id: 'nginxconf', accept: '.conf,text/plain' });
+	const out = h('div', { id: 'nginx-result' });
+	const check = async () => {
+		const f = file.files[0];
+		if (!f) return out.replaceChildren(h('p', { class: 'err', text: 'Pick an nginx.conf first.' }));
+		const x = await api('POST', '/api/v1/import/nginx', await f.text(), 'application/octet-stream');
+		if (!x.ok) {
+			return out.replaceChildren(h('p', { class: 'err', text: x.data.error || `failed (${x.status})` }),
+				x.data.errors ? h('pre', { class: 'err', id: 'nginx-errors', text: x.data.errors.join('\n') }) : null);
+		}
+		const counts = { mapped: 0, approximated: 0, 'not supported': 0 };
+		for (const e of x.data.report) counts[e.verdict]++;
+		const pill = { mapped: 'ok', approximated: 'slow', 'not supported': 'down' };
+		const report = h('table', { id: 'nginx-report' }, heads('Where', 'Verdict', 'Directive', 'In keel'),
+			x.data.report.map(e => h('tr', {}, h('td', { class: 'mono', text: `${e.file}:${e.line}` }),
+				h('td', {}, h('span', { class: 'pill ' + pill[e.verdict], text: e.verdict })),
+				h('td', { class: 'mono', text: e.directive }), h('td', { text: e.note }))));
+		const cur = await api('GET', '/api/v1/config/yaml');
+		const pre = h('pre', { id: 'nginx-diff' });
+		for (const line of lineDiff(cur.ok ? cur.data.text : '', x.data.config))
+			pre.append(h('span', { class: line[0] === '+' ? 'add' : line[0] === '-' ? 'del' : '', text: line + '\n' }));
+		const certs = x.data.certificates.length ? h('p', { class: 'err', text: 'Upload these certificates on the Certificates page before applying (names): ' + x.data.certificates.join(', ') }) : null;
+		out.replaceChildren(...[h('p', { id: 'nginx-summary', text: `${x.data.report.length} directives: ${counts.mapped} mapped, ${counts.approximated} approximated, ${counts['not supported']} not supported.` }),
+			h('div', { class: 'scroll' }, report), h('h3', { text: 'The configuration it becomes' }), pre, certs,
+			h('button', { type: 'button', id: 'nginx-apply', text: 'Apply as a revision', onclick: async () => {
+				const y = await api('PUT', '/api/v1/config/yaml?comment=' + encodeURIComponent('imported from nginx ' + f.name), x.data.config, 'application/yaml');
+				if (!y.ok) return out.append(h('p', { class: 'err', text: y.data.error || 'refused' }));
+				toast(`Applied: revision ${y.data.revision}` + (y.data.confirm ? ' (confirm it, or it is reverted)' : ''));
+				await refreshStatus();
+				render();
+			} })].filter(Boolean));
+	};
+	return panel('Import from nginx', h('p', { class: 'muted', text: 'An nginx.conf becomes keel\'s listeners, upstreams and routes; every directive is reported. Its includes are not read here: for a configuration of several files, run keel import-nginx on the box.' }),
+		h('div', { class: 'row' }, h('label', { for: 'nginxconf', text: 'nginx.conf' }), file,
+			h('button', { type: 'button', id: 'nginx-check', text: 'Check', onclick: check })), out);
+}
 
 /* Logs */
 pages['/logs'] = async main => {
