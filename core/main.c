@@ -23,6 +23,7 @@
 
 #include "core.h"
 #include "child.h"
+#include "cli.h"
 #include "clock.h"
 #include "conf.h"
 #include "log.h"
@@ -151,7 +152,9 @@ static void main_stop_modules(bool worker)
 	core_kv_clear();
 }
 
-static int main_prepare_modules(const struct core_conf *conf, const struct core_conf *prev)
+/* why (if not NULL) gets the refusing module's reason. */
+static int main_prepare_modules(const struct core_conf *conf, const struct core_conf *prev,
+				char *why, size_t whylen)
 {
 	char err[256];
 	size_t i;
@@ -162,6 +165,8 @@ static int main_prepare_modules(const struct core_conf *conf, const struct core_
 		err[0] = '\0';
 		if (m->prepare != NULL && m->prepare(conf, prev, err, sizeof(err)) != CORE_OK) {
 			core_log_error("main", "%s: cannot prepare: %s", m->name, err);
+			if (why != NULL)
+				snprintf(why, whylen, "%s: %s", m->name, err);
 			return CORE_ERROR;
 		}
 	}
@@ -709,8 +714,7 @@ static int main_install(struct core_conf *conf, const char *author, const char *
 	shared = core_sync_capture(conf);
 	core_conf_keep_static(conf, keel.conf, main_report_static, NULL);
 	conf->generation = keel.conf->generation + 1;
-	if (main_prepare_modules(conf, keel.conf) != CORE_OK) {
-		snprintf(why, whylen, "a module refused it (see the log)");
+	if (main_prepare_modules(conf, keel.conf, why, whylen) != CORE_OK) {
 		core_log_error("main", "reload refused; keeping generation %u",
 			       keel.conf->generation);
 		core_conf_free(conf);
@@ -955,7 +959,27 @@ fail:
 		      path, strerror(errno));
 }
 
-/* `keel reload` and `keel stop`: check the config, then signal the master. */
+/* `keel status`: what the running keel says through its control socket,
+ * in colour only on a terminal (and never with NO_COLOR set). */
+static int main_status(bool json)
+{
+	const char *nc = getenv("NO_COLOR");
+	int rc;
+
+	keel.conf = main_load_conf();
+	if (keel.conf == NULL || keel.conf->nerrors > 0) {
+		fprintf(stderr, "keel: configuration %s has errors (keel -t shows them)\n",
+			keel.conf ? keel.conf->file : "?");
+		core_conf_free(keel.conf);
+		return 1;
+	}
+	rc = core_cli_status(core_settings_of(keel.conf)->state_dir, json,
+			     isatty(STDOUT_FILENO) && (nc == NULL || nc[0] == '\0'), stdout);
+	core_conf_free(keel.conf);
+	return rc;
+}
+
+/* `keel reload` and `keel stop`: check the config, then ask or signal the master. */
 static int main_control(const char *cmd)
 {
 	const struct core_conf_err *e;
@@ -974,6 +998,16 @@ static int main_control(const char *cmd)
 		fprintf(stderr, "keel: not reloaded: configuration %s has %zu error%s\n",
 			keel.conf->file, keel.conf->nerrors, keel.conf->nerrors == 1 ? "" : "s");
 		goto out;
+	}
+	/* A reload through the control socket says how it went; a keel
+	 * that cannot be reached there gets the signal. */
+	if (strcmp(cmd, "reload") == 0) {
+		rc = core_cli_reload(core_settings_of(keel.conf)->state_dir);
+		if (rc != 2)
+			goto out;
+		rc = 1;
+		fprintf(stderr, "keel: reload: sending SIGHUP instead (see the log for how it "
+			"went)\n");
 	}
 	path = core_settings_of(keel.conf)->pid_file;
 	if (path == NULL || *path == '\0') {
@@ -1106,6 +1140,8 @@ static void main_usage(FILE *f)
 		"                               master (the default as PID 1)\n"
 		"       keel -t [-c FILE]       check the configuration and exit 0 or 1\n"
 		"       keel reload [-c FILE]   check it, then make the running keel reload it\n"
+		"                               and say how it went\n"
+		"       keel status [-c FILE] [--json]  servers, health, Redis master, storage\n"
 		"       keel stop [-c FILE]     make the running keel drain and stop\n"
 		"       keel config export [-c FILE]       print the current configuration\n"
 		"       keel config import IN [-c FILE]    check IN, store it as a revision, reload\n"
@@ -1263,7 +1299,7 @@ static int main_run(void)
 
 	main_collect_modules();
 	core_sync_set_control(&sync_control);
-	if (main_prepare_modules(keel.conf, NULL) != CORE_OK ||
+	if (main_prepare_modules(keel.conf, NULL, NULL, 0) != CORE_OK ||
 	    main_start_modules(false) != CORE_OK)
 		goto out;
 	main_write_pid(keel.conf);
@@ -1313,10 +1349,11 @@ int main(int argc, char **argv)
 		{ "default-config",	no_argument,	   NULL, 'D' },
 		{ "config-reference",	no_argument,	   NULL, 'R' },
 		{ "supervise",		no_argument,	   NULL, 'S' },
+		{ "json",		no_argument,	   NULL, 'J' },
 		{ NULL, 0, NULL, 0 }
 	};
 	const char *cmd = NULL, *sub = NULL, *in = NULL;
-	int c, check = 0, init = getpid() == 1, supervise = init;
+	int c, check = 0, init = getpid() == 1, supervise = init, json = 0;
 
 	core_tls_mem_init();		/* before any mbedTLS call */
 	/* As PID 1 nothing may end main(): the kernel would panic. Words the
@@ -1349,7 +1386,8 @@ int main(int argc, char **argv)
 	}
 
 	/* A command word may come first: keel reload -c FILE. */
-	if (!init && argc > 1 && (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "stop") == 0)) {
+	if (!init && argc > 1 && (strcmp(argv[1], "reload") == 0 || strcmp(argv[1], "stop") == 0 ||
+				  strcmp(argv[1], "status") == 0)) {
 		cmd = argv[1];
 		argv[1] = argv[0];
 		argv++;
@@ -1378,6 +1416,9 @@ int main(int argc, char **argv)
 		case 'S':
 			supervise = 1;
 			break;
+		case 'J':
+			json = 1;
+			break;
 		default:
 			if (init)
 				break;
@@ -1394,6 +1435,8 @@ int main(int argc, char **argv)
 	}
 	if (sub != NULL)
 		return main_config(sub, in);
+	if (cmd != NULL && strcmp(cmd, "status") == 0)
+		return main_status(json);
 	if (cmd != NULL)
 		return main_control(cmd);
 	if (check)

@@ -79,6 +79,8 @@ enum MHD_Result web_api_stream_feed(struct web_req *r, const char *data, size_t 
 /* api_status.c: health, status, metrics, logs, audit, the route table */
 enum MHD_Result web_api_healthz(struct web_req *r);
 enum MHD_Result web_api_status(struct web_req *r);
+/* GET /api/v1/status's body (also the control socket's "status"). */
+int web_api_status_json(struct core_buf *b);
 enum MHD_Result web_api_metrics(struct web_req *r);
 enum MHD_Result web_api_logs(struct web_req *r);
 enum MHD_Result web_api_audit_list(struct web_req *r);

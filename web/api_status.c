@@ -40,31 +40,39 @@ enum MHD_Result web_api_ui(struct web_req *r)
 
 /* The node, then whatever the parts publish, each under its own name
  * ("proxy", "redis", "monitors"; core/status.h). */
-enum MHD_Result web_api_status(struct web_req *r)
+int web_api_status_json(struct core_buf *b)
 {
 	uint64_t now = web_api_now();
 	struct core_store *st = web_api_store();
+
+	web_api_put(b, "{\"node\":");
+	core_json_str(b, core_settings_of(core_control_conf())->node);
+	core_buf_printf(b, ",\"version\":\"%s\",\"generation\":%u,\"revision\":%lld,\"uptime_s\":%llu",
+	     KEEL_VERSION, core_control_conf()->generation,
+	     st ? (long long)core_store_current_id(st) : 0LL,
+	     (unsigned long long)((now - web_api_started()) / 1000));
+	core_buf_printf(b, ",\"time\":%llu", (unsigned long long)core_clock_wall_ms());
+	if (web_api_https()) {
+		web_api_put(b, ",\"admin_fingerprint\":");
+		core_json_str(b, web_front_fingerprint());
+	}
+	web_api_config_status(b);
+	if (core_status_json(b) != CORE_OK)
+		return CORE_ERROR;
+	web_api_put(b, "}\n");
+	return CORE_OK;
+}
+
+enum MHD_Result web_api_status(struct web_req *r)
+{
 	struct core_buf b;
 	enum MHD_Result rc;
 
 	core_buf_init(&b, 8 << 20);
-	web_api_put(&b, "{\"node\":");
-	core_json_str(&b, core_settings_of(core_control_conf())->node);
-	core_buf_printf(&b, ",\"version\":\"%s\",\"generation\":%u,\"revision\":%lld,\"uptime_s\":%llu",
-	     KEEL_VERSION, core_control_conf()->generation,
-	     st ? (long long)core_store_current_id(st) : 0LL,
-	     (unsigned long long)((now - web_api_started()) / 1000));
-	core_buf_printf(&b, ",\"time\":%llu", (unsigned long long)core_clock_wall_ms());
-	if (web_api_https()) {
-		web_api_put(&b, ",\"admin_fingerprint\":");
-		core_json_str(&b, web_front_fingerprint());
-	}
-	web_api_config_status(&b);
-	if (core_status_json(&b) != CORE_OK) {
+	if (web_api_status_json(&b) != CORE_OK) {
 		core_buf_free(&b);
 		return web_api_error(r, MHD_HTTP_INTERNAL_SERVER_ERROR, NULL, "status too large");
 	}
-	web_api_put(&b, "}\n");
 	rc = web_api_reply_json(r, MHD_HTTP_OK, &b, NULL);
 	core_buf_free(&b);
 	return rc;
