@@ -29,6 +29,7 @@
 #include "log.h"
 #include "loop.h"
 #include "module.h"
+#include "notify.h"
 #include "settings.h"
 #include "control.h"
 #include "event.h"
@@ -82,6 +83,8 @@ static struct {
 	struct core_part_policy pol;
 	struct core_sup_shared *sh;	/* beats; NULL: none watched */
 	struct core_timer beat;		/* ours, and a look at the workers' */
+	struct core_timer sd_watchdog;	/* WATCHDOG=1 to systemd, when it asks */
+	uint64_t	 sd_watchdog_ms;
 	uint64_t	 beat_every;	/* ms */
 	bool		 gating;	/* the first workers wait for supervise.wait_for */
 	uint64_t	 gate_since;
@@ -740,8 +743,42 @@ static int main_install(struct core_conf *conf, const char *author, const char *
 	main_signal_workers(SIGTERM, true);	/* the old generation drains */
 	core_log_info("main", "configuration generation %u loaded from %s",
 		      conf->generation, conf->file);
+	{
+		char state[96];
+
+		snprintf(state, sizeof(state), "STATUS=serving, configuration generation %u",
+			 conf->generation);
+		core_notify(state);
+	}
 	core_sync_local(shared, author, comment);
 	return CORE_OK;
+}
+
+/* ---- systemd ------------------------------------------------------------------------------ */
+
+static void main_on_sd_watchdog(struct core_timer *t)
+{
+	(void)t;
+	core_notify("WATCHDOG=1");
+	core_timer_start(&keel.sd_watchdog, keel.sd_watchdog_ms);
+}
+
+/* Type=notify: ready once the modules run and the workers are forked;
+ * with WatchdogSec=, a ping from the master's loop at half the time. */
+static void main_notify_ready(void)
+{
+	char state[128];
+
+	snprintf(state, sizeof(state), "READY=1\nMAINPID=%d\nSTATUS=serving, configuration "
+		 "generation %u", (int)getpid(), keel.conf->generation);
+	core_notify(state);
+	keel.sd_watchdog_ms = core_notify_watchdog_ms();
+	if (keel.sd_watchdog_ms > 0) {
+		core_timer_init(&keel.loop, &keel.sd_watchdog, main_on_sd_watchdog, NULL);
+		core_timer_start(&keel.sd_watchdog, keel.sd_watchdog_ms);
+		core_log_info("main", "systemd watchdog: a ping every %llu ms",
+			      (unsigned long long)keel.sd_watchdog_ms);
+	}
 }
 
 static void main_reload(void)
@@ -882,6 +919,7 @@ static void main_stop(bool now)
 	const struct keel_conf *k = core_settings_of(keel.conf);
 
 	keel.stopping = true;
+	core_notify("STOPPING=1");
 	main_signal_workers(now ? SIGINT : SIGTERM, false);
 	core_timer_start(&keel.kill, (now ? 0 : (uint64_t)k->workers.drain_timeout) +
 				     KILL_GRACE_MS);
@@ -1309,6 +1347,7 @@ static int main_run(void)
 	core_log_info("main", "keel %s started (pid %d, %s, config %s, generation 1, "
 		      "%u worker%s)", KEEL_VERSION, (int)getpid(), KEEL_ARCH,
 		      keel.conf->file, keel.want, keel.want == 1 ? "" : "s");
+	main_notify_ready();
 	if (core_loop_run(&keel.loop) != CORE_OK)
 		core_log_error("main", "event loop failed: %s", strerror(errno));
 	else

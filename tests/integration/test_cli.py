@@ -76,3 +76,42 @@ def test_a_keel_that_is_not_running_is_said_so(h):
     r = h.run_keel("reload", "-c", conf)
     check(r.returncode == 1 and "cannot reach" in r.stderr and "no pid_file" in r.stderr,
           r.stderr)
+
+
+def test_systemd_notifications_ready_status_watchdog_stopping(h):
+    """Type=notify: READY=1 with MAINPID once serving, STATUS on a reload,
+    WATCHDOG=1 at half of WATCHDOG_USEC, STOPPING=1 on SIGTERM."""
+    import socket
+    import time
+    path = h.path("notify.sock")
+    rx = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    rx.bind(path)
+    rx.settimeout(5)
+    env = dict(os.environ, NOTIFY_SOCKET=path, WATCHDOG_USEC="400000")
+    a = h.http_backend("a1")
+    front, admin = free_port(), free_port()
+    conf = h.write("keel.yaml", 'state_dir: "%s"\npid_file: ""\n' % h.path("state") +
+                   yaml_conf(front, admin, {"u": [a]}, [{"path": "/", "upstream": "u"}]))
+    k = h.start("keel", [harness.KEEL, "-c", conf], env=env)
+    got = rx.recv(4096).decode()
+    check(got.startswith("READY=1\n") and "MAINPID=%d" % k.pid in got, got)
+    check(http_get(front, "/").status == 200, "READY before serving")
+    t0 = time.monotonic()
+    pings = 0
+    while time.monotonic() - t0 < 1.0:
+        if rx.recv(4096) == b"WATCHDOG=1":
+            pings += 1
+    check(4 <= pings <= 7, "%d watchdog pings in 1 s at 200 ms" % pings)
+    r = h.run_keel("reload", "-c", conf)
+    check(r.returncode == 0, r.stderr)
+
+    def until(pred):
+        seen = []
+        while not any(pred(m) for m in seen):
+            seen.append(rx.recv(4096).decode())     # a timeout fails the test
+        return seen
+
+    until(lambda m: m.startswith("STATUS=serving, configuration generation 2"))
+    k.signal(15)
+    until(lambda m: m == "STOPPING=1")
+    k.wait()
