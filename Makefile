@@ -79,7 +79,7 @@ KEEL_OBJ := $(B)/core/main.o $(B)/gen/default_yaml.o $(B)/gen/ui_assets.o $(B)/g
 UNIT_SRC := $(shell find tests/unit -name '*.c' ! -name runner.c | sort)
 UNIT_BIN := $(UNIT_SRC:tests/unit/%.c=$(B)/tests/unit/%)
 
-.PHONY: image update-bundle all deps test test-unit test-integration test-ui test-san soak-redis fuzz fuzz-build bench \
+.PHONY: image update-bundle deb all deps test test-unit test-integration test-ui test-san soak-redis fuzz fuzz-build bench \
 	test-redis-suite \
 	demo docs check-docs clean help FORCE
 .DEFAULT_GOAL := all
@@ -104,6 +104,7 @@ help:
 	@echo 'make docs             regenerate docs/CONFIGURATION.md from the settings table'
 	@echo 'make image            disk images (raw and qcow2, UEFI, slots A and B) in build/image'
 	@echo 'make update-bundle    a signed update bundle of this build (IMAGE_VERSION=, UPDATE_SIGN_KEY=)'
+	@echo 'make deb              a .deb: static keel, systemd unit, /etc/keel/keel.yaml (build/keel_V_ARCH.deb)'
 	@echo 'make clean            remove build/ (the deps cache stays)'
 	@echo 'V=1                   show full command lines'
 
@@ -269,6 +270,12 @@ demo: $(B)/keel
 image: $(B)/keel
 	$(Q)python3 images/mkimage.py disk --keel $(B)/keel --arch $(ARCH) --version $(IMAGE_VERSION) \
 		--out $(B)/image
+
+# A Debian package of this build: the static keel, a systemd unit
+# (Type=notify, watchdog), /etc/keel/keel.yaml and /var/lib/keel.
+deb: $(B)/keel
+	$(call say,DEB,build/keel_$(VERSION)_$(ARCH).deb)images/deb/mkdeb.sh $(B)/keel $(VERSION) $(ARCH) \
+		build/keel_$(VERSION)_$(ARCH).deb
 
 update-bundle: $(B)/keel $(UPDATE_SIGN_KEY)
 	$(Q)python3 images/mkimage.py uki --keel $(B)/keel --arch $(ARCH) --version $(IMAGE_VERSION) \

@@ -15,6 +15,7 @@ need=(
 	gcc-aarch64-linux-gnu qemu-user-static		# ARCH=aarch64
 	qemu-system-x86 busybox-static			# a guest whose kernel mounts NFS
 	iproute2 keepalived				# network namespaces (DHCP, HA); VRRP interop
+	debootstrap					# make deb's package installed into a fresh Debian
 	systemd-boot-efi ovmf mtools dosfstools fdisk	# disk images: the boot loader and EFI stub,
 	e2fsprogs qemu-utils binutils			# UEFI firmware, FAT, GPT, ext4, qcow2, objcopy
 	qemu-system-arm qemu-efi-aarch64 binutils-aarch64-linux-gnu	# the aarch64 image
