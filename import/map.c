@@ -1809,7 +1809,7 @@ static void m_finish(struct m_map *m)
 			size_t blen = strlen(best->path);
 			const char *rest = r->path + blen;
 
-			*n = *best;
+			*n = *best;		/* its hosts are the server's, as r's */
 			n->at = r->at;
 			if (!best->exact && best->rewrite[0] != '\0') {
 				const char *with = strcmp(best->rewrite, "strip") ? best->rewrite : "/";
@@ -1820,9 +1820,12 @@ static void m_finish(struct m_map *m)
 								   *rest == '/'),
 					 rest + (wl && with[wl - 1] == '/' && *rest == '/'));
 			}
-		} else {
+		} else {		/* nginx finds no location: 404 */
+			*n = *r;
 			n->ret = 404;
 			n->up = NULL;
+			n->rewrite[0] = '\0';
+			n->https_redirect = false;
 		}
 		n->exact = true;
 		n->regex = false;

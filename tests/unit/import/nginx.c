@@ -214,3 +214,25 @@ TEST(names_are_errors_when_not_looked_up_and_ssl_needs_a_certificate)
 	imp_result_free(r);
 	imp_ngx_free(c);
 }
+
+TEST(a_regex_prefix_is_not_redirected_to_as_keel_would)
+{
+	struct imp_ngx_conf *c;
+	struct imp_result *r = map("http { server { listen 80; server_name a.example;\n"
+				   "  location ~ ^/legacy/ { proxy_pass http://127.0.0.1:1; }\n"
+				   "  location ~ ^/old/ { proxy_pass http://127.0.0.1:2; }\n"
+				   "  location / { proxy_pass http://127.0.0.1:3; } } }\n", &c);
+
+	CHECK(r->yaml != NULL);
+	/* "/legacy" gets what "/" gives it in nginx, as an exact route */
+	CHECK(strstr(r->yaml, "path: \"/legacy\"\n    exact: true\n    upstream: \"127_0_0_1_3\"")
+	      != NULL);
+	imp_result_free(r);
+	imp_ngx_free(c);
+	r = map("http { server { listen 80; server_name a.example;\n"
+		"  location ~ ^/legacy/ { proxy_pass http://127.0.0.1:1; } } }\n", &c);
+	/* no other location: nginx's 404, not keel's redirect */
+	CHECK(strstr(r->yaml, "path: \"/legacy\"\n    exact: true\n    return: 404") != NULL);
+	imp_result_free(r);
+	imp_ngx_free(c);
+}
