@@ -2,6 +2,7 @@
  * the end; and the status rendered for a person, a line per thing that
  * matters (servers, Redis, storage, the other gateway, raised alerts). */
 #include <errno.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -58,6 +59,21 @@ static int cli_ask(const char *state_dir, const char *cmd, struct core_buf *out)
 	if (core_buf_append(out, "", 1) != CORE_OK)
 		return -1;
 	return 0;
+}
+
+long core_cli_poke(const char *pid_file)
+{
+	char buf[32];
+	FILE *f;
+	long pid;
+
+	if (pid_file == NULL || *pid_file == '\0' || (f = fopen(pid_file, "r")) == NULL)
+		return 0;
+	if (fgets(buf, sizeof(buf), f) == NULL || (pid = atol(buf)) <= 1 ||
+	    kill((pid_t)pid, SIGHUP) != 0)
+		pid = 0;
+	fclose(f);
+	return pid;
 }
 
 int core_cli_reload(const char *state_dir)

@@ -11,6 +11,9 @@
  * cannot be asked (why on stderr). */
 int core_cli_status(const char *state_dir, bool json, bool colour, FILE *out);
 
+/* SIGHUP to the pid in pid_file, if a keel runs there: its pid, or 0. */
+long core_cli_poke(const char *pid_file);
+
 /* Asks the master to reload its configuration file and prints the
  * outcome. 0 reloaded, 1 refused (why printed), 2 keel not reachable. */
 int core_cli_reload(const char *state_dir);

@@ -1077,17 +1077,10 @@ out:
 /* Signals a running master to reload, when there is one. */
 static void main_poke(const struct core_conf *conf)
 {
-	const char *path = core_settings_of(conf)->pid_file;
-	char buf[32];
-	FILE *f;
-	long pid;
+	long pid = core_cli_poke(core_settings_of(conf)->pid_file);
 
-	if (path == NULL || *path == '\0' || (f = fopen(path, "r")) == NULL)
-		return;
-	if (fgets(buf, sizeof(buf), f) != NULL && (pid = atol(buf)) > 1 &&
-	    kill((pid_t)pid, SIGHUP) == 0)
+	if (pid > 0)
 		printf("keel: the running keel (pid %ld) reloads it\n", pid);
-	fclose(f);
 }
 
 static int main_config(const char *sub, const char *file)

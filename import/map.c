@@ -47,7 +47,6 @@ struct m_cfg {				/* what locations inherit */
 	int		 tries;		/* -1 unset */
 	bool		 next_off, next_5xx;
 	bool		 hdrs_set, host_client;	/* proxy_set_header at this level */
-	const struct imp_ngx_dir *hdrs_at;
 	bool		 addh_set;
 	int64_t		 hsts;		/* s; 0 none */
 	const char	*cert, *key;
@@ -176,7 +175,6 @@ static void m_say(struct m_map *m, const struct imp_ngx_dir *d, enum imp_verdict
 	struct imp_entry *e;
 	char note[600];
 	va_list ap;
-	size_t i;
 
 	if (r->nentries == r->cap) {
 		size_t cap = r->cap ? r->cap * 2 : 64;
@@ -192,9 +190,7 @@ static void m_say(struct m_map *m, const struct imp_ngx_dir *d, enum imp_verdict
 	va_start(ap, fmt);
 	vsnprintf(note, sizeof(note), fmt, ap);
 	va_end(ap);
-	for (i = 0; note[i] != '\0'; i++)
-		if ((unsigned char)note[i] < 0x20 || note[i] == 0x7f)
-			note[i] = '?';
+	imp_one_line(note);
 	e = &r->entries[r->nentries];
 	{
 		const struct imp_ngx_file *f;
@@ -225,30 +221,14 @@ static void m_error(struct m_map *m, const struct imp_ngx_dir *d, const char *fm
 static void m_error(struct m_map *m, const struct imp_ngx_dir *d, const char *fmt, ...)
 {
 	struct imp_result *r = m->res;
-	char msg[800];
-	size_t n, i;
 	va_list ap;
-	char *grown;
 
-	n = (size_t)snprintf(msg, sizeof(msg), "%s:%u: ", d->file->path, d->line);
 	va_start(ap, fmt);
-	vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
-	va_end(ap);
-	n = strlen(msg);
-	for (i = 0; i < n; i++)		/* one line, whatever the words quoted */
-		if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
-			msg[i] = '?';
-	grown = realloc(r->errors, m->errlen + n + 2);
-	if (grown == NULL) {
+	if (imp_lines_add(&r->errors, &m->errlen, d->file->path, d->line, fmt, ap) != 0)
 		m->oom = true;
-		return;
-	}
-	r->errors = grown;
-	memcpy(r->errors + m->errlen, msg, n);
-	m->errlen += n;
-	r->errors[m->errlen++] = '\n';
-	r->errors[m->errlen] = '\0';
-	r->nerrors++;
+	else
+		r->nerrors++;
+	va_end(ap);
 }
 
 static const char *m_own(struct m_map *m, char *s)

@@ -173,15 +173,34 @@ struct ngx_parse {
 	char		*word;		/* one word's bytes, IMP_NGX_MAX_WORD */
 };
 
-/* A message quotes words from the file: its control bytes become '?', so
- * each error stays one line. */
-static void ngx_one_line(char *msg, size_t n)
+void imp_one_line(char *s)
 {
-	size_t i;
+	for (; *s != '\0'; s++)
+		if ((unsigned char)*s < 0x20 || *s == 0x7f)
+			*s = '?';
+}
 
-	for (i = 0; i < n; i++)
-		if ((unsigned char)msg[i] < 0x20 || msg[i] == 0x7f)
-			msg[i] = '?';
+int imp_lines_add(char **lines, size_t *len, const char *file, unsigned line,
+		  const char *fmt, va_list ap)
+{
+	char msg[1200], *grown;
+	size_t n;
+
+	n = file ? (size_t)snprintf(msg, sizeof(msg), "%s:%u: ", file, line) : 0;
+	if (n >= sizeof(msg))
+		n = sizeof(msg) - 1;
+	vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
+	imp_one_line(msg);
+	n = strlen(msg);
+	grown = realloc(*lines, *len + n + 2);
+	if (grown == NULL)
+		return -1;
+	memcpy(grown + *len, msg, n);
+	*len += n;
+	grown[(*len)++] = '\n';
+	grown[*len] = '\0';
+	*lines = grown;
+	return 0;
 }
 
 static void ngx_error(struct ngx_parse *ps, const struct ngx_src *src, unsigned line,
@@ -191,31 +210,17 @@ static void ngx_error(struct ngx_parse *ps, const struct ngx_src *src, unsigned 
 		      const char *fmt, ...)
 {
 	struct imp_ngx_conf *c = ps->conf;
-	char msg[1200];
-	size_t n;
 	va_list ap;
-	char *grown;
 
-	if (c->nerrors >= 100) {	/* enough to fix first */
-		c->nerrors++;
-		return;
+	if (c->nerrors < 100) {		/* beyond, enough to fix first */
+		va_start(ap, fmt);
+		if (imp_lines_add(&c->errors, &ps->errlen, src ? src->file->path : NULL, line,
+				  fmt, ap) != 0) {
+			va_end(ap);
+			return;
+		}
+		va_end(ap);
 	}
-	n = src ? (size_t)snprintf(msg, sizeof(msg), "%s:%u: ", src->file->path, line) : 0;
-	if (n >= sizeof(msg))
-		n = sizeof(msg) - 1;
-	va_start(ap, fmt);
-	vsnprintf(msg + n, sizeof(msg) - n, fmt, ap);
-	va_end(ap);
-	n = strlen(msg);
-	ngx_one_line(msg, n);
-	grown = realloc(c->errors, ps->errlen + n + 2);
-	if (grown == NULL)
-		return;
-	c->errors = grown;
-	memcpy(c->errors + ps->errlen, msg, n);
-	ps->errlen += n;
-	c->errors[ps->errlen++] = '\n';
-	c->errors[ps->errlen] = '\0';
 	c->nerrors++;
 }
 

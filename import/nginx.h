@@ -4,6 +4,7 @@
 #ifndef KEEL_IMPORT_NGINX_H
 #define KEEL_IMPORT_NGINX_H
 
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
 
@@ -69,6 +70,14 @@ struct imp_ngx_conf *imp_ngx_parse(const char *path, const struct imp_ngx_io *io
 struct imp_ngx_conf *imp_ngx_parse_text(const char *path, const char *text, size_t len,
 					const struct imp_ngx_io *io);
 void imp_ngx_free(struct imp_ngx_conf *c);
+
+/* Control bytes in s become '?': a message quoting words from a file
+ * stays one line. */
+void imp_one_line(char *s);
+/* Appends "file:line: message\n" (file NULL: the message alone), made one
+ * line, to *lines (NUL-terminated, *len bytes). 0, or -1 out of memory. */
+int imp_lines_add(char **lines, size_t *len, const char *file, unsigned line,
+		  const char *fmt, va_list ap) __attribute__((format(printf, 5, 0)));
 
 /* nginx's own directive names: is name one, may it have a block, and are
  * the words in its block data rather than directives (map, types). */

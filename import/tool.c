@@ -3,7 +3,6 @@
  * written when the nginx configuration has an error. */
 #include <errno.h>
 #include <getopt.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,6 +10,7 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/cli.h"
 #include "core/command.h"
 #include "core/conf.h"
 #include "core/settings.h"
@@ -144,20 +144,6 @@ fail:
 	return -1;
 }
 
-static void imp_poke(const char *pid_file)
-{
-	char buf[32];
-	FILE *f;
-	long pid;
-
-	if (pid_file == NULL || *pid_file == '\0' || (f = fopen(pid_file, "r")) == NULL)
-		return;
-	if (fgets(buf, sizeof(buf), f) != NULL && (pid = atol(buf)) > 1 &&
-	    kill((pid_t)pid, SIGHUP) == 0)
-		printf("keel import-nginx: the running keel (pid %ld) reloads it\n", pid);
-	fclose(f);
-}
-
 static void imp_usage(FILE *f)
 {
 	fprintf(f, "usage: keel import-nginx NGINX.conf [-c KEEL.yaml] [-o OUT.yaml] [--apply] "
@@ -277,6 +263,7 @@ static int imp_tool(int argc, char **argv)
 		struct core_store *st = core_store_open(k->state_dir, err, sizeof(err));
 		char comment[600];
 		int64_t id;
+		long pid;
 
 		if (st == NULL) {
 			fprintf(stderr, "keel import-nginx: not applied: %s\n", err);
@@ -299,7 +286,8 @@ static int imp_tool(int argc, char **argv)
 			goto done;
 		}
 		printf("keel import-nginx: %s applied as revision %lld\n", in, (long long)id);
-		imp_poke(k->pid_file);
+		if ((pid = core_cli_poke(k->pid_file)) > 0)
+			printf("keel import-nginx: the running keel (pid %ld) reloads it\n", pid);
 	}
 	fwrite(core_buf_head(&rep), 1, core_buf_len(&rep), json ? stdout : stderr);
 	if (out_path == NULL && !apply && !json)
