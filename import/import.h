@@ -48,6 +48,22 @@ struct imp_result *imp_nginx_map(const struct imp_ngx_conf *c, const char *certd
 				 bool resolve);
 void imp_result_free(struct imp_result *r);
 
+/*
+ * A keel configuration (base_text) with the imported listeners, upstreams
+ * and routes (yaml), as YAML in out, secrets written or masked; loaded
+ * again to check the whole. IMP_MERGE_OK, or the stage that failed with
+ * its errors, a line each, in *errors (malloc'ed; the caller frees it).
+ */
+enum imp_merge_rc {
+	IMP_MERGE_OK = 0,
+	IMP_MERGE_BASE,			/* the keel configuration does not load */
+	IMP_MERGE_IMPORTED,		/* the imported part does not (a bug) */
+	IMP_MERGE_UNFIT,		/* the two together do not */
+	IMP_MERGE_NOMEM
+};
+enum imp_merge_rc imp_merge(const char *base_name, const char *base_text, const char *yaml,
+			    bool secrets, struct core_buf *out, char **errors);
+
 const char *imp_verdict_str(enum imp_verdict v);
 /* The report as text (one line per directive) or as a JSON array. */
 int imp_report_text(struct core_buf *out, const struct imp_result *r);

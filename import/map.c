@@ -13,6 +13,7 @@
 
 #include "core/buf.h"
 #include "core/conf.h"
+#include "core/settings.h"
 #include "import.h"
 
 #define M_MAX_UPS	1000
@@ -2067,6 +2068,66 @@ static int m_entry_cmp(const void *a, const void *b)
 	if (x->line != y->line)
 		return x->line < y->line ? -1 : 1;
 	return x->order[1] < y->order[1] ? -1 : x->order[1] > y->order[1];
+}
+
+/* ---- into a keel configuration ---------------------------------------------------------- */
+
+static enum imp_merge_rc m_merge_fail(enum imp_merge_rc rc, const struct core_conf *c,
+				      char **errors)
+{
+	const struct core_conf_err *e;
+	size_t len = 0;
+
+	for (e = c ? c->errors : NULL; e != NULL; e = e->next) {
+		char *grown = realloc(*errors, len + strlen(e->msg) + 2);
+
+		if (grown == NULL)
+			break;
+		*errors = grown;
+		len += (size_t)sprintf(grown + len, "%s\n", e->msg);
+	}
+	return c == NULL ? IMP_MERGE_NOMEM : rc;
+}
+
+enum imp_merge_rc imp_merge(const char *base_name, const char *base_text, const char *yaml,
+			    bool secrets, struct core_buf *out, char **errors)
+{
+	static const char *const taken[] = { "listeners", "upstreams", "routes", NULL };
+	struct core_conf *base, *imp = NULL, *merged = NULL;
+	enum imp_merge_rc rc;
+
+	*errors = NULL;
+	base = core_conf_load(&core_settings, base_name, base_text, strlen(base_text));
+	if (base == NULL || base->nerrors > 0) {
+		rc = m_merge_fail(IMP_MERGE_BASE, base, errors);
+		goto done;
+	}
+	imp = core_conf_load(&core_settings, "(imported)", yaml, strlen(yaml));
+	if (imp == NULL || imp->nerrors > 0) {
+		rc = m_merge_fail(IMP_MERGE_IMPORTED, imp, errors);
+		goto done;
+	}
+	if (core_conf_take(base, imp, taken) != CORE_OK ||
+	    core_conf_write(out, base, false, true) != CORE_OK) {
+		rc = IMP_MERGE_NOMEM;
+		goto done;
+	}
+	merged = core_conf_load(&core_settings, "(merged)", core_buf_head(out), core_buf_len(out));
+	if (merged == NULL || merged->nerrors > 0) {
+		rc = m_merge_fail(IMP_MERGE_UNFIT, merged, errors);
+		goto done;
+	}
+	rc = IMP_MERGE_OK;
+	if (!secrets) {
+		core_buf_truncate(out, 0);
+		if (core_conf_write(out, merged, false, false) != CORE_OK)
+			rc = IMP_MERGE_NOMEM;
+	}
+done:
+	core_conf_free(merged);
+	core_conf_free(imp);
+	core_conf_free(base);
+	return rc;
 }
 
 /* ---- the whole ----------------------------------------------------------------------------- */

@@ -56,49 +56,35 @@ static void imp_print_errors(const char *file, struct core_conf *c)
 		fprintf(stderr, "keel import-nginx: %s: out of memory\n", file);
 }
 
-/* base with the imported listeners, upstreams and routes, as YAML in out;
- * checked by loading it again. */
-static int imp_merge(const char *base_name, const char *base_text, const char *yaml,
-		     struct core_buf *out)
+/* base with the imported listeners, upstreams and routes, as YAML in out. */
+static int imp_merge_into(const char *base_name, const char *base_text, const char *yaml,
+			  struct core_buf *out)
 {
-	static const char *const taken[] = { "listeners", "upstreams", "routes", NULL };
-	struct core_conf *base, *imp, *merged = NULL;
-	int rc = -1;
+	char *errors = NULL;
+	enum imp_merge_rc rc = imp_merge(base_name, base_text, yaml, true, out, &errors);
 
-	base = core_conf_load(&core_settings, base_name, base_text, strlen(base_text));
-	if (base == NULL || base->nerrors > 0) {
-		imp_print_errors(base_name, base);
+	fputs(errors ? errors : "", stderr);
+	free(errors);
+	switch (rc) {
+	case IMP_MERGE_OK:
+		return 0;
+	case IMP_MERGE_BASE:
 		fprintf(stderr, "keel import-nginx: the keel configuration %s has errors\n",
 			base_name);
-		goto done;
-	}
-	imp = core_conf_load(&core_settings, "(imported)", yaml, strlen(yaml));
-	if (imp == NULL || imp->nerrors > 0) {
-		imp_print_errors("(imported)", imp);
+		break;
+	case IMP_MERGE_IMPORTED:
 		fprintf(stderr, "keel import-nginx: the imported settings do not load (a bug in "
 			"the import: please report it with the lines above)\n");
-		core_conf_free(imp);
-		goto done;
-	}
-	if (core_conf_take(base, imp, taken) != CORE_OK ||
-	    core_conf_write(out, base, false, true) != CORE_OK) {
-		core_conf_free(imp);
-		fprintf(stderr, "keel import-nginx: out of memory\n");
-		goto done;
-	}
-	core_conf_free(imp);
-	merged = core_conf_load(&core_settings, "(merged)", core_buf_head(out), core_buf_len(out));
-	if (merged == NULL || merged->nerrors > 0) {
-		imp_print_errors("(merged)", merged);
+		break;
+	case IMP_MERGE_UNFIT:
 		fprintf(stderr, "keel import-nginx: the imported settings do not fit %s's other "
 			"settings\n", base_name);
-		goto done;
+		break;
+	case IMP_MERGE_NOMEM:
+		fprintf(stderr, "keel import-nginx: out of memory\n");
+		break;
 	}
-	rc = 0;
-done:
-	core_conf_free(merged);
-	core_conf_free(base);
-	return rc;
+	return -1;
 }
 
 /* Copies each certificate and key into keel's store; on a failure, removes
@@ -233,7 +219,7 @@ static int imp_tool(int argc, char **argv)
 			res->nerrors, res->nerrors == 1 ? "" : "s");
 		goto done;
 	}
-	if (imp_merge(conf_path ? conf_path : "(default)", base_text, res->yaml, &merged) != 0)
+	if (imp_merge_into(conf_path ? conf_path : "(default)", base_text, res->yaml, &merged) != 0)
 		goto done;
 
 	if (json) {

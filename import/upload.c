@@ -108,12 +108,11 @@ static void upload_refuse(struct core_command_call *call, const char *errors,
  * the diff against the revision. */
 static char *upload_merge(const char *yaml, char *err, size_t errlen)
 {
-	static const char *const taken[] = { "listeners", "upstreams", "routes", NULL };
 	const struct core_conf *run = core_control_conf();
-	struct core_conf *base = NULL, *imp = NULL, *merged = NULL;
 	struct core_store_rev rev = { 0 };
 	struct core_buf text, out;
-	char *ret = NULL;
+	char *ret = NULL, *errors = NULL;
+	enum imp_merge_rc rc;
 
 	core_buf_init(&text, 64 << 20);
 	core_buf_init(&out, 64 << 20);
@@ -126,38 +125,18 @@ static char *upload_merge(const char *yaml, char *err, size_t errlen)
 		snprintf(err, errlen, "the running configuration cannot be read");
 		goto done;
 	}
-	base = core_conf_load(&core_settings, "(running)", core_buf_head(&text),
-			      core_buf_len(&text));
-	imp = core_conf_load(&core_settings, "(imported)", yaml, strlen(yaml));
-	if (base == NULL || imp == NULL || base->nerrors > 0 || imp->nerrors > 0) {
-		snprintf(err, errlen, "%s", imp && imp->nerrors ? imp->errors->msg :
-			 base && base->nerrors ? base->errors->msg : "out of memory");
+	core_buf_append(&text, "", 1);
+	rc = imp_merge("(running)", core_buf_head(&text), yaml, false, &out, &errors);
+	if (rc != IMP_MERGE_OK) {
+		snprintf(err, errlen, "%s%.*s", rc == IMP_MERGE_UNFIT ? "the imported settings do "
+			 "not fit the others: " : "", errors ? (int)strcspn(errors, "\n") : 13,
+			 errors ? errors : "out of memory");
 		goto done;
 	}
-	core_buf_free(&text);
-	core_buf_init(&text, 64 << 20);
-	if (core_conf_take(base, imp, taken) != CORE_OK ||
-	    core_conf_write(&text, base, false, true) != CORE_OK) {
-		snprintf(err, errlen, "out of memory");
-		goto done;
-	}
-	merged = core_conf_load(&core_settings, "(imported)", core_buf_head(&text),
-				core_buf_len(&text));
-	if (merged == NULL || merged->nerrors > 0) {
-		snprintf(err, errlen, "the imported settings do not fit the others: %s",
-			 merged ? merged->errors->msg : "out of memory");
-		goto done;
-	}
-	if (core_conf_write(&out, merged, false, false) != CORE_OK ||
-	    core_buf_append(&out, "", 1) != CORE_OK) {
-		snprintf(err, errlen, "out of memory");
-		goto done;
-	}
-	ret = strdup(core_buf_head(&out));
+	if (core_buf_append(&out, "", 1) == CORE_OK)
+		ret = strdup(core_buf_head(&out));
 done:
-	core_conf_free(merged);
-	core_conf_free(imp);
-	core_conf_free(base);
+	free(errors);
 	core_buf_free(&text);
 	core_buf_free(&out);
 	return ret;
