@@ -979,8 +979,16 @@ static void m_upstream(struct m_map *m, const struct imp_ngx_dir *d)
 		} else
 			m_other(m, c);
 	}
-	if (u->nsrv == 0)
+	if (u->nsrv == 0) {
 		m_error(m, d, "upstream \"%s\" has no servers", u->name);
+	} else {			/* nginx refuses these too */
+		unsigned i, primary = 0;
+
+		for (i = 0; i < u->nsrv; i++)
+			primary += !u->srv[i].backup;
+		if (primary == 0)
+			m_error(m, d, "upstream \"%s\" has only backup servers", u->name);
+	}
 }
 
 /* ---- server { } and location { } --------------------------------------------------------------- */

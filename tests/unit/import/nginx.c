@@ -213,6 +213,12 @@ TEST(names_are_errors_when_not_looked_up_and_ssl_needs_a_certificate)
 	CHECK(r->nerrors == 1 && strstr(r->errors, "no \"ssl_certificate\"") != NULL);
 	imp_result_free(r);
 	imp_ngx_free(c);
+	r = map("http {\n  upstream b { server 127.0.0.1:1 backup; }\n  server { location / { "
+		"proxy_pass http://b; } } }\n", &c);
+	CHECK(r->yaml == NULL && strstr(r->errors, "/n/nginx.conf:2: upstream \"b\" has only "
+					"backup servers") != NULL);
+	imp_result_free(r);
+	imp_ngx_free(c);
 }
 
 TEST(a_regex_prefix_is_not_redirected_to_as_keel_would)
